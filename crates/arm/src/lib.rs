@@ -8,3 +8,5 @@
 //! binary unchanged.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod addr;

@@ -1,0 +1,6 @@
+//! Links Moat at its load address with `link.ld`.
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    println!("cargo:rustc-link-arg=-T{dir}/link.ld");
+    println!("cargo:rerun-if-changed=link.ld");
+}
