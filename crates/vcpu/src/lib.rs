@@ -6,3 +6,6 @@
 //! that frame and the VM's configuration.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod frame;
+pub mod psci;

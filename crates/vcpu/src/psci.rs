@@ -1,0 +1,134 @@
+//! The guest's firmware interface: SMCCC calls (`HVC #0` or a trapped `SMC #0`) answered by
+//! Moat as a PSCI 1.1 implementation (Arm DEN 0022, SMCCC Arm DEN 0028).
+//!
+//! A pure function from the call's registers to an outcome; the EL2 binary writes the returned
+//! registers back or carries out the power-state change. Function identifiers and error codes
+//! come from the `smccc` crate.
+
+use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
+use smccc::psci::error::NOT_SUPPORTED;
+use smccc::psci::{PSCI_FEATURES, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION};
+
+/// PSCI version 1.1, as `PSCI_VERSION` returns it (major in bits [30:16], minor in [15:0]).
+pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
+/// SMCCC version 1.1, as `SMCCC_VERSION` returns it.
+pub const SMCCC_VERSION_1_1: u32 = 0x0001_0001;
+
+/// What a guest's SMCCC call asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// Return to the guest with these values in `X0`..`X3` (`X1`..`X3` unchanged where the call
+    /// defines no result: the array holds the values to write back).
+    Return([u64; 4]),
+    /// `PSCI_SYSTEM_OFF`: the VM is powered off and never resumes.
+    SystemOff,
+    /// `PSCI_SYSTEM_RESET`: the VM is reset.
+    SystemReset,
+}
+
+/// The functions this implementation offers, as `PSCI_FEATURES` reports them.
+const IMPLEMENTED: [u32; 5] = [
+    PSCI_VERSION,
+    PSCI_FEATURES,
+    PSCI_SYSTEM_OFF,
+    PSCI_SYSTEM_RESET,
+    SMCCC_VERSION,
+];
+
+/// Answers one SMCCC call whose argument registers are `X0`..`X3`.
+///
+/// The function identifier is `W0` (SMCCC: the upper half of `X0` is ignored for both calling
+/// conventions). A result that is a signed 32-bit PSCI status is returned sign-extended, as a
+/// 64-bit read of a negative `W0` shows it.
+#[must_use]
+pub fn handle_call(args: [u64; 4]) -> CallOutcome {
+    // Truncation intended: the function identifier is `W0`.
+    #[allow(clippy::cast_possible_truncation)]
+    let function = args[0] as u32;
+    let ret = |value: i64| CallOutcome::Return([value as u64, args[1], args[2], args[3]]);
+    match function {
+        PSCI_VERSION => ret(i64::from(PSCI_VERSION_1_1)),
+        SMCCC_VERSION => ret(i64::from(SMCCC_VERSION_1_1)),
+        PSCI_FEATURES => ret(features(args[1])),
+        PSCI_SYSTEM_OFF => CallOutcome::SystemOff,
+        PSCI_SYSTEM_RESET => CallOutcome::SystemReset,
+        // SMCCC_ARCH_FEATURES: no architectural workaround is offered or needed.
+        SMCCC_ARCH_FEATURES => ret(i64::from(NOT_SUPPORTED)),
+        _ => ret(i64::from(NOT_SUPPORTED)),
+    }
+}
+
+/// `PSCI_FEATURES`: 0 (no feature flags) for an implemented function, `NOT_SUPPORTED` otherwise.
+fn features(queried: u64) -> i64 {
+    let implemented = u32::try_from(queried).is_ok_and(|fid| IMPLEMENTED.contains(&fid));
+    if implemented {
+        0
+    } else {
+        i64::from(NOT_SUPPORTED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOT_SUPPORTED_X0: u64 = u64::MAX; // -1 sign-extended
+
+    #[test]
+    fn psci_version_reports_1_1() {
+        assert_eq!(
+            handle_call([u64::from(PSCI_VERSION), 7, 8, 9]),
+            CallOutcome::Return([0x1_0001, 7, 8, 9])
+        );
+    }
+
+    #[test]
+    fn function_id_is_w0_so_upper_bits_of_x0_are_ignored() {
+        let x0 = 0xffff_ffff_0000_0000 | u64::from(PSCI_VERSION);
+        assert_eq!(
+            handle_call([x0, 0, 0, 0]),
+            CallOutcome::Return([0x1_0001, 0, 0, 0])
+        );
+    }
+
+    #[test]
+    fn features_reports_implemented_functions_as_zero() {
+        for fid in IMPLEMENTED {
+            let out = handle_call([u64::from(PSCI_FEATURES), u64::from(fid), 0, 0]);
+            assert_eq!(
+                out,
+                CallOutcome::Return([0, u64::from(fid), 0, 0]),
+                "{fid:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn features_reports_cpu_on_as_not_supported_until_smp() {
+        let out = handle_call([u64::from(PSCI_FEATURES), 0xC400_0003, 0, 0]);
+        assert_eq!(
+            out,
+            CallOutcome::Return([NOT_SUPPORTED_X0, 0xC400_0003, 0, 0])
+        );
+    }
+
+    #[test]
+    fn system_off_and_reset_are_power_state_outcomes() {
+        assert_eq!(
+            handle_call([u64::from(PSCI_SYSTEM_OFF), 0, 0, 0]),
+            CallOutcome::SystemOff
+        );
+        assert_eq!(
+            handle_call([u64::from(PSCI_SYSTEM_RESET), 0, 0, 0]),
+            CallOutcome::SystemReset
+        );
+    }
+
+    #[test]
+    fn unknown_function_returns_not_supported_sign_extended() {
+        assert_eq!(
+            handle_call([0xC200_0000, 1, 2, 3]),
+            CallOutcome::Return([NOT_SUPPORTED_X0, 1, 2, 3])
+        );
+    }
+}
