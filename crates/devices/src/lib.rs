@@ -5,3 +5,64 @@
 //! out, so every model is tested on the host.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod pl011;
+
+/// One data access to a device window, as the hypervisor decoded it from the guest's abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// Offset of the access from the start of the device's window.
+    pub offset: u64,
+    /// Access size in bytes: 1, 2, 4 or 8.
+    pub size: u8,
+    /// The value written (already truncated to `size`), or `None` for a read.
+    pub write: Option<u64>,
+}
+
+impl Access {
+    /// A read of `size` bytes at `offset`.
+    #[must_use]
+    pub const fn read(offset: u64, size: u8) -> Self {
+        Self {
+            offset,
+            size,
+            write: None,
+        }
+    }
+
+    /// A write of `value` (`size` bytes) at `offset`.
+    #[must_use]
+    pub const fn write(offset: u64, size: u8, value: u64) -> Self {
+        Self {
+            offset,
+            size,
+            write: Some(value),
+        }
+    }
+
+    /// A mask of the access's width, to truncate read data to what the access returns.
+    #[must_use]
+    pub const fn size_mask(&self) -> u64 {
+        match self.size {
+            1 => 0xFF,
+            2 => 0xFFFF,
+            4 => 0xFFFF_FFFF,
+            _ => u64::MAX,
+        }
+    }
+}
+
+/// What a device access asks the hypervisor to do besides returning data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceEffects {
+    /// A byte for the console.
+    pub console_out: Option<u8>,
+    /// The new level of the device's interrupt line, when it changed.
+    pub irq_level: Option<bool>,
+}
+
+/// A device model behind an MMIO window.
+pub trait MmioDevice {
+    /// Performs one access; returns the read data (0 for a write) and the effects.
+    fn access(&mut self, access: Access) -> (u64, DeviceEffects);
+}
