@@ -1,5 +1,22 @@
 //! The VM description shared by the host tool and Moat: its schema, validation against the
-//! IPA-space rules of the spec (§1), and the compact device-tree form in which the host tool
-//! hands it to Moat.
-#![cfg_attr(not(test), no_std)]
+//! IPA-space rules of the spec (§1), and the bundle, the flattened device tree in which the host
+//! tool hands a VM and its images to Moat.
+//!
+//! Without features the crate is `no_std` + `alloc` and is what Moat links: the schema
+//! ([`VmConfig`]), [`VmConfig::validate`], [`guest_parange_bits`] and the bundle reader
+//! ([`Bundle::parse`]). The `host` feature adds what only the host tool needs: TOML parsing,
+//! guest image loading, guest device-tree generation and the bundle writer.
+#![cfg_attr(not(any(test, feature = "host")), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod hex;
+pub mod parange;
+pub mod schema;
+pub mod validate;
+
+pub use hex::Hex;
+pub use parange::guest_parange_bits;
+pub use schema::{DeviceKind, DeviceWindow, HolePolicy, ParangeMode, RamRegion, VmConfig};
+pub use validate::{ConfigError, Region, RegionId};

@@ -1,0 +1,253 @@
+//! The VM description: what a VM looks like from the guest's side of stage 2.
+//!
+//! One `VmConfig` describes one VM: its IPA size `S` (SPEC §1), how its PARange is shown, its
+//! vCPUs, its RAM regions and the device windows Moat emulates in its IPA space, and the policy
+//! for accesses that hit nothing. The host tool builds it from a TOML file
+//! ([`crate::toml`](crate) with the `host` feature), Moat receives it in the bundle; both check it
+//! with [`VmConfig::validate`](crate::VmConfig::validate).
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use moat_arm::addr::Ipa;
+
+/// The IPA size a VM gets when its description does not say: QEMU virt's 40 bits.
+pub const DEFAULT_IPA_BITS: u32 = 40;
+/// The RAM size of the default VM: 128 MiB, QEMU virt's default `-m`.
+pub const DEFAULT_RAM_SIZE: u64 = 128 << 20;
+/// Where QEMU virt puts RAM, and so the default VM's single RAM region.
+pub const VIRT_RAM_BASE: Ipa = Ipa(0x4000_0000);
+/// QEMU virt's PL011 UART.
+pub const VIRT_PL011_BASE: Ipa = Ipa(0x0900_0000);
+/// The size of a PL011 register window (PL011 TRM, DDI 0183: 4 KiB).
+pub const PL011_SIZE: u64 = 0x1000;
+/// QEMU virt's GICv3 distributor.
+pub const VIRT_GICD_BASE: Ipa = Ipa(0x0800_0000);
+/// The size of a GICv3 distributor window (GICv3 IHI 0069: 64 KiB).
+pub const GICD_SIZE: u64 = 0x1_0000;
+/// QEMU virt's GICv3 redistributor region.
+pub const VIRT_GICR_BASE: Ipa = Ipa(0x080A_0000);
+/// One redistributor per vCPU: its RD_base and SGI_base frames, 64 KiB each (GICv3 IHI 0069).
+pub const GICR_SIZE_PER_CPU: u64 = 0x2_0000;
+
+/// How the guest-visible `ID_AA64MMFR0_EL1.PARange` (`P` in SPEC §1) is chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ParangeMode {
+    /// `P = L`, the IPA limit of the machine: the seed's "sanitised PARange".
+    #[default]
+    Max,
+    /// The smallest PARange encoding that covers the VM's IPA size `S`.
+    Tight,
+}
+
+impl ParangeMode {
+    /// The name used in TOML files and in the bundle.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Max => "max",
+            Self::Tight => "tight",
+        }
+    }
+
+    /// The mode called `name` in TOML files and in the bundle.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Max, Self::Tight]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
+/// What a guest data access to an IPA below `2^S` with nothing behind it does (SPEC §2, last
+/// row). Instruction fetches from a hole always abort.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HolePolicy {
+    /// A synchronous external abort, like a bus decode error on a real machine.
+    #[default]
+    Abort,
+    /// Reads return zero and writes are ignored.
+    ReadAsZeroWriteIgnore,
+}
+
+impl HolePolicy {
+    /// The name used in TOML files and in the bundle.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Abort => "abort",
+            Self::ReadAsZeroWriteIgnore => "raz-wi",
+        }
+    }
+
+    /// The policy called `name` in TOML files and in the bundle.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Abort, Self::ReadAsZeroWriteIgnore]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+}
+
+/// The kind of device behind a window. Deliberately not `#[non_exhaustive]`: a new kind must
+/// make every `match` in Moat that places or emulates devices fail to build until it is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeviceKind {
+    /// An Arm PL011 UART (DDI 0183).
+    Pl011,
+    /// A GICv3 distributor (`GICD_*`, IHI 0069).
+    GicV3Distributor,
+    /// The GICv3 redistributors of all vCPUs, one after another (`GICR_*`, IHI 0069).
+    GicV3Redistributors,
+}
+
+impl DeviceKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Self; 3] = [
+        Self::Pl011,
+        Self::GicV3Distributor,
+        Self::GicV3Redistributors,
+    ];
+
+    /// The name used in TOML files; the bundle's `compatible` is `"moat,"` + this name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Pl011 => "pl011",
+            Self::GicV3Distributor => "gicv3-dist",
+            Self::GicV3Redistributors => "gicv3-redist",
+        }
+    }
+
+    /// The kind called `name` in TOML files.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether a VM may have at most one window of this kind: a guest has one interrupt
+    /// controller, but may have several UARTs.
+    #[must_use]
+    pub const fn is_singleton(self) -> bool {
+        matches!(self, Self::GicV3Distributor | Self::GicV3Redistributors)
+    }
+}
+
+/// A range of guest RAM: IPAs `[base, base + size)` backed by memory Moat owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RamRegion {
+    /// The first IPA of the region.
+    pub base: Ipa,
+    /// The region's length in bytes.
+    pub size: u64,
+}
+
+/// A device's register window: IPAs `[base, base + size)` whose data accesses Moat emulates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceWindow {
+    /// Which device model answers accesses to this window.
+    pub kind: DeviceKind,
+    /// The first IPA of the window.
+    pub base: Ipa,
+    /// The window's length in bytes.
+    pub size: u64,
+}
+
+/// The description of one VM. Build it with [`VmConfig::default_virt`] or from TOML, then
+/// [`validate`](VmConfig::validate) it before use: the fields are public and unchecked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    /// A name for messages and logs.
+    pub name: String,
+    /// The VM's IPA size `S` in bits: every region lies below `2^S`.
+    pub ipa_bits: u32,
+    /// How the guest-visible PARange `P` is chosen.
+    pub parange: ParangeMode,
+    /// The number of vCPUs, with MPIDR affinities 0..cpus.
+    pub cpus: u32,
+    /// What a data access to an unbacked IPA below `2^S` does.
+    pub hole_policy: HolePolicy,
+    /// The VM's RAM; the first region is where images and the guest's device tree go.
+    pub ram: Vec<RamRegion>,
+    /// The emulated devices' windows.
+    pub devices: Vec<DeviceWindow>,
+    /// The guest kernel's command line, given to it in `/chosen/bootargs`.
+    pub bootargs: String,
+}
+
+impl VmConfig {
+    /// QEMU virt's memory map with one vCPU: 128 MiB of RAM at 1 GiB, the PL011 and a GICv3,
+    /// a 40-bit IPA space. Equal to `configs/default.toml`.
+    #[must_use]
+    pub fn default_virt() -> Self {
+        Self {
+            name: String::from("default"),
+            ipa_bits: DEFAULT_IPA_BITS,
+            parange: ParangeMode::Max,
+            cpus: 1,
+            hole_policy: HolePolicy::Abort,
+            ram: vec![RamRegion {
+                base: VIRT_RAM_BASE,
+                size: DEFAULT_RAM_SIZE,
+            }],
+            devices: vec![
+                DeviceWindow {
+                    kind: DeviceKind::Pl011,
+                    base: VIRT_PL011_BASE,
+                    size: PL011_SIZE,
+                },
+                DeviceWindow {
+                    kind: DeviceKind::GicV3Distributor,
+                    base: VIRT_GICD_BASE,
+                    size: GICD_SIZE,
+                },
+                DeviceWindow {
+                    kind: DeviceKind::GicV3Redistributors,
+                    base: VIRT_GICR_BASE,
+                    size: GICR_SIZE_PER_CPU,
+                },
+            ],
+            bootargs: String::from("console=ttyAMA0"),
+        }
+    }
+
+    /// The windows of devices of `kind`, in configuration order.
+    pub fn devices_of(&self, kind: DeviceKind) -> impl Iterator<Item = &DeviceWindow> {
+        self.devices.iter().filter(move |d| d.kind == kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_for_every_enum_value() {
+        for kind in DeviceKind::ALL {
+            assert_eq!(DeviceKind::from_name(kind.name()), Some(kind));
+        }
+        for mode in [ParangeMode::Max, ParangeMode::Tight] {
+            assert_eq!(ParangeMode::from_name(mode.name()), Some(mode));
+        }
+        for policy in [HolePolicy::Abort, HolePolicy::ReadAsZeroWriteIgnore] {
+            assert_eq!(HolePolicy::from_name(policy.name()), Some(policy));
+        }
+        assert_eq!(DeviceKind::from_name("virtio"), None);
+    }
+
+    #[test]
+    fn default_virt_has_qemu_virt_map() {
+        let vm = VmConfig::default_virt();
+        assert_eq!(vm.ipa_bits, 40);
+        assert_eq!(
+            vm.ram,
+            [RamRegion {
+                base: Ipa(0x4000_0000),
+                size: 128 << 20
+            }]
+        );
+        let uart = vm.devices_of(DeviceKind::Pl011).next().unwrap();
+        assert_eq!((uart.base, uart.size), (Ipa(0x0900_0000), 0x1000));
+    }
+}

@@ -1,0 +1,269 @@
+//! One test per refusal of [`VmConfig::validate`], checking the variant and its message.
+
+use alloc::string::ToString;
+use alloc::vec;
+
+use moat_arm::addr::Ipa;
+
+use super::*;
+use crate::schema::{DeviceWindow, RamRegion};
+
+fn vm() -> VmConfig {
+    VmConfig::default_virt()
+}
+
+fn refusal(vm: &VmConfig, ipa_limit: Option<u32>) -> (ConfigError, alloc::string::String) {
+    let err = vm
+        .validate(ipa_limit)
+        .expect_err("the configuration should be refused");
+    let message = err.to_string();
+    (err, message)
+}
+
+#[test]
+fn default_virt_is_valid_with_and_without_a_limit() {
+    assert_eq!(vm().validate(None), Ok(()));
+    assert_eq!(vm().validate(Some(40)), Ok(()));
+}
+
+#[test]
+fn ipa_bits_below_32_are_refused() {
+    let mut vm = vm();
+    vm.ipa_bits = 31;
+    let (err, message) = refusal(&vm, None);
+    assert_eq!(err, ConfigError::IpaBitsTooSmall { ipa_bits: 31 });
+    assert!(
+        message.starts_with("ipa-bits = 31 is below 32"),
+        "{message}"
+    );
+}
+
+#[test]
+fn ipa_bits_above_48_are_refused_even_without_a_limit() {
+    let mut vm = vm();
+    vm.ipa_bits = 52;
+    let (err, message) = refusal(&vm, None);
+    assert_eq!(err, ConfigError::IpaBitsAboveStage2 { ipa_bits: 52 });
+    assert!(message.contains("at most 48 bits"), "{message}");
+}
+
+#[test]
+fn ipa_bits_above_the_machine_limit_are_refused() {
+    let mut vm = vm();
+    vm.ipa_bits = 44;
+    assert_eq!(vm.validate(None), Ok(()));
+    let (err, message) = refusal(&vm, Some(40));
+    assert_eq!(
+        err,
+        ConfigError::IpaBitsAboveLimit {
+            ipa_bits: 44,
+            ipa_limit: 40
+        }
+    );
+    assert!(message.contains("IPA limit L = 40"), "{message}");
+}
+
+#[test]
+fn zero_and_too_many_cpus_are_refused() {
+    for cpus in [0, 9] {
+        let mut vm = vm();
+        vm.cpus = cpus;
+        vm.devices[2].size = 9 * GICR_SIZE_PER_CPU;
+        assert_eq!(refusal(&vm, None).0, ConfigError::CpuCount { cpus });
+    }
+}
+
+#[test]
+fn a_vm_without_ram_is_refused() {
+    let mut vm = vm();
+    vm.ram.clear();
+    assert_eq!(refusal(&vm, None).0, ConfigError::NoRam);
+}
+
+#[test]
+fn an_empty_region_is_refused_by_name() {
+    let mut vm = vm();
+    vm.devices[0].size = 0;
+    let (err, message) = refusal(&vm, None);
+    let id = RegionId::Device {
+        index: 0,
+        kind: DeviceKind::Pl011,
+    };
+    assert_eq!(
+        err,
+        ConfigError::EmptyRegion {
+            id,
+            base: Ipa(0x900_0000)
+        }
+    );
+    assert!(
+        message.starts_with("device 0 (pl011) at 0x900_0000 has size 0"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unaligned_base_and_size_are_refused() {
+    let mut vm = vm();
+    vm.ram[0].base = Ipa(0x4000_0800);
+    let (_, message) = refusal(&vm, None);
+    assert!(message.starts_with("RAM region 0 [0x4000_0800, 0x4800_0800) is not 4 KiB-aligned"));
+    let mut vm = self::vm();
+    vm.ram[0].size = 0x1234;
+    assert!(matches!(
+        refusal(&vm, None).0,
+        ConfigError::Unaligned { .. }
+    ));
+}
+
+#[test]
+fn ram_beyond_the_ipa_space_is_refused_with_the_spec_message() {
+    let mut vm = vm();
+    vm.ipa_bits = 32;
+    vm.ram.push(RamRegion {
+        base: Ipa(0x1_0000_0000),
+        size: 0x1_0000_0000,
+    });
+    let (err, message) = refusal(&vm, None);
+    assert!(matches!(
+        err,
+        ConfigError::BeyondIpaSpace { ipa_bits: 32, .. }
+    ));
+    assert_eq!(
+        message,
+        "RAM region 1 [0x1_0000_0000, 0x2_0000_0000) ends beyond the VM's IPA space \
+         2^32 = 0x1_0000_0000: anything reachable by a memory transaction has to fit in the IPA \
+         space"
+    );
+}
+
+#[test]
+fn a_region_ending_exactly_at_2_pow_s_is_accepted() {
+    let mut vm = vm();
+    vm.ipa_bits = 32;
+    vm.ram.push(RamRegion {
+        base: Ipa(0xF000_0000),
+        size: 0x1000_0000,
+    });
+    assert_eq!(vm.validate(None), Ok(()));
+}
+
+#[test]
+fn a_region_wrapping_the_64_bit_space_is_beyond_the_ipa_space() {
+    let mut vm = vm();
+    vm.ram.push(RamRegion {
+        base: Ipa(0xFFFF_FFFF_FFFF_F000),
+        size: 0x2000,
+    });
+    assert!(matches!(
+        refusal(&vm, None).0,
+        ConfigError::BeyondIpaSpace { .. }
+    ));
+}
+
+#[test]
+fn overlapping_ram_regions_are_refused() {
+    let mut vm = vm();
+    vm.ram.push(RamRegion {
+        base: Ipa(0x4700_0000),
+        size: 0x200_0000,
+    });
+    let (err, message) = refusal(&vm, None);
+    assert!(matches!(err, ConfigError::Overlap { .. }));
+    assert_eq!(
+        message,
+        "RAM region 0 [0x4000_0000, 0x4800_0000) overlaps RAM region 1 [0x4700_0000, \
+         0x4900_0000): an IPA can be backed by one region only"
+    );
+}
+
+#[test]
+fn ram_overlapping_a_device_is_refused() {
+    let mut vm = vm();
+    vm.ram.push(RamRegion {
+        base: Ipa(0x0900_0000),
+        size: 0x10_0000,
+    });
+    let (_, message) = refusal(&vm, None);
+    assert!(message.starts_with("RAM region 1 [0x900_0000, 0x910_0000) overlaps device 0 (pl011)"));
+}
+
+#[test]
+fn overlapping_devices_are_refused() {
+    let mut vm = vm();
+    vm.devices.push(DeviceWindow {
+        kind: DeviceKind::Pl011,
+        base: Ipa(0x0800_F000),
+        size: 0x2000,
+    });
+    let (_, message) = refusal(&vm, None);
+    assert!(
+        message.starts_with("device 1 (gicv3-dist) [0x800_0000, 0x801_0000) overlaps device 3")
+    );
+}
+
+#[test]
+fn adjacent_regions_do_not_overlap() {
+    let mut vm = vm();
+    vm.ram.push(RamRegion {
+        base: Ipa(0x4800_0000),
+        size: 0x1000,
+    });
+    assert_eq!(vm.validate(None), Ok(()));
+}
+
+#[test]
+fn a_second_distributor_is_refused() {
+    let mut vm = vm();
+    let gicd = DeviceWindow {
+        kind: DeviceKind::GicV3Distributor,
+        base: Ipa(0x0a00_0000),
+        size: 0x1_0000,
+    };
+    vm.devices.push(gicd);
+    let (err, message) = refusal(&vm, None);
+    assert!(matches!(
+        err,
+        ConfigError::DuplicateDevice {
+            kind: DeviceKind::GicV3Distributor,
+            ..
+        }
+    ));
+    assert!(message.starts_with("device 3 (gicv3-dist) [0xa00_0000, 0xa01_0000) is a second"));
+}
+
+#[test]
+fn a_second_uart_is_accepted() {
+    let mut vm = vm();
+    vm.devices.push(DeviceWindow {
+        kind: DeviceKind::Pl011,
+        base: Ipa(0x0900_1000),
+        size: 0x1000,
+    });
+    assert_eq!(vm.validate(None), Ok(()));
+}
+
+#[test]
+fn redistributors_need_a_frame_pair_per_cpu() {
+    let mut vm = vm();
+    vm.cpus = 2;
+    let (err, message) = refusal(&vm, None);
+    assert!(matches!(
+        err,
+        ConfigError::RedistributorsTooSmall {
+            cpus: 2,
+            needed: 0x4_0000,
+            ..
+        }
+    ));
+    assert!(message.contains("too small for 2 vCPUs"), "{message}");
+    vm.devices[2].size = 0x4_0000;
+    assert_eq!(vm.validate(None), Ok(()));
+}
+
+#[test]
+fn regions_lists_ram_before_devices() {
+    let ids: vec::Vec<RegionId> = vm().regions().map(|r| r.id).collect();
+    assert_eq!(ids[0], RegionId::Ram(0));
+    assert_eq!(ids.len(), 4);
+}
