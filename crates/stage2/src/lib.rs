@@ -1,8 +1,17 @@
 //! Stage-2 translation for Moat's VMs: `VTCR_EL2` geometry for every VM IPA size, IPA → PA
 //! tables with break-before-make updates, and walks.
 //!
-//! Hardware effects (table memory, TLB maintenance) sit behind small traits so that the real
-//! descriptor encoding is tested on the host. Moat writes its own tables rather than using
-//! `aarch64-paging`, which has no concatenated start tables and no per-VM VMID.
+//! Hardware effects (table memory, frame allocation, TLB maintenance) sit behind small traits
+//! ([`TableMemory`], [`FrameAllocator`], [`TlbMaintenance`]) so that the real descriptor encoding
+//! and update order are tested on the host. Moat writes its own tables rather than using
+//! `aarch64-paging`, which has no concatenated start tables (needed for IPA sizes such as 40 or
+//! 43 bits at start level 1), no per-VM VMID (it uses VMID 0), and requires a table to be
+//! inactive for any change that needs break-before-make, where a hypervisor changes live tables.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+mod error;
+pub mod geometry;
+
+pub use error::Stage2Error;
+pub use geometry::{Geometry, ipa_limit_bits, parange_bits, vttbr_el2};
