@@ -14,9 +14,15 @@ extern crate alloc;
 mod hex;
 pub mod parange;
 pub mod schema;
+pub mod size;
+#[cfg(feature = "host")]
+pub mod toml_file;
 pub mod validate;
 
 pub use hex::Hex;
 pub use parange::guest_parange_bits;
 pub use schema::{DeviceKind, DeviceWindow, HolePolicy, ParangeMode, RamRegion, VmConfig};
+pub use size::{SizeError, parse_size};
+#[cfg(feature = "host")]
+pub use toml_file::TomlError;
 pub use validate::{ConfigError, Region, RegionId};
