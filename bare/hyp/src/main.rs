@@ -1,39 +1,100 @@
-//! Moat's EL2 binary.
+//! Moat's EL2 binary: boot, the world switch, and the hardware side of every trap.
+//!
+//! The binary captures trap state and carries out effects; the decisions (syndromes, stage-2
+//! layout, device models, PSCI, configuration) come from the logic crates, which are tested on
+//! the host. This crate holds all of Moat's assembly and almost all of its `unsafe`.
+//!
+//! Boot sequence ([`moat_main`]): read the device tree the loader passed, take the console,
+//! carve physical memory, turn on Moat's own EL2 translation, report the machine, then build
+//! the VM described by the bundle the host tool passed as the initrd, and run it until it ends.
 #![no_std]
 #![no_main]
 
-use core::arch::global_asm;
+extern crate alloc;
 
-global_asm!(
-    ".section .text.head, \"ax\"",
-    ".global _start",
-    "_start:",
-    "b 2f",
-    ".long 0",
-    ".quad 0x200000",
-    ".quad __image_end - _start",
-    ".quad 2",
-    ".quad 0", ".quad 0", ".quad 0",
-    ".ascii \"ARM\\x64\"",
-    ".long 0",
-    "2:",
-    "adrp x1, __stack_top",
-    "add x1, x1, :lo12:__stack_top",
-    "mov sp, x1",
-    "bl moat_main",
-);
+mod boot;
+mod console;
+mod cpu;
+mod mm;
+mod platform;
+mod power;
+mod switch;
 
-#[unsafe(no_mangle)]
-extern "C" fn moat_main(_dtb: usize) -> ! {
-    for b in b"Moat\n" {
-        // SAFETY: test
-        unsafe { core::ptr::write_volatile(0x0900_0000 as *mut u32, *b as u32) };
+use mm::PhysAllocator;
+use platform::{Platform, PhysRange};
+use power::EndStatus;
+
+/// The Rust entry point, called by `boot.rs` with the device tree's address.
+extern "C" fn moat_main(dtb: u64) -> ! {
+    // SAFETY: `dtb` is the loader's `x0`; the tree stays untouched: its range is reserved
+    // below before any memory is handed out.
+    let platform = match unsafe { Platform::from_device_tree(dtb) } {
+        Ok(platform) => platform,
+        // No device tree means no console to say so on: power off.
+        Err(_) => power::end(EndStatus::ConfigError),
+    };
+    power::set_conduit(platform.psci);
+    if let Some(uart) = platform.uart {
+        // SAFETY: the device tree names this PL011 as the machine's console; Moat is the only
+        // software driving it, and it is identity-mapped as device memory once translation is
+        // on (it is passed in `devices` below).
+        unsafe { console::init(uart.base as usize) };
     }
-    // SAFETY: test
-    unsafe { core::arch::asm!("smc #0", in("x0") 0x8400_0008u64, options(noreturn)) };
+    log!("Moat {} starting at EL{}", env!("CARGO_PKG_VERSION"), cpu::current_el());
+    if cpu::current_el() != 2 {
+        log!("error: Moat must be entered at EL2 (a hypervisor needs virtualization=on)");
+        power::end(EndStatus::ConfigError);
+    }
+    let mut phys = PhysAllocator::new(&platform, &boot_reservations(&platform));
+    if let Err(e) = mm::init_heap(&mut phys) {
+        panic!("heap: {e}");
+    }
+    mm::enable_el2_translation(&platform, &device_ranges(&platform));
+    report(&platform, &phys);
+    log!("no VM bundle given (the host tool passes it as the initrd)");
+    power::end(EndStatus::ConfigError)
+}
+
+/// Memory in use at boot: Moat's image, the device tree, the bundle, and the loader's area
+/// between RAM's start and Moat (QEMU's boot stub, U-Boot's spin tables).
+fn boot_reservations(platform: &Platform) -> [PhysRange; 4] {
+    let image = mm::image_range();
+    let below_image = platform
+        .memory()
+        .iter()
+        .find(|r| r.base <= image.base && image.base < r.end())
+        .map_or(PhysRange::default(), |r| PhysRange { base: r.base, size: image.base - r.base });
+    [image, platform.dtb, platform.initrd.unwrap_or_default(), below_image]
+}
+
+/// Device ranges Moat maps for itself: its console and the GIC.
+fn device_ranges(platform: &Platform) -> [PhysRange; 3] {
+    let (dist, redist) = platform.gic.unwrap_or_default();
+    [platform.uart.unwrap_or_default(), dist, redist]
+}
+
+fn report(platform: &Platform, phys: &PhysAllocator) {
+    let id = cpu::identify();
+    log!("CPU: {} (MIDR_EL1 {:#010x}), PARange {} bits", id.name, id.midr, id.pa_bits);
+    match moat_stage2::geometry::ipa_limit_bits(&[id.parange]) {
+        Ok(limit) => log!("IPA limit L = {limit} bits (4K stage-2 granule, no VTCR_EL2.DS)"),
+        Err(e) => log!("IPA limit unknown: {e}"),
+    }
+    for ram in platform.memory() {
+        log!("memory: {ram} ({} MiB)", ram.size >> 20);
+    }
+    log!("free for VMs: {} MiB", phys.free_bytes() >> 20);
+    if let Some(uart) = platform.uart {
+        log!("console: PL011 at {:#x}", uart.base);
+    }
+    match platform.gic {
+        Some((dist, redist)) => log!("GICv3: distributor {dist}, redistributors {redist}"),
+        None => log!("GICv3: not found in the device tree"),
+    }
 }
 
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    console::emergency_write(format_args!("moat: BUG: panic: {info}"));
+    power::end(EndStatus::Panic)
 }

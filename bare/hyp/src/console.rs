@@ -1,0 +1,105 @@
+//! Moat's own console: the machine's PL011, found in the device tree, shared by Moat's log
+//! lines and the bytes the guest writes to its emulated UART.
+//!
+//! Log lines start with `moat: ` and always begin on a fresh line, even when the guest left its
+//! last line unfinished. The fault path writes through [`emergency_write`], which does not take
+//! the lock, so that a fault while the lock is held still gets its diagnostic out.
+
+use arm_pl011_uart::{PL011Registers, Uart};
+use core::fmt::{self, Write};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use safe_mmio::UniqueMmioPointer;
+use spin::mutex::SpinMutex;
+
+struct Console {
+    uart: Uart<'static>,
+    at_line_start: bool,
+}
+
+impl Console {
+    fn put(&mut self, byte: u8) {
+        if byte == b'\n' {
+            self.uart.write_word(b'\r');
+        }
+        self.uart.write_word(byte);
+        self.at_line_start = byte == b'\n';
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        s.bytes().for_each(|b| self.put(b));
+        Ok(())
+    }
+}
+
+static CONSOLE: SpinMutex<Option<Console>> = SpinMutex::new(None);
+static UART_BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes the PL011 at physical address `base` as Moat's console.
+///
+/// # Safety
+///
+/// `base` must be the address of a PL011's register block that nothing else drives, mapped
+/// (identity) as device memory whenever the console is used.
+pub unsafe fn init(base: usize) {
+    let Some(regs) = NonNull::new(base as *mut PL011Registers) else {
+        return;
+    };
+    // SAFETY: the caller guarantees `base` is an exclusively owned PL011 register block.
+    let uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
+    *CONSOLE.lock() = Some(Console { uart, at_line_start: true });
+    UART_BASE.store(base, Ordering::Release);
+}
+
+/// Writes one `moat: ` log line.
+pub fn log(args: fmt::Arguments<'_>) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        if !console.at_line_start {
+            console.put(b'\n');
+        }
+        // Writing to the UART cannot fail.
+        let _ = write!(console, "moat: {args}\n");
+    }
+}
+
+/// Writes a line exactly as given (the machine-readable end line).
+pub fn raw_line(args: fmt::Arguments<'_>) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        if !console.at_line_start {
+            console.put(b'\n');
+        }
+        let _ = write!(console, "{args}\n");
+    }
+}
+
+/// Writes a byte the guest sent to its UART.
+pub fn guest_byte(byte: u8) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        console.uart.write_word(byte);
+        console.at_line_start = byte == b'\n';
+    }
+}
+
+/// Writes without taking the console lock: only for the fault and panic paths, where the lock
+/// may be held by the code that faulted. Output may interleave; that is the price of getting it
+/// out at all.
+pub fn emergency_write(args: fmt::Arguments<'_>) {
+    let base = UART_BASE.load(Ordering::Acquire);
+    let Some(regs) = NonNull::new(base as *mut PL011Registers) else {
+        return;
+    };
+    // SAFETY: `base` was registered by `init` as a PL011's registers; a second handle to them
+    // on the fault path can only interleave bytes, never corrupt memory.
+    let mut uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
+    let _ = uart.write_fmt(format_args!("\r\n"));
+    let _ = uart.write_fmt(args);
+    let _ = uart.write_fmt(format_args!("\r\n"));
+}
+
+/// Logs a `moat: ` line on the console.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => { $crate::console::log(format_args!($($arg)*)) };
+}

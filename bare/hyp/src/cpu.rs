@@ -1,0 +1,49 @@
+//! Facts about the CPU Moat runs on, read from its ID registers.
+
+use aarch64_cpu::registers::{CurrentEL, ID_AA64MMFR0_EL1, MIDR_EL1, Readable};
+
+/// The exception level Moat runs at (`CurrentEL.EL`).
+pub fn current_el() -> u64 {
+    CurrentEL.read(CurrentEL::EL)
+}
+
+/// The CPU's identity as Moat reports it.
+pub struct CpuId {
+    /// `MIDR_EL1`.
+    pub midr: u64,
+    /// A name for the part, where Moat knows it.
+    pub name: &'static str,
+    /// `ID_AA64MMFR0_EL1.PARange`, the raw field.
+    pub parange: u8,
+    /// The physical address size that field encodes.
+    pub pa_bits: u32,
+}
+
+/// Reads this CPU's identity.
+pub fn identify() -> CpuId {
+    let midr = MIDR_EL1.get();
+    // Truncation intended: PARange is a 4-bit field.
+    let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange) as u8;
+    CpuId {
+        midr,
+        name: part_name(midr),
+        parange,
+        pa_bits: moat_stage2::geometry::parange_bits(parange).unwrap_or(0),
+    }
+}
+
+/// `MIDR_EL1.Implementer` and `PartNum` of the cores Moat is tested on.
+fn part_name(midr: u64) -> &'static str {
+    let implementer = (midr >> 24) & 0xff;
+    let part = (midr >> 4) & 0xfff;
+    match (implementer, part) {
+        (0x41, 0xd03) => "Arm Cortex-A53",
+        (0x41, 0xd07) => "Arm Cortex-A57",
+        (0x41, 0xd08) => "Arm Cortex-A72",
+        (0x41, 0xd0b) => "Arm Cortex-A76",
+        (0x41, 0xd0c) => "Arm Neoverse-N1",
+        (0x46, 0x001) => "Fujitsu A64FX",
+        (0x00, _) => "QEMU 'max' (software-defined implementer)",
+        _ => "unknown part",
+    }
+}

@@ -1,0 +1,170 @@
+//! The world switch and Moat's EL2 exception vectors.
+//!
+//! [`enter_guest`] saves Moat's callee-saved registers on its stack, loads the guest's
+//! registers from a [`TrapFrame`] and `ERET`s. When the guest traps, the lower-EL vector saves
+//! the guest's registers and the trap state (`ELR_EL2`, `SPSR_EL2`, `ESR_EL2`, `FAR_EL2`,
+//! `HPFAR_EL2`) into the same frame, restores Moat's registers and returns from `enter_guest`
+//! with the kind of vector taken. The frame's address lives in `TPIDR_EL2` while the guest runs.
+//!
+//! Exceptions taken from EL2 itself are Moat bugs: their vectors save Moat's registers and call
+//! [`el2_fault`], which prints a diagnostic and powers the machine off.
+
+use crate::power::{self, EndStatus};
+use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable, SPSR_EL2};
+use core::arch::global_asm;
+use moat_vcpu::frame::{ExitVector, OFFSET_ESR, OFFSET_HPFAR, OFFSET_PC, TrapFrame};
+
+unsafe extern "C" {
+    /// The vector table (`VBAR_EL2`), 2 KiB aligned.
+    pub fn moat_el2_vectors();
+    fn moat_guest_enter(frame: *mut TrapFrame) -> u64;
+}
+
+/// Runs the guest described by `frame` until it traps to EL2; `frame` then holds the guest's
+/// state and the trap's syndrome.
+pub fn enter_guest(frame: &mut TrapFrame) -> ExitVector {
+    // SAFETY: `moat_guest_enter` saves and restores every callee-saved register and the stack
+    // pointer around the guest's run, and writes only through `frame`, which is exclusively
+    // borrowed for the call. The stage-2 and trap configuration that confines the guest is in
+    // place before the first entry (`vm::Vm::run`).
+    let raw = unsafe { moat_guest_enter(frame) };
+    ExitVector::from_raw(raw).unwrap_or_else(|| panic!("world switch returned vector kind {raw}"))
+}
+
+global_asm!(
+    // x0 = the frame. Save Moat's callee-saved registers (AAPCS64: x19..x29, x30 = return).
+    ".section .text.switch, \"ax\"",
+    ".global moat_guest_enter",
+    "moat_guest_enter:",
+    "stp x19, x20, [sp, #-96]!",
+    "stp x21, x22, [sp, #16]",
+    "stp x23, x24, [sp, #32]",
+    "stp x25, x26, [sp, #48]",
+    "stp x27, x28, [sp, #64]",
+    "stp x29, x30, [sp, #80]",
+    "msr tpidr_el2, x0",
+    "ldp x1, x2, [x0, #{pc}]",
+    "msr elr_el2, x1",
+    "msr spsr_el2, x2",
+    "ldp x2, x3, [x0, #16]",
+    "ldp x4, x5, [x0, #32]",
+    "ldp x6, x7, [x0, #48]",
+    "ldp x8, x9, [x0, #64]",
+    "ldp x10, x11, [x0, #80]",
+    "ldp x12, x13, [x0, #96]",
+    "ldp x14, x15, [x0, #112]",
+    "ldp x16, x17, [x0, #128]",
+    "ldp x18, x19, [x0, #144]",
+    "ldp x20, x21, [x0, #160]",
+    "ldp x22, x23, [x0, #176]",
+    "ldp x24, x25, [x0, #192]",
+    "ldp x26, x27, [x0, #208]",
+    "ldp x28, x29, [x0, #224]",
+    "ldr x30, [x0, #240]",
+    "ldp x0, x1, [x0, #0]",
+    "eret",
+    // No speculation past the ERET.
+    "dsb nsh",
+    "isb",
+    // The common exit: the vector pushed the guest's x0/x1 and put the vector kind in x1.
+    "moat_guest_exit:",
+    "mrs x0, tpidr_el2",
+    "stp x2, x3, [x0, #16]",
+    "stp x4, x5, [x0, #32]",
+    "stp x6, x7, [x0, #48]",
+    "stp x8, x9, [x0, #64]",
+    "stp x10, x11, [x0, #80]",
+    "stp x12, x13, [x0, #96]",
+    "stp x14, x15, [x0, #112]",
+    "stp x16, x17, [x0, #128]",
+    "stp x18, x19, [x0, #144]",
+    "stp x20, x21, [x0, #160]",
+    "stp x22, x23, [x0, #176]",
+    "stp x24, x25, [x0, #192]",
+    "stp x26, x27, [x0, #208]",
+    "stp x28, x29, [x0, #224]",
+    "str x30, [x0, #240]",
+    "mov x30, x1",
+    "ldp x2, x3, [sp], #16",
+    "stp x2, x3, [x0, #0]",
+    "mrs x2, elr_el2",
+    "mrs x3, spsr_el2",
+    "stp x2, x3, [x0, #{pc}]",
+    "mrs x2, esr_el2",
+    "mrs x3, far_el2",
+    "stp x2, x3, [x0, #{esr}]",
+    "mrs x2, hpfar_el2",
+    "str x2, [x0, #{hpfar}]",
+    "mov x0, x30",
+    "ldp x21, x22, [sp, #16]",
+    "ldp x23, x24, [sp, #32]",
+    "ldp x25, x26, [sp, #48]",
+    "ldp x27, x28, [sp, #64]",
+    "ldp x29, x30, [sp, #80]",
+    "ldp x19, x20, [sp], #96",
+    "ret",
+    // An exception from EL2 itself: save x0..x30 and call `el2_fault(kind, regs)`.
+    "moat_el2_fault_entry:",
+    "sub sp, sp, #256",
+    "stp x2, x3, [sp, #16]",
+    "stp x4, x5, [sp, #32]",
+    "stp x6, x7, [sp, #48]",
+    "stp x8, x9, [sp, #64]",
+    "stp x10, x11, [sp, #80]",
+    "stp x12, x13, [sp, #96]",
+    "stp x14, x15, [sp, #112]",
+    "stp x16, x17, [sp, #128]",
+    "stp x18, x19, [sp, #144]",
+    "stp x20, x21, [sp, #160]",
+    "stp x22, x23, [sp, #176]",
+    "stp x24, x25, [sp, #192]",
+    "stp x26, x27, [sp, #208]",
+    "stp x28, x29, [sp, #224]",
+    "str x30, [sp, #240]",
+    "ldp x2, x3, [sp, #256]",
+    "stp x2, x3, [sp, #0]",
+    "mov x0, x1",
+    "mov x1, sp",
+    "bl {fault}",
+    "b .",
+    // The vector table: 16 entries of 0x80 bytes (Arm ARM D1.3.1, "Exception vectors").
+    ".balign 0x800",
+    ".global moat_el2_vectors",
+    "moat_el2_vectors:",
+    // Current EL with SP_EL0, then current EL with SP_ELx: Moat's own faults.
+    ".irp kind, 0, 1, 2, 3, 4, 5, 6, 7",
+    ".balign 0x80",
+    "stp x0, x1, [sp, #-16]!",
+    "mov x1, #\\kind",
+    "b moat_el2_fault_entry",
+    ".endr",
+    // Lower EL using AArch64, then lower EL using AArch32: the guest.
+    ".irp kind, 0, 1, 2, 3, 0, 1, 2, 3",
+    ".balign 0x80",
+    "stp x0, x1, [sp, #-16]!",
+    "mov x1, #\\kind",
+    "b moat_guest_exit",
+    ".endr",
+    pc = const OFFSET_PC,
+    esr = const OFFSET_ESR,
+    hpfar = const OFFSET_HPFAR,
+    fault = sym el2_fault,
+);
+
+/// An exception Moat took from EL2 itself: always a Moat bug. Reports and powers off.
+extern "C" fn el2_fault(kind: u64, regs: &[u64; 31]) -> ! {
+    let names = ["synchronous", "IRQ", "FIQ", "SError"];
+    let name = names.get((kind % 4) as usize).copied().unwrap_or("?");
+    let stack = if kind < 4 { "SP_EL0" } else { "SP_EL2" };
+    let esr = ESR_EL2.get();
+    crate::console::emergency_write(format_args!(
+        "moat: BUG: {name} exception at EL2 ({stack}): ESR_EL2={esr:#x} ({}) FAR_EL2={:#x} ELR_EL2={:#x} SPSR_EL2={:#x} x30={:#x} sp-frame={:p}",
+        moat_arm::esr::Esr::new(esr).decode(),
+        FAR_EL2.get(),
+        ELR_EL2.get(),
+        SPSR_EL2.get(),
+        regs[30],
+        regs,
+    ));
+    power::end(EndStatus::Panic)
+}
