@@ -10,3 +10,6 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod esr;
+pub mod field;
+pub mod fsc;
