@@ -12,6 +12,8 @@
 extern crate alloc;
 
 mod hex;
+#[cfg(feature = "host")]
+pub mod loader;
 pub mod parange;
 pub mod schema;
 pub mod size;
@@ -20,6 +22,8 @@ pub mod toml_file;
 pub mod validate;
 
 pub use hex::Hex;
+#[cfg(feature = "host")]
+pub use loader::{GuestImage, ImageFormat, LoadError, Segment, load_guest_image};
 pub use parange::guest_parange_bits;
 pub use schema::{DeviceKind, DeviceWindow, HolePolicy, ParangeMode, RamRegion, VmConfig};
 pub use size::{SizeError, parse_size};
