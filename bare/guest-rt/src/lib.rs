@@ -1,2 +1,80 @@
-//! placeholder
+//! `moat-guest-rt`: the runtime of Moat's bare-metal AArch64 test guests.
+//!
+//! A test guest is an arm64 Linux `Image` that runs at EL1 with the MMU off, under Moat or
+//! directly on QEMU (`-M virt` without `virtualization=on`). This crate gives it everything it
+//! needs and nothing more:
+//!
+//! - [`boot`]: the `Image` header, the entry code (stack, BSS, `VBAR_EL1`) and the [`BootInfo`]
+//!   found in the device tree (bootargs, PL011, PSCI conduit, RAM);
+//! - [`console`]: PL011 output and the [`print!`]/[`println!`] macros;
+//! - [`psci`]: PSCI and generic SMCCC calls over the conduit the device tree names;
+//! - [`exception`]: EL1 vectors that capture an [`ExceptionRecord`] and hand it to a hook a
+//!   test installs;
+//! - [`test`]: the test registry ([`tests!`]) and the `MOAT-TEST` result-line protocol that the
+//!   host runner parses (see `bare/guests/README.md`).
+//!
+//! A guest binary is `#![no_std] #![no_main]`, calls [`entry!`] or [`tests!`] once, and links
+//! with `-Tmoat-guest.ld` (its build.rs prints `cargo:rustc-link-arg-bins=-Tmoat-guest.ld`; this
+//! crate's build script puts the script on the search path). The runtime provides the panic
+//! handler.
+//!
+//! Everything runs on one CPU with IRQ, FIQ and SError masked (`PSTATE.{D,A,I,F}` set at entry
+//! and never cleared): the only code that can interrupt other code is a synchronous exception
+//! handler. [`global::Global`] relies on that.
 #![no_std]
+
+pub mod boot;
+pub mod console;
+mod dt;
+pub mod exception;
+mod global;
+pub mod psci;
+pub mod sysreg;
+pub mod test;
+
+pub use boot::{BootInfo, Region};
+pub use exception::{
+    ExceptionFrame, ExceptionHook, ExceptionLog, ExceptionRecord, PstateAtEntry, Resume,
+    VectorOffset,
+};
+pub use test::{Test, TestResult};
+
+/// Declares the guest's `main`: a `fn(&'static BootInfo)` that the runtime calls once the
+/// console and PSCI are set up. When it returns, the runtime powers the machine off.
+///
+/// ```ignore
+/// moat_guest_rt::entry!(main);
+/// fn main(boot: &'static moat_guest_rt::BootInfo) { moat_guest_rt::println!("hi"); }
+/// ```
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        /// The guest's entry point, called by `moat-guest-rt` (see `moat_guest_rt::entry!`).
+        #[unsafe(no_mangle)]
+        fn moat_guest_main(boot: &'static $crate::BootInfo) {
+            let main: fn(&'static $crate::BootInfo) = $main;
+            $crate::test::set_current(env!("CARGO_PKG_NAME"));
+            main(boot)
+        }
+    };
+}
+
+/// Registers the guest's tests (functions `fn() -> TestResult`, named after the fact they
+/// check) and makes the test runner the guest's `main`: bootargs `moat.test=<name>` run one
+/// test, `moat.test=list` or no `moat.test=` list them (see [`test::run`]).
+///
+/// ```ignore
+/// moat_guest_rt::tests![console_hello, ram_load_store];
+/// ```
+#[macro_export]
+macro_rules! tests {
+    ($($name:ident),+ $(,)?) => {
+        fn moat_guest_run_tests(boot: &'static $crate::BootInfo) {
+            const TESTS: &[$crate::Test] = &[
+                $($crate::Test { name: stringify!($name), run: $name }),+
+            ];
+            $crate::test::run(boot, TESTS)
+        }
+        $crate::entry!(moat_guest_run_tests);
+    };
+}

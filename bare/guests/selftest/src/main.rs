@@ -1,5 +1,29 @@
+//! `moat-guest-selftest`: the guest test suite for the runtime itself and the basics Moat must
+//! give every guest (console, PSCI, RAM, its own exception vectors). One test per boot, selected
+//! by `moat.test=<name>`; results as `MOAT-TEST` lines (see `bare/guests/README.md`).
 #![no_std]
 #![no_main]
-//! placeholder
-#[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+
+mod exceptions;
+mod psci;
+mod ram;
+
+use exceptions::{brk_is_taken_by_guest_vectors, svc_is_taken_by_guest_vectors};
+use moat_guest_rt::{TestResult, println};
+use psci::{psci_system_off_powers_off, psci_version_is_1_1_or_later};
+use ram::ram_load_store;
+
+moat_guest_rt::tests![
+    console_hello,
+    psci_version_is_1_1_or_later,
+    psci_system_off_powers_off,
+    ram_load_store,
+    brk_is_taken_by_guest_vectors,
+    svc_is_taken_by_guest_vectors,
+];
+
+/// The console works: this line reaches the host.
+fn console_hello() -> TestResult {
+    println!("Hello from the Moat selftest guest!");
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The guest's first instructions and what it learns at boot.
+//!
+//! The image starts with an arm64 Linux `Image` header (Linux `Documentation/arch/arm64/
+//! booting.rst`): `code0` branches to the entry code, `text_offset` = 0x80000, `image_size` covers
+//! BSS and the stack, `flags` = 0b0010 (little-endian, 4K pages, placed near the start of RAM),
+//! and the magic "ARM\x64" sits at offset 0x38. A loader (QEMU's `-kernel`, or Moat) enters it
+//! at its first byte with X0 = the device tree's physical address, the MMU off, and (under Moat)
+//! at EL1h.
+//!
+//! The entry code masks interrupts (`DAIF`), selects SP_EL1 (`SPSel`), sets up the stack, zeroes
+//! BSS and installs the EL1 vectors (`VBAR_EL1`) before any Rust code runs, so even a fault while
+//! parsing the device tree ends in an orderly power-off. Nothing else changes: the MMU stays off
+//! (so all data accesses are Device-nGnRnE and must be aligned: the target is `+strict-align`),
+//! and `SCTLR_EL1` is left as the loader set it.
+
+use core::arch::global_asm;
+
+use crate::global::Global;
+use crate::psci::{self, Conduit};
+use crate::{console, dt, exception};
+
+global_asm!(
+    r#"
+    .section .text.head, "ax"
+    .global _start
+_start:
+    b       moat_rt_primary         // code0
+    .long   0                       // code1
+    .quad   0x80000                 // text_offset
+    .quad   __image_size            // image_size, BSS and stack included
+    .quad   0b0010                  // flags: LE, 4K pages, 2 MiB-aligned base near RAM start
+    .quad   0, 0, 0                 // res2, res3, res4
+    .byte   0x41, 0x52, 0x4d, 0x64  // magic "ARM\x64" at 0x38
+    .long   0                       // res5: no PE/COFF header
+
+moat_rt_primary:
+    msr     daifset, #0xf           // PSTATE.DAIF = 0b1111: no asynchronous exceptions, ever
+    mov     x19, x0                 // the DTB address, kept across the BSS loop
+    msr     spsel, #1               // run on SP_EL1 (EL1h), as Moat enters guests
+    adrp    x1, __stack_top
+    add     x1, x1, :lo12:__stack_top
+    mov     sp, x1
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+1:  cmp     x1, x2                  // both ends are 16-byte aligned (guest.ld)
+    b.hs    2f
+    stp     xzr, xzr, [x1], #16
+    b       1b
+2:  adrp    x1, moat_rt_vectors
+    add     x1, x1, :lo12:moat_rt_vectors
+    msr     vbar_el1, x1
+    isb                             // VBAR_EL1 in effect before the first possible fault
+    mov     x0, x19
+    mov     x29, xzr                // end of the frame-pointer chain
+    mov     x30, xzr
+    bl      moat_rt_start           // never returns
+3:  wfe                             // unreachable: moat_rt_start is `-> !`
+    b       3b
+"#
+);
+
+/// A range of physical memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// First byte.
+    pub base: usize,
+    /// Length in bytes.
+    pub size: usize,
+}
+
+impl Region {
+    /// The region of `size` bytes from `base`.
+    pub const fn new(base: usize, size: usize) -> Self {
+        Self { base, size }
+    }
+
+    /// One past the last byte.
+    pub const fn end(&self) -> usize {
+        self.base + self.size
+    }
+
+    /// Whether the two regions share a byte.
+    pub const fn overlaps(&self, other: &Region) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+
+    /// Whether `other` lies wholly inside this region.
+    pub const fn contains(&self, other: &Region) -> bool {
+        self.base <= other.base && other.end() <= self.end()
+    }
+}
+
+/// What the guest learnt at boot.
+#[derive(Debug, Clone, Copy)]
+pub struct BootInfo {
+    /// `/chosen/bootargs` (the `-append` string on QEMU), or `""`.
+    pub bootargs: &'static str,
+    /// The device tree blob, if X0 pointed at a valid one.
+    pub dtb: Option<Region>,
+    /// The first RAM region of the device tree's `/memory` node.
+    pub ram: Option<Region>,
+    /// The loaded image, BSS and stack included (`__image_start..__image_end`).
+    pub image: Region,
+    /// The PL011's MMIO base, if the device tree has one.
+    pub uart: Option<usize>,
+    /// The PSCI conduit in use (HVC when the device tree names none).
+    pub psci: Conduit,
+}
+
+impl BootInfo {
+    /// A 1 MiB-aligned region of `size` bytes of RAM that holds neither the image nor the device
+    /// tree: free for a test to overwrite. `None` if RAM is unknown or too small.
+    pub fn free_ram(&self, size: usize) -> Option<Region> {
+        const ALIGN: usize = 1 << 20;
+        let ram = self.ram?;
+        let after_image = Region::new(self.image.end().next_multiple_of(ALIGN), size);
+        let candidate = match self.dtb {
+            Some(dtb) if after_image.overlaps(&dtb) => {
+                Region::new(dtb.end().next_multiple_of(ALIGN), size)
+            }
+            _ => after_image,
+        };
+        (ram.contains(&candidate) && !candidate.overlaps(&self.image)).then_some(candidate)
+    }
+}
+
+static BOOT_INFO: Global<Option<BootInfo>> = Global::new(None);
+
+/// What the guest learnt at boot (the same value its `main` received).
+///
+/// # Panics
+///
+/// If called before the runtime has read the device tree, which it does before any guest code.
+pub fn info() -> BootInfo {
+    BOOT_INFO
+        .get()
+        .expect("the runtime sets BootInfo before the guest runs")
+}
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+/// The loaded image's extent, from the linker script's symbols.
+fn image_region() -> Region {
+    let start = &raw const __image_start as usize;
+    let end = &raw const __image_end as usize;
+    Region::new(start, end - start)
+}
+
+// SAFETY: The guest binary defines `moat_guest_main` with exactly this signature through
+// `entry!`/`tests!`, the only supported way to declare it; without it the link fails.
+unsafe extern "Rust" {
+    safe fn moat_guest_main(boot: &BootInfo);
+}
+
+/// The first Rust code: reads the device tree, sets up the console and PSCI, runs the guest's
+/// `main`, then powers off.
+#[unsafe(no_mangle)]
+extern "C" fn moat_rt_start(dtb: usize) -> ! {
+    exception::init();
+    let facts = dt::parse(dtb);
+    let info = BootInfo {
+        bootargs: facts.map_or("", |f| f.bootargs),
+        dtb: facts.map(|f| f.dtb),
+        ram: facts.and_then(|f| f.ram),
+        image: image_region(),
+        uart: facts.and_then(|f| f.uart),
+        psci: facts.and_then(|f| f.psci).unwrap_or(Conduit::Hvc),
+    };
+    console::init(info.uart);
+    psci::init(info.psci);
+    BOOT_INFO.set(Some(info));
+    moat_guest_main(&info);
+    psci::system_off()
+}

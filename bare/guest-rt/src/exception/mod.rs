@@ -1,0 +1,127 @@
+//! EL1 exception handling for test guests: every exception is captured as an
+//! [`ExceptionRecord`], logged, and offered to the hook the current test installed.
+//!
+//! A test that expects an exception installs a hook ([`with_exception_hook`]) that checks the
+//! record, optionally moves `ELR_EL1` on (e.g. past a BRK), and answers [`Resume::Yes`]. Any
+//! exception nobody claims is a test failure: the runtime prints
+//! `MOAT-TEST fail <test>: unexpected exception vector=0x.. ESR=0x.. FAR=0x.. ELR=0x.. SPSR=0x..`
+//! and powers off.
+
+mod record;
+mod vectors;
+
+pub use record::{ExceptionFrame, ExceptionRecord, PstateAtEntry, VectorOffset, ec};
+
+use crate::global::Global;
+use crate::{println, psci, test};
+
+/// A hook's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Return to the (possibly edited) frame with `ERET`.
+    Yes,
+    /// Not an exception this hook expected: report it as unexpected and power off.
+    No,
+}
+
+/// A test's exception handler. It runs at EL1 with all exceptions masked, on the exception
+/// stack; it may edit the frame (registers, `elr`, `spsr`) that `ERET` will restore.
+pub type ExceptionHook = fn(&ExceptionRecord, &mut ExceptionFrame) -> Resume;
+
+/// The exceptions taken since the log was last taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExceptionLog {
+    /// How many exceptions were taken.
+    pub count: u32,
+    /// The first of them (the one a test case usually provokes).
+    pub first: Option<ExceptionRecord>,
+}
+
+static HOOK: Global<Option<ExceptionHook>> = Global::new(None);
+static LOG: Global<ExceptionLog> = Global::new(ExceptionLog {
+    count: 0,
+    first: None,
+});
+/// How many handlers are running (more than one: an exception inside a handler).
+static DEPTH: Global<u32> = Global::new(0);
+
+/// Prepares exception recording (reads which PSTATE fields this CPU has).
+pub(crate) fn init() {
+    record::detect_features();
+}
+
+/// Installs `hook` (or none) and returns the previous one.
+pub fn set_exception_hook(hook: Option<ExceptionHook>) -> Option<ExceptionHook> {
+    let previous = HOOK.get();
+    HOOK.set(hook);
+    previous
+}
+
+/// Runs `body` with `hook` installed and a fresh log, then restores the previous hook and
+/// returns `body`'s result with the exceptions it took.
+pub fn with_exception_hook<R>(hook: ExceptionHook, body: impl FnOnce() -> R) -> (R, ExceptionLog) {
+    let previous = set_exception_hook(Some(hook));
+    take_exception_log();
+    let result = body();
+    let log = take_exception_log();
+    set_exception_hook(previous);
+    (result, log)
+}
+
+/// The exceptions taken since the last call, clearing the log.
+pub fn take_exception_log() -> ExceptionLog {
+    let log = LOG.get();
+    LOG.set(ExceptionLog::default());
+    log
+}
+
+/// Called by the vector code with the entry's offset and the saved registers; returns only if
+/// the exception was claimed (the vector code then restores `frame` and `ERET`s).
+#[unsafe(no_mangle)]
+extern "C" fn moat_rt_handle_exception(vector: u64, frame: &mut ExceptionFrame) {
+    let pstate = PstateAtEntry::capture();
+    let record = ExceptionRecord {
+        vector: VectorOffset(vector as u16),
+        esr: crate::sysreg::esr_el1(),
+        far: crate::sysreg::far_el1(),
+        elr: frame.elr,
+        spsr: frame.spsr,
+        pstate,
+    };
+    let depth = DEPTH.get() + 1;
+    DEPTH.set(depth);
+    log(record);
+    let resume = match HOOK.get() {
+        Some(hook) if depth == 1 => hook(&record, frame),
+        _ => Resume::No,
+    };
+    if resume == Resume::No {
+        unexpected(&record, depth);
+    }
+    DEPTH.set(depth - 1);
+}
+
+fn log(record: ExceptionRecord) {
+    let mut log = LOG.get();
+    log.count = log.count.saturating_add(1);
+    log.first.get_or_insert(record);
+    LOG.set(log);
+}
+
+/// Reports an exception nobody claimed and powers off. An exception inside a handler is not
+/// offered to the hook, and a third level (the report itself faulting) powers off silently.
+fn unexpected(record: &ExceptionRecord, depth: u32) -> ! {
+    if depth <= 2 {
+        println!(
+            "MOAT-TEST fail {}: unexpected exception vector={:#05x} ESR={:#x} FAR={:#x} ELR={:#x} \
+             SPSR={:#x}",
+            test::current(),
+            record.vector.0,
+            record.esr,
+            record.far,
+            record.elr,
+            record.spsr
+        );
+    }
+    psci::system_off()
+}
