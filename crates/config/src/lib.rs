@@ -11,6 +11,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "host")]
+pub mod guest_dtb;
 mod hex;
 #[cfg(feature = "host")]
 pub mod loader;
@@ -21,6 +23,8 @@ pub mod size;
 pub mod toml_file;
 pub mod validate;
 
+#[cfg(feature = "host")]
+pub use guest_dtb::{GuestDtbError, generate_guest_dtb};
 pub use hex::Hex;
 #[cfg(feature = "host")]
 pub use loader::{GuestImage, ImageFormat, LoadError, Segment, load_guest_image};

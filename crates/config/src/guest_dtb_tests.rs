@@ -1,0 +1,186 @@
+//! The generated guest device tree, read back with the `fdt` crate.
+
+use fdt::Fdt;
+use fdt::node::FdtNode;
+use moat_arm::addr::Ipa;
+
+use super::*;
+
+fn dtb(vm: &VmConfig) -> Vec<u8> {
+    generate_guest_dtb(vm).unwrap()
+}
+
+fn strings<'a>(node: FdtNode<'_, 'a>, name: &str) -> Vec<&'a str> {
+    let value = node
+        .property(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .value;
+    let text = core::str::from_utf8(value).unwrap().trim_end_matches('\0');
+    text.split('\0').collect()
+}
+
+fn u32s(node: FdtNode<'_, '_>, name: &str) -> Vec<u32> {
+    let value = node
+        .property(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .value;
+    value
+        .chunks(4)
+        .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// `reg` as (base, size) pairs of 2 cells each.
+fn regs(node: FdtNode<'_, '_>) -> Vec<(u64, u64)> {
+    let cells = u32s(node, "reg");
+    let pairs = cells.chunks(4).map(|c| {
+        (
+            (u64::from(c[0]) << 32) | u64::from(c[1]),
+            (u64::from(c[2]) << 32) | u64::from(c[3]),
+        )
+    });
+    pairs.collect()
+}
+
+#[test]
+fn root_is_a_dummy_virt_with_two_cell_addresses() {
+    let blob = dtb(&VmConfig::default_virt());
+    let fdt = Fdt::new(&blob).unwrap();
+    let root = fdt.find_node("/").unwrap();
+    assert_eq!(strings(root, "compatible"), ["linux,dummy-virt"]);
+    assert_eq!(u32s(root, "#address-cells"), [2]);
+    assert_eq!(u32s(root, "#size-cells"), [2]);
+}
+
+#[test]
+fn every_ram_region_gets_a_memory_node() {
+    let mut vm = VmConfig::default_virt();
+    vm.ram.push(RamRegion {
+        base: Ipa(0x1_0000_0000),
+        size: 0x20_0000,
+    });
+    let blob = dtb(&vm);
+    let fdt = Fdt::new(&blob).unwrap();
+    let first = fdt.find_node("/memory@40000000").unwrap();
+    assert_eq!(strings(first, "device_type"), ["memory"]);
+    assert_eq!(regs(first), [(0x4000_0000, 128 << 20)]);
+    let second = fdt.find_node("/memory@100000000").unwrap();
+    assert_eq!(regs(second), [(0x1_0000_0000, 0x20_0000)]);
+}
+
+#[test]
+fn each_vcpu_gets_a_cpu_node_with_its_affinity() {
+    let mut vm = VmConfig::default_virt();
+    vm.cpus = 3;
+    let blob = dtb(&vm);
+    let fdt = Fdt::new(&blob).unwrap();
+    let cpus = fdt.find_node("/cpus").unwrap();
+    assert_eq!(
+        (u32s(cpus, "#address-cells"), u32s(cpus, "#size-cells")),
+        (vec![1], vec![0])
+    );
+    let nodes: Vec<FdtNode<'_, '_>> = cpus.children().collect();
+    assert_eq!(nodes.len(), 3);
+    for (n, cpu) in nodes.into_iter().enumerate() {
+        assert_eq!(cpu.name, format!("cpu@{n}"));
+        assert_eq!(u32s(cpu, "reg"), [n as u32]);
+        assert_eq!(strings(cpu, "device_type"), ["cpu"]);
+        assert_eq!(strings(cpu, "compatible"), ["arm,armv8"]);
+        assert_eq!(strings(cpu, "enable-method"), ["psci"]);
+    }
+}
+
+#[test]
+fn a_single_vcpu_has_no_enable_method() {
+    let blob = dtb(&VmConfig::default_virt());
+    let fdt = Fdt::new(&blob).unwrap();
+    let cpu = fdt.find_node("/cpus/cpu@0").unwrap();
+    assert!(cpu.property("enable-method").is_none());
+}
+
+#[test]
+fn psci_is_reached_by_hvc() {
+    let blob = dtb(&VmConfig::default_virt());
+    let fdt = Fdt::new(&blob).unwrap();
+    let psci = fdt.find_node("/psci").unwrap();
+    assert_eq!(
+        strings(psci, "compatible"),
+        ["arm,psci-1.0", "arm,psci-0.2"]
+    );
+    assert_eq!(strings(psci, "method"), ["hvc"]);
+}
+
+#[test]
+fn pl011_is_described_as_qemu_virt_does_with_its_24mhz_clock() {
+    let blob = dtb(&VmConfig::default_virt());
+    let fdt = Fdt::new(&blob).unwrap();
+    let uart = fdt.find_node("/pl011@9000000").unwrap();
+    assert_eq!(strings(uart, "compatible"), ["arm,pl011", "arm,primecell"]);
+    assert_eq!(regs(uart), [(0x0900_0000, 0x1000)]);
+    assert_eq!(strings(uart, "clock-names"), ["uartclk", "apb_pclk"]);
+    let clocks = u32s(uart, "clocks");
+    assert_eq!(clocks.len(), 2);
+    let clock = fdt.find_phandle(clocks[0]).unwrap();
+    assert_eq!(clock.name, "apb-pclk");
+    assert_eq!(strings(clock, "compatible"), ["fixed-clock"]);
+    assert_eq!(u32s(clock, "clock-frequency"), [24_000_000]);
+    assert_eq!(u32s(clock, "#clock-cells"), [0]);
+}
+
+#[test]
+fn chosen_has_bootargs_and_the_pl011_as_stdout() {
+    let mut vm = VmConfig::default_virt();
+    vm.bootargs = "console=ttyAMA0 earlycon".into();
+    let blob = dtb(&vm);
+    let fdt = Fdt::new(&blob).unwrap();
+    assert_eq!(fdt.chosen().bootargs(), Some("console=ttyAMA0 earlycon"));
+    assert_eq!(fdt.chosen().stdout().unwrap().name, "pl011@9000000");
+}
+
+#[test]
+fn gic_windows_get_no_node_until_moat_emulates_them() {
+    let blob = dtb(&VmConfig::default_virt());
+    let fdt = Fdt::new(&blob).unwrap();
+    let names: Vec<&str> = fdt.all_nodes().map(|n| n.name).collect();
+    assert!(!names.iter().any(|n| n.starts_with("intc")), "{names:?}");
+    let top: Vec<&str> = fdt
+        .find_node("/")
+        .unwrap()
+        .children()
+        .map(|n| n.name)
+        .collect();
+    let expected = [
+        "psci",
+        "memory@40000000",
+        "cpus",
+        "apb-pclk",
+        "pl011@9000000",
+        "chosen",
+    ];
+    assert_eq!(top, expected);
+}
+
+#[test]
+fn a_vm_without_uart_has_no_clock_and_no_stdout_path() {
+    let mut vm = VmConfig::default_virt();
+    vm.devices.retain(|d| d.kind != DeviceKind::Pl011);
+    let blob = dtb(&vm);
+    let fdt = Fdt::new(&blob).unwrap();
+    assert!(fdt.find_node("/apb-pclk").is_none());
+    assert!(
+        fdt.find_node("/chosen")
+            .unwrap()
+            .property("stdout-path")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_nul_in_bootargs_is_an_error_not_a_truncated_string() {
+    let mut vm = VmConfig::default_virt();
+    vm.bootargs = "console=ttyAMA0\0init=/evil".into();
+    assert_eq!(
+        generate_guest_dtb(&vm),
+        Err(GuestDtbError::Fdt(vm_fdt::Error::InvalidString))
+    );
+}
