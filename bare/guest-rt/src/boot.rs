@@ -7,9 +7,11 @@
 //! at its first byte with X0 = the device tree's physical address, the MMU off, and (under Moat)
 //! at EL1h.
 //!
-//! The entry code masks interrupts (`DAIF`), selects SP_EL1 (`SPSel`), sets up the stack, zeroes
-//! BSS and installs the EL1 vectors (`VBAR_EL1`) before any Rust code runs, so even a fault while
-//! parsing the device tree ends in an orderly power-off. Nothing else changes: the MMU stays off
+//! The entry code masks interrupts (`DAIF`), drops to EL1 if the loader entered it at EL2 (bare
+//! QEMU with `virtualization=on`: `HCR_EL2.RW` = 1 and nothing else, so the guest still runs at
+//! EL1 and never takes an exception to an EL2 with no vectors), selects SP_EL1 (`SPSel`), sets
+//! up the stack, zeroes BSS and installs the EL1 vectors (`VBAR_EL1`) before any Rust code runs,
+//! so even a fault while parsing the device tree ends in an orderly power-off. Nothing else changes: the MMU stays off
 //! (so all data accesses are Device-nGnRnE and must be aligned: the target is `+strict-align`),
 //! and `SCTLR_EL1` is left as the loader set it.
 
@@ -21,7 +23,7 @@ use crate::{console, dt, exception};
 
 global_asm!(
     r#"
-    .section .text.head, "ax"
+    .pushsection .text.head, "ax"
     .global _start
 _start:
     b       moat_rt_primary         // code0
@@ -36,7 +38,20 @@ _start:
 moat_rt_primary:
     msr     daifset, #0xf           // PSTATE.DAIF = 0b1111: no asynchronous exceptions, ever
     mov     x19, x0                 // the DTB address, kept across the BSS loop
-    msr     spsel, #1               // run on SP_EL1 (EL1h), as Moat enters guests
+    mrs     x1, CurrentEL
+    cmp     x1, #(2 << 2)           // CurrentEL.EL == 2: loaded bare with virtualization=on
+    b.ne    4f
+    mov     x1, #(1 << 31)          // HCR_EL2.RW = 1 (EL1 is AArch64); no traps, no stage 2
+    msr     hcr_el2, x1
+    mov     x1, #3                  // CNTHCTL_EL2.EL1PCEN/EL1PCTEN: EL1 owns the counter
+    msr     cnthctl_el2, x1
+    msr     cntvoff_el2, xzr
+    mov     x1, #0x3c5              // SPSR_EL2: EL1h with D, A, I, F masked
+    msr     spsr_el2, x1
+    adr     x1, 4f
+    msr     elr_el2, x1
+    eret                            // continue below at EL1; X0..X30 are unchanged
+4:  msr     spsel, #1               // run on SP_EL1 (EL1h), as Moat enters guests
     adrp    x1, __stack_top
     add     x1, x1, :lo12:__stack_top
     mov     sp, x1
@@ -58,6 +73,7 @@ moat_rt_primary:
     bl      moat_rt_start           // never returns
 3:  wfe                             // unreachable: moat_rt_start is `-> !`
     b       3b
+    .popsection
 "#
 );
 

@@ -28,7 +28,7 @@ global_asm!(
     b       moat_rt_exception_common
     .endm
 
-    .section .text.vectors, "ax"
+    .pushsection .text.vectors, "ax"
     .balign 0x800
     .global moat_rt_vectors
 moat_rt_vectors:
@@ -92,6 +92,7 @@ moat_rt_exception_common:
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #{FRAME_SIZE}
     eret
+    .popsection
 "#,
     FRAME_SIZE = const size_of::<ExceptionFrame>(),
     ELR = const offset_of!(ExceptionFrame, elr),
