@@ -44,6 +44,12 @@ impl TrapFrame {
         self.x.get(usize::from(n)).copied().unwrap_or(0)
     }
 
+    /// Moves the guest past the instruction that trapped: 4 bytes, or 2 for a 16-bit T32
+    /// instruction (`ESR_ELx.IL` = 0), as an emulated instruction completes.
+    pub fn advance_pc(&mut self, il: bool) {
+        self.pc = self.pc.wrapping_add(if il { 4 } else { 2 });
+    }
+
     /// Writes register `n`; a write to 31 (`XZR`) is discarded, as the hardware does.
     pub fn set_reg(&mut self, n: u8, value: u64) {
         if let Some(slot) = self.x.get_mut(usize::from(n)) {
@@ -98,6 +104,18 @@ mod tests {
         assert_eq!(frame.reg(31), 0);
         frame.set_reg(30, 0xbeef);
         assert_eq!(frame.reg(30), 0xbeef);
+    }
+
+    #[test]
+    fn advance_pc_skips_a_32_bit_or_a_16_bit_instruction() {
+        let mut frame = TrapFrame {
+            pc: 0x1000,
+            ..TrapFrame::default()
+        };
+        frame.advance_pc(true);
+        assert_eq!(frame.pc, 0x1004);
+        frame.advance_pc(false);
+        assert_eq!(frame.pc, 0x1006);
     }
 
     #[test]

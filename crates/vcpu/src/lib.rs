@@ -8,4 +8,5 @@
 #![forbid(unsafe_code)]
 
 pub mod frame;
+pub mod mmio;
 pub mod psci;
