@@ -4,11 +4,12 @@
 //! Under Moat and on bare QEMU without `virtualization=on` the conduit is HVC. When the device tree
 //! has no `/psci` node the runtime assumes HVC, the only conduit a guest at EL1 can rely on.
 
+#[cfg(target_os = "none")]
 use core::arch::asm;
 
 use crate::global::Global;
-use crate::println;
-use crate::test;
+#[cfg(target_os = "none")]
+use crate::{println, test};
 
 /// PSCI_VERSION (DEN 0022, function ID 0x8400_0000).
 pub const PSCI_VERSION: u32 = 0x8400_0000;
@@ -50,6 +51,7 @@ pub fn conduit() -> Conduit {
 }
 
 /// Executes `$insn` with X0..X17 loaded from and written back to `$regs`.
+#[cfg(target_os = "none")]
 macro_rules! call {
     ($insn:literal, $regs:ident) => {
         // SAFETY: An SMCCC call changes at most X0..X17 (all declared as in/out here; X18 and up
@@ -68,6 +70,7 @@ macro_rules! call {
     };
 }
 
+#[cfg(target_os = "none")]
 /// Issues an SMCCC call: `fid` in W0, `args` in X1.. (at most 17), and returns X0..X3.
 ///
 /// # Panics
@@ -85,11 +88,13 @@ pub fn smccc_call(fid: u32, args: &[u64]) -> [u64; 4] {
     [regs[0], regs[1], regs[2], regs[3]]
 }
 
+#[cfg(target_os = "none")]
 /// PSCI_VERSION: bits [31:16] major, [15:0] minor (so 1.1 is 0x1_0001).
 pub fn psci_version() -> u32 {
     smccc_call(PSCI_VERSION, &[])[0] as u32
 }
 
+#[cfg(target_os = "none")]
 /// SYSTEM_OFF. Does not return: should the call come back, the guest prints a `MOAT-TEST fail`
 /// line naming the current test and parks the CPU.
 pub fn system_off() -> ! {
@@ -97,12 +102,14 @@ pub fn system_off() -> ! {
     returned("SYSTEM_OFF", status)
 }
 
+#[cfg(target_os = "none")]
 /// SYSTEM_RESET. Does not return; if it does, reported like [`system_off`].
 pub fn system_reset() -> ! {
     let status = smccc_call(SYSTEM_RESET, &[])[0];
     returned("SYSTEM_RESET", status)
 }
 
+#[cfg(target_os = "none")]
 /// Reports a PSCI call that should not have returned, then parks the CPU.
 fn returned(call: &str, status: u64) -> ! {
     println!(
@@ -113,6 +120,7 @@ fn returned(call: &str, status: u64) -> ! {
     park()
 }
 
+#[cfg(target_os = "none")]
 /// Parks the CPU for good. The very last resort, when PSCI itself failed to power off: nothing
 /// else is left to stop the machine, and `WFE` at least idles instead of spinning hot. The host
 /// runner's timeout ends the emulator.
@@ -120,5 +128,17 @@ pub fn park() -> ! {
     loop {
         // SAFETY: WFE only waits for an event; it touches no memory, stack or flags.
         unsafe { asm!("wfe", options(nomem, nostack, preserves_flags)) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psci_method_names_its_conduit() {
+        assert_eq!(Conduit::from_method("hvc"), Some(Conduit::Hvc));
+        assert_eq!(Conduit::from_method("smc"), Some(Conduit::Smc));
+        assert_eq!(Conduit::from_method("HVC"), None);
     }
 }

@@ -4,12 +4,14 @@
 //! Arm ARM "System register encoding"), so the assembler accepts them without the extension
 //! enabled; the caller checks the ID register first (see [`crate::exception::PstateAtEntry`]).
 
+#[cfg(target_os = "none")]
 use core::arch::asm;
 
 /// Defines a function that reads one system register with `MRS`.
 macro_rules! reader {
     ($(#[$doc:meta])* $name:ident, $reg:literal) => {
         $(#[$doc])*
+        #[cfg(target_os = "none")]
         #[inline]
         pub fn $name() -> u64 {
             let value: u64;
@@ -92,6 +94,7 @@ reader!(
 );
 
 /// The Exception level the guest runs at (`CurrentEL.EL`, bits [3:2]).
+#[cfg(target_os = "none")]
 pub fn current_el() -> u8 {
     field(current_el_raw(), 2, 2) as u8
 }

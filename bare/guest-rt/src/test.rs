@@ -11,11 +11,14 @@
 //! A panic, an unexpected exception or a PSCI SYSTEM_OFF that returns also ends in a
 //! `MOAT-TEST fail <name>: ...` line for the test that was running.
 
+#[cfg(target_os = "none")]
 use core::panic::PanicInfo;
 
 use crate::boot::BootInfo;
 use crate::global::Global;
-use crate::{println, psci};
+use crate::println;
+#[cfg(target_os = "none")]
+use crate::psci;
 
 /// What a test returns: `Err` carries the reason printed after `MOAT-TEST fail <name>: `.
 pub type TestResult = Result<(), &'static str>;
@@ -31,6 +34,7 @@ pub struct Test {
 
 /// The test that is running, or the guest's package name outside of a test.
 static CURRENT: Global<&'static str> = Global::new("moat-guest");
+#[cfg(target_os = "none")]
 static PANICKING: Global<bool> = Global::new(false);
 
 /// The name failure lines are reported under.
@@ -84,6 +88,7 @@ pub fn report_pass() {
 }
 
 /// Fails the current test with the panic's message and location, then powers off.
+#[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     if !PANICKING.get() {
@@ -123,4 +128,28 @@ macro_rules! check_eq {
             Err::<(), &'static str>($reason)
         }
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selected_finds_moat_test_among_other_bootargs() {
+        assert_eq!(
+            selected("console=ttyAMA0 moat.test=ram_load_store quiet"),
+            Some("ram_load_store")
+        );
+    }
+
+    #[test]
+    fn selected_takes_the_first_of_two() {
+        assert_eq!(selected("moat.test=a moat.test=b"), Some("a"));
+    }
+
+    #[test]
+    fn selected_is_none_without_moat_test() {
+        assert_eq!(selected(""), None);
+        assert_eq!(selected("xmoat.test=a moat.testing=b"), None);
+    }
 }

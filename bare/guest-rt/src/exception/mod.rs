@@ -8,12 +8,12 @@
 //! and powers off.
 
 mod record;
+#[cfg(target_os = "none")]
 mod vectors;
 
 pub use record::{ExceptionFrame, ExceptionRecord, PstateAtEntry, VectorOffset, ec};
 
 use crate::global::Global;
-use crate::{println, psci, test};
 
 /// A hook's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,7 @@ static LOG: Global<ExceptionLog> = Global::new(ExceptionLog {
 static DEPTH: Global<u32> = Global::new(0);
 
 /// Prepares exception recording (reads which PSTATE fields this CPU has).
+#[cfg(target_os = "none")]
 pub(crate) fn init() {
     record::detect_features();
 }
@@ -75,53 +76,10 @@ pub fn take_exception_log() -> ExceptionLog {
     log
 }
 
-/// Called by the vector code with the entry's offset and the saved registers; returns only if
-/// the exception was claimed (the vector code then restores `frame` and `ERET`s).
-#[unsafe(no_mangle)]
-extern "C" fn moat_rt_handle_exception(vector: u64, frame: &mut ExceptionFrame) {
-    let pstate = PstateAtEntry::capture();
-    let record = ExceptionRecord {
-        vector: VectorOffset(vector as u16),
-        esr: crate::sysreg::esr_el1(),
-        far: crate::sysreg::far_el1(),
-        elr: frame.elr,
-        spsr: frame.spsr,
-        pstate,
-    };
-    let depth = DEPTH.get() + 1;
-    DEPTH.set(depth);
-    log(record);
-    let resume = match HOOK.get() {
-        Some(hook) if depth == 1 => hook(&record, frame),
-        _ => Resume::No,
-    };
-    if resume == Resume::No {
-        unexpected(&record, depth);
-    }
-    DEPTH.set(depth - 1);
-}
-
+/// Adds `record` to the log.
 fn log(record: ExceptionRecord) {
     let mut log = LOG.get();
     log.count = log.count.saturating_add(1);
     log.first.get_or_insert(record);
     LOG.set(log);
-}
-
-/// Reports an exception nobody claimed and powers off. An exception inside a handler is not
-/// offered to the hook, and a third level (the report itself faulting) powers off silently.
-fn unexpected(record: &ExceptionRecord, depth: u32) -> ! {
-    if depth <= 2 {
-        println!(
-            "MOAT-TEST fail {}: unexpected exception vector={:#05x} ESR={:#x} FAR={:#x} ELR={:#x} \
-             SPSR={:#x}",
-            test::current(),
-            record.vector.0,
-            record.esr,
-            record.far,
-            record.elr,
-            record.spsr
-        );
-    }
-    psci::system_off()
 }

@@ -7,7 +7,9 @@
 //! fields (Arm ARM `ESR_EL1`, "Exception vectors").
 
 use crate::global::Global;
-use crate::sysreg::{self, bit, field};
+#[cfg(target_os = "none")]
+use crate::sysreg;
+use crate::sysreg::{bit, field};
 
 /// An offset into the EL1 vector table: which of the 16 entries an exception arrived at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,7 @@ struct PstateFeatures {
 static FEATURES: Global<Option<PstateFeatures>> = Global::new(None);
 
 /// Reads the ID registers that say which PSTATE fields exist.
+#[cfg(target_os = "none")]
 pub(crate) fn detect_features() {
     let pfr0 = sysreg::id_aa64pfr0_el1();
     let pfr1 = sysreg::id_aa64pfr1_el1();
@@ -102,6 +105,7 @@ pub(crate) fn detect_features() {
 
 impl PstateAtEntry {
     /// Reads PSTATE now. Called first thing in the handler, before anything can change it.
+    #[cfg(target_os = "none")]
     pub fn capture() -> Self {
         let has = FEATURES.get();
         let read = |present: fn(&PstateFeatures) -> bool, reg: fn() -> u64, at: u32| {
@@ -184,5 +188,66 @@ impl ExceptionFrame {
     /// address is the instruction itself, e.g. BRK or an abort).
     pub fn skip_instruction(&mut self) {
         self.elr += 4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(esr: u64, spsr: u64) -> ExceptionRecord {
+        let pstate = PstateAtEntry {
+            daif: 0x3c0,
+            current_el: 1 << 2,
+            spsel: 1,
+            pan: None,
+            uao: None,
+            dit: None,
+            ssbs: None,
+            tco: None,
+        };
+        ExceptionRecord {
+            vector: VectorOffset(0x200),
+            esr,
+            far: 0,
+            elr: 0,
+            spsr,
+            pstate,
+        }
+    }
+
+    #[test]
+    fn brk_0x42_syndrome_decodes_to_ec_0x3c_il_iss_0x42() {
+        let brk = record(0xf200_0042, 0x3c5);
+        assert_eq!(
+            (brk.ec(), brk.il(), brk.iss(), brk.iss2()),
+            (ec::BRK64, true, 0x42, 0)
+        );
+    }
+
+    #[test]
+    fn spsr_mode_is_the_low_four_bits() {
+        assert_eq!(record(0, 0x6000_03c5).spsr_mode(), 0b0101);
+        assert_eq!(record(0, 0x3c4).spsr_mode(), 0b0100);
+    }
+
+    #[test]
+    fn vector_offset_splits_into_source_and_kind() {
+        assert_eq!(
+            (VectorOffset(0x200).source(), VectorOffset(0x200).kind()),
+            (1, 0)
+        );
+        assert_eq!(
+            (VectorOffset(0x480).source(), VectorOffset(0x480).kind()),
+            (2, 1)
+        );
+        assert_eq!(
+            (VectorOffset(0x780).source(), VectorOffset(0x780).kind()),
+            (3, 3)
+        );
+        assert_eq!(
+            (VectorOffset(0x100).source(), VectorOffset(0x100).kind()),
+            (0, 2)
+        );
     }
 }

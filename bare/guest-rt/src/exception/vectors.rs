@@ -2,7 +2,8 @@
 //! a 2 KiB-aligned table. Every entry saves X0/X1, passes its own offset, and branches to one
 //! common path that saves the rest of the [`ExceptionFrame`] (X0..X30, `ELR_EL1`, `SPSR_EL1`) on
 //! SP_EL1, calls `moat_rt_handle_exception(vector, &mut frame)`, restores the frame (a handler may
-//! have changed it, e.g. advanced ELR) and returns with `ERET`.
+//! have changed it, e.g. advanced ELR) and returns with `ERET`. `moat_rt_handle_exception`
+//! captures the [`ExceptionRecord`], logs it and offers it to the hook.
 //!
 //! An exception to EL1 always runs on SP_EL1 (`PSTATE.SP` = 1 on entry), whichever group of
 //! entries it arrives at, so one stack serves all of them.
@@ -10,7 +11,8 @@
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 
-use super::ExceptionFrame;
+use super::{DEPTH, ExceptionFrame, ExceptionRecord, HOOK, PstateAtEntry, Resume, VectorOffset};
+use crate::{println, psci, sysreg, test};
 
 const _: () = assert!(
     size_of::<ExceptionFrame>().is_multiple_of(16),
@@ -100,3 +102,47 @@ moat_rt_exception_common:
 
 const _: () = assert!(offset_of!(ExceptionFrame, spsr) == offset_of!(ExceptionFrame, elr) + 8);
 const _: () = assert!(offset_of!(ExceptionFrame, elr) == 248, "X0..X30 come first");
+
+/// Called by the vector code with the entry's offset and the saved registers; returns only if
+/// the exception was claimed (the vector code then restores `frame` and `ERET`s).
+#[unsafe(no_mangle)]
+extern "C" fn moat_rt_handle_exception(vector: u64, frame: &mut ExceptionFrame) {
+    let pstate = PstateAtEntry::capture();
+    let record = ExceptionRecord {
+        vector: VectorOffset(vector as u16),
+        esr: sysreg::esr_el1(),
+        far: sysreg::far_el1(),
+        elr: frame.elr,
+        spsr: frame.spsr,
+        pstate,
+    };
+    let depth = DEPTH.get() + 1;
+    DEPTH.set(depth);
+    super::log(record);
+    let resume = match HOOK.get() {
+        Some(hook) if depth == 1 => hook(&record, frame),
+        _ => Resume::No,
+    };
+    if resume == Resume::No {
+        unexpected(&record, depth);
+    }
+    DEPTH.set(depth - 1);
+}
+
+/// Reports an exception nobody claimed and powers off. An exception inside a handler is not
+/// offered to the hook, and a third level (the report itself faulting) powers off silently.
+fn unexpected(record: &ExceptionRecord, depth: u32) -> ! {
+    if depth <= 2 {
+        println!(
+            "MOAT-TEST fail {}: unexpected exception vector={:#05x} ESR={:#x} FAR={:#x} ELR={:#x} \
+             SPSR={:#x}",
+            test::current(),
+            record.vector.0,
+            record.esr,
+            record.far,
+            record.elr,
+            record.spsr
+        );
+    }
+    psci::system_off()
+}
