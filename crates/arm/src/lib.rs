@@ -11,5 +11,12 @@
 
 pub mod addr;
 pub mod esr;
+pub mod fault_addr;
 pub mod field;
 pub mod fsc;
+pub mod fsr32;
+pub mod par;
+pub mod parange;
+pub mod pstate;
+pub mod sysreg;
+pub mod vector;
