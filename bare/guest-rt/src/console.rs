@@ -2,7 +2,7 @@
 //! device tree gives, and the [`print!`](crate::print)/[`println!`](crate::println) macros.
 //!
 //! Output goes byte by byte to `UARTDR` after `UARTFR.TXFF` reads 0. Lines end in `\n` only (the
-//! host runner splits on it). Until [`init`] has run, or when the device tree names no PL011,
+//! host runner splits on it). Until `init` has run, or when the device tree names no PL011,
 //! output is dropped: a guest without a console still powers off.
 
 use core::fmt::{self, Write};

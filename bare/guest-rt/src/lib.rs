@@ -4,13 +4,14 @@
 //! directly on QEMU (`-M virt` without `virtualization=on`). This crate gives it everything it
 //! needs and nothing more:
 //!
-//! - [`boot`]: the `Image` header, the entry code (stack, BSS, `VBAR_EL1`) and the [`BootInfo`]
-//!   found in the device tree (bootargs, PL011, PSCI conduit, RAM);
+//! - the entry code (`start.rs`): the `Image` header, stack, BSS, `VBAR_EL1`, then the guest's
+//!   `main`;
+//! - [`boot`]: the [`BootInfo`] found in the device tree (bootargs, PL011, PSCI conduit, RAM);
 //! - [`console`]: PL011 output and the [`print!`]/[`println!`] macros;
 //! - [`psci`]: PSCI and generic SMCCC calls over the conduit the device tree names;
 //! - [`exception`]: EL1 vectors that capture an [`ExceptionRecord`] and hand it to a hook a
 //!   test installs;
-//! - [`test`]: the test registry ([`tests!`]) and the `MOAT-TEST` result-line protocol that the
+//! - [`test`](mod@test): the test registry ([`tests!`]) and the `MOAT-TEST` result-line protocol that the
 //!   host runner parses (see `bare/guests/README.md`).
 //!
 //! A guest binary is `#![no_std] #![no_main]`, calls [`entry!`] or [`tests!`] once, and links
@@ -25,7 +26,7 @@
 //!
 //! Everything runs on one CPU with IRQ, FIQ and SError masked (`PSTATE.{D,A,I,F}` set at entry
 //! and never cleared): the only code that can interrupt other code is a synchronous exception
-//! handler. [`global::Global`] relies on that.
+//! handler. The runtime's shared state (`global.rs`) relies on that.
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(
     not(target_os = "none"),
@@ -53,20 +54,20 @@ pub use exception::{
 };
 pub use test::{Test, TestResult};
 
-/// Declares the guest's `main`: a `fn(&'static BootInfo)` that the runtime calls once the
+/// Declares the guest's `main`: a `fn(&BootInfo)` that the runtime calls once the
 /// console and PSCI are set up. When it returns, the runtime powers the machine off.
 ///
 /// ```ignore
 /// moat_guest_rt::entry!(main);
-/// fn main(boot: &'static moat_guest_rt::BootInfo) { moat_guest_rt::println!("hi"); }
+/// fn main(boot: &moat_guest_rt::BootInfo) { moat_guest_rt::println!("hi"); }
 /// ```
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         /// The guest's entry point, called by `moat-guest-rt` (see `moat_guest_rt::entry!`).
         #[unsafe(no_mangle)]
-        fn moat_guest_main(boot: &'static $crate::BootInfo) {
-            let main: fn(&'static $crate::BootInfo) = $main;
+        fn moat_guest_main(boot: &$crate::BootInfo) {
+            let main: fn(&$crate::BootInfo) = $main;
             $crate::test::set_current(env!("CARGO_PKG_NAME"));
             main(boot)
         }
@@ -75,7 +76,7 @@ macro_rules! entry {
 
 /// Registers the guest's tests (functions `fn() -> TestResult`, named after the fact they
 /// check) and makes the test runner the guest's `main`: bootargs `moat.test=<name>` run one
-/// test, `moat.test=list` or no `moat.test=` list them (see [`test::run`]).
+/// test, `moat.test=list` or no `moat.test=` list them (see [`test::run`](crate::test::run)).
 ///
 /// ```ignore
 /// moat_guest_rt::tests![console_hello, ram_load_store];
@@ -83,7 +84,7 @@ macro_rules! entry {
 #[macro_export]
 macro_rules! tests {
     ($($name:ident),+ $(,)?) => {
-        fn moat_guest_run_tests(boot: &'static $crate::BootInfo) {
+        fn moat_guest_run_tests(boot: &$crate::BootInfo) {
             const TESTS: &[$crate::Test] = &[
                 $($crate::Test { name: stringify!($name), run: $name }),+
             ];

@@ -55,8 +55,10 @@ pub fn conduit() -> Conduit {
 macro_rules! call {
     ($insn:literal, $regs:ident) => {
         // SAFETY: An SMCCC call changes at most X0..X17 (all declared as in/out here; X18 and up
-        // are preserved by the SMCCC) and no memory of this program that Rust knows about: the
-        // calls the runtime makes pass no pointers. The stack is not used.
+        // are preserved, SMCCC "Register use in AArch64 SMC and HVC calls") and never the stack.
+        // The asm is not `nomem`, so the compiler assumes it may read or write any memory whose
+        // address the caller passed in; the runtime's own calls (PSCI_VERSION, SYSTEM_OFF,
+        // SYSTEM_RESET) pass no addresses.
         unsafe {
             asm!($insn,
                 inout("x0") $regs[0], inout("x1") $regs[1], inout("x2") $regs[2],
@@ -70,12 +72,12 @@ macro_rules! call {
     };
 }
 
-#[cfg(target_os = "none")]
 /// Issues an SMCCC call: `fid` in W0, `args` in X1.. (at most 17), and returns X0..X3.
 ///
 /// # Panics
 ///
 /// If `args` has more than 17 values (SMCCC v1.2 passes arguments in X1..X17).
+#[cfg(target_os = "none")]
 pub fn smccc_call(fid: u32, args: &[u64]) -> [u64; 4] {
     assert!(args.len() <= 17, "SMCCC passes at most 17 arguments");
     let mut regs = [0u64; 18];
@@ -88,29 +90,29 @@ pub fn smccc_call(fid: u32, args: &[u64]) -> [u64; 4] {
     [regs[0], regs[1], regs[2], regs[3]]
 }
 
+/// PSCI_VERSION: bits \[31:16\] major, \[15:0\] minor (so 1.1 is 0x1_0001).
 #[cfg(target_os = "none")]
-/// PSCI_VERSION: bits [31:16] major, [15:0] minor (so 1.1 is 0x1_0001).
 pub fn psci_version() -> u32 {
     smccc_call(PSCI_VERSION, &[])[0] as u32
 }
 
-#[cfg(target_os = "none")]
 /// SYSTEM_OFF. Does not return: should the call come back, the guest prints a `MOAT-TEST fail`
 /// line naming the current test and parks the CPU.
+#[cfg(target_os = "none")]
 pub fn system_off() -> ! {
     let status = smccc_call(SYSTEM_OFF, &[])[0];
     returned("SYSTEM_OFF", status)
 }
 
-#[cfg(target_os = "none")]
 /// SYSTEM_RESET. Does not return; if it does, reported like [`system_off`].
+#[cfg(target_os = "none")]
 pub fn system_reset() -> ! {
     let status = smccc_call(SYSTEM_RESET, &[])[0];
     returned("SYSTEM_RESET", status)
 }
 
-#[cfg(target_os = "none")]
 /// Reports a PSCI call that should not have returned, then parks the CPU.
+#[cfg(target_os = "none")]
 fn returned(call: &str, status: u64) -> ! {
     println!(
         "MOAT-TEST fail {}: PSCI {call} returned {}",
@@ -120,10 +122,10 @@ fn returned(call: &str, status: u64) -> ! {
     park()
 }
 
-#[cfg(target_os = "none")]
 /// Parks the CPU for good. The very last resort, when PSCI itself failed to power off: nothing
 /// else is left to stop the machine, and `WFE` at least idles instead of spinning hot. The host
 /// runner's timeout ends the emulator.
+#[cfg(target_os = "none")]
 pub fn park() -> ! {
     loop {
         // SAFETY: WFE only waits for an event; it touches no memory, stack or flags.

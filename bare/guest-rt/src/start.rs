@@ -12,9 +12,9 @@
 //! QEMU with `virtualization=on`: `HCR_EL2.RW` = 1 and nothing else, so the guest still runs at
 //! EL1 and never takes an exception to an EL2 with no vectors), selects SP_EL1 (`SPSel`), sets
 //! up the stack, zeroes BSS and installs the EL1 vectors (`VBAR_EL1`) before any Rust code runs,
-//! so even a fault while parsing the device tree ends in an orderly power-off. Nothing else changes: the MMU stays off
-//! (so all data accesses are Device-nGnRnE and must be aligned: the target is `+strict-align`),
-//! and `SCTLR_EL1` is left as the loader set it.
+//! so even a fault while parsing the device tree ends in an orderly power-off. Nothing else
+//! changes: the MMU stays off (so all data accesses are Device-nGnRnE and must be aligned: the
+//! target is `+strict-align`), and `SCTLR_EL1` is left as the loader set it.
 
 use core::arch::global_asm;
 

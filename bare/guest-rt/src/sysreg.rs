@@ -29,11 +29,11 @@ macro_rules! reader {
 }
 
 reader!(
-    /// `CurrentEL` (bits [3:2] = the EL); see [`current_el`].
+    /// `CurrentEL` (bits \[3:2\] = the EL); see [`current_el`].
     current_el_raw, "CurrentEL"
 );
 reader!(
-    /// `DAIF`: PSTATE.{D,A,I,F} in bits [9:6].
+    /// `DAIF`: PSTATE.{D,A,I,F} in bits \[9:6\].
     daif, "DAIF"
 );
 reader!(
@@ -57,19 +57,19 @@ reader!(
     midr_el1, "MIDR_EL1"
 );
 reader!(
-    /// `ID_AA64PFR0_EL1` (S3_0_C0_C4_0): DIT in bits [51:48].
+    /// `ID_AA64PFR0_EL1` (S3_0_C0_C4_0): DIT in bits \[51:48\].
     id_aa64pfr0_el1, "S3_0_C0_C4_0"
 );
 reader!(
-    /// `ID_AA64PFR1_EL1` (S3_0_C0_C4_1): SSBS in bits [7:4], MTE in bits [11:8].
+    /// `ID_AA64PFR1_EL1` (S3_0_C0_C4_1): SSBS in bits \[7:4\], MTE in bits \[11:8\].
     id_aa64pfr1_el1, "S3_0_C0_C4_1"
 );
 reader!(
-    /// `ID_AA64MMFR1_EL1` (S3_0_C0_C7_1): PAN in bits [23:20].
+    /// `ID_AA64MMFR1_EL1` (S3_0_C0_C7_1): PAN in bits \[23:20\].
     id_aa64mmfr1_el1, "S3_0_C0_C7_1"
 );
 reader!(
-    /// `ID_AA64MMFR2_EL1` (S3_0_C0_C7_2): UAO in bits [7:4].
+    /// `ID_AA64MMFR2_EL1` (S3_0_C0_C7_2): UAO in bits \[7:4\].
     id_aa64mmfr2_el1, "S3_0_C0_C7_2"
 );
 reader!(
@@ -93,7 +93,7 @@ reader!(
     tco, "S3_3_C4_C2_7"
 );
 
-/// The Exception level the guest runs at (`CurrentEL.EL`, bits [3:2]).
+/// The Exception level the guest runs at (`CurrentEL.EL`, bits \[3:2\]).
 #[cfg(target_os = "none")]
 pub fn current_el() -> u8 {
     field(current_el_raw(), 2, 2) as u8

@@ -25,19 +25,19 @@ impl VectorOffset {
     /// Synchronous exception from a lower EL in AArch32.
     pub const LOWER_A32_SYNC: Self = Self(0x600);
 
-    /// The exception's kind: 0 synchronous, 1 IRQ, 2 FIQ, 3 SError (bits [8:7] of the offset).
+    /// The exception's kind: 0 synchronous, 1 IRQ, 2 FIQ, 3 SError (bits \[8:7\] of the offset).
     pub const fn kind(self) -> u16 {
         (self.0 >> 7) & 0b11
     }
 
     /// Where it came from: 0 current EL with SP_EL0, 1 current EL with SP_ELx, 2 lower EL in
-    /// AArch64, 3 lower EL in AArch32 (bits [10:9] of the offset).
+    /// AArch64, 3 lower EL in AArch32 (bits \[10:9\] of the offset).
     pub const fn source(self) -> u16 {
         (self.0 >> 9) & 0b11
     }
 }
 
-/// `ESR_EL1.EC` values the tests use (Arm ARM, `ESR_EL1`, "EC, bits [31:26]").
+/// `ESR_EL1.EC` values the tests use (Arm ARM, `ESR_EL1`, "EC, bits \[31:26\]").
 pub mod ec {
     /// Unknown reason (e.g. an UNDEFINED instruction).
     pub const UNKNOWN: u8 = 0x00;
@@ -59,9 +59,9 @@ pub mod ec {
 /// `AArch64.TakeException()`). Fields of extensions the CPU lacks are `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PstateAtEntry {
-    /// `DAIF` as read (PSTATE.{D,A,I,F} in bits [9:6]).
+    /// `DAIF` as read (PSTATE.{D,A,I,F} in bits \[9:6\]).
     pub daif: u64,
-    /// `CurrentEL` as read (the EL in bits [3:2]).
+    /// `CurrentEL` as read (the EL in bits \[3:2\]).
     pub current_el: u64,
     /// `SPSel` as read (PSTATE.SP in bit 0).
     pub spsel: u64,
@@ -142,7 +142,7 @@ pub struct ExceptionRecord {
 }
 
 impl ExceptionRecord {
-    /// `ESR_EL1.EC`, bits [31:26]: the exception class (see [`ec`]).
+    /// `ESR_EL1.EC`, bits \[31:26\]: the exception class (see [`ec`]).
     pub const fn ec(&self) -> u8 {
         field(self.esr, 26, 6) as u8
     }
@@ -152,12 +152,12 @@ impl ExceptionRecord {
         bit(self.esr, 25)
     }
 
-    /// `ESR_EL1.ISS`, bits [24:0]: the class-specific syndrome.
+    /// `ESR_EL1.ISS`, bits \[24:0\]: the class-specific syndrome.
     pub const fn iss(&self) -> u32 {
         field(self.esr, 0, 25) as u32
     }
 
-    /// `ESR_EL1.ISS2`, bits [36:32] (FEAT_LS64 and later; 0 otherwise).
+    /// `ESR_EL1.ISS2`, bits \[36:32\] (FEAT_LS64 and later; 0 otherwise).
     pub const fn iss2(&self) -> u32 {
         field(self.esr, 32, 5) as u32
     }

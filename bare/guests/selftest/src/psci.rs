@@ -3,7 +3,7 @@
 use moat_guest_rt::{TestResult, println, psci, test};
 
 /// PSCI_VERSION reports 1.0 or later (Moat and QEMU 7.2 both implement 1.1), encoded as
-/// major in bits [31:16] and minor in bits [15:0].
+/// major in bits \[31:16\] and minor in bits \[15:0\].
 pub fn psci_version_is_1_1_or_later() -> TestResult {
     let version = psci::psci_version();
     println!(
