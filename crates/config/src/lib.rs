@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod bundle;
 #[cfg(feature = "host")]
 pub mod guest_dtb;
 mod hex;
@@ -23,6 +24,9 @@ pub mod size;
 pub mod toml_file;
 pub mod validate;
 
+pub use bundle::{Bundle, BundleError, BundleImage};
+#[cfg(feature = "host")]
+pub use bundle::{BundleWriteError, default_dtb_ipa, write_bundle};
 #[cfg(feature = "host")]
 pub use guest_dtb::{GuestDtbError, generate_guest_dtb};
 pub use hex::Hex;

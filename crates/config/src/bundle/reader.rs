@@ -1,0 +1,412 @@
+//! Reading a bundle, in Moat at boot. `no_std`: the images and the guest device tree are
+//! borrowed from the blob, the configuration is rebuilt on the heap.
+//!
+//! A parsed [`Bundle`] guarantees that its images and guest device tree lie inside the RAM of
+//! its configuration without overlapping; the configuration itself still has to be checked
+//! against the machine with [`VmConfig::validate`]`(Some(L))` before the VM is built.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use moat_arm::addr::Ipa;
+
+use super::fdt::{self, FdtError, Node};
+use super::{BUNDLE_COMPATIBLE, BUNDLE_VERSION, Part, Placed, PlacementError, check_placement};
+use crate::schema::{DeviceKind, DeviceWindow, HolePolicy, ParangeMode, RamRegion, VmConfig};
+
+/// A segment of the guest image: bytes to copy to guest RAM at `load_ipa`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundleImage<'a> {
+    /// Where the first byte goes.
+    pub load_ipa: Ipa,
+    /// The bytes, borrowed from the bundle.
+    pub data: &'a [u8],
+}
+
+/// A parsed bundle: the VM, where to start it, and what to copy into its RAM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundle<'a> {
+    config: VmConfig,
+    entry: Ipa,
+    dtb_ipa: Ipa,
+    dtb: &'a [u8],
+    images: Vec<BundleImage<'a>>,
+}
+
+/// Why a blob is not a bundle this Moat can boot. Node paths are device-tree paths
+/// (`/vm/ram@40000000`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BundleError {
+    /// Not a well-formed device tree.
+    #[error("the bundle is not a well-formed device tree: {0}")]
+    Fdt(#[from] FdtError),
+    /// A device tree, but not a bundle.
+    #[error(
+        "the device tree is not a Moat bundle: its root is not compatible with \"moat,bundle\""
+    )]
+    NotABundle,
+    /// A bundle of another format version.
+    #[error(
+        "bundle version {found} is not supported: this Moat reads version {BUNDLE_VERSION}; rebuild the bundle with the matching host tool"
+    )]
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
+    /// A required node is absent.
+    #[error("the bundle has no {node} node under {parent}")]
+    MissingNode {
+        /// The parent's path.
+        parent: &'static str,
+        /// The node's name.
+        node: &'static str,
+    },
+    /// A node that must be unique appears twice.
+    #[error("the bundle has more than one {node} node")]
+    DuplicateNode {
+        /// The node's path.
+        node: String,
+    },
+    /// A node this version does not define.
+    #[error("the bundle has an unknown node {node}")]
+    UnknownNode {
+        /// The node's path.
+        node: String,
+    },
+    /// A required property is absent.
+    #[error("{node} has no {property} property")]
+    MissingProperty {
+        /// The node's path.
+        node: String,
+        /// The property.
+        property: &'static str,
+    },
+    /// A property given twice.
+    #[error("{node} has its {property} property twice")]
+    DuplicateProperty {
+        /// The node's path.
+        node: String,
+        /// The property.
+        property: String,
+    },
+    /// A property this version does not define.
+    #[error("{node} has an unknown property {property}")]
+    UnknownProperty {
+        /// The node's path.
+        node: String,
+        /// The property.
+        property: String,
+    },
+    /// A property whose value has the wrong size or form.
+    #[error("{node}: property {property} is not {expected}")]
+    BadValue {
+        /// The node's path.
+        node: String,
+        /// The property.
+        property: &'static str,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// Images or the guest device tree outside RAM or overlapping.
+    #[error("the bundle cannot be loaded: {0}")]
+    Placement(#[from] PlacementError),
+}
+
+impl<'a> Bundle<'a> {
+    /// Parses and checks a bundle. Never panics, whatever the blob.
+    ///
+    /// # Errors
+    ///
+    /// [`BundleError`] for a malformed device tree, a tree that is not a version-1 bundle, a
+    /// missing, unknown or malformed node or property, or images and the guest device tree not
+    /// fitting in the VM's RAM.
+    pub fn parse(blob: &'a [u8]) -> Result<Self, BundleError> {
+        let root = fdt::parse(blob)?;
+        check_root(&root)?;
+        let vm = unique_child(&root, "/", "vm")?;
+        let bundle = parse_vm(vm)?;
+        check_placement(&bundle.config, &bundle.placed())?;
+        Ok(bundle)
+    }
+
+    /// The VM description, to validate against the machine's IPA limit.
+    #[must_use]
+    pub fn config(&self) -> &VmConfig {
+        &self.config
+    }
+
+    /// The boot vCPU's first instruction.
+    #[must_use]
+    pub fn entry(&self) -> Ipa {
+        self.entry
+    }
+
+    /// Where the guest device tree goes (passed to the guest in `x0`).
+    #[must_use]
+    pub fn dtb_ipa(&self) -> Ipa {
+        self.dtb_ipa
+    }
+
+    /// The guest device tree's bytes.
+    #[must_use]
+    pub fn dtb(&self) -> &'a [u8] {
+        self.dtb
+    }
+
+    /// The image segments, in the order written.
+    pub fn images(&self) -> impl ExactSizeIterator<Item = BundleImage<'a>> + '_ {
+        self.images.iter().copied()
+    }
+
+    fn placed(&self) -> Vec<Placed> {
+        let images = self.images.iter().enumerate().map(|(i, image)| Placed {
+            part: Part::Image(i),
+            ipa: image.load_ipa,
+            size: image.data.len() as u64,
+        });
+        let dtb = Placed {
+            part: Part::GuestDtb,
+            ipa: self.dtb_ipa,
+            size: self.dtb.len() as u64,
+        };
+        images.chain(core::iter::once(dtb)).collect()
+    }
+}
+
+fn check_root(root: &Node<'_>) -> Result<(), BundleError> {
+    let compatible = root
+        .property("compatible")
+        .and_then(|v| v.strip_suffix(b"\0"));
+    if compatible != Some(BUNDLE_COMPATIBLE.as_bytes()) {
+        return Err(BundleError::NotABundle);
+    }
+    let props = Props::new(root, "/".into(), &["compatible", "moat,bundle-version"])?;
+    let found = props.u32("moat,bundle-version")?;
+    if found != BUNDLE_VERSION {
+        return Err(BundleError::UnsupportedVersion { found });
+    }
+    Ok(())
+}
+
+/// The only child of `node` called `name`.
+fn unique_child<'n, 'a>(
+    node: &'n Node<'a>,
+    path: &'static str,
+    name: &'static str,
+) -> Result<&'n Node<'a>, BundleError> {
+    let mut found = node.children.iter().filter(|c| c.name == name);
+    let first = found.next().ok_or(BundleError::MissingNode {
+        parent: path,
+        node: name,
+    })?;
+    if found.next().is_some() {
+        return Err(BundleError::DuplicateNode {
+            node: format!("{path}{name}"),
+        });
+    }
+    if let Some(other) = node.children.iter().find(|c| c.name != name) {
+        return Err(BundleError::UnknownNode {
+            node: format!("{path}{}", other.name),
+        });
+    }
+    Ok(first)
+}
+
+const VM_PROPERTIES: &[&str] = &[
+    "#address-cells",
+    "#size-cells",
+    "name",
+    "ipa-bits",
+    "parange",
+    "hole-policy",
+    "cpus",
+    "bootargs",
+];
+
+/// The parts of `/vm` other than the configuration's own properties.
+struct VmParts<'a> {
+    ram: Vec<RamRegion>,
+    devices: Vec<DeviceWindow>,
+    images: Vec<BundleImage<'a>>,
+    boot: Option<(Ipa, Ipa)>,
+    dtb: Option<&'a [u8]>,
+}
+
+fn parse_vm<'a>(vm: &Node<'a>) -> Result<Bundle<'a>, BundleError> {
+    let props = Props::new(vm, "/vm".into(), VM_PROPERTIES)?;
+    for cells in ["#address-cells", "#size-cells"] {
+        if props.u32(cells)? != 2 {
+            return Err(props.bad(cells, "2"));
+        }
+    }
+    let parts = parse_vm_children(vm)?;
+    let missing = |node| BundleError::MissingNode {
+        parent: "/vm",
+        node,
+    };
+    let (entry, dtb_ipa) = parts.boot.ok_or(missing("boot"))?;
+    let config = VmConfig {
+        name: props.string("name")?.into(),
+        ipa_bits: props.u32("ipa-bits")?,
+        parange: props.named("parange", ParangeMode::from_name, "\"max\" or \"tight\"")?,
+        cpus: props.u32("cpus")?,
+        hole_policy: props.named(
+            "hole-policy",
+            HolePolicy::from_name,
+            "\"abort\" or \"raz-wi\"",
+        )?,
+        ram: parts.ram,
+        devices: parts.devices,
+        bootargs: props.string("bootargs")?.into(),
+    };
+    let dtb = parts.dtb.ok_or(missing("guest-dtb"))?;
+    Ok(Bundle {
+        config,
+        entry,
+        dtb_ipa,
+        dtb,
+        images: parts.images,
+    })
+}
+
+fn parse_vm_children<'a>(vm: &Node<'a>) -> Result<VmParts<'a>, BundleError> {
+    let mut parts = VmParts {
+        ram: Vec::new(),
+        devices: Vec::new(),
+        images: Vec::new(),
+        boot: None,
+        dtb: None,
+    };
+    for child in &vm.children {
+        let path = format!("/vm/{}", child.name);
+        let duplicate = || BundleError::DuplicateNode { node: path.clone() };
+        match child.base_name() {
+            "ram" => parts.ram.push(parse_ram(child, path)?),
+            "device" => parts.devices.push(parse_device(child, path)?),
+            "image" => parts.images.push(parse_image(child, path)?),
+            "boot" if parts.boot.is_some() => return Err(duplicate()),
+            "boot" => parts.boot = Some(parse_boot(child, path)?),
+            "guest-dtb" if parts.dtb.is_some() => return Err(duplicate()),
+            "guest-dtb" => parts.dtb = Some(Props::new(child, path, &["data"])?.bytes("data")?),
+            _ => return Err(BundleError::UnknownNode { node: path }),
+        }
+    }
+    Ok(parts)
+}
+
+fn parse_ram(node: &Node<'_>, path: String) -> Result<RamRegion, BundleError> {
+    let (base, size) = Props::new(node, path, &["reg"])?.reg()?;
+    Ok(RamRegion { base, size })
+}
+
+fn parse_device(node: &Node<'_>, path: String) -> Result<DeviceWindow, BundleError> {
+    let props = Props::new(node, path, &["compatible", "reg"])?;
+    let from_compatible = |c: &str| c.strip_prefix("moat,").and_then(DeviceKind::from_name);
+    let kind = props.named("compatible", from_compatible, "a moat device compatible")?;
+    let (base, size) = props.reg()?;
+    Ok(DeviceWindow { kind, base, size })
+}
+
+fn parse_image<'a>(node: &Node<'a>, path: String) -> Result<BundleImage<'a>, BundleError> {
+    let props = Props::new(node, path, &["load-ipa", "data"])?;
+    Ok(BundleImage {
+        load_ipa: Ipa(props.u64("load-ipa")?),
+        data: props.bytes("data")?,
+    })
+}
+
+fn parse_boot(node: &Node<'_>, path: String) -> Result<(Ipa, Ipa), BundleError> {
+    let props = Props::new(node, path, &["entry", "dtb-ipa"])?;
+    Ok((Ipa(props.u64("entry")?), Ipa(props.u64("dtb-ipa")?)))
+}
+
+/// The properties of one node, checked to be known and unique, with typed getters.
+struct Props<'n, 'a> {
+    node: &'n Node<'a>,
+    path: String,
+}
+
+impl<'n, 'a> Props<'n, 'a> {
+    fn new(node: &'n Node<'a>, path: String, allowed: &[&str]) -> Result<Self, BundleError> {
+        for (i, prop) in node.properties.iter().enumerate() {
+            let property = || prop.name.to_string();
+            if !allowed.contains(&prop.name) {
+                return Err(BundleError::UnknownProperty {
+                    node: path,
+                    property: property(),
+                });
+            }
+            if node.properties[..i].iter().any(|p| p.name == prop.name) {
+                return Err(BundleError::DuplicateProperty {
+                    node: path,
+                    property: property(),
+                });
+            }
+        }
+        Ok(Self { node, path })
+    }
+
+    fn bad(&self, property: &'static str, expected: &'static str) -> BundleError {
+        BundleError::BadValue {
+            node: self.path.clone(),
+            property,
+            expected,
+        }
+    }
+
+    fn bytes(&self, property: &'static str) -> Result<&'a [u8], BundleError> {
+        let missing = || BundleError::MissingProperty {
+            node: self.path.clone(),
+            property,
+        };
+        self.node.property(property).ok_or_else(missing)
+    }
+
+    fn cells<const N: usize>(&self, property: &'static str) -> Result<[u8; N], BundleError> {
+        let expected = if N == 4 {
+            "one 32-bit cell"
+        } else {
+            "two 32-bit cells"
+        };
+        let value = self.bytes(property)?;
+        value.try_into().map_err(|_| self.bad(property, expected))
+    }
+
+    fn u32(&self, property: &'static str) -> Result<u32, BundleError> {
+        Ok(u32::from_be_bytes(self.cells(property)?))
+    }
+
+    fn u64(&self, property: &'static str) -> Result<u64, BundleError> {
+        Ok(u64::from_be_bytes(self.cells(property)?))
+    }
+
+    /// A `reg` of one (base, size) pair of two cells each.
+    fn reg(&self) -> Result<(Ipa, u64), BundleError> {
+        let value = self.bytes("reg")?;
+        let (base, size) = match value.len() {
+            16 => value.split_at(8),
+            _ => return Err(self.bad("reg", "one <base size> pair of two cells each")),
+        };
+        let word = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().unwrap_or_default());
+        Ok((Ipa(word(base)), word(size)))
+    }
+
+    /// A single NUL-terminated UTF-8 string.
+    fn string(&self, property: &'static str) -> Result<&'a str, BundleError> {
+        let value = self.bytes(property)?;
+        let text = value.strip_suffix(b"\0").filter(|t| !t.contains(&0));
+        let text = text.and_then(|t| core::str::from_utf8(t).ok());
+        text.ok_or_else(|| self.bad(property, "a NUL-terminated UTF-8 string"))
+    }
+
+    /// A string naming one value of an enum.
+    fn named<T>(
+        &self,
+        property: &'static str,
+        from_name: impl Fn(&str) -> Option<T>,
+        expected: &'static str,
+    ) -> Result<T, BundleError> {
+        from_name(self.string(property)?).ok_or_else(|| self.bad(property, expected))
+    }
+}
