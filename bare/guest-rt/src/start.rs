@@ -12,9 +12,11 @@
 //! QEMU with `virtualization=on`: `HCR_EL2.RW` = 1 and nothing else, so the guest still runs at
 //! EL1 and never takes an exception to an EL2 with no vectors), selects SP_EL1 (`SPSel`), sets
 //! up the stack, zeroes BSS and installs the EL1 vectors (`VBAR_EL1`) before any Rust code runs,
-//! so even a fault while parsing the device tree ends in an orderly power-off. Nothing else
-//! changes: the MMU stays off (so all data accesses are Device-nGnRnE and must be aligned: the
-//! target is `+strict-align`), and `SCTLR_EL1` is left as the loader set it.
+//! so even a fault while parsing the device tree ends in an orderly power-off. The MMU stays off,
+//! so every data access is to Device-nGnRnE memory and must be aligned (the target is
+//! `+strict-align`). Hardware faults a misaligned Device access; QEMU 7.2 does not unless
+//! `SCTLR_EL1.A` is set, so the entry code sets it: a misaligned access is then an alignment
+//! fault everywhere, not a bug that only real machines show. Nothing else in `SCTLR_EL1` changes.
 
 use core::arch::global_asm;
 
@@ -53,6 +55,10 @@ moat_rt_primary:
     msr     elr_el2, x1
     eret                            // continue below at EL1; X0..X30 are unchanged
 4:  msr     spsel, #1               // run on SP_EL1 (EL1h), as Moat enters guests
+    mrs     x1, sctlr_el1
+    orr     x1, x1, #(1 << 1)       // SCTLR_EL1.A: fault every misaligned access, as Device
+    msr     sctlr_el1, x1           // memory does on hardware (QEMU lets them pass otherwise)
+    isb
     adrp    x1, __stack_top
     add     x1, x1, :lo12:__stack_top
     mov     sp, x1
