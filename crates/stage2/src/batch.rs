@@ -8,11 +8,11 @@
 
 use moat_arm::addr::{Ipa, Pa};
 
-use crate::hw::{FrameAllocator, TlbMaintenance};
+use crate::hw::TlbMaintenance;
 
 /// Broken entries invalidated by IPA before the batch falls back to invalidating the VMID.
 pub(crate) const MAX_PENDING_IPAS: usize = 16;
-/// Unlinked table frames held until the next flush.
+/// Unlinked table subtrees held until the next flush.
 const MAX_PENDING_FREES: usize = 16;
 
 /// What the current operation broke and unlinked and has not yet invalidated.
@@ -21,7 +21,7 @@ pub(crate) struct Batch {
     ipas: [(Ipa, Option<u8>); MAX_PENDING_IPAS],
     ipa_count: usize,
     whole_vmid: bool,
-    frees: [Pa; MAX_PENDING_FREES],
+    frees: [(Pa, u8); MAX_PENDING_FREES],
     free_count: usize,
     wrote: bool,
 }
@@ -32,7 +32,7 @@ impl Batch {
             ipas: [(Ipa(0), None); MAX_PENDING_IPAS],
             ipa_count: 0,
             whole_vmid: false,
-            frees: [Pa(0); MAX_PENDING_FREES],
+            frees: [(Pa(0), 0); MAX_PENDING_FREES],
             free_count: 0,
             wrote: false,
         }
@@ -57,27 +57,42 @@ impl Batch {
         }
     }
 
+    /// Too many entries to name: the flush invalidates the whole VMID.
+    pub(crate) fn broke_many(&mut self) {
+        self.wrote = true;
+        self.whole_vmid = true;
+    }
+
+    /// Whether the flush will invalidate the whole VMID anyway.
+    pub(crate) fn invalidates_vmid(&self) -> bool {
+        self.whole_vmid
+    }
+
     /// Whether a table can be deferred without flushing first.
     pub(crate) fn can_defer_free(&self) -> bool {
         self.free_count < MAX_PENDING_FREES
     }
 
-    /// An unlinked table to free at the next flush. The caller flushes first when
-    /// [`Batch::can_defer_free`] is false.
-    pub(crate) fn defer_free(&mut self, table: Pa) {
-        self.frees[self.free_count] = table;
+    /// An unlinked table (with its subtree, rooted at `level`) to free after the next flush.
+    /// The caller flushes first when [`Batch::can_defer_free`] is false.
+    pub(crate) fn defer_free(&mut self, table: Pa, level: u8) {
+        self.frees[self.free_count] = (table, level);
         self.free_count += 1;
     }
 
+    /// The next unlinked subtree whose invalidation has completed, to free.
+    pub(crate) fn pop_free(&mut self) -> Option<(Pa, u8)> {
+        if self.ipa_count > 0 || self.whole_vmid || self.free_count == 0 {
+            return None;
+        }
+        self.free_count -= 1;
+        Some(self.frees[self.free_count])
+    }
+
     /// Completes the break of every pending entry (`DSB`, `TLBI`s, `DSB`, combined-entry
-    /// `TLBI`, `DSB`), then frees the unlinked tables. With nothing broken, a lone `DSB` makes
-    /// new descriptors visible to the walkers.
-    pub(crate) fn flush<T: TlbMaintenance, A: FrameAllocator>(
-        &mut self,
-        vmid: u16,
-        tlb: &mut T,
-        alloc: &mut A,
-    ) {
+    /// `TLBI`, `DSB`); the unlinked tables may then be freed ([`Batch::pop_free`]). With nothing
+    /// broken, a lone `DSB` makes new descriptors visible to the walkers.
+    pub(crate) fn flush<T: TlbMaintenance>(&mut self, vmid: u16, tlb: &mut T) {
         if self.whole_vmid {
             tlb.barrier();
             tlb.invalidate_vmid(vmid);
@@ -93,13 +108,8 @@ impl Batch {
         } else if self.wrote {
             tlb.barrier();
         }
-        for &table in &self.frees[..self.free_count] {
-            alloc.free_table(table);
-        }
-        *self = Self {
-            ipas: self.ipas,
-            frees: self.frees,
-            ..Self::new()
-        };
+        self.ipa_count = 0;
+        self.whole_vmid = false;
+        self.wrote = false;
     }
 }

@@ -78,9 +78,12 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
         self.batch.wrote();
     }
 
-    /// Completes pending breaks (see [`Batch::flush`]).
+    /// Completes pending breaks (see [`Batch::flush`]), then frees the tables they unlinked.
     pub(crate) fn flush(&mut self) {
-        self.batch.flush(self.vmid, self.tlb, self.alloc);
+        self.batch.flush(self.vmid, self.tlb);
+        while let Some((table, level)) = self.batch.pop_free() {
+            self.free_subtree(table, level);
+        }
     }
 
     fn new_table(&mut self, ipa: u64) -> Result<Pa, Stage2Error> {
@@ -150,8 +153,7 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
             Kind::Leaf if old == leaf => {}
             Kind::Leaf => self.replace(table, level, c, leaf, live),
             Kind::Table(child) => {
-                self.unmap(child, level + 1, (c.start, c.end), live)?;
-                self.unlink(table, c, child, live);
+                self.detach(table, c, child, level + 1, live);
                 if live {
                     self.flush();
                 }
@@ -171,19 +173,33 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
         self.write(table, c.index, new);
     }
 
-    /// Removes the (empty) table `child` from the chunk's descriptor and frees it once no
-    /// walker can reach it.
-    fn unlink(&mut self, table: Pa, c: Chunk, child: Pa, live: bool) {
+    /// Removes the table `child` (at `child_level`, with everything below it) from the chunk's
+    /// descriptor, and frees it once no walker can reach it. The leaves of a page table are
+    /// invalidated by IPA while the batch has room; any deeper subtree invalidates the VMID.
+    fn detach(&mut self, table: Pa, c: Chunk, child: Pa, child_level: u8, live: bool) {
         self.write(table, c.index, Descriptor::INVALID);
         if !live {
-            self.alloc.free_table(child);
+            self.free_subtree(child, child_level);
             return;
         }
+        if child_level < LAST_LEVEL {
+            self.batch.broke_many();
+        }
+        for index in 0..ENTRIES_PER_TABLE {
+            if self.batch.invalidates_vmid() {
+                break;
+            }
+            if self.read(child, index).is_valid() {
+                let ipa = c.base + index as u64 * level_size(child_level);
+                self.batch.broke(Ipa(ipa), Some(child_level));
+            }
+        }
+        // The table descriptor itself may sit in a walk cache.
         self.batch.broke(Ipa(c.base), None);
         if !self.batch.can_defer_free() {
             self.flush();
         }
-        self.batch.defer_free(child);
+        self.batch.defer_free(child, child_level);
     }
 
     /// Replaces the block `block` in the chunk's descriptor by a table of the next level that
@@ -255,10 +271,11 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
                 Kind::Leaf => self.split(table, level, c, old, live, |ops, child| {
                     ops.unmap(child, level + 1, range, false)
                 })?,
+                Kind::Table(child) if c.whole => self.detach(table, c, child, level + 1, live),
                 Kind::Table(child) => {
                     self.unmap(child, level + 1, range, live)?;
-                    if c.whole || self.is_empty(child) {
-                        self.unlink(table, c, child, live);
+                    if self.is_empty(child) {
+                        self.detach(table, c, child, level + 1, live);
                     }
                 }
             }

@@ -222,7 +222,7 @@ fn run(ipa_bits: u32, at_top: bool, ops: &[Op]) {
     let roots: Vec<(u64, u64)> = (0..u64::from(geometry.root_tables()))
         .map(|i| (s2.root().0 + i * FRAME, i * per_root))
         .collect();
-    check_break_before_make(&fake.log(), &roots, geometry.start_level());
+    check_break_before_make(&fake.history(), &roots, geometry.start_level());
 }
 
 proptest! {

@@ -182,7 +182,7 @@ fn unmapping_a_page_inside_a_1g_block_splits_into_2m_blocks_and_one_page_table()
             .iter()
             .all(|l| l.pa.0 == l.ipa.0 && l.attrs == S2Attrs::RAM)
     );
-    check_break_before_make(&fake.log(), &roots(&s2), 1);
+    check_break_before_make(&fake.history(), &roots(&s2), 1);
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn protecting_a_whole_block_keeps_it_a_block() {
     protect(&mut fake, &mut s2, 0x4000_0000, MIB2, RO);
     let t = s2.translate(&fake, Ipa(0x4000_0000)).unwrap();
     assert_eq!((t.level, t.attrs), (2, RO));
-    check_break_before_make(&fake.log(), &roots(&s2), 1);
+    check_break_before_make(&fake.history(), &roots(&s2), 1);
 }
 
 #[test]
@@ -300,7 +300,7 @@ fn mapping_a_block_over_pages_frees_their_table() {
     );
     assert_eq!(level_at(&fake, &s2, 0x4000_0000), Some(2));
     assert_eq!(fake.live_frames(), frames - 1);
-    check_break_before_make(&fake.log(), &roots(&s2), 1);
+    check_break_before_make(&fake.history(), &roots(&s2), 1);
 }
 
 #[test]
@@ -322,9 +322,11 @@ fn unmapping_everything_frees_every_table_but_the_root() {
         FRAME,
         S2Attrs::DEVICE,
     );
+    fake.clear_log();
     unmap(&mut fake, &mut s2, 0x4010_0000, 2 * MIB2);
     unmap(&mut fake, &mut s2, 0, 1 << 40);
     assert_eq!(fake.live_frames(), 2);
+    check_break_before_make(&fake.history(), &roots(&s2), 1);
 }
 
 #[test]
@@ -348,7 +350,7 @@ fn unmapping_many_pages_invalidates_the_vmid_once() {
         1
     );
     assert!(!log.iter().any(|e| matches!(e, Event::InvalidateIpa { .. })));
-    check_break_before_make(&log, &roots(&s2), 1);
+    check_break_before_make(&fake.history(), &roots(&s2), 1);
 }
 
 #[test]

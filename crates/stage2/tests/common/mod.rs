@@ -48,6 +48,7 @@ pub enum Event {
 pub struct World {
     pub frames: HashMap<u64, Box<[u64; 512]>>,
     pub log: Vec<Event>,
+    cleared: usize,
     next: u64,
     /// Frames the allocator may still hand out; `None` = unlimited.
     pub budget: Option<usize>,
@@ -70,12 +71,21 @@ impl Fake {
         self.0.borrow().frames.len()
     }
 
+    /// The events since the last [`Fake::clear_log`].
     pub fn log(&self) -> Vec<Event> {
-        self.0.borrow().log.clone()
+        let world = self.0.borrow();
+        world.log[world.cleared..].to_vec()
     }
 
+    /// Forgets the log for [`Fake::log`]; [`Fake::history`] keeps everything.
     pub fn clear_log(&self) {
-        self.0.borrow_mut().log.clear();
+        let mut world = self.0.borrow_mut();
+        world.cleared = world.log.len();
+    }
+
+    /// Every event since the fake was made.
+    pub fn history(&self) -> Vec<Event> {
+        self.0.borrow().log.clone()
     }
 
     pub fn set_budget(&self, frames: Option<usize>) {
@@ -234,15 +244,15 @@ pub fn hw_walk(fake: &Fake, vtcr: u64, vttbr: u64, ipa: u64) -> Result<HwTransla
 /// first IPA; `start_level` is the geometry's.
 pub fn check_break_before_make(log: &[Event], roots: &[(u64, u64)], start_level: u8) {
     let size = |level: u8| 1u64 << (12 + 9 * u32::from(3 - level));
-    // Reachable tables: frame -> (first IPA, level).
-    let mut tables: HashMap<u64, (u64, u8)> = roots
+    // Linked tables: frame -> (first IPA, level, parent table; None for a root).
+    let mut tables: HashMap<u64, (u64, u8, Option<u64>)> = roots
         .iter()
-        .map(|&(frame, ipa)| (frame, (ipa, start_level)))
+        .map(|&(frame, ipa)| (frame, (ipa, start_level, None)))
         .collect();
     // Slots made invalid and not yet remade: (table, index) -> log position of the break.
     let mut broken: HashMap<(u64, usize), usize> = HashMap::new();
-    // Unlinked tables awaiting their free: frame -> (log position, first IPA).
-    let mut unlinked: HashMap<u64, (usize, u64)> = HashMap::new();
+    // Tables whose table descriptor was made invalid: frame -> log position.
+    let mut detached: HashMap<u64, usize> = HashMap::new();
     let mut freed: HashSet<u64> = HashSet::new();
     for (pos, event) in log.iter().enumerate() {
         match *event {
@@ -256,7 +266,11 @@ pub fn check_break_before_make(log: &[Event], roots: &[(u64, u64)], start_level:
                     !freed.contains(&table),
                     "#{pos}: write to freed table {table:#x}"
                 );
-                let Some(&(base, level)) = tables.get(&table) else {
+                assert!(
+                    !detached.contains_key(&table),
+                    "#{pos}: write to detached {table:#x}"
+                );
+                let Some(&(base, level, _)) = tables.get(&table) else {
                     continue;
                 };
                 let slot_ipa = base + index as u64 * size(level);
@@ -268,9 +282,7 @@ pub fn check_break_before_make(log: &[Event], roots: &[(u64, u64)], start_level:
                 if old_valid && !new_valid {
                     broken.insert((table, index), pos);
                     if level < 3 && old & 0b10 != 0 {
-                        let child = old & 0x0000_ffff_ffff_f000;
-                        tables.remove(&child);
-                        unlinked.insert(child, (pos, slot_ipa));
+                        detached.insert(old & 0x0000_ffff_ffff_f000, pos);
                     }
                 }
                 if new_valid {
@@ -280,18 +292,14 @@ pub fn check_break_before_make(log: &[Event], roots: &[(u64, u64)], start_level:
                     }
                     if level < 3 && new & 0b10 != 0 {
                         let child = new & 0x0000_ffff_ffff_f000;
-                        tables.insert(child, (slot_ipa, level + 1));
+                        tables.insert(child, (slot_ipa, level + 1, Some(table)));
                     }
                 }
             }
             Event::Free { table } => {
-                if let Some((since, ipa)) = unlinked.remove(&table) {
-                    assert_invalidated(&log[since..pos], (ipa, ipa + 1), pos);
-                }
-                assert!(
-                    !tables.contains_key(&table),
-                    "#{pos}: freed reachable table {table:#x}"
-                );
+                check_free(log, pos, table, &tables, &detached);
+                tables.remove(&table);
+                detached.remove(&table);
                 freed.insert(table);
             }
             Event::Alloc { first, count } => {
@@ -300,6 +308,31 @@ pub fn check_break_before_make(log: &[Event], roots: &[(u64, u64)], start_level:
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// A table may be freed once it (or a table above it) was detached and that break completed;
+/// a table that was never linked (built, then dropped on an error) may be freed at any time.
+fn check_free(
+    log: &[Event],
+    pos: usize,
+    table: u64,
+    tables: &HashMap<u64, (u64, u8, Option<u64>)>,
+    detached: &HashMap<u64, usize>,
+) {
+    let Some(&(base, _, _)) = tables.get(&table) else {
+        return;
+    };
+    let mut current = table;
+    loop {
+        if let Some(&since) = detached.get(&current) {
+            assert_invalidated(&log[since..pos], (base, base + 1), pos);
+            return;
+        }
+        match tables.get(&current) {
+            Some(&(_, _, Some(parent))) => current = parent,
+            _ => panic!("#{pos}: freed table {table:#x} is still reachable"),
         }
     }
 }
