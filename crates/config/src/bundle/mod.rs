@@ -8,7 +8,7 @@
 //!     moat,bundle-version = <1>;
 //!     vm {
 //!         #address-cells = <2>; #size-cells = <2>;
-//!         name = "default"; ipa-bits = <40>; parange = "max" | "tight";
+//!         vm-name = "default"; ipa-bits = <40>; parange = "max" | "tight";
 //!         hole-policy = "abort" | "raz-wi"; cpus = <1>; bootargs = "...";
 //!         ram@40000000 { reg = <base-hi base-lo size-hi size-lo>; };          // per RAM region
 //!         device@9000000 { compatible = "moat,pl011" | "moat,gicv3-dist"
@@ -23,7 +23,8 @@
 //! Regions and segments keep their configuration order. The reader is strict: an unknown node
 //! or property, a duplicate, a missing one or a value of the wrong size is an error, so that a
 //! writer and a reader that disagree are caught at boot rather than half-understood; a change
-//! of the format bumps [`BUNDLE_VERSION`].
+//! of the format bumps [`BUNDLE_VERSION`]. The VM's name is `vm-name`, not `name`, which the
+//! device-tree tools reserve for a node's own name (`dtc` refuses the tree otherwise).
 
 mod fdt;
 mod reader;

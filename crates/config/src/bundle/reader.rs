@@ -216,7 +216,7 @@ fn unique_child<'n, 'a>(
 const VM_PROPERTIES: &[&str] = &[
     "#address-cells",
     "#size-cells",
-    "name",
+    "vm-name",
     "ipa-bits",
     "parange",
     "hole-policy",
@@ -247,7 +247,7 @@ fn parse_vm<'a>(vm: &Node<'a>) -> Result<Bundle<'a>, BundleError> {
     };
     let (entry, dtb_ipa) = parts.boot.ok_or(missing("boot"))?;
     let config = VmConfig {
-        name: props.string("name")?.into(),
+        name: props.string("vm-name")?.into(),
         ipa_bits: props.u32("ipa-bits")?,
         parange: props.named("parange", ParangeMode::from_name, "\"max\" or \"tight\"")?,
         cpus: props.u32("cpus")?,

@@ -336,12 +336,12 @@ fn malformed_values_are_refused() {
         ),
         "{err:?}"
     );
-    let err = parse_edited(|t| t.child("vm").set("name", b"no-nul"));
+    let err = parse_edited(|t| t.child("vm").set("vm-name", b"no-nul"));
     assert!(
         matches!(
             err,
             Err(BundleError::BadValue {
-                property: "name",
+                property: "vm-name",
                 ..
             })
         ),

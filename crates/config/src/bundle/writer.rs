@@ -145,7 +145,7 @@ fn placed(image: &GuestImage, guest_dtb: &[u8], dtb_ipa: Ipa) -> Vec<Placed> {
 fn write_config(fdt: &mut FdtWriter, vm: &VmConfig) -> Result<(), BundleWriteError> {
     fdt.property_u32("#address-cells", 2)?;
     fdt.property_u32("#size-cells", 2)?;
-    fdt.property_string("name", &vm.name)?;
+    fdt.property_string("vm-name", &vm.name)?;
     fdt.property_u32("ipa-bits", vm.ipa_bits)?;
     fdt.property_string("parange", vm.parange.name())?;
     fdt.property_string("hole-policy", vm.hole_policy.name())?;
