@@ -7,7 +7,7 @@
 //! with its 24 MHz `apb-pclk` fixed clock, and `/chosen`.
 //!
 //! A device window gets a node only once Moat emulates its kind, so that a guest never probes a
-//! device that is not there: see [`device_node`], the place to add the GIC (and, with it,
+//! device that is not there: see `device_node`, the place to add the GIC (and, with it,
 //! `interrupt-parent`, the PL011's `interrupts` and the timer node).
 
 use vm_fdt::{FdtWriter, FdtWriterNode};

@@ -3,8 +3,8 @@
 //! One `VmConfig` describes one VM: its IPA size `S` (SPEC §1), how its PARange is shown, its
 //! vCPUs, its RAM regions and the device windows Moat emulates in its IPA space, and the policy
 //! for accesses that hit nothing. The host tool builds it from a TOML file
-//! ([`crate::toml`](crate) with the `host` feature), Moat receives it in the bundle; both check it
-//! with [`VmConfig::validate`](crate::VmConfig::validate).
+//! (`VmConfig::from_toml_str`, with the `host` feature), Moat receives it in the bundle; both
+//! check it with [`VmConfig::validate`].
 
 use alloc::string::String;
 use alloc::vec;
@@ -212,6 +212,19 @@ impl VmConfig {
         }
     }
 
+    /// Sets the vCPU count, as `--cpus` does, growing every redistributor window to one frame
+    /// pair per vCPU where it is smaller (a window never shrinks, so a larger map is kept).
+    /// The result still needs [`validate`](VmConfig::validate): a grown window may now overlap.
+    pub fn set_cpus(&mut self, cpus: u32) {
+        self.cpus = cpus;
+        let needed = GICR_SIZE_PER_CPU.saturating_mul(u64::from(cpus));
+        for window in &mut self.devices {
+            if window.kind == DeviceKind::GicV3Redistributors {
+                window.size = window.size.max(needed);
+            }
+        }
+    }
+
     /// The windows of devices of `kind`, in configuration order.
     pub fn devices_of(&self, kind: DeviceKind) -> impl Iterator<Item = &DeviceWindow> {
         self.devices.iter().filter(move |d| d.kind == kind)
@@ -234,6 +247,21 @@ mod tests {
             assert_eq!(HolePolicy::from_name(policy.name()), Some(policy));
         }
         assert_eq!(DeviceKind::from_name("virtio"), None);
+    }
+
+    #[test]
+    fn set_cpus_grows_the_redistributors_but_never_shrinks_them() {
+        let mut vm = VmConfig::default_virt();
+        vm.set_cpus(4);
+        let gicr = |vm: &VmConfig| {
+            vm.devices_of(DeviceKind::GicV3Redistributors)
+                .next()
+                .unwrap()
+                .size
+        };
+        assert_eq!((vm.cpus, gicr(&vm)), (4, 4 * GICR_SIZE_PER_CPU));
+        vm.set_cpus(2);
+        assert_eq!((vm.cpus, gicr(&vm)), (2, 4 * GICR_SIZE_PER_CPU));
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub enum FdtError {
         /// Offset in the structure block.
         offset: usize,
     },
-    /// Nesting beyond [`MAX_DEPTH`].
+    /// Nesting beyond `MAX_DEPTH` (8) levels.
     #[error("nodes nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
 }
