@@ -49,7 +49,10 @@ pub unsafe fn init(base: usize) {
     };
     // SAFETY: the caller guarantees `base` is an exclusively owned PL011 register block.
     let uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
-    *CONSOLE.lock() = Some(Console { uart, at_line_start: true });
+    *CONSOLE.lock() = Some(Console {
+        uart,
+        at_line_start: true,
+    });
     UART_BASE.store(base, Ordering::Release);
 }
 
@@ -60,17 +63,7 @@ pub fn log(args: fmt::Arguments<'_>) {
             console.put(b'\n');
         }
         // Writing to the UART cannot fail.
-        let _ = write!(console, "moat: {args}\n");
-    }
-}
-
-/// Writes a line exactly as given (the machine-readable end line).
-pub fn raw_line(args: fmt::Arguments<'_>) {
-    if let Some(console) = CONSOLE.lock().as_mut() {
-        if !console.at_line_start {
-            console.put(b'\n');
-        }
-        let _ = write!(console, "{args}\n");
+        let _ = writeln!(console, "moat: {args}");
     }
 }
 

@@ -15,13 +15,16 @@ extern crate alloc;
 mod boot;
 mod console;
 mod cpu;
+mod exits;
 mod mm;
 mod platform;
 mod power;
+mod s2hw;
 mod switch;
+mod vm;
 
 use mm::PhysAllocator;
-use platform::{Platform, PhysRange};
+use platform::{PhysRange, Platform};
 use power::EndStatus;
 
 /// The Rust entry point, called by `boot.rs` with the device tree's address.
@@ -40,7 +43,11 @@ extern "C" fn moat_main(dtb: u64) -> ! {
         // on (it is passed in `devices` below).
         unsafe { console::init(uart.base as usize) };
     }
-    log!("Moat {} starting at EL{}", env!("CARGO_PKG_VERSION"), cpu::current_el());
+    log!(
+        "Moat {} starting at EL{}",
+        env!("CARGO_PKG_VERSION"),
+        cpu::current_el()
+    );
     if cpu::current_el() != 2 {
         log!("error: Moat must be entered at EL2 (a hypervisor needs virtualization=on)");
         power::end(EndStatus::ConfigError);
@@ -50,9 +57,38 @@ extern "C" fn moat_main(dtb: u64) -> ! {
         panic!("heap: {e}");
     }
     mm::enable_el2_translation(&platform, &device_ranges(&platform));
-    report(&platform, &phys);
-    log!("no VM bundle given (the host tool passes it as the initrd)");
-    power::end(EndStatus::ConfigError)
+    let limit = report(&platform, &phys);
+    let status = run_vm(&platform, &mut phys, limit);
+    power::end(status)
+}
+
+/// Builds the VM of the bundle the loader passed as the initrd, and runs it.
+fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndStatus {
+    let Some(initrd) = platform.initrd else {
+        log!("error: no VM bundle (the host tool passes it to Moat as the initrd)");
+        return EndStatus::ConfigError;
+    };
+    // SAFETY: the loader put the initrd in RAM at this range and it is reserved at boot, so
+    // nothing writes it while the slice lives; Moat's translation maps all RAM.
+    let blob =
+        unsafe { core::slice::from_raw_parts(initrd.base as *const u8, initrd.size as usize) };
+    let bundle = match moat_config::Bundle::parse(blob) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            log!("error: VM bundle at {initrd}: {e}");
+            return EndStatus::ConfigError;
+        }
+    };
+    match vm::Vm::create(&bundle, phys, ipa_limit) {
+        Ok(mut vm) => {
+            vm.report();
+            vm.run()
+        }
+        Err(e) => {
+            log!("error: VM '{}' refused: {e}", bundle.config().name);
+            EndStatus::ConfigError
+        }
+    }
 }
 
 /// Memory in use at boot: Moat's image, the device tree, the bundle, and the loader's area
@@ -63,8 +99,16 @@ fn boot_reservations(platform: &Platform) -> [PhysRange; 4] {
         .memory()
         .iter()
         .find(|r| r.base <= image.base && image.base < r.end())
-        .map_or(PhysRange::default(), |r| PhysRange { base: r.base, size: image.base - r.base });
-    [image, platform.dtb, platform.initrd.unwrap_or_default(), below_image]
+        .map_or(PhysRange::default(), |r| PhysRange {
+            base: r.base,
+            size: image.base - r.base,
+        });
+    [
+        image,
+        platform.dtb,
+        platform.initrd.unwrap_or_default(),
+        below_image,
+    ]
 }
 
 /// Device ranges Moat maps for itself: its console and the GIC.
@@ -73,13 +117,20 @@ fn device_ranges(platform: &Platform) -> [PhysRange; 3] {
     [platform.uart.unwrap_or_default(), dist, redist]
 }
 
-fn report(platform: &Platform, phys: &PhysAllocator) {
+/// Reports the machine; returns the IPA limit `L`.
+fn report(platform: &Platform, phys: &PhysAllocator) -> u32 {
     let id = cpu::identify();
-    log!("CPU: {} (MIDR_EL1 {:#010x}), PARange {} bits", id.name, id.midr, id.pa_bits);
-    match moat_stage2::geometry::ipa_limit_bits(&[id.parange]) {
-        Ok(limit) => log!("IPA limit L = {limit} bits (4K stage-2 granule, no VTCR_EL2.DS)"),
-        Err(e) => log!("IPA limit unknown: {e}"),
-    }
+    log!(
+        "CPU: {} (MIDR_EL1 {:#010x}), PARange {} bits",
+        id.name,
+        id.midr,
+        id.pa_bits
+    );
+    let limit = match moat_stage2::ipa_limit_bits(&[id.parange]) {
+        Ok(limit) => limit,
+        Err(e) => panic!("the CPU's PARange gives no IPA limit: {e}"),
+    };
+    log!("IPA limit L = {limit} bits (4K stage-2 granule, no VTCR_EL2.DS)");
     for ram in platform.memory() {
         log!("memory: {ram} ({} MiB)", ram.size >> 20);
     }
@@ -91,6 +142,7 @@ fn report(platform: &Platform, phys: &PhysAllocator) {
         Some((dist, redist)) => log!("GICv3: distributor {dist}, redistributors {redist}"),
         None => log!("GICv3: not found in the device tree"),
     }
+    limit
 }
 
 #[panic_handler]

@@ -6,10 +6,12 @@
 //! identity map built with `aarch64-paging` (RAM normal write-back, devices nGnRE), so
 //! physical addresses can be used as pointers everywhere in Moat.
 
-use crate::platform::{Platform, PhysRange};
-use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, Writeable};
-use aarch64_paging::idmap::IdMap;
+use crate::platform::{PhysRange, Platform};
+use aarch64_cpu::registers::{
+    ID_AA64MMFR0_EL1, MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, Writeable,
+};
 use aarch64_paging::descriptor::El23Attributes;
+use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{El2, MemoryRegion};
 use buddy_system_allocator::LockedHeap;
 use core::fmt;
@@ -34,7 +36,10 @@ pub fn image_range() -> PhysRange {
     // Only the symbols' addresses are taken; nothing is read through them.
     let start = &raw const __image_start as u64;
     let end = &raw const __image_end as u64;
-    PhysRange { base: start, size: end - start }
+    PhysRange {
+        base: start,
+        size: end - start,
+    }
 }
 
 /// Physical memory left after the boot reservations, handed out top-down.
@@ -54,14 +59,21 @@ pub struct OutOfMemory {
 
 impl fmt::Display for OutOfMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "no free {:#x} bytes of RAM aligned to {:#x}", self.size, self.align)
+        write!(
+            f,
+            "no free {:#x} bytes of RAM aligned to {:#x}",
+            self.size, self.align
+        )
     }
 }
 
 impl PhysAllocator {
     /// All RAM of `platform` minus `reserved` ranges.
     pub fn new(platform: &Platform, reserved: &[PhysRange]) -> Self {
-        let mut this = Self { free: [PhysRange::default(); MAX_FREE_RANGES], count: 0 };
+        let mut this = Self {
+            free: [PhysRange::default(); MAX_FREE_RANGES],
+            count: 0,
+        };
         for ram in platform.memory() {
             this.add(*ram);
         }
@@ -85,8 +97,14 @@ impl PhysAllocator {
         for r in &self.free[..self.count] {
             let lower_end = hole.base.clamp(r.base, r.end());
             let upper_base = hole.end().clamp(r.base, r.end());
-            let lower = PhysRange { base: r.base, size: lower_end - r.base };
-            let upper = PhysRange { base: upper_base, size: r.end() - upper_base };
+            let lower = PhysRange {
+                base: r.base,
+                size: lower_end - r.base,
+            };
+            let upper = PhysRange {
+                base: upper_base,
+                size: r.end() - upper_base,
+            };
             for piece in [lower, upper] {
                 if piece.size != 0 && n < MAX_FREE_RANGES {
                     kept[n] = piece;
@@ -183,14 +201,22 @@ fn configure_translation_registers() {
     // shareable write-back cacheable, PS = the CPU's PARange capped at 48 bits (4K granule
     // without TCR_EL2.DS); bits 31 and 23 are RES1.
     let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange).min(0b101);
-    TCR_EL2.set((1 << 31) | (1 << 23) | (parange << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 16);
+    TCR_EL2.set(
+        (1 << 31) | (1 << 23) | (parange << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 16,
+    );
 }
 
 fn turn_mmu_and_caches_on() {
     // SAFETY: invalidates EL2 TLB entries (none are live with the MMU off) and orders the table
     // writes before the walk; no memory is accessed.
     unsafe {
-        core::arch::asm!("dsb ishst", "tlbi alle2", "dsb ish", "isb", options(nostack, preserves_flags));
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi alle2",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        );
     }
     SCTLR_EL2.modify(SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable);
     // SAFETY: a context synchronization event so that the MMU is on for what follows.

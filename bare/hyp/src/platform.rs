@@ -85,7 +85,10 @@ impl Platform {
         let fdt = unsafe { Fdt::from_ptr(dtb as *const u8) }
             .map_err(|_| PlatformError::BadDeviceTree(dtb))?;
         let mut platform = Self {
-            dtb: PhysRange { base: dtb, size: fdt.total_size() as u64 },
+            dtb: PhysRange {
+                base: dtb,
+                size: fdt.total_size() as u64,
+            },
             memory: [PhysRange::default(); MAX_MEMORY_RANGES],
             memory_count: 0,
             uart: find_uart(&fdt),
@@ -111,12 +114,16 @@ impl Platform {
 
 fn first_reg(node: fdt::node::FdtNode<'_, '_>, index: usize) -> Option<PhysRange> {
     let reg = node.reg()?.nth(index)?;
-    Some(PhysRange { base: reg.starting_address as u64, size: reg.size.unwrap_or(0) as u64 })
+    Some(PhysRange {
+        base: reg.starting_address as u64,
+        size: reg.size.unwrap_or(0) as u64,
+    })
 }
 
 fn find_uart(fdt: &Fdt<'_>) -> Option<PhysRange> {
     let stdout = fdt.chosen().stdout().filter(|n| {
-        n.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
+        n.compatible()
+            .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
     });
     let node = stdout.or_else(|| fdt.find_compatible(&["arm,pl011"]))?;
     first_reg(node, 0)
@@ -131,11 +138,17 @@ fn find_initrd(fdt: &Fdt<'_>) -> Option<PhysRange> {
     let chosen = fdt.find_node("/chosen")?;
     let start = chosen.property("linux,initrd-start")?.as_usize()? as u64;
     let end = chosen.property("linux,initrd-end")?.as_usize()? as u64;
-    (end > start).then_some(PhysRange { base: start, size: end - start })
+    (end > start).then_some(PhysRange {
+        base: start,
+        size: end - start,
+    })
 }
 
 fn find_psci_conduit(fdt: &Fdt<'_>) -> Conduit {
-    let method = fdt.find_node("/psci").and_then(|n| n.property("method")).and_then(|p| p.as_str());
+    let method = fdt
+        .find_node("/psci")
+        .and_then(|n| n.property("method"))
+        .and_then(|p| p.as_str());
     match method {
         Some("hvc") => Conduit::Hvc,
         _ => Conduit::Smc,

@@ -62,10 +62,14 @@ fn firmware_power(function: u32) -> ! {
     if USE_HVC.load(Ordering::Relaxed) {
         // SAFETY: a PSCI power-state call to the firmware; it does not return on success and
         // clobbers only the SMCCC result registers, which are declared.
-        unsafe { core::arch::asm!("hvc #0", inout("x0") fid => _, out("x1") _, out("x2") _, out("x3") _) };
+        unsafe {
+            core::arch::asm!("hvc #0", inout("x0") fid => _, out("x1") _, out("x2") _, out("x3") _)
+        };
     } else {
         // SAFETY: as above, through the secure monitor.
-        unsafe { core::arch::asm!("smc #0", inout("x0") fid => _, out("x1") _, out("x2") _, out("x3") _) };
+        unsafe {
+            core::arch::asm!("smc #0", inout("x0") fid => _, out("x1") _, out("x2") _, out("x3") _)
+        };
     }
     // The firmware refused to power off. Nothing can run any more; park the CPU and say so.
     crate::console::emergency_write(format_args!("moat: firmware did not power off; CPU parked"));

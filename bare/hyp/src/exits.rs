@@ -1,0 +1,140 @@
+//! The trap dispatcher: what Moat does with each exit of the guest. One short arm per kind of
+//! exit; every exit ends in emulation and resumption, or in the VM's end with a diagnostic.
+
+use crate::console;
+use crate::log;
+use crate::power::EndStatus;
+use crate::vm::Vm;
+use core::fmt;
+use moat_arm::esr::{DataAbortIss, Esr, Syndrome};
+use moat_arm::fault_addr::fault_ipa;
+use moat_devices::{Access, MmioDevice};
+use moat_vcpu::frame::ExitVector;
+use moat_vcpu::mmio::{complete_load, decode_syndrome_access};
+use moat_vcpu::psci::{self, CallOutcome};
+
+/// What follows an exit.
+pub enum Next {
+    /// Enter the guest again.
+    Resume,
+    /// The VM is over.
+    End(EndStatus),
+}
+
+/// Handles one exit of `vm`'s vCPU.
+pub fn handle(vm: &mut Vm, vector: ExitVector) -> Next {
+    match vector {
+        ExitVector::Synchronous => synchronous(vm),
+        other => stop(
+            vm,
+            format_args!("{other:?} exception routed to EL2 (no interrupt is enabled yet)"),
+        ),
+    }
+}
+
+fn synchronous(vm: &mut Vm) -> Next {
+    let esr = Esr::new(vm.frame.esr);
+    match esr.decode() {
+        // HVC: ELR_EL2 already points after the instruction.
+        Syndrome::Hvc64(call) | Syndrome::Hvc32(call) => smccc(vm, call.imm16, false),
+        // A trapped SMC (HCR_EL2.TSC): ELR_EL2 points at the SMC itself.
+        Syndrome::Smc64(call) => smccc(vm, call.imm16, true),
+        // WFI/WFE (HCR_EL2.TWI/TWE): no interrupt can wake the vCPU yet, and both may
+        // complete at any time, so they complete at once.
+        Syndrome::Wfx(_) => {
+            vm.frame.advance_pc(esr.il());
+            Next::Resume
+        }
+        Syndrome::DataAbortLower(iss) => data_abort(vm, esr, &iss),
+        _ => stop(vm, format_args!("unhandled trap")),
+    }
+}
+
+/// An SMCCC call. A non-zero immediate is not an SMCCC call: it returns `NOT_SUPPORTED`.
+fn smccc(vm: &mut Vm, imm16: u16, is_smc: bool) -> Next {
+    if is_smc {
+        vm.frame.advance_pc(true);
+    }
+    let f = &mut vm.frame;
+    let outcome = if imm16 == 0 {
+        psci::handle_call([f.x[0], f.x[1], f.x[2], f.x[3]])
+    } else {
+        CallOutcome::Return([u64::MAX, f.x[1], f.x[2], f.x[3]])
+    };
+    match outcome {
+        CallOutcome::Return(regs) => {
+            f.x[..4].copy_from_slice(&regs);
+            Next::Resume
+        }
+        CallOutcome::SystemOff => {
+            log!("VM '{}' powered off (PSCI SYSTEM_OFF)", vm.config.name);
+            Next::End(EndStatus::PowerOff)
+        }
+        CallOutcome::SystemReset => {
+            log!(
+                "VM '{}' asked for a reset (PSCI SYSTEM_RESET)",
+                vm.config.name
+            );
+            Next::End(EndStatus::Reset)
+        }
+    }
+}
+
+/// A stage-2 data abort: an access to an emulated device, or (until the guest-abort decision
+/// table lands) the end of the VM.
+fn data_abort(vm: &mut Vm, esr: Esr, iss: &DataAbortIss) -> Next {
+    let ipa = fault_ipa(vm.frame.hpfar, vm.frame.far);
+    let Some(uart) = vm.uart.as_mut() else {
+        return stop(vm, format_args!("data abort at IPA {ipa}"));
+    };
+    let offset = ipa.0.wrapping_sub(uart.window.base.0);
+    if offset >= uart.window.size {
+        return stop(
+            vm,
+            format_args!("data abort at IPA {ipa}, outside RAM and the emulated devices"),
+        );
+    }
+    let Some(access) = decode_syndrome_access(iss, &vm.frame) else {
+        return stop(
+            vm,
+            format_args!("device access at IPA {ipa} without an instruction syndrome"),
+        );
+    };
+    let request = match access.write {
+        Some(value) => Access::write(offset, access.size, value),
+        None => Access::read(offset, access.size),
+    };
+    let (data, effects) = uart.model.access(request);
+    if let Some(byte) = effects.console_out {
+        console::guest_byte(byte);
+    }
+    if access.write.is_none() {
+        complete_load(&mut vm.frame, &access, data);
+    }
+    vm.frame.advance_pc(esr.il());
+    Next::Resume
+}
+
+/// Stops the VM with a decoded diagnostic of its last trap.
+fn stop(vm: &Vm, why: fmt::Arguments<'_>) -> Next {
+    let f = &vm.frame;
+    log!("VM '{}' stopped: {why}", vm.config.name);
+    log!("  {}", Esr::new(f.esr).decode());
+    log!(
+        "  ESR_EL2={:#x} FAR_EL2={:#x} HPFAR_EL2={:#x} ELR_EL2={:#x} SPSR_EL2={:#x}",
+        f.esr,
+        f.far,
+        f.hpfar,
+        f.pc,
+        f.pstate
+    );
+    log!(
+        "  guest PC={:#x} x0={:#x} x1={:#x} x2={:#x} x30={:#x}",
+        f.pc,
+        f.x[0],
+        f.x[1],
+        f.x[2],
+        f.x[30]
+    );
+    Next::End(EndStatus::VmStopped)
+}

@@ -1,0 +1,305 @@
+//! A VM as Moat runs it: its configuration, its RAM and stage-2 tables, its emulated devices
+//! and its one vCPU's trap frame; created from the bundle the host tool passed, and run until
+//! the guest ends it or Moat stops it.
+
+use crate::exits::{self, Next};
+use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
+use crate::power::EndStatus;
+use crate::s2hw::{Frames, IdentityTables, Tlb};
+use crate::{log, switch};
+use aarch64_cpu::registers::{
+    CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, Readable, VMPIDR_EL2,
+    VTCR_EL2, VTTBR_EL2, Writeable,
+};
+use alloc::vec::Vec;
+use core::fmt;
+use moat_arm::addr::{Ipa, Pa};
+use moat_config::{Bundle, ConfigError, DeviceKind, DeviceWindow, VmConfig};
+use moat_devices::pl011::Pl011;
+use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
+use moat_vcpu::frame::TrapFrame;
+
+/// The VMID of Moat's one VM (VMID 0 is left unused, so a stray stage-2 walk with a reset
+/// `VTTBR_EL2` never hits this VM's TLB entries).
+const VMID: u16 = 1;
+
+/// The guest's PSTATE at its first instruction: EL1h, AArch64, D, A, I and F masked — the
+/// state a CPU leaves reset in (`SPSR_EL2.M` = 0b0101, DAIF = 0b1111).
+const PSTATE_EL1H_MASKED: u64 = 0x3C5;
+
+/// `SCTLR_EL1` at the guest's start: MMU and caches off, the RES1 bits of Armv8.0 set (bits
+/// 11, 20, 22, 23, 28, 29), as firmware hands a CPU to an OS.
+const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+
+/// One RAM region of the VM and the machine memory behind it.
+#[derive(Clone, Copy, Debug)]
+pub struct Backing {
+    /// The region's first IPA.
+    pub ipa: Ipa,
+    /// The machine address behind it.
+    pub pa: Pa,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Backing {
+    /// The machine address of `ipa`, when `len` bytes from it lie inside this region.
+    fn pa_of(&self, ipa: Ipa, len: u64) -> Option<u64> {
+        let offset = ipa.0.checked_sub(self.ipa.0)?;
+        (offset.checked_add(len)? <= self.size).then_some(self.pa.0 + offset)
+    }
+}
+
+/// An emulated PL011 and its window.
+pub struct Uart {
+    /// Where the guest sees it.
+    pub window: DeviceWindow,
+    /// Its state.
+    pub model: Pl011,
+}
+
+/// A VM.
+pub struct Vm {
+    /// The validated configuration.
+    pub config: VmConfig,
+    /// The stage-2 tables.
+    pub stage2: Stage2,
+    /// RAM regions and their backing memory.
+    pub ram: Vec<Backing>,
+    /// The emulated console, when the configuration has one.
+    pub uart: Option<Uart>,
+    /// The vCPU's registers and last trap.
+    pub frame: TrapFrame,
+}
+
+/// Why a VM could not be created: a refused configuration or a lack of memory.
+#[derive(Debug)]
+pub enum VmError {
+    /// The configuration breaks a rule of the IPA space on this machine.
+    Config(ConfigError),
+    /// The stage-2 geometry or tables refused the VM.
+    Stage2(Stage2Error),
+    /// Not enough machine memory.
+    Memory(OutOfMemory),
+    /// A part of the image does not lie inside the VM's RAM.
+    OutsideRam {
+        /// What was being loaded.
+        what: &'static str,
+        /// Its first IPA.
+        ipa: Ipa,
+        /// Its length.
+        len: u64,
+    },
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(e) => write!(f, "{e}"),
+            Self::Stage2(e) => write!(f, "stage 2: {e}"),
+            Self::Memory(e) => write!(f, "{e}"),
+            Self::OutsideRam { what, ipa, len } => {
+                write!(
+                    f,
+                    "{what} at IPA {ipa} ({len:#x} bytes) is not inside the VM's RAM"
+                )
+            }
+        }
+    }
+}
+
+impl Vm {
+    /// Builds the VM of `bundle` on a machine whose IPA limit is `ipa_limit` bits.
+    ///
+    /// # Errors
+    ///
+    /// [`VmError`] when the configuration does not fit this machine or memory runs out.
+    pub fn create(
+        bundle: &Bundle<'_>,
+        phys: &mut PhysAllocator,
+        ipa_limit: u32,
+    ) -> Result<Self, VmError> {
+        let config = bundle.config().clone();
+        config.validate(Some(ipa_limit)).map_err(VmError::Config)?;
+        let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
+        let stage2 = Stage2::new(geometry, VMID, &mut Frames(phys)).map_err(VmError::Stage2)?;
+        let uart = config.devices_of(DeviceKind::Pl011).next().map(|w| Uart {
+            window: *w,
+            model: Pl011::new(),
+        });
+        let mut vm = Self {
+            config,
+            stage2,
+            ram: Vec::new(),
+            uart,
+            frame: TrapFrame::default(),
+        };
+        vm.back_ram(phys)?;
+        for image in bundle.images() {
+            vm.copy_in("image", image.load_ipa, image.data)?;
+        }
+        vm.copy_in("device tree", bundle.dtb_ipa(), bundle.dtb())?;
+        vm.frame.pc = bundle.entry().0;
+        vm.frame.pstate = PSTATE_EL1H_MASKED;
+        vm.frame.x[0] = bundle.dtb_ipa().0;
+        Ok(vm)
+    }
+
+    /// Gives every RAM region zeroed machine memory and maps it at stage 2.
+    fn back_ram(&mut self, phys: &mut PhysAllocator) -> Result<(), VmError> {
+        let regions = self.config.ram.clone();
+        for region in regions {
+            // 2 MiB alignment lets stage 2 use block mappings wherever the IPA allows.
+            let align = if region.size % (2 << 20) == 0 {
+                2 << 20
+            } else {
+                PAGE_SIZE
+            };
+            let pa = phys.alloc(region.size, align).map_err(VmError::Memory)?;
+            // SAFETY: the block was just taken from the allocator; it is identity-mapped RAM
+            // that only this VM will use. Zeroing it keeps Moat's and earlier data from the
+            // guest.
+            unsafe { core::ptr::write_bytes(pa as *mut u8, 0, region.size as usize) };
+            let mut tlb = Tlb {
+                vttbr: self.stage2.vttbr_el2(),
+            };
+            self.stage2
+                .map(
+                    &mut IdentityTables,
+                    &mut Frames(phys),
+                    &mut tlb,
+                    region.base,
+                    Pa(pa),
+                    region.size,
+                    S2Attrs::RAM,
+                )
+                .map_err(VmError::Stage2)?;
+            self.ram.push(Backing {
+                ipa: region.base,
+                pa: Pa(pa),
+                size: region.size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into guest RAM at `ipa`.
+    fn copy_in(&mut self, what: &'static str, ipa: Ipa, data: &[u8]) -> Result<(), VmError> {
+        let len = data.len() as u64;
+        let pa = self
+            .ram
+            .iter()
+            .find_map(|b| b.pa_of(ipa, len))
+            .ok_or(VmError::OutsideRam { what, ipa, len })?;
+        // SAFETY: `pa_of` checked that the whole range lies in this VM's backing memory,
+        // which Moat owns and has identity-mapped; `data` is the bundle, which lies elsewhere
+        // (reserved at boot), so the ranges do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
+        Ok(())
+    }
+
+    /// Says what the VM is.
+    pub fn report(&self) {
+        let c = &self.config;
+        log!(
+            "VM '{}': IPA size S = {} bits, VTCR_EL2 {:#x}, {} vCPU",
+            c.name,
+            c.ipa_bits,
+            self.stage2.vtcr_el2(),
+            c.cpus
+        );
+        for b in &self.ram {
+            log!(
+                "VM '{}': RAM IPA [{}, {:#x}) at PA {}",
+                c.name,
+                b.ipa,
+                b.ipa.0 + b.size,
+                b.pa
+            );
+        }
+        if let Some(u) = &self.uart {
+            log!("VM '{}': PL011 at IPA {} (emulated)", c.name, u.window.base);
+        }
+        log!(
+            "VM '{}': entry {:#x}, device tree at {:#x}",
+            c.name,
+            self.frame.pc,
+            self.frame.x[0]
+        );
+    }
+
+    /// Runs the VM until the guest powers it off or resets it, or Moat stops it.
+    pub fn run(&mut self) -> EndStatus {
+        self.configure_el2();
+        loop {
+            let vector = switch::enter_guest(&mut self.frame);
+            match exits::handle(self, vector) {
+                Next::Resume => {}
+                Next::End(status) => return status,
+            }
+        }
+    }
+
+    /// The EL2 controls that confine the guest, set before its first instruction.
+    fn configure_el2(&self) {
+        VTCR_EL2.set(self.stage2.vtcr_el2());
+        VTTBR_EL2.set(self.stage2.vttbr_el2());
+        // The guest sees this CPU's identity; its vCPU is affinity 0.0.0.0 (MPIDR_EL1.U = 0,
+        // bit 31 RES1).
+        let midr = MIDR_EL1.get();
+        // SAFETY: sets the MIDR_EL1 value the guest reads; no memory is accessed.
+        unsafe { core::arch::asm!("msr vpidr_el2, {}", in(reg) midr, options(nostack)) };
+        VMPIDR_EL2.set(1 << 31);
+        // CPTR_EL2 (E2H = 0): FP/SIMD not trapped (TFP = 0); SVE and SME trapped (TZ, TSM = 1)
+        // because Moat neither switches nor yet hides their state; the rest RES1.
+        CPTR_EL2.set(0x33FF);
+        // MDCR_EL2: no debug or PMU traps; HPMN = all counters to the guest.
+        let pmcr_n = pmu_counters();
+        MDCR_EL2.set(pmcr_n);
+        // CNTHCTL_EL2: EL1 may use the physical counter and timer; no virtual offset.
+        CNTHCTL_EL2.set(0b11);
+        CNTVOFF_EL2.set(0);
+        // SAFETY: writes an EL1 system register of the guest before it first runs; Moat does
+        // not use EL1 state.
+        unsafe { core::arch::asm!("msr sctlr_el1, {}", in(reg) SCTLR_EL1_RESET, options(nostack)) };
+        HCR_EL2.set(hcr_el2());
+        // SAFETY: a context synchronization event and a stage-2 TLB flush for this VMID
+        // before its first entry; no memory is accessed.
+        unsafe {
+            core::arch::asm!(
+                "isb",
+                "tlbi vmalls12e1is",
+                "dsb ish",
+                "isb",
+                options(nostack)
+            )
+        };
+    }
+}
+
+/// `HCR_EL2` for a guest: stage 2 on (VM), set/way invalidation upgraded to clean+invalidate
+/// (SWIO), physical interrupts and SErrors to EL2 (IMO, FMO, AMO), broadcast TLB and cache
+/// maintenance inner shareable (FB, BSU = 0b01), WFI/WFE and SMC trapped (TWI, TWE, TSC), EL1
+/// in AArch64 (RW).
+fn hcr_el2() -> u64 {
+    const VM: u64 = 1 << 0;
+    const SWIO: u64 = 1 << 1;
+    const FMO: u64 = 1 << 3;
+    const IMO: u64 = 1 << 4;
+    const AMO: u64 = 1 << 5;
+    const FB: u64 = 1 << 9;
+    const BSU_INNER: u64 = 0b01 << 10;
+    const TWI: u64 = 1 << 13;
+    const TWE: u64 = 1 << 14;
+    const TSC: u64 = 1 << 19;
+    const RW: u64 = 1 << 31;
+    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TSC | RW
+}
+
+/// `PMCR_EL0.N`: the number of event counters, all of which the guest may use.
+fn pmu_counters() -> u64 {
+    let pmcr: u64;
+    // SAFETY: reads an ID-like field of the PMU control register; no side effects.
+    unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nostack, readonly)) };
+    (pmcr >> 11) & 0x1F
+}

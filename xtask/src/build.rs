@@ -1,0 +1,116 @@
+//! Builds: the host workspace's checks and the bare-metal workspace (`bare/`: Moat's EL2
+//! binary and the test guests), and the flat `Image` files QEMU boots.
+
+use crate::error::{XResult, failed};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the repository")
+        .into()
+}
+
+/// Where the host tool puts what it makes (images, bundles, logs).
+pub fn out_dir() -> PathBuf {
+    repo_root().join("target").join("moat")
+}
+
+/// The test guests built from `bare/guests/`, by binary name.
+pub const GUESTS: [&str; 2] = ["moat-guest-hello", "moat-guest-selftest"];
+
+/// The bare-metal target every image is built for.
+const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";
+
+/// What a bare-metal build produced.
+pub struct Artifacts {
+    /// Moat's flat arm64 `Image`.
+    pub moat: PathBuf,
+    /// The directory holding each guest's flat `Image` as `<name>.bin`.
+    pub guests: PathBuf,
+}
+
+impl Artifacts {
+    /// The flat image of the guest named `name`.
+    pub fn guest(&self, name: &str) -> PathBuf {
+        self.guests.join(format!("{name}.bin"))
+    }
+}
+
+/// A `cargo` command for the host workspace (rustup's toolchain).
+pub fn host_cargo() -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(repo_root());
+    cmd
+}
+
+/// A `cargo` command for the bare-metal workspace. It must run inside `bare/` so that cargo
+/// reads `bare/rust-toolchain.toml` and `bare/.cargo/config.toml`, and without the variables
+/// a parent cargo or rustup sets, which would pin the wrong toolchain.
+pub fn bare_cargo() -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(repo_root().join("bare"));
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTDOC",
+        "CARGO",
+        "RUSTC_WRAPPER",
+        "CARGO_TARGET_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs `cmd`, failing with `what` in the message when it does not succeed.
+pub fn run_step(cmd: &mut Command, what: &str) -> XResult<()> {
+    let status = cmd
+        .status()
+        .map_err(|e| failed(format!("{what}: cannot start {cmd:?}: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(failed(format!("{what} failed ({status})")))
+    }
+}
+
+/// Builds Moat and the guests (release) and converts them to flat images.
+///
+/// # Errors
+///
+/// When cargo or objcopy fails.
+pub fn build_bare() -> XResult<Artifacts> {
+    run_step(
+        bare_cargo().args(["build", "--release", "--quiet"]),
+        "building Moat and the guests",
+    )?;
+    let elf_dir = repo_root()
+        .join("bare/target")
+        .join(BARE_TARGET)
+        .join("release");
+    let out = out_dir();
+    let guests = out.join("guests");
+    std::fs::create_dir_all(&guests)
+        .map_err(|e| failed(format!("creating {}: {e}", guests.display())))?;
+    let moat = out.join("moat.bin");
+    objcopy(&elf_dir.join("moat"), &moat)?;
+    for guest in GUESTS {
+        objcopy(&elf_dir.join(guest), &guests.join(format!("{guest}.bin")))?;
+    }
+    Ok(Artifacts { moat, guests })
+}
+
+/// `objcopy -O binary`: the loadable segments as one flat file from the first one's address.
+fn objcopy(elf: &Path, bin: &Path) -> XResult<()> {
+    run_step(
+        Command::new("aarch64-linux-gnu-objcopy")
+            .arg("-O")
+            .arg("binary")
+            .arg(elf)
+            .arg(bin),
+        &format!("converting {} to a flat image", elf.display()),
+    )
+}

@@ -1,0 +1,159 @@
+//! The command line of `./x`.
+
+use crate::build::{self, Artifacts};
+use crate::error::{XResult, usage};
+use crate::harness;
+use crate::qemu::{ConsoleMode, Machine};
+use crate::vm::{self, VmRequest};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use moat_config::ParangeMode;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Moat, a type-1 hypervisor for AArch64: build it, boot VMs under it in QEMU, test it.
+#[derive(Parser, Debug)]
+#[command(name = "./x", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build Moat's EL2 image and the test guests (bare/), and the host tool.
+    Build,
+    /// Boot a VM under Moat in QEMU and attach its console (Ctrl-A X quits QEMU).
+    ///
+    /// Exits 0 when the guest powers off (or resets), 1 when Moat stopped the VM for an
+    /// unhandled trap, 2 for a refused configuration, 3 when Moat itself failed.
+    Run(RunArgs),
+    /// Run every test: formatting, lints, host unit tests, the bare-metal build, and the
+    /// guest tests under Moat in QEMU; ends with an `N passed, N failed` line.
+    Test(TestArgs),
+}
+
+/// Options of `./x run`.
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The guest to boot: an ELF file (by its program headers), an arm64 `Image` (at RAM
+    /// base + its text offset) or a raw binary (at RAM base + 0x80000). Default: the greeting
+    /// guest.
+    #[arg(long, value_name = "FILE")]
+    guest: Option<PathBuf>,
+    /// A VM description (TOML); see configs/. Options below override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The VM's IPA size S in bits (32..=48, at most the CPU's IPA limit).
+    #[arg(long, value_name = "N")]
+    ipa_bits: Option<u32>,
+    /// The PARange the guest reads: `max` (the IPA limit L) or `tight` (the smallest that
+    /// covers S).
+    #[arg(long, value_enum)]
+    parange: Option<Parange>,
+    /// QEMU's CPU model.
+    #[arg(long, value_name = "NAME", default_value = "max,pauth-impdef=on")]
+    cpu: String,
+    /// The size of the VM's RAM, e.g. 128M or 1G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    mem: Option<u64>,
+    /// The number of vCPUs (only 1 until SMP support lands).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    smp: u32,
+    /// The guest's command line (`/chosen/bootargs`).
+    #[arg(long, value_name = "ARGS")]
+    append: Option<String>,
+    /// Stop QEMU after this many seconds (default: no limit).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+}
+
+/// Options of `./x test`.
+#[derive(Args, Debug)]
+struct TestArgs {
+    /// Only the guest tests (skip formatting, lints and host unit tests).
+    #[arg(long)]
+    guests_only: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Parange {
+    Max,
+    Tight,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    moat_config::parse_size(text).map_err(|e| e.to_string())
+}
+
+impl Cli {
+    /// Carries out the command.
+    ///
+    /// # Errors
+    ///
+    /// Usage errors (exit status 2) and failures (exit status 1), each one line.
+    pub fn run(self) -> XResult<ExitCode> {
+        match self.command {
+            Command::Build => build::build_bare().map(|_| ExitCode::SUCCESS),
+            Command::Run(args) => run(&args),
+            Command::Test(args) => harness::test_all(args.guests_only),
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> XResult<ExitCode> {
+    if args.smp != 1 {
+        return Err(usage(format!(
+            "--smp {}: Moat runs one vCPU per VM until SMP support lands",
+            args.smp
+        )));
+    }
+    if let Some(guest) = args.guest.as_ref().filter(|g| !g.is_file()) {
+        return Err(usage(format!("--guest {}: no such file", guest.display())));
+    }
+    let request = VmRequest {
+        config: args.config.clone(),
+        ipa_bits: args.ipa_bits,
+        parange: args.parange.map(|p| match p {
+            Parange::Max => ParangeMode::Max,
+            Parange::Tight => ParangeMode::Tight,
+        }),
+        mem: args.mem,
+        bootargs: args.append.clone(),
+    };
+    let config = vm::describe(&request, &args.cpu)?;
+    let artifacts: Artifacts = build::build_bare()?;
+    let guest = args
+        .guest
+        .clone()
+        .unwrap_or_else(|| artifacts.guest("moat-guest-hello"));
+    let bundle = build::out_dir().join("run").join("vm.bundle");
+    vm::write_bundle(&config, &guest, &bundle)?;
+    let bundle_bytes = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    let machine = Machine {
+        cpu: args.cpu.clone(),
+        mem_mib: vm::machine_mem_mib(&config, bundle_bytes),
+        kernel: artifacts.moat,
+        initrd: Some(bundle),
+        append: None,
+        el2: true,
+    };
+    let outcome = machine.run(
+        ConsoleMode::Interactive,
+        args.timeout.map(Duration::from_secs),
+    )?;
+    if outcome.timed_out {
+        eprintln!(
+            "x: stopped QEMU after {} s (--timeout)",
+            args.timeout.unwrap_or(0)
+        );
+        return Ok(ExitCode::from(124));
+    }
+    match outcome.exit {
+        Some(exit) => Ok(ExitCode::from(exit.exit_status())),
+        None => {
+            eprintln!("x: QEMU ended without Moat's MOAT-EXIT line");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! `./x test`: every check, ending with one `N passed, N failed` line.
+//!
+//! The static checks (formatting, lints, host unit tests) run first, each a step that stops
+//! the run when it fails. Then the QEMU cases: each boots one QEMU with a time limit and checks
+//! what the console shows — the guest's `MOAT-TEST` lines (protocol in
+//! `bare/guests/README.md`) and Moat's `MOAT-EXIT:` line — on every CPU model in [`CPUS`].
+
+use crate::build::{self, Artifacts, bare_cargo, host_cargo, run_step};
+use crate::error::{XResult, failed};
+use crate::qemu::{ConsoleMode, Machine, MoatExit, Outcome};
+use crate::vm::{self, VmRequest};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+/// The CPU models every guest test runs on: a 44-bit-PARange core and QEMU's `max` (52-bit
+/// PARange, so the IPA limit is the 48 of the 4K granule); pointer authentication uses QEMU's
+/// fast implementation-defined algorithm.
+pub const CPUS: [&str; 2] = ["cortex-a72", "max,pauth-impdef=on"];
+
+/// The time limit of one boot: generous for a 2-core CI machine; a hung guest costs this much.
+const BOOT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs everything; the exit status is 0 only when every step and case passed.
+///
+/// # Errors
+///
+/// A failed static step (the cases' failures are counted, not errors).
+pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
+    let start = Instant::now();
+    if !guests_only {
+        static_checks()?;
+    }
+    let artifacts = build::build_bare()?;
+    let mut tally = Tally::default();
+    for cpu in CPUS {
+        guest_suite(&artifacts, cpu, &mut tally)?;
+        moat_cases(&artifacts, cpu, &mut tally)?;
+    }
+    cli_cases(&artifacts, &mut tally)?;
+    println!(
+        "QEMU cases took {:.1} s in all",
+        start.elapsed().as_secs_f64()
+    );
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn static_checks() -> XResult<()> {
+    run_step(
+        host_cargo().args(["fmt", "--all", "--check"]),
+        "cargo fmt --check (host workspace)",
+    )?;
+    run_step(
+        bare_cargo().args(["fmt", "--all", "--check"]),
+        "cargo fmt --check (bare-metal workspace)",
+    )?;
+    run_step(
+        host_cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        "cargo clippy (host workspace)",
+    )?;
+    run_step(
+        bare_cargo().args(["clippy", "--release", "--quiet", "--", "-D", "warnings"]),
+        "cargo clippy (bare-metal workspace)",
+    )?;
+    run_step(
+        host_cargo().args(["test", "--workspace", "--all-features", "--quiet"]),
+        "host unit tests",
+    )?;
+    // The logic crates are the EL2 binary's dependencies; building them by name for the
+    // bare-metal target proves they stay `no_std`.
+    let logic = [
+        "moat-arm",
+        "moat-stage2",
+        "moat-vcpu",
+        "moat-devices",
+        "moat-config",
+    ];
+    let mut cmd = bare_cargo();
+    cmd.args(["build", "--release", "--quiet"]);
+    for krate in logic {
+        cmd.args(["-p", krate]);
+    }
+    run_step(
+        &mut cmd,
+        "building the logic crates for aarch64-unknown-none-softfloat",
+    )
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn record(
+        &mut self,
+        name: &str,
+        cpu: &str,
+        outcome: Option<&Outcome>,
+        verdict: Result<(), String>,
+    ) {
+        let time = outcome.map_or(String::new(), |o| {
+            format!(" ({:.2} s)", o.elapsed.as_secs_f64())
+        });
+        match verdict {
+            Ok(()) => {
+                self.passed += 1;
+                println!("PASS {name} [{cpu}]{time}");
+            }
+            Err(why) => {
+                self.failed += 1;
+                println!("FAIL {name} [{cpu}]{time}: {why}");
+                if let Some(o) = outcome {
+                    let lines: Vec<&str> = o.lines().collect();
+                    for line in &lines[lines.len().saturating_sub(15)..] {
+                        println!("    | {line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Boots `guest` under Moat on `cpu` with `bootargs`.
+fn boot(
+    artifacts: &Artifacts,
+    guest: &Path,
+    cpu: &str,
+    request: &VmRequest,
+    tag: &str,
+) -> XResult<Outcome> {
+    let vm = vm::describe(request, cpu)?;
+    let bundle = build::out_dir().join("test").join(format!("{tag}.bundle"));
+    vm::write_bundle(&vm, guest, &bundle)?;
+    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    let machine = Machine {
+        cpu: cpu.into(),
+        mem_mib: vm::machine_mem_mib(&vm, size),
+        kernel: artifacts.moat.clone(),
+        initrd: Some(bundle),
+        append: None,
+        el2: true,
+    };
+    machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+}
+
+fn with_bootargs(args: &str) -> VmRequest {
+    VmRequest {
+        bootargs: Some(args.into()),
+        ..VmRequest::default()
+    }
+}
+
+/// Every test of the selftest guest, one boot each.
+fn guest_suite(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<()> {
+    let guest = artifacts.guest("moat-guest-selftest");
+    let listing = boot(
+        artifacts,
+        &guest,
+        cpu,
+        &with_bootargs("moat.test=list"),
+        "list",
+    )?;
+    let names: Vec<String> = listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("MOAT-TEST list "))
+        .map(|n| n.trim().to_owned())
+        .collect();
+    let listed = if names.is_empty() {
+        Err("the selftest guest listed no tests".into())
+    } else {
+        Ok(())
+    };
+    tally.record("selftest_lists_its_tests", cpu, Some(&listing), listed);
+    for name in names {
+        let outcome = boot(
+            artifacts,
+            &guest,
+            cpu,
+            &with_bootargs(&format!("moat.test={name}")),
+            &name,
+        )?;
+        let verdict = guest_verdict(&outcome, &name);
+        tally.record(&format!("guest::{name}"), cpu, Some(&outcome), verdict);
+    }
+    Ok(())
+}
+
+/// A guest test passed when the guest said so, never said it failed, and the run ended with
+/// the guest powering off.
+fn guest_verdict(outcome: &Outcome, name: &str) -> Result<(), String> {
+    if outcome.timed_out {
+        return Err(format!("no end within {} s", BOOT_LIMIT.as_secs()));
+    }
+    if let Some(fail) = outcome.lines().find(|l| l.starts_with("MOAT-TEST fail")) {
+        return Err(fail.to_owned());
+    }
+    if !outcome
+        .lines()
+        .any(|l| l.trim() == format!("MOAT-TEST pass {name}"))
+    {
+        return Err("no pass line".into());
+    }
+    expect_exit(outcome, MoatExit::PowerOff)
+}
+
+fn expect_exit(outcome: &Outcome, want: MoatExit) -> Result<(), String> {
+    match outcome.exit {
+        Some(exit) if exit == want => Ok(()),
+        other => Err(format!("expected MOAT-EXIT {want:?}, got {other:?}")),
+    }
+}
+
+fn expect_line(outcome: &Outcome, needle: &str) -> Result<(), String> {
+    if outcome.console.contains(needle) {
+        Ok(())
+    } else {
+        Err(format!("console lacks {needle:?}"))
+    }
+}
+
+/// Cases about Moat itself, with the greeting guest and a guest that provokes a trap Moat
+/// does not handle yet.
+fn moat_cases(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<()> {
+    let hello = artifacts.guest("moat-guest-hello");
+    let outcome = boot(artifacts, &hello, cpu, &VmRequest::default(), "hello")?;
+    let limit = crate::qemu::cpu_pa_bits(cpu).map_or(0, |b| b.min(48));
+    let verdict = expect_line(&outcome, "Hello from a Moat guest!")
+        .and_then(|()| expect_line(&outcome, &format!("IPA limit L = {limit} bits")))
+        .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
+    tally.record(
+        "hello_guest_greets_and_powers_off_with_boot_report",
+        cpu,
+        Some(&outcome),
+        verdict,
+    );
+
+    let probe = assemble_guest("unhandled", UNHANDLED_TRAP_GUEST)?;
+    let outcome = boot(artifacts, &probe, cpu, &VmRequest::default(), "unhandled")?;
+    let verdict = expect_exit(&outcome, MoatExit::VmStopped)
+        .and_then(|()| expect_line(&outcome, "EC=0x24"))
+        .and_then(|()| expect_line(&outcome, "FAR_EL2=0xa000010"))
+        .and_then(|()| expect_line(&outcome, "guest PC=0x40080008"));
+    tally.record(
+        "unhandled_trap_stops_the_vm_with_a_decoded_diagnostic",
+        cpu,
+        Some(&outcome),
+        verdict,
+    );
+    Ok(())
+}
+
+/// A guest that loads from IPA 0x0a00_0010, inside the IPA space but with nothing there: a
+/// trap Moat stops the VM for until the guest-abort decision table lands.
+const UNHANDLED_TRAP_GUEST: &str = "
+    movz x1, #0x0a00, lsl #16
+    add x1, x1, #0x10
+    ldr w0, [x1]
+1:  b 1b
+";
+
+/// A guest that writes `OK` to the UART and powers off: a few instructions built outside the
+/// project with GNU as, as a user would.
+const EXTERNAL_GUEST: &str = "
+    movz x1, #0x0900, lsl #16
+    mov w2, #'O'
+    str w2, [x1]
+    mov w2, #'K'
+    str w2, [x1]
+    mov w2, #'\\n'
+    str w2, [x1]
+    movz x0, #0x8400, lsl #16
+    movk x0, #0x0008
+    hvc #0
+1:  b 1b
+";
+
+/// Assembles `source` with GNU as into a raw binary (`./x run --guest` puts it at RAM base
+/// + 0x80000).
+fn assemble_guest(name: &str, source: &str) -> XResult<PathBuf> {
+    let dir = build::out_dir().join("asm");
+    std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+    let src = dir.join(format!("{name}.S"));
+    let obj = dir.join(format!("{name}.o"));
+    let bin = dir.join(format!("{name}.bin"));
+    std::fs::write(&src, source).map_err(|e| failed(format!("{}: {e}", src.display())))?;
+    run_step(
+        Command::new("aarch64-linux-gnu-as")
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj),
+        "assembling a test guest",
+    )?;
+    run_step(
+        Command::new("aarch64-linux-gnu-objcopy")
+            .args(["-O", "binary"])
+            .arg(&obj)
+            .arg(&bin),
+        "flattening a test guest",
+    )?;
+    Ok(bin)
+}
+
+/// The command line as a user meets it: `./x run` on an external image, and the refusals.
+fn cli_cases(_artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let external = assemble_guest("external", EXTERNAL_GUEST)?;
+    let ok = cli(&["run", "--guest", path_str(&external), "--timeout", "30"])?;
+    let verdict = expect_status(&ok, 0).and_then(|()| {
+        if String::from_utf8_lossy(&ok.stdout).contains("OK") {
+            Ok(())
+        } else {
+            Err("no OK on the console".into())
+        }
+    });
+    tally.record(
+        "run_boots_an_image_assembled_outside_the_project",
+        "max",
+        None,
+        verdict,
+    );
+
+    let refusals: [(&str, &[&str], &str); 4] = [
+        (
+            "run_with_a_missing_guest_file_is_a_usage_error",
+            &["run", "--guest", "/nonexistent/guest.bin"],
+            "/nonexistent/guest.bin",
+        ),
+        (
+            "run_with_smp_2_is_refused_until_smp_lands",
+            &["run", "--smp", "2"],
+            "--smp 2",
+        ),
+        (
+            "run_with_ipa_bits_above_the_cpu_limit_is_refused",
+            &["run", "--cpu", "cortex-a72", "--ipa-bits", "48"],
+            "48",
+        ),
+        (
+            "run_with_an_unknown_option_is_a_usage_error",
+            &["run", "--frobnicate"],
+            "--frobnicate",
+        ),
+    ];
+    for (name, args, needle) in refusals {
+        let out = cli(args)?;
+        let verdict = expect_status(&out, 2).and_then(|()| one_line_naming(&out, needle));
+        tally.record(name, "-", None, verdict);
+    }
+    Ok(())
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("the repository path is UTF-8")
+}
+
+fn cli(args: &[&str]) -> XResult<std::process::Output> {
+    let exe =
+        std::env::current_exe().map_err(|e| failed(format!("finding ./x's own binary: {e}")))?;
+    Command::new(exe)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| failed(format!("running ./x {args:?}: {e}")))
+}
+
+fn expect_status(out: &std::process::Output, want: i32) -> Result<(), String> {
+    match out.status.code() {
+        Some(code) if code == want => Ok(()),
+        other => Err(format!(
+            "exit status {other:?}, expected {want}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+/// The error is one line (clap's usage hints aside) that names `needle`.
+fn one_line_naming(out: &std::process::Output, needle: &str) -> Result<(), String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().next().unwrap_or("");
+    if first.contains(needle) {
+        Ok(())
+    } else {
+        Err(format!(
+            "first stderr line {first:?} does not name {needle:?}"
+        ))
+    }
+}

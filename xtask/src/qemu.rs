@@ -1,0 +1,240 @@
+//! The QEMU runner: boots Moat (or a guest alone) on `qemu-system-aarch64 -M virt`, relays or
+//! captures the console, enforces a time limit, and reads Moat's `MOAT-EXIT:` line.
+
+use crate::error::{XResult, failed};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One QEMU boot.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// QEMU's `-cpu` value.
+    pub cpu: String,
+    /// The machine's RAM in MiB (`-m`).
+    pub mem_mib: u64,
+    /// The `-kernel` image.
+    pub kernel: PathBuf,
+    /// The `-initrd` file (Moat's VM bundle).
+    pub initrd: Option<PathBuf>,
+    /// `-append` (only for a guest booted bare).
+    pub append: Option<String>,
+    /// Whether EL2 exists (`virtualization=on`): true under Moat, false for a bare guest.
+    pub el2: bool,
+}
+
+/// How the console is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleMode {
+    /// The user's terminal: keyboard in, console out (`./x run`).
+    Interactive,
+    /// Captured for a test; nothing is shown.
+    Captured,
+}
+
+/// What Moat said when it ended the run (`MOAT-EXIT: <word>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoatExit {
+    /// The guest powered off.
+    PowerOff,
+    /// The guest asked for a reset.
+    Reset,
+    /// Moat stopped the VM after an unhandled trap.
+    VmStopped,
+    /// The VM's configuration was refused.
+    ConfigError,
+    /// Moat failed: a Moat bug.
+    Panic,
+}
+
+impl MoatExit {
+    fn from_word(word: &str) -> Option<Self> {
+        match word {
+            "poweroff" => Some(Self::PowerOff),
+            "reset" => Some(Self::Reset),
+            "vm-stopped" => Some(Self::VmStopped),
+            "config-error" => Some(Self::ConfigError),
+            "panic" => Some(Self::Panic),
+            _ => None,
+        }
+    }
+
+    /// The host tool's exit status for this end: 0 when the guest ended the run itself.
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Self::PowerOff | Self::Reset => 0,
+            Self::VmStopped => 1,
+            Self::ConfigError => 2,
+            Self::Panic => 3,
+        }
+    }
+}
+
+/// The result of one boot.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Everything the console printed, `\r` removed.
+    pub console: String,
+    /// Moat's end line, if it printed one.
+    pub exit: Option<MoatExit>,
+    /// Whether the time limit ended the run.
+    pub timed_out: bool,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// The console's lines.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.console.lines()
+    }
+}
+
+/// Finds Moat's end line in console output.
+pub fn parse_exit(console: &str) -> Option<MoatExit> {
+    console.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("MOAT-EXIT: ")
+            .and_then(|w| MoatExit::from_word(w.trim()))
+    })
+}
+
+impl Machine {
+    fn command(&self, mode: ConsoleMode) -> Command {
+        let mut cmd = Command::new("qemu-system-aarch64");
+        let machine = if self.el2 {
+            "virt,virtualization=on,gic-version=3"
+        } else {
+            "virt,gic-version=3"
+        };
+        cmd.args(["-M", machine, "-cpu", &self.cpu, "-smp", "1", "-no-reboot"]);
+        cmd.arg("-m").arg(format!("{}M", self.mem_mib));
+        cmd.arg("-kernel").arg(&self.kernel);
+        if let Some(initrd) = &self.initrd {
+            cmd.arg("-initrd").arg(initrd);
+        }
+        if let Some(append) = &self.append {
+            cmd.arg("-append").arg(append);
+        }
+        match mode {
+            ConsoleMode::Interactive => cmd.arg("-nographic"),
+            ConsoleMode::Captured => {
+                cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+            }
+        };
+        cmd
+    }
+
+    /// Boots the machine and waits for it to end or for `limit` to pass.
+    ///
+    /// # Errors
+    ///
+    /// When QEMU cannot be started.
+    pub fn run(&self, mode: ConsoleMode, limit: Option<Duration>) -> XResult<Outcome> {
+        let mut cmd = self.command(mode);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stdin(if mode == ConsoleMode::Interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| failed(format!("cannot start qemu-system-aarch64: {e}")))?;
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        let reader = {
+            let mut stdout = child.stdout.take().expect("stdout is piped");
+            let captured = Arc::clone(&captured);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stdout.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if mode == ConsoleMode::Interactive {
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(&buf[..n]);
+                        let _ = out.flush();
+                    }
+                    captured
+                        .lock()
+                        .expect("console buffer")
+                        .extend_from_slice(&buf[..n]);
+                }
+            })
+        };
+        let mut timed_out = false;
+        loop {
+            if child
+                .try_wait()
+                .map_err(|e| failed(format!("waiting for QEMU: {e}")))?
+                .is_some()
+            {
+                break;
+            }
+            if limit.is_some_and(|l| start.elapsed() > l) {
+                timed_out = true;
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = reader.join();
+        let bytes = captured.lock().expect("console buffer").clone();
+        let console = String::from_utf8_lossy(&bytes).replace('\r', "");
+        Ok(Outcome {
+            exit: parse_exit(&console),
+            console,
+            timed_out,
+            elapsed: start.elapsed(),
+        })
+    }
+}
+
+/// The physical address size of QEMU's CPU models (`ID_AA64MMFR0_EL1.PARange`), for the
+/// models the host tool knows; `None` for others (Moat checks at boot anyway).
+pub fn cpu_pa_bits(cpu: &str) -> Option<u32> {
+    let model = cpu.split(',').next().unwrap_or(cpu);
+    match model {
+        "cortex-a53" | "a64fx" | "cortex-a76" | "cortex-a55" => Some(40),
+        "cortex-a57" | "cortex-a72" => Some(44),
+        "neoverse-n1" => Some(48),
+        "max" => Some(52),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_line_is_found_among_console_output() {
+        let console = "moat: hello\nguest says hi\nMOAT-EXIT: vm-stopped\n";
+        assert_eq!(parse_exit(console), Some(MoatExit::VmStopped));
+    }
+
+    #[test]
+    fn no_exit_line_means_none() {
+        assert_eq!(parse_exit("MOAT-EXIT: something-else\nmoat: x\n"), None);
+    }
+
+    #[test]
+    fn guest_ending_the_run_is_success_and_failures_are_not() {
+        assert_eq!(MoatExit::PowerOff.exit_status(), 0);
+        assert_eq!(MoatExit::Reset.exit_status(), 0);
+        assert_ne!(MoatExit::VmStopped.exit_status(), 0);
+        assert_ne!(MoatExit::Panic.exit_status(), 0);
+    }
+
+    #[test]
+    fn cpu_options_do_not_hide_the_model() {
+        assert_eq!(cpu_pa_bits("max,pauth-impdef=on"), Some(52));
+        assert_eq!(cpu_pa_bits("cortex-a72"), Some(44));
+        assert_eq!(cpu_pa_bits("cortex-a15"), None);
+    }
+}
