@@ -7,6 +7,8 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod entry;
 pub mod frame;
+pub mod inject;
 pub mod mmio;
 pub mod psci;
