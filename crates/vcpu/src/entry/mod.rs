@@ -65,3 +65,5 @@ pub struct GuestContext {
 mod tests_aarch32;
 #[cfg(test)]
 mod tests_aarch64;
+#[cfg(test)]
+mod tests_props;

@@ -239,3 +239,92 @@ fn lr_wraps_at_32_bits() {
     c.pc = 0xFFFF_FFFC;
     assert_eq!(enter_mode_aarch32(&c, &DATA).lr, 4);
 }
+
+/// The SCTLR bits `AArch32.EnterMode()` reads, as one combination.
+#[derive(Clone, Copy, Debug)]
+struct SctlrBits {
+    te: bool,
+    ee: bool,
+    v: bool,
+    span: bool,
+    dssbs: bool,
+}
+
+fn all_sctlr_combinations() -> impl Iterator<Item = SctlrBits> {
+    (0..32u32).map(|n| SctlrBits {
+        te: n & 1 != 0,
+        ee: n & 2 != 0,
+        v: n & 4 != 0,
+        span: n & 8 != 0,
+        dssbs: n & 16 != 0,
+    })
+}
+
+impl SctlrBits {
+    fn value(self) -> u64 {
+        let bits = sctlr::TE.with_flag(0, self.te);
+        let bits = sctlr::EE.with_flag(bits, self.ee);
+        let bits = sctlr::V.with_flag(bits, self.v);
+        let bits = sctlr::SPAN.with_flag(bits, self.span);
+        sctlr::DSSBS.with_flag(bits, self.dssbs)
+    }
+}
+
+#[test]
+fn every_mode_instruction_set_exception_and_sctlr_combination_follows_enter_mode() {
+    let exceptions = [(DATA, 0x10, 8), (PREFETCH, 0x0C, 4), (UNDEF, 0x04, 4)];
+    for source in SOURCE_MODES {
+        for thumb in [false, true] {
+            for (exception, vector, lr) in exceptions {
+                for bits in all_sctlr_combinations() {
+                    for has_feats in [false, true] {
+                        let features = CpuFeatures {
+                            has_pan: has_feats,
+                            has_ssbs: has_feats,
+                            ..Default::default()
+                        };
+                        let old = cpsr(source, thumb).with_flag(Spsr32::F, thumb);
+                        let c = ctx(old, bits.value(), features);
+                        let entry = enter_mode_aarch32(&c, &exception);
+                        let p = new_cpsr(&entry);
+                        let what =
+                            format!("{exception:?} {source:?} T={thumb} {bits:?} {has_feats}");
+                        let is_undef = exception == UNDEF;
+                        let base = if bits.v { 0xFFFF_0000 } else { VBAR };
+                        assert_eq!(entry.elr_el2, base + vector, "{what}");
+                        let lr = if is_undef && thumb { 2 } else { lr };
+                        assert_eq!(entry.lr, PC + lr, "{what}");
+                        assert_eq!(p.thumb(), bits.te, "{what}");
+                        assert_eq!(p.flag(Spsr32::E), bits.ee, "{what}");
+                        assert_eq!(p.flag(Spsr32::A), !is_undef, "{what}");
+                        assert!(p.flag(Spsr32::I), "{what}");
+                        assert_eq!(p.flag(Spsr32::F), thumb, "F unchanged: {what}");
+                        assert_eq!(p.flag(Spsr32::PAN), has_feats && !bits.span, "{what}");
+                        assert_eq!(p.flag(Spsr32::SSBS), has_feats && bits.dssbs, "{what}");
+                        assert_eq!(entry.spsr, old.bits(), "{what}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn svc_mode_data_abort_gives_the_cpsr_linux_reports_in_abort_mode() {
+    // From SVC mode with Z and C set and A, I, F masked (CPSR 0x600001d3): Abort mode 0x17.
+    let old = Spsr32::new(0x6000_01D3);
+    let entry = enter(old, 0, DATA);
+    assert_eq!(entry.spsr_el2, 0x6000_01D7);
+    assert_eq!(entry.spsr, 0x6000_01D3);
+}
+
+#[test]
+fn user_mode_thumb_undefined_gives_undefined_mode_in_arm_state_without_te() {
+    // CPSR 0x80000030: N set, T32, User. SCTLR.TE = 0 so the handler runs in A32.
+    let entry = enter(Spsr32::new(0x8000_0030), 0, UNDEF);
+    assert_eq!(
+        entry.spsr_el2, 0x8000_009B,
+        "Undefined mode, I set, T clear, A unchanged"
+    );
+    assert_eq!(entry.lr, PC + 2);
+}

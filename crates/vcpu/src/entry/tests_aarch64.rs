@@ -215,3 +215,68 @@ fn from_aarch32_el0_it_t_ge_and_q_do_not_leak_into_aarch64_pstate() {
         "only NZCV carries over; EL1h with DAIF"
     );
 }
+
+#[test]
+fn every_source_kind_sctlr_and_feature_combination_follows_take_exception() {
+    let sources = [
+        (EL1T, 0x000),
+        (EL1H, 0x200),
+        (EL0_A64, 0x400),
+        (EL0_A32, 0x600),
+    ];
+    let kinds = [
+        (VectorKind::Synchronous, 0x000),
+        (VectorKind::SError, 0x180),
+    ];
+    for (spsr, group) in sources {
+        for (kind, entry_offset) in kinds {
+            for sctlr_bits in 0..8u32 {
+                let (span, dssbs, spintmask) = (
+                    sctlr_bits & 1 != 0,
+                    sctlr_bits & 2 != 0,
+                    sctlr_bits & 4 != 0,
+                );
+                let sctlr = sctlr_el1::SPAN.with_flag(0, span);
+                let sctlr = sctlr_el1::DSSBS.with_flag(sctlr, dssbs);
+                let sctlr = sctlr_el1::SPINTMASK.with_flag(sctlr, spintmask);
+                for on in [false, true] {
+                    let features = CpuFeatures {
+                        has_pan: on,
+                        has_ssbs: on,
+                        has_mte: on,
+                        has_nmi: on,
+                        has_uao: on,
+                        has_bti: on,
+                        ..Default::default()
+                    };
+                    let exception = Aarch64Exception {
+                        kind,
+                        esr: Esr::new(0),
+                        far: None,
+                    };
+                    let entry = take_exception_aarch64(&ctx(spsr, sctlr, features), &exception);
+                    let p = pstate(&entry);
+                    let what = format!("{spsr:#x} {kind:?} sctlr {sctlr_bits:#b} features {on}");
+                    assert_eq!(entry.elr_el2, VBAR + group + entry_offset, "{what}");
+                    assert_eq!(p.mode(), Aarch64Mode::El1h, "{what}");
+                    assert_eq!(p.flag(Spsr64::PAN), on && !span, "{what}");
+                    assert_eq!(p.flag(Spsr64::SSBS), on && dssbs, "{what}");
+                    assert_eq!(p.flag(Spsr64::TCO), on, "{what}");
+                    assert_eq!(p.flag(Spsr64::ALLINT), on && !spintmask, "{what}");
+                    assert_eq!(entry.spsr_el1, spsr, "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn el0_fault_with_pan_enabled_enters_with_pstate_0x4003c5_plus_nzcv() {
+    // Linux runs with SCTLR_EL1.SPAN = 0 on a PAN CPU: its handlers see PAN set (0x4003c5).
+    let pan = CpuFeatures {
+        has_pan: true,
+        ..Default::default()
+    };
+    let entry = take(0x8000_0000, 0, pan);
+    assert_eq!(entry.spsr_el2, 0x8040_03C5);
+}
