@@ -113,6 +113,48 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
         Ok(())
     }
 
+    /// Maps the one page at `ipa` → `pa` below the live `table` at `level`: the fault-handling
+    /// hot path, an iterative descent that falls back to [`Ops::map`] where a block is in the
+    /// way.
+    pub(crate) fn map_page(
+        &mut self,
+        mut table: Pa,
+        mut level: u8,
+        ipa: u64,
+        pa: u64,
+        attrs: S2Attrs,
+    ) -> Result<(), Stage2Error> {
+        let range = (ipa, ipa + level_size(LAST_LEVEL));
+        while level < LAST_LEVEL {
+            let index = table_index(level, ipa);
+            let desc = self.read(table, index);
+            table = match desc.kind(level) {
+                Kind::Table(next) => next,
+                Kind::Invalid => {
+                    let next = self.new_table(ipa)?;
+                    self.write(table, index, Descriptor::table(next));
+                    next
+                }
+                Kind::Leaf => return self.map(table, level, range, pa, attrs, true),
+            };
+            level += 1;
+        }
+        let page = Chunk {
+            index: table_index(level, ipa),
+            start: ipa,
+            end: range.1,
+            base: ipa,
+            whole: true,
+        };
+        self.set_leaf(
+            table,
+            level,
+            page,
+            Descriptor::leaf(Pa(pa), attrs, level),
+            true,
+        )
+    }
+
     /// Maps the chunk `c` one level down, creating or splitting the next table.
     fn map_below(
         &mut self,
@@ -177,8 +219,8 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
     /// descriptor, and frees it once no walker can reach it. The leaves of a page table are
     /// invalidated by IPA while the batch has room; any deeper subtree invalidates the VMID.
     fn detach(&mut self, table: Pa, c: Chunk, child: Pa, child_level: u8, live: bool) {
-        self.write(table, c.index, Descriptor::INVALID);
         if !live {
+            self.write(table, c.index, Descriptor::INVALID);
             self.free_subtree(child, child_level);
             return;
         }
@@ -194,7 +236,17 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
                 self.batch.broke(Ipa(ipa), Some(child_level));
             }
         }
-        // The table descriptor itself may sit in a walk cache.
+        self.unlink_empty(table, c, child, child_level, live);
+    }
+
+    /// Removes the empty table `child` from the chunk's descriptor and frees it once no walker
+    /// can reach it (its table descriptor may sit in a walk cache).
+    fn unlink_empty(&mut self, table: Pa, c: Chunk, child: Pa, child_level: u8, live: bool) {
+        self.write(table, c.index, Descriptor::INVALID);
+        if !live {
+            self.alloc.free_table(child);
+            return;
+        }
         self.batch.broke(Ipa(c.base), None);
         if !self.batch.can_defer_free() {
             self.flush();
@@ -244,8 +296,17 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
         self.alloc.free_table(table);
     }
 
-    fn is_empty(&self, table: Pa) -> bool {
-        (0..ENTRIES_PER_TABLE).all(|index| self.read(table, index) == Descriptor::INVALID)
+    /// Whether `table` (at `level`) holds nothing after `[start, end)` was cleared in it. The
+    /// entries just after and just before the range are looked at first: unmapping page by
+    /// page, in either direction, finds a neighbour still mapped at once.
+    fn is_empty(&self, table: Pa, level: u8, (start, end): (u64, u64)) -> bool {
+        let after = table_index(level, end - 1) + 1;
+        let before = table_index(level, start).checked_sub(1);
+        let mapped = |index: usize| self.read(table, index) != Descriptor::INVALID;
+        if (after < ENTRIES_PER_TABLE && mapped(after)) || before.is_some_and(mapped) {
+            return false;
+        }
+        !(0..ENTRIES_PER_TABLE).any(mapped)
     }
 
     /// Unmaps `[start, end)` in `table`, splitting blocks it covers in part and unlinking
@@ -274,11 +335,58 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
                 Kind::Table(child) if c.whole => self.detach(table, c, child, level + 1, live),
                 Kind::Table(child) => {
                     self.unmap(child, level + 1, range, live)?;
-                    if self.is_empty(child) {
-                        self.detach(table, c, child, level + 1, live);
+                    if self.is_empty(child, level + 1, range) {
+                        self.unlink_empty(table, c, child, level + 1, live);
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Unmaps the one page at `ipa` below the live root `table` at `level`: an iterative
+    /// descent that remembers its path, then unlinks the tables it leaves empty, bottom up.
+    /// Falls back to [`Ops::unmap`] where a block has to be split.
+    pub(crate) fn unmap_page(
+        &mut self,
+        mut table: Pa,
+        start_level: u8,
+        ipa: u64,
+    ) -> Result<(), Stage2Error> {
+        let page = (ipa, ipa + level_size(LAST_LEVEL));
+        let mut path = [Pa(0); LAST_LEVEL as usize + 1];
+        let mut level = start_level;
+        loop {
+            path[usize::from(level)] = table;
+            match self.read(table, table_index(level, ipa)).kind(level) {
+                Kind::Invalid => return Ok(()),
+                Kind::Table(next) => table = next,
+                Kind::Leaf if level == LAST_LEVEL => break,
+                Kind::Leaf => return self.unmap(table, level, page, true),
+            }
+            level += 1;
+        }
+        self.write(table, table_index(level, ipa), Descriptor::INVALID);
+        self.batch.broke(Ipa(ipa), Some(level));
+        while level > start_level && self.is_empty(path[usize::from(level)], level, page) {
+            let parent_level = level - 1;
+            let base = ipa & !(level_size(parent_level) - 1);
+            let index = table_index(parent_level, ipa);
+            let c = Chunk {
+                index,
+                start: base,
+                end: base + level_size(parent_level),
+                base,
+                whole: true,
+            };
+            self.unlink_empty(
+                path[usize::from(parent_level)],
+                c,
+                path[usize::from(level)],
+                level,
+                true,
+            );
+            level = parent_level;
         }
         Ok(())
     }

@@ -124,7 +124,11 @@ impl Stage2 {
         };
         let level = self.geometry.start_level();
         let result = for_each_root(&self.geometry, self.root, range, |table, part| {
-            ops.map(table, level, part, pa.0 + (part.0 - range.0), attrs, true)
+            if part.1 - part.0 == PAGE_SIZE {
+                ops.map_page(table, level, part.0, pa.0, attrs)
+            } else {
+                ops.map(table, level, part, pa.0 + (part.0 - range.0), attrs, true)
+            }
         });
         ops.flush();
         result
@@ -159,7 +163,11 @@ impl Stage2 {
         };
         let level = self.geometry.start_level();
         let result = for_each_root(&self.geometry, self.root, range, |table, part| {
-            ops.unmap(table, level, part, true)
+            if part.1 - part.0 == PAGE_SIZE {
+                ops.unmap_page(table, level, part.0)
+            } else {
+                ops.unmap(table, level, part, true)
+            }
         });
         ops.flush();
         result

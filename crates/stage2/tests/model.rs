@@ -52,11 +52,13 @@ enum Op {
     },
 }
 
-/// A page range of the window: either whole 2 MiB blocks or any run of pages.
+/// A page range of the window: whole 2 MiB blocks, any run of pages, or one page.
 fn range() -> impl Strategy<Value = (u64, u64)> {
     prop_oneof![
         (0..4u64, 1..=4u64).prop_map(|(b, n)| (b * 512, n.min(4 - b) * 512)),
         (0..WINDOW_PAGES, 1..=700u64).prop_map(|(p, n)| (p, n.min(WINDOW_PAGES - p))),
+        // Single pages take the fault-path descent of `map`/`unmap`.
+        (0..WINDOW_PAGES).prop_map(|p| (p, 1)),
     ]
 }
 

@@ -534,3 +534,60 @@ fn concatenated_root_tables_are_indexed_as_one() {
     assert_eq!((hw.pa, hw.level), (0x1_0000_1234, 1));
     assert_ne!(fake.read_phys(s2.root().0 + 2 * FRAME + 509 * 8), 0);
 }
+
+#[test]
+fn unmapping_page_by_page_frees_each_table_when_it_empties() {
+    let (mut fake, mut s2) = setup(40);
+    map(
+        &mut fake,
+        &mut s2,
+        0x4000_0000,
+        0x8000_1000,
+        MIB2,
+        S2Attrs::RAM,
+    );
+    assert_eq!(fake.live_frames(), 4, "root (2), level 2, level 3");
+    for page in (0..512).rev() {
+        if page == 0 {
+            assert_eq!(fake.live_frames(), 4, "tables stay while a page is mapped");
+        }
+        unmap(&mut fake, &mut s2, 0x4000_0000 + page * FRAME, FRAME);
+    }
+    assert_eq!(fake.live_frames(), 2);
+    check_break_before_make(&fake.history(), &roots(&s2), 1);
+}
+
+#[test]
+fn mapping_one_page_inside_a_block_splits_it() {
+    let (mut fake, mut s2) = setup(40);
+    map(
+        &mut fake,
+        &mut s2,
+        0x4000_0000,
+        0x8000_0000,
+        MIB2,
+        S2Attrs::RAM,
+    );
+    map(&mut fake, &mut s2, 0x4000_7000, 0x9000_0000, FRAME, RO);
+    assert_eq!(
+        s2.translate(&fake, Ipa(0x4000_7000)).unwrap().pa,
+        Pa(0x9000_0000)
+    );
+    assert_eq!(
+        s2.translate(&fake, Ipa(0x4000_8000)).unwrap().pa,
+        Pa(0x8000_8000)
+    );
+    assert_eq!(leaves(&fake, &s2, 0x4000_0000, MIB2).len(), 512);
+    check_break_before_make(&fake.history(), &roots(&s2), 1);
+}
+
+#[test]
+fn unmapping_one_page_inside_a_block_splits_it() {
+    let (mut fake, mut s2) = setup(40);
+    map(&mut fake, &mut s2, GIB, GIB, GIB, S2Attrs::RAM);
+    unmap(&mut fake, &mut s2, GIB + 0x1234_5000, FRAME);
+    assert_eq!(s2.translate(&fake, Ipa(GIB + 0x1234_5000)), None);
+    assert_eq!(level_at(&fake, &s2, GIB + 0x1234_6000), Some(3));
+    assert_eq!(level_at(&fake, &s2, GIB), Some(2));
+    check_break_before_make(&fake.history(), &roots(&s2), 1);
+}
