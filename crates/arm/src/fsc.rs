@@ -289,11 +289,17 @@ impl Fsc {
         matches!(self, Self::SyncExternal | Self::SyncExternalOnWalk { .. })
     }
 
-    /// Whether `HPFAR_EL2` holds the faulting IPA for a stage-2 fault with this code: valid for
-    /// translation and access flag faults (and, with `S1PTW` = 1, any fault on a walk).
+    /// Whether `HPFAR_EL2` holds the faulting IPA for a stage-2 fault with this code (the
+    /// `HPFAR_EL2` "is written for" list): translation, access flag and address size faults,
+    /// and with `S1PTW` = 1 also permission faults. An external abort, even on a walk, leaves
+    /// it UNKNOWN.
     #[must_use]
     pub const fn hpfar_valid(self, s1ptw: bool) -> bool {
-        s1ptw || matches!(self, Self::Translation { .. } | Self::AccessFlag { .. })
+        match self {
+            Self::Translation { .. } | Self::AccessFlag { .. } | Self::AddressSize { .. } => true,
+            Self::Permission { .. } => s1ptw,
+            _ => false,
+        }
     }
 
     /// A short English name, without the level.
@@ -521,18 +527,19 @@ mod tests {
     }
 
     #[test]
-    fn hpfar_is_valid_for_translation_and_access_flag_or_any_walk_fault() {
+    fn hpfar_is_valid_for_translation_access_flag_address_size_and_walk_permission_faults() {
         let permission = Fsc::Permission {
             level: LeafLevel::L3,
         };
+        let access_flag = Fsc::AccessFlag {
+            level: LeafLevel::L2,
+        };
         assert!(Fsc::Translation { level: Level::L1 }.hpfar_valid(false));
-        assert!(
-            Fsc::AccessFlag {
-                level: LeafLevel::L2
-            }
-            .hpfar_valid(false)
-        );
+        assert!(access_flag.hpfar_valid(false));
+        assert!(Fsc::AddressSize { level: Level::L0 }.hpfar_valid(false));
         assert!(!permission.hpfar_valid(false));
         assert!(permission.hpfar_valid(true));
+        assert!(!Fsc::SyncExternal.hpfar_valid(true));
+        assert!(!Fsc::SyncExternalOnWalk { level: Level::L1 }.hpfar_valid(true));
     }
 }

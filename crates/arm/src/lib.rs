@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod banked;
 pub mod esr;
 pub mod fault_addr;
 pub mod field;

@@ -328,3 +328,12 @@ fn user_mode_thumb_undefined_gives_undefined_mode_in_arm_state_without_te() {
     );
     assert_eq!(entry.lr, PC + 2);
 }
+
+#[test]
+fn target_lr_and_sp_homes_agree_with_the_arm_register_mapping() {
+    use moat_arm::banked::aarch64_home;
+    for target in [Aarch32Target::Abort, Aarch32Target::Undefined] {
+        assert_eq!(aarch64_home(target.mode(), 14), Some(target.lr_x()));
+        assert_eq!(aarch64_home(target.mode(), 13), Some(target.sp_x()));
+    }
+}
