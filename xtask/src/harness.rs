@@ -38,6 +38,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
         moat_cases(&artifacts, cpu, &mut tally)?;
     }
     cli_cases(&artifacts, &mut tally)?;
+    config_cases(&mut tally)?;
     println!(
         "QEMU cases took {:.1} s in all",
         start.elapsed().as_secs_f64()
@@ -399,4 +400,73 @@ fn one_line_naming(out: &std::process::Output, needle: &str) -> Result<(), Strin
             "first stderr line {first:?} does not name {needle:?}"
         ))
     }
+}
+
+/// Every VM description in `configs/` boots the greeting guest (or is refused with exit
+/// status 2 where it asks for what Moat does not offer yet), and every one in
+/// `configs/invalid/` is refused before anything runs, with the message its first line names.
+fn config_cases(tally: &mut Tally) -> XResult<()> {
+    let dir = build::repo_root().join("configs");
+    for path in toml_files(&dir)? {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        let name = format!("config_{}_boots", stem(&path));
+        let out = cli(&["run", "--config", path_str(&path), "--timeout", "30"])?;
+        let verdict = if text
+            .lines()
+            .any(|l| l.trim_start().starts_with("cpus") && !l.contains("= 1"))
+        {
+            expect_status(&out, 2).and_then(|()| one_line_naming(&out, "until SMP support lands"))
+        } else {
+            expect_status(&out, 0).and_then(|()| {
+                let console = String::from_utf8_lossy(&out.stdout);
+                if console.contains("Hello from a Moat guest!") {
+                    Ok(())
+                } else {
+                    Err("no greeting".into())
+                }
+            })
+        };
+        tally.record(&name, "max", None, verdict);
+    }
+    for path in toml_files(&dir.join("invalid"))? {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or("");
+        let out = cli(&["run", "--config", path_str(&path)])?;
+        let verdict = if expect.is_empty() {
+            Err(format!(
+                "{} lacks its '# expect: ' first line",
+                path.display()
+            ))
+        } else {
+            expect_status(&out, 2).and_then(|()| one_line_naming(&out, expect))
+        };
+        tally.record(
+            &format!("config_invalid_{}_is_refused", stem(&path)),
+            "-",
+            None,
+            verdict,
+        );
+    }
+    Ok(())
+}
+
+fn toml_files(dir: &Path) -> XResult<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().replace('-', "_"))
 }

@@ -51,6 +51,12 @@ pub fn describe(request: &VmRequest, cpu: &str) -> XResult<VmConfig> {
     if let Some(args) = &request.bootargs {
         vm.bootargs.clone_from(args);
     }
+    if vm.cpus != 1 {
+        return Err(usage(format!(
+            "VM '{}' has cpus = {}: Moat runs one vCPU per VM until SMP support lands",
+            vm.name, vm.cpus
+        )));
+    }
     // The IPA limit L of the CPU model, when the host knows it: Moat refuses S > L at boot
     // anyway, but the user gets the message before QEMU starts.
     let limit = cpu_pa_bits(cpu).map(|pa| pa.min(48));

@@ -81,6 +81,8 @@ pub enum VmError {
     Stage2(Stage2Error),
     /// Not enough machine memory.
     Memory(OutOfMemory),
+    /// The VM asks for something Moat does not offer yet.
+    Unsupported(&'static str),
     /// A part of the image does not lie inside the VM's RAM.
     OutsideRam {
         /// What was being loaded.
@@ -98,6 +100,7 @@ impl fmt::Display for VmError {
             Self::Config(e) => write!(f, "{e}"),
             Self::Stage2(e) => write!(f, "stage 2: {e}"),
             Self::Memory(e) => write!(f, "{e}"),
+            Self::Unsupported(what) => write!(f, "{what} is not supported yet"),
             Self::OutsideRam { what, ipa, len } => {
                 write!(
                     f,
@@ -121,6 +124,11 @@ impl Vm {
     ) -> Result<Self, VmError> {
         let config = bundle.config().clone();
         config.validate(Some(ipa_limit)).map_err(VmError::Config)?;
+        if config.cpus != 1 {
+            return Err(VmError::Unsupported(
+                "more than one vCPU (SMP support has not landed)",
+            ));
+        }
         let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
         let stage2 = Stage2::new(geometry, VMID, &mut Frames(phys)).map_err(VmError::Stage2)?;
         let uart = config.devices_of(DeviceKind::Pl011).next().map(|w| Uart {

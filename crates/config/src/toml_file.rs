@@ -34,11 +34,27 @@ use crate::schema::{
 };
 use crate::size::parse_size;
 
-/// A VM description file that is not valid TOML or does not follow the schema. The message is
-/// `toml`'s, with the line, the column and the offending key or value.
+/// A VM description file that is not valid TOML or does not follow the schema: one line with
+/// the line and column of the offending key or value and `toml`'s message.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TomlError(#[from] ::toml::de::Error);
+#[error("{location}{message}")]
+pub struct TomlError {
+    location: String,
+    message: String,
+}
+
+impl TomlError {
+    fn new(text: &str, error: &::toml::de::Error) -> Self {
+        let location = error.span().map_or_else(String::new, |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: ")
+        });
+        let message = error.message().trim().replace('\n', "; ");
+        Self { location, message }
+    }
+}
 
 impl VmConfig {
     /// Reads a VM description file. The result is not validated: apply command-line overrides,
@@ -49,7 +65,7 @@ impl VmConfig {
     /// [`TomlError`] for a syntax error, an unknown key, a value of the wrong type, an unknown
     /// device kind, PARange mode or hole policy, or a malformed size.
     pub fn from_toml_str(text: &str) -> Result<Self, TomlError> {
-        let file: VmFile = ::toml::from_str(text)?;
+        let file: VmFile = ::toml::from_str(text).map_err(|e| TomlError::new(text, &e))?;
         Ok(file.into_config())
     }
 }
