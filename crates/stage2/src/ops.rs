@@ -2,9 +2,11 @@
 //! `protect`, one table at a time.
 //!
 //! A `live` table is reachable from `VTTBR_EL2`: changing a valid descriptor in it follows
-//! break-before-make through the [`Batch`]. A table that is not live is being built (a block
-//! being split) and is written directly, then installed with one break-before-make of the
-//! block it replaces. Invalid → valid needs no break; the operation's final barrier publishes it.
+//! break-before-make through the [`Batch`]. A table that is not live is being built (a new
+//! table, or a block being split) and is written directly, then linked with one write (in place
+//! of an invalid descriptor) or one break-before-make (of the block it replaces), so a failed
+//! allocation never leaves a half-built table reachable. Invalid → valid needs no break; the
+//! operation's final barrier publishes it.
 
 use moat_arm::addr::{Ipa, Pa};
 
@@ -131,9 +133,14 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
             table = match desc.kind(level) {
                 Kind::Table(next) => next,
                 Kind::Invalid => {
-                    let next = self.new_table(ipa)?;
-                    self.write(table, index, Descriptor::table(next));
-                    next
+                    let c = Chunk {
+                        index,
+                        start: ipa,
+                        end: range.1,
+                        base: ipa,
+                        whole: false,
+                    };
+                    return self.map_below(table, level, c, pa, attrs, true);
                 }
                 Kind::Leaf => return self.map(table, level, range, pa, attrs, true),
             };
@@ -170,9 +177,16 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
         match old.kind(level) {
             Kind::Table(child) => self.map(child, level + 1, range, out, attrs, live),
             Kind::Invalid => {
+                // Built off-line and linked with one write, so that running out of frames
+                // leaves no empty table behind. A walker that meets the link before the new
+                // entries are visible reads the allocator's zeroes: a fault the guest retries.
                 let child = self.new_table(c.start)?;
+                if let Err(e) = self.map(child, level + 1, range, out, attrs, false) {
+                    self.free_subtree(child, level + 1);
+                    return Err(e);
+                }
                 self.write(table, c.index, Descriptor::table(child));
-                self.map(child, level + 1, range, out, attrs, live)
+                Ok(())
             }
             Kind::Leaf => self.split(table, level, c, old, live, |ops, child| {
                 ops.map(child, level + 1, range, out, attrs, false)
@@ -244,7 +258,7 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
     fn unlink_empty(&mut self, table: Pa, c: Chunk, child: Pa, child_level: u8, live: bool) {
         self.write(table, c.index, Descriptor::INVALID);
         if !live {
-            self.alloc.free_table(child);
+            self.free_subtree(child, child_level);
             return;
         }
         self.batch.broke(Ipa(c.base), None);

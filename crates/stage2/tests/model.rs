@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use common::{FRAME, Fake, check_break_before_make, hw_walk};
 use moat_arm::addr::{Ipa, Pa};
-use moat_stage2::{Geometry, MemType, S2Access, S2Attrs, Stage2};
+use moat_stage2::{Geometry, MemType, S2Access, S2Attrs, Stage2, Stage2Error};
 use proptest::prelude::*;
 
 /// Pages in the window: four 2 MiB blocks.
@@ -114,10 +114,10 @@ fn apply_model(model: &mut Model, op: Op) {
     }
 }
 
-fn apply_stage2(fake: &Fake, s2: &mut Stage2, base: u64, op: Op) {
+fn apply_stage2(fake: &Fake, s2: &mut Stage2, base: u64, op: Op) -> Result<(), Stage2Error> {
     let (mut m, mut a, mut t) = (fake.clone(), fake.clone(), fake.clone());
     let ipa = |page: u64| Ipa(base + page * FRAME);
-    let result = match op {
+    match op {
         Op::Map {
             page,
             pages,
@@ -144,8 +144,7 @@ fn apply_stage2(fake: &Fake, s2: &mut Stage2, base: u64, op: Op) {
             pages * FRAME,
             ATTRS[attrs],
         ),
-    };
-    result.unwrap();
+    }
 }
 
 /// The descriptor bits the Arm ARM gives `attrs` (`MemAttr` with FWB = 0, `S2AP`, `SH`, `XN`,
@@ -203,18 +202,77 @@ fn run(ipa_bits: u32, at_top: bool, ops: &[Op]) {
     let mut model = Model::new();
     for &op in ops {
         apply_model(&mut model, op);
-        apply_stage2(&fake, &mut s2, base, op);
+        apply_stage2(&fake, &mut s2, base, op).unwrap();
         check_against_model(&fake, &s2, base, &model);
     }
+    unmap_all_and_check_log(&fake, &mut s2, base);
+}
+
+/// The window's pages as the tables map them, after checking that `translate` and the
+/// hardware-style walk agree on every page.
+fn observed(fake: &Fake, s2: &Stage2, base: u64) -> Model {
+    let (vtcr, vttbr) = (s2.vtcr_el2(), s2.vttbr_el2());
+    let mut pages = Model::new();
+    for page in 0..WINDOW_PAGES {
+        let ipa = base + page * FRAME;
+        let own = s2.translate(fake, Ipa(ipa));
+        let hw = hw_walk(fake, vtcr, vttbr, ipa).ok();
+        assert_eq!(own.map(|t| t.pa.0), hw.map(|t| t.pa), "IPA {ipa:#x}");
+        if let (Some(t), Some(hw)) = (own, hw) {
+            assert_eq!(hw.desc & ATTR_FIELDS, expected_attr_bits(t.attrs));
+            pages.insert(page, ((t.pa.0 - PA_BASE) / FRAME, t.attrs));
+        }
+    }
+    pages
+}
+
+/// Runs `ops`, each with a frame budget (`None`: unlimited). An operation that runs out of
+/// frames must leave every page as it was before or as the operation would have made it.
+fn run_with_budgets(ipa_bits: u32, ops: &[(Op, Option<usize>)]) {
+    let mut fake = Fake::new();
+    let geometry = Geometry::new(ipa_bits, 48).unwrap();
+    let mut s2 = Stage2::new(geometry, VMID, &mut fake).unwrap();
+    let base = 0x4000_0000;
+    let mut model = Model::new();
+    for &(op, budget) in ops {
+        let mut after = model.clone();
+        apply_model(&mut after, op);
+        fake.set_budget(budget);
+        let result = apply_stage2(&fake, &mut s2, base, op);
+        fake.set_budget(None);
+        let actual = observed(&fake, &s2, base);
+        match result {
+            Ok(()) => assert_eq!(actual, after),
+            Err(Stage2Error::OutOfTableMemory { .. }) => {
+                for page in 0..WINDOW_PAGES {
+                    let got = actual.get(&page);
+                    assert!(
+                        got == model.get(&page) || got == after.get(&page),
+                        "page {page}"
+                    );
+                }
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+        model = actual;
+    }
+    unmap_all_and_check_log(&fake, &mut s2, base);
+}
+
+/// Unmaps the window, then checks that only the root is left and that the whole history kept
+/// break-before-make.
+fn unmap_all_and_check_log(fake: &Fake, s2: &mut Stage2, base: u64) {
+    let geometry = *s2.geometry();
     apply_stage2(
-        &fake,
-        &mut s2,
+        fake,
+        s2,
         base,
         Op::Unmap {
             page: 0,
             pages: WINDOW_PAGES,
         },
-    );
+    )
+    .unwrap();
     assert_eq!(
         fake.live_frames(),
         geometry.root_tables() as usize,
@@ -237,5 +295,13 @@ proptest! {
         ops in prop::collection::vec(op(), 1..32),
     ) {
         run(ipa_bits, at_top, &ops);
+    }
+
+    #[test]
+    fn running_out_of_frames_leaves_each_page_old_or_new_and_leaks_nothing(
+        ipa_bits in prop::sample::select(vec![32u32, 40, 48]),
+        ops in prop::collection::vec((op(), prop::option::weighted(0.6, 0..3usize)), 1..16),
+    ) {
+        run_with_budgets(ipa_bits, &ops);
     }
 }
