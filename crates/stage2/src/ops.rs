@@ -13,7 +13,7 @@ use moat_arm::addr::{Ipa, Pa};
 use crate::Stage2Error;
 use crate::batch::Batch;
 use crate::descriptor::{Descriptor, Kind, S2Attrs};
-use crate::geometry::{ENTRIES_PER_TABLE, LAST_LEVEL, level_shift, level_size};
+use crate::geometry::{ENTRIES_PER_TABLE, LAST_LEVEL, PAGE_SIZE, level_shift, level_size};
 use crate::hw::{FrameAllocator, TableMemory, TlbMaintenance};
 
 /// The first level at which the 4K granule has block descriptors (1 GiB); level 0 blocks need
@@ -90,7 +90,12 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
 
     fn new_table(&mut self, ipa: u64) -> Result<Pa, Stage2Error> {
         let table = self.alloc.alloc_zeroed_table();
-        table.ok_or(Stage2Error::OutOfTableMemory { ipa: Ipa(ipa) })
+        let table = table.ok_or(Stage2Error::OutOfTableMemory { ipa: Ipa(ipa) })?;
+        assert!(
+            table.0 & (PAGE_SIZE - 1) == 0,
+            "frame allocator returned unaligned {table}"
+        );
+        Ok(table)
     }
 
     /// Maps `[start, end)` → `pa…` in `table`, with the largest blocks that fit.
@@ -133,11 +138,12 @@ impl<M: TableMemory, A: FrameAllocator, T: TlbMaintenance> Ops<'_, M, A, T> {
             table = match desc.kind(level) {
                 Kind::Table(next) => next,
                 Kind::Invalid => {
+                    let base = ipa & !(level_size(level) - 1);
                     let c = Chunk {
                         index,
                         start: ipa,
                         end: range.1,
-                        base: ipa,
+                        base,
                         whole: false,
                     };
                     return self.map_below(table, level, c, pa, attrs, true);

@@ -19,6 +19,10 @@ pub const MAX_VMID: u16 = u8::MAX as u16;
 
 /// A VM's stage-2 tables. It owns the table frames it allocated; hand them back with
 /// [`Stage2::destroy`].
+///
+/// One CPU at a time changes a VM's tables (`&mut self`; the EL2 binary serialises with a
+/// per-VM lock); the hardware walkers of every CPU running the VM may read them meanwhile,
+/// which is what break-before-make and the [`TlbMaintenance`] order are for.
 #[derive(Debug)]
 pub struct Stage2 {
     geometry: Geometry,
@@ -48,6 +52,11 @@ impl Stage2 {
         let count = geometry.root_tables() as usize;
         let root = alloc.alloc_zeroed_tables(count, count as u64 * PAGE_SIZE);
         let root = root.ok_or(Stage2Error::OutOfTableMemory { ipa: Ipa(0) })?;
+        let align = count as u64 * PAGE_SIZE;
+        assert!(
+            root.0 % align == 0,
+            "frame allocator returned {root}, not {align:#x} aligned"
+        );
         Ok(Self {
             geometry,
             vmid,
