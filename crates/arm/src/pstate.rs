@@ -24,6 +24,10 @@ pub const fn is_aarch32(spsr: u64) -> bool {
 pub struct Spsr64(u64);
 
 impl Spsr64 {
+    /// `UINJ` (FEAT_UINJ).
+    pub const UINJ: Field = Field::bit(36);
+    /// `PACM` (FEAT_PAuth_LR).
+    pub const PACM: Field = Field::bit(35);
     /// `EXLOCK` (FEAT_GCS).
     pub const EXLOCK: Field = Field::bit(34);
     /// `PPEND` (FEAT_SEBEP).

@@ -51,6 +51,8 @@ pub fn take_exception_aarch64(ctx: &GuestContext, exception: &Aarch64Exception) 
         // ELR_ELx[] = preferred_exception_return.
         elr_el1: ctx.pc,
         // SPSR_ELx[] = GetPSRFromPSTATE(AArch64_NonDebugState): SPSR_EL2 has that layout.
+        // (For a data abort or an undefined instruction the pseudocode may zero SPSR.BTYPE,
+        // CONSTRAINED UNPREDICTABLE `Unpredictable_ZEROBTYPE`; Moat keeps it.)
         spsr_el1: ctx.spsr_el2,
     }
 }
@@ -85,41 +87,59 @@ fn kept_pstate(spsr_el2: u64) -> Spsr64 {
 
 /// The PSTATE after the entry, step by step as in `AArch64.TakeException()`.
 fn new_pstate(ctx: &GuestContext) -> Spsr64 {
-    let features = &ctx.features;
-    let sctlr = ctx.sctlr_el1;
+    // if FEAT_GCS then PSTATE.EXLOCK = (same EL: GetCurrentEXLOCKEN(); lower EL: '0'). Moat
+    // hides FEAT_GCS from guests, so GCSCR_EL1.EXLOCKEN is 0 and EXLOCK is 0 from any source.
+    let mut p = kept_pstate(ctx.spsr_el2).with_flag(Spsr64::EXLOCK, false);
     // PSTATE.EL = target_el; PSTATE.nRW = '0'; PSTATE.SP = '1'.
-    let mut p = kept_pstate(ctx.spsr_el2).with_mode(Aarch64Mode::El1h);
+    p = p.with_mode(Aarch64Mode::El1h);
     // PSTATE.SS = '0'.
     p = p.with_flag(Spsr64::SS, false);
-    // if FEAT_NMI then PSTATE.ALLINT = NOT SCTLR_ELx[].SPINTMASK.
-    if features.has_nmi {
-        p = p.with_flag(Spsr64::ALLINT, !sctlr_el1::SPINTMASK.is_set(sctlr));
-    }
+    p = feature_controlled_bits(p, ctx);
     // PSTATE.<D,A,I,F> = '1111'.
     for mask in [Spsr64::D, Spsr64::A, Spsr64::I, Spsr64::F] {
         p = p.with_flag(mask, true);
     }
     // PSTATE.IL = '0'.
     p = p.with_flag(Spsr64::IL, false);
+    // if FEAT_UINJ then PSTATE.UINJ = '0'; if FEAT_PAuth_LR then PSTATE.PACM = '0';
+    // if FEAT_SEBEP then PSTATE.PPEND = '0' (RES0 without the feature: cleared either way).
+    for cleared in [Spsr64::UINJ, Spsr64::PACM, Spsr64::PPEND] {
+        p = p.with_flag(cleared, false);
+    }
     // if FEAT_PAN && PSTATE.EL == EL1 && SCTLR_ELx[].SPAN == '0' then PSTATE.PAN = '1'.
-    if features.has_pan && !sctlr_el1::SPAN.is_set(sctlr) {
+    if ctx.features.has_pan && !sctlr_el1::SPAN.is_set(ctx.sctlr_el1) {
         p = p.with_flag(Spsr64::PAN, true);
     }
-    // if FEAT_UAO then PSTATE.UAO = '0'.
-    if features.has_uao {
-        p = p.with_flag(Spsr64::UAO, false);
-    }
+    // (if from_32 then PSTATE.IT = '00000000'; PSTATE.T = '0': kept_pstate keeps neither.)
     // if FEAT_BTI then PSTATE.BTYPE = '00'.
-    if features.has_bti {
+    if ctx.features.has_bti {
         p = p.with(Spsr64::BTYPE, 0);
     }
+    p
+}
+
+/// The PSTATE bits set from `SCTLR_EL1` or forced by a feature's presence.
+fn feature_controlled_bits(mut p: Spsr64, ctx: &GuestContext) -> Spsr64 {
+    let (features, sctlr) = (&ctx.features, ctx.sctlr_el1);
     // if FEAT_SSBS then PSTATE.SSBS = SCTLR_ELx[].DSSBS.
     if features.has_ssbs {
         p = p.with_flag(Spsr64::SSBS, sctlr_el1::DSSBS.is_set(sctlr));
     }
+    // if FEAT_EBEP then PSTATE.PM = '1'.
+    if features.has_ebep {
+        p = p.with_flag(Spsr64::PM, true);
+    }
+    // if FEAT_NMI then PSTATE.ALLINT = NOT SCTLR_ELx[].SPINTMASK.
+    if features.has_nmi {
+        p = p.with_flag(Spsr64::ALLINT, !sctlr_el1::SPINTMASK.is_set(sctlr));
+    }
     // if FEAT_MTE then PSTATE.TCO = '1'.
     if features.has_mte {
         p = p.with_flag(Spsr64::TCO, true);
+    }
+    // if FEAT_UAO then PSTATE.UAO = '0'.
+    if features.has_uao {
+        p = p.with_flag(Spsr64::UAO, false);
     }
     p
 }

@@ -36,6 +36,8 @@ pub struct CpuFeatures {
     pub has_bti: bool,
     /// FEAT_NMI: `PSTATE.ALLINT` = NOT `SCTLR_EL1.SPINTMASK` on entry.
     pub has_nmi: bool,
+    /// FEAT_EBEP: `PSTATE.PM` is set on entry.
+    pub has_ebep: bool,
     /// The guest's EL1 is AArch32 (`HCR_EL2.RW` = 0): exceptions enter an AArch32 mode.
     pub el1_aarch32: bool,
 }

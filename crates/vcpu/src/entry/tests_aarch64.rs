@@ -280,3 +280,32 @@ fn el0_fault_with_pan_enabled_enters_with_pstate_0x4003c5_plus_nzcv() {
     let entry = take(0x8000_0000, 0, pan);
     assert_eq!(entry.spsr_el2, 0x8040_03C5);
 }
+
+#[test]
+fn pm_is_set_with_feat_ebep() {
+    let ebep = CpuFeatures {
+        has_ebep: true,
+        ..Default::default()
+    };
+    assert!(pstate(&take(EL0_A64, 0, ebep)).flag(Spsr64::PM));
+    assert!(!pstate(&take(EL0_A64, 0, CpuFeatures::default())).flag(Spsr64::PM));
+}
+
+#[test]
+fn uinj_pacm_and_ppend_are_cleared() {
+    let dirty = Spsr64::new(EL1H)
+        .with_flag(Spsr64::UINJ, true)
+        .with_flag(Spsr64::PACM, true)
+        .with_flag(Spsr64::PPEND, true);
+    let p = pstate(&take(dirty.bits(), 0, CpuFeatures::default()));
+    assert!(!p.flag(Spsr64::UINJ) && !p.flag(Spsr64::PACM) && !p.flag(Spsr64::PPEND));
+}
+
+#[test]
+fn exlock_is_cleared_from_every_source_while_gcs_is_hidden() {
+    for source in [EL0_A64, EL1T, EL1H] {
+        let spsr = Spsr64::new(source).with_flag(Spsr64::EXLOCK, true);
+        let p = pstate(&take(spsr.bits(), 0, CpuFeatures::default()));
+        assert!(!p.flag(Spsr64::EXLOCK), "from {source:#x}");
+    }
+}

@@ -8,7 +8,7 @@ use moat_arm::vector::VectorKind;
 use proptest::prelude::*;
 
 fn features() -> impl Strategy<Value = CpuFeatures> {
-    prop::array::uniform8(any::<bool>()).prop_map(|f| CpuFeatures {
+    prop::array::uniform9(any::<bool>()).prop_map(|f| CpuFeatures {
         has_pan: f[0],
         has_ssbs: f[1],
         has_mte: f[2],
@@ -17,6 +17,7 @@ fn features() -> impl Strategy<Value = CpuFeatures> {
         has_bti: f[5],
         has_nmi: f[6],
         el1_aarch32: f[7],
+        has_ebep: f[8],
     })
 }
 
