@@ -206,3 +206,35 @@ fn vttbr_holds_vmid_in_bits_55_48_and_the_root() {
     assert_eq!(v & 0x0000_ffff_ffff_ffff, 0x4_0123_4000);
     assert_eq!(v & 1, 0, "CnP");
 }
+
+#[test]
+fn vtcr_values_for_every_ipa_size_under_limits_44_and_48() {
+    // (S, VTCR_EL2 with L = 44 (0 where S > L), VTCR_EL2 with L = 48)
+    let expected: [(u32, u64, u64); 17] = [
+        (32, 0x8004_3520, 0x8005_3520),
+        (33, 0x8004_351f, 0x8005_351f),
+        (34, 0x8004_351e, 0x8005_351e),
+        (35, 0x8004_355d, 0x8005_355d),
+        (36, 0x8004_355c, 0x8005_355c),
+        (37, 0x8004_355b, 0x8005_355b),
+        (38, 0x8004_355a, 0x8005_355a),
+        (39, 0x8004_3559, 0x8005_3559),
+        (40, 0x8004_3558, 0x8005_3558),
+        (41, 0x8004_3557, 0x8005_3557),
+        (42, 0x8004_3556, 0x8005_3556),
+        (43, 0x8004_3555, 0x8005_3555),
+        (44, 0x8004_3594, 0x8005_3594),
+        (45, 0, 0x8005_3593),
+        (46, 0, 0x8005_3592),
+        (47, 0, 0x8005_3591),
+        (48, 0, 0x8005_3590),
+    ];
+    for (s, l44, l48) in expected {
+        let with_44 = Geometry::new(s, 44).map_or(0, |g| g.vtcr_el2());
+        assert_eq!(
+            (with_44, Geometry::new(s, 48).unwrap().vtcr_el2()),
+            (l44, l48),
+            "S={s}"
+        );
+    }
+}
