@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{FRAME, Fake, check_break_before_make, hw_walk};
+use common::{FRAME, Fake, check_break_before_make, hw_walk, reachable_frames};
 use moat_arm::addr::{Ipa, Pa};
 use moat_stage2::{Geometry, MemType, S2Access, S2Attrs, Stage2, Stage2Error};
 use proptest::prelude::*;
@@ -188,6 +188,17 @@ fn check_against_model(fake: &Fake, s2: &Stage2, base: u64, model: &Model) {
     })
     .unwrap();
     assert_eq!(&walked, model, "walk");
+    assert_no_leaks(fake, s2);
+}
+
+/// Every allocated frame is a reachable table, and the tables hold no parked descriptor.
+fn assert_no_leaks(fake: &Fake, s2: &Stage2) {
+    let reachable = reachable_frames(fake, s2.vtcr_el2(), s2.vttbr_el2());
+    assert_eq!(
+        fake.live_frames(),
+        reachable,
+        "allocated frames that no table reaches"
+    );
 }
 
 fn run(ipa_bits: u32, at_top: bool, ops: &[Op]) {
@@ -241,6 +252,7 @@ fn run_with_budgets(ipa_bits: u32, ops: &[(Op, Option<usize>)]) {
         let result = apply_stage2(&fake, &mut s2, base, op);
         fake.set_budget(None);
         let actual = observed(&fake, &s2, base);
+        assert_no_leaks(&fake, &s2);
         match result {
             Ok(()) => assert_eq!(actual, after),
             Err(Stage2Error::OutOfTableMemory { .. }) => {

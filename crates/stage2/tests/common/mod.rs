@@ -355,3 +355,35 @@ fn assert_invalidated(between: &[Event], span: (u64, u64), pos: usize) {
         span.0
     );
 }
+
+/// Walks every table reachable from `VTTBR_EL2` (all concatenated start tables, as `VTCR_EL2`
+/// sizes them) and returns how many frames they are, checking that every invalid descriptor is
+/// all zero (nothing left parked) and no level-0 or level-3 descriptor has a reserved encoding.
+pub fn reachable_frames(fake: &Fake, vtcr: u64, vttbr: u64) -> usize {
+    let ia_bits = 64 - (vtcr & 0x3f) as u32;
+    let start_level = 2 - ((vtcr >> 6) & 0b11) as u8;
+    let start_bits = ia_bits - (12 + 9 * u32::from(3 - start_level));
+    let root_frames = 1u64 << start_bits.saturating_sub(9);
+    let root = vttbr & 0x0000_ffff_ffff_f000;
+    (0..root_frames)
+        .map(|i| frames_below(fake, root + i * FRAME, start_level))
+        .sum()
+}
+
+fn frames_below(fake: &Fake, table: u64, level: u8) -> usize {
+    let mut frames = 1;
+    for index in 0..512 {
+        let desc = fake.read_phys(table + 8 * index);
+        match (desc & 1 != 0, desc & 0b10 != 0, level) {
+            (false, _, _) => assert_eq!(desc, 0, "invalid descriptor {desc:#x} is not zero"),
+            (true, true, 0..=2) => {
+                frames += frames_below(fake, desc & 0x0000_ffff_ffff_f000, level + 1)
+            }
+            (true, false, 0) | (true, false, 3) => {
+                panic!("reserved descriptor {desc:#x} at level {level}")
+            }
+            (true, _, _) => {}
+        }
+    }
+    frames
+}
