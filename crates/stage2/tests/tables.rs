@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Event, FRAME, Fake, check_break_before_make, hw_walk};
+use common::{Event, FRAME, Fake, check_break_before_make, hw_walk, reachable_frames};
 use moat_arm::addr::{Ipa, Pa};
 use moat_stage2::{Geometry, Leaf, MemType, S2Access, S2Attrs, Stage2, Stage2Error};
 
@@ -590,4 +590,29 @@ fn unmapping_one_page_inside_a_block_splits_it() {
     assert_eq!(level_at(&fake, &s2, GIB + 0x1234_6000), Some(3));
     assert_eq!(level_at(&fake, &s2, GIB), Some(2));
     check_break_before_make(&fake.history(), &roots(&s2), 1);
+}
+
+#[test]
+fn failing_inside_a_nested_split_frees_the_half_built_tables() {
+    let (mut fake, mut s2) = setup(40);
+    map(&mut fake, &mut s2, GIB, GIB, GIB, S2Attrs::RAM);
+    fake.set_budget(Some(1)); // the level-2 table of the 1 GiB block, not the level-3 one
+    let (mut m, mut a, mut t) = (fake.clone(), fake.clone(), fake.clone());
+    let err = s2.unmap(&mut m, &mut a, &mut t, Ipa(GIB + 0x20_1000), FRAME);
+    assert_eq!(
+        err,
+        Err(Stage2Error::OutOfTableMemory {
+            ipa: Ipa(GIB + 0x20_1000)
+        })
+    );
+    assert_eq!(
+        level_at(&fake, &s2, GIB + 0x20_1000),
+        Some(1),
+        "the block is intact"
+    );
+    assert_eq!(
+        fake.live_frames(),
+        reachable_frames(&fake, s2.vtcr_el2(), s2.vttbr_el2())
+    );
+    assert_eq!(fake.live_frames(), 2);
 }
