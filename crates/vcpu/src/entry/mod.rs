@@ -4,18 +4,20 @@
 //! SPEC.md §3: when Moat injects an exception, the guest's registers afterwards must be what
 //! the Arm ARM pseudocode would have produced had the CPU taken it. The EL2 binary captures the
 //! guest state into a [`GuestContext`], calls [`take_exception_aarch64`] or
-//! [`enter_mode_aarch32`] (usually through `crate::inject`), and writes the returned
-//! [`Aarch64Entry`]/[`Aarch32Entry`] to the registers named by each field. Nothing here touches
-//! hardware.
+//! [`enter_mode_aarch32`] (usually through `crate::inject`), and applies the returned
+//! [`Entry`]: [`Entry::apply_to_frame`] for the PC, PSTATE and banked LR, and
+//! [`Entry::sysreg_writes`] for the system registers. Nothing here touches hardware.
 //!
 //! Writing the entry's `elr_el2` *replaces* the guest's return address: an exception entry
 //! cancels any pending "advance the PC past the trapped instruction" step.
 
 mod aarch32;
 mod aarch64;
+mod writes;
 
 pub use aarch32::{Aarch32Entry, Aarch32Exception, Aarch32Target, enter_mode_aarch32};
 pub use aarch64::{Aarch64Entry, Aarch64Exception, take_exception_aarch64};
+pub use writes::{Entry, SysregWrites};
 
 /// The CPU features that change what exception entry does (`IsFeatureImplemented(...)` in the
 /// pseudocode). These are the *hardware's* features: an injected exception must look like one
