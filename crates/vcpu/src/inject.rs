@@ -7,6 +7,34 @@
 //! leaves IMPLEMENTATION DEFINED are Moat's documented policy: `EA` = 0, `SET` = 0 (FEAT_RAS),
 //! AArch32 `ExT` = 0 — what bare QEMU reports. An injection replaces the guest's PC: the EL2
 //! binary must not also advance it past the trapped instruction.
+//!
+//! How the EL2 binary uses it, for a guest store that hit nothing (SPEC.md §2):
+//!
+//! ```
+//! use moat_arm::{addr::Va, esr::Esr};
+//! use moat_vcpu::entry::{CpuFeatures, GuestContext};
+//! use moat_vcpu::frame::TrapFrame;
+//! use moat_vcpu::inject::{Abort, AbortAccess, AbortCause, inject_abort};
+//!
+//! let mut frame = TrapFrame { pc: 0x4008_0000, pstate: 0x3C5, esr: 0x9200_0046, ..Default::default() };
+//! frame.far = 0xFFFF_0000_0000_1000;
+//! // The EL1 registers and CPU features, as the EL2 binary reads them.
+//! let ctx = GuestContext {
+//!     pc: frame.pc,
+//!     spsr_el2: frame.pstate,
+//!     vbar_el1: 0x4010_0000,
+//!     features: CpuFeatures { has_pan: true, ..Default::default() },
+//!     ..Default::default()
+//! };
+//! let access = AbortAccess::from_esr_el2(Esr::new(frame.esr)).expect("an abort");
+//! let abort = Abort { access, cause: AbortCause::External, va: Va(frame.far) };
+//! let entry = inject_abort(&ctx, &abort);
+//! entry.apply_to_frame(&mut frame);
+//! let writes = entry.sysreg_writes();
+//! assert_eq!(frame.pc, 0x4010_0200);
+//! assert_eq!(writes.esr_el1, Some(0x9600_0050)); // EC 0x25, IL, WnR, DFSC 0x10
+//! assert_eq!(writes.far_el1, Some(0xFFFF_0000_0000_1000));
+//! ```
 
 use crate::entry::{
     Aarch32Exception, Aarch64Exception, CpuFeatures, Entry, GuestContext, enter_mode_aarch32,

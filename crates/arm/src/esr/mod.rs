@@ -6,6 +6,21 @@
 //! ISS struct naming every field; [`Syndrome::to_esr`] is its inverse. Classes whose ISS Moat
 //! has no use for keep the raw ISS in [`Syndrome::Other`]. Decoding never fails: unallocated
 //! classes and fault codes are values too.
+//!
+//! ```
+//! use moat_arm::esr::{Esr, Syndrome};
+//! use moat_arm::fsc::{Fsc, Level};
+//!
+//! let esr = Esr::new(0x9383_0047); // a guest's 32-bit store of W3 to an unmapped IPA
+//! let Syndrome::DataAbortLower(iss) = esr.decode() else { unreachable!() };
+//! assert!(iss.isv && iss.wnr && iss.srt == 3);
+//! assert_eq!(iss.dfsc, Fsc::Translation { level: Level::L3 });
+//! assert_eq!(
+//!     esr.to_string(),
+//!     "EC=0x24 (data abort from a lower EL) IL=1 ISV=1 SAS=0b10 (word) SSE=0 SRT=3 SF=0 AR=0 \
+//!      VNCR=0 SET=0b00 (UER) FnV=0 EA=0 CM=0 S1PTW=0 WnR=1 DFSC=0x07 (translation fault, level 3)"
+//! );
+//! ```
 
 mod abort;
 mod class;
