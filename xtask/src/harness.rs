@@ -9,6 +9,7 @@ use crate::build::{self, Artifacts, bare_cargo, host_cargo, run_step};
 use crate::error::{XResult, failed};
 use crate::qemu::{ConsoleMode, Machine, MoatExit, Outcome};
 use crate::vm::{self, VmRequest};
+use moat_config::ParangeMode;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -37,6 +38,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
         guest_suite(&artifacts, cpu, &mut tally)?;
         moat_cases(&artifacts, cpu, &mut tally)?;
     }
+    parange_cases(&artifacts, &mut tally)?;
     cli_cases(&artifacts, &mut tally)?;
     config_cases(&mut tally)?;
     println!(
@@ -188,16 +190,46 @@ fn guest_suite(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<(
         Ok(())
     };
     tally.record("selftest_lists_its_tests", cpu, Some(&listing), listed);
+    // The default VM shows P = L (SPEC §1).
+    let parange = crate::qemu::cpu_pa_bits(cpu).map_or(0, |b| b.min(48));
     for name in names {
-        let outcome = boot(
-            artifacts,
-            &guest,
-            cpu,
-            &with_bootargs(&format!("moat.test={name}")),
-            &name,
-        )?;
+        let args = format!("moat.test={name} moat.parange={parange}");
+        let outcome = boot(artifacts, &guest, cpu, &with_bootargs(&args), &name)?;
         let verdict = guest_verdict(&outcome, &name);
         tally.record(&format!("guest::{name}"), cpu, Some(&outcome), verdict);
+    }
+    Ok(())
+}
+
+/// The guest-visible PARange `P` for IPA sizes and modes of SPEC §1: `max` shows `L`, `tight`
+/// the smallest encoding that covers `S`.
+fn parange_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let guest = artifacts.guest("moat-guest-selftest");
+    let cases = [
+        ("cortex-a72", 36, ParangeMode::Max, 44),
+        ("cortex-a72", 32, ParangeMode::Tight, 32),
+        ("max,pauth-impdef=on", 37, ParangeMode::Tight, 40),
+        ("max,pauth-impdef=on", 43, ParangeMode::Tight, 44),
+        ("max,pauth-impdef=on", 48, ParangeMode::Tight, 48),
+        ("max,pauth-impdef=on", 41, ParangeMode::Tight, 42),
+    ];
+    for (cpu, bits, mode, p) in cases {
+        let request = VmRequest {
+            ipa_bits: Some(bits),
+            parange: Some(mode),
+            bootargs: Some(format!(
+                "moat.test=parange_is_the_vm_parange moat.parange={p}"
+            )),
+            ..VmRequest::default()
+        };
+        let outcome = boot(artifacts, &guest, cpu, &request, "parange")?;
+        let name = format!("guest_reads_parange_{p}_with_s_{bits}_{}", mode.name());
+        tally.record(
+            &name,
+            cpu,
+            Some(&outcome),
+            guest_verdict(&outcome, "parange_is_the_vm_parange"),
+        );
     }
     Ok(())
 }

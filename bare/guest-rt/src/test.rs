@@ -50,9 +50,15 @@ pub fn set_current(name: &'static str) {
 
 /// The value of the first `moat.test=` in `bootargs`.
 pub fn selected(bootargs: &str) -> Option<&str> {
+    bootarg(bootargs, "moat.test")
+}
+
+/// The value of the first `key=value` word of `bootargs` whose key is `key`.
+#[must_use]
+pub fn bootarg<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
     bootargs
-        .split_ascii_whitespace()
-        .find_map(|arg| arg.strip_prefix("moat.test="))
+        .split_whitespace()
+        .find_map(|arg| arg.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// Runs the test that the bootargs select, or lists them all; the runtime powers off after.
@@ -145,6 +151,15 @@ mod tests {
     #[test]
     fn selected_takes_the_first_of_two() {
         assert_eq!(selected("moat.test=a moat.test=b"), Some("a"));
+    }
+
+    #[test]
+    fn bootarg_needs_the_whole_key_before_the_equals_sign() {
+        assert_eq!(
+            bootarg("moat.parangex=1 moat.parange=44", "moat.parange"),
+            Some("44")
+        );
+        assert_eq!(bootarg("moat.parange", "moat.parange"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Facts about the CPU Moat runs on, read from its ID registers.
 
-use aarch64_cpu::registers::{CurrentEL, ID_AA64MMFR0_EL1, MIDR_EL1, Readable};
+use aarch64_cpu::registers::{CurrentEL, ID_AA64ISAR1_EL1, ID_AA64MMFR0_EL1, MIDR_EL1, Readable};
 
 /// The exception level Moat runs at (`CurrentEL.EL`).
 pub fn current_el() -> u64 {
@@ -46,4 +46,13 @@ fn part_name(midr: u64) -> &'static str {
         (0x00, _) => "QEMU 'max' (software-defined implementer)",
         _ => "unknown part",
     }
+}
+
+/// Whether the CPU implements pointer authentication (`ID_AA64ISAR1_EL1.APA`/`API`/`GPA`/`GPI`
+/// non-zero; FEAT_PACQARMA3 in `ID_AA64ISAR2_EL1` is also reported through `GPI`/`GPA`-style
+/// fields there, which QEMU 7.2 does not implement).
+pub fn has_pointer_auth() -> bool {
+    // APA [7:4], API [11:8], GPA [27:24], GPI [31:28].
+    let isar1 = ID_AA64ISAR1_EL1.get();
+    isar1 & 0xFF00_0FF0 != 0
 }

@@ -6,10 +6,11 @@ use crate::log;
 use crate::power::EndStatus;
 use crate::vm::Vm;
 use core::fmt;
-use moat_arm::esr::{DataAbortIss, Esr, Syndrome};
+use moat_arm::esr::{DataAbortIss, Direction, Esr, Syndrome, SysRegIss};
 use moat_arm::fault_addr::fault_ipa;
 use moat_devices::{Access, MmioDevice};
 use moat_vcpu::frame::ExitVector;
+use moat_vcpu::idregs::{self, IdRegister};
 use moat_vcpu::mmio::{complete_load, decode_syndrome_access};
 use moat_vcpu::psci::{self, CallOutcome};
 
@@ -46,7 +47,23 @@ fn synchronous(vm: &mut Vm) -> Next {
             Next::Resume
         }
         Syndrome::DataAbortLower(iss) => data_abort(vm, esr, &iss),
+        Syndrome::SysReg(iss) => system_register(vm, esr, &iss),
         _ => stop(vm, format_args!("unhandled trap")),
+    }
+}
+
+/// A trapped system-register access: reads of the ID registers (`HCR_EL2.TID3`) get the
+/// sanitised hardware value.
+fn system_register(vm: &mut Vm, esr: Esr, iss: &SysRegIss) -> Next {
+    let id = IdRegister::from_encoding(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2);
+    match (id, iss.direction) {
+        (Some(reg), Direction::Read) => {
+            let value = idregs::guest_value(reg, crate::idregs::hardware_value(reg), &vm.id_policy);
+            vm.frame.set_reg(iss.rt, value);
+            vm.frame.advance_pc(esr.il());
+            Next::Resume
+        }
+        _ => stop(vm, format_args!("unhandled system register access")),
     }
 }
 

@@ -16,6 +16,7 @@ mod boot;
 mod console;
 mod cpu;
 mod exits;
+mod idregs;
 mod mm;
 mod platform;
 mod power;

@@ -6,7 +6,7 @@ use crate::exits::{self, Next};
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::power::EndStatus;
 use crate::s2hw::{Frames, IdentityTables, Tlb};
-use crate::{log, switch};
+use crate::{cpu, log, switch};
 use aarch64_cpu::registers::{
     CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, Readable, VMPIDR_EL2,
     VTCR_EL2, VTTBR_EL2, Writeable,
@@ -14,10 +14,13 @@ use aarch64_cpu::registers::{
 use alloc::vec::Vec;
 use core::fmt;
 use moat_arm::addr::{Ipa, Pa};
+use moat_arm::parange::PaRange;
+use moat_config::guest_parange_bits;
 use moat_config::{Bundle, ConfigError, DeviceKind, DeviceWindow, VmConfig};
 use moat_devices::pl011::Pl011;
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::frame::TrapFrame;
+use moat_vcpu::idregs::IdPolicy;
 
 /// The VMID of Moat's one VM (VMID 0 is left unused, so a stray stage-2 walk with a reset
 /// `VTTBR_EL2` never hits this VM's TLB entries).
@@ -70,6 +73,8 @@ pub struct Vm {
     pub uart: Option<Uart>,
     /// The vCPU's registers and last trap.
     pub frame: TrapFrame,
+    /// What the guest's ID registers show.
+    pub id_policy: IdPolicy,
 }
 
 /// Why a VM could not be created: a refused configuration or a lack of memory.
@@ -135,12 +140,18 @@ impl Vm {
             window: *w,
             model: Pl011::new(),
         });
+        let guest_pa_bits = guest_parange_bits(config.parange, config.ipa_bits, ipa_limit);
+        let parange = u8::try_from(guest_pa_bits)
+            .ok()
+            .and_then(PaRange::covering)
+            .unwrap_or_else(|| panic!("no PARange encoding covers {guest_pa_bits} bits"));
         let mut vm = Self {
             config,
             stage2,
             ram: Vec::new(),
             uart,
             frame: TrapFrame::default(),
+            id_policy: IdPolicy { parange },
         };
         vm.back_ram(phys)?;
         for image in bundle.images() {
@@ -210,9 +221,11 @@ impl Vm {
     pub fn report(&self) {
         let c = &self.config;
         log!(
-            "VM '{}': IPA size S = {} bits, VTCR_EL2 {:#x}, {} vCPU",
+            "VM '{}': IPA size S = {} bits, guest PARange P = {} bits ({}), VTCR_EL2 {:#x}, {} vCPU",
             c.name,
             c.ipa_bits,
+            self.id_policy.parange.bits().unwrap_or(0),
+            c.parange.name(),
             self.stage2.vtcr_el2(),
             c.cpus
         );
@@ -287,9 +300,10 @@ impl Vm {
 
 /// `HCR_EL2` for a guest: stage 2 on (VM), set/way invalidation upgraded to clean+invalidate
 /// (SWIO), physical interrupts and SErrors to EL2 (IMO, FMO, AMO), broadcast TLB and cache
-/// maintenance inner shareable (FB, BSU = 0b01), WFI/WFE and SMC trapped (TWI, TWE, TSC), EL1
-/// in AArch64 (RW).
+/// maintenance inner shareable (FB, BSU = 0b01), WFI/WFE, ID-register reads and SMC trapped
+/// (TWI, TWE, TID3, TSC), EL1 in AArch64 (RW).
 fn hcr_el2() -> u64 {
+    const TID3: u64 = 1 << 18;
     const VM: u64 = 1 << 0;
     const SWIO: u64 = 1 << 1;
     const FMO: u64 = 1 << 3;
@@ -301,7 +315,16 @@ fn hcr_el2() -> u64 {
     const TWE: u64 = 1 << 14;
     const TSC: u64 = 1 << 19;
     const RW: u64 = 1 << 31;
-    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TSC | RW
+    // API, APK: pointer authentication instructions and keys are not trapped where
+    // implemented (the keys are EL1 registers, which Moat does not switch).
+    const APK: u64 = 1 << 40;
+    const API: u64 = 1 << 41;
+    let pauth = if cpu::has_pointer_auth() {
+        API | APK
+    } else {
+        0
+    };
+    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TID3 | TSC | RW | pauth
 }
 
 /// `PMCR_EL0.N`: the number of event counters, all of which the guest may use.

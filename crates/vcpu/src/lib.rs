@@ -9,6 +9,7 @@
 
 pub mod entry;
 pub mod frame;
+pub mod idregs;
 pub mod inject;
 pub mod mmio;
 pub mod psci;

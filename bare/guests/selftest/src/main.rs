@@ -5,10 +5,12 @@
 #![no_main]
 
 mod exceptions;
+mod idregs;
 mod psci;
 mod ram;
 
 use exceptions::{brk_is_taken_by_guest_vectors, svc_is_taken_by_guest_vectors};
+use idregs::{moat_hides_sve_sme_and_el2, parange_is_the_vm_parange};
 use moat_guest_rt::{TestResult, println};
 use psci::{psci_system_off_powers_off, psci_version_is_1_1_or_later};
 use ram::ram_load_store;
@@ -20,6 +22,8 @@ moat_guest_rt::tests![
     ram_load_store,
     brk_is_taken_by_guest_vectors,
     svc_is_taken_by_guest_vectors,
+    parange_is_the_vm_parange,
+    moat_hides_sve_sme_and_el2,
 ];
 
 /// The console works: this line reaches the host.
