@@ -73,3 +73,46 @@ pub mod far_el1 {
     /// `IFAR` lives in `FAR_EL1[63:32]`.
     pub const IFAR: Field = Field::new(32, 32);
 }
+
+/// `ID_AA64PFR0_EL1`.
+pub mod id_aa64pfr0_el1 {
+    use crate::field::Field;
+    /// `RAS`: non-zero with FEAT_RAS.
+    pub const RAS: Field = Field::new(28, 4);
+}
+
+/// `ID_AA64PFR1_EL1`.
+pub mod id_aa64pfr1_el1 {
+    use crate::field::Field;
+    /// `GCS`: non-zero with FEAT_GCS.
+    pub const GCS: Field = Field::new(44, 4);
+    /// `NMI`: non-zero with FEAT_NMI.
+    pub const NMI: Field = Field::new(36, 4);
+    /// `MTE`: non-zero with FEAT_MTE (`PSTATE.TCO` exists).
+    pub const MTE: Field = Field::new(8, 4);
+    /// `SSBS`: non-zero with FEAT_SSBS (`PSTATE.SSBS` exists).
+    pub const SSBS: Field = Field::new(4, 4);
+    /// `BT`: non-zero with FEAT_BTI.
+    pub const BT: Field = Field::new(0, 4);
+}
+
+/// `ID_AA64MMFR1_EL1`.
+pub mod id_aa64mmfr1_el1 {
+    use crate::field::Field;
+    /// `PAN`: non-zero with FEAT_PAN.
+    pub const PAN: Field = Field::new(20, 4);
+}
+
+/// `ID_AA64MMFR2_EL1`.
+pub mod id_aa64mmfr2_el1 {
+    use crate::field::Field;
+    /// `UAO`: non-zero with FEAT_UAO.
+    pub const UAO: Field = Field::new(4, 4);
+}
+
+/// `ID_AA64DFR1_EL1`.
+pub mod id_aa64dfr1_el1 {
+    use crate::field::Field;
+    /// `EBEP`: non-zero with FEAT_EBEP.
+    pub const EBEP: Field = Field::new(48, 4);
+}

@@ -19,6 +19,10 @@ pub use aarch32::{Aarch32Entry, Aarch32Exception, Aarch32Target, enter_mode_aarc
 pub use aarch64::{Aarch64Entry, Aarch64Exception, take_exception_aarch64};
 pub use writes::{Entry, SysregWrites};
 
+use moat_arm::sysreg::{
+    id_aa64dfr1_el1, id_aa64mmfr1_el1, id_aa64mmfr2_el1, id_aa64pfr0_el1, id_aa64pfr1_el1,
+};
+
 /// The CPU features that change what exception entry does (`IsFeatureImplemented(...)` in the
 /// pseudocode). These are the *hardware's* features: an injected exception must look like one
 /// the same CPU takes itself (SPEC.md §3).
@@ -44,6 +48,40 @@ pub struct CpuFeatures {
     pub el1_aarch32: bool,
 }
 
+/// The hardware ID registers [`CpuFeatures`] is read from (the minimum over the CPUs the VM
+/// runs on, as the EL2 binary reads them at boot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IdRegisters {
+    /// `ID_AA64PFR0_EL1`.
+    pub id_aa64pfr0_el1: u64,
+    /// `ID_AA64PFR1_EL1`.
+    pub id_aa64pfr1_el1: u64,
+    /// `ID_AA64MMFR1_EL1`.
+    pub id_aa64mmfr1_el1: u64,
+    /// `ID_AA64MMFR2_EL1`.
+    pub id_aa64mmfr2_el1: u64,
+    /// `ID_AA64DFR1_EL1`.
+    pub id_aa64dfr1_el1: u64,
+}
+
+impl CpuFeatures {
+    /// The features of a CPU with ID registers `id`, for a guest whose EL1 is AArch32 or not.
+    #[must_use]
+    pub const fn from_id_registers(id: &IdRegisters, el1_aarch32: bool) -> Self {
+        Self {
+            has_pan: id_aa64mmfr1_el1::PAN.is_set(id.id_aa64mmfr1_el1),
+            has_ssbs: id_aa64pfr1_el1::SSBS.is_set(id.id_aa64pfr1_el1),
+            has_mte: id_aa64pfr1_el1::MTE.is_set(id.id_aa64pfr1_el1),
+            has_ras: id_aa64pfr0_el1::RAS.is_set(id.id_aa64pfr0_el1),
+            has_uao: id_aa64mmfr2_el1::UAO.is_set(id.id_aa64mmfr2_el1),
+            has_bti: id_aa64pfr1_el1::BT.is_set(id.id_aa64pfr1_el1),
+            has_nmi: id_aa64pfr1_el1::NMI.is_set(id.id_aa64pfr1_el1),
+            has_ebep: id_aa64dfr1_el1::EBEP.is_set(id.id_aa64dfr1_el1),
+            el1_aarch32,
+        }
+    }
+}
+
 /// The guest state exception entry depends on, as captured at the trap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GuestContext {
@@ -65,6 +103,37 @@ pub struct GuestContext {
     pub features: CpuFeatures,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_follow_the_id_register_fields() {
+        let none = CpuFeatures::from_id_registers(&IdRegisters::default(), false);
+        assert_eq!(none, CpuFeatures::default());
+        // ID_AA64PFR1_EL1 of a core with BTI, SSBS2, MTE2 and NMI; PAN3; UAO; RAS; EBEP.
+        let id = IdRegisters {
+            id_aa64pfr0_el1: 1 << 28,
+            id_aa64pfr1_el1: (1 << 36) | (2 << 8) | (2 << 4) | 1,
+            id_aa64mmfr1_el1: 3 << 20,
+            id_aa64mmfr2_el1: 1 << 4,
+            id_aa64dfr1_el1: 1 << 48,
+        };
+        let all = CpuFeatures::from_id_registers(&id, true);
+        let expected = CpuFeatures {
+            has_pan: true,
+            has_ssbs: true,
+            has_mte: true,
+            has_ras: true,
+            has_uao: true,
+            has_bti: true,
+            has_nmi: true,
+            has_ebep: true,
+            el1_aarch32: true,
+        };
+        assert_eq!(all, expected);
+    }
+}
 #[cfg(test)]
 mod tests_aarch32;
 #[cfg(test)]
