@@ -579,4 +579,46 @@ mod tests {
         assert_eq!(at_fault_par(&aarch32_ctx(true), lpae), 0x801);
         assert_eq!(at_fault_par(&aarch32_ctx(false), asf2), (0b01110 << 1) | 1);
     }
+
+    fn level() -> impl proptest::strategy::Strategy<Value = Level> {
+        proptest::sample::select(Level::ALL)
+    }
+
+    fn cause() -> impl proptest::strategy::Strategy<Value = AbortCause> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(AbortCause::External),
+            level().prop_map(|level| AbortCause::ExternalOnWalk { level }),
+            level().prop_map(|level| AbortCause::AddressSize { level }),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_injection_into_any_state_lands_on_a_vector_without_panicking(
+            regs in proptest::array::uniform6(proptest::prelude::any::<u64>()),
+            flags in proptest::array::uniform4(proptest::prelude::any::<bool>()),
+            cause in cause(),
+        ) {
+            let features = CpuFeatures { el1_aarch32: flags[0], has_ras: flags[1], ..Default::default() };
+            let ctx = GuestContext {
+                pc: regs[0], spsr_el2: regs[1], sctlr_el1: regs[2], vbar_el1: regs[3],
+                tcr_el1: regs[4], far_el1: regs[5], features,
+            };
+            let access = if flags[2] { AbortAccess::Instruction } else { AbortAccess::Data { wnr: flags[3], cm: false } };
+            let entry = inject_abort(&ctx, &Abort { access, cause, va: Va(regs[5]) });
+            let undef = inject_undefined(&ctx);
+            let _ = at_fault_par(&ctx, cause);
+            if features.el1_aarch32 {
+                proptest::prop_assert!(matches!(entry, Entry::Aarch32(_)));
+                proptest::prop_assert_eq!(entry.new_pc() & 0x1F, if flags[2] { 0x0C } else { 0x10 });
+                proptest::prop_assert_eq!(undef.new_pc() & 0x1F, 0x04);
+            } else {
+                let Entry::Aarch64(e) = entry else { panic!("AArch64 EL1 entered as AArch32") };
+                proptest::prop_assert_eq!(e.esr_el1 >> 32, 0);
+                proptest::prop_assert!(Esr::new(e.esr_el1).il());
+                proptest::prop_assert_eq!(entry.new_pc() & 0x7F, 0);
+            }
+        }
+    }
 }
