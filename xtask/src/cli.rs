@@ -31,6 +31,25 @@ enum Command {
     /// Run every test: formatting, lints, host unit tests, the bare-metal build, and the
     /// guest tests under Moat in QEMU; ends with an `N passed, N failed` line.
     Test(TestArgs),
+    /// Run a benchmark and print its figures: `stage2` (Moat's stage-2 tables against
+    /// google's aarch64-paging on the same work).
+    Bench(BenchArgs),
+}
+
+/// Options of `./x bench`.
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Which benchmark.
+    #[arg(value_enum)]
+    which: Bench,
+    /// Repetitions per operation (the median is reported).
+    #[arg(long, default_value_t = 9)]
+    reps: u32,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Bench {
+    Stage2,
 }
 
 /// Options of `./x run`.
@@ -97,8 +116,30 @@ impl Cli {
             Command::Build => build::build_bare().map(|_| ExitCode::SUCCESS),
             Command::Run(args) => run(&args),
             Command::Test(args) => harness::test_all(args.guests_only),
+            Command::Bench(args) => bench(&args),
         }
     }
+}
+
+fn bench(args: &BenchArgs) -> XResult<ExitCode> {
+    let which = match args.which {
+        Bench::Stage2 => "stage2",
+    };
+    let reps = args.reps.to_string();
+    build::run_step(
+        build::host_cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "moat-bench",
+            "--",
+            which,
+            &reps,
+        ]),
+        "the benchmark",
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(args: &RunArgs) -> XResult<ExitCode> {

@@ -83,6 +83,16 @@ fn static_checks() -> XResult<()> {
         host_cargo().args(["test", "--workspace", "--all-features", "--quiet"]),
         "host unit tests",
     )?;
+    // The guest runtime's pure parts (device tree, bootargs, syndromes) test on the host too.
+    run_step(
+        host_cargo().args([
+            "test",
+            "--quiet",
+            "--manifest-path",
+            "bare/guest-rt/Cargo.toml",
+        ]),
+        "guest runtime unit tests",
+    )?;
     // The logic crates are the EL2 binary's dependencies; building them by name for the
     // bare-metal target proves they stay `no_std`.
     let logic = [
