@@ -192,6 +192,7 @@ fn aarch64_abort_syndrome(spsr_el2: u64, abort: &Abort) -> Esr {
         }
         AbortAccess::Instruction => {
             let iss = InstrAbortIss {
+                toplevel: false,
                 pfv: false,
                 set: SyncErrorType::Recoverable,
                 fnv: false,

@@ -57,7 +57,8 @@ iss_struct!(
         isv: bool = "ISV" @ 24, 1;
         /// `SAS`: access size.
         sas: AccessSize = "SAS" @ 22, 2;
-        /// `SSE`: the loaded value must be sign-extended.
+        /// `SSE`: the loaded value must be sign-extended (with `ISV` = 0 the same bit is
+        /// `TopLevel`, FEAT_THE).
         sse: bool = "SSE" @ 21, 1;
         /// `SRT`: the transfer register (AArch64 view of the register number).
         srt: u8 = "SRT" @ 16, 5;
@@ -87,6 +88,8 @@ iss_struct!(
 iss_struct!(
     /// ISS of an instruction abort (EC 0x20, 0x21).
     InstrAbortIss {
+        /// `TopLevel`: a fault on a top-level descriptor with `nT` (FEAT_THE).
+        toplevel: bool = "TopLevel" @ 21, 1;
         /// `PFV`: `PFAR_ELx` is valid (FEAT_PFAR).
         pfv: bool = "PFV" @ 14, 1;
         /// `SET`: synchronous error type (FEAT_RAS).
@@ -134,8 +137,8 @@ mod tests {
     }
 
     #[test]
-    fn instruction_abort_layout_leaves_bits_24_15_13_8_and_6_res0() {
-        assert_eq!(InstrAbortIss::DEFINED, 0x0000_5EBF);
+    fn instruction_abort_layout_leaves_bits_24_22_20_15_13_8_and_6_res0() {
+        assert_eq!(InstrAbortIss::DEFINED, 0x0020_5EBF);
     }
 
     #[test]

@@ -122,30 +122,49 @@ fn display_appends_nonzero_iss2() {
 }
 
 #[test]
+fn every_allocated_class_with_fields_decodes_to_its_own_variant() {
+    for code in 0..64u8 {
+        let ec = ExceptionClass::from_code(code);
+        let syndrome = Esr::from_parts(ec, true, 0).decode();
+        assert_eq!(syndrome.class(), ec, "EC {code:#04x}");
+    }
+}
+
+#[test]
+fn classes_without_typed_iss_keep_their_raw_iss() {
+    let tstart = Esr::from_parts(ExceptionClass::Tstart, true, 0x1234).decode();
+    assert_eq!(
+        tstart,
+        Syndrome::Other {
+            ec: ExceptionClass::Tstart,
+            iss: 0x1234
+        }
+    );
+}
+
+#[test]
+fn software_step_from_el0_decodes_isv_ex_and_debug_code() {
+    let Syndrome::SoftwareStepLower(iss) = Esr::new(0xCA00_0062).decode() else {
+        panic!("not EC 0x32")
+    };
+    assert!(!iss.isv && iss.ex);
+    assert_eq!(iss.ifsc, DEBUG_FSC);
+}
+
+#[test]
+fn fp_access_trap_from_aarch64_is_ec_7_with_no_condition() {
+    let syndrome = Esr::new(0x1E00_0000).decode();
+    assert_eq!(
+        syndrome,
+        Syndrome::FpAccess(FpAccessIss { cv: false, cond: 0 })
+    );
+}
+
+#[test]
 fn from_parts_leaves_iss2_and_top_bits_zero() {
     let esr = Esr::from_parts(ExceptionClass::DataAbortLower, true, 0x10);
     assert_eq!(esr.bits(), 0x9200_0010);
     assert_eq!(esr.bits() >> 32, 0);
-}
-
-/// The ISS bits the decoded class defines (the others are RES0 and dropped by decode).
-fn defined_iss_bits(syndrome: &Syndrome) -> u32 {
-    match syndrome {
-        Syndrome::Unknown => 0,
-        Syndrome::Wfx(_) => WfxIss::DEFINED,
-        Syndrome::Mcr15(_) | Syndrome::Mcr14(_) | Syndrome::Vmrs(_) => CopRegIss::DEFINED,
-        Syndrome::Mcrr15(_) | Syndrome::Mrrc14(_) => CopRegPairIss::DEFINED,
-        Syndrome::Ldc14(_) => LdcIss::DEFINED,
-        Syndrome::Svc32(_) | Syndrome::Hvc32(_) | Syndrome::Svc64(_) => CallIss::DEFINED,
-        Syndrome::Hvc64(_) | Syndrome::Smc64(_) => CallIss::DEFINED,
-        Syndrome::Smc32(_) => Smc32Iss::DEFINED,
-        Syndrome::SysReg(_) => SysRegIss::DEFINED,
-        Syndrome::InstrAbortLower(_) | Syndrome::InstrAbortSame(_) => InstrAbortIss::DEFINED,
-        Syndrome::DataAbortLower(_) | Syndrome::DataAbortSame(_) => DataAbortIss::DEFINED,
-        Syndrome::SError(_) => SErrorIss::DEFINED,
-        Syndrome::Bkpt32(_) | Syndrome::Brk64(_) => CommentIss::DEFINED,
-        Syndrome::Other { .. } => 0x01FF_FFFF,
-    }
 }
 
 fn fsc() -> impl Strategy<Value = Fsc> {
@@ -205,7 +224,7 @@ proptest! {
     fn encode_of_decode_restores_every_defined_bit(bits in any::<u64>()) {
         let esr = Esr::new(bits);
         let syndrome = esr.decode();
-        let expected = (bits & 0xFE00_0000) | u64::from(esr.iss() & defined_iss_bits(&syndrome));
+        let expected = (bits & 0xFE00_0000) | u64::from(esr.iss() & syndrome.defined_iss_bits());
         prop_assert_eq!(syndrome.to_esr(esr.il()).bits(), expected);
     }
 
