@@ -10,6 +10,7 @@
 
 use crate::field::Field;
 use crate::fsc::Level;
+use core::fmt;
 
 /// A fault kind reported by `DFSR`/`IFSR`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -291,6 +292,81 @@ impl Fsr32 {
     }
 }
 
+impl Fault32 {
+    /// A short English name, without the level.
+    #[must_use]
+    pub const fn kind_name(self) -> &'static str {
+        match self {
+            Self::AddressSize { .. } => "address size fault",
+            Self::Translation { .. } => "translation fault",
+            Self::AccessFlag { .. } => "access flag fault",
+            Self::Permission { .. } => "permission fault",
+            Self::Domain { .. } => "domain fault",
+            Self::SyncExternal => "synchronous external abort",
+            Self::SyncExternalOnWalk { .. } => "synchronous external abort on table walk",
+            Self::SyncParity => "synchronous parity/ECC error",
+            Self::SyncParityOnWalk { .. } => "synchronous parity/ECC error on table walk",
+            Self::Alignment => "alignment fault",
+            Self::Debug => "debug exception",
+            Self::IcacheMaintenance => "fault on instruction cache maintenance",
+            Self::TlbConflict => "TLB conflict abort",
+            Self::ImpdefLockdown => "IMPLEMENTATION DEFINED fault (lockdown)",
+            Self::ImpdefUnsupportedExclusive => {
+                "IMPLEMENTATION DEFINED fault (unsupported exclusive)"
+            }
+            Self::AsyncSError => "SError",
+            Self::AsyncParity => "SError from a parity/ECC error",
+            Self::Reserved(_) => "reserved",
+        }
+    }
+
+    /// The lookup level, for the kinds that have one.
+    #[must_use]
+    pub const fn level(self) -> Option<Level> {
+        match self {
+            Self::AddressSize { level }
+            | Self::Translation { level }
+            | Self::AccessFlag { level }
+            | Self::Permission { level }
+            | Self::Domain { level }
+            | Self::SyncExternalOnWalk { level }
+            | Self::SyncParityOnWalk { level } => Some(level),
+            _ => None,
+        }
+    }
+}
+
+/// `LPAE=1 STATUS=0x10 (synchronous external abort) FnV=0 AET=0b00 CM=0 ExT=0 WnR=1`, or for
+/// the short format `LPAE=0 FS=0b01000 (...) Domain=0 ...`.
+impl fmt::Display for Fsr32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = self.fault.code(self.format).unwrap_or_default();
+        match self.format {
+            Fsr32Format::Lpae => write!(f, "LPAE=1 STATUS={code:#04x}")?,
+            Fsr32Format::Short => write!(f, "LPAE=0 FS={code:#07b}")?,
+        }
+        write!(f, " ({}", self.fault.kind_name())?;
+        if let Some(level) = self.fault.level() {
+            write!(f, ", level {level}")?;
+        }
+        f.write_str(")")?;
+        if self.format == Fsr32Format::Short {
+            write!(f, " Domain={}", self.domain)?;
+        }
+        let flags = [
+            ("FnV", self.fnv),
+            ("CM", self.cm),
+            ("ExT", self.ext),
+            ("WnR", self.wnr),
+        ];
+        write!(f, " AET={:#04b}", self.aet)?;
+        for (name, flag) in flags {
+            write!(f, " {name}={}", u8::from(flag))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +426,26 @@ mod tests {
     fn format_follows_ttbcr_eae_bit_31() {
         assert_eq!(Fsr32Format::from_ttbcr(1 << 31), Fsr32Format::Lpae);
         assert_eq!(Fsr32Format::from_ttbcr(0x7FFF_FFFF), Fsr32Format::Short);
+    }
+
+    #[test]
+    fn display_names_format_code_fault_and_flags() {
+        extern crate std;
+        use std::string::ToString;
+        let lpae = Fsr32 {
+            wnr: true,
+            ..Fsr32::new(Fsr32Format::Lpae, F::SyncExternal)
+        };
+        assert_eq!(
+            lpae.to_string(),
+            "LPAE=1 STATUS=0x10 (synchronous external abort) AET=0b00 FnV=0 CM=0 ExT=0 WnR=1"
+        );
+        let short = Fsr32::new(Fsr32Format::Short, F::SyncExternalOnWalk { level: L::L2 });
+        assert_eq!(
+            short.to_string(),
+            "LPAE=0 FS=0b01110 (synchronous external abort on table walk, level 2) Domain=0 \
+             AET=0b00 FnV=0 CM=0 ExT=0 WnR=0"
+        );
     }
 
     proptest! {

@@ -369,6 +369,97 @@ impl fmt::Debug for Spsr32 {
     }
 }
 
+/// A saved `SPSR_ELx` of either execution state, chosen by `M[4]`; for diagnostics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SavedPsr {
+    /// Taken from AArch64 state.
+    Aarch64(Spsr64),
+    /// Taken from AArch32 state.
+    Aarch32(Spsr32),
+}
+
+impl SavedPsr {
+    /// The saved state of `spsr` (an `SPSR_ELx` value).
+    #[must_use]
+    pub const fn from_spsr(spsr: u64) -> Self {
+        if is_aarch32(spsr) {
+            Self::Aarch32(Spsr32::new(spsr as u32))
+        } else {
+            Self::Aarch64(Spsr64::new(spsr))
+        }
+    }
+}
+
+/// `EL1h NZCV=0b0110 D=1 A=1 I=1 F=1 ...`: the mode and every PSTATE field by its Arm name.
+impl fmt::Display for Spsr64 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bits = self.0;
+        write!(f, "{:?} NZCV={:#06b}", self.mode(), Self::NZCV.get(bits))?;
+        let flags = [
+            ("D", Self::D),
+            ("A", Self::A),
+            ("I", Self::I),
+            ("F", Self::F),
+            ("SS", Self::SS),
+            ("IL", Self::IL),
+            ("PAN", Self::PAN),
+            ("UAO", Self::UAO),
+            ("DIT", Self::DIT),
+            ("TCO", Self::TCO),
+            ("SSBS", Self::SSBS),
+            ("ALLINT", Self::ALLINT),
+            ("PM", Self::PM),
+            ("EXLOCK", Self::EXLOCK),
+        ];
+        for (name, field) in flags {
+            write!(f, " {name}={}", field.get(bits))?;
+        }
+        write!(f, " BTYPE={:#04b}", Self::BTYPE.get(bits))
+    }
+}
+
+/// `Abort T32 NZCV=0b0110 Q=0 GE=0b0000 IT=0x00 E=0 A=1 I=1 F=0 ...` (`SPSR_ELx` layout).
+impl fmt::Display for Spsr32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bits = u64::from(self.0);
+        let state = if self.thumb() { "T32" } else { "A32" };
+        let it = (Self::IT_HIGH.get(bits) << Self::IT_LOW.width()) | Self::IT_LOW.get(bits);
+        write!(
+            f,
+            "{:?} {state} NZCV={:#06b} GE={:#06b} IT={it:#04x}",
+            self.mode(),
+            Self::NZCV.get(bits),
+            Self::GE.get(bits)
+        )?;
+        let flags = [
+            ("Q", Self::Q),
+            ("E", Self::E),
+            ("A", Self::A),
+            ("I", Self::I),
+            ("F", Self::F),
+            ("SS", Self::SS),
+            ("IL", Self::IL),
+            ("PAN", Self::PAN),
+            ("DIT", Self::DIT),
+            ("SSBS", Self::SSBS),
+        ];
+        for (name, field) in flags {
+            write!(f, " {name}={}", field.get(bits))?;
+        }
+        Ok(())
+    }
+}
+
+/// The state's own `Display`.
+impl fmt::Display for SavedPsr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Aarch64(p) => p.fmt(f),
+            Self::Aarch32(p) => p.fmt(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,5 +510,21 @@ mod tests {
         assert_eq!(elx.to_banked(), 0x1D3 | (1 << 21));
         let stepping = Spsr32::new(0x1D3).with_flag(Spsr32::SS, true);
         assert_eq!(stepping.to_banked(), 0x1D3);
+    }
+
+    #[test]
+    fn display_names_mode_and_fields() {
+        extern crate std;
+        use std::string::ToString;
+        let el1h = SavedPsr::from_spsr(0x6040_03C5).to_string();
+        assert!(
+            el1h.starts_with("El1h NZCV=0b0110 D=1 A=1 I=1 F=1 SS=0 IL=0 PAN=1"),
+            "{el1h}"
+        );
+        let abt = SavedPsr::from_spsr(0x6000_01F7).to_string();
+        assert!(
+            abt.starts_with("Abort T32 NZCV=0b0110 GE=0b0000 IT=0x00 Q=0 E=0 A=1 I=1 F=1"),
+            "{abt}"
+        );
     }
 }
