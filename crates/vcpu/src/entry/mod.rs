@@ -85,8 +85,9 @@ impl CpuFeatures {
 /// The guest state exception entry depends on, as captured at the trap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GuestContext {
-    /// `ELR_EL2` at the trap: the address of the instruction that trapped or faulted (the
-    /// preferred exception return of a synchronous exception).
+    /// The address of the instruction the injected exception is taken on (its preferred
+    /// exception return): `ELR_EL2` after an abort or a trapped instruction, but for an `HVC`
+    /// (or `SVC`), whose `ELR_EL2` already points past it, `ELR_EL2` minus its length.
     pub pc: u64,
     /// `SPSR_EL2` at the trap: the guest's PSTATE (AArch64 or AArch32 layout, `M[4]`).
     pub spsr_el2: u64,
@@ -134,6 +135,7 @@ mod tests {
         assert_eq!(all, expected);
     }
 }
+
 #[cfg(test)]
 mod tests_aarch32;
 #[cfg(test)]
