@@ -429,6 +429,31 @@ mod tests {
     }
 
     #[test]
+    fn linux_oops_805_is_a_section_translation_fault_on_a_write() {
+        // "Internal error: Oops: 805": the DFSR of a NULL store under short descriptors.
+        let fsr = Fsr32::decode(0x805);
+        assert_eq!(fsr.format, Fsr32Format::Short);
+        assert_eq!(fsr.fault, F::Translation { level: L::L1 });
+        assert!(fsr.wnr);
+    }
+
+    #[test]
+    fn linux_oops_817_is_a_page_translation_fault_in_domain_1() {
+        let fsr = Fsr32::decode(0x817);
+        assert_eq!(fsr.fault, F::Translation { level: L::L2 });
+        assert_eq!(fsr.domain, 1);
+        assert!(fsr.wnr);
+    }
+
+    #[test]
+    fn linux_lpae_oops_a06_is_a_level_2_translation_fault_on_a_write() {
+        let fsr = Fsr32::decode(0xA06);
+        assert_eq!(fsr.format, Fsr32Format::Lpae);
+        assert_eq!(fsr.fault, F::Translation { level: L::L2 });
+        assert!(fsr.wnr);
+    }
+
+    #[test]
     fn display_names_format_code_fault_and_flags() {
         extern crate std;
         use std::string::ToString;
