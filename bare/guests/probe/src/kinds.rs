@@ -1,0 +1,160 @@
+//! The probe's kinds: which instruction ([`Snippet`]), from which PSTATE ([`Mode`]), and (with
+//! `probe.mmu=on`) through which stage-1 mapping shape ([`Shape`]). A kind's name is the
+//! instruction, then `_el1t` or `_el0` unless it runs at EL1h, then the shape's suffix: `ldr`,
+//! `fetch_el0`, `ldr_el0_page`, `at_s1e1r_table_at`. The three `brk_<mode>` kinds are
+//! address-independent and name their mode always.
+
+use core::fmt;
+
+use crate::enter::{SPSR_EL0T, SPSR_EL1H, SPSR_EL1T, Snippet};
+use crate::mmu::Shape;
+
+/// The PSTATE a case's snippet runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// EL1 with SP_EL1 (exceptions at vector +0x200).
+    El1h,
+    /// EL1 with SP_EL0 (exceptions at vector +0x000).
+    El1t,
+    /// EL0, AArch64 (exceptions at vector +0x400).
+    El0,
+}
+
+impl Mode {
+    /// `SPSR_EL1` to enter the snippet with.
+    pub const fn spsr(self) -> u64 {
+        match self {
+            Self::El1h => SPSR_EL1H,
+            Self::El1t => SPSR_EL1T,
+            Self::El0 => SPSR_EL0T,
+        }
+    }
+
+    const fn suffix(self) -> &'static str {
+        match self {
+            Self::El1h => "",
+            Self::El1t => "_el1t",
+            Self::El0 => "_el0",
+        }
+    }
+}
+
+impl Snippet {
+    /// The instruction's part of the kind name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Ldr => "ldr",
+            Self::Ldrb => "ldrb",
+            Self::LdrshW => "ldrsh_w",
+            Self::Str => "str",
+            Self::Ldp => "ldp",
+            Self::LdrPost => "ldr_post",
+            Self::Stp => "stp",
+            Self::Fetch => "fetch",
+            Self::DcZva => "dc_zva",
+            Self::DcCivac => "dc_civac",
+            Self::AtS1e1r => "at_s1e1r",
+            Self::Brk => "brk",
+        }
+    }
+
+    /// Whether a completed run loaded a value (printed as `value=`).
+    pub const fn loads(self) -> bool {
+        matches!(
+            self,
+            Self::Ldr | Self::Ldrb | Self::LdrshW | Self::Ldp | Self::LdrPost
+        )
+    }
+
+    /// Whether the instruction writes memory or executes from it: such a case must not target
+    /// the probe's own image or the device tree.
+    pub const fn writes_or_executes(self) -> bool {
+        matches!(self, Self::Str | Self::Stp | Self::DcZva | Self::Fetch)
+    }
+
+    /// How many bytes the access covers from the target (`DC ZVA`: up to 2 KiB, `DCZID_EL0`).
+    pub const fn extent(self) -> u64 {
+        match self {
+            Self::Ldp | Self::Stp => 16,
+            Self::DcZva => 2048,
+            _ => 8,
+        }
+    }
+}
+
+/// One kind of case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    /// The instruction.
+    pub snippet: Snippet,
+    /// The PSTATE it runs in.
+    pub mode: Mode,
+    /// The mapping shape (`None` with the MMU off, and for `brk`).
+    pub shape: Option<Shape>,
+}
+
+/// The address-dependent kinds, in output order (one shape is added per kind with the MMU on).
+pub const ACCESSES: [(Snippet, Mode); 16] = [
+    (Snippet::Ldr, Mode::El1h),
+    (Snippet::Ldrb, Mode::El1h),
+    (Snippet::LdrshW, Mode::El1h),
+    (Snippet::Str, Mode::El1h),
+    (Snippet::Ldp, Mode::El1h),
+    (Snippet::LdrPost, Mode::El1h),
+    (Snippet::Stp, Mode::El1h),
+    (Snippet::Fetch, Mode::El1h),
+    (Snippet::DcZva, Mode::El1h),
+    (Snippet::DcCivac, Mode::El1h),
+    (Snippet::AtS1e1r, Mode::El1h),
+    (Snippet::Ldr, Mode::El1t),
+    (Snippet::Fetch, Mode::El1t),
+    (Snippet::Ldr, Mode::El0),
+    (Snippet::Str, Mode::El0),
+    (Snippet::Fetch, Mode::El0),
+];
+
+/// The address-independent kinds: `BRK` from each mode.
+pub const BRKS: [Mode; 3] = [Mode::El1h, Mode::El1t, Mode::El0];
+
+impl Kind {
+    /// The `brk_<mode>` kind.
+    pub const fn brk(mode: Mode) -> Self {
+        Self {
+            snippet: Snippet::Brk,
+            mode,
+            shape: None,
+        }
+    }
+
+    /// Whether this kind's name is `name`.
+    pub fn is_named(&self, name: &str) -> bool {
+        let mut rest = name;
+        self.pieces()
+            .iter()
+            .all(|piece| match rest.strip_prefix(piece) {
+                Some(tail) => {
+                    rest = tail;
+                    true
+                }
+                None => false,
+            })
+            && rest.is_empty()
+    }
+
+    /// The name, as the pieces it is printed from.
+    fn pieces(&self) -> [&'static str; 3] {
+        let mode = match (self.snippet, self.mode) {
+            (Snippet::Brk, Mode::El1h) => "_el1h",
+            (_, mode) => mode.suffix(),
+        };
+        let shape = self.shape.map_or("", Shape::suffix);
+        [self.snippet.name(), mode, shape]
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [snippet, mode, shape] = self.pieces();
+        write!(f, "{snippet}{mode}{shape}")
+    }
+}

@@ -1,0 +1,200 @@
+//! `moat-guest-probe`: the AArch64 probe of the differential test suite (SPEC §6). It performs
+//! one access per case (a load, store, pair, fetch, cache maintenance or `AT`, from EL1h, EL1t or
+//! EL0, with its MMU off or through a stage-1 mapping it builds itself) to the addresses the
+//! bootargs give, and prints the full exception state each one receives, one `MOAT-PROBE` line
+//! per case, then `MOAT-PROBE-DONE <cases>`, and powers off. The same binary runs bare on QEMU
+//! (the oracle) and under Moat; the host harness compares the lines. Protocol, output format and
+//! the results measured on bare QEMU: `bare/guests/probe/README.md`.
+#![no_std]
+#![no_main]
+
+mod config;
+mod enter;
+mod kinds;
+mod mmu;
+mod regs;
+
+use moat_guest_rt::{BootInfo, ExceptionRecord, PstateAtEntry, Region, print, println};
+
+use config::Config;
+use enter::Snippet;
+use kinds::{ACCESSES, BRKS, Kind, Mode};
+use mmu::Shape;
+
+moat_guest_rt::entry!(main);
+
+/// `SCTLR_EL1` bits the probe sets itself: M (0), C (2), WXN (19), SPAN (23), DSSBS (44).
+const SCTLR_M: u64 = 1 << 0;
+const SCTLR_C: u64 = 1 << 2;
+const SCTLR_WXN: u64 = 1 << 19;
+const SCTLR_SPAN: u64 = 1 << 23;
+const SCTLR_DSSBS: u64 = 1 << 44;
+
+/// What a store writes (X1 of the snippet).
+const STORE_VALUE: u64 = 0;
+
+fn main(boot: &BootInfo) {
+    let config = match config::parse(boot.bootargs) {
+        Ok(config) => config,
+        Err(error) => return println!("MOAT-PROBE-ERROR {error}"),
+    };
+    if let Err(message) = set_up(boot, &config) {
+        return println!("MOAT-PROBE-ERROR {message}");
+    }
+    let mut cases = 0u32;
+    for mode in BRKS {
+        cases += run_kind(boot, &config, Kind::brk(mode));
+    }
+    let shapes = Shape::ALL.map(Some);
+    let shapes: &[Option<Shape>] = if config.mmu { &shapes } else { &[None] };
+    for &shape in shapes {
+        for (snippet, mode) in ACCESSES {
+            let kind = Kind {
+                snippet,
+                mode,
+                shape,
+            };
+            cases += run_kind(boot, &config, kind);
+        }
+    }
+    println!("MOAT-PROBE-DONE {cases}");
+}
+
+/// Puts `SCTLR_EL1` in the probe's defined state and, with `probe.mmu=on`, builds the tables
+/// and turns the MMU on. Prints a diagnostic line (not a `MOAT-PROBE` line).
+fn set_up(boot: &BootInfo, config: &Config) -> Result<(), &'static str> {
+    let mut sctlr = regs::sctlr_el1() & !(SCTLR_M | SCTLR_C | SCTLR_WXN | SCTLR_SPAN | SCTLR_DSSBS);
+    if config.span {
+        sctlr |= SCTLR_SPAN;
+    }
+    // SAFETY: M stays 0 (the MMU stays off) and C stays 0; the other bits changed (WXN, SPAN,
+    // DSSBS) affect only permissions under a stage-1 regime that is off, and what exception entry
+    // does to PSTATE.PAN and PSTATE.SSBS.
+    unsafe { regs::set_sctlr_el1(sctlr) };
+    if config.mmu {
+        let ram = boot.ram.ok_or("no /memory node: cannot map RAM")?;
+        let uart = boot.uart.ok_or("no PL011: cannot map the console")?;
+        mmu::enable(
+            (ram.base as u64, ram.size as u64),
+            uart as u64,
+            config.ips,
+            sctlr,
+        )
+        .map_err(|_| "RAM or UART beyond what the probe's tables map")?;
+    }
+    println!(
+        "probe: midr={:#x} parange={:#x} mmu={} ips={} sctlr={:#x}",
+        regs::midr_el1(),
+        regs::id_aa64mmfr0_el1() & 0xf,
+        if config.mmu { "on" } else { "off" },
+        config.ips_bits,
+        regs::sctlr_el1()
+    );
+    Ok(())
+}
+
+/// Runs `kind` at every address (or once at 0 for `brk`) if selected; returns how many lines it
+/// printed.
+fn run_kind(boot: &BootInfo, config: &Config, kind: Kind) -> u32 {
+    if !config.wants(&kind) {
+        return 0;
+    }
+    if kind.snippet == Snippet::Brk {
+        run_case(boot, kind, 0);
+        return 1;
+    }
+    let mut lines = 0;
+    for address in config.addresses() {
+        run_case(boot, kind, address);
+        lines += 1;
+    }
+    lines
+}
+
+/// Whether `[address, address + len)` touches the probe's image (code, data, stack, tables) or
+/// the device tree, which a store, `DC ZVA`, fetch or walk must not.
+fn touches_own(boot: &BootInfo, address: u64, len: u64) -> bool {
+    let Ok(base) = usize::try_from(address) else {
+        return false;
+    };
+    let target = Region::new(base, len as usize);
+    target.overlaps(&boot.image) || boot.dtb.is_some_and(|dtb| target.overlaps(&dtb))
+}
+
+/// Whether the case would be unsafe or meaningless to run (printed as `skipped`).
+fn skip(boot: &BootInfo, kind: Kind, address: u64) -> bool {
+    let own_write =
+        kind.snippet.writes_or_executes() && touches_own(boot, address, kind.snippet.extent());
+    match kind.shape {
+        None => own_write,
+        Some(shape) => {
+            !shape.can_map(address)
+                || own_write
+                || (shape == Shape::TableAt && touches_own(boot, address & !0xfff, 0x1000))
+        }
+    }
+}
+
+/// Runs one case and prints its line.
+fn run_case(boot: &BootInfo, kind: Kind, address: u64) {
+    if skip(boot, kind, address) {
+        return println!("MOAT-PROBE {kind} {address:#x} skipped");
+    }
+    let va = match kind.shape {
+        Some(shape) => {
+            mmu::map_window(shape, address, kind.mode == Mode::El0);
+            shape.va(address)
+        }
+        None => address,
+    };
+    let outcome = enter::run(kind.snippet, va, STORE_VALUE, kind.mode.spsr());
+    let par = (kind.snippet == Snippet::AtS1e1r).then(regs::par_el1);
+    // The instruction the ELR is reported against: the fetched one for a fetch, else the snippet.
+    let probed = match kind.snippet {
+        Snippet::Fetch => va,
+        snippet => snippet.address(),
+    };
+    print!("MOAT-PROBE {kind} {address:#x}");
+    match outcome.exception {
+        Some(record) => print_exception(&record, probed),
+        None if kind.snippet.loads() => print!(" none value={:#x}", outcome.x0),
+        None => print!(" none"),
+    }
+    match par {
+        Some(par) => println!(" par={par:#x}"),
+        None => println!(),
+    }
+}
+
+/// Prints the exception fields of a case line.
+fn print_exception(record: &ExceptionRecord, probed: u64) {
+    print!(
+        " vec={:#x} esr={:#x} far={:#x} elr={} spsr={:#x} pstate={:#x}",
+        record.vector.0,
+        record.esr,
+        record.far,
+        record.elr.wrapping_sub(probed) as i64,
+        record.spsr,
+        pack_pstate(&record.pstate)
+    );
+}
+
+/// PSTATE at handler entry in the `SPSR_EL1` layout: M\[3:0\] = `CurrentEL.EL` << 2 | `SPSel`,
+/// D, A, I, F in bits \[9:6\], SSBS 12, PAN 22, UAO 23, DIT 24, TCO 25; and bit 32 + n set when
+/// the CPU implements the field at bit n (so "absent" and "0" differ).
+fn pack_pstate(pstate: &PstateAtEntry) -> u64 {
+    let mut packed = (pstate.daif & 0x3c0) | (pstate.current_el & 0xc) | (pstate.spsel & 1);
+    let optional = [
+        (pstate.ssbs, 12),
+        (pstate.pan, 22),
+        (pstate.uao, 23),
+        (pstate.dit, 24),
+        (pstate.tco, 25),
+    ];
+    for (field, bit) in optional {
+        if let Some(set) = field {
+            packed |= (1 << (bit + 32)) | (u64::from(set) << bit);
+        }
+    }
+    packed
+}
