@@ -72,6 +72,11 @@ impl Snippet {
         matches!(self, Self::Str | Self::Stp | Self::DcZva | Self::Fetch)
     }
 
+    /// Whether the instruction writes memory.
+    pub const fn writes(self) -> bool {
+        matches!(self, Self::Str | Self::Stp | Self::DcZva)
+    }
+
     /// How many bytes the access covers from the target (`DC ZVA`: up to 2 KiB, `DCZID_EL0`).
     pub const fn extent(self) -> u64 {
         match self {

@@ -121,15 +121,26 @@ fn touches_own(boot: &BootInfo, address: u64, len: u64) -> bool {
     target.overlaps(&boot.image) || boot.dtb.is_some_and(|dtb| target.overlaps(&dtb))
 }
 
+/// Whether `[address, address + len)` touches the console's 4K page, which a store must not
+/// (it would write into the line the host is parsing).
+fn touches_console(boot: &BootInfo, address: u64, len: u64) -> bool {
+    boot.uart.is_some_and(|uart| {
+        let page = (uart as u64) & !0xfff;
+        address < page + 0x1000 && page < address.saturating_add(len)
+    })
+}
+
 /// Whether the case would be unsafe or meaningless to run (printed as `skipped`).
 fn skip(boot: &BootInfo, kind: Kind, address: u64) -> bool {
-    let own_write =
-        kind.snippet.writes_or_executes() && touches_own(boot, address, kind.snippet.extent());
+    let extent = kind.snippet.extent();
+    let protected = kind.snippet.writes_or_executes()
+        && (touches_own(boot, address, extent)
+            || (kind.snippet.writes() && touches_console(boot, address, extent)));
     match kind.shape {
-        None => own_write,
+        None => protected,
         Some(shape) => {
             !shape.can_map(address)
-                || own_write
+                || protected
                 || (shape == Shape::TableAt && touches_own(boot, address & !0xfff, 0x1000))
         }
     }
