@@ -55,44 +55,82 @@ pub fn walk_aarch64<M: GuestMemory + ?Sized>(
     access: Access,
     mem: &M,
 ) -> WalkReport {
-    let upper = VA_RANGE_SELECT.is_set(va.raw());
-    let half = if upper {
-        &tcr_el1::HALF1
-    } else {
-        &tcr_el1::HALF0
-    };
-    let top = addr_top(regs.tcr_el1, half, access);
+    let region = Region::of(regs, va.raw(), access);
     if !sctlr_el1::M.is_set(regs.sctlr_el1) {
-        return translate_s1_off(va.raw(), top, pa_bits(p));
+        return translate_s1_off(va.raw(), region.top, pa_bits(p));
     }
-    let tcr = regs.tcr_el1;
-    let txsz = half.txsz.get(tcr);
-    // A TxSZ out of range is a level-0 translation fault: one of the behaviours the Arm ARM
-    // allows, and QEMU's.
-    if !(MIN_TXSZ..=MAX_TXSZ).contains(&txsz) {
-        return level0_fault(FaultKind::Translation);
+    match region.long_walk(regs, p, va.raw()) {
+        Ok(walk) => walk.run(region.ttbr, va.raw(), mem),
+        Err(kind) => level0_fault(kind),
     }
-    let input_bits = u64::BITS - txsz as u32;
-    if va_out_of_range(va.raw(), top, input_bits, upper) || half.epd.is_set(tcr) {
-        return level0_fault(FaultKind::Translation);
+}
+
+/// The VA region (`AArch64.GetVARange()`) an address falls in, with its controls.
+struct Region {
+    /// Selected by `VA<55>`: the TTBR1 region.
+    upper: bool,
+    /// The `TCR_EL1` fields of that region.
+    half: &'static TcrHalf,
+    /// `AArch64.AddrTop()` for this access.
+    top: u32,
+    /// The region's `TTBRn_EL1`.
+    ttbr: u64,
+}
+
+impl Region {
+    /// The region of `va` for `access`.
+    fn of(regs: &Stage1Regs, va: u64, access: Access) -> Self {
+        let upper = VA_RANGE_SELECT.is_set(va);
+        let (half, ttbr) = if upper {
+            (&tcr_el1::HALF1, regs.ttbr1_el1)
+        } else {
+            (&tcr_el1::HALF0, regs.ttbr0_el1)
+        };
+        let top = addr_top(regs.tcr_el1, half, access);
+        Self {
+            upper,
+            half,
+            top,
+            ttbr,
+        }
     }
-    let granule = if upper {
-        Granule::from_tg1(half.tg.get(tcr))
-    } else {
-        Granule::from_tg0(half.tg.get(tcr))
-    };
-    let ttbr = if upper {
-        regs.ttbr1_el1
-    } else {
-        regs.ttbr0_el1
-    };
-    let walk = LongWalk {
-        granule,
-        input_bits,
-        pa_bits: ips_bits(tcr).min(pa_bits(p)),
-        big_endian: sctlr_el1::EE.is_set(regs.sctlr_el1),
-    };
-    walk.run(ttbr, va.raw(), mem)
+
+    /// The checks of `AArch64.S1Translate()` before any descriptor is read — `TxSZ` in range,
+    /// `AArch64.VAIsOutOfRange()`, `EPDn` — all translation faults at level 0; then the walk's
+    /// parameters.
+    ///
+    /// # Errors
+    ///
+    /// The kind of the level-0 fault.
+    fn long_walk(&self, regs: &Stage1Regs, p: PaRange, va: u64) -> Result<LongWalk, FaultKind> {
+        let tcr = regs.tcr_el1;
+        let txsz = self.half.txsz.get(tcr);
+        // A TxSZ out of range is a level-0 translation fault: one of the behaviours the Arm
+        // ARM allows (the other treats it as the nearest limit), and QEMU's.
+        if !(MIN_TXSZ..=MAX_TXSZ).contains(&txsz) {
+            return Err(FaultKind::Translation);
+        }
+        let input_bits = u64::BITS - txsz as u32;
+        if va_out_of_range(va, self.top, input_bits, self.upper) || self.half.epd.is_set(tcr) {
+            return Err(FaultKind::Translation);
+        }
+        Ok(LongWalk {
+            granule: self.granule(tcr),
+            input_bits,
+            pa_bits: ips_bits(tcr).min(pa_bits(p)),
+            big_endian: sctlr_el1::EE.is_set(regs.sctlr_el1),
+        })
+    }
+
+    /// The region's granule: `TG0` and `TG1` encode it differently.
+    fn granule(&self, tcr: u64) -> Granule {
+        let tg = self.half.tg.get(tcr);
+        if self.upper {
+            Granule::from_tg1(tg)
+        } else {
+            Granule::from_tg0(tg)
+        }
+    }
 }
 
 /// `AArch64.TranslateAddressS1Off()`: an address size fault at level 0 when `VA<top:P>` is

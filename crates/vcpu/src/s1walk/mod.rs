@@ -27,6 +27,27 @@
 //!   (`AArch32.TranslationTableWalkLD()`, `TTBCR.EAE` = 1) and the short-descriptor format
 //!   (`AArch32.TranslationTableWalkSD()`, `TTBCR.EAE` = 0).
 //!
+//! # The levels reported
+//!
+//! `PS` is the effective PA size: min(`TCR_EL1.IPS`, `P`) for AArch64 (an IPS above the
+//! implemented size acts as the implemented size), min(`P`, 40) for AArch32 long descriptors.
+//!
+//! | what the walk meets | AArch64 | AArch32 LPAE | AArch32 short |
+//! | --- | --- | --- | --- |
+//! | MMU off, `VA<AddrTop:P>` ≠ 0 (`AArch64.TranslateAddressS1Off()`) | address size, 0 | — | — |
+//! | `TxSZ` outside 16..=39 | translation, 0 | — | — |
+//! | VA in no region (`AArch64.VAIsOutOfRange()`), `EPDn`/`PDn` set | translation, 0 | translation, 1 | translation, 1 |
+//! | `TTBRn` address ≥ `2^PS` (no descriptor is read) | address size, 0 | address size, 0 | — |
+//! | a descriptor read [`GuestMemory`] refuses | walk read, the reading level | same | same |
+//! | invalid descriptor, block at a level without blocks, `0b01` at level 3 | translation, its level | same | translation, its level |
+//! | table descriptor whose next-level address is ≥ `2^PS` | address size, the table descriptor's level | same | — |
+//! | block or page whose output address is ≥ `2^PS` | address size, the leaf's level | same | — |
+//!
+//! The level-0 rows hold whatever the start level: `AArch64.S1Translate()` and
+//! `AArch64.S1Walk()` set the level to 0 for them before the walk starts, and
+//! `AArch32.TranslationTableWalkLD()` reports the region faults at level 1 ("AArch64 reports
+//! this as a level 0 fault") but the `TTBR` address size fault at level 0.
+//!
 //! Not modelled, because Moat hides the features from guests (SPEC.md §2): the 52-bit formats
 //! (FEAT_LPA with 64K, FEAT_LPA2 and `TCR_EL1.DS`), FEAT_LVA/FEAT_TTST input sizes, FEAT_D128.
 //! Not modelled because the hardware reports them itself and they never need a walk: access

@@ -2,44 +2,47 @@
 //! reads, endianness, MMU off.
 
 use super::{FakeMemory, at, block, chain, fault, ipa, mmu_on, page, reads, table};
-use crate::s1walk::{
-    Access, FaultKind, LeafKind, Stage1Regs, WalkRead, level_reading, walk_aarch64,
-};
-use moat_arm::addr::{Ipa, Va};
+use crate::s1walk::{Access, FaultKind, LeafKind, Stage1Regs, walk_aarch64};
+use moat_arm::addr::Va;
 use moat_arm::fsc::Level;
 use moat_arm::parange::PaRange;
 
-const TG0_4K: u64 = 0b00;
-const TG0_64K: u64 = 0b01;
-const TG0_16K: u64 = 0b10;
-const TG1_16K: u64 = 0b01;
-const TG1_4K: u64 = 0b10;
-const TG1_64K: u64 = 0b11;
-const IPS_36: u64 = 0b001;
-const IPS_48: u64 = 0b101;
-const IPS_52: u64 = 0b110;
-const EPD0: u64 = 1 << 7;
-const EPD1: u64 = 1 << 23;
-const TBI0: u64 = 1 << 37;
-const TBI1: u64 = 1 << 38;
-const TBID0: u64 = 1 << 51;
-const EE: u64 = 1 << 25;
+pub(super) const TG0_4K: u64 = 0b00;
+pub(super) const TG0_64K: u64 = 0b01;
+pub(super) const TG0_16K: u64 = 0b10;
+pub(super) const TG1_16K: u64 = 0b01;
+pub(super) const TG1_4K: u64 = 0b10;
+pub(super) const TG1_64K: u64 = 0b11;
+pub(super) const IPS_36: u64 = 0b001;
+pub(super) const IPS_48: u64 = 0b101;
+pub(super) const IPS_52: u64 = 0b110;
+pub(super) const EPD0: u64 = 1 << 7;
+pub(super) const EPD1: u64 = 1 << 23;
+pub(super) const TBI0: u64 = 1 << 37;
+pub(super) const TBI1: u64 = 1 << 38;
+pub(super) const TBID0: u64 = 1 << 51;
+pub(super) const EE: u64 = 1 << 25;
 
 /// `TCR_EL1` from its fields.
-const fn tcr(t0sz: u64, tg0: u64, t1sz: u64, tg1: u64, ips: u64) -> u64 {
+pub(super) const fn tcr(t0sz: u64, tg0: u64, t1sz: u64, tg1: u64, ips: u64) -> u64 {
     t0sz | tg0 << 14 | t1sz << 16 | tg1 << 30 | ips << 32
 }
 
 /// 48-bit regions with 4KB granules on both halves, IPS 48.
-const TCR_4K_48: u64 = tcr(16, TG0_4K, 16, TG1_4K, IPS_48);
+pub(super) const TCR_4K_48: u64 = tcr(16, TG0_4K, 16, TG1_4K, IPS_48);
 
 /// Table addresses for chains (each in its own 64KB-aligned page).
-const T0: u64 = 0x1000_0000;
-const T1: u64 = 0x1001_0000;
-const T2: u64 = 0x1002_0000;
-const T3: u64 = 0x1003_0000;
+pub(super) const T0: u64 = 0x1000_0000;
+pub(super) const T1: u64 = 0x1001_0000;
+pub(super) const T2: u64 = 0x1002_0000;
+pub(super) const T3: u64 = 0x1003_0000;
 
-fn walk(regs: &Stage1Regs, p: PaRange, va: u64, mem: &FakeMemory) -> crate::s1walk::WalkReport {
+pub(super) fn walk(
+    regs: &Stage1Regs,
+    p: PaRange,
+    va: u64,
+    mem: &FakeMemory,
+) -> crate::s1walk::WalkReport {
     walk_aarch64(regs, p, Va(va), Access::Data, mem)
 }
 
@@ -72,176 +75,6 @@ fn four_k_page_translates_through_four_levels_reading_one_descriptor_per_level()
         page(0x8000_0000),
         "attributes reported raw"
     );
-}
-
-#[test]
-fn leaf_output_at_or_above_the_pa_size_is_an_address_size_fault_at_the_leaf_level() {
-    // Tight mode: P = 44, the guest's IPS = 48 (SPEC.md §2).
-    let regs = mmu_on(TCR_4K_48, T0, 0);
-    let va = 0x4000_1000;
-    // (tables from level 0, leaf descriptor, expected level)
-    let rows: [(&[u64], u64, i8); 3] = [
-        (&[T0, T1, T2, T3], page(1 << 44), 3),
-        (&[T0, T1, T2], block(1 << 44), 2),
-        (&[T0, T1], block(1 << 44), 1),
-    ];
-    for (tables, leaf, level) in rows {
-        let mut mem = FakeMemory::new();
-        chain(&mut mem, 12, 48, va, 0, tables, leaf);
-        let report = walk(&regs, PaRange::Bits44, va, &mem);
-        assert_eq!(
-            fault(&report),
-            at(FaultKind::AddressSize, level),
-            "{tables:?}"
-        );
-        assert_eq!(report.trace.reads().len(), tables.len());
-    }
-}
-
-#[test]
-fn leaf_output_just_below_the_pa_size_translates() {
-    let mut mem = FakeMemory::new();
-    let va = 0x4000_1000;
-    chain(
-        &mut mem,
-        12,
-        48,
-        va,
-        0,
-        &[T0, T1, T2, T3],
-        page((1 << 44) - 0x1000),
-    );
-    let report = walk(&mmu_on(TCR_4K_48, T0, 0), PaRange::Bits44, va, &mem);
-    assert_eq!(ipa(&report), (1 << 44) - 0x1000);
-}
-
-#[test]
-fn table_address_at_or_above_the_pa_size_faults_at_the_table_descriptor_level() {
-    let regs = mmu_on(TCR_4K_48, T0, 0);
-    let va = 0x4000_1000;
-    for (depth, level) in [(1, 0), (2, 1), (3, 2)] {
-        let mut mem = FakeMemory::new();
-        let tables = &[T0, T1, T2][..depth];
-        chain(&mut mem, 12, 48, va, 0, tables, table(1 << 44));
-        let report = walk(&regs, PaRange::Bits44, va, &mem);
-        assert_eq!(fault(&report), at(FaultKind::AddressSize, level));
-        let last = report.trace.reads().last().expect("a read");
-        assert_eq!(
-            last.level.number(),
-            level,
-            "the descriptor that held the address"
-        );
-    }
-}
-
-#[test]
-fn ttbr_beyond_the_pa_size_is_an_address_size_fault_at_level_0_whatever_the_start_level() {
-    // (TCR, start level of the walk)
-    let rows = [
-        (TCR_4K_48, 0),
-        (tcr(25, TG0_4K, 16, TG1_4K, IPS_48), 1),
-        (tcr(22, TG0_64K, 16, TG1_4K, IPS_48), 2),
-    ];
-    let mem = FakeMemory::new();
-    for (tcr, _start) in rows {
-        let report = walk(&mmu_on(tcr, 1 << 44, 0), PaRange::Bits44, 0x1000, &mem);
-        assert_eq!(fault(&report), at(FaultKind::AddressSize, 0), "{tcr:#x}");
-        assert!(report.trace.reads().is_empty(), "no descriptor is read");
-    }
-}
-
-#[test]
-fn ips_above_p_is_capped_at_p() {
-    let va = 0x4000_1000;
-    let mut mem = FakeMemory::new();
-    chain(&mut mem, 12, 48, va, 0, &[T0, T1, T2, T3], page(1 << 40));
-    let ips52 = mmu_on(tcr(16, TG0_4K, 16, TG1_4K, IPS_52), T0, 0);
-    assert_eq!(
-        fault(&walk(&ips52, PaRange::Bits40, va, &mem)),
-        at(FaultKind::AddressSize, 3)
-    );
-    assert_eq!(ipa(&walk(&ips52, PaRange::Bits44, va, &mem)), 1 << 40);
-}
-
-#[test]
-fn ips_below_p_sets_the_pa_size() {
-    let va = 0x4000_1000;
-    let mut mem = FakeMemory::new();
-    chain(&mut mem, 12, 48, va, 0, &[T0, T1, T2], block(1 << 36));
-    let regs = mmu_on(tcr(16, TG0_4K, 16, TG1_4K, IPS_36), T0, 0);
-    assert_eq!(
-        fault(&walk(&regs, PaRange::Bits44, va, &mem)),
-        at(FaultKind::AddressSize, 2)
-    );
-}
-
-#[test]
-fn table_in_a_hole_is_a_walk_read_fault_at_the_next_level() {
-    let va = 0x4000_1000;
-    let hole = 0x2000_0000;
-    let mut mem = FakeMemory::new();
-    mem.hole(hole, hole + 0x10_0000);
-    chain(&mut mem, 12, 48, va, 0, &[T0, T1, hole], page(0x5000_0000));
-    let report = walk(&mmu_on(TCR_4K_48, T0, 0), PaRange::Bits48, va, &mem);
-    let read_ipa = Ipa(hole);
-    let expected = FaultKind::WalkRead {
-        ipa: read_ipa,
-        why: WalkRead::OutsideRam,
-    };
-    assert_eq!(fault(&report), at(expected, 2));
-    assert_eq!(level_reading(&report, Ipa(hole + 0xABC)), Some(Level::L2));
-    assert_eq!(
-        report.trace.reads().last().map(|r| r.descriptor),
-        Some(None)
-    );
-}
-
-#[test]
-fn table_between_the_ipa_size_and_the_pa_size_is_a_walk_read_fault_at_the_next_level() {
-    // S = 36: RAM ends at 2^36, P = 44; a level-0 table descriptor points to 2^40.
-    let va = 0x4000_1000;
-    let mut mem = FakeMemory::new();
-    mem.ram_end = 1 << 36;
-    chain(&mut mem, 12, 48, va, 0, &[T0, 1 << 40], page(0x5000_0000));
-    let report = walk(&mmu_on(TCR_4K_48, T0, 0), PaRange::Bits44, va, &mem);
-    let kind = FaultKind::WalkRead {
-        ipa: Ipa((1 << 40) + 8),
-        why: WalkRead::OutsideRam,
-    };
-    assert_eq!(fault(&report), at(kind, 1));
-}
-
-#[test]
-fn level_reading_names_the_level_of_each_descriptor_page_and_none_elsewhere() {
-    let va = 0x4000_1000;
-    let mut mem = FakeMemory::new();
-    chain(
-        &mut mem,
-        12,
-        48,
-        va,
-        0,
-        &[T0, T1, T2, T3],
-        page(0x5000_0000),
-    );
-    let report = walk(&mmu_on(TCR_4K_48, T0, 0), PaRange::Bits48, va, &mem);
-    for (n, t) in [T0, T1, T2, T3].into_iter().enumerate() {
-        let level = level_reading(&report, Ipa(t + 0xFFF)).map(Level::number);
-        assert_eq!(level, Some(n as i8));
-    }
-    assert_eq!(level_reading(&report, Ipa(0x5000_0000)), None);
-}
-
-#[test]
-fn level_reading_picks_the_first_level_when_two_levels_read_the_same_page() {
-    // 16KB granule, 48-bit: a 2-entry level-0 table placed inside the level-1 table's page.
-    let regs = mmu_on(tcr(16, TG0_16K, 16, TG1_4K, IPS_48), 0x10_0FF0, 0);
-    let mut mem = FakeMemory::new();
-    let tables = [0x10_0FF0, 0x10_0000, 0x20_0000, 0x30_0000];
-    chain(&mut mem, 14, 48, 0x4000, 0, &tables, page(0x5000_0000));
-    let report = walk(&regs, PaRange::Bits48, 0x4000, &mem);
-    assert_eq!(reads(&report)[..2], [(0, 0x10_0FF0), (1, 0x10_0000)]);
-    assert_eq!(level_reading(&report, Ipa(0x10_0000)), Some(Level::L0));
 }
 
 #[test]
@@ -552,40 +385,4 @@ fn ttbr_bits_below_the_first_table_and_cnp_are_ignored() {
     let report = walk(&regs, PaRange::Bits48, va, &mem);
     assert_eq!(ipa(&report), 0x6000_0000);
     assert_eq!(reads(&report)[0], (0, T0));
-}
-
-#[test]
-fn mmu_off_outputs_the_va_below_the_pa_size_and_an_address_size_fault_at_level_0_above() {
-    let off = |tcr: u64| Stage1Regs {
-        tcr_el1: tcr,
-        ..Stage1Regs::default()
-    };
-    let mem = FakeMemory::new();
-    let p = PaRange::Bits40;
-    assert_eq!(ipa(&walk(&off(0), p, 0xFF_FFFF_F000, &mem)), 0xFF_FFFF_F000);
-    assert_eq!(
-        fault(&walk(&off(0), p, 1 << 40, &mem)),
-        at(FaultKind::AddressSize, 0)
-    );
-    let tagged = 0x5A00_0000_0000_1000;
-    assert_eq!(
-        ipa(&walk(&off(TBI0), p, tagged, &mem)),
-        0x1000,
-        "TBI drops the top byte"
-    );
-    assert_eq!(
-        fault(&walk(&off(0), p, tagged, &mem)),
-        at(FaultKind::AddressSize, 0)
-    );
-    let fetch = walk_aarch64(
-        &off(TBI0 | TBID0),
-        p,
-        Va(tagged),
-        Access::InstructionFetch,
-        &mem,
-    );
-    assert_eq!(fault(&fetch), at(FaultKind::AddressSize, 0));
-    // IPS plays no part with the MMU off: PAMax (here P) decides.
-    let ips36 = off(tcr(16, TG0_4K, 16, TG1_4K, IPS_36));
-    assert_eq!(ipa(&walk(&ips36, p, 1 << 38, &mem)), 1 << 38);
 }

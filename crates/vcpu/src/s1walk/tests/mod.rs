@@ -5,6 +5,7 @@ extern crate std;
 
 mod aarch32;
 mod aarch64;
+mod faults;
 mod props;
 
 use super::{
