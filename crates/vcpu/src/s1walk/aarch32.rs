@@ -20,7 +20,9 @@ const LPAE_OA_BITS: u32 = 40;
 const VA_BITS: u32 = 32;
 
 /// Walks an AArch32 guest's stage-1 tables for `va` (`FAR_EL2[31:0]`; `DFAR`/`IFAR`), on a
-/// machine whose PARange is `p`.
+/// machine whose PARange is `p`. This is the walk of an AArch32 EL1 (`HCR_EL2.RW` = 0); an
+/// AArch32 EL0 under an AArch64 EL1 is translated by the AArch64 regime: use
+/// [`walk_aarch64`](super::walk_aarch64).
 ///
 /// Long-descriptor walks have a PA size of min(`p`, 40) (SPEC.md §2). Short-descriptor walks
 /// have no address size fault (their `FS` has no encoding for one): a supersection may output

@@ -317,3 +317,13 @@ fn walk_faults_map_to_the_fault_status_codes_of_both_states() {
         Fault32::SyncExternalOnWalk { level: Level::L2 }
     );
 }
+
+#[test]
+fn short_level_1_type_0b11_is_a_section_with_pxn() {
+    let va = 0x1234_5678_u32;
+    let mut mem = FakeMemory::new();
+    mem.set(0x4000 + 0x123 * 4, 0x8760_0000 | 0b11);
+    let report = walk(&mmu_on(short(0), 0x4000, 0), PaRange::Bits40, va, &mem);
+    assert_eq!(ipa(&report), 0x8764_5678);
+    assert_eq!(leaf_of(&report), (LeafKind::Section, 1));
+}

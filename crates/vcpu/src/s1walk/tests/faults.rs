@@ -216,3 +216,53 @@ fn mmu_off_outputs_the_va_below_the_pa_size_and_an_address_size_fault_at_level_0
     let ips36 = off(tcr(16, TG0_4K, 16, TG1_4K, IPS_36));
     assert_eq!(ipa(&walk(&ips36, p, 1 << 38, &mem)), 1 << 38);
 }
+
+#[test]
+fn sixteen_and_sixty_four_k_leaves_beyond_the_pa_size_fault_at_the_leaf_level() {
+    // (TG0, tables from the start level, leaf, level); 48-bit regions.
+    let rows: [(u64, &[u64], u64, i8); 4] = [
+        (TG0_64K, &[T0, T1, T2], page(1 << 44), 3),
+        (TG0_64K, &[T0, T1], block(1 << 44), 2),
+        (TG0_16K, &[T0, T1, T2, T3], page(1 << 44), 3),
+        (TG0_16K, &[T0, T1, T2], block(1 << 44), 2),
+    ];
+    let va = 0x4000_0000;
+    for (tg0, tables, leaf, level) in rows {
+        // (granule bits, start level) for a 48-bit region.
+        let (bits, start) = if tg0 == TG0_64K { (16, 1) } else { (14, 0) };
+        let mut mem = FakeMemory::new();
+        chain(&mut mem, bits, 48, va, start, tables, leaf);
+        let regs = mmu_on(tcr(16, tg0, 16, TG1_4K, IPS_48), T0, 0);
+        let report = walk(&regs, PaRange::Bits44, va, &mem);
+        assert_eq!(
+            fault(&report),
+            at(FaultKind::AddressSize, level),
+            "granule {bits}"
+        );
+    }
+}
+
+#[test]
+fn ttbr_in_a_hole_is_a_walk_read_fault_at_the_start_level() {
+    // (TCR, start level)
+    let rows = [
+        (TCR_4K_48, 0),
+        (tcr(25, TG0_4K, 16, TG1_4K, IPS_48), 1),
+        (tcr(22, TG0_64K, 16, TG1_4K, IPS_48), 2),
+    ];
+    let hole = 0x2000_0000;
+    let mut mem = FakeMemory::new();
+    mem.hole(hole, hole + 0x10_0000);
+    for (tcr, start) in rows {
+        let report = walk(&mmu_on(tcr, hole, 0), PaRange::Bits48, 0x1000, &mem);
+        let kind = FaultKind::WalkRead {
+            ipa: Ipa(hole),
+            why: WalkRead::OutsideRam,
+        };
+        assert_eq!(fault(&report), at(kind, start));
+        assert_eq!(
+            level_reading(&report, Ipa(hole)).map(Level::number),
+            Some(start)
+        );
+    }
+}
