@@ -27,6 +27,44 @@
 //!   (`AArch32.TranslationTableWalkLD()`, `TTBCR.EAE` = 1) and the short-descriptor format
 //!   (`AArch32.TranslationTableWalkSD()`, `TTBCR.EAE` = 0).
 //!
+//! How the abort path uses it, for a guest in tight mode (`P` = 44) whose `TCR_EL1.IPS` is 48
+//! and whose 2MB block maps VA 0x1000 to IPA `2^44`: the hardware faults at stage 2, a machine
+//! of PARange 44 would report an address size fault at level 2.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use moat_arm::addr::{Ipa, Va};
+//! use moat_arm::fsc::{Fsc, Level};
+//! use moat_arm::parange::PaRange;
+//! use moat_vcpu::s1walk::{
+//!     Access, DescSize, GuestMemory, Stage1Regs, WalkRead, level_reading, walk_aarch64,
+//! };
+//!
+//! /// The VM's RAM by IPA, as the EL2 binary reads it.
+//! struct Ram(BTreeMap<u64, u64>);
+//! impl GuestMemory for Ram {
+//!     fn read_descriptor(&self, ipa: Ipa, _: DescSize) -> Result<u64, WalkRead> {
+//!         self.0.get(&ipa.raw()).copied().ok_or(WalkRead::OutsideRam)
+//!     }
+//! }
+//! // 4KB granule, T0SZ = 25 (the walk starts at level 1), IPS = 48; MMU on.
+//! let regs = Stage1Regs {
+//!     sctlr_el1: 1,
+//!     tcr_el1: 25 | 0b101 << 32,
+//!     ttbr0_el1: 0x8000_0000,
+//!     ttbr1_el1: 0,
+//! };
+//! let ram = Ram(BTreeMap::from([
+//!     (0x8000_0000, 0x8000_1003),     // level 1: table at 0x8000_1000
+//!     (0x8000_1000, 1 << 44 | 0x401), // level 2: 2MB block at 2^44
+//! ]));
+//! let report = walk_aarch64(&regs, PaRange::Bits44, Va(0x1000), Access::Data, &ram);
+//! let fault = report.fault_record().expect("a fault");
+//! assert_eq!(fault.fsc(), Fsc::AddressSize { level: Level::L2 });
+//! // Had HPFAR_EL2 named the page of the level-2 table (S1PTW = 1), the walk read it at level 2.
+//! assert_eq!(level_reading(&report, Ipa(0x8000_1000)), Some(Level::L2));
+//! ```
+//!
 //! # The levels reported
 //!
 //! `PS` is the effective PA size: min(`TCR_EL1.IPS`, `P`) for AArch64 (an IPS above the
