@@ -19,7 +19,11 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// The test guests built from `bare/guests/`, by binary name.
-pub const GUESTS: [&str; 2] = ["moat-guest-hello", "moat-guest-selftest"];
+pub const GUESTS: [&str; 3] = [
+    "moat-guest-hello",
+    "moat-guest-selftest",
+    "moat-guest-probe",
+];
 
 /// The bare-metal target every image is built for.
 const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";

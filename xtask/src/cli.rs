@@ -31,6 +31,9 @@ enum Command {
     /// Run every test: formatting, lints, host unit tests, the bare-metal build, and the
     /// guest tests under Moat in QEMU; ends with an `N passed, N failed` line.
     Test(TestArgs),
+    /// The differential suite (SPEC §6): the probe guest bare on QEMU and under Moat, every
+    /// recorded exception field compared; ends with an `N passed, N failed` line.
+    Difftest,
     /// Run a benchmark and print its figures: `stage2` (Moat's stage-2 tables against
     /// google's aarch64-paging on the same work).
     Bench(BenchArgs),
@@ -117,6 +120,15 @@ impl Cli {
             Command::Run(args) => run(&args),
             Command::Test(args) => harness::test_all(args.guests_only),
             Command::Bench(args) => bench(&args),
+            Command::Difftest => {
+                let totals = crate::difftest::run(&build::build_bare()?)?;
+                println!("{} passed, {} failed", totals.passed, totals.failed);
+                Ok(if totals.failed == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
         }
     }
 }

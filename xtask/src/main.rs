@@ -6,6 +6,7 @@
 
 mod build;
 mod cli;
+mod difftest;
 mod error;
 mod harness;
 mod qemu;

@@ -7,9 +7,12 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod abort;
 pub mod entry;
 pub mod frame;
 pub mod idregs;
 pub mod inject;
+pub mod insn;
 pub mod mmio;
 pub mod psci;
+pub mod s1walk;

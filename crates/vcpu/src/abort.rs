@@ -1,0 +1,335 @@
+//! The guest-abort decision (SPEC §2): what Moat does with an instruction or data abort the
+//! guest took to EL2, as one pure function of the captured trap state, the VM's IPA space and
+//! — for the rows that need it — the guest's own stage-1 walk.
+//!
+//! The rows, tried in order for a stage-2 translation fault (or a stage-2 address size fault,
+//! which the hardware gives for an IPA beyond what stage 2 can hold):
+//!
+//! | case | outcome |
+//! | --- | --- |
+//! | `S1PTW` = 1, descriptor at or above `2^P` | Address Size Fault at the level of the table descriptor (or `TTBRn`) that held the address |
+//! | `S1PTW` = 1, descriptor in `[2^S, 2^P)`, a hole or a device | external abort on the walk, at the level of the lookup that read it |
+//! | `ipa >= 2^P` | Address Size Fault: level 0 with the MMU off, the level of the stage-1 descriptor whose output is out of range with it on; external abort for a short-descriptor AArch32 guest |
+//! | `2^S <= ipa < 2^P` | synchronous external abort |
+//! | RAM | map it and retry |
+//! | device, data access | emulate |
+//! | device, instruction fetch | external abort |
+//! | hole below `2^S` | external abort, or read-as-zero/write-ignore for data by policy |
+//!
+//! Cache maintenance by VA (`CM` = 1, not on a walk) with nothing behind its address completes
+//! as a no-op; an `AT` instruction never takes a data abort for a stage-1 fault, so an address
+//! size fault on its walk becomes its `PAR_EL1` result.
+
+use crate::inject::{Abort, AbortAccess, AbortCause};
+use crate::s1walk::{FaultKind, Outcome, WalkReport, level_reading};
+use moat_arm::addr::{Ipa, Va};
+use moat_arm::esr::{Esr, Syndrome};
+use moat_arm::fault_addr::fault_ipa;
+use moat_arm::fsc::{Fsc, Level};
+
+/// An instruction or data abort from the guest, as `ESR_EL2`, `FAR_EL2` and `HPFAR_EL2`
+/// reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestAbort {
+    /// Data (with `WnR`, `CM`) or instruction.
+    pub access: AbortAccess,
+    /// The stage-2 fault status code.
+    pub fsc: Fsc,
+    /// `S1PTW`: the fault was on the guest's stage-1 table walk.
+    pub s1ptw: bool,
+    /// The faulting IPA (`HPFAR_EL2.FIPA` with `FAR_EL2[11:0]`); on a walk, in the page of the
+    /// descriptor being read. `None` where `HPFAR_EL2` is not valid for this fault.
+    pub ipa: Option<Ipa>,
+    /// The faulting virtual address (`FAR_EL2`), what the guest sees in `FAR_EL1`.
+    pub va: Va,
+}
+
+impl GuestAbort {
+    /// The abort in `esr`/`far`/`hpfar`, or `None` for another exception class.
+    #[must_use]
+    pub fn from_trap(esr: u64, far: u64, hpfar: u64) -> Option<Self> {
+        let esr = Esr::new(esr);
+        let access = AbortAccess::from_esr_el2(esr)?;
+        let (fsc, s1ptw) = match esr.decode() {
+            Syndrome::DataAbortLower(iss) | Syndrome::DataAbortSame(iss) => (iss.dfsc, iss.s1ptw),
+            Syndrome::InstrAbortLower(iss) | Syndrome::InstrAbortSame(iss) => (iss.ifsc, iss.s1ptw),
+            _ => return None,
+        };
+        let ipa = fsc.hpfar_valid(s1ptw).then(|| fault_ipa(hpfar, far));
+        Some(Self {
+            access,
+            fsc,
+            s1ptw,
+            ipa,
+            va: Va(far),
+        })
+    }
+
+    const fn is_instruction(&self) -> bool {
+        matches!(self.access, AbortAccess::Instruction)
+    }
+
+    const fn is_cache_maintenance(&self) -> bool {
+        matches!(self.access, AbortAccess::Data { cm: true, .. })
+    }
+}
+
+/// A range of IPAs `[base, base + size)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpaRange {
+    /// First IPA.
+    pub base: Ipa,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl IpaRange {
+    /// The offset of `ipa` in the range, when it lies inside.
+    #[must_use]
+    pub const fn offset_of(&self, ipa: Ipa) -> Option<u64> {
+        match ipa.0.checked_sub(self.base.0) {
+            Some(offset) if offset < self.size => Some(offset),
+            _ => None,
+        }
+    }
+}
+
+/// What a data access to an IPA below `2^S` with nothing behind it does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HolePolicy {
+    /// A synchronous external abort, like a bus decode error on a real machine.
+    #[default]
+    Abort,
+    /// Reads return zero, writes are ignored (instruction fetches still abort).
+    ReadAsZeroWriteIgnore,
+}
+
+/// The guest's translation format, which decides the PA size and whether an Address Size
+/// Fault can be expressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestFormat {
+    /// An AArch64 EL1 (VMSAv8-64).
+    Aarch64,
+    /// An AArch32 EL1 using the long-descriptor format (`TTBCR.EAE` = 1): 40-bit output.
+    Aarch32Long,
+    /// An AArch32 EL1 using the short-descriptor format: no address size fault encoding.
+    Aarch32Short,
+}
+
+/// The VM as the decision sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct VmView<'a> {
+    /// The VM's IPA size `S`.
+    pub ipa_bits: u32,
+    /// The guest-visible PARange `P`, in bits.
+    pub pa_bits: u32,
+    /// RAM regions.
+    pub ram: &'a [IpaRange],
+    /// Emulated device windows, by index.
+    pub devices: &'a [IpaRange],
+    /// What a data access to a hole does.
+    pub hole_policy: HolePolicy,
+    /// The guest's translation format.
+    pub format: GuestFormat,
+    /// The guest's stage 1 is on (`SCTLR_EL1.M`).
+    pub mmu_on: bool,
+}
+
+impl VmView<'_> {
+    /// The PA size the guest's translations are checked against: `P`, and at most 40 bits for
+    /// an AArch32 long-descriptor guest (SPEC §2).
+    #[must_use]
+    pub fn effective_pa_bits(&self) -> u32 {
+        match self.format {
+            GuestFormat::Aarch64 => self.pa_bits,
+            GuestFormat::Aarch32Long | GuestFormat::Aarch32Short => self.pa_bits.min(40),
+        }
+    }
+
+    fn at_or_above(ipa: Ipa, bits: u32) -> bool {
+        bits < 64 && ipa.0 >> bits != 0
+    }
+
+    fn place(&self, ipa: Ipa) -> Place {
+        if Self::at_or_above(ipa, self.effective_pa_bits()) {
+            Place::BeyondPaRange
+        } else if Self::at_or_above(ipa, self.ipa_bits) {
+            Place::BeyondIpaSpace
+        } else if self.ram.iter().any(|r| r.offset_of(ipa).is_some()) {
+            Place::Ram
+        } else if let Some((device, offset)) = self.device_at(ipa) {
+            Place::Device { device, offset }
+        } else {
+            Place::Hole
+        }
+    }
+
+    fn device_at(&self, ipa: Ipa) -> Option<(usize, u64)> {
+        self.devices
+            .iter()
+            .enumerate()
+            .find_map(|(i, d)| Some((i, d.offset_of(ipa)?)))
+    }
+}
+
+/// Where an IPA lies in the VM's address space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    BeyondPaRange,
+    BeyondIpaSpace,
+    Ram,
+    Device { device: usize, offset: u64 },
+    Hole,
+}
+
+/// The guest-side facts the decision asks for only in the rows that need them.
+pub trait GuestView {
+    /// The guest's stage-1 walk of `va`, against the effective PA size (SPEC §2).
+    fn walk(&self, va: Va) -> WalkReport;
+    /// Whether the instruction that faulted is an `AT` (asked only for `CM` = 1 on a walk).
+    fn is_address_translation(&self) -> bool;
+}
+
+/// What Moat does with the abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The IPA is RAM: (re)map it and let the guest retry the access.
+    MapRam,
+    /// Emulate the data access in device window `device`, at `offset` into it.
+    Emulate {
+        /// Index into [`VmView::devices`].
+        device: usize,
+        /// Offset of the access in the window.
+        offset: u64,
+    },
+    /// Complete the data access as read-as-zero/write-ignore and advance the PC.
+    ReadAsZeroWriteIgnore,
+    /// Complete the instruction as a no-op and advance the PC.
+    SkipInstruction,
+    /// Inject this abort into the guest.
+    Inject(Abort),
+    /// The `AT` instruction completes with this stage-1 fault in `PAR_EL1`; advance the PC.
+    AddressTranslationFault(AbortCause),
+    /// Re-execute the instruction: the guest's tables changed between the fault and Moat's
+    /// walk, so the hardware will report whatever is true now.
+    Retry,
+    /// A fault that Moat's own mappings cannot cause (Moat maps RAM with full permissions and
+    /// the access flag set): stop the VM with this reason.
+    Unexpected(&'static str),
+}
+
+/// Decides the outcome of a guest abort (SPEC §2).
+#[must_use]
+pub fn decide(abort: &GuestAbort, vm: &VmView<'_>, guest: &impl GuestView) -> Decision {
+    match abort.fsc {
+        Fsc::Translation { .. } | Fsc::AddressSize { .. } => {}
+        Fsc::SyncExternal | Fsc::SyncExternalOnWalk { .. } | Fsc::SyncParity => {
+            // A real external abort from the bus: reflected as the same abort.
+            return inject(abort, AbortCause::External);
+        }
+        Fsc::TlbConflict => return Decision::Unexpected("TLB conflict abort at stage 2"),
+        Fsc::AccessFlag { .. } => return Decision::Unexpected("stage-2 access flag fault"),
+        Fsc::Permission { .. } => return Decision::Unexpected("stage-2 permission fault"),
+        _ => return Decision::Unexpected("stage-2 fault of a kind Moat never causes"),
+    }
+    let Some(ipa) = abort.ipa else {
+        return Decision::Unexpected("stage-2 fault without a valid HPFAR_EL2");
+    };
+    if abort.s1ptw {
+        return on_walk(abort, ipa, vm, guest);
+    }
+    on_access(abort, ipa, vm, guest)
+}
+
+/// Rows 1 and 2: a stage-2 fault while the hardware read a guest stage-1 descriptor at `ipa`.
+fn on_walk(abort: &GuestAbort, ipa: Ipa, vm: &VmView<'_>, guest: &impl GuestView) -> Decision {
+    let place = vm.place(ipa);
+    if place == Place::Ram {
+        return Decision::MapRam;
+    }
+    let report = guest.walk(abort.va);
+    let cause = if place == Place::BeyondPaRange {
+        // The walk, checked against P, meets the out-of-range table address first.
+        match report.outcome {
+            Outcome::Fault(f) if f.kind == FaultKind::AddressSize => address_size(vm, f.level),
+            _ => return Decision::Retry,
+        }
+    } else {
+        match level_reading(&report, ipa) {
+            Some(level) => AbortCause::ExternalOnWalk { level },
+            None => return Decision::Retry,
+        }
+    };
+    if abort.is_cache_maintenance() && guest.is_address_translation() {
+        return at_result(abort, cause);
+    }
+    inject(abort, cause)
+}
+
+/// An `AT` never takes a data abort for a stage-1 fault: an address size fault goes to
+/// `PAR_EL1`; an external abort on its walk is still a data abort (`CM` = 1, `WnR` = 1).
+fn at_result(abort: &GuestAbort, cause: AbortCause) -> Decision {
+    match cause {
+        AbortCause::AddressSize { .. } => Decision::AddressTranslationFault(cause),
+        AbortCause::External | AbortCause::ExternalOnWalk { .. } => inject(abort, cause),
+    }
+}
+
+/// Rows 3 to 8: the access itself faulted at stage 2.
+fn on_access(abort: &GuestAbort, ipa: Ipa, vm: &VmView<'_>, guest: &impl GuestView) -> Decision {
+    let nothing_behind = |d| {
+        if abort.is_cache_maintenance() {
+            Decision::SkipInstruction
+        } else {
+            d
+        }
+    };
+    match vm.place(ipa) {
+        Place::BeyondPaRange => address_size_of_access(abort, vm, guest),
+        Place::BeyondIpaSpace => nothing_behind(inject(abort, AbortCause::External)),
+        Place::Ram => Decision::MapRam,
+        Place::Device { .. } if abort.is_instruction() => inject(abort, AbortCause::External),
+        Place::Device { .. } if abort.is_cache_maintenance() => Decision::SkipInstruction,
+        Place::Device { device, offset } => Decision::Emulate { device, offset },
+        Place::Hole if abort.is_instruction() => inject(abort, AbortCause::External),
+        Place::Hole => nothing_behind(match vm.hole_policy {
+            HolePolicy::Abort => inject(abort, AbortCause::External),
+            HolePolicy::ReadAsZeroWriteIgnore => Decision::ReadAsZeroWriteIgnore,
+        }),
+    }
+}
+
+/// Row 3: `ipa >= 2^P`. With the MMU off, level 0 (`AArch64.TranslateAddressS1Off()`); with it
+/// on, the level of the stage-1 descriptor that produced the address, found by walking.
+fn address_size_of_access(abort: &GuestAbort, vm: &VmView<'_>, guest: &impl GuestView) -> Decision {
+    if !vm.mmu_on {
+        return inject(abort, address_size(vm, Level::L0));
+    }
+    match guest.walk(abort.va).outcome {
+        Outcome::Fault(f) if f.kind == FaultKind::AddressSize => {
+            inject(abort, address_size(vm, f.level))
+        }
+        _ => Decision::Retry,
+    }
+}
+
+/// An address size fault at `level`, or the external abort a short-descriptor guest gets
+/// instead (it has no encoding for one).
+fn address_size(vm: &VmView<'_>, level: Level) -> AbortCause {
+    match vm.format {
+        GuestFormat::Aarch32Short => AbortCause::External,
+        GuestFormat::Aarch64 | GuestFormat::Aarch32Long => AbortCause::AddressSize { level },
+    }
+}
+
+fn inject(abort: &GuestAbort, cause: AbortCause) -> Decision {
+    Decision::Inject(Abort {
+        access: abort.access,
+        cause,
+        va: abort.va,
+    })
+}
+
+#[cfg(test)]
+#[path = "abort_tests.rs"]
+mod tests;

@@ -1,0 +1,450 @@
+//! `./x difftest`: the differential suite of SPEC §6. Each configuration runs the probe guest
+//! (`bare/guests/probe`) twice — bare on QEMU, the probe itself at EL1 and QEMU's exceptions the
+//! oracle, and under Moat — with the same target addresses, and compares every recorded field
+//! of every case. The only differences accepted are those in [`ALLOWED`], each with its rule and
+//! evidence; `docs/guest-aborts.md` lists the same table.
+
+use crate::build::{self, Artifacts};
+use crate::error::{XResult, failed};
+use crate::qemu::{ConsoleMode, Machine, Outcome};
+use crate::vm::{self, VmRequest};
+use moat_config::ParangeMode;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// A boot of the probe takes well under a second; this bounds a hung one.
+const LIMIT: Duration = Duration::from_secs(30);
+/// RAM of the VM and of the bare machine: the same, so that the probe runs at the same
+/// addresses in both and its records line up.
+const RAM_MIB: u64 = 128;
+/// A hole below every `2^S`: above the 128 MiB of RAM at 1 GiB, nothing there in the VM nor on
+/// bare `virt` with `highmem=off`.
+const HOLE: u64 = 0x5000_0000;
+
+/// One configuration: a VM shape under Moat on one CPU, paired with a bare CPU.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A name for the table.
+    pub name: String,
+    /// The CPU Moat runs on.
+    pub moat_cpu: &'static str,
+    /// The CPU the bare reference runs on: one whose PARange is the VM's `P`.
+    pub bare_cpu: &'static str,
+    /// The VM's IPA size `S`.
+    pub ipa_bits: u32,
+    /// The VM's PARange mode.
+    pub parange: ParangeMode,
+    /// The guest-visible PARange `P` this gives (for the addresses).
+    pub pa_bits: u32,
+    /// `None`: MMU off; `Some(ips)`: the probe's stage 1 with `TCR_EL1.IPS` = ips.
+    pub mmu_ips: Option<u32>,
+}
+
+impl Config {
+    fn new(
+        moat_cpu: &'static str,
+        bare_cpu: &'static str,
+        s: u32,
+        mode: ParangeMode,
+        p: u32,
+        mmu_ips: Option<u32>,
+    ) -> Self {
+        let mmu = mmu_ips.map_or_else(|| "mmu-off".to_owned(), |ips| format!("mmu-on-ips{ips}"));
+        let cpu = moat_cpu.split(',').next().unwrap_or(moat_cpu);
+        let bare = bare_cpu.split(',').next().unwrap_or(bare_cpu);
+        Self {
+            name: format!("{cpu}/S{s}/{}-P{p}/{mmu} vs bare {bare}", mode.name()),
+            moat_cpu,
+            bare_cpu,
+            ipa_bits: s,
+            parange: mode,
+            pa_bits: p,
+            mmu_ips,
+        }
+    }
+
+    /// The boundary addresses of SPEC §2 for this VM: a hole, `2^S − 4K`, `2^S`, `2^P − 4K`,
+    /// `2^P`, and one page above.
+    pub fn addresses(&self) -> Vec<u64> {
+        let (s, p) = (1u64 << self.ipa_bits, 1u64 << self.pa_bits);
+        let mut addrs = vec![HOLE, s - 0x1000, s, p - 0x1000, p, p + 0x1000];
+        addrs.sort_unstable();
+        addrs.dedup();
+        addrs
+    }
+
+    fn bootargs(&self) -> String {
+        let addrs: Vec<String> = self.addresses().iter().map(|a| format!("{a:#x}")).collect();
+        let mmu = match self.mmu_ips {
+            None => "probe.mmu=off".to_owned(),
+            Some(ips) => format!("probe.mmu=on probe.ips={ips}"),
+        };
+        format!("probe.addrs={} {mmu}", addrs.join(","))
+    }
+}
+
+/// The configurations of SPEC §6 / issue 5 on QEMU 7.2's CPU models.
+pub fn configurations() -> Vec<Config> {
+    use ParangeMode::{Max, Tight};
+    const A72: &str = "cortex-a72";
+    const A53: &str = "cortex-a53";
+    const N1: &str = "neoverse-n1";
+    const MAX: &str = "max,pauth-impdef=on";
+    let mut configs = Vec::new();
+    // Same core, P = L = 44: external aborts made by Moat; address size faults the hardware's
+    // own (Moat must stay out of the way).
+    for s in [32, 36, 39, 40, 42, 44] {
+        configs.push(Config::new(A72, A72, s, Max, 44, None));
+    }
+    configs.push(Config::new(A72, A72, 40, Max, 44, Some(44)));
+    // `max` (PARange 52, L = 48) shows P = 48: Moat makes the address size faults; the bare
+    // reference is a core whose PARange is 48.
+    for s in [40, 47, 48] {
+        configs.push(Config::new(MAX, N1, s, Max, 48, None));
+    }
+    configs.push(Config::new(MAX, N1, 40, Max, 48, Some(48)));
+    // Tight: P = 44 for S = 43..44, P = 40 for S = 37..40. With IPS = 48 > P and the MMU on,
+    // Moat must walk the guest's tables to find the level.
+    for s in [43, 44] {
+        configs.push(Config::new(MAX, A72, s, Tight, 44, None));
+    }
+    configs.push(Config::new(MAX, A72, 43, Tight, 44, Some(48)));
+    for s in [37, 40] {
+        configs.push(Config::new(MAX, A53, s, Tight, 40, None));
+    }
+    configs.push(Config::new(MAX, A53, 40, Tight, 40, Some(48)));
+    configs
+}
+
+/// One recorded case: the fields after `MOAT-PROBE <kind> <addr>`.
+pub type Record = BTreeMap<String, String>;
+
+/// Parses a probe's console into its records by (kind, address), and the DONE count.
+pub fn parse_records(console: &str) -> (BTreeMap<(String, String), Record>, Option<usize>) {
+    let mut records = BTreeMap::new();
+    let mut done = None;
+    for line in console.lines() {
+        if let Some(n) = line.strip_prefix("MOAT-PROBE-DONE ") {
+            done = n.trim().parse().ok();
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("MOAT-PROBE ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(kind), Some(addr)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let record: Record = words
+            .map(|w| match w.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => ("outcome".to_owned(), w.to_owned()),
+            })
+            .collect();
+        records.insert((kind.to_owned(), addr.to_owned()), record);
+    }
+    (records, done)
+}
+
+/// A difference the suite accepts, with why.
+pub struct Allowed {
+    /// The field.
+    pub field: &'static str,
+    /// Whether it applies to this configuration and case.
+    pub applies: fn(&Config, &str, u64) -> bool,
+    /// The rule and the evidence (also in `docs/guest-aborts.md`).
+    pub reason: &'static str,
+}
+
+/// Fields that follow the core's features (SPEC §6, cross-core pairs): the packed `pstate`'s
+/// feature-presence bits and the PSTATE bits of features one core has and the other lacks.
+fn cross_core(config: &Config, _kind: &str, _addr: u64) -> bool {
+    config.moat_cpu.split(',').next() != config.bare_cpu.split(',').next()
+}
+
+/// An `AT` whose result depends on the hardware's PARange: with the hardware's PARange above
+/// `P`, `AT S1E1R` completes without a fault where a core of PARange `P` reports an address
+/// size fault in `PAR_EL1`. AT executes without trapping to EL2 (no FEAT_FGT on QEMU 7.2), so
+/// Moat cannot make it fault.
+fn at_beyond_p_on_a_larger_core(config: &Config, kind: &str, addr: u64) -> bool {
+    cross_core(config, kind, addr) && kind.starts_with("at_s1e1r") && addr >= 1 << config.pa_bits
+}
+
+/// The accepted differences (SPEC §6).
+pub const ALLOWED: &[Allowed] = &[
+    Allowed {
+        field: "pstate",
+        applies: cross_core,
+        reason: "cross-core pair: PSTATE fields of features the bare core lacks (SSBS, PAN, UAO, DIT \
+                 present on `max`, absent on the reference); compared instead against the same \
+                 core's own BRK",
+    },
+    Allowed {
+        field: "par",
+        applies: at_beyond_p_on_a_larger_core,
+        reason: "AT S1E1R is not trapped (no FEAT_FGT on QEMU 7.2): on a core whose PARange exceeds \
+                 P it translates addresses a core of PARange P reports as address size faults",
+    },
+];
+
+/// The verdict of one case.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every field equal.
+    Same,
+    /// Equal except for accepted differences.
+    Allowed(Vec<&'static str>),
+    /// A difference no rule accepts.
+    Differs(String),
+}
+
+/// Compares one case's records.
+pub fn compare(config: &Config, kind: &str, addr: &str, bare: &Record, moat: &Record) -> Verdict {
+    let addr_value = u64::from_str_radix(addr.trim_start_matches("0x"), 16).unwrap_or(0);
+    let mut allowed = Vec::new();
+    let mut differs = String::new();
+    let fields: std::collections::BTreeSet<&String> = bare.keys().chain(moat.keys()).collect();
+    for field in fields {
+        let (b, m) = (bare.get(field), moat.get(field));
+        if b == m {
+            continue;
+        }
+        match ALLOWED
+            .iter()
+            .find(|a| a.field == field && (a.applies)(config, kind, addr_value))
+        {
+            Some(rule) => allowed.push(rule.reason),
+            None => {
+                let _ = write!(differs, "{field}: bare {} moat {}; ", show(b), show(m));
+            }
+        }
+    }
+    if !differs.is_empty() {
+        Verdict::Differs(differs)
+    } else if allowed.is_empty() {
+        Verdict::Same
+    } else {
+        Verdict::Allowed(allowed)
+    }
+}
+
+fn show(v: Option<&String>) -> &str {
+    v.map_or("(absent)", String::as_str)
+}
+
+/// The packed PSTATE of the same core's own `BRK` from the same mode: an injected abort must
+/// leave the same PSTATE (SPEC §6, the same-core reference).
+fn brk_reference<'a>(
+    records: &'a BTreeMap<(String, String), Record>,
+    kind: &str,
+) -> Option<&'a String> {
+    let mode = if kind.contains("_el0") {
+        "brk_el0"
+    } else if kind.contains("_el1t") {
+        "brk_el1t"
+    } else {
+        "brk_el1h"
+    };
+    records
+        .get(&(mode.to_owned(), "0x0".to_owned()))?
+        .get("pstate")
+}
+
+/// Totals of a run.
+#[derive(Default)]
+pub struct Totals {
+    /// Cases with no unaccepted difference.
+    pub passed: usize,
+    /// Cases with one.
+    pub failed: usize,
+}
+
+/// Runs every configuration, prints the table and the mismatches, and returns the totals.
+///
+/// # Errors
+///
+/// When a boot cannot be started.
+pub fn run(artifacts: &Artifacts) -> XResult<Totals> {
+    let mut totals = Totals::default();
+    let mut table = String::new();
+    let probe = artifacts.guest("moat-guest-probe");
+    println!(
+        "{:<62} {:>6} {:>6} {:>8} {:>6}",
+        "configuration", "cases", "same", "allowed", "differ"
+    );
+    for config in configurations() {
+        let bare = boot_bare(artifacts, &config)?;
+        let moat = boot_moat(artifacts, &probe, &config)?;
+        let row = compare_runs(&config, &bare, &moat, &mut table);
+        println!(
+            "{:<62} {:>6} {:>6} {:>8} {:>6}",
+            config.name, row.cases, row.same, row.allowed, row.differ
+        );
+        totals.passed += row.same + row.allowed;
+        totals.failed += row.differ + row.broken;
+        for line in row.report {
+            println!("    {line}");
+        }
+    }
+    let path = build::out_dir().join("difftest-table.txt");
+    std::fs::write(&path, table).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    println!("case × configuration × verdict table: {}", path.display());
+    Ok(totals)
+}
+
+#[derive(Default)]
+struct Row {
+    cases: usize,
+    same: usize,
+    allowed: usize,
+    differ: usize,
+    broken: usize,
+    report: Vec<String>,
+}
+
+fn compare_runs(config: &Config, bare: &Outcome, moat: &Outcome, table: &mut String) -> Row {
+    let mut row = Row::default();
+    let (bare_records, bare_done) = parse_records(&bare.console);
+    let (moat_records, moat_done) = parse_records(&moat.console);
+    for (name, done, outcome) in [("bare", bare_done, bare), ("moat", moat_done, moat)] {
+        if done.is_none() {
+            row.broken += 1;
+            let tail: Vec<&str> = outcome.console.lines().rev().take(6).collect();
+            row.report.push(format!(
+                "{name} run did not finish (no MOAT-PROBE-DONE): {tail:?}"
+            ));
+        }
+    }
+    for ((kind, addr), b) in &bare_records {
+        row.cases += 1;
+        let verdict = match moat_records.get(&(kind.clone(), addr.clone())) {
+            None => Verdict::Differs("no record under Moat".into()),
+            Some(m) => same_core_pstate(&moat_records, kind, m)
+                .map_or_else(|| compare(config, kind, addr, b, m), Verdict::Differs),
+        };
+        let word = match &verdict {
+            Verdict::Same => {
+                row.same += 1;
+                "same".to_owned()
+            }
+            Verdict::Allowed(reasons) => {
+                row.allowed += 1;
+                format!("allowed ({} rule(s))", reasons.len())
+            }
+            Verdict::Differs(what) => {
+                row.differ += 1;
+                row.report.push(format!("DIFF {kind} {addr}: {what}"));
+                format!("DIFF {what}")
+            }
+        };
+        let _ = writeln!(table, "{kind}\t{addr}\t{}\t{word}", config.name);
+    }
+    row
+}
+
+/// An injected abort's PSTATE must equal the same core's own `BRK` from the same mode.
+fn same_core_pstate(
+    records: &BTreeMap<(String, String), Record>,
+    kind: &str,
+    moat: &Record,
+) -> Option<String> {
+    if kind.starts_with("brk_") || moat.get("outcome").is_some() {
+        return None;
+    }
+    let reference = brk_reference(records, kind)?;
+    let pstate = moat.get("pstate")?;
+    (pstate != reference)
+        .then(|| format!("pstate {pstate} differs from the same core's BRK {reference}"))
+}
+
+fn boot_bare(artifacts: &Artifacts, config: &Config) -> XResult<Outcome> {
+    let machine = Machine {
+        cpu: config.bare_cpu.into(),
+        mem_mib: RAM_MIB,
+        kernel: artifacts.guest("moat-guest-probe"),
+        initrd: None,
+        append: Some(config.bootargs()),
+        el2: false,
+    };
+    machine.run(ConsoleMode::Captured, Some(LIMIT))
+}
+
+fn boot_moat(artifacts: &Artifacts, probe: &std::path::Path, config: &Config) -> XResult<Outcome> {
+    let request = VmRequest {
+        ipa_bits: Some(config.ipa_bits),
+        parange: Some(config.parange),
+        mem: Some(RAM_MIB << 20),
+        bootargs: Some(config.bootargs()),
+        ..VmRequest::default()
+    };
+    let vm = vm::describe(&request, config.moat_cpu)?;
+    let bundle = build::out_dir().join("difftest").join("probe.bundle");
+    vm::write_bundle(&vm, probe, &bundle)?;
+    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    let machine = Machine {
+        cpu: config.moat_cpu.into(),
+        mem_mib: vm::machine_mem_mib(&vm, size),
+        kernel: artifacts.moat.clone(),
+        initrd: Some(bundle),
+        append: None,
+        el2: true,
+    };
+    machine.run(ConsoleMode::Captured, Some(LIMIT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_lines_parse_into_fields_by_kind_and_address() {
+        let console = "probe: hello\nMOAT-PROBE ldr 0x50000000 vec=0x200 esr=0x96000010 far=0x50000000 elr=0 spsr=0x3c5 pstate=0x3c5\nMOAT-PROBE dc_civac 0x50000000 none\nMOAT-PROBE-DONE 2\n";
+        let (records, done) = parse_records(console);
+        assert_eq!(done, Some(2));
+        let ldr = &records[&("ldr".to_owned(), "0x50000000".to_owned())];
+        assert_eq!(ldr["esr"], "0x96000010");
+        assert_eq!(
+            records[&("dc_civac".to_owned(), "0x50000000".to_owned())]["outcome"],
+            "none"
+        );
+    }
+
+    #[test]
+    fn a_different_esr_is_a_difference_no_rule_accepts() {
+        let config = Config::new("cortex-a72", "cortex-a72", 40, ParangeMode::Max, 44, None);
+        let bare = Record::from([("esr".to_owned(), "0x96000010".to_owned())]);
+        let moat = Record::from([("esr".to_owned(), "0x96000000".to_owned())]);
+        assert!(matches!(
+            compare(&config, "ldr", "0x50000000", &bare, &moat),
+            Verdict::Differs(_)
+        ));
+    }
+
+    #[test]
+    fn cross_core_pstate_difference_is_accepted_with_its_reason() {
+        let config = Config::new("max", "neoverse-n1", 40, ParangeMode::Max, 48, None);
+        let bare = Record::from([("pstate".to_owned(), "0xc01000000003c5".to_owned())]);
+        let moat = Record::from([("pstate".to_owned(), "0x1c01000000003c5".to_owned())]);
+        assert!(matches!(
+            compare(&config, "ldr", "0x50000000", &bare, &moat),
+            Verdict::Allowed(_)
+        ));
+    }
+
+    #[test]
+    fn boundary_addresses_straddle_2_pow_s_and_2_pow_p() {
+        let config = Config::new("cortex-a72", "cortex-a72", 40, ParangeMode::Max, 44, None);
+        assert_eq!(
+            config.addresses(),
+            vec![
+                HOLE,
+                (1 << 40) - 0x1000,
+                1 << 40,
+                (1 << 44) - 0x1000,
+                1 << 44,
+                (1 << 44) + 0x1000
+            ]
+        );
+    }
+}
