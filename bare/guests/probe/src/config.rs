@@ -3,7 +3,7 @@
 //! the lists stay `&str` and are walked again for every use.
 
 use crate::kinds::Kind;
-use crate::mmu;
+use crate::layout;
 
 /// What the bootargs asked for.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +80,7 @@ pub fn parse(bootargs: &'static str) -> Result<Config, ConfigError> {
     let ips_text = bootarg(bootargs, "probe.ips").unwrap_or("48");
     let ips_bits = ips_text.parse::<u32>().ok();
     let ips = ips_bits
-        .and_then(mmu::ips_encoding)
+        .and_then(layout::ips_encoding)
         .ok_or(ConfigError::Ips(ips_text))?;
     let span = match bootarg(bootargs, "probe.span") {
         None | Some("1") => true,
@@ -112,5 +112,57 @@ impl Config {
     pub fn wants(&self, kind: &Kind) -> bool {
         self.kinds
             .is_none_or(|kinds| list(kinds).any(|name| kind.is_named(name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::{Mode, Snippet};
+    use crate::layout::Shape;
+
+    #[test]
+    fn defaults_are_mmu_off_ips_48_span_1_all_kinds_no_addresses() {
+        let config = parse("console=ttyAMA0").unwrap();
+        assert!(!config.mmu && config.span && config.kinds.is_none());
+        assert_eq!((config.ips, config.ips_bits), (5, 48));
+        assert_eq!(config.addresses().count(), 0);
+    }
+
+    #[test]
+    fn addresses_are_hex_with_or_without_0x_in_order() {
+        let config = parse("probe.addrs=0x50000000,fffffffff000,,0X10 probe.mmu=on").unwrap();
+        let mut addresses = config.addresses();
+        assert_eq!(addresses.next(), Some(0x5000_0000));
+        assert_eq!(addresses.next(), Some(0xffff_ffff_f000));
+        assert_eq!(addresses.next(), Some(0x10));
+        assert_eq!(addresses.next(), None);
+        assert!(config.mmu);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_offending_text() {
+        assert_eq!(
+            parse("probe.addrs=0x1,0xzz").unwrap_err(),
+            ConfigError::Address("0xzz")
+        );
+        assert_eq!(parse("probe.mmu=yes").unwrap_err(), ConfigError::Mmu("yes"));
+        assert_eq!(parse("probe.ips=41").unwrap_err(), ConfigError::Ips("41"));
+        assert_eq!(parse("probe.span=2").unwrap_err(), ConfigError::Span("2"));
+    }
+
+    #[test]
+    fn kinds_filter_matches_whole_names_only() {
+        let config = parse("probe.kinds=ldr_page,brk_el0").unwrap();
+        let ldr = |shape| Kind {
+            snippet: Snippet::Ldr,
+            mode: Mode::El1h,
+            shape,
+        };
+        assert!(config.wants(&ldr(Some(Shape::Page))));
+        assert!(!config.wants(&ldr(None)));
+        assert!(!config.wants(&ldr(Some(Shape::Block2m))));
+        assert!(config.wants(&Kind::brk(Mode::El0)));
+        assert!(!config.wants(&Kind::brk(Mode::El1h)));
     }
 }

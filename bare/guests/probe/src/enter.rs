@@ -17,20 +17,9 @@
 
 use core::arch::global_asm;
 
+use moat_guest_probe::kinds::{BRK_IMM, MARK, SPSR_EL1H, Snippet};
 use moat_guest_rt::exception::with_exception_hook;
 use moat_guest_rt::{ExceptionFrame, ExceptionLog, ExceptionRecord, Resume};
-
-/// The immediate of the `SVC` that ends a snippet whose access completed (ISS of EC 0x15).
-pub const MARK: u16 = 0x50b3;
-/// The immediate of the probe's own `BRK` (ISS of EC 0x3C).
-pub const BRK_IMM: u16 = 0x0b;
-
-/// `SPSR_EL1` for the recovery point and for EL1h cases: M = EL1h (0b0101), D, A, I, F set.
-pub const SPSR_EL1H: u64 = 0x3c5;
-/// `SPSR_EL1` for EL1t cases: M = EL1t (0b0100), D, A, I, F set.
-pub const SPSR_EL1T: u64 = 0x3c4;
-/// `SPSR_EL1` for EL0 cases: M = EL0t (0b0000), D, A, I, F set.
-pub const SPSR_EL0T: u64 = 0x3c0;
 
 global_asm!(
     r#"
@@ -124,68 +113,37 @@ unsafe extern "C" {
     fn moat_probe_resume();
 }
 
-/// The snippets (their first instruction is the probing one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Snippet {
-    /// `LDR Xt, [Xn]`.
-    Ldr,
-    /// `LDRB Wt, [Xn]`.
-    Ldrb,
-    /// `LDRSH Wt, [Xn]`.
-    LdrshW,
-    /// `STR Wt, [Xn]`.
-    Str,
-    /// `LDP Xt1, Xt2, [Xn]`.
-    Ldp,
-    /// `LDR Xt, [Xn], #8`.
-    LdrPost,
-    /// `STP Xt1, Xt2, [Xn]`.
-    Stp,
-    /// `BR Xn` to the target.
-    Fetch,
-    /// `DC ZVA, Xt`.
-    DcZva,
-    /// `DC CIVAC, Xt`.
-    DcCivac,
-    /// `AT S1E1R, Xt` (then `ISB`).
-    AtS1e1r,
-    /// `BRK #BRK_IMM`.
-    Brk,
-}
-
-impl Snippet {
-    /// The snippet's address (that of its probing instruction).
-    pub fn address(self) -> u64 {
-        unsafe extern "C" {
-            fn moat_probe_ldr();
-            fn moat_probe_ldrb();
-            fn moat_probe_ldrsh_w();
-            fn moat_probe_str();
-            fn moat_probe_ldp();
-            fn moat_probe_ldr_post();
-            fn moat_probe_stp();
-            fn moat_probe_fetch();
-            fn moat_probe_dc_zva();
-            fn moat_probe_dc_civac();
-            fn moat_probe_at_s1e1r();
-            fn moat_probe_brk();
-        }
-        let entry: unsafe extern "C" fn() = match self {
-            Self::Ldr => moat_probe_ldr,
-            Self::Ldrb => moat_probe_ldrb,
-            Self::LdrshW => moat_probe_ldrsh_w,
-            Self::Str => moat_probe_str,
-            Self::Ldp => moat_probe_ldp,
-            Self::LdrPost => moat_probe_ldr_post,
-            Self::Stp => moat_probe_stp,
-            Self::Fetch => moat_probe_fetch,
-            Self::DcZva => moat_probe_dc_zva,
-            Self::DcCivac => moat_probe_dc_civac,
-            Self::AtS1e1r => moat_probe_at_s1e1r,
-            Self::Brk => moat_probe_brk,
-        };
-        entry as usize as u64
+/// The snippet's address (that of its probing instruction).
+pub fn address(snippet: Snippet) -> u64 {
+    unsafe extern "C" {
+        fn moat_probe_ldr();
+        fn moat_probe_ldrb();
+        fn moat_probe_ldrsh_w();
+        fn moat_probe_str();
+        fn moat_probe_ldp();
+        fn moat_probe_ldr_post();
+        fn moat_probe_stp();
+        fn moat_probe_fetch();
+        fn moat_probe_dc_zva();
+        fn moat_probe_dc_civac();
+        fn moat_probe_at_s1e1r();
+        fn moat_probe_brk();
     }
+    let entry: unsafe extern "C" fn() = match snippet {
+        Snippet::Ldr => moat_probe_ldr,
+        Snippet::Ldrb => moat_probe_ldrb,
+        Snippet::LdrshW => moat_probe_ldrsh_w,
+        Snippet::Str => moat_probe_str,
+        Snippet::Ldp => moat_probe_ldp,
+        Snippet::LdrPost => moat_probe_ldr_post,
+        Snippet::Stp => moat_probe_stp,
+        Snippet::Fetch => moat_probe_fetch,
+        Snippet::DcZva => moat_probe_dc_zva,
+        Snippet::DcCivac => moat_probe_dc_civac,
+        Snippet::AtS1e1r => moat_probe_at_s1e1r,
+        Snippet::Brk => moat_probe_brk,
+    };
+    entry as usize as u64
 }
 
 /// What one run of a snippet gave.
@@ -220,7 +178,7 @@ pub fn run(snippet: Snippet, target: u64, value: u64, spsr: u64) -> Outcome {
         // the hook `recover` (installed for exactly this call) turns into an ERET to
         // `moat_probe_resume` at EL1h on SP_EL1, unchanged since the trampoline stored to it;
         // that restores the saved registers and returns X0 like an ordinary call.
-        unsafe { moat_probe_enter(target, value, snippet.address(), spsr) }
+        unsafe { moat_probe_enter(target, value, address(snippet), spsr) }
     });
     Outcome {
         exception: first_real_exception(log),

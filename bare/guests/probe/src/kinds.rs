@@ -6,8 +6,48 @@
 
 use core::fmt;
 
-use crate::enter::{SPSR_EL0T, SPSR_EL1H, SPSR_EL1T, Snippet};
-use crate::mmu::Shape;
+use crate::layout::Shape;
+
+/// The immediate of the `SVC` that ends a snippet whose access completed (ISS of EC 0x15).
+pub const MARK: u16 = 0x50b3;
+/// The immediate of the probe's own `BRK` (ISS of EC 0x3C).
+pub const BRK_IMM: u16 = 0x0b;
+
+/// `SPSR_EL1` for the recovery point and for EL1h cases: M = EL1h (0b0101), D, A, I, F set.
+pub const SPSR_EL1H: u64 = 0x3c5;
+/// `SPSR_EL1` for EL1t cases: M = EL1t (0b0100), D, A, I, F set.
+pub const SPSR_EL1T: u64 = 0x3c4;
+/// `SPSR_EL1` for EL0 cases: M = EL0t (0b0000), D, A, I, F set.
+pub const SPSR_EL0T: u64 = 0x3c0;
+
+/// The snippets: the instruction each case probes (the first of its snippet in `enter.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snippet {
+    /// `LDR Xt, [Xn]`.
+    Ldr,
+    /// `LDRB Wt, [Xn]`.
+    Ldrb,
+    /// `LDRSH Wt, [Xn]`.
+    LdrshW,
+    /// `STR Wt, [Xn]`.
+    Str,
+    /// `LDP Xt1, Xt2, [Xn]`.
+    Ldp,
+    /// `LDR Xt, [Xn], #8`.
+    LdrPost,
+    /// `STP Xt1, Xt2, [Xn]`.
+    Stp,
+    /// `BR Xn` to the target.
+    Fetch,
+    /// `DC ZVA, Xt`.
+    DcZva,
+    /// `DC CIVAC, Xt`.
+    DcCivac,
+    /// `AT S1E1R, Xt` (then `ISB`).
+    AtS1e1r,
+    /// `BRK #BRK_IMM`.
+    Brk,
+}
 
 /// The PSTATE a case's snippet runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,5 +201,86 @@ impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [snippet, mode, shape] = self.pieces();
         write!(f, "{snippet}{mode}{shape}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    use super::*;
+
+    fn names(shape: Option<Shape>) -> Vec<String> {
+        ACCESSES
+            .iter()
+            .map(|&(snippet, mode)| {
+                Kind {
+                    snippet,
+                    mode,
+                    shape,
+                }
+                .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mmu_off_kinds_are_the_protocol_list_in_order() {
+        assert_eq!(
+            names(None),
+            [
+                "ldr",
+                "ldrb",
+                "ldrsh_w",
+                "str",
+                "ldp",
+                "ldr_post",
+                "stp",
+                "fetch",
+                "dc_zva",
+                "dc_civac",
+                "at_s1e1r",
+                "ldr_el1t",
+                "fetch_el1t",
+                "ldr_el0",
+                "str_el0",
+                "fetch_el0"
+            ]
+        );
+        let brks: Vec<String> = BRKS.iter().map(|&m| Kind::brk(m).to_string()).collect();
+        assert_eq!(brks, ["brk_el1h", "brk_el1t", "brk_el0"]);
+    }
+
+    #[test]
+    fn shaped_names_append_the_shape_after_the_mode() {
+        let page = names(Some(Shape::Page));
+        assert!(page.contains(&"ldr_el0_page".to_string()));
+        assert!(names(Some(Shape::TableAt)).contains(&"at_s1e1r_table_at".to_string()));
+    }
+
+    #[test]
+    fn every_name_is_unique_and_matches_only_its_own_kind() {
+        let mut kinds: Vec<Kind> = BRKS.iter().map(|&m| Kind::brk(m)).collect();
+        for shape in [None].into_iter().chain(Shape::ALL.map(Some)) {
+            kinds.extend(ACCESSES.iter().map(|&(snippet, mode)| Kind {
+                snippet,
+                mode,
+                shape,
+            }));
+        }
+        for kind in &kinds {
+            let name = kind.to_string();
+            let matching = kinds.iter().filter(|other| other.is_named(&name)).count();
+            assert_eq!(matching, 1, "{name}");
+        }
+        assert_eq!(kinds.len(), 3 + 16 * 5);
+    }
+
+    #[test]
+    fn modes_enter_with_daif_masked_and_the_right_stack() {
+        assert_eq!(Mode::El1h.spsr(), 0x3c5);
+        assert_eq!(Mode::El1t.spsr(), 0x3c4);
+        assert_eq!(Mode::El0.spsr(), 0x3c0);
     }
 }

@@ -8,20 +8,17 @@
 #![no_std]
 #![no_main]
 
-mod config;
 mod enter;
-mod kinds;
 mod mmu;
 mod regs;
 
-use moat_guest_rt::{BootInfo, ExceptionRecord, PstateAtEntry, Region, print, println};
+use moat_guest_probe::config::{self, Config};
+use moat_guest_probe::kinds::{ACCESSES, BRKS, Kind, Mode, Snippet};
+use moat_guest_probe::layout::Shape;
+use moat_guest_probe::line::{ExceptionFields, Line, Outcome};
+use moat_guest_rt::{BootInfo, Region, println};
 
-use config::Config;
-use enter::Snippet;
-use kinds::{ACCESSES, BRKS, Kind, Mode};
-use mmu::Shape;
-
-moat_guest_rt::entry!(main);
+moat_guest_rt::entry!(probe_main);
 
 /// `SCTLR_EL1` bits the probe sets itself: M (0), C (2), WXN (19), SPAN (23), DSSBS (44).
 const SCTLR_M: u64 = 1 << 0;
@@ -33,7 +30,7 @@ const SCTLR_DSSBS: u64 = 1 << 44;
 /// What a store writes (X1 of the snippet).
 const STORE_VALUE: u64 = 0;
 
-fn main(boot: &BootInfo) {
+fn probe_main(boot: &BootInfo) {
     let config = match config::parse(boot.bootargs) {
         Ok(config) => config,
         Err(error) => return println!("MOAT-PROBE-ERROR {error}"),
@@ -148,9 +145,22 @@ fn skip(boot: &BootInfo, kind: Kind, address: u64) -> bool {
 
 /// Runs one case and prints its line.
 fn run_case(boot: &BootInfo, kind: Kind, address: u64) {
-    if skip(boot, kind, address) {
-        return println!("MOAT-PROBE {kind} {address:#x} skipped");
-    }
+    let (outcome, par) = if skip(boot, kind, address) {
+        (Outcome::Skipped, None)
+    } else {
+        run_unskipped(kind, address)
+    };
+    let line = Line {
+        kind,
+        address,
+        outcome,
+        par,
+    };
+    println!("{line}");
+}
+
+/// Maps the target if the kind has a shape, runs the snippet, and collects what it gave.
+fn run_unskipped(kind: Kind, address: u64) -> (Outcome, Option<u64>) {
     let va = match kind.shape {
         Some(shape) => {
             mmu::map_window(shape, address, kind.mode == Mode::El0);
@@ -158,54 +168,18 @@ fn run_case(boot: &BootInfo, kind: Kind, address: u64) {
         }
         None => address,
     };
-    let outcome = enter::run(kind.snippet, va, STORE_VALUE, kind.mode.spsr());
+    let run = enter::run(kind.snippet, va, STORE_VALUE, kind.mode.spsr());
     let par = (kind.snippet == Snippet::AtS1e1r).then(regs::par_el1);
     // The instruction the ELR is reported against: the fetched one for a fetch, else the snippet.
     let probed = match kind.snippet {
         Snippet::Fetch => va,
-        snippet => snippet.address(),
+        snippet => enter::address(snippet),
     };
-    print!("MOAT-PROBE {kind} {address:#x}");
-    match outcome.exception {
-        Some(record) => print_exception(&record, probed),
-        None if kind.snippet.loads() => print!(" none value={:#x}", outcome.x0),
-        None => print!(" none"),
-    }
-    match par {
-        Some(par) => println!(" par={par:#x}"),
-        None => println!(),
-    }
-}
-
-/// Prints the exception fields of a case line.
-fn print_exception(record: &ExceptionRecord, probed: u64) {
-    print!(
-        " vec={:#x} esr={:#x} far={:#x} elr={} spsr={:#x} pstate={:#x}",
-        record.vector.0,
-        record.esr,
-        record.far,
-        record.elr.wrapping_sub(probed) as i64,
-        record.spsr,
-        pack_pstate(&record.pstate)
-    );
-}
-
-/// PSTATE at handler entry in the `SPSR_EL1` layout: M\[3:0\] = `CurrentEL.EL` << 2 | `SPSel`,
-/// D, A, I, F in bits \[9:6\], SSBS 12, PAN 22, UAO 23, DIT 24, TCO 25; and bit 32 + n set when
-/// the CPU implements the field at bit n (so "absent" and "0" differ).
-fn pack_pstate(pstate: &PstateAtEntry) -> u64 {
-    let mut packed = (pstate.daif & 0x3c0) | (pstate.current_el & 0xc) | (pstate.spsel & 1);
-    let optional = [
-        (pstate.ssbs, 12),
-        (pstate.pan, 22),
-        (pstate.uao, 23),
-        (pstate.dit, 24),
-        (pstate.tco, 25),
-    ];
-    for (field, bit) in optional {
-        if let Some(set) = field {
-            packed |= (1 << (bit + 32)) | (u64::from(set) << bit);
-        }
-    }
-    packed
+    let outcome = match run.exception {
+        Some(record) => Outcome::Exception(ExceptionFields::new(&record, probed)),
+        None => Outcome::Completed {
+            value: kind.snippet.loads().then_some(run.x0),
+        },
+    };
+    (outcome, par)
 }
