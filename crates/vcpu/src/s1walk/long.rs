@@ -9,8 +9,8 @@
 use super::granule::{FINAL_LEVEL, Granule};
 use super::regs::{long_desc, ttbr};
 use super::{
-    DescSize, FaultKind, GuestMemory, Leaf, LeafKind, Outcome, Trace, Translation, WalkReport,
-    fetch, level, out_of_range,
+    DescSize, FaultKind, GuestMemory, Leaf, LeafKind, Outcome, Trace, Translation, WalkFault,
+    WalkReport, fetch, level, out_of_range,
 };
 use moat_arm::addr::Ipa;
 use moat_arm::field::Field;
@@ -39,6 +39,14 @@ enum Descriptor {
     Leaf(LeafKind),
 }
 
+/// Where one lookup leaves the walk.
+enum Step {
+    /// At the next-level table at this address.
+    Next(u64),
+    /// Finished.
+    Done(Outcome),
+}
+
 impl LongWalk {
     /// Walks the tables from `ttbr` for `va`, which the caller has checked lies in the region.
     pub fn run<M: GuestMemory + ?Sized>(&self, ttbr: u64, va: u64, mem: &M) -> WalkReport {
@@ -52,40 +60,54 @@ impl LongWalk {
         let mut table = baddr & !low_mask(self.first_table_bits(start));
         let mut trace = Trace::new();
         for n in start..=FINAL_LEVEL {
-            let ipa = table + self.index(va, n) * DescSize::Eight.bytes();
-            let desc = match fetch(
-                mem,
-                &mut trace,
-                level(n),
-                ipa,
-                DescSize::Eight,
-                self.big_endian,
-            ) {
-                Ok(desc) => desc,
-                Err(fault) => return WalkReport::failed(fault, trace),
-            };
-            match self.decode(desc, n) {
-                Descriptor::Invalid => {
-                    return WalkReport::fault(FaultKind::Translation, level(n), trace);
-                }
-                // The table address size check is at the level of the table descriptor.
-                Descriptor::Table(next) if out_of_range(next, self.pa_bits) => {
-                    return WalkReport::fault(FaultKind::AddressSize, level(n), trace);
-                }
-                Descriptor::Table(next) => table = next,
-                Descriptor::Leaf(kind) => return self.leaf(desc, kind, n, va, trace),
+            match self.step(mem, &mut trace, table, va, n) {
+                Step::Next(next) => table = next,
+                Step::Done(outcome) => return WalkReport::new(outcome, trace),
             }
         }
         unreachable!("a level-3 descriptor is a page or invalid, never a table")
     }
 
-    /// The report for the leaf `desc` at level `n`: the output address, or an address size
+    /// The lookup at level `n` in `table`: read the descriptor and act on its type.
+    fn step<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        trace: &mut Trace,
+        table: u64,
+        va: u64,
+        n: u32,
+    ) -> Step {
+        let ipa = table + self.index(va, n) * DescSize::Eight.bytes();
+        let fault = |kind| {
+            let level = level(n);
+            Step::Done(Outcome::Fault(WalkFault { kind, level }))
+        };
+        let desc = match fetch(mem, trace, level(n), ipa, DescSize::Eight, self.big_endian) {
+            Ok(desc) => desc,
+            Err(read) => return Step::Done(Outcome::Fault(read)),
+        };
+        match self.decode(desc, n) {
+            Descriptor::Invalid => fault(FaultKind::Translation),
+            // The table address size check is at the level of the table descriptor.
+            Descriptor::Table(next) if out_of_range(next, self.pa_bits) => {
+                fault(FaultKind::AddressSize)
+            }
+            Descriptor::Table(next) => Step::Next(next),
+            Descriptor::Leaf(kind) => Step::Done(self.leaf(desc, kind, n, va)),
+        }
+    }
+
+    /// The outcome of the leaf `desc` at level `n`: the output address, or an address size
     /// fault at the leaf's level when it is out of range.
-    fn leaf(&self, desc: u64, kind: LeafKind, n: u32, va: u64, trace: Trace) -> WalkReport {
+    fn leaf(&self, desc: u64, kind: LeafKind, n: u32, va: u64) -> Outcome {
         let size_bits = self.granule.level_shift(n);
         let oa = address_field(desc, size_bits) | (va & low_mask(size_bits));
         if out_of_range(oa, self.pa_bits) {
-            return WalkReport::fault(FaultKind::AddressSize, level(n), trace);
+            let level = level(n);
+            return Outcome::Fault(WalkFault {
+                kind: FaultKind::AddressSize,
+                level,
+            });
         }
         let leaf = Leaf {
             level: level(n),
@@ -93,11 +115,10 @@ impl LongWalk {
             descriptor: desc,
             size_bits,
         };
-        let translation = Translation {
+        Outcome::Translated(Translation {
             ipa: Ipa(oa),
             leaf: Some(leaf),
-        };
-        WalkReport::new(Outcome::Translated(translation), trace)
+        })
     }
 
     /// `AArch64.DecodeDescriptorType()` for the 48-bit formats.

@@ -43,23 +43,10 @@ pub fn walk<M: GuestMemory + ?Sized>(
     big_endian: bool,
     mem: &M,
 ) -> WalkReport {
-    let tcr = regs.tcr_el1;
-    let n = ttbcr::N.get(tcr) as u32;
-    let use_ttbr0 = n == 0 || Field::new(VA_BITS - n, n).get(u64::from(va)) == 0;
-    // TTBR1 always walks like TTBR0 with N = 0.
-    let (ttbr, n, disabled) = if use_ttbr0 {
-        (regs.ttbr0_el1, n, ttbcr::PD0.is_set(tcr))
-    } else {
-        (regs.ttbr1_el1, 0, ttbcr::PD1.is_set(tcr))
-    };
-    if disabled {
+    let Some(l1_ipa) = level1_address(regs, va) else {
         return WalkReport::fault(FaultKind::Translation, Level::L1, Trace::new());
-    }
-    let table_bits = L1_TABLE_BITS - n;
-    let base = Field::new(table_bits, short_desc::TTBR_BASE_TOP + 1 - table_bits).mask() & ttbr;
-    let index = Field::new(L1_SHIFT, VA_BITS - n - L1_SHIFT).get(u64::from(va));
+    };
     let mut trace = Trace::new();
-    let l1_ipa = base + index * DescSize::Four.bytes();
     let l1 = match fetch(
         mem,
         &mut trace,
@@ -76,6 +63,27 @@ pub fn walk<M: GuestMemory + ?Sized>(
         desc_type::L1_TABLE_OR_L2_LARGE => level2(l1, va, big_endian, mem, trace),
         _ => section(l1, va, trace),
     }
+}
+
+/// The IPA of `va`'s level-1 descriptor: TTBR0 when `N` is 0 or `VA<31:32-N>` is zero (its
+/// table `2^(14-N)` bytes, indexed by `VA<31-N:20>`), else TTBR1, which always walks as TTBR0
+/// with `N` = 0. `None` when `TTBCR.PDn` disables walks from the selected register.
+fn level1_address(regs: &Stage1Regs, va: u32) -> Option<u64> {
+    let tcr = regs.tcr_el1;
+    let n = ttbcr::N.get(tcr) as u32;
+    let use_ttbr0 = n == 0 || Field::new(VA_BITS - n, n).get(u64::from(va)) == 0;
+    let (ttbr, n, disabled) = if use_ttbr0 {
+        (regs.ttbr0_el1, n, ttbcr::PD0.is_set(tcr))
+    } else {
+        (regs.ttbr1_el1, 0, ttbcr::PD1.is_set(tcr))
+    };
+    if disabled {
+        return None;
+    }
+    let table_bits = L1_TABLE_BITS - n;
+    let base = Field::new(table_bits, short_desc::TTBR_BASE_TOP + 1 - table_bits).mask() & ttbr;
+    let index = Field::new(L1_SHIFT, VA_BITS - n - L1_SHIFT).get(u64::from(va));
+    Some(base + index * DescSize::Four.bytes())
 }
 
 /// A level-1 section or supersection descriptor (`desc<1>` = 1; `desc<0>` is `PXN`).
