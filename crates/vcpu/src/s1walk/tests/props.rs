@@ -2,6 +2,7 @@
 //! most one descriptor per level with the levels rising, and report what they read.
 
 use super::FakeMemory;
+use super::aarch64::{IPS_48, TG0_4K, TG0_16K, TG0_64K, TG1_4K, tcr};
 use crate::s1walk::{
     Access, DescSize, FaultKind, GuestMemory, Outcome, Stage1Regs, WalkRead, WalkReport,
     level_reading, walk_aarch32, walk_aarch64,
@@ -136,5 +137,61 @@ proptest! {
             prop_assert!(report.fault_record().is_some(), "{report:?}");
             prop_assert!(report.trace.reads().len() <= 1, "{report:?}");
         }
+    }
+}
+
+/// A random valid mapping: granule bits, T0SZ, VA in the TTBR0 region, leaf level, output
+/// address aligned to the leaf's size, and the PARange shown.
+fn mapping() -> impl Strategy<Value = (u32, u64, u64, u32, u64, PaRange)> {
+    (prop::sample::select(&[12u32, 14, 16][..]), 16..=39u64)
+        .prop_flat_map(|(bits, t0sz)| {
+            let input_bits = 64 - t0sz as u32;
+            let start = 3 - (input_bits - 1 - bits) / (bits - 3);
+            let first_block = if bits == 12 { 1 } else { 2 };
+            let leaf = start.max(first_block)..=3;
+            (
+                Just(bits),
+                Just(t0sz),
+                0..1u64 << input_bits,
+                leaf,
+                any::<u64>(),
+                parange(),
+            )
+        })
+        .prop_map(|(bits, t0sz, va, leaf, oa, p)| {
+            let leaf_bits = bits + (bits - 3) * (3 - leaf);
+            let oa = oa & ((1 << 48) - 1) & !((1 << leaf_bits) - 1);
+            (bits, t0sz, va, leaf, oa, p)
+        })
+}
+
+proptest! {
+    #[test]
+    fn valid_mappings_translate_or_fault_at_the_leaf_level_beyond_p(m in mapping()) {
+        let (bits, t0sz, va, leaf, oa, p) = m;
+        let input_bits = 64 - t0sz as u32;
+        let start = 3 - (input_bits - 1 - bits) / (bits - 3);
+        let tables: std::vec::Vec<u64> =
+            (start..=leaf).map(|i| 0x1000_0000 + u64::from(i) * 0x10_0000).collect();
+        let desc = if leaf == 3 { super::page(oa) } else { super::block(oa) };
+        let mut mem = FakeMemory::new();
+        super::chain(&mut mem, bits, input_bits, va, start, &tables, desc);
+        let tg0 = match bits {
+            12 => TG0_4K,
+            14 => TG0_16K,
+            _ => TG0_64K,
+        };
+        let regs = super::mmu_on(tcr(t0sz, tg0, 16, TG1_4K, IPS_48), tables[0], 0);
+        let report = walk_aarch64(&regs, p, Va(va), Access::Data, &mem);
+        let leaf_bits = bits + (bits - 3) * (3 - leaf);
+        let ipa = oa | (va & ((1 << leaf_bits) - 1));
+        let p_bits = u32::from(p.bits().expect("allocated"));
+        if ipa >> p_bits != 0 {
+            let expected = super::at(FaultKind::AddressSize, leaf as i8);
+            prop_assert_eq!(report.fault_record(), Some(expected));
+        } else {
+            prop_assert_eq!(report.translation().map(|t| t.ipa.raw()), Some(ipa));
+        }
+        prop_assert_eq!(report.trace.reads().len(), tables.len());
     }
 }
