@@ -70,18 +70,23 @@
 //! `PS` is the effective PA size: min(`TCR_EL1.IPS`, `P`) for AArch64 (an IPS above the
 //! implemented size acts as the implemented size), min(`P`, 40) for AArch32 long descriptors.
 //!
-//! | what the walk meets | AArch64 | AArch32 LPAE | AArch32 short |
-//! | --- | --- | --- | --- |
-//! | MMU off, `VA<AddrTop:P>` ≠ 0 (`AArch64.TranslateAddressS1Off()`) | address size, 0 | — | — |
-//! | `TxSZ` outside 16..=39 | translation, 0 | — | — |
-//! | VA in no region (`AArch64.VAIsOutOfRange()`), `EPDn`/`PDn` set | translation, 0 | translation, 1 | translation, 1 |
-//! | `TTBRn` address ≥ `2^PS` (no descriptor is read) | address size, 0 | address size, 0 | — |
-//! | a descriptor read [`GuestMemory`] refuses | walk read, the reading level | same | same |
-//! | invalid descriptor, block at a level without blocks, `0b01` at level 3 | translation, its level | same | translation, its level |
-//! | table descriptor whose next-level address is ≥ `2^PS` | address size, the table descriptor's level | same | — |
-//! | block or page whose output address is ≥ `2^PS` | address size, the leaf's level | same | — |
+//! What the walk meets, and the fault and level it reports:
 //!
-//! The level-0 rows hold whatever the start level: `AArch64.S1Translate()` and
+//! - MMU off and `VA<AddrTop:P>` ≠ 0 (`AArch64.TranslateAddressS1Off()`): address size,
+//!   level 0. (An AArch32 VA is always in range.)
+//! - `TxSZ` outside 16..=39 (AArch64): translation, level 0.
+//! - A VA in no region (`AArch64.VAIsOutOfRange()`), or `EPDn`/`PDn` set: translation, level 0
+//!   for AArch64, level 1 for AArch32 (both formats).
+//! - A `TTBRn` address ≥ `2^PS`: address size, level 0, before any read (long descriptors).
+//! - A read [`GuestMemory`] refuses: walk read, at the level that reads.
+//! - An invalid descriptor, a block at a level without blocks, or `0b01` at level 3:
+//!   translation, at the descriptor's level.
+//! - A table descriptor whose next-level table address is ≥ `2^PS`: address size, at the
+//!   table descriptor's level (long descriptors).
+//! - A block or page whose output address is ≥ `2^PS`: address size, at the leaf's level (long
+//!   descriptors). Short descriptors have no address size fault.
+//!
+//! The level-0 faults hold whatever the start level: `AArch64.S1Translate()` and
 //! `AArch64.S1Walk()` set the level to 0 for them before the walk starts, and
 //! `AArch32.TranslationTableWalkLD()` reports the region faults at level 1 ("AArch64 reports
 //! this as a level 0 fault") but the `TTBR` address size fault at level 0.
