@@ -89,7 +89,9 @@ moat_probe_\name:
     stp     x1, x1, [x0]
     moat_probe_done
     moat_probe_snippet fetch
-    br      x0                      // the probed instruction is the one at x0
+    ret     x0                      // the probed instruction is the one at x0; BTYPE stays 0
+    moat_probe_snippet fetch_br
+    br      x0                      // the same, with BTYPE = 0b01 where FEAT_BTI is implemented
     moat_probe_snippet dc_zva
     dc      zva, x0
     moat_probe_done
@@ -124,6 +126,7 @@ pub fn address(snippet: Snippet) -> u64 {
         fn moat_probe_ldr_post();
         fn moat_probe_stp();
         fn moat_probe_fetch();
+        fn moat_probe_fetch_br();
         fn moat_probe_dc_zva();
         fn moat_probe_dc_civac();
         fn moat_probe_at_s1e1r();
@@ -138,6 +141,7 @@ pub fn address(snippet: Snippet) -> u64 {
         Snippet::LdrPost => moat_probe_ldr_post,
         Snippet::Stp => moat_probe_stp,
         Snippet::Fetch => moat_probe_fetch,
+        Snippet::FetchBr => moat_probe_fetch_br,
         Snippet::DcZva => moat_probe_dc_zva,
         Snippet::DcCivac => moat_probe_dc_civac,
         Snippet::AtS1e1r => moat_probe_at_s1e1r,

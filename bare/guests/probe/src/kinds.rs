@@ -37,8 +37,12 @@ pub enum Snippet {
     LdrPost,
     /// `STP Xt1, Xt2, [Xn]`.
     Stp,
-    /// `BR Xn` to the target.
+    /// `RET Xn` to the target: an indirect branch that leaves PSTATE.BTYPE 0b00 (FEAT_BTI), so
+    /// the fetch's `SPSR_EL1` is the same on cores with and without BTI.
     Fetch,
+    /// `BR Xn` to the target: PSTATE.BTYPE becomes 0b01 on a core with FEAT_BTI (the target is
+    /// not in a guarded page), so the fetch's `SPSR_EL1.BTYPE` shows whether it is preserved.
+    FetchBr,
     /// `DC ZVA, Xt`.
     DcZva,
     /// `DC CIVAC, Xt`.
@@ -91,6 +95,7 @@ impl Snippet {
             Self::LdrPost => "ldr_post",
             Self::Stp => "stp",
             Self::Fetch => "fetch",
+            Self::FetchBr => "fetch_br",
             Self::DcZva => "dc_zva",
             Self::DcCivac => "dc_civac",
             Self::AtS1e1r => "at_s1e1r",
@@ -109,7 +114,10 @@ impl Snippet {
     /// Whether the instruction writes memory or executes from it: such a case must not target
     /// the probe's own image or the device tree.
     pub const fn writes_or_executes(self) -> bool {
-        matches!(self, Self::Str | Self::Stp | Self::DcZva | Self::Fetch)
+        matches!(
+            self,
+            Self::Str | Self::Stp | Self::DcZva | Self::Fetch | Self::FetchBr
+        )
     }
 
     /// Whether the instruction writes memory.
@@ -139,7 +147,7 @@ pub struct Kind {
 }
 
 /// The address-dependent kinds, in output order (one shape is added per kind with the MMU on).
-pub const ACCESSES: [(Snippet, Mode); 16] = [
+pub const ACCESSES: [(Snippet, Mode); 17] = [
     (Snippet::Ldr, Mode::El1h),
     (Snippet::Ldrb, Mode::El1h),
     (Snippet::LdrshW, Mode::El1h),
@@ -148,6 +156,7 @@ pub const ACCESSES: [(Snippet, Mode); 16] = [
     (Snippet::LdrPost, Mode::El1h),
     (Snippet::Stp, Mode::El1h),
     (Snippet::Fetch, Mode::El1h),
+    (Snippet::FetchBr, Mode::El1h),
     (Snippet::DcZva, Mode::El1h),
     (Snippet::DcCivac, Mode::El1h),
     (Snippet::AtS1e1r, Mode::El1h),
@@ -238,6 +247,7 @@ mod tests {
                 "ldr_post",
                 "stp",
                 "fetch",
+                "fetch_br",
                 "dc_zva",
                 "dc_civac",
                 "at_s1e1r",
@@ -274,7 +284,7 @@ mod tests {
             let matching = kinds.iter().filter(|other| other.is_named(&name)).count();
             assert_eq!(matching, 1, "{name}");
         }
-        assert_eq!(kinds.len(), 3 + 16 * 5);
+        assert_eq!(kinds.len(), 3 + 17 * 5);
     }
 
     #[test]

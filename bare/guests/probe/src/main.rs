@@ -172,7 +172,7 @@ fn run_unskipped(kind: Kind, address: u64) -> (Outcome, Option<u64>) {
     let par = (kind.snippet == Snippet::AtS1e1r).then(regs::par_el1);
     // The instruction the ELR is reported against: the fetched one for a fetch, else the snippet.
     let probed = match kind.snippet {
-        Snippet::Fetch => va,
+        Snippet::Fetch | Snippet::FetchBr => va,
         snippet => enter::address(snippet),
     };
     let outcome = match run.exception {
