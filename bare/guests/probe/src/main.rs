@@ -111,7 +111,8 @@ fn run_kind(boot: &BootInfo, config: &Config, kind: Kind) -> u32 {
 /// Whether `[address, address + len)` touches the probe's image (code, data, stack, tables) or
 /// the device tree, which a store, `DC ZVA`, fetch or walk must not.
 fn touches_own(boot: &BootInfo, address: u64, len: u64) -> bool {
-    let Ok(base) = usize::try_from(address) else {
+    // A range that leaves the address space, or `usize`, cannot overlap RAM.
+    let (Ok(base), Some(_)) = (usize::try_from(address), address.checked_add(len)) else {
         return false;
     };
     let target = Region::new(base, len as usize);
