@@ -33,6 +33,8 @@ pub enum ConfigError {
     Ips(&'static str),
     /// `probe.span` is neither `0` nor `1`.
     Span(&'static str),
+    /// `probe.kinds` names a kind the probe does not have.
+    Kind(&'static str),
 }
 
 impl core::fmt::Display for ConfigError {
@@ -42,6 +44,7 @@ impl core::fmt::Display for ConfigError {
             Self::Mmu(v) => write!(f, "probe.mmu: want off or on, got {v:?}"),
             Self::Ips(v) => write!(f, "probe.ips: want 32|36|40|42|44|48|52, got {v:?}"),
             Self::Span(v) => write!(f, "probe.span: want 0 or 1, got {v:?}"),
+            Self::Kind(k) => write!(f, "probe.kinds: no kind named {k:?}"),
         }
     }
 }
@@ -87,12 +90,18 @@ pub fn parse(bootargs: &'static str) -> Result<Config, ConfigError> {
         Some("0") => false,
         Some(other) => return Err(ConfigError::Span(other)),
     };
+    let kinds = bootarg(bootargs, "probe.kinds");
+    if let Some(bad) =
+        kinds.and_then(|k| list(k).find(|name| !Kind::all().any(|kind| kind.is_named(name))))
+    {
+        return Err(ConfigError::Kind(bad));
+    }
     Ok(Config {
         addrs,
         mmu,
         ips,
         ips_bits: ips_bits.unwrap_or(48),
-        kinds: bootarg(bootargs, "probe.kinds"),
+        kinds,
         span,
     })
 }
@@ -149,6 +158,10 @@ mod tests {
         assert_eq!(parse("probe.mmu=yes").unwrap_err(), ConfigError::Mmu("yes"));
         assert_eq!(parse("probe.ips=41").unwrap_err(), ConfigError::Ips("41"));
         assert_eq!(parse("probe.span=2").unwrap_err(), ConfigError::Span("2"));
+        assert_eq!(
+            parse("probe.kinds=ldr,ldr_pages").unwrap_err(),
+            ConfigError::Kind("ldr_pages")
+        );
     }
 
     #[test]

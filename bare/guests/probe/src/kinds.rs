@@ -180,6 +180,21 @@ impl Kind {
         }
     }
 
+    /// Every kind the probe knows, with or without the MMU, in output order: the three `brk_*`,
+    /// then the [`ACCESSES`] without a shape, then with each [`Shape`].
+    pub fn all() -> impl Iterator<Item = Self> {
+        let shapes = [None].into_iter().chain(Shape::ALL.map(Some));
+        BRKS.into_iter()
+            .map(Self::brk)
+            .chain(shapes.flat_map(|shape| {
+                ACCESSES.into_iter().map(move |(snippet, mode)| Self {
+                    snippet,
+                    mode,
+                    shape,
+                })
+            }))
+    }
+
     /// Whether this kind's name is `name`.
     pub fn is_named(&self, name: &str) -> bool {
         let mut rest = name;
@@ -271,14 +286,7 @@ mod tests {
 
     #[test]
     fn every_name_is_unique_and_matches_only_its_own_kind() {
-        let mut kinds: Vec<Kind> = BRKS.iter().map(|&m| Kind::brk(m)).collect();
-        for shape in [None].into_iter().chain(Shape::ALL.map(Some)) {
-            kinds.extend(ACCESSES.iter().map(|&(snippet, mode)| Kind {
-                snippet,
-                mode,
-                shape,
-            }));
-        }
+        let kinds: Vec<Kind> = Kind::all().collect();
         for kind in &kinds {
             let name = kind.to_string();
             let matching = kinds.iter().filter(|other| other.is_named(&name)).count();
