@@ -8,7 +8,10 @@
 //! Store-Release", "Load/Store Multiple") and each instruction's decode pseudocode. The
 //! condition field is not evaluated (see [`Aarch32Access`]).
 
-use super::aarch32::{Aarch32Access, InstrSet, Offset32, Ordering32, PC, Shift, decode_imm_shift};
+use super::aarch32::{
+    Aarch32Access, InstrSet, Offset32, Ordering32, PC, Shift, coprocessor_transfer,
+    decode_imm_shift,
+};
 use super::{Direction, NotEmulated, field, flag};
 use moat_arm::field::Field;
 
@@ -43,8 +46,8 @@ const EXCL_SIZE: Field = Field::new(21, 2);
 const EXCL_KIND: Field = Field::new(8, 2);
 /// Bits [24:21] of coprocessor encodings: 0010 is `MCRR`/`MRRC`.
 const COPROC_OP: Field = Field::new(21, 4);
-/// Bits [11:9] of coprocessor encodings: 101 is SIMD&FP (coprocessors 10 and 11).
-const COPROC_SIMD: Field = Field::new(9, 3);
+/// Bits [11:8] of coprocessor encodings: the coprocessor number.
+const COPROC: Field = Field::new(8, 4);
 /// Bits [27:26], bits [21:20] of the unconditional memory hints (`PLD`, `PLDW`, `PLI`).
 const UNCOND_OP: Field = Field::new(26, 2);
 const HINT_BITS: Field = Field::new(20, 2);
@@ -94,10 +97,8 @@ fn unconditional(insn: u32) -> NotEmulated {
 fn coprocessor(insn: u32) -> NotEmulated {
     if field(insn, COPROC_OP) == 0b0010 {
         NotEmulated::NotLoadStore // MCRR, MRRC, VMOV between two core registers
-    } else if field(insn, COPROC_SIMD) == 0b101 {
-        NotEmulated::SimdFp
     } else {
-        NotEmulated::Coprocessor
+        coprocessor_transfer(field(insn, COPROC))
     }
 }
 
@@ -196,10 +197,9 @@ fn extra(insn: u32) -> Result<Aarch32Access, NotEmulated> {
         // imm32 = ZeroExtend(imm4H:imm4L, 32)
         Offset32::Imm((field(insn, IMM4H) << IMM4L.width()) | field(insn, IMM4L))
     } else {
-        // The register form's bits [11:8] are (0)(0)(0)(0).
-        if field(insn, IMM4H) != 0 {
-            return Err(NotEmulated::Unpredictable);
-        }
+        // The register form's bits [11:8] are (0)(0)(0)(0): other values are CONSTRAINED
+        // UNPREDICTABLE, and the CPU, which took a data abort, executed the access; so does
+        // Moat (the same rule for every should-be field in this module).
         Offset32::Reg {
             rm: field(insn, RM) as u8,
             shift: Shift::Lsl,

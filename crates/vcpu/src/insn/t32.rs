@@ -10,7 +10,9 @@
 //! instruction's address + 4, `Align(PC, 4)` as a literal base. An instruction inside an IT
 //! block executed (its condition passed) if it took a data abort (see [`Aarch32Access`]).
 
-use super::aarch32::{Aarch32Access, COND_AL, InstrSet, Offset32, Ordering32, PC, Shift};
+use super::aarch32::{
+    Aarch32Access, COND_AL, InstrSet, Offset32, Ordering32, PC, Shift, coprocessor_transfer,
+};
 use super::{Direction, NotEmulated, field, flag};
 use moat_arm::field::Field;
 
@@ -61,7 +63,7 @@ const HW2_REG_FORM_ZERO: Field = Field::new(6, 6);
 const HW2_IMM2: Field = Field::new(4, 2);
 const HW2_RM: Field = Field::new(0, 4);
 const HW2_OP3: Field = Field::new(4, 4);
-const HW2_COPROC_SIMD: Field = Field::new(9, 3);
+const HW2_COPROC: Field = Field::new(8, 4);
 
 /// Whether `hw1` is the first halfword of a 32-bit T32 instruction (the caller then reads the
 /// second halfword at address + 2).
@@ -154,10 +156,8 @@ fn decode32(insn: u32) -> Result<Aarch32Access, NotEmulated> {
 fn coprocessor(insn: u32) -> NotEmulated {
     if field(insn, HW1_MCRR) & 0b11110 == 0b00100 {
         NotEmulated::NotLoadStore
-    } else if field(insn, HW2_COPROC_SIMD) == 0b101 {
-        NotEmulated::SimdFp
     } else {
-        NotEmulated::Coprocessor
+        coprocessor_transfer(field(insn, HW2_COPROC))
     }
 }
 
@@ -167,10 +167,11 @@ fn single(insn: u32) -> Result<Aarch32Access, NotEmulated> {
     if signed && !load {
         return Err(NotEmulated::SimdFp); // `1111 1001 xxx0`: Advanced SIMD element/structure
     }
+    // There is no signed word load: `1111 1001 x10x` is UNDEFINED, as is size 11.
     let size = match field(insn, HW1_SIZE) {
         0b00 => 1,
         0b01 => 2,
-        0b10 => 4,
+        0b10 if !signed => 4,
         _ => return Err(NotEmulated::Unallocated),
     };
     let (rt, rn) = (field(insn, HW2_RT) as u8, field(insn, HW1_RN) as u8);

@@ -333,6 +333,14 @@ fn load_acquire_and_store_release_decode_as_zero_offset_accesses() {
 }
 
 #[test]
+fn should_be_zero_bits_of_the_extra_register_form_are_taken_as_zeros() {
+    // ldrsb r3, [r4, -r6]! with bits [11:8] = 1000 (GNU objdump shows a TEQ): the CPU took a
+    // data abort on it, so it executed the load, and Moat does too.
+    let fields = (Load, 1, true, 3, 4, reg(6, Lsl, 0), false, true, true);
+    assert_eq!(decode(0xe134_38d6), Ok(expected(fields)));
+}
+
+#[test]
 fn condition_field_is_kept_but_not_evaluated() {
     // ldreq r1, [r2]; strne r1, [r2]: an aborting instruction passed its condition.
     assert_eq!(decode(0x0592_1000).map(|a| a.cond), Ok(0b0000));
@@ -373,6 +381,16 @@ fn every_not_emulated_class_is_named() {
         (0xec81_0b04, "vstmia r1, {d0-d1}", N::SimdFp),
         (0xf421_070f, "vld1.8 {d0}, [r1]", N::SimdFp),
         (0xed91_5e00, "ldc p14, c5, [r1]", N::Coprocessor),
+        (
+            0x5d9a_59f9,
+            "vldrpl.16 s10, [r10, #498] (coprocessor 9)",
+            N::SimdFp,
+        ),
+        (
+            0xede5_52ab,
+            "sfm f5, 2, [r5, #684]! (FPA, coprocessor 2)",
+            N::Unallocated,
+        ),
         (0xf5d1_f000, "pld [r1]", N::Prefetch),
         (0xf4d1_f004, "pli [r1, #4]", N::Prefetch),
         (0xf791_f002, "pldw [r1, r2]", N::Prefetch),

@@ -567,7 +567,6 @@ fn every_not_emulated_class_is_named() {
         (0xf840_8c21, "ldr x1, [x1, #8]!", N::Unpredictable),
         (0xf800_8421, "str x1, [x1], #8", N::Unpredictable),
         (0xa9c1_0821, "ldp x1, x2, [x1, #16]!", N::Unpredictable),
-        (0xc8c3_fc00, "ldar x0, [x0] with Rs != 31", N::Unpredictable),
         (
             0xf863_0841,
             "ldr x1, [x2, w3, uxtb] (option<1> = 0)",
@@ -585,6 +584,20 @@ fn every_not_emulated_class_is_named() {
     for &(word, text, reason) in table {
         assert_eq!(decode(word), Err(reason), "{text} ({word:#010x})");
     }
+}
+
+#[test]
+fn should_be_one_fields_of_ordered_accesses_are_taken_as_ones() {
+    // LDAR X0, [X0] with Rs = 3 and LDAPR W1, [X2] with Rs = 0: the CPU executed them as the
+    // access (it took a data abort), so Moat does too.
+    assert_eq!(
+        decode(0xc8c3_fc00).map(|a| a.ordering),
+        Ok(Ordering::Acquire)
+    );
+    assert_eq!(
+        decode(0xb8a0_c041).map(|a| a.ordering),
+        Ok(Ordering::AcquirePc)
+    );
 }
 
 #[test]
