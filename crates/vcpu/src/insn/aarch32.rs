@@ -164,7 +164,7 @@ impl Aarch32Access {
 }
 
 /// The reason for a coprocessor load/store (`LDC`/`STC` encodings) on coprocessor `coproc`
-/// (bits [11:8]): coprocessors 8 to 11 are the SIMD&FP registers (`VLDR`/`VSTR`/`VLDM`/`VSTM`,
+/// (bits `[11:8]`): coprocessors 8 to 11 are the SIMD&FP registers (`VLDR`/`VSTR`/`VLDM`/`VSTM`,
 /// half-precision `VLDR.16` on 9), 14 is the debug `LDC`/`STC`; the rest have no load/store.
 #[must_use]
 pub const fn coprocessor_transfer(coproc: u32) -> NotEmulated {

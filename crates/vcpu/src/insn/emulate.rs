@@ -11,7 +11,7 @@
 //! Data endianness: a big-endian guest (`SCTLR_EL1.EE` at EL1, `SCTLR_EL1.E0E` at EL0,
 //! `PSTATE.E` in AArch32) sees each element byte-reversed within its size
 //! (`BigEndianReverse()` in `Mem[]`). Port values are bus data in little-endian lane order:
-//! the byte at `addr` is bits [7:0].
+//! the byte at `addr` is bits `[7:0]`.
 
 use super::a64::{self, A64Access, Addressing, Extend, Offset, Reg, RegWidth};
 use super::aarch32::{self, Aarch32Access, Offset32, PC};
@@ -139,7 +139,7 @@ pub struct Elements {
 }
 
 /// Address bits compared with `FAR_EL2` for AArch64: [55:0], since with top-byte-ignore the
-/// tag in bits [63:56] need not reach the FAR, and bit 55 still selects the translation regime
+/// tag in bits `[63:56]` need not reach the FAR, and bit 55 still selects the translation regime
 /// half.
 const A64_COMPARED_BITS: u64 = (1 << 56) - 1;
 

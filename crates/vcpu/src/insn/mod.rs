@@ -10,7 +10,8 @@
 //! * [`a64`] decodes AArch64 instructions into an [`a64::A64Access`];
 //! * [`a32`] and [`t32`] decode A32 and T32 instructions into an [`aarch32::Aarch32Access`];
 //! * [`emulate`] performs a decoded access against the guest's registers ([`GuestRegs`],
-//!   [`GuestRegs32`]) and the device ([`DevicePort`]).
+//!   [`GuestRegs32`]) and the device ([`DevicePort`]);
+//! * [`frame_regs`] backs the register traits with the EL2 trap frame.
 //!
 //! Encodings and semantics follow the Arm ARM (DDI 0487): the "Loads and Stores" encoding
 //! index for AArch64, the A32/T32 "Load/store word and unsigned byte", "Extra load/store" and
@@ -20,6 +21,7 @@ pub mod a32;
 pub mod a64;
 pub mod aarch32;
 pub mod emulate;
+pub mod frame_regs;
 #[cfg(test)]
 mod props;
 pub mod t32;
@@ -27,9 +29,10 @@ pub mod t32;
 mod testutil;
 
 pub use emulate::{
-    Abort, BusError, Completed, DevicePort, GuestRegs, GuestRegs32, emulate_a32, emulate_a64,
-    emulate_t32,
+    A64Context, Aarch32Context, Abort, BusError, Completed, DevicePort, GuestRegs, GuestRegs32,
+    emulate_a32, emulate_a64, emulate_t32,
 };
+pub use frame_regs::{A64FrameRegs, Aarch32FrameRegs};
 
 use moat_arm::field::Field;
 
