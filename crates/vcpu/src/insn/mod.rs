@@ -13,6 +13,10 @@
 //!   [`GuestRegs32`]) and the device ([`DevicePort`]);
 //! * [`frame_regs`] backs the register traits with the EL2 trap frame.
 //!
+//! The caller fetches the instruction at the faulting PC (instruction fetches are always
+//! little-endian; a T32 instruction is 32-bit when [`t32::is_32bit`] says so of its first
+//! halfword) and passes the trap state; the decoders are total functions of the word.
+//!
 //! Encodings and semantics follow the Arm ARM (DDI 0487): the "Loads and Stores" encoding
 //! index for AArch64, the A32/T32 "Load/store word and unsigned byte", "Extra load/store" and
 //! "Load/store single" tables for AArch32, and each instruction's pseudocode, cited by name.
