@@ -2,7 +2,7 @@
 //! address memory with a plain address becomes an [`A64Access`]; everything else in the
 //! load/store space becomes a [`NotEmulated`] reason.
 //!
-//! Source: DDI 0487, "Loads and Stores" in the A64 encoding index (C4.1), and the
+//! Source: DDI 0487, "Loads and Stores" in the A64 encoding index, and the
 //! instruction pages named below. Emulated: `LDR`/`STR` (immediate unsigned offset, unscaled
 //! `LDUR`/`STUR`, pre-index, post-index, register offset, literal), all sizes and signed
 //! variants, the unprivileged `LDTR`/`STTR` family, `LDP`/`STP`/`LDPSW`/`LDNP`/`STNP`, and the

@@ -129,7 +129,7 @@ impl Aarch32Access {
     /// # Errors
     ///
     /// The reason the access is not emulated.
-    pub fn checked(self) -> Result<Self, NotEmulated> {
+    pub(crate) fn checked(self) -> Result<Self, NotEmulated> {
         let (n, t) = (self.rn, self.rt);
         let t2 = self.rt2;
         if self.wback && (n == PC || n == t || t2 == Some(n)) {
