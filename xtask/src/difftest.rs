@@ -171,8 +171,23 @@ fn at_beyond_p_on_a_larger_core(config: &Config, kind: &str, addr: u64) -> bool 
     cross_core(config, kind, addr) && kind.starts_with("at_s1e1r") && addr >= 1 << config.pa_bits
 }
 
+/// `SPSR.BTYPE` of an exception taken right after an indirect branch: set on a core with
+/// FEAT_BTI (QEMU `max`), always 0 on one without (the reference cores).
+fn btype_on_a_bti_core(config: &Config, kind: &str, addr: u64) -> bool {
+    cross_core(config, kind, addr)
+        && config.moat_cpu.starts_with("max")
+        && kind.starts_with("fetch_br")
+}
+
 /// The accepted differences (SPEC §6).
 pub const ALLOWED: &[Allowed] = &[
+    Allowed {
+        field: "spsr",
+        applies: btype_on_a_bti_core,
+        reason: "cross-core pair: SPSR.BTYPE after `BR` is the branch type on a core with FEAT_BTI \
+                 (`max`, SPSR 0x7c5) and 0 on the reference core without it (0x3c5); the same-core \
+                 BRK reference checks the rest of PSTATE",
+    },
     Allowed {
         field: "pstate",
         applies: cross_core,

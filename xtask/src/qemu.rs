@@ -104,10 +104,13 @@ pub fn parse_exit(console: &str) -> Option<MoatExit> {
 impl Machine {
     fn command(&self, mode: ConsoleMode) -> Command {
         let mut cmd = Command::new("qemu-system-aarch64");
+        // highmem=off: nothing above RAM (no high PCIe window, no high redistributors), so that
+        // a bare guest's access there is an architectural abort (SPEC §6), and Moat's machine
+        // is the same board.
         let machine = if self.el2 {
-            "virt,virtualization=on,gic-version=3"
+            "virt,virtualization=on,gic-version=3,highmem=off"
         } else {
-            "virt,gic-version=3"
+            "virt,gic-version=3,highmem=off"
         };
         cmd.args(["-M", machine, "-cpu", &self.cpu, "-smp", "1", "-no-reboot"]);
         cmd.arg("-m").arg(format!("{}M", self.mem_mib));

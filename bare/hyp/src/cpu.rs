@@ -56,3 +56,19 @@ pub fn has_pointer_auth() -> bool {
     let isar1 = ID_AA64ISAR1_EL1.get();
     isar1 & 0xFF00_0FF0 != 0
 }
+
+/// The features exception entry follows: this CPU's (SPEC §3: an injected exception looks like
+/// one the same CPU takes itself).
+pub fn features() -> moat_vcpu::entry::CpuFeatures {
+    use crate::idregs::hardware_value;
+    use moat_vcpu::idregs::IdRegister;
+    let read = |crm, op2| hardware_value(IdRegister { crm, op2 });
+    let id = moat_vcpu::entry::IdRegisters {
+        id_aa64pfr0_el1: read(4, 0),
+        id_aa64pfr1_el1: read(4, 1),
+        id_aa64mmfr1_el1: read(7, 1),
+        id_aa64mmfr2_el1: read(7, 2),
+        id_aa64dfr1_el1: read(5, 1),
+    };
+    moat_vcpu::entry::CpuFeatures::from_id_registers(&id, false)
+}

@@ -1,17 +1,14 @@
 //! The trap dispatcher: what Moat does with each exit of the guest. One short arm per kind of
 //! exit; every exit ends in emulation and resumption, or in the VM's end with a diagnostic.
 
-use crate::console;
 use crate::log;
 use crate::power::EndStatus;
 use crate::vm::Vm;
+use crate::{aborts, guest};
 use core::fmt;
-use moat_arm::esr::{DataAbortIss, Direction, Esr, Syndrome, SysRegIss};
-use moat_arm::fault_addr::fault_ipa;
-use moat_devices::{Access, MmioDevice};
+use moat_arm::esr::{Direction, Esr, ExceptionClass, Syndrome, SysRegIss};
 use moat_vcpu::frame::ExitVector;
 use moat_vcpu::idregs::{self, IdRegister};
-use moat_vcpu::mmio::{complete_load, decode_syndrome_access};
 use moat_vcpu::psci::{self, CallOutcome};
 
 /// What follows an exit.
@@ -46,10 +43,25 @@ fn synchronous(vm: &mut Vm) -> Next {
             vm.frame.advance_pc(esr.il());
             Next::Resume
         }
-        Syndrome::DataAbortLower(iss) => data_abort(vm, esr, &iss),
+        Syndrome::DataAbortLower(_) | Syndrome::InstrAbortLower(_) => aborts::handle(vm, esr),
         Syndrome::SysReg(iss) => system_register(vm, esr, &iss),
+        // SVE and SME are trapped (`CPTR_EL2.TZ`, `TSM`) and reported absent in the ID
+        // registers: on a CPU without them the instruction is UNDEFINED.
+        Syndrome::Other {
+            ec: ExceptionClass::SveAccess | ExceptionClass::SmeAccess,
+            ..
+        } => undefined(vm),
         _ => stop(vm, format_args!("unhandled trap")),
     }
+}
+
+/// Injects an undefined instruction exception at the trapped instruction.
+fn undefined(vm: &mut Vm) -> Next {
+    let el1 = guest::El1Regs::read();
+    let entry = moat_vcpu::inject::inject_undefined(&el1.context(&vm.frame, vm.features));
+    entry.apply_to_frame(&mut vm.frame);
+    guest::write_el1(&entry.sysreg_writes());
+    Next::Resume
 }
 
 /// A trapped system-register access: reads of the ID registers (`HCR_EL2.TID3`) get the
@@ -97,46 +109,11 @@ fn smccc(vm: &mut Vm, imm16: u16, is_smc: bool) -> Next {
     }
 }
 
-/// A stage-2 data abort: an access to an emulated device, or (until the guest-abort decision
-/// table lands) the end of the VM.
-fn data_abort(vm: &mut Vm, esr: Esr, iss: &DataAbortIss) -> Next {
-    let ipa = fault_ipa(vm.frame.hpfar, vm.frame.far);
-    let Some(uart) = vm.uart.as_mut() else {
-        return stop(vm, format_args!("data abort at IPA {ipa}"));
-    };
-    let offset = ipa.0.wrapping_sub(uart.window.base.0);
-    if offset >= uart.window.size {
-        return stop(
-            vm,
-            format_args!("data abort at IPA {ipa}, outside RAM and the emulated devices"),
-        );
-    }
-    let Some(access) = decode_syndrome_access(iss, &vm.frame) else {
-        return stop(
-            vm,
-            format_args!("device access at IPA {ipa} without an instruction syndrome"),
-        );
-    };
-    let request = match access.write {
-        Some(value) => Access::write(offset, access.size, value),
-        None => Access::read(offset, access.size),
-    };
-    let (data, effects) = uart.model.access(request);
-    if let Some(byte) = effects.console_out {
-        console::guest_byte(byte);
-    }
-    if access.write.is_none() {
-        complete_load(&mut vm.frame, &access, data);
-    }
-    vm.frame.advance_pc(esr.il());
-    Next::Resume
-}
-
 /// Stops the VM with a decoded diagnostic of its last trap.
-fn stop(vm: &Vm, why: fmt::Arguments<'_>) -> Next {
+pub fn stop(vm: &Vm, why: fmt::Arguments<'_>) -> Next {
     let f = &vm.frame;
     log!("VM '{}' stopped: {why}", vm.config.name);
-    log!("  {}", Esr::new(f.esr).decode());
+    log!("  {}", Esr::new(f.esr));
     log!(
         "  ESR_EL2={:#x} FAR_EL2={:#x} HPFAR_EL2={:#x} ELR_EL2={:#x} SPSR_EL2={:#x}",
         f.esr,

@@ -12,10 +12,12 @@
 
 extern crate alloc;
 
+mod aborts;
 mod boot;
 mod console;
 mod cpu;
 mod exits;
+mod guest;
 mod idregs;
 mod mm;
 mod platform;

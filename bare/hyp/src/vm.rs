@@ -2,6 +2,7 @@
 //! and its one vCPU's trap frame; created from the bundle the host tool passed, and run until
 //! the guest ends it or Moat stops it.
 
+use crate::aborts::{self, Port};
 use crate::exits::{self, Next};
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::power::EndStatus;
@@ -16,9 +17,12 @@ use core::fmt;
 use moat_arm::addr::{Ipa, Pa};
 use moat_arm::parange::PaRange;
 use moat_config::guest_parange_bits;
-use moat_config::{Bundle, ConfigError, DeviceKind, DeviceWindow, VmConfig};
+use moat_config::{Bundle, ConfigError, DeviceKind, VmConfig};
 use moat_devices::pl011::Pl011;
+use moat_devices::{Access, DeviceEffects, MmioDevice};
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
+use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaRange, VmView};
+use moat_vcpu::entry::CpuFeatures;
 use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::idregs::IdPolicy;
 
@@ -47,18 +51,45 @@ pub struct Backing {
 
 impl Backing {
     /// The machine address of `ipa`, when `len` bytes from it lie inside this region.
-    fn pa_of(&self, ipa: Ipa, len: u64) -> Option<u64> {
+    pub fn pa_of(&self, ipa: Ipa, len: u64) -> Option<u64> {
         let offset = ipa.0.checked_sub(self.ipa.0)?;
         (offset.checked_add(len)? <= self.size).then_some(self.pa.0 + offset)
     }
 }
 
-/// An emulated PL011 and its window.
-pub struct Uart {
-    /// Where the guest sees it.
-    pub window: DeviceWindow,
-    /// Its state.
-    pub model: Pl011,
+/// A device window of the VM and the model behind it.
+pub enum Device {
+    /// A PL011 UART.
+    Pl011(Pl011),
+    /// A device the configuration asks for but Moat does not emulate yet: an access stops
+    /// the VM with a diagnostic naming it (the guest was promised a device that is not there).
+    Missing(DeviceKind),
+}
+
+impl Device {
+    /// One access to the device's window, or `None` for a missing model.
+    pub fn access(&mut self, request: Access) -> Option<(u64, DeviceEffects)> {
+        match self {
+            Self::Pl011(uart) => Some(uart.access(request)),
+            Self::Missing(_) => None,
+        }
+    }
+
+    /// The model for a window of `kind`.
+    fn for_kind(kind: DeviceKind) -> Self {
+        match kind {
+            DeviceKind::Pl011 => Self::Pl011(Pl011::new()),
+            DeviceKind::GicV3Distributor | DeviceKind::GicV3Redistributors => Self::Missing(kind),
+        }
+    }
+
+    /// The device's name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Pl011(_) => "PL011",
+            Self::Missing(kind) => kind.name(),
+        }
+    }
 }
 
 /// A VM.
@@ -69,8 +100,14 @@ pub struct Vm {
     pub stage2: Stage2,
     /// RAM regions and their backing memory.
     pub ram: Vec<Backing>,
-    /// The emulated console, when the configuration has one.
-    pub uart: Option<Uart>,
+    /// The RAM regions as IPA ranges (for the abort decision).
+    pub ram_windows: Vec<IpaRange>,
+    /// The emulated devices, in the order of `device_windows`.
+    pub devices: Vec<Device>,
+    /// The windows of the emulated devices.
+    pub device_windows: Vec<IpaRange>,
+    /// The CPU features exception entry follows (the hardware's).
+    pub features: CpuFeatures,
     /// The vCPU's registers and last trap.
     pub frame: TrapFrame,
     /// What the guest's ID registers show.
@@ -136,10 +173,22 @@ impl Vm {
         }
         let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
         let stage2 = Stage2::new(geometry, VMID, &mut Frames(phys)).map_err(VmError::Stage2)?;
-        let uart = config.devices_of(DeviceKind::Pl011).next().map(|w| Uart {
-            window: *w,
-            model: Pl011::new(),
-        });
+        let (mut devices, mut device_windows) = (Vec::new(), Vec::new());
+        for window in &config.devices {
+            devices.push(Device::for_kind(window.kind));
+            device_windows.push(IpaRange {
+                base: window.base,
+                size: window.size,
+            });
+        }
+        let ram_windows = config
+            .ram
+            .iter()
+            .map(|r| IpaRange {
+                base: r.base,
+                size: r.size,
+            })
+            .collect();
         let guest_pa_bits = guest_parange_bits(config.parange, config.ipa_bits, ipa_limit);
         let parange = u8::try_from(guest_pa_bits)
             .ok()
@@ -149,7 +198,10 @@ impl Vm {
             config,
             stage2,
             ram: Vec::new(),
-            uart,
+            ram_windows,
+            devices,
+            device_windows,
+            features: cpu::features(),
             frame: TrapFrame::default(),
             id_policy: IdPolicy { parange },
         };
@@ -238,8 +290,18 @@ impl Vm {
                 b.pa
             );
         }
-        if let Some(u) = &self.uart {
-            log!("VM '{}': PL011 at IPA {} (emulated)", c.name, u.window.base);
+        for (device, window) in self.devices.iter().zip(&self.device_windows) {
+            let how = if matches!(device, Device::Missing(_)) {
+                "not emulated yet"
+            } else {
+                "emulated"
+            };
+            log!(
+                "VM '{}': {} at IPA {} ({how})",
+                c.name,
+                device.name(),
+                window.base
+            );
         }
         log!(
             "VM '{}': entry {:#x}, device tree at {:#x}",
@@ -247,6 +309,53 @@ impl Vm {
             self.frame.pc,
             self.frame.x[0]
         );
+    }
+
+    /// The VM as the abort decision sees it.
+    pub fn view(&self, mmu_on: bool) -> VmView<'_> {
+        VmView {
+            ipa_bits: self.config.ipa_bits,
+            pa_bits: u32::from(self.id_policy.parange.bits().unwrap_or(48)),
+            ram: &self.ram_windows,
+            devices: &self.device_windows,
+            hole_policy: match self.config.hole_policy {
+                moat_config::HolePolicy::Abort => HolePolicy::Abort,
+                moat_config::HolePolicy::ReadAsZeroWriteIgnore => HolePolicy::ReadAsZeroWriteIgnore,
+            },
+            format: GuestFormat::Aarch64,
+            mmu_on,
+        }
+    }
+
+    /// One access to device `index`, its effects carried out; returns the read data, or
+    /// `None` when the device has no model.
+    pub fn device_access(&mut self, index: usize, request: Access) -> Option<u64> {
+        let (data, effects) = self.devices[index].access(request)?;
+        aborts::apply(effects);
+        Some(data)
+    }
+
+    /// The trap frame and a port to device `index` (read-as-zero/write-ignore for `None`) for
+    /// the access that faulted at `fault_ipa` / `far`.
+    pub fn device_port(
+        &mut self,
+        index: Option<usize>,
+        fault_ipa: u64,
+        far: u64,
+    ) -> (&mut TrapFrame, Port<'_>) {
+        let window = index.map_or((0, 0), |i| {
+            (self.device_windows[i].base.0, self.device_windows[i].size)
+        });
+        let device = index.map(|i| (&mut self.devices[i], window.0));
+        (
+            &mut self.frame,
+            Port {
+                device,
+                fault_ipa,
+                far,
+                window,
+            },
+        )
     }
 
     /// Runs the VM until the guest powers it off or resets it, or Moat stops it.

@@ -1,0 +1,255 @@
+//! Guest instruction and data aborts: the decision of SPEC §2 (`moat_vcpu::abort::decide`)
+//! carried out — MMIO emulated (from the syndrome, or by decoding the instruction when
+//! `ESR_EL2.ISV` = 0), exceptions injected exactly (`moat_vcpu::inject`), `AT` results written
+//! to `PAR_EL1`, no-op cache maintenance skipped.
+
+use crate::console;
+use crate::exits::{Next, stop};
+use crate::guest::{self, El1Regs, GuestRam, Registers, TrappedGuest};
+use crate::vm::Vm;
+use moat_arm::esr::{Esr, Syndrome};
+use moat_devices::{Access, DeviceEffects};
+use moat_vcpu::abort::{Decision, GuestAbort, decide};
+use moat_vcpu::frame::TrapFrame;
+use moat_vcpu::inject::{self, Abort, AbortAccess, AbortCause};
+use moat_vcpu::insn::emulate::A64Context;
+use moat_vcpu::insn::{self, BusError, DevicePort};
+use moat_vcpu::mmio::{complete_load, decode_syndrome_access, size_mask};
+
+/// Handles an instruction or data abort the guest took to EL2.
+pub fn handle(vm: &mut Vm, esr: Esr) -> Next {
+    let f = &vm.frame;
+    let Some(abort) = GuestAbort::from_trap(f.esr, f.far, f.hpfar) else {
+        return stop(vm, format_args!("abort without an abort syndrome"));
+    };
+    let el1 = El1Regs::read();
+    let decision = {
+        let guest = trapped(vm, &el1, &abort);
+        decide(&abort, &vm.view(el1.mmu_on()), &guest)
+    };
+    match decision {
+        Decision::Emulate { device, offset } => emulate(vm, esr, &abort, &el1, device, offset),
+        Decision::Inject(fault) => inject_abort(vm, &el1, &fault),
+        Decision::ReadAsZeroWriteIgnore => read_as_zero(vm, esr, &abort, &el1),
+        Decision::SkipInstruction => {
+            vm.frame.advance_pc(esr.il());
+            Next::Resume
+        }
+        Decision::AddressTranslationFault(cause) => {
+            guest::write_par(inject::at_fault_par(
+                &el1.context(&vm.frame, vm.features),
+                cause,
+            ));
+            vm.frame.advance_pc(true);
+            Next::Resume
+        }
+        Decision::Retry => Next::Resume,
+        Decision::MapRam => stop(
+            vm,
+            format_args!("stage-2 translation fault inside RAM: Moat lost a mapping"),
+        ),
+        Decision::Unexpected(why) => stop(vm, format_args!("{why}")),
+    }
+}
+
+fn trapped<'a>(vm: &'a Vm, el1: &El1Regs, abort: &GuestAbort) -> TrappedGuest<'a> {
+    TrappedGuest {
+        mem: GuestRam {
+            ram: &vm.ram,
+            devices: &vm.device_windows,
+        },
+        el1: *el1,
+        parange: vm.id_policy.parange,
+        pc: vm.frame.pc,
+        fetch: matches!(abort.access, AbortAccess::Instruction),
+    }
+}
+
+/// Injects `fault` as `AArch64.TakeException()` would take it.
+fn inject_abort(vm: &mut Vm, el1: &El1Regs, fault: &Abort) -> Next {
+    let entry = inject::inject_abort(&el1.context(&vm.frame, vm.features), fault);
+    entry.apply_to_frame(&mut vm.frame);
+    guest::write_el1(&entry.sysreg_writes());
+    Next::Resume
+}
+
+/// The synchronous external abort a device access that cannot complete gets.
+fn external_abort(vm: &mut Vm, el1: &El1Regs, abort: &GuestAbort) -> Next {
+    let fault = Abort {
+        access: abort.access,
+        cause: AbortCause::External,
+        va: abort.va,
+    };
+    inject_abort(vm, el1, &fault)
+}
+
+/// Data endianness of the trapped access: `SCTLR_EL1.EE` at EL1, `E0E` at EL0.
+fn big_endian(frame: &TrapFrame, el1: &El1Regs) -> bool {
+    let at_el0 = (frame.pstate >> 2) & 0b11 == 0;
+    let bit = if at_el0 { 24 } else { 25 };
+    el1.sctlr & (1 << bit) != 0
+}
+
+/// Emulates a data access to device window `device`.
+fn emulate(
+    vm: &mut Vm,
+    esr: Esr,
+    abort: &GuestAbort,
+    el1: &El1Regs,
+    device: usize,
+    offset: u64,
+) -> Next {
+    let Syndrome::DataAbortLower(iss) = esr.decode() else {
+        return stop(
+            vm,
+            format_args!("device access from EL2's point of view not a lower-EL data abort"),
+        );
+    };
+    if let crate::vm::Device::Missing(kind) = vm.devices[device] {
+        let ipa = abort.ipa.map_or(0, |i| i.0);
+        return stop(
+            vm,
+            format_args!(
+                "access to the {} window at IPA {ipa:#x}, which Moat does not emulate yet",
+                kind.name()
+            ),
+        );
+    }
+    let swap = big_endian(&vm.frame, el1);
+    if let Some(access) = decode_syndrome_access(&iss, &vm.frame) {
+        let write = access.write.map(|v| order(v, access.size, swap));
+        let request = Access {
+            offset,
+            size: access.size,
+            write,
+        };
+        let data = vm.device_access(device, request).unwrap_or(0);
+        if access.write.is_none() {
+            complete_load(&mut vm.frame, &access, order(data, access.size, swap));
+        }
+        vm.frame.advance_pc(esr.il());
+        return Next::Resume;
+    }
+    emulate_instruction(vm, abort, el1, Some(device), swap)
+}
+
+/// Byte order on the bus: a big-endian access reverses the bytes of the element.
+fn order(value: u64, size: u8, big_endian: bool) -> u64 {
+    if big_endian {
+        (value.swap_bytes() >> (64 - 8 * u32::from(size))) & size_mask(size)
+    } else {
+        value
+    }
+}
+
+/// An access without an instruction syndrome: decode the instruction and perform it against
+/// `device` (or as read-as-zero/write-ignore when `None`).
+fn emulate_instruction(
+    vm: &mut Vm,
+    abort: &GuestAbort,
+    el1: &El1Regs,
+    device: Option<usize>,
+    swap: bool,
+) -> Next {
+    let Some(insn) = trapped(vm, el1, abort).instruction() else {
+        return external_abort(vm, el1, abort);
+    };
+    let Some(fault_ipa) = abort.ipa else {
+        return external_abort(vm, el1, abort);
+    };
+    let ctx = A64Context {
+        pc: vm.frame.pc,
+        far: abort.va.0,
+        big_endian: swap,
+    };
+    let (frame, mut port) = vm.device_port(device, fault_ipa.0, abort.va.0);
+    match insn::emulate_a64(insn, &ctx, &mut Registers { frame }, &mut port) {
+        Ok(done) => {
+            vm.frame.pc = vm.frame.pc.wrapping_add(u64::from(done.length));
+            Next::Resume
+        }
+        Err(_) => external_abort(vm, el1, abort),
+    }
+}
+
+/// A hole with the read-as-zero/write-ignore policy: loads return 0, stores vanish.
+fn read_as_zero(vm: &mut Vm, esr: Esr, abort: &GuestAbort, el1: &El1Regs) -> Next {
+    let Syndrome::DataAbortLower(iss) = esr.decode() else {
+        return external_abort(vm, el1, abort);
+    };
+    if let Some(access) = decode_syndrome_access(&iss, &vm.frame) {
+        if access.write.is_none() {
+            complete_load(&mut vm.frame, &access, 0);
+        }
+        vm.frame.advance_pc(esr.il());
+        return Next::Resume;
+    }
+    emulate_instruction(vm, abort, el1, None, false)
+}
+
+/// The device behind one trapped access, as the load/store emulator sees it: element
+/// addresses are VAs on the faulting page, mapped to offsets in the device's window.
+pub struct Port<'a> {
+    /// The device and its window, or `None` for read-as-zero/write-ignore.
+    pub device: Option<(&'a mut crate::vm::Device, u64)>,
+    /// The faulting IPA.
+    pub fault_ipa: u64,
+    /// The faulting VA.
+    pub far: u64,
+    /// The window's first IPA and size.
+    pub window: (u64, u64),
+}
+
+impl Port<'_> {
+    fn offset(&self, addr: u64, size: u8) -> Result<u64, BusError> {
+        const PAGE: u64 = 0xFFF;
+        if addr & !PAGE != self.far & !PAGE {
+            return Err(BusError);
+        }
+        let ipa = (self.fault_ipa & !PAGE) | (addr & PAGE);
+        let offset = ipa.checked_sub(self.window.0).ok_or(BusError)?;
+        if offset + u64::from(size) > self.window.1 {
+            return Err(BusError);
+        }
+        Ok(offset)
+    }
+
+    fn access(&mut self, request: Access) -> u64 {
+        match &mut self.device {
+            Some((device, _)) => {
+                let (data, effects) = device.access(request).unwrap_or_default();
+                apply(effects);
+                data
+            }
+            None => 0,
+        }
+    }
+}
+
+impl DevicePort for Port<'_> {
+    fn read(&mut self, addr: u64, size: u8) -> Result<u64, BusError> {
+        let offset = if self.device.is_some() {
+            self.offset(addr, size)?
+        } else {
+            0
+        };
+        Ok(self.access(Access::read(offset, size)))
+    }
+
+    fn write(&mut self, addr: u64, size: u8, value: u64) -> Result<(), BusError> {
+        let offset = if self.device.is_some() {
+            self.offset(addr, size)?
+        } else {
+            0
+        };
+        self.access(Access::write(offset, size, value));
+        Ok(())
+    }
+}
+
+/// Carries out a device's effects.
+pub fn apply(effects: DeviceEffects) {
+    if let Some(byte) = effects.console_out {
+        console::guest_byte(byte);
+    }
+}

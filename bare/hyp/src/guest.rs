@@ -1,0 +1,239 @@
+//! The guest as the trap handlers see it: its EL1 system registers, its memory read by IPA, its
+//! stage-1 walk, its instruction at the PC, and its registers for the load/store emulator.
+//!
+//! Moat runs one vCPU per physical CPU and does not use EL1 itself, so the guest's EL1 system
+//! registers are live in the hardware while Moat handles a trap: reading them is an `MRS`.
+
+use crate::vm::Backing;
+use aarch64_cpu::registers::{
+    ELR_EL1, ESR_EL1, FAR_EL1, PAR_EL1, Readable, SCTLR_EL1, SP_EL0, SP_EL1, SPSR_EL1, TCR_EL1,
+    TTBR0_EL1, TTBR1_EL1, VBAR_EL1, Writeable,
+};
+use moat_arm::addr::{Ipa, Va};
+use moat_arm::parange::PaRange;
+use moat_vcpu::abort::{GuestView, IpaRange};
+use moat_vcpu::entry::{CpuFeatures, GuestContext, SysregWrites};
+use moat_vcpu::frame::TrapFrame;
+use moat_vcpu::insn::GuestRegs;
+use moat_vcpu::insn::a64::Reg;
+use moat_vcpu::s1walk::{
+    Access, DescSize, GuestMemory, Stage1Regs, WalkRead, WalkReport, walk_aarch64,
+};
+
+/// The guest's EL1 registers that abort handling reads.
+#[derive(Clone, Copy, Debug)]
+pub struct El1Regs {
+    /// `SCTLR_EL1`.
+    pub sctlr: u64,
+    /// `TCR_EL1`.
+    pub tcr: u64,
+    /// `TTBR0_EL1`.
+    pub ttbr0: u64,
+    /// `TTBR1_EL1`.
+    pub ttbr1: u64,
+    /// `VBAR_EL1`.
+    pub vbar: u64,
+    /// `FAR_EL1`.
+    pub far: u64,
+}
+
+impl El1Regs {
+    /// Reads them from the hardware (they are the guest's while it is trapped).
+    pub fn read() -> Self {
+        Self {
+            sctlr: SCTLR_EL1.get(),
+            tcr: TCR_EL1.get(),
+            ttbr0: TTBR0_EL1.get(),
+            ttbr1: TTBR1_EL1.get(),
+            vbar: VBAR_EL1.get(),
+            far: FAR_EL1.get(),
+        }
+    }
+
+    /// `SCTLR_EL1.M`: the guest's stage 1 is on.
+    pub const fn mmu_on(&self) -> bool {
+        self.sctlr & 1 != 0
+    }
+
+    fn stage1(&self) -> Stage1Regs {
+        Stage1Regs {
+            sctlr_el1: self.sctlr,
+            tcr_el1: self.tcr,
+            ttbr0_el1: self.ttbr0,
+            ttbr1_el1: self.ttbr1,
+        }
+    }
+
+    /// The state exception entry depends on, at the trap in `frame`.
+    pub fn context(&self, frame: &TrapFrame, features: CpuFeatures) -> GuestContext {
+        GuestContext {
+            pc: frame.pc,
+            spsr_el2: frame.pstate,
+            sctlr_el1: self.sctlr,
+            vbar_el1: self.vbar,
+            tcr_el1: self.tcr,
+            far_el1: self.far,
+            features,
+        }
+    }
+}
+
+/// `MSR` to an AArch32 EL1 register's AArch64 home, which `aarch64-cpu` does not name.
+macro_rules! write_aarch32_home {
+    ($reg:literal, $value:expr) => {
+        // SAFETY: writes a register of the guest's AArch32 EL1 state (`SPSR_abt`, `SPSR_und`,
+        // `IFSR32_EL2`); Moat itself never reads them and no memory is accessed.
+        unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) $value, options(nostack)) }
+    };
+}
+
+/// Performs the EL1 register writes of an exception entry.
+pub fn write_el1(writes: &SysregWrites) {
+    if let Some(v) = writes.esr_el1 {
+        ESR_EL1.set(v);
+    }
+    if let Some(v) = writes.far_el1 {
+        FAR_EL1.set(v);
+    }
+    if let Some(v) = writes.elr_el1 {
+        ELR_EL1.set(v);
+    }
+    if let Some(v) = writes.spsr_el1 {
+        SPSR_EL1.set(v);
+    }
+    if let Some(v) = writes.spsr_abt {
+        write_aarch32_home!("spsr_abt", v);
+    }
+    if let Some(v) = writes.spsr_und {
+        write_aarch32_home!("spsr_und", v);
+    }
+    if let Some(v) = writes.ifsr32_el2 {
+        write_aarch32_home!("ifsr32_el2", v);
+    }
+}
+
+/// Writes `PAR_EL1`, the result of a guest `AT` that Moat completed.
+pub fn write_par(value: u64) {
+    PAR_EL1.set(value);
+}
+
+/// The guest's RAM, read by IPA through Moat's identity map of the backing memory.
+pub struct GuestRam<'a> {
+    /// The VM's RAM regions and their machine memory.
+    pub ram: &'a [Backing],
+    /// The emulated device windows (walks never read them).
+    pub devices: &'a [IpaRange],
+}
+
+impl GuestRam<'_> {
+    /// Reads `size` bytes (1, 2, 4 or 8, aligned) at `ipa`, little-endian.
+    pub fn read(&self, ipa: Ipa, size: u64) -> Option<u64> {
+        let pa = self.ram.iter().find_map(|b| b.pa_of(ipa, size))?;
+        // SAFETY: `pa_of` checked the whole access lies in this VM's backing memory, which Moat
+        // owns and identity-maps; the access is naturally aligned (descriptors and
+        // instructions are), so it is a single-copy-atomic load.
+        let value = unsafe {
+            match size {
+                4 => u64::from(core::ptr::read_volatile(pa as *const u32)),
+                8 => core::ptr::read_volatile(pa as *const u64),
+                _ => return None,
+            }
+        };
+        Some(value)
+    }
+}
+
+impl GuestMemory for GuestRam<'_> {
+    fn read_descriptor(&self, ipa: Ipa, size: DescSize) -> Result<u64, WalkRead> {
+        if self.devices.iter().any(|d| d.offset_of(ipa).is_some()) {
+            return Err(WalkRead::DeviceWindow);
+        }
+        self.read(ipa, size.bytes()).ok_or(WalkRead::OutsideRam)
+    }
+}
+
+/// Everything the abort decision may ask about the trapped guest.
+pub struct TrappedGuest<'a> {
+    /// The guest's memory.
+    pub mem: GuestRam<'a>,
+    /// Its EL1 registers.
+    pub el1: El1Regs,
+    /// The PARange it is shown.
+    pub parange: PaRange,
+    /// The faulting instruction's address (`ELR_EL2`).
+    pub pc: u64,
+    /// The fault was an instruction fetch.
+    pub fetch: bool,
+}
+
+impl TrappedGuest<'_> {
+    /// The IPA of `va` for an access of kind `access`: the VA itself with the MMU off.
+    fn translate(&self, va: Va, access: Access) -> Option<Ipa> {
+        if !self.el1.mmu_on() {
+            return Some(Ipa(va.0));
+        }
+        walk_aarch64(&self.el1.stage1(), self.parange, va, access, &self.mem)
+            .translation()
+            .map(|t| t.ipa)
+    }
+
+    /// The 32-bit instruction at the faulting PC, read through the guest's stage 1.
+    pub fn instruction(&self) -> Option<u32> {
+        let ipa = self.translate(Va(self.pc), Access::InstructionFetch)?;
+        // Truncation intended: a 4-byte read.
+        self.mem.read(ipa, 4).map(|word| word as u32)
+    }
+}
+
+impl GuestView for TrappedGuest<'_> {
+    fn walk(&self, va: Va) -> WalkReport {
+        let access = if self.fetch {
+            Access::InstructionFetch
+        } else {
+            Access::Data
+        };
+        walk_aarch64(&self.el1.stage1(), self.parange, va, access, &self.mem)
+    }
+
+    fn is_address_translation(&self) -> bool {
+        // AT S1E1R/W, S1E0R/W, S1E1RP/WP: SYS #op1, C7, C8 or C9, #op2 (`1101 0101 0000 1 op1
+        // 0111 CRm op2 Rt`).
+        const SYS_C7_MASK: u32 = 0xFFF8_F000;
+        const SYS_C7: u32 = 0xD508_7000;
+        self.instruction()
+            .is_some_and(|i| i & SYS_C7_MASK == SYS_C7 && matches!((i >> 8) & 0xF, 8 | 9))
+    }
+}
+
+/// The guest's general-purpose registers and its current stack pointer, for the emulator.
+pub struct Registers<'a> {
+    /// The trap frame (X0..X30).
+    pub frame: &'a mut TrapFrame,
+}
+
+impl Registers<'_> {
+    /// Whether the guest's current SP is `SP_EL1` (`SPSR_EL2.M` = EL1h).
+    fn uses_sp_el1(&self) -> bool {
+        self.frame.pstate & 0b1111 == 0b0101
+    }
+}
+
+impl GuestRegs for Registers<'_> {
+    fn read(&self, r: Reg) -> u64 {
+        match r {
+            Reg::X(n) => self.frame.reg(n),
+            Reg::Zr => 0,
+            Reg::Sp if self.uses_sp_el1() => SP_EL1.get(),
+            Reg::Sp => SP_EL0.get(),
+        }
+    }
+
+    fn write(&mut self, r: Reg, value: u64) {
+        match r {
+            Reg::X(n) => self.frame.set_reg(n, value),
+            Reg::Zr => {}
+            Reg::Sp if self.uses_sp_el1() => SP_EL1.set(value),
+            Reg::Sp => SP_EL0.set(value),
+        }
+    }
+}
