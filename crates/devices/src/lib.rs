@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod gic;
 pub mod pl011;
 
 /// One data access to a device window, as the hypervisor decoded it from the guest's abort.
@@ -59,6 +60,9 @@ pub struct DeviceEffects {
     pub console_out: Option<u8>,
     /// The new level of the device's interrupt line, when it changed.
     pub irq_level: Option<bool>,
+    /// The vCPUs whose virtual interrupt state changed (the GIC model): each must leave the
+    /// guest or WFI to have its list registers synced and filled again.
+    pub kick: gic::VcpuSet,
 }
 
 /// A device model behind an MMIO window.

@@ -1,0 +1,96 @@
+//! The state of one interrupt as the GICv3 architecture defines it (IHI 0069, "Interrupt
+//! handling state machine"): enabled, pending, active, priority, group and trigger mode, plus
+//! the input line's level and where the interrupt sits while a vCPU's list registers hold it.
+
+/// One interrupt's programmer-visible and line state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Irq {
+    /// `GICD_ISENABLER`/`GICR_ISENABLER0` bit.
+    pub enabled: bool,
+    /// The pending latch: set by an edge, by `ISPENDR` or by an SGI; cleared by `ICPENDR`, or
+    /// when the guest acknowledges the interrupt.
+    pub latch: bool,
+    /// The level of the input line (meaningful for level-sensitive interrupts).
+    pub line: bool,
+    /// The active state.
+    pub active: bool,
+    /// `IGROUPR` bit: Group 1 when set, Group 0 otherwise.
+    pub group1: bool,
+    /// `ICFGR` `Int_config[1]`: edge-triggered when set, level-sensitive otherwise.
+    pub edge: bool,
+    /// `IPRIORITYR` byte: lower values are higher priority.
+    pub priority: u8,
+    /// The vCPU whose list registers hold the interrupt since its last fill; until that vCPU's
+    /// next sync the list register, not this record, has the pending and active state.
+    pub lr_of: Option<usize>,
+    /// For an SPI: the vCPU that acknowledged it, while it is active.
+    pub active_on: Option<usize>,
+    /// The pending state was written by the guest (`ISPENDR`/`ICPENDR`) while a list register
+    /// held the interrupt; the write wins over what the list register says at the next sync.
+    pub pending_written: bool,
+    /// As `pending_written`, for `ISACTIVER`/`ICACTIVER`.
+    pub active_written: bool,
+}
+
+impl Irq {
+    /// An SPI or PPI at reset: disabled, Group 0, priority 0, level-sensitive.
+    pub const fn reset() -> Self {
+        Self {
+            enabled: false,
+            latch: false,
+            line: false,
+            active: false,
+            group1: false,
+            edge: false,
+            priority: 0,
+            lr_of: None,
+            active_on: None,
+            pending_written: false,
+            active_written: false,
+        }
+    }
+
+    /// A vCPU's 32 private interrupts at reset: as [`Irq::reset`], but SGIs are always
+    /// edge-triggered (`GICR_ICFGR0` reads as 0xAAAA_AAAA).
+    pub const fn private_reset() -> [Self; 32] {
+        let mut irqs = [Self::reset(); 32];
+        let mut intid = 0;
+        while intid < super::SGI_COUNT as usize {
+            irqs[intid].edge = true;
+            intid += 1;
+        }
+        irqs
+    }
+
+    /// The pending state: the latch, or a level-sensitive interrupt's asserted line.
+    pub const fn pending(&self) -> bool {
+        self.latch || (!self.edge && self.line)
+    }
+
+    /// Whether the interrupt would be forwarded to a PE: pending, not active (an active and
+    /// pending interrupt waits for its deactivation), enabled, and its group enabled.
+    pub const fn deliverable_if(&self, group_enabled: bool) -> bool {
+        self.pending() && !self.active && self.enabled && group_enabled
+    }
+
+    /// Drives the input line: a rising edge latches an edge-triggered interrupt.
+    pub fn set_line(&mut self, level: bool) {
+        if self.edge && level && !self.line {
+            self.latch = true;
+        }
+        self.line = level;
+    }
+
+    /// Writes the pending latch from the guest's `ISPENDR`/`ICPENDR` or an SGI.
+    pub fn write_latch(&mut self, pending: bool) {
+        self.latch = pending;
+        self.pending_written |= self.lr_of.is_some();
+    }
+
+    /// Writes the active state from the guest's `ISACTIVER`/`ICACTIVER`.
+    pub fn write_active(&mut self, active: bool) {
+        self.active = active;
+        self.active_on = None;
+        self.active_written |= self.lr_of.is_some();
+    }
+}

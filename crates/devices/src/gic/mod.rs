@@ -1,0 +1,404 @@
+//! The virtual GICv3 that a guest sees: an emulated distributor and redistributors, and the
+//! bookkeeping that moves interrupts into the hardware virtual CPU interface's list registers.
+//!
+//! Moat presents the GICv3 of QEMU `virt` (GIC architecture specification IHI 0069, pinned in
+//! `docs/references.md`): a distributor window (`GICD_*`, 64 KiB), one redistributor per vCPU
+//! (`GICR_*`: an `RD_base` frame and an `SGI_base` frame, 128 KiB each, no LPIs) and the
+//! hardware's virtual CPU interface (`ICC_*_EL1` from the guest, backed by `ICH_LR<n>_EL2`).
+//! The model has a single Security state (`GICD_CTLR.DS` = 1) and affinity routing always on
+//! (`GICD_CTLR.ARE` = 1), which is what Linux's GICv3 driver expects of a virtual machine.
+//!
+//! Everything here is a pure state machine: the EL2 binary traps the guest's accesses to the two
+//! windows and calls [`Gic::distributor_access`] and [`Gic::redistributor_access`], feeds device
+//! lines in ([`Gic::set_spi_level`], [`Gic::set_ppi_level`]) and trapped `ICC_SGI1R_EL1` writes
+//! ([`Gic::send_sgi`]), and around each entry to a vCPU calls
+//! [`Gic::sync_from_list_registers`] (after the guest ran) and [`Gic::fill_list_registers`]
+//! (before it runs). Every input returns the set of vCPUs that must look at their list
+//! registers again ([`VcpuSet`]): the hypervisor kicks those out of the guest or out of WFI.
+//!
+//! The protocol the hypervisor follows for a vCPU: on every exit, `sync_from_list_registers`
+//! first; then handle the exit; then `fill_list_registers` and program the list registers and
+//! `ICH_HCR_EL2` before entering the guest again.
+
+mod distributor;
+mod irq;
+mod irq_regs;
+pub mod list_regs;
+mod redistributor;
+pub mod sgi;
+
+#[cfg(test)]
+mod proptests;
+
+pub use distributor::irouter_for;
+pub use redistributor::REDISTRIBUTOR_STRIDE;
+
+use irq::Irq;
+use list_regs::LrShadow;
+
+/// The size of the distributor's window (`GICD_*`): 64 KiB.
+pub const DISTRIBUTOR_SIZE: u64 = 0x1_0000;
+
+/// The largest number of vCPUs a VM's GIC serves (`GICD_TYPER.CPUNumber` can report 8).
+pub const MAX_VCPUS: usize = 8;
+
+/// The number of Software Generated Interrupts, INTIDs 0–15, banked per vCPU.
+pub const SGI_COUNT: u32 = 16;
+
+/// The number of private interrupts (SGIs and PPIs), INTIDs 0–31, banked per vCPU.
+pub const PRIVATE_COUNT: u32 = 32;
+
+/// The largest number of SPIs GICv3 defines: INTIDs 32–1019.
+pub const MAX_SPIS: usize = 988;
+
+/// The SPI count of the GIC Moat presents by default: INTIDs 32–127, enough for QEMU `virt`'s
+/// devices (UART SPI 1, RTC, GPIO, PCIe INTx, the 32 virtio-mmio transports at SPIs 16–47).
+pub const DEFAULT_SPIS: usize = 96;
+
+/// The PPI of the EL1 virtual timer (Arm's Server Base System Architecture number, as QEMU
+/// `virt`'s device tree gives it to the guest).
+pub const VIRTUAL_TIMER_PPI: u32 = 27;
+
+/// The virtual GIC of QEMU `virt` with the default number of SPIs.
+pub type VirtGic = Gic<DEFAULT_SPIS>;
+
+/// A set of vCPUs, by index (bit `n` is vCPU `n`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuSet(u32);
+
+impl VcpuSet {
+    /// No vCPU.
+    pub const EMPTY: Self = Self(0);
+
+    /// The set holding only `vcpu` (empty when `vcpu` is not below [`MAX_VCPUS`]).
+    #[must_use]
+    pub const fn single(vcpu: usize) -> Self {
+        if vcpu < MAX_VCPUS {
+            Self(1 << vcpu)
+        } else {
+            Self::EMPTY
+        }
+    }
+
+    /// The first `count` vCPUs.
+    #[must_use]
+    pub const fn first(count: usize) -> Self {
+        let count = if count > MAX_VCPUS { MAX_VCPUS } else { count };
+        Self((1 << count) - 1)
+    }
+
+    /// Both sets together.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// This set without `vcpu`.
+    #[must_use]
+    pub const fn without(self, vcpu: usize) -> Self {
+        Self(self.0 & !Self::single(vcpu).0)
+    }
+
+    /// Whether `vcpu` is in the set.
+    #[must_use]
+    pub const fn contains(self, vcpu: usize) -> bool {
+        Self::single(vcpu).0 & self.0 != 0
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The set as a bit mask, bit `n` for vCPU `n`.
+    #[must_use]
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// The vCPUs in the set, lowest first.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..MAX_VCPUS).filter(move |&vcpu| self.contains(vcpu))
+    }
+}
+
+impl core::ops::BitOrAssign for VcpuSet {
+    fn bitor_assign(&mut self, other: Self) {
+        *self = self.union(other);
+    }
+}
+
+/// A PE's affinity (`MPIDR_EL1.Aff3..Aff0`), the address by which `GICR_TYPER`, `GICD_IROUTER`
+/// and `ICC_SGI1R_EL1` name a PE under affinity routing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Affinity {
+    /// Affinity level 0 (`Aff0`).
+    pub aff0: u8,
+    /// Affinity level 1 (`Aff1`).
+    pub aff1: u8,
+    /// Affinity level 2 (`Aff2`).
+    pub aff2: u8,
+    /// Affinity level 3 (`Aff3`).
+    pub aff3: u8,
+}
+
+impl Affinity {
+    /// The affinity of vCPU `vcpu`: QEMU `virt`'s GICv3 numbering, 16 PEs per level-1 cluster
+    /// (`Aff0` = index mod 16, `Aff1` = index / 16). The hypervisor programs the same value into
+    /// `VMPIDR_EL2` (see [`Affinity::mpidr`]).
+    #[must_use]
+    pub const fn of_vcpu(vcpu: usize) -> Self {
+        // Truncation intended: `vcpu` is below MAX_VCPUS, far below 16 * 256.
+        #[allow(clippy::cast_possible_truncation)]
+        Self {
+            aff0: (vcpu % 16) as u8,
+            aff1: (vcpu / 16) as u8,
+            aff2: 0,
+            aff3: 0,
+        }
+    }
+
+    /// The affinity fields as `MPIDR_EL1` holds them: `Aff0` [7:0], `Aff1` [15:8], `Aff2`
+    /// [23:16], `Aff3` [39:32].
+    #[must_use]
+    pub const fn mpidr(self) -> u64 {
+        self.low24() | ((self.aff3 as u64) << 32)
+    }
+
+    /// `Aff2:Aff1:Aff0` in bits [23:0], the layout `MPIDR_EL1` and `GICD_IROUTER` share.
+    const fn low24(self) -> u64 {
+        (self.aff0 as u64) | ((self.aff1 as u64) << 8) | ((self.aff2 as u64) << 16)
+    }
+
+    /// The affinity in `MPIDR_EL1`/`GICD_IROUTER` layout (`Aff3` at [39:32]).
+    #[must_use]
+    pub const fn from_mpidr(value: u64) -> Self {
+        // Truncation intended: each field is one byte of the register.
+        #[allow(clippy::cast_possible_truncation)]
+        Self {
+            aff0: value as u8,
+            aff1: (value >> 8) as u8,
+            aff2: (value >> 16) as u8,
+            aff3: (value >> 32) as u8,
+        }
+    }
+
+    /// The 32-bit `Affinity_Value` of `GICR_TYPER` [63:32]: `Aff3:Aff2:Aff1:Aff0`.
+    #[must_use]
+    pub const fn packed(self) -> u32 {
+        // Truncation intended: low24 has 24 bits.
+        #[allow(clippy::cast_possible_truncation)]
+        let low = self.low24() as u32;
+        low | ((self.aff3 as u32) << 24)
+    }
+}
+
+/// Why a GIC could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicError {
+    /// The VM has no vCPU, or more than [`MAX_VCPUS`].
+    VcpuCount(usize),
+}
+
+/// Which interrupt an access or an input names: a private interrupt of one vCPU, or an SPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IrqRef {
+    /// An SGI or PPI (INTID 0–31) in vCPU `vcpu`'s redistributor.
+    Private { vcpu: usize, intid: u32 },
+    /// An SPI, by its index from INTID 32.
+    Spi(usize),
+}
+
+/// `GICD_CTLR` group enables (with `GICD_CTLR.DS` = 1: `EnableGrp0` bit 0, `EnableGrp1` bit 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GroupEnables {
+    pub grp0: bool,
+    pub grp1: bool,
+}
+
+/// Per-vCPU redistributor state outside the interrupts themselves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RedistState {
+    /// `GICR_WAKER.ProcessorSleep`; `ChildrenAsleep` follows it at once.
+    pub processor_sleep: bool,
+}
+
+/// The virtual GICv3 of one VM, with `SPIS` shared peripheral interrupts (INTIDs 32 to
+/// 32 + `SPIS` - 1; at most [`MAX_SPIS`]).
+#[derive(Clone, Debug)]
+pub struct Gic<const SPIS: usize = DEFAULT_SPIS> {
+    vcpus: usize,
+    enables: GroupEnables,
+    private: [[Irq; PRIVATE_COUNT as usize]; MAX_VCPUS],
+    spis: [Irq; SPIS],
+    /// `GICD_IROUTER<n>` of each SPI, as stored (reserved bits clear).
+    routes: [u64; SPIS],
+    redists: [RedistState; MAX_VCPUS],
+    shadows: [LrShadow; MAX_VCPUS],
+}
+
+impl<const SPIS: usize> Gic<SPIS> {
+    const SPI_COUNT_IS_VALID: () = assert!(SPIS <= MAX_SPIS, "GICv3 has at most 988 SPIs");
+
+    /// A GIC in its reset state for a VM of `vcpus` vCPUs: every interrupt disabled, inactive,
+    /// not pending, group 0, priority 0, level-sensitive (SGIs edge), SPIs routed to vCPU 0, and
+    /// every redistributor asleep (`GICR_WAKER.ProcessorSleep` = 1).
+    ///
+    /// # Errors
+    ///
+    /// [`GicError::VcpuCount`] when `vcpus` is 0 or above [`MAX_VCPUS`].
+    pub fn new(vcpus: usize) -> Result<Self, GicError> {
+        let () = Self::SPI_COUNT_IS_VALID;
+        if vcpus == 0 || vcpus > MAX_VCPUS {
+            return Err(GicError::VcpuCount(vcpus));
+        }
+        Ok(Self {
+            vcpus,
+            enables: GroupEnables::default(),
+            private: [Irq::private_reset(); MAX_VCPUS],
+            spis: [Irq::reset(); SPIS],
+            routes: [0; SPIS],
+            redists: [RedistState {
+                processor_sleep: true,
+            }; MAX_VCPUS],
+            shadows: [LrShadow::EMPTY; MAX_VCPUS],
+        })
+    }
+
+    /// The number of vCPUs the GIC serves.
+    #[must_use]
+    pub const fn vcpus(&self) -> usize {
+        self.vcpus
+    }
+
+    /// One past the largest INTID the distributor implements.
+    #[must_use]
+    pub const fn intid_limit() -> u32 {
+        // Truncation impossible: SPIS <= MAX_SPIS.
+        #[allow(clippy::cast_possible_truncation)]
+        let spis = SPIS as u32;
+        PRIVATE_COUNT + spis
+    }
+
+    /// Sets the level of SPI `intid`'s input line (a device model's interrupt output). A rising
+    /// edge pends an edge-triggered SPI; a level-sensitive SPI is pending while the line is
+    /// high. An INTID that is not an implemented SPI is ignored.
+    pub fn set_spi_level(&mut self, intid: u32, level: bool) -> VcpuSet {
+        match self.spi_ref(intid) {
+            Some(spi) => self.set_line(spi, level),
+            None => VcpuSet::EMPTY,
+        }
+    }
+
+    /// Sets the level of PPI `intid` (16–31) of vCPU `vcpu`, e.g. [`VIRTUAL_TIMER_PPI`] when the
+    /// virtual timer's condition changes. Anything else is ignored.
+    pub fn set_ppi_level(&mut self, vcpu: usize, intid: u32, level: bool) -> VcpuSet {
+        if vcpu >= self.vcpus || !(SGI_COUNT..PRIVATE_COUNT).contains(&intid) {
+            return VcpuSet::EMPTY;
+        }
+        self.set_line(IrqRef::Private { vcpu, intid }, level)
+    }
+
+    /// Whether vCPU `vcpu` has an interrupt that is pending, enabled and of an enabled group,
+    /// and not active: what wakes a vCPU from WFI.
+    #[must_use]
+    pub fn has_deliverable(&self, vcpu: usize) -> bool {
+        if vcpu >= self.vcpus {
+            return false;
+        }
+        let private = (0..PRIVATE_COUNT).map(|intid| IrqRef::Private { vcpu, intid });
+        let spis = (0..SPIS).map(IrqRef::Spi);
+        private
+            .chain(spis)
+            .any(|irq| self.owner(irq) == Some(vcpu) && self.deliverable(self.irq(irq)))
+    }
+
+    fn set_line(&mut self, irq: IrqRef, level: bool) -> VcpuSet {
+        self.irq_mut(irq).set_line(level);
+        self.attention(irq)
+    }
+
+    fn spi_ref(&self, intid: u32) -> Option<IrqRef> {
+        let index = usize::try_from(intid.checked_sub(PRIVATE_COUNT)?).ok()?;
+        (index < SPIS).then_some(IrqRef::Spi(index))
+    }
+
+    pub(crate) fn irq(&self, irq: IrqRef) -> &Irq {
+        match irq {
+            IrqRef::Private { vcpu, intid } => &self.private[vcpu][intid as usize],
+            IrqRef::Spi(index) => &self.spis[index],
+        }
+    }
+
+    pub(crate) fn irq_mut(&mut self, irq: IrqRef) -> &mut Irq {
+        match irq {
+            IrqRef::Private { vcpu, intid } => &mut self.private[vcpu][intid as usize],
+            IrqRef::Spi(index) => &mut self.spis[index],
+        }
+    }
+
+    /// The vCPU an SPI's `GICD_IROUTER` names: with `Interrupt_Routing_Mode` = 1 (1 of N), the
+    /// first awake vCPU (`GICR_WAKER.ProcessorSleep` = 0), else vCPU 0; otherwise the vCPU
+    /// whose affinity matches, or none.
+    fn route_target(&self, index: usize) -> Option<usize> {
+        let route = self.routes[index];
+        if distributor::irouter_irm(route) {
+            let awake = (0..self.vcpus).find(|&v| !self.redists[v].processor_sleep);
+            return Some(awake.unwrap_or(0));
+        }
+        let affinity = Affinity::from_mpidr(route);
+        (0..self.vcpus).find(|&v| Affinity::of_vcpu(v) == affinity)
+    }
+
+    /// The vCPU that deals with `irq` now: the one whose list registers hold it, else (an SPI)
+    /// the one on which it is active, else the one it is routed to.
+    pub(crate) fn owner(&self, irq: IrqRef) -> Option<usize> {
+        let state = self.irq(irq);
+        match irq {
+            _ if state.lr_of.is_some() => state.lr_of,
+            IrqRef::Private { vcpu, .. } => Some(vcpu),
+            IrqRef::Spi(_) if state.active && state.active_on.is_some() => state.active_on,
+            IrqRef::Spi(index) => self.route_target(index),
+        }
+    }
+
+    fn deliverable(&self, irq: &Irq) -> bool {
+        irq.deliverable_if(self.group_enabled(irq.group1))
+    }
+
+    pub(crate) const fn group_enabled(&self, group1: bool) -> bool {
+        if group1 {
+            self.enables.grp1
+        } else {
+            self.enables.grp0
+        }
+    }
+
+    /// The vCPU to kick after `irq` changed: its owner, when the interrupt sits in that vCPU's
+    /// list registers (which are now stale) or has become deliverable.
+    pub(crate) fn attention(&self, irq: IrqRef) -> VcpuSet {
+        let state = self.irq(irq);
+        match self.owner(irq) {
+            Some(vcpu) if state.lr_of.is_some() || self.deliverable(state) => VcpuSet::single(vcpu),
+            _ => VcpuSet::EMPTY,
+        }
+    }
+
+    /// Every vCPU that has a deliverable interrupt.
+    pub(crate) fn deliverable_vcpus(&self) -> VcpuSet {
+        let mut set = VcpuSet::EMPTY;
+        for vcpu in 0..self.vcpus {
+            for intid in 0..PRIVATE_COUNT {
+                set |= self.attention(IrqRef::Private { vcpu, intid });
+            }
+        }
+        for index in 0..SPIS {
+            set |= self.attention(IrqRef::Spi(index));
+        }
+        set
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,185 @@
+//! Tests of the interrupt state and routing, and helpers the other test modules share.
+
+use super::*;
+use crate::Access;
+
+/// A GIC as Linux leaves it after its driver probed: groups enabled, every redistributor awake,
+/// every interrupt Group 1 and priority 0xA0, SPIs level-sensitive and routed to vCPU 0.
+pub(super) fn linux_gic(vcpus: usize) -> VirtGic {
+    let mut gic = VirtGic::new(vcpus).unwrap();
+    gic.enables = GroupEnables {
+        grp0: true,
+        grp1: true,
+    };
+    for vcpu in 0..vcpus {
+        gic.redists[vcpu].processor_sleep = false;
+        for intid in 0..PRIVATE_COUNT {
+            let irq = gic.irq_mut(IrqRef::Private { vcpu, intid });
+            irq.group1 = true;
+            irq.priority = 0xA0;
+        }
+    }
+    for irq in &mut gic.spis {
+        irq.group1 = true;
+        irq.priority = 0xA0;
+    }
+    gic
+}
+
+/// Enables INTID `intid` (an SPI, or a private interrupt of vCPU `vcpu`).
+pub(super) fn enable(gic: &mut VirtGic, vcpu: usize, intid: u32) {
+    let irq = gic.vcpu_irq_for_tests(vcpu, intid);
+    gic.irq_mut(irq).enabled = true;
+}
+
+/// Reads a 32-bit distributor register.
+pub(super) fn gicd_read(gic: &mut VirtGic, offset: u64) -> u64 {
+    gic.distributor_access(Access::read(offset, 4)).0
+}
+
+/// Writes a 32-bit distributor register and returns the vCPUs to kick.
+pub(super) fn gicd_write(gic: &mut VirtGic, offset: u64, value: u64) -> VcpuSet {
+    gic.distributor_access(Access::write(offset, 4, value))
+        .1
+        .kick
+}
+
+impl<const SPIS: usize> Gic<SPIS> {
+    pub(super) fn vcpu_irq_for_tests(&self, vcpu: usize, intid: u32) -> IrqRef {
+        if intid < PRIVATE_COUNT {
+            IrqRef::Private { vcpu, intid }
+        } else {
+            self.spi_ref(intid).unwrap()
+        }
+    }
+
+    pub(super) fn pending_for_tests(&self, vcpu: usize, intid: u32) -> bool {
+        self.irq(self.vcpu_irq_for_tests(vcpu, intid)).pending()
+    }
+}
+
+fn vcpus(set: VcpuSet) -> Vec<usize> {
+    set.iter().collect()
+}
+
+#[test]
+fn new_refuses_no_vcpu_and_more_than_eight() {
+    assert_eq!(VirtGic::new(0).unwrap_err(), GicError::VcpuCount(0));
+    assert_eq!(VirtGic::new(9).unwrap_err(), GicError::VcpuCount(9));
+    assert_eq!(VirtGic::new(8).unwrap().vcpus(), 8);
+}
+
+#[test]
+fn vcpu_affinity_is_its_index_in_clusters_of_sixteen() {
+    let cases = [
+        (0, 0x0000),
+        (7, 0x0007),
+        (15, 0x000F),
+        (16, 0x0100),
+        (33, 0x0201),
+    ];
+    for (vcpu, mpidr) in cases {
+        assert_eq!(Affinity::of_vcpu(vcpu).mpidr(), mpidr, "vCPU {vcpu}");
+        assert_eq!(Affinity::from_mpidr(mpidr), Affinity::of_vcpu(vcpu));
+    }
+}
+
+#[test]
+fn affinity_packs_aff3_above_aff2_for_gicr_typer() {
+    let affinity = Affinity {
+        aff0: 1,
+        aff1: 2,
+        aff2: 3,
+        aff3: 4,
+    };
+    assert_eq!(affinity.packed(), 0x0403_0201);
+    assert_eq!(affinity.mpidr(), 0x04_0003_0201);
+}
+
+#[test]
+fn vcpu_set_holds_only_vcpus_below_the_maximum() {
+    let set = VcpuSet::single(1)
+        .union(VcpuSet::single(3))
+        .union(VcpuSet::single(8));
+    assert_eq!(vcpus(set), [1, 3]);
+    assert_eq!(vcpus(VcpuSet::first(3).without(1)), [0, 2]);
+    assert!(VcpuSet::EMPTY.is_empty());
+}
+
+#[test]
+fn rising_edge_pends_an_edge_spi_and_lowering_the_line_keeps_it_pending() {
+    let mut gic = linux_gic(1);
+    let irq = gic.spi_ref(40).unwrap();
+    gic.irq_mut(irq).edge = true;
+    gic.set_spi_level(40, true);
+    gic.set_spi_level(40, false);
+    assert!(gic.pending_for_tests(0, 40));
+}
+
+#[test]
+fn level_spi_is_pending_exactly_while_its_line_is_high() {
+    let mut gic = linux_gic(1);
+    for level in [true, false, true] {
+        gic.set_spi_level(33, level);
+        assert_eq!(gic.pending_for_tests(0, 33), level);
+    }
+}
+
+#[test]
+fn raising_an_enabled_spi_kicks_the_vcpu_it_is_routed_to() {
+    let mut gic = linux_gic(4);
+    enable(&mut gic, 0, 33);
+    gic.routes[1] = Affinity::of_vcpu(2).mpidr();
+    assert_eq!(vcpus(gic.set_spi_level(33, true)), [2]);
+    assert!(gic.has_deliverable(2));
+    assert!(!gic.has_deliverable(0));
+}
+
+#[test]
+fn pending_interrupt_kicks_nobody_while_disabled_or_its_group_is_disabled() {
+    let mut gic = linux_gic(1);
+    assert!(gic.set_spi_level(33, true).is_empty(), "disabled");
+    enable(&mut gic, 0, 34);
+    gic.enables.grp1 = false;
+    assert!(gic.set_spi_level(34, true).is_empty(), "group 1 disabled");
+}
+
+#[test]
+fn virtual_timer_ppi_pends_only_on_its_own_vcpu() {
+    let mut gic = linux_gic(2);
+    enable(&mut gic, 1, VIRTUAL_TIMER_PPI);
+    assert_eq!(vcpus(gic.set_ppi_level(1, VIRTUAL_TIMER_PPI, true)), [1]);
+    assert!(gic.pending_for_tests(1, VIRTUAL_TIMER_PPI));
+    assert!(!gic.pending_for_tests(0, VIRTUAL_TIMER_PPI));
+}
+
+#[test]
+fn line_inputs_outside_their_ranges_are_ignored() {
+    let mut gic = linux_gic(2);
+    let cases = [
+        gic.set_spi_level(31, true),
+        gic.set_spi_level(128, true),
+        gic.set_ppi_level(0, 15, true),
+        gic.set_ppi_level(0, 32, true),
+        gic.set_ppi_level(2, 27, true),
+    ];
+    assert!(cases.iter().all(|kick| kick.is_empty()));
+}
+
+#[test]
+fn spi_routed_to_an_affinity_no_vcpu_has_is_delivered_nowhere() {
+    let mut gic = linux_gic(2);
+    enable(&mut gic, 0, 35);
+    gic.routes[3] = Affinity::of_vcpu(5).mpidr();
+    assert!(gic.set_spi_level(35, true).is_empty());
+    assert!(!gic.has_deliverable(0) && !gic.has_deliverable(1));
+}
+
+#[test]
+fn one_of_n_spi_goes_to_the_first_awake_vcpu() {
+    let mut gic = linux_gic(3);
+    enable(&mut gic, 0, 36);
+    gic.routes[4] = 1 << 31;
+    gic.redists[0].processor_sleep = true;
+    assert_eq!(vcpus(gic.set_spi_level(36, true)), [1]);
+}
