@@ -264,6 +264,11 @@ impl LrShadow {
         values: [0; MAX_LIST_REGS],
         count: 0,
     };
+
+    /// The values loaded and not yet synced back.
+    pub fn loaded(&self) -> &[u64] {
+        &self.values[..self.count]
+    }
 }
 
 impl<const SPIS: usize> Gic<SPIS> {
