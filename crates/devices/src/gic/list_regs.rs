@@ -282,7 +282,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         };
         self.shadows[vcpu] = LrShadow::EMPTY;
         let mut kick = VcpuSet::EMPTY;
-        for (n, &loaded) in shadow.values[..shadow.count].iter().enumerate() {
+        for (n, &loaded) in shadow.loaded().iter().enumerate() {
             let loaded = ListRegister::decode(loaded);
             let now = lrs
                 .get(n)
