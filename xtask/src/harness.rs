@@ -39,6 +39,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
         moat_cases(&artifacts, cpu, &mut tally)?;
     }
     parange_cases(&artifacts, &mut tally)?;
+    moat_refuses_s_above_l(&artifacts, &mut tally)?;
     cli_cases(&artifacts, &mut tally)?;
     config_cases(&mut tally)?;
     println!("differential suite (SPEC §6): every case's exception state, bare QEMU vs Moat");
@@ -212,6 +213,36 @@ fn guest_suite(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<(
         let verdict = guest_verdict(&outcome, &name);
         tally.record(&format!("guest::{name}"), cpu, Some(&outcome), verdict);
     }
+    Ok(())
+}
+
+/// Moat itself refuses a VM whose IPA size exceeds the machine's limit `L`, whatever the host
+/// tool checked: the bundle asks for `S` = 48 on a `cortex-a72` (`L` = 44), bypassing the host's
+/// check as a tool that does not know the CPU would.
+fn moat_refuses_s_above_l(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let mut vm = moat_config::VmConfig::default_virt();
+    vm.ipa_bits = 48;
+    let bundle = build::out_dir().join("test").join("s-above-l.bundle");
+    vm::write_bundle(&vm, &artifacts.guest("moat-guest-hello"), &bundle)?;
+    let machine = Machine {
+        cpu: "cortex-a72".into(),
+        mem_mib: 512,
+        kernel: artifacts.moat.clone(),
+        initrd: Some(bundle),
+        append: None,
+        el2: true,
+    };
+    let outcome = machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))?;
+    let verdict = expect_exit(&outcome, MoatExit::ConfigError)
+        .and_then(|()| expect_line(&outcome, "refused"))
+        .and_then(|()| expect_line(&outcome, "48"))
+        .and_then(|()| expect_line(&outcome, "44"));
+    tally.record(
+        "moat_refuses_an_ipa_size_above_its_limit_at_boot",
+        "cortex-a72",
+        Some(&outcome),
+        verdict,
+    );
     Ok(())
 }
 
