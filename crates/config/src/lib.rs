@@ -33,7 +33,9 @@ pub use hex::Hex;
 #[cfg(feature = "host")]
 pub use loader::{GuestImage, ImageFormat, LoadError, Segment, load_guest_image};
 pub use parange::guest_parange_bits;
-pub use schema::{DeviceKind, DeviceWindow, HolePolicy, ParangeMode, RamRegion, VmConfig};
+pub use schema::{
+    DeviceKind, DeviceWindow, GuestArch, HolePolicy, ParangeMode, RamRegion, VmConfig,
+};
 pub use size::{SizeError, parse_size};
 #[cfg(feature = "host")]
 pub use toml_file::TomlError;

@@ -60,6 +60,36 @@ impl ParangeMode {
     }
 }
 
+/// The execution state of the VM's EL1 (`HCR_EL2.RW`): the guest kernel's instruction set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GuestArch {
+    /// AArch64 at EL1 (and AArch64 or AArch32 at EL0).
+    #[default]
+    Aarch64,
+    /// AArch32 at EL1 (PL1) and EL0: entered in SVC mode, ARM state, with the Linux 32-bit
+    /// boot protocol's registers (r0 = 0, r1 = ~0, r2 = the device tree).
+    Aarch32,
+}
+
+impl GuestArch {
+    /// The name used in TOML files and in the bundle.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Aarch64 => "aarch64",
+            Self::Aarch32 => "aarch32",
+        }
+    }
+
+    /// The state called `name` in TOML files and in the bundle.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Aarch64, Self::Aarch32]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+}
+
 /// What a guest data access to an IPA below `2^S` with nothing behind it does (SPEC §2, last
 /// row). Instruction fetches from a hole always abort.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,6 +194,8 @@ pub struct VmConfig {
     pub ipa_bits: u32,
     /// How the guest-visible PARange `P` is chosen.
     pub parange: ParangeMode,
+    /// The execution state of the guest's EL1.
+    pub arch: GuestArch,
     /// The number of vCPUs, with MPIDR affinities 0..cpus.
     pub cpus: u32,
     /// What a data access to an unbacked IPA below `2^S` does.
@@ -185,6 +217,7 @@ impl VmConfig {
             name: String::from("default"),
             ipa_bits: DEFAULT_IPA_BITS,
             parange: ParangeMode::Max,
+            arch: GuestArch::Aarch64,
             cpus: 1,
             hole_policy: HolePolicy::Abort,
             ram: vec![RamRegion {

@@ -29,8 +29,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use crate::schema::{
-    DEFAULT_IPA_BITS, DeviceKind, DeviceWindow, GICD_SIZE, GICR_SIZE_PER_CPU, HolePolicy,
-    PL011_SIZE, ParangeMode, RamRegion, VmConfig,
+    DEFAULT_IPA_BITS, DeviceKind, DeviceWindow, GICD_SIZE, GICR_SIZE_PER_CPU, GuestArch,
+    HolePolicy, PL011_SIZE, ParangeMode, RamRegion, VmConfig,
 };
 use crate::size::parse_size;
 
@@ -80,6 +80,8 @@ struct VmFile {
     ipa_bits: u32,
     #[serde(default, deserialize_with = "named")]
     parange: ParangeMode,
+    #[serde(default, deserialize_with = "named")]
+    arch: GuestArch,
     #[serde(default = "default_cpus")]
     cpus: u32,
     #[serde(default, deserialize_with = "named")]
@@ -142,6 +144,7 @@ impl VmFile {
             name: self.name,
             ipa_bits: self.ipa_bits,
             parange: self.parange,
+            arch: self.arch,
             cpus,
             hole_policy: self.hole_policy,
             ram: ram.collect(),
@@ -172,6 +175,14 @@ trait Named: Sized {
 impl Named for ParangeMode {
     const WHAT: &'static str = "parange mode";
     const NAMES: &'static [&'static str] = &["max", "tight"];
+    fn from_name(name: &str) -> Option<Self> {
+        Self::from_name(name)
+    }
+}
+
+impl Named for GuestArch {
+    const WHAT: &'static str = "guest architecture";
+    const NAMES: &'static [&'static str] = &["aarch64", "aarch32"];
     fn from_name(name: &str) -> Option<Self> {
         Self::from_name(name)
     }

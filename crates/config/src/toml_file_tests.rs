@@ -140,3 +140,20 @@ fn unknown_parange_mode_is_refused_with_the_accepted_names() {
         .to_string();
     assert!(message.contains("unknown parange mode \"exact\": expected one of max, tight"));
 }
+
+#[test]
+fn arch_selects_the_guest_el1_execution_state_and_defaults_to_aarch64() {
+    let vm = VmConfig::from_toml_str("arch = \"aarch32\"\n").unwrap();
+    assert_eq!(vm.arch, crate::GuestArch::Aarch32);
+    assert_eq!(
+        VmConfig::from_toml_str("").unwrap().arch,
+        crate::GuestArch::Aarch64
+    );
+    let message = VmConfig::from_toml_str("arch = \"riscv\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("expected one of aarch64, aarch32"),
+        "{message}"
+    );
+}

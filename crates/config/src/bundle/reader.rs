@@ -13,7 +13,9 @@ use moat_arm::addr::Ipa;
 
 use super::fdt::{self, FdtError, Node};
 use super::{BUNDLE_COMPATIBLE, BUNDLE_VERSION, Part, Placed, PlacementError, check_placement};
-use crate::schema::{DeviceKind, DeviceWindow, HolePolicy, ParangeMode, RamRegion, VmConfig};
+use crate::schema::{
+    DeviceKind, DeviceWindow, GuestArch, HolePolicy, ParangeMode, RamRegion, VmConfig,
+};
 
 /// A segment of the guest image: bytes to copy to guest RAM at `load_ipa`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +221,7 @@ const VM_PROPERTIES: &[&str] = &[
     "vm-name",
     "ipa-bits",
     "parange",
+    "arch",
     "hole-policy",
     "cpus",
     "bootargs",
@@ -250,6 +253,7 @@ fn parse_vm<'a>(vm: &Node<'a>) -> Result<Bundle<'a>, BundleError> {
         name: props.string("vm-name")?.into(),
         ipa_bits: props.u32("ipa-bits")?,
         parange: props.named("parange", ParangeMode::from_name, "\"max\" or \"tight\"")?,
+        arch: props.named("arch", GuestArch::from_name, "\"aarch64\" or \"aarch32\"")?,
         cpus: props.u32("cpus")?,
         hole_policy: props.named(
             "hole-policy",

@@ -148,6 +148,7 @@ fn write_config(fdt: &mut FdtWriter, vm: &VmConfig) -> Result<(), BundleWriteErr
     fdt.property_string("vm-name", &vm.name)?;
     fdt.property_u32("ipa-bits", vm.ipa_bits)?;
     fdt.property_string("parange", vm.parange.name())?;
+    fdt.property_string("arch", vm.arch.name())?;
     fdt.property_string("hole-policy", vm.hole_policy.name())?;
     fdt.property_u32("cpus", vm.cpus)?;
     fdt.property_string("bootargs", &vm.bootargs)?;
