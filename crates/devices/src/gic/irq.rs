@@ -21,10 +21,11 @@ pub(crate) struct Irq {
     /// `IPRIORITYR` byte: lower values are higher priority.
     pub priority: u8,
     /// The vCPU whose list registers hold the interrupt since its last fill; until that vCPU's
-    /// next sync the list register, not this record, has the pending and active state.
-    pub lr_of: Option<usize>,
+    /// next sync the list register, not this record, has the pending and active state. (A
+    /// byte, not a `usize`, keeps a whole GIC small: vCPU indices are below `MAX_VCPUS`.)
+    lr_of: Option<u8>,
     /// For an SPI: the vCPU that acknowledged it, while it is active.
-    pub active_on: Option<usize>,
+    active_on: Option<u8>,
     /// The pending state was written by the guest (`ISPENDR`/`ICPENDR`) while a list register
     /// held the interrupt; the write wins over what the list register says at the next sync.
     pub pending_written: bool,
@@ -71,6 +72,26 @@ impl Irq {
     /// pending interrupt waits for its deactivation), enabled, and its group enabled.
     pub const fn deliverable_if(&self, group_enabled: bool) -> bool {
         self.pending() && !self.active && self.enabled && group_enabled
+    }
+
+    /// The vCPU whose list registers hold the interrupt, if any.
+    pub fn lr_of(&self) -> Option<usize> {
+        self.lr_of.map(usize::from)
+    }
+
+    /// Records which vCPU's list registers hold the interrupt.
+    pub fn set_lr_of(&mut self, vcpu: Option<usize>) {
+        self.lr_of = vcpu.and_then(|v| u8::try_from(v).ok());
+    }
+
+    /// For an SPI, the vCPU on which it was acknowledged.
+    pub fn active_on(&self) -> Option<usize> {
+        self.active_on.map(usize::from)
+    }
+
+    /// Records the vCPU on which an SPI was acknowledged.
+    pub fn set_active_on(&mut self, vcpu: Option<usize>) {
+        self.active_on = vcpu.and_then(|v| u8::try_from(v).ok());
     }
 
     /// Drives the input line: a rising edge latches an edge-triggered interrupt.

@@ -338,13 +338,13 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// registers while the list register held it wins over the list register.
     fn fold(&mut self, irq: IrqRef, vcpu: usize, state: LrState) {
         let record = self.irq_mut(irq);
-        if record.lr_of != Some(vcpu) {
+        if record.lr_of() != Some(vcpu) {
             return;
         }
-        record.lr_of = None;
+        record.set_lr_of(None);
         if !record.active_written {
             record.active = state.active();
-            record.active_on = state.active().then_some(vcpu);
+            record.set_active_on(state.active().then_some(vcpu));
         }
         if !record.pending_written {
             if record.edge {
@@ -363,7 +363,7 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// Whether `irq` wants a list register of its owner: active, or pending and deliverable.
     fn wants_list_register(&self, irq: IrqRef) -> bool {
         let record = self.irq(irq);
-        record.lr_of.is_none() && (record.active || self.pending_enabled(irq))
+        record.lr_of().is_none() && (record.active || self.pending_enabled(irq))
     }
 
     fn pending_enabled(&self, irq: IrqRef) -> bool {
@@ -393,7 +393,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         if pending && record.edge {
             record.latch = false;
         }
-        record.lr_of = Some(vcpu);
+        record.set_lr_of(Some(vcpu));
         ListRegister {
             vintid: intid,
             pintid: 0,

@@ -33,6 +33,7 @@ mod proptests;
 pub use distributor::irouter_for;
 pub use redistributor::REDISTRIBUTOR_STRIDE;
 
+use crate::{Access, DeviceEffects, MmioDevice};
 use irq::Irq;
 use list_regs::LrShadow;
 
@@ -191,6 +192,24 @@ impl Affinity {
         #[allow(clippy::cast_possible_truncation)]
         let low = self.low24() as u32;
         low | ((self.aff3 as u32) << 24)
+    }
+}
+
+/// The distributor window as an [`MmioDevice`], for a bus that treats every window alike.
+pub struct DistributorWindow<'a, const SPIS: usize = DEFAULT_SPIS>(pub &'a mut Gic<SPIS>);
+
+impl<const SPIS: usize> MmioDevice for DistributorWindow<'_, SPIS> {
+    fn access(&mut self, access: Access) -> (u64, DeviceEffects) {
+        self.0.distributor_access(access)
+    }
+}
+
+/// The redistributor region as an [`MmioDevice`].
+pub struct RedistributorWindow<'a, const SPIS: usize = DEFAULT_SPIS>(pub &'a mut Gic<SPIS>);
+
+impl<const SPIS: usize> MmioDevice for RedistributorWindow<'_, SPIS> {
+    fn access(&mut self, access: Access) -> (u64, DeviceEffects) {
+        self.0.redistributor_access(access)
     }
 }
 
@@ -356,9 +375,9 @@ impl<const SPIS: usize> Gic<SPIS> {
     pub(crate) fn owner(&self, irq: IrqRef) -> Option<usize> {
         let state = self.irq(irq);
         match irq {
-            _ if state.lr_of.is_some() => state.lr_of,
+            _ if state.lr_of().is_some() => state.lr_of(),
             IrqRef::Private { vcpu, .. } => Some(vcpu),
-            IrqRef::Spi(_) if state.active && state.active_on.is_some() => state.active_on,
+            IrqRef::Spi(_) if state.active && state.active_on().is_some() => state.active_on(),
             IrqRef::Spi(index) => self.route_target(index),
         }
     }
@@ -380,7 +399,9 @@ impl<const SPIS: usize> Gic<SPIS> {
     pub(crate) fn attention(&self, irq: IrqRef) -> VcpuSet {
         let state = self.irq(irq);
         match self.owner(irq) {
-            Some(vcpu) if state.lr_of.is_some() || self.deliverable(state) => VcpuSet::single(vcpu),
+            Some(vcpu) if state.lr_of().is_some() || self.deliverable(state) => {
+                VcpuSet::single(vcpu)
+            }
             _ => VcpuSet::EMPTY,
         }
     }

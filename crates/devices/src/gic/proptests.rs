@@ -64,7 +64,7 @@ fn check_list_register_ownership(gic: &VirtGic) {
             let intid = list_regs::ListRegister::decode(value).vintid;
             let irq = gic.vcpu_irq_for_tests(vcpu, intid);
             assert_eq!(
-                gic.irq(irq).lr_of,
+                gic.irq(irq).lr_of(),
                 Some(vcpu),
                 "INTID {intid} of vCPU {vcpu}"
             );
@@ -72,7 +72,7 @@ fn check_list_register_ownership(gic: &VirtGic) {
         }
     }
     let private = gic.private.iter().flatten();
-    let marked = private.chain(&gic.spis).filter(|irq| irq.lr_of.is_some());
+    let marked = private.chain(&gic.spis).filter(|irq| irq.lr_of().is_some());
     assert_eq!(marked.count(), held);
 }
 

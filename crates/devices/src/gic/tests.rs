@@ -183,3 +183,21 @@ fn one_of_n_spi_goes_to_the_first_awake_vcpu() {
     gic.redists[0].processor_sleep = true;
     assert_eq!(vcpus(gic.set_spi_level(36, true)), [1]);
 }
+
+#[test]
+fn a_whole_gic_stays_small_enough_to_build_on_an_el2_stack() {
+    assert!(
+        core::mem::size_of::<VirtGic>() < 8 * 1024,
+        "{}",
+        core::mem::size_of::<VirtGic>()
+    );
+}
+
+#[test]
+fn windows_as_mmio_devices_reach_the_distributor_and_the_redistributors() {
+    use crate::MmioDevice;
+    let mut gic = VirtGic::new(1).unwrap();
+    let pidr2 = Access::read(0xFFE8, 4);
+    assert_eq!(DistributorWindow(&mut gic).access(pidr2).0, 0x3B);
+    assert_eq!(RedistributorWindow(&mut gic).access(pidr2).0, 0x3B);
+}
