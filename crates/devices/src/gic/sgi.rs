@@ -3,8 +3,11 @@
 //! write is trapped to EL2 (the virtual CPU interface does not generate SGIs itself), decoded
 //! here and turned into pending SGIs in the target vCPUs' redistributors.
 //!
-//! With a single Security state Moat also treats `ICC_SGI0R_EL1` and `ICC_ASGI1R_EL1` writes
-//! the same way (same layout); the SGI's group comes from the target's `GICR_IGROUPR0`.
+//! `ICC_SGI1R_EL1` generates Group 1 SGIs and `ICC_SGI0R_EL1` (same layout) Group 0 ones: an SGI
+//! becomes pending on a target only when the target's `GICR_IGROUPR0` puts it in that group
+//! (IHI 0069, "Forwarding an SGI to a target PE", with `GICD_CTLR.DS` = 1). `ICC_ASGI1R_EL1`
+//! names the other Security state's Group 1, which a GIC with one Security state does not
+//! have: such a write generates nothing, and the hypervisor just skips the instruction.
 
 use super::{Affinity, Gic, IrqRef, MAX_VCPUS, VcpuSet};
 
@@ -113,10 +116,20 @@ impl Sgi1r {
 }
 
 impl<const SPIS: usize> Gic<SPIS> {
-    /// Sends the SGI that vCPU `sender` asked for by writing `value` to `ICC_SGI1R_EL1`: the
-    /// SGI becomes pending in every target's redistributor. Returns the vCPUs to kick (the
-    /// targets for which the SGI is deliverable now).
+    /// Sends the Group 1 SGI that vCPU `sender` asked for by writing `value` to
+    /// `ICC_SGI1R_EL1`: the SGI becomes pending in every target's redistributor where it is
+    /// configured Group 1. Returns the vCPUs to kick (the targets for which the SGI is
+    /// deliverable now).
     pub fn send_sgi(&mut self, sender: usize, value: u64) -> VcpuSet {
+        self.send_sgi_of_group(sender, value, true)
+    }
+
+    /// As [`Gic::send_sgi`], for a write to `ICC_SGI0R_EL1` (Group 0 SGIs).
+    pub fn send_sgi0(&mut self, sender: usize, value: u64) -> VcpuSet {
+        self.send_sgi_of_group(sender, value, false)
+    }
+
+    fn send_sgi_of_group(&mut self, sender: usize, value: u64, group1: bool) -> VcpuSet {
         let sgi = Sgi1r::decode(value);
         let mut kick = VcpuSet::EMPTY;
         for vcpu in sgi.targets(sender, self.vcpus).iter() {
@@ -124,8 +137,10 @@ impl<const SPIS: usize> Gic<SPIS> {
                 vcpu,
                 intid: u32::from(sgi.intid),
             };
-            self.irq_mut(irq).write_latch(true);
-            kick |= self.attention(irq);
+            if self.irq(irq).group1 == group1 {
+                self.irq_mut(irq).write_latch(true);
+                kick |= self.attention(irq);
+            }
         }
         kick
     }
@@ -182,6 +197,22 @@ mod tests {
     fn sgi_to_self_is_allowed_through_the_target_list() {
         let sgi = Sgi1r::decode(0b10);
         assert!(sgi.targets(1, 2).contains(1));
+    }
+
+    #[test]
+    fn sgi_pends_only_where_the_target_puts_it_in_the_requested_group() {
+        let mut gic = crate::gic::VirtGic::new(2).unwrap();
+        gic.irq_mut(IrqRef::Private { vcpu: 1, intid: 7 }).group1 = true;
+        gic.send_sgi(1, 7 << 24 | 0b11);
+        let pending =
+            |gic: &crate::gic::VirtGic, vcpu| gic.irq(IrqRef::Private { vcpu, intid: 7 }).pending();
+        assert!(!pending(&gic, 0), "Group 0 SGI 7 ignores ICC_SGI1R_EL1");
+        assert!(pending(&gic, 1), "Group 1 SGI 7 takes ICC_SGI1R_EL1");
+        gic.irq_mut(IrqRef::Private { vcpu: 1, intid: 7 })
+            .write_latch(false);
+        gic.send_sgi0(1, 7 << 24 | 0b11);
+        assert!(pending(&gic, 0), "Group 0 SGI 7 takes ICC_SGI0R_EL1");
+        assert!(!pending(&gic, 1), "Group 1 SGI 7 ignores ICC_SGI0R_EL1");
     }
 
     #[test]
