@@ -28,6 +28,8 @@ mod redistributor;
 pub mod sgi;
 
 #[cfg(test)]
+mod linux_tests;
+#[cfg(test)]
 mod proptests;
 
 pub use distributor::irouter_for;
