@@ -50,6 +50,9 @@ pub struct GuestImage {
     pub entry: Ipa,
     /// What the file was recognised as.
     pub format: ImageFormat,
+    /// The guest architecture the file says it is for (`e_machine` of an ELF file; AArch64 for
+    /// a Linux `Image`), or `None` for a raw binary, which says nothing.
+    pub arch: Option<crate::schema::GuestArch>,
 }
 
 /// Why an image could not be loaded.
@@ -72,7 +75,7 @@ pub enum LoadError {
     },
     /// An ELF file for another class, byte order or machine.
     #[error(
-        "the ELF file is not a 64-bit little-endian AArch64 image (EI_CLASS {class}, EI_DATA {data}, e_machine {machine}; expected 2, 1, 183)"
+        "the ELF file is neither a 64-bit little-endian AArch64 nor a 32-bit little-endian Arm image (EI_CLASS {class}, EI_DATA {data}, e_machine {machine}; expected 2, 1, 183 or 1, 1, 40)"
     )]
     ElfNotAarch64 {
         /// `EI_CLASS`.
@@ -114,6 +117,17 @@ pub enum LoadError {
         ram_base: u64,
         /// The RAM's size.
         ram_size: u64,
+    },
+    /// An arm64 `Image` whose header says it is big-endian (`flags` bit 0).
+    #[error(
+        "the arm64 Image is a big-endian kernel (header flags bit 0): Moat boots little-endian guests only"
+    )]
+    BigEndianImage,
+    /// An arm64 `Image` for a VM whose first RAM region cannot be its 2 MiB-aligned base.
+    #[error("an arm64 Image is placed text_offset above a 2 MiB-aligned base, but the first RAM region starts at {}: give it a 2 MiB-aligned base", Hex((*ram_base).into()))]
+    ImageBaseUnaligned {
+        /// The first RAM region's base.
+        ram_base: u64,
     },
     /// Two segments claiming the same IPA.
     #[error("guest image segments {first} and {second} overlap")]
@@ -188,6 +202,7 @@ fn load_raw(bytes: &[u8], ram: Ram) -> Result<GuestImage, LoadError> {
         segments,
         entry: Ipa(ipa),
         format: ImageFormat::Raw,
+        arch: None,
     })
 }
 

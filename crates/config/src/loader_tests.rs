@@ -275,3 +275,97 @@ fn raw_binary_too_large_for_ram_is_refused() {
 fn an_empty_file_is_refused() {
     assert_eq!(load(&[]), Err(LoadError::Empty));
 }
+
+/// An `Image` header with `flags` set (and a non-zero `image_size`, without which the flags
+/// are not valid).
+fn linux_image_with_flags(flags: u64) -> Vec<u8> {
+    let mut file = linux_image(0, 0x1000, &[]);
+    file[0x18..0x20].copy_from_slice(&flags.to_le_bytes());
+    file
+}
+
+#[test]
+fn big_endian_linux_image_is_refused_by_flags_bit_0() {
+    let err = load(&linux_image_with_flags(0b1)).unwrap_err();
+    assert_eq!(err, LoadError::BigEndianImage);
+    assert!(err.to_string().contains("big-endian"));
+}
+
+#[test]
+fn linux_image_with_page_size_and_placement_flags_loads_at_ram_base() {
+    // Debian's arm64 kernels: 4K pages (bits 1-2 = 1), placement anywhere (bit 3).
+    let image = load(&linux_image_with_flags(0b1010)).unwrap();
+    assert_eq!(image.entry, RAM_BASE);
+}
+
+#[test]
+fn flags_of_an_image_with_zero_image_size_are_ignored() {
+    let mut file = linux_image(0, 0, &[]);
+    file[0x18] = 1;
+    assert_eq!(load(&file).unwrap().entry, Ipa(0x4008_0000));
+}
+
+#[test]
+fn linux_image_needs_a_2mib_aligned_ram_base() {
+    let file = linux_image(0, 0x1000, &[]);
+    let err = load_guest_image(&file, Ipa(0x4010_0000), RAM_SIZE).unwrap_err();
+    assert_eq!(
+        err,
+        LoadError::ImageBaseUnaligned {
+            ram_base: 0x4010_0000
+        }
+    );
+}
+
+/// An ELF32 Arm executable with one `PT_LOAD` segment (System V ABI `Elf32_Ehdr`/`Elf32_Phdr`).
+fn elf32(entry: u32, paddr: u32, data: &[u8], memsz: u32) -> Vec<u8> {
+    let mut file = vec![0u8; 52];
+    file[..4].copy_from_slice(b"\x7fELF");
+    file[4] = 1; // EI_CLASS: ELFCLASS32
+    file[5] = 1; // EI_DATA: ELFDATA2LSB
+    file[6] = 1; // EI_VERSION
+    file[16..18].copy_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+    file[18..20].copy_from_slice(&40u16.to_le_bytes()); // e_machine: EM_ARM
+    file[24..28].copy_from_slice(&entry.to_le_bytes()); // e_entry
+    file[28..32].copy_from_slice(&52u32.to_le_bytes()); // e_phoff
+    file[40..42].copy_from_slice(&52u16.to_le_bytes()); // e_ehsize
+    file[42..44].copy_from_slice(&32u16.to_le_bytes()); // e_phentsize
+    file[44..46].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    let mut raw = [0u8; 32];
+    raw[0..4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    raw[4..8].copy_from_slice(&84u32.to_le_bytes()); // p_offset
+    raw[8..12].copy_from_slice(&paddr.to_le_bytes()); // p_vaddr
+    raw[12..16].copy_from_slice(&paddr.to_le_bytes()); // p_paddr
+    raw[16..20].copy_from_slice(&(data.len() as u32).to_le_bytes()); // p_filesz
+    raw[20..24].copy_from_slice(&memsz.to_le_bytes()); // p_memsz
+    file.extend_from_slice(&raw);
+    file.extend_from_slice(data);
+    file
+}
+
+#[test]
+fn elf32_arm_image_loads_by_its_program_headers_and_says_aarch32() {
+    let image = load(&elf32(0x4010_0000, 0x4010_0000, &[1, 2, 3, 4], 8)).unwrap();
+    assert_eq!(image.entry, Ipa(0x4010_0000));
+    assert_eq!(image.segments.len(), 1);
+    assert_eq!(image.segments[0].ipa, Ipa(0x4010_0000));
+    assert_eq!(image.segments[0].data, vec![1, 2, 3, 4, 0, 0, 0, 0]);
+    assert_eq!(image.arch, Some(crate::GuestArch::Aarch32));
+}
+
+#[test]
+fn elf64_image_says_aarch64_and_a_raw_binary_says_nothing() {
+    let file = elf(0x4020_0000, &[load_phdr(0x4020_0000, &[1, 2, 3, 4], 4)]);
+    assert_eq!(load(&file).unwrap().arch, Some(crate::GuestArch::Aarch64));
+    assert_eq!(load(&[0x1f, 0x20, 0x03, 0xd5]).unwrap().arch, None);
+}
+
+#[test]
+fn elf32_for_another_machine_is_refused() {
+    let mut file = elf32(0x4010_0000, 0x4010_0000, &[1], 1);
+    file[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64 in an ELF32 file
+    assert!(matches!(
+        load(&file),
+        Err(LoadError::ElfNotAarch64 { class: 1, .. })
+    ));
+}

@@ -1,8 +1,11 @@
-//! ELF64 AArch64 executables (System V ABI, ELF for the Arm 64-bit Architecture): loaded, as
+//! ELF64 AArch64 and ELF32 Arm executables (System V ABI, ELF for the Arm 64-bit and 32-bit
+//! Architectures): loaded, as
 //! QEMU's `-kernel` does, segment by segment at each `PT_LOAD`'s physical address `p_paddr`,
 //! with `p_memsz - p_filesz` bytes of zeros after the file bytes; entered at `e_entry`.
 
 use moat_arm::addr::Ipa;
+
+use crate::schema::GuestArch;
 
 use super::{GuestImage, ImageFormat, LoadError, Ram, Segment, check_disjoint};
 
@@ -10,24 +13,92 @@ use super::{GuestImage, ImageFormat, LoadError, Ram, Segment, check_disjoint};
 pub(super) const MAGIC: &[u8] = b"\x7fELF";
 const EI_CLASS: usize = 4;
 const EI_DATA: usize = 5;
+const ELFCLASS32: u8 = 1;
 const ELFCLASS64: u8 = 2;
 const ELFDATA2LSB: u8 = 1;
+const EM_ARM: u16 = 40;
 const EM_AARCH64: u16 = 183;
 const PT_LOAD: u32 = 1;
+/// `e_machine`, at the same offset in both classes.
+const E_MACHINE: usize = 18;
 
-/// `sizeof(Elf64_Ehdr)`.
-const EHDR_LEN: u64 = 64;
-/// `sizeof(Elf64_Phdr)`.
-const PHDR_LEN: u16 = 56;
+/// A field of a header: its offset and whether it is 8 bytes (ELF64) or 4 (ELF32).
+#[derive(Clone, Copy)]
+struct Word {
+    at: usize,
+    wide: bool,
+}
 
-/// The fields of `Elf64_Ehdr` the loader uses.
+/// Where the fields the loader reads sit in one ELF class (System V ABI, "ELF Header" and
+/// "Program Header").
+struct Layout {
+    /// `sizeof(ElfN_Ehdr)`.
+    ehdr_len: u64,
+    /// `sizeof(ElfN_Phdr)`.
+    phdr_len: u16,
+    /// The `e_machine` this class must have: AArch64 for ELF64, Arm for ELF32.
+    machine: u16,
+    /// The guest architecture the file is for.
+    arch: GuestArch,
+    e_entry: Word,
+    e_phoff: Word,
+    e_phentsize: usize,
+    e_phnum: usize,
+    p_offset: Word,
+    p_paddr: Word,
+    p_filesz: Word,
+    p_memsz: Word,
+}
+
+const fn wide(at: usize) -> Word {
+    Word { at, wide: true }
+}
+
+const fn narrow(at: usize) -> Word {
+    Word { at, wide: false }
+}
+
+/// ELF64 for the Arm 64-bit Architecture.
+const ELF64: Layout = Layout {
+    ehdr_len: 64,
+    phdr_len: 56,
+    machine: EM_AARCH64,
+    arch: GuestArch::Aarch64,
+    e_entry: wide(24),
+    e_phoff: wide(32),
+    e_phentsize: 54,
+    e_phnum: 56,
+    p_offset: wide(8),
+    p_paddr: wide(24),
+    p_filesz: wide(32),
+    p_memsz: wide(40),
+};
+
+/// ELF32 for the Arm Architecture (an AArch32 guest).
+const ELF32: Layout = Layout {
+    ehdr_len: 52,
+    phdr_len: 32,
+    machine: EM_ARM,
+    arch: GuestArch::Aarch32,
+    e_entry: narrow(24),
+    e_phoff: narrow(28),
+    e_phentsize: 42,
+    e_phnum: 44,
+    p_offset: narrow(4),
+    p_paddr: narrow(12),
+    p_filesz: narrow(16),
+    p_memsz: narrow(20),
+};
+
+/// The fields of `ElfN_Ehdr` the loader uses.
 struct FileHeader {
+    layout: &'static Layout,
     e_entry: u64,
     e_phoff: u64,
     e_phnum: u16,
 }
 
-/// The fields of an `Elf64_Phdr` the loader uses.
+/// The fields of an `ElfN_Phdr` the loader uses.
 struct ProgramHeader {
     p_type: u32,
     p_offset: u64,
@@ -65,46 +136,64 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+fn word(bytes: &[u8], w: Word) -> u64 {
+    if w.wide {
+        u64::from_le_bytes(bytes[w.at..w.at + 8].try_into().unwrap())
+    } else {
+        u64::from(u32_at(bytes, w.at))
+    }
 }
 
 impl FileHeader {
     fn parse(file: &File<'_>) -> Result<Self, LoadError> {
-        let ehdr = file.range("ELF header", 0, EHDR_LEN)?;
-        let (class, data, machine) = (ehdr[EI_CLASS], ehdr[EI_DATA], u16_at(ehdr, 18));
-        if class != ELFCLASS64 || data != ELFDATA2LSB || machine != EM_AARCH64 {
+        let ident = file.range("ELF identification", 0, 20)?;
+        let (class, data, machine) = (ident[EI_CLASS], ident[EI_DATA], u16_at(ident, E_MACHINE));
+        let layout = match class {
+            ELFCLASS64 => &ELF64,
+            ELFCLASS32 => &ELF32,
+            _ => {
+                return Err(LoadError::ElfNotAarch64 {
+                    class,
+                    data,
+                    machine,
+                });
+            }
+        };
+        if data != ELFDATA2LSB || machine != layout.machine {
             return Err(LoadError::ElfNotAarch64 {
                 class,
                 data,
                 machine,
             });
         }
-        let phentsize = u16_at(ehdr, 54);
-        if phentsize != PHDR_LEN {
+        let ehdr = file.range("ELF header", 0, layout.ehdr_len)?;
+        let phentsize = u16_at(ehdr, layout.e_phentsize);
+        if phentsize != layout.phdr_len {
             return Err(LoadError::ElfBadPhentsize { phentsize });
         }
         Ok(Self {
-            e_entry: u64_at(ehdr, 24),
-            e_phoff: u64_at(ehdr, 32),
-            e_phnum: u16_at(ehdr, 56),
+            layout,
+            e_entry: word(ehdr, layout.e_entry),
+            e_phoff: word(ehdr, layout.e_phoff),
+            e_phnum: u16_at(ehdr, layout.e_phnum),
         })
     }
 }
 
 impl ProgramHeader {
     fn parse(file: &File<'_>, header: &FileHeader, index: u16) -> Result<Self, LoadError> {
+        let layout = header.layout;
         let offset = header
             .e_phoff
-            .saturating_add(u64::from(index) * u64::from(PHDR_LEN));
+            .saturating_add(u64::from(index) * u64::from(layout.phdr_len));
         let what = format!("program header {index}");
-        let phdr = file.range(&what, offset, PHDR_LEN.into())?;
+        let phdr = file.range(&what, offset, layout.phdr_len.into())?;
         Ok(Self {
             p_type: u32_at(phdr, 0),
-            p_offset: u64_at(phdr, 8),
-            p_paddr: u64_at(phdr, 24),
-            p_filesz: u64_at(phdr, 32),
-            p_memsz: u64_at(phdr, 40),
+            p_offset: word(phdr, layout.p_offset),
+            p_paddr: word(phdr, layout.p_paddr),
+            p_filesz: word(phdr, layout.p_filesz),
+            p_memsz: word(phdr, layout.p_memsz),
         })
     }
 
@@ -152,5 +241,6 @@ pub(super) fn load(bytes: &[u8], ram: Ram) -> Result<GuestImage, LoadError> {
         segments,
         entry: Ipa(header.e_entry),
         format: ImageFormat::Elf,
+        arch: Some(header.layout.arch),
     })
 }
