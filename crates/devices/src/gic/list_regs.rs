@@ -212,7 +212,7 @@ impl IchVtr {
     /// The implemented bits of an 8-bit priority: the top `priority_bits`.
     #[must_use]
     pub const fn priority_mask(self) -> u8 {
-        let unimplemented = 8 - self.priority_bits;
+        let unimplemented = 8u8.saturating_sub(self.priority_bits);
         !((1u16 << unimplemented) - 1) as u8
     }
 }

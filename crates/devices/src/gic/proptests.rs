@@ -212,3 +212,102 @@ proptest! {
         }
     }
 }
+
+/// An edge on an interrupt, or a round of every vCPU running a guest that acknowledges and
+/// completes what its list registers offer (some of it: `acks` says how many per vCPU).
+#[derive(Clone, Debug)]
+enum Event {
+    SpiEdge(u32),
+    PpiEdge(usize, u32),
+    Sgi(usize, u64),
+    Round(usize),
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (32u32..128).prop_map(Event::SpiEdge),
+        (0..MAX_VCPUS, 16u32..32).prop_map(|(v, i)| Event::PpiEdge(v, i)),
+        (0..MAX_VCPUS, 0u64..1 << 41).prop_map(|(v, x)| Event::Sgi(v, x)),
+        (0usize..3).prop_map(Event::Round),
+    ]
+}
+
+/// A GIC whose every interrupt is enabled, Group 1 and edge-triggered, with random
+/// priorities and SPI routes.
+fn edge_gic(vcpus: usize, priorities: &[u8], routes: &[usize]) -> VirtGic {
+    let mut gic = VirtGic::new(vcpus).unwrap();
+    gic.enables.grp1 = true;
+    let private = gic.private.iter_mut().flatten();
+    for (irq, &priority) in private.chain(&mut gic.spis).zip(priorities.iter().cycle()) {
+        irq.enabled = true;
+        irq.group1 = true;
+        irq.edge = true;
+        irq.priority = priority;
+    }
+    for (route, &vcpu) in gic.routes.iter_mut().zip(routes.iter().cycle()) {
+        *route = Affinity::of_vcpu(vcpu % vcpus).mpidr();
+    }
+    gic
+}
+
+/// One vCPU runs: the guest acknowledges up to `acks` pending interrupts (highest priority
+/// first, as the list registers come) and completes every active one.
+fn run_guest(gic: &mut VirtGic, vcpu: usize, acks: usize) {
+    let fill = gic.fill_list_registers(vcpu, IchVtr::decode(0x90b8_0003));
+    let mut acked = 0;
+    let lrs: Vec<u64> = fill
+        .values()
+        .iter()
+        .map(|&value| {
+            let mut lr = list_regs::ListRegister::decode(value);
+            lr.state = match lr.state {
+                LrState::Pending if acked < acks => {
+                    acked += 1;
+                    LrState::Invalid
+                }
+                LrState::Active => LrState::Invalid,
+                LrState::PendingActive => LrState::Pending,
+                other => other,
+            };
+            lr.encode()
+        })
+        .collect();
+    gic.sync_from_list_registers(vcpu, &lrs);
+}
+
+use list_regs::LrState;
+
+proptest! {
+    #[test]
+    fn a_guest_that_completes_what_it_is_offered_drains_every_edge(
+        vcpus in 1usize..=4,
+        priorities in prop::collection::vec(any::<u8>(), 1..16),
+        routes in prop::collection::vec(0usize..4, 1..8),
+        events in prop::collection::vec(event(), 0..60),
+    ) {
+        let mut gic = edge_gic(vcpus, &priorities, &routes);
+        for event in events {
+            match event {
+                Event::SpiEdge(intid) => {
+                    gic.set_spi_level(intid, true);
+                    gic.set_spi_level(intid, false);
+                }
+                Event::PpiEdge(vcpu, intid) => {
+                    gic.set_ppi_level(vcpu, intid, true);
+                    gic.set_ppi_level(vcpu, intid, false);
+                }
+                Event::Sgi(sender, value) => drop(gic.send_sgi(sender % vcpus, value)),
+                Event::Round(acks) => (0..vcpus).for_each(|v| run_guest(&mut gic, v, acks)),
+            }
+        }
+        // Enough rounds to drain every interrupt four list registers at a time.
+        let most = (32 + DEFAULT_SPIS) * 2;
+        for _ in 0..most {
+            (0..vcpus).for_each(|v| run_guest(&mut gic, v, 4));
+        }
+        let private = gic.private.iter().take(vcpus).flatten();
+        for (n, irq) in private.chain(&gic.spis).enumerate() {
+            prop_assert!(!irq.pending() && !irq.active, "interrupt #{} left {:?}", n, irq);
+        }
+    }
+}
