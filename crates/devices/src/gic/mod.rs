@@ -18,7 +18,17 @@
 //!
 //! The protocol the hypervisor follows for a vCPU: on every exit, `sync_from_list_registers`
 //! first; then handle the exit; then `fill_list_registers` and program the list registers and
-//! `ICH_HCR_EL2` before entering the guest again.
+//! `ICH_HCR_EL2` before entering the guest again. A maintenance interrupt (`ICH_HCR_EL2.UIE`
+//! on an underflow, `ICH_LR<n>_EL2.EOI` when the guest deactivates a level-sensitive interrupt,
+//! whose line the hypervisor then samples again) is just another exit.
+//!
+//! Not modelled: LPIs and ITS, the extended SPI and PPI ranges, GICv4 direct injection,
+//! hardware-mapped list registers (`HW` = 1; the encoding is there, the fill never uses it),
+//! more simultaneously active interrupts on one vCPU than it has list registers (the excess
+//! waits in the model; `ICH_HCR_EL2.EOIcount`/`LRENPIE` are not used), and a sleeping
+//! redistributor (`GICR_WAKER.ProcessorSleep` = 1) still receives its interrupts. A guest that
+//! reads the pending or active bit of an interrupt held in another running vCPU's list
+//! registers sees the state of that vCPU's last sync.
 
 mod distributor;
 mod irq;

@@ -311,3 +311,57 @@ proptest! {
         }
     }
 }
+
+/// A write to the priority registers: bank (as in [`Reference`]), byte offset, width, value.
+fn priority_write() -> impl Strategy<Value = (usize, u64, u8, u32)> {
+    let width = prop_oneof![Just(1u8), Just(4)];
+    (0..=MAX_VCPUS, 0u64..WORDS as u64 * 32, width, any::<u32>()).prop_map(
+        |(bank, byte, width, value)| {
+            (
+                bank,
+                byte / u64::from(width) * u64::from(width),
+                width,
+                value,
+            )
+        },
+    )
+}
+
+fn priority_reaches(vcpus: usize, bank: usize, intid: usize) -> bool {
+    if bank == MAX_VCPUS {
+        (32..32 + DEFAULT_SPIS).contains(&intid)
+    } else {
+        bank < vcpus && intid < 32
+    }
+}
+
+proptest! {
+    #[test]
+    fn priority_bytes_match_a_plain_byte_array(
+        vcpus in 1usize..=MAX_VCPUS,
+        writes in prop::collection::vec(priority_write(), 0..100),
+    ) {
+        let mut gic = VirtGic::new(vcpus).unwrap();
+        let mut reference = [[0u8; WORDS * 32]; MAX_VCPUS + 1];
+        for (bank, byte, width, value) in writes {
+            let (distributor, mut access) = bank_access(bank, 0x400 + byte, Some(u64::from(value)));
+            access.size = width;
+            if distributor {
+                gic.distributor_access(access);
+            } else {
+                gic.redistributor_access(access);
+            }
+            for (index, data) in value.to_le_bytes().iter().take(usize::from(width)).enumerate() {
+                let intid = usize::try_from(byte).unwrap() + index;
+                if priority_reaches(vcpus, bank, intid) {
+                    reference[bank][intid] = *data;
+                }
+            }
+            for word in 0..WORDS * 8 {
+                let read = gic_access(&mut gic, bank, 0x400 + 4 * word as u64, None);
+                let expected = u32::from_le_bytes(reference[bank][4 * word..4 * word + 4].try_into().unwrap());
+                prop_assert_eq!(read, u64::from(expected), "bank {} word {}", bank, word);
+            }
+        }
+    }
+}
