@@ -41,11 +41,11 @@ mod ctlr {
 
 /// `GICD_TYPER` fields.
 mod typer {
-    /// `ITLinesNumber`, bits [4:0]: 32 * (N + 1) INTIDs are implemented.
+    /// `ITLinesNumber`, bits \[4:0\]: 32 * (N + 1) INTIDs are implemented.
     pub const IT_LINES_NUMBER_MASK: u32 = 0x1F;
-    /// `CPUNumber`, bits [7:5]: number of PEs minus 1.
+    /// `CPUNumber`, bits \[7:5\]: number of PEs minus 1.
     pub const CPU_NUMBER_SHIFT: u32 = 5;
-    /// `IDbits`, bits [23:19]: number of INTID bits minus 1.
+    /// `IDbits`, bits \[23:19\]: number of INTID bits minus 1.
     pub const ID_BITS_SHIFT: u32 = 19;
     /// 10 INTID bits (INTIDs 0–1023: no LPIs).
     pub const ID_BITS_10: u32 = 0b1001;
@@ -57,9 +57,9 @@ mod typer {
 mod irouter {
     /// `Interrupt_Routing_Mode`: 1 routes the SPI to any one participating PE.
     pub const IRM: u64 = 1 << 31;
-    /// `Aff2:Aff1:Aff0`, bits [23:0].
+    /// `Aff2:Aff1:Aff0`, bits \[23:0\].
     pub const AFF_LOW: u64 = 0x00FF_FFFF;
-    /// `Aff3`, bits [39:32].
+    /// `Aff3`, bits \[39:32\].
     pub const AFF3: u64 = 0xFF << 32;
     /// Every bit that is not RES0.
     pub const WRITABLE: u64 = IRM | AFF_LOW | AFF3;

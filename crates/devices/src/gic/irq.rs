@@ -16,7 +16,7 @@ pub(crate) struct Irq {
     pub active: bool,
     /// `IGROUPR` bit: Group 1 when set, Group 0 otherwise.
     pub group1: bool,
-    /// `ICFGR` `Int_config[1]`: edge-triggered when set, level-sensitive otherwise.
+    /// `ICFGR` `Int_config\[1\]`: edge-triggered when set, level-sensitive otherwise.
     pub edge: bool,
     /// `IPRIORITYR` byte: lower values are higher priority.
     pub priority: u8,

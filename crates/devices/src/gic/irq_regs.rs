@@ -82,7 +82,7 @@ pub(crate) enum Width {
     Word,
 }
 
-/// `ICFGR` `Int_config[1]` of the field at `slot` (0–15) of a word: edge-triggered when set.
+/// `ICFGR` `Int_config\[1\]` of the field at `slot` (0–15) of a word: edge-triggered when set.
 const fn icfgr_edge_bit(slot: u32) -> u32 {
     1 << (2 * slot + 1)
 }
@@ -215,7 +215,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         (value, kick)
     }
 
-    /// `ICFGR`: two bits per interrupt, `Int_config[1]` set for edge-triggered; `Int_config[0]`
+    /// `ICFGR`: two bits per interrupt, `Int_config\[1\]` set for edge-triggered; `Int_config\[0\]`
     /// is RES0. SGIs are always edge-triggered (`GICR_ICFGR0` is read-only); PPI and SPI
     /// configurations are programmable.
     fn config_word(&mut self, bank: Bank, first: u32, write: Option<u32>) -> (u32, VcpuSet) {

@@ -1,5 +1,5 @@
 //! The list registers of the hardware virtual CPU interface (`ICH_LR<n>_EL2`, IHI 0069
-//! "ICH_LR<n>_EL2, Interrupt Controller List Registers") and the scheduling that moves
+//! "`ICH_LR<n>_EL2`, Interrupt Controller List Registers") and the scheduling that moves
 //! interrupts between the model and them.
 //!
 //! After a vCPU ran, the hypervisor reads its list registers back and calls
@@ -15,7 +15,7 @@
 //! one whose line is still high is pending again at once.
 //!
 //! While a list register holds an interrupt, the list register is the truth for its pending
-//! and active state; the model remembers what it loaded ([`LrShadow`]) and which vCPU holds the
+//! and active state; the model remembers what it loaded (`LrShadow`) and which vCPU holds the
 //! interrupt, so no interrupt is ever in two vCPUs' list registers.
 
 use super::{Gic, IrqRef, PRIVATE_COUNT, VcpuSet};
@@ -25,21 +25,21 @@ pub const MAX_LIST_REGS: usize = 16;
 
 /// `ICH_LR<n>_EL2` fields.
 mod lr {
-    /// `vINTID`, bits [31:0].
+    /// `vINTID`, bits \[31:0\].
     pub const VINTID_MASK: u64 = 0xFFFF_FFFF;
-    /// `pINTID`, bits [44:32], when `HW` = 1.
+    /// `pINTID`, bits \[44:32\], when `HW` = 1.
     pub const PINTID_SHIFT: u32 = 32;
     pub const PINTID_MASK: u64 = 0x1FFF;
     /// `EOI`, bit 41, when `HW` = 0: a maintenance interrupt on deactivation.
     pub const EOI: u64 = 1 << 41;
-    /// `Priority`, bits [55:48].
+    /// `Priority`, bits \[55:48\].
     pub const PRIORITY_SHIFT: u32 = 48;
     pub const PRIORITY_MASK: u64 = 0xFF;
     /// `Group`, bit 60: Group 1 when set.
     pub const GROUP: u64 = 1 << 60;
     /// `HW`, bit 61: the virtual interrupt is tied to physical interrupt `pINTID`.
     pub const HW: u64 = 1 << 61;
-    /// `State`, bits [63:62].
+    /// `State`, bits \[63:62\].
     pub const STATE_SHIFT: u32 = 62;
     pub const STATE_MASK: u64 = 0b11;
 }
@@ -51,9 +51,9 @@ const fn flag(set: bool, bit: u64) -> u64 {
 
 /// `ICH_VTR_EL2` fields.
 mod vtr {
-    /// `ListRegs`, bits [4:0]: the number of list registers minus 1.
+    /// `ListRegs`, bits \[4:0\]: the number of list registers minus 1.
     pub const LIST_REGS_MASK: u64 = 0x1F;
-    /// `PRIbits`, bits [31:29]: the number of virtual priority bits minus 1.
+    /// `PRIbits`, bits \[31:29\]: the number of virtual priority bits minus 1.
     pub const PRI_BITS_SHIFT: u32 = 29;
     pub const PRI_BITS_MASK: u64 = 0b111;
 }

@@ -172,19 +172,19 @@ impl Affinity {
         }
     }
 
-    /// The affinity fields as `MPIDR_EL1` holds them: `Aff0` [7:0], `Aff1` [15:8], `Aff2`
-    /// [23:16], `Aff3` [39:32].
+    /// The affinity fields as `MPIDR_EL1` holds them: `Aff0` \[7:0\], `Aff1` \[15:8\], `Aff2`
+    /// \[23:16\], `Aff3` \[39:32\].
     #[must_use]
     pub const fn mpidr(self) -> u64 {
         self.low24() | ((self.aff3 as u64) << 32)
     }
 
-    /// `Aff2:Aff1:Aff0` in bits [23:0], the layout `MPIDR_EL1` and `GICD_IROUTER` share.
+    /// `Aff2:Aff1:Aff0` in bits \[23:0\], the layout `MPIDR_EL1` and `GICD_IROUTER` share.
     const fn low24(self) -> u64 {
         (self.aff0 as u64) | ((self.aff1 as u64) << 8) | ((self.aff2 as u64) << 16)
     }
 
-    /// The affinity in `MPIDR_EL1`/`GICD_IROUTER` layout (`Aff3` at [39:32]).
+    /// The affinity in `MPIDR_EL1`/`GICD_IROUTER` layout (`Aff3` at \[39:32\]).
     #[must_use]
     pub const fn from_mpidr(value: u64) -> Self {
         // Truncation intended: each field is one byte of the register.
@@ -197,7 +197,7 @@ impl Affinity {
         }
     }
 
-    /// The 32-bit `Affinity_Value` of `GICR_TYPER` [63:32]: `Aff3:Aff2:Aff1:Aff0`.
+    /// The 32-bit `Affinity_Value` of `GICR_TYPER` \[63:32\]: `Aff3:Aff2:Aff1:Aff0`.
     #[must_use]
     pub const fn packed(self) -> u32 {
         // Truncation intended: low24 has 24 bits.

@@ -34,9 +34,9 @@ mod reg {
 mod typer {
     /// `Last`: this is the last redistributor of the region.
     pub const LAST: u64 = 1 << 4;
-    /// `Processor_Number`, bits [23:8].
+    /// `Processor_Number`, bits \[23:8\].
     pub const PROCESSOR_NUMBER_SHIFT: u32 = 8;
-    /// `Affinity_Value`, bits [63:32].
+    /// `Affinity_Value`, bits \[63:32\].
     pub const AFFINITY_SHIFT: u32 = 32;
 }
 

@@ -13,21 +13,21 @@ use super::{Affinity, Gic, IrqRef, MAX_VCPUS, VcpuSet};
 
 /// `ICC_SGI1R_EL1` fields.
 mod field {
-    /// `TargetList`, bits [15:0]: one bit per `Aff0` value RS * 16 + n.
+    /// `TargetList`, bits \[15:0\]: one bit per `Aff0` value RS * 16 + n.
     pub const TARGET_LIST_MASK: u64 = 0xFFFF;
-    /// `Aff1`, bits [23:16].
+    /// `Aff1`, bits \[23:16\].
     pub const AFF1_SHIFT: u32 = 16;
-    /// `INTID`, bits [27:24].
+    /// `INTID`, bits \[27:24\].
     pub const INTID_SHIFT: u32 = 24;
     pub const INTID_MASK: u64 = 0xF;
-    /// `Aff2`, bits [39:32].
+    /// `Aff2`, bits \[39:32\].
     pub const AFF2_SHIFT: u32 = 32;
     /// `IRM`, bit 40: 1 targets every PE but the sender.
     pub const IRM: u64 = 1 << 40;
-    /// `RS`, bits [47:44]: the range of `Aff0` values `TargetList` covers.
+    /// `RS`, bits \[47:44\]: the range of `Aff0` values `TargetList` covers.
     pub const RS_SHIFT: u32 = 44;
     pub const RS_MASK: u64 = 0xF;
-    /// `Aff3`, bits [55:48].
+    /// `Aff3`, bits \[55:48\].
     pub const AFF3_SHIFT: u32 = 48;
     /// The width of an affinity field and of the 16 `TargetList` bits per `RS` range.
     pub const AFF_MASK: u64 = 0xFF;
