@@ -142,6 +142,16 @@ impl core::ops::BitOrAssign for VcpuSet {
     }
 }
 
+/// Where the affinity fields sit in `MPIDR_EL1` (and `GICD_IROUTER<n>`), and in the packed
+/// `GICR_TYPER.Affinity_Value`.
+mod mpidr {
+    pub const AFF1_SHIFT: u32 = 8;
+    pub const AFF2_SHIFT: u32 = 16;
+    pub const AFF3_SHIFT: u32 = 32;
+    /// `Aff3` in the packed 32-bit form: bits \[31:24\].
+    pub const PACKED_AFF3_SHIFT: u32 = 24;
+}
+
 /// A PE's affinity (`MPIDR_EL1.Aff3..Aff0`), the address by which `GICR_TYPER`, `GICD_IROUTER`
 /// and `ICC_SGI1R_EL1` name a PE under affinity routing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -176,12 +186,14 @@ impl Affinity {
     /// \[23:16\], `Aff3` \[39:32\].
     #[must_use]
     pub const fn mpidr(self) -> u64 {
-        self.low24() | ((self.aff3 as u64) << 32)
+        self.low24() | ((self.aff3 as u64) << mpidr::AFF3_SHIFT)
     }
 
     /// `Aff2:Aff1:Aff0` in bits \[23:0\], the layout `MPIDR_EL1` and `GICD_IROUTER` share.
     const fn low24(self) -> u64 {
-        (self.aff0 as u64) | ((self.aff1 as u64) << 8) | ((self.aff2 as u64) << 16)
+        (self.aff0 as u64)
+            | ((self.aff1 as u64) << mpidr::AFF1_SHIFT)
+            | ((self.aff2 as u64) << mpidr::AFF2_SHIFT)
     }
 
     /// The affinity in `MPIDR_EL1`/`GICD_IROUTER` layout (`Aff3` at \[39:32\]).
@@ -191,9 +203,9 @@ impl Affinity {
         #[allow(clippy::cast_possible_truncation)]
         Self {
             aff0: value as u8,
-            aff1: (value >> 8) as u8,
-            aff2: (value >> 16) as u8,
-            aff3: (value >> 32) as u8,
+            aff1: (value >> mpidr::AFF1_SHIFT) as u8,
+            aff2: (value >> mpidr::AFF2_SHIFT) as u8,
+            aff3: (value >> mpidr::AFF3_SHIFT) as u8,
         }
     }
 
@@ -203,7 +215,7 @@ impl Affinity {
         // Truncation intended: low24 has 24 bits.
         #[allow(clippy::cast_possible_truncation)]
         let low = self.low24() as u32;
-        low | ((self.aff3 as u32) << 24)
+        low | ((self.aff3 as u32) << mpidr::PACKED_AFF3_SHIFT)
     }
 }
 

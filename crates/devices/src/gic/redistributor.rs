@@ -111,7 +111,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         match (offset, write) {
             (reg::IIDR, None) => read(u64::from(IIDR)),
             (reg::TYPER, None) => read(self.gicr_typer(vcpu) & u64::from(u32::MAX)),
-            (reg::TYPER_HIGH, None) => read(self.gicr_typer(vcpu) >> 32),
+            (reg::TYPER_HIGH, None) => read(self.gicr_typer(vcpu) >> u32::BITS),
             (reg::WAKER, None) => read(u64::from(self.gicr_waker(vcpu))),
             (reg::WAKER, Some(value)) => Some((0, self.write_gicr_waker(vcpu, value))),
             (reg::ID_START..reg::ID_END, None) => {
