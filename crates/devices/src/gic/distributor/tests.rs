@@ -1,3 +1,5 @@
+//! Distributor register tests: one per register fact, offsets as IHI 0069 gives them.
+
 use super::*;
 use crate::gic::tests::{enable, gicd_read, gicd_write, linux_gic};
 use crate::gic::{GroupEnables, VirtGic};

@@ -1,3 +1,5 @@
+//! List-register tests: the encoding, then the sync/fill scheduling as a guest would drive it.
+
 use super::*;
 use crate::gic::tests::{enable, linux_gic};
 use crate::gic::{Affinity, VirtGic};

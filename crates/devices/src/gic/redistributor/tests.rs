@@ -1,3 +1,5 @@
+//! Redistributor register tests: `RD_base` and `SGI_base` facts, per vCPU.
+
 use super::*;
 use crate::gic::tests::{enable, linux_gic};
 use crate::gic::{IrqRef, VirtGic};
