@@ -357,8 +357,13 @@ impl<const SPIS: usize> Gic<SPIS> {
             .any(|irq| self.owner(irq) == Some(vcpu) && self.deliverable(self.irq(irq)))
     }
 
+    /// Drives `irq`'s line; a vCPU is kicked only when the pending state changed.
     fn set_line(&mut self, irq: IrqRef, level: bool) -> VcpuSet {
+        let before = self.irq(irq).pending();
         self.irq_mut(irq).set_line(level);
+        if self.irq(irq).pending() == before {
+            return VcpuSet::EMPTY;
+        }
         self.attention(irq)
     }
 

@@ -201,3 +201,20 @@ fn windows_as_mmio_devices_reach_the_distributor_and_the_redistributors() {
     assert_eq!(DistributorWindow(&mut gic).access(pidr2).0, 0x3B);
     assert_eq!(RedistributorWindow(&mut gic).access(pidr2).0, 0x3B);
 }
+
+#[test]
+fn a_line_that_does_not_change_the_pending_state_kicks_nobody() {
+    let mut gic = linux_gic(1);
+    enable(&mut gic, 0, 33);
+    assert_eq!(gic.set_spi_level(33, true), VcpuSet::single(0));
+    assert!(gic.set_spi_level(33, true).is_empty(), "level already high");
+    let edge = gic.spi_ref(34).unwrap();
+    gic.irq_mut(edge).edge = true;
+    gic.irq_mut(edge).enabled = true;
+    assert_eq!(gic.set_spi_level(34, true), VcpuSet::single(0));
+    gic.set_spi_level(34, false);
+    assert!(
+        gic.set_spi_level(34, true).is_empty(),
+        "edge already latched"
+    );
+}
