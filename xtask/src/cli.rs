@@ -3,6 +3,7 @@
 use crate::build::{self, Artifacts};
 use crate::error::{XResult, usage};
 use crate::harness;
+use crate::linux;
 use crate::qemu::{ConsoleMode, Machine};
 use crate::vm::{self, VmRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -34,9 +35,21 @@ enum Command {
     /// The differential suite (SPEC §6): the probe guest bare on QEMU and under Moat, every
     /// recorded exception field compared; ends with an `N passed, N failed` line.
     Difftest,
+    /// Fetch Debian's arm64 cloud kernel and busybox into the cache (`$MOAT_CACHE`, else
+    /// target/moat/linux-cache) and build the initramfs; prints the paths `./x run --linux`
+    /// boots. Without `--refresh`, a complete cache is used without network access.
+    LinuxFetch(LinuxFetchArgs),
     /// Run a benchmark and print its figures: `stage2` (Moat's stage-2 tables against
     /// google's aarch64-paging on the same work).
     Bench(BenchArgs),
+}
+
+/// Options of `./x linux-fetch`.
+#[derive(Args, Debug)]
+struct LinuxFetchArgs {
+    /// Look for newer packages even when the cache is complete.
+    #[arg(long)]
+    refresh: bool,
 }
 
 /// Options of `./x bench`.
@@ -63,6 +76,21 @@ struct RunArgs {
     /// guest.
     #[arg(long, value_name = "FILE")]
     guest: Option<PathBuf>,
+    /// A Linux kernel (an arm64 `Image`), booted by the Linux boot protocol; without
+    /// `--append` its command line is `console=ttyAMA0 earlycon=pl011,<UART base>`.
+    #[arg(long, value_name = "FILE")]
+    kernel: Option<PathBuf>,
+    /// An initrd or initramfs for `--kernel` or `--linux`, placed in guest RAM after the
+    /// kernel and named in the device tree's `/chosen`.
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
+    /// Boot Debian's arm64 cloud kernel with a busybox initramfs (fetched into the cache on
+    /// first use; see `./x linux-fetch`).
+    #[arg(long)]
+    linux: bool,
+    /// Boot the kernel directly on QEMU, without Moat (a reference for `--kernel`/`--linux`).
+    #[arg(long)]
+    bare: bool,
     /// A VM description (TOML); see configs/. Options below override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -82,7 +110,8 @@ struct RunArgs {
     /// The number of vCPUs (only 1 until SMP support lands).
     #[arg(long, value_name = "N", default_value_t = 1)]
     smp: u32,
-    /// The guest's command line (`/chosen/bootargs`).
+    /// The guest's command line (`/chosen/bootargs`). For a Linux kernel without `--config`,
+    /// the default is `console=ttyAMA0 earlycon=pl011,<UART base>`.
     #[arg(long, value_name = "ARGS")]
     append: Option<String>,
     /// Stop QEMU after this many seconds (default: no limit).
@@ -120,6 +149,16 @@ impl Cli {
             Command::Run(args) => run(&args),
             Command::Test(args) => harness::test_all(args.guests_only),
             Command::Bench(args) => bench(&args),
+            Command::LinuxFetch(args) => {
+                let guest = linux::prefetch(args.refresh)?;
+                println!(
+                    "kernel {} ({})",
+                    guest.kernel.display(),
+                    guest.kernel_package
+                );
+                println!("initramfs {}", guest.initramfs.display());
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Difftest => {
                 let totals = crate::difftest::run(&build::build_bare()?)?;
                 println!("{} passed, {} failed", totals.passed, totals.failed);
@@ -161,9 +200,7 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
             args.smp
         )));
     }
-    if let Some(guest) = args.guest.as_ref().filter(|g| !g.is_file()) {
-        return Err(usage(format!("--guest {}: no such file", guest.display())));
-    }
+    let linux = linux_boot(args)?;
     let request = VmRequest {
         config: args.config.clone(),
         ipa_bits: args.ipa_bits,
@@ -174,14 +211,27 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         mem: args.mem,
         bootargs: args.append.clone(),
     };
-    let config = vm::describe(&request, &args.cpu)?;
+    let mut config = vm::describe(&request, &args.cpu)?;
+    if let Some(boot) = &linux {
+        if args.append.is_none() && args.config.is_none() {
+            config.bootargs = default_linux_append(&config);
+        }
+        if args.bare {
+            return run_bare(args, &config, boot);
+        }
+    }
     let artifacts: Artifacts = build::build_bare()?;
-    let guest = args
-        .guest
-        .clone()
-        .unwrap_or_else(|| artifacts.guest("moat-guest-hello"));
+    let (guest, initrd) = match linux {
+        Some(boot) => (boot.kernel, boot.initrd),
+        None => (
+            args.guest
+                .clone()
+                .unwrap_or_else(|| artifacts.guest("moat-guest-hello")),
+            None,
+        ),
+    };
     let bundle = build::out_dir().join("run").join("vm.bundle");
-    vm::write_bundle(&config, &guest, &bundle)?;
+    vm::write_bundle_with_initrd(&config, &guest, initrd.as_deref(), &bundle)?;
     let bundle_bytes = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
     let machine = Machine {
         cpu: args.cpu.clone(),
@@ -209,4 +259,81 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// A Linux kernel to boot, with its initrd.
+struct LinuxBoot {
+    kernel: PathBuf,
+    initrd: Option<PathBuf>,
+}
+
+/// What `--kernel`/`--linux`/`--initrd`/`--guest`/`--bare` ask for, checked: one guest at
+/// most, files that exist. `None` for a non-Linux guest.
+fn linux_boot(args: &RunArgs) -> XResult<Option<LinuxBoot>> {
+    let given = |path: &Option<PathBuf>, option: &str| -> XResult<()> {
+        match path.as_ref().filter(|p| !p.is_file()) {
+            Some(p) => Err(usage(format!("{option} {}: no such file", p.display()))),
+            None => Ok(()),
+        }
+    };
+    given(&args.guest, "--guest")?;
+    given(&args.kernel, "--kernel")?;
+    given(&args.initrd, "--initrd")?;
+    let chosen = [args.guest.is_some(), args.kernel.is_some(), args.linux];
+    if chosen.iter().filter(|&&c| c).count() > 1 {
+        return Err(usage(
+            "--guest, --kernel and --linux each name the guest: give one of them",
+        ));
+    }
+    if let Some(kernel) = &args.kernel {
+        let initrd = args.initrd.clone();
+        return Ok(Some(LinuxBoot {
+            kernel: kernel.clone(),
+            initrd,
+        }));
+    }
+    if args.linux {
+        let guest = linux::default_linux()?;
+        let initrd = args.initrd.clone().unwrap_or(guest.initramfs);
+        return Ok(Some(LinuxBoot {
+            kernel: guest.kernel,
+            initrd: Some(initrd),
+        }));
+    }
+    if args.initrd.is_some() || args.bare {
+        let option = if args.bare { "--bare" } else { "--initrd" };
+        return Err(usage(format!("{option} needs --kernel or --linux")));
+    }
+    Ok(None)
+}
+
+/// The default Linux command line for the VM's console UART.
+fn default_linux_append(config: &moat_config::VmConfig) -> String {
+    let uart = config.devices_of(moat_config::DeviceKind::Pl011).next();
+    uart.map_or_else(
+        || "console=ttyAMA0".into(),
+        |u| linux::default_append(u.base.raw()),
+    )
+}
+
+/// `--bare`: the kernel on QEMU alone, with the VM's RAM size and command line.
+fn run_bare(args: &RunArgs, config: &moat_config::VmConfig, boot: &LinuxBoot) -> XResult<ExitCode> {
+    let ram: u64 = config.ram.iter().map(|r| r.size).sum();
+    let machine = Machine {
+        cpu: args.cpu.clone(),
+        mem_mib: (ram >> 20).max(64),
+        kernel: boot.kernel.clone(),
+        initrd: boot.initrd.clone(),
+        append: Some(config.bootargs.clone()),
+        el2: false,
+    };
+    let outcome = machine.run(
+        ConsoleMode::Interactive,
+        args.timeout.map(Duration::from_secs),
+    )?;
+    Ok(if outcome.timed_out {
+        ExitCode::from(124)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -9,6 +9,8 @@ mod cli;
 mod difftest;
 mod error;
 mod harness;
+mod initramfs;
+mod linux;
 mod qemu;
 mod vm;
 

@@ -76,15 +76,34 @@ pub fn describe(request: &VmRequest, cpu: &str) -> XResult<VmConfig> {
 ///
 /// A usage error when the guest file is missing or does not fit the VM's RAM.
 pub fn write_bundle(vm: &VmConfig, guest: &Path, out: &Path) -> XResult<()> {
+    write_bundle_with_initrd(vm, guest, None, out)
+}
+
+/// As [`write_bundle`], with an initrd placed after the kernel (`moat_config::initrd`) as one
+/// more image segment and named in the guest device tree's `/chosen`.
+///
+/// # Errors
+///
+/// A usage error when a file is missing or the images do not fit the VM's RAM.
+pub fn write_bundle_with_initrd(
+    vm: &VmConfig,
+    guest: &Path,
+    initrd: Option<&Path>,
+    out: &Path,
+) -> XResult<()> {
     let bytes =
         std::fs::read(guest).map_err(|e| usage(format!("guest image {}: {e}", guest.display())))?;
     let ram = vm.ram.first().ok_or_else(|| usage("the VM has no RAM"))?;
-    let image = moat_config::load_guest_image(&bytes, ram.base, ram.size)
+    let mut image = moat_config::load_guest_image(&bytes, ram.base, ram.size)
         .map_err(|e| usage(format!("guest image {}: {e}", guest.display())))?;
-    let dtb = moat_config::generate_guest_dtb(vm)
-        .map_err(|e| failed(format!("guest device tree: {e}")))?;
     let dtb_ipa =
         moat_config::default_dtb_ipa(vm).map_err(|e| usage(format!("guest device tree: {e}")))?;
+    let initrd = match initrd {
+        Some(path) => Some(add_initrd(vm, &mut image, dtb_ipa, path)?),
+        None => None,
+    };
+    let dtb = moat_config::generate_guest_dtb(vm, initrd)
+        .map_err(|e| failed(format!("guest device tree: {e}")))?;
     let bundle = moat_config::write_bundle(vm, &image, &dtb, dtb_ipa)
         .map_err(|e| usage(format!("guest image {}: {e}", guest.display())))?;
     if let Some(dir) = out.parent() {
@@ -92,6 +111,19 @@ pub fn write_bundle(vm: &VmConfig, guest: &Path, out: &Path) -> XResult<()> {
             .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
     }
     std::fs::write(out, bundle).map_err(|e| failed(format!("writing {}: {e}", out.display())))
+}
+
+/// Reads the initrd at `path`, places it and adds it to `image`; returns its IPA and size.
+fn add_initrd(
+    vm: &VmConfig,
+    image: &mut moat_config::GuestImage,
+    dtb_ipa: moat_config::Ipa,
+    path: &Path,
+) -> XResult<(moat_config::Ipa, u64)> {
+    let data = std::fs::read(path).map_err(|e| usage(format!("initrd {}: {e}", path.display())))?;
+    let ipa = moat_config::place_initrd(vm, image, dtb_ipa, data.len() as u64)
+        .map_err(|e| usage(format!("initrd {}: {e}", path.display())))?;
+    Ok(moat_config::add_initrd(image, ipa, data))
 }
 
 /// The machine's RAM for a VM: all of the VM's RAM plus room for Moat, the bundle and the

@@ -10,6 +10,7 @@
 //! device that is not there: see `device_node`, the place to add the GIC (and, with it,
 //! `interrupt-parent`, the PL011's `interrupts` and the timer node).
 
+use moat_arm::addr::Ipa;
 use vm_fdt::{FdtWriter, FdtWriterNode};
 
 use crate::schema::{DeviceKind, DeviceWindow, RamRegion, VmConfig};
@@ -27,12 +28,16 @@ pub enum GuestDtbError {
     Fdt(#[from] vm_fdt::Error),
 }
 
-/// The device tree blob the guest finds at boot (its address in `x0`).
+/// The device tree blob the guest finds at boot (its address in `x0`). `initrd`, if any, is
+/// the initrd's IPA and size in bytes, named in `/chosen` (see [`crate::initrd`]).
 ///
 /// # Errors
 ///
 /// [`GuestDtbError::Fdt`] if a string holds a NUL byte or the tree outgrows the format.
-pub fn generate_guest_dtb(vm: &VmConfig) -> Result<Vec<u8>, GuestDtbError> {
+pub fn generate_guest_dtb(
+    vm: &VmConfig,
+    initrd: Option<(Ipa, u64)>,
+) -> Result<Vec<u8>, GuestDtbError> {
     let mut fdt = FdtWriter::new()?;
     let root = fdt.begin_node("")?;
     fdt.property_string_list("compatible", vec!["linux,dummy-virt".into()])?;
@@ -50,7 +55,7 @@ pub fn generate_guest_dtb(vm: &VmConfig) -> Result<Vec<u8>, GuestDtbError> {
     for device in &vm.devices {
         device_node(&mut fdt, device)?;
     }
-    chosen_node(&mut fdt, vm)?;
+    chosen_node(&mut fdt, vm, initrd)?;
     fdt.end_node(root)?;
     Ok(fdt.finish()?)
 }
@@ -130,9 +135,19 @@ fn pl011_node(fdt: &mut FdtWriter, uart: &DeviceWindow) -> Result<(), GuestDtbEr
     Ok(fdt.end_node(node)?)
 }
 
-fn chosen_node(fdt: &mut FdtWriter, vm: &VmConfig) -> Result<(), GuestDtbError> {
+/// `/chosen`: the command line, the console, and the initrd as `[start, end)` in u64 cells
+/// (Linux `Documentation/devicetree/bindings/chosen.txt` allows 32- or 64-bit values).
+fn chosen_node(
+    fdt: &mut FdtWriter,
+    vm: &VmConfig,
+    initrd: Option<(Ipa, u64)>,
+) -> Result<(), GuestDtbError> {
     let node = fdt.begin_node("chosen")?;
     fdt.property_string("bootargs", &vm.bootargs)?;
+    if let Some((start, size)) = initrd {
+        fdt.property_u64("linux,initrd-start", start.raw())?;
+        fdt.property_u64("linux,initrd-end", start.raw().saturating_add(size))?;
+    }
     if let Some(uart) = first_pl011(vm) {
         fdt.property_string("stdout-path", &format!("/pl011@{:x}", uart.base.raw()))?;
     }

@@ -7,7 +7,7 @@ use moat_arm::addr::Ipa;
 use super::*;
 
 fn dtb(vm: &VmConfig) -> Vec<u8> {
-    generate_guest_dtb(vm).unwrap()
+    generate_guest_dtb(vm, None).unwrap()
 }
 
 fn strings<'a>(node: FdtNode<'_, 'a>, name: &str) -> Vec<&'a str> {
@@ -180,7 +180,7 @@ fn a_nul_in_bootargs_is_an_error_not_a_truncated_string() {
     let mut vm = VmConfig::default_virt();
     vm.bootargs = "console=ttyAMA0\0init=/evil".into();
     assert_eq!(
-        generate_guest_dtb(&vm),
+        generate_guest_dtb(&vm, None),
         Err(GuestDtbError::Fdt(vm_fdt::Error::InvalidString))
     );
 }

@@ -5,7 +5,7 @@
 //! Without features the crate is `no_std` + `alloc` and is what Moat links: the schema
 //! ([`VmConfig`]), [`VmConfig::validate`], [`guest_parange_bits`] and the bundle reader
 //! ([`Bundle::parse`]). The `host` feature adds what only the host tool needs: TOML parsing,
-//! guest image loading, guest device-tree generation and the bundle writer.
+//! guest image loading, initrd placement, guest device-tree generation and the bundle writer.
 #![cfg_attr(not(any(test, feature = "host")), no_std)]
 #![forbid(unsafe_code)]
 
@@ -15,6 +15,8 @@ pub mod bundle;
 #[cfg(feature = "host")]
 pub mod guest_dtb;
 mod hex;
+#[cfg(feature = "host")]
+pub mod initrd;
 #[cfg(feature = "host")]
 pub mod loader;
 pub mod parange;
@@ -31,7 +33,11 @@ pub use bundle::{BundleWriteError, default_dtb_ipa, write_bundle};
 pub use guest_dtb::{GuestDtbError, generate_guest_dtb};
 pub use hex::Hex;
 #[cfg(feature = "host")]
+pub use initrd::{InitrdError, add_initrd, place_initrd};
+#[cfg(feature = "host")]
 pub use loader::{GuestImage, ImageFormat, LoadError, Segment, load_guest_image};
+/// The guest-physical address type of the placements above (from `moat-arm`).
+pub use moat_arm::addr::Ipa;
 pub use parange::guest_parange_bits;
 pub use schema::{
     DeviceKind, DeviceWindow, GuestArch, HolePolicy, ParangeMode, RamRegion, VmConfig,

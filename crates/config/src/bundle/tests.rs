@@ -27,11 +27,12 @@ fn image() -> GuestImage {
         segments,
         entry: Ipa(0x4008_0000),
         format: ImageFormat::Elf,
+        arch: Some(crate::GuestArch::Aarch64),
     }
 }
 
 fn bundle_for(vm: &VmConfig) -> Vec<u8> {
-    let dtb = generate_guest_dtb(vm).unwrap();
+    let dtb = generate_guest_dtb(vm, None).unwrap();
     write_bundle(vm, &image(), &dtb, default_dtb_ipa(vm).unwrap()).unwrap()
 }
 
@@ -42,7 +43,7 @@ fn default_bundle() -> Vec<u8> {
 #[test]
 fn written_bundle_reads_back_as_the_same_vm_and_images() {
     let vm = VmConfig::default_virt();
-    let dtb = generate_guest_dtb(&vm).unwrap();
+    let dtb = generate_guest_dtb(&vm, None).unwrap();
     let blob = write_bundle(&vm, &image(), &dtb, Ipa(0x47e0_0000)).unwrap();
     let bundle = Bundle::parse(&blob).unwrap();
     assert_eq!(bundle.config(), &vm);
@@ -234,7 +235,7 @@ fn an_unedited_tree_copy_still_parses() {
 
 #[test]
 fn a_guest_device_tree_is_not_a_bundle() {
-    let dtb = generate_guest_dtb(&VmConfig::default_virt()).unwrap();
+    let dtb = generate_guest_dtb(&VmConfig::default_virt(), None).unwrap();
     assert_eq!(Bundle::parse(&dtb), Err(BundleError::NotABundle));
 }
 

@@ -1,0 +1,637 @@
+//! Debian's arm64 Linux for Moat's guests: fetches the cloud kernel (`linux-image-cloud-arm64`,
+//! resolved to the versioned package it depends on) and `busybox-static` from the Debian
+//! package registry, unpacks them into a cache and builds the initramfs around busybox.
+//!
+//! The machine's apt configuration is left alone: `apt-get` runs with private lists, cache,
+//! status and source list under the cache directory (`$MOAT_CACHE`, else
+//! `target/moat/linux-cache/`), `APT::Architecture=arm64`. The source list names the release
+//! [`SUITE`] and its security suite (which carries the current kernel), at the mirror URIs this
+//! machine's own apt sources already use (read, never written). What was fetched is recorded in
+//! `current`; while that and its files exist, [`default_linux`] uses them without any network
+//! access, and `./x linux-fetch --refresh` looks for newer packages.
+
+use crate::build;
+use crate::error::{XResult, failed};
+use crate::initramfs;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Debian release the guest's kernel and busybox come from.
+pub const SUITE: &str = "bookworm";
+/// The metapackage that depends on the newest cloud kernel.
+pub const KERNEL_METAPACKAGE: &str = "linux-image-cloud-arm64";
+/// The statically linked busybox.
+pub const BUSYBOX_PACKAGE: &str = "busybox-static";
+/// The keyring of Debian's archive, for source entries that name none.
+const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// A Linux guest ready to boot: the kernel `Image` and an initramfs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinuxGuest {
+    /// The uncompressed arm64 `Image`.
+    pub kernel: PathBuf,
+    /// The gzip-compressed `newc` initramfs.
+    pub initramfs: PathBuf,
+    /// What was fetched, e.g. `linux-image-6.1.0-56-cloud-arm64 6.1.192-2`.
+    pub kernel_package: String,
+}
+
+/// The command line a Linux guest gets without `--append`: the kernel console on the first
+/// PL011 (`ttyAMA0`) and the early console on the same UART by address, so that the kernel's
+/// first lines appear before its PL011 driver probes.
+pub fn default_append(uart_base: u64) -> String {
+    format!("console=ttyAMA0 earlycon=pl011,{uart_base:#x}")
+}
+
+/// Where fetched packages and the initramfs are kept.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("MOAT_CACHE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => build::out_dir().join("linux-cache"),
+    }
+}
+
+/// The cached Debian kernel and a freshly built initramfs; fetches them first if the cache has
+/// none (the only case that reaches the network).
+///
+/// # Errors
+///
+/// One line naming what failed: the fetch, the unpacking or writing the initramfs.
+pub fn default_linux() -> XResult<LinuxGuest> {
+    let cache = cache_dir();
+    let fetched = match Fetched::load(&cache) {
+        Some(fetched) => fetched,
+        None => fetch(&cache)?,
+    };
+    guest(&cache, &fetched)
+}
+
+/// `./x linux-fetch`: fetches the newest packages (with `refresh`, even when some are cached)
+/// and builds the initramfs.
+///
+/// # Errors
+///
+/// As [`default_linux`].
+pub fn prefetch(refresh: bool) -> XResult<LinuxGuest> {
+    let cache = cache_dir();
+    let fetched = match Fetched::load(&cache).filter(|_| !refresh) {
+        Some(fetched) => fetched,
+        None => fetch(&cache)?,
+    };
+    guest(&cache, &fetched)
+}
+
+fn guest(cache: &Path, fetched: &Fetched) -> XResult<LinuxGuest> {
+    let busybox = read(&fetched.busybox_path(cache))?;
+    let archive = initramfs::newc_archive(&initramfs::entries(busybox));
+    let compressed =
+        initramfs::gzip(&archive).map_err(|e| failed(format!("compressing the initramfs: {e}")))?;
+    let initramfs = cache.join("initramfs.cpio.gz");
+    write(&initramfs, &compressed)?;
+    Ok(LinuxGuest {
+        kernel: fetched.kernel_path(cache),
+        initramfs,
+        kernel_package: format!("{} {}", fetched.kernel.name, fetched.kernel.version),
+    })
+}
+
+/// A Debian package at one version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Package {
+    name: String,
+    version: String,
+}
+
+impl Package {
+    /// The cache folder of its unpacked files (`:` of an epoch is not wanted in paths).
+    fn dir(&self, cache: &Path) -> PathBuf {
+        cache.join(format!("{}_{}", self.name, self.version.replace(':', "_")))
+    }
+}
+
+/// What the cache holds, as recorded in `<cache>/current`: one `name version` line for the
+/// kernel, one for busybox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Fetched {
+    kernel: Package,
+    busybox: Package,
+}
+
+impl Fetched {
+    fn kernel_path(&self, cache: &Path) -> PathBuf {
+        self.kernel.dir(cache).join("Image")
+    }
+
+    fn busybox_path(&self, cache: &Path) -> PathBuf {
+        self.busybox.dir(cache).join("busybox")
+    }
+
+    /// The record, if it parses and its files exist.
+    fn load(cache: &Path) -> Option<Self> {
+        let text = fs::read_to_string(cache.join("current")).ok()?;
+        let fetched = Self::parse(&text)?;
+        let complete =
+            fetched.kernel_path(cache).is_file() && fetched.busybox_path(cache).is_file();
+        complete.then_some(fetched)
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut packages = text.lines().filter_map(|line| {
+            let (name, version) = line.trim().split_once(' ')?;
+            Some(Package {
+                name: name.into(),
+                version: version.trim().into(),
+            })
+        });
+        Some(Self {
+            kernel: packages.next()?,
+            busybox: packages.next()?,
+        })
+    }
+
+    fn record(&self) -> String {
+        format!(
+            "{} {}\n{} {}\n",
+            self.kernel.name, self.kernel.version, self.busybox.name, self.busybox.version
+        )
+    }
+}
+
+/// Updates the private package lists, resolves and fetches both packages, records them.
+fn fetch(cache: &Path) -> XResult<Fetched> {
+    let apt = Apt::prepare(cache)?;
+    eprintln!(
+        "x: fetching Debian's arm64 package lists into {}",
+        cache.display()
+    );
+    apt.update()?;
+    let kernel_name = apt.kernel_package()?;
+    let fetched = Fetched {
+        kernel: apt.candidate(&kernel_name)?,
+        busybox: apt.candidate(BUSYBOX_PACKAGE)?,
+    };
+    let kernel_dir = fetched.kernel.dir(cache);
+    if !fetched.kernel_path(cache).is_file() {
+        let tree = apt.download_and_unpack(&fetched.kernel)?;
+        write(&fetched.kernel_path(cache), &kernel_image(&tree)?)?;
+    }
+    if !fetched.busybox_path(cache).is_file() {
+        let tree = apt.download_and_unpack(&fetched.busybox)?;
+        let busybox = read(&tree.join("bin").join("busybox"))?;
+        write(&fetched.busybox_path(cache), &busybox)?;
+    }
+    remove_dir(&cache.join("unpack"))?;
+    write(&cache.join("current"), fetched.record().as_bytes())?;
+    eprintln!(
+        "x: kernel {} {} in {}",
+        fetched.kernel.name,
+        fetched.kernel.version,
+        kernel_dir.display()
+    );
+    Ok(fetched)
+}
+
+/// The kernel `Image` of an unpacked kernel package: `boot/vmlinuz-*`, decompressed if it is
+/// gzip-compressed (Debian's arm64 packages ship it uncompressed; older ones did not).
+fn kernel_image(tree: &Path) -> XResult<Vec<u8>> {
+    let boot = tree.join("boot");
+    let entries = fs::read_dir(&boot).map_err(|e| failed(format!("{}: {e}", boot.display())))?;
+    let vmlinuz = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .ok_or_else(|| {
+            failed(format!(
+                "the kernel package has no {}/vmlinuz-*",
+                boot.display()
+            ))
+        })?;
+    let bytes = read(&vmlinuz)?;
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes);
+    }
+    let mut image = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut image)
+        .map_err(|e| failed(format!("decompressing {}: {e}", vmlinuz.display())))?;
+    Ok(image)
+}
+
+/// `apt-get`/`apt-cache` with private state under `<cache>/apt`.
+struct Apt {
+    cache: PathBuf,
+    root: PathBuf,
+}
+
+impl Apt {
+    /// Creates the private state folders and writes the source list.
+    fn prepare(cache: &Path) -> XResult<Self> {
+        let root = cache.join("apt");
+        for dir in ["lists/partial", "cache/archives/partial", "sources.list.d"] {
+            create_dir(&root.join(dir))?;
+        }
+        write(&root.join("status"), b"")?;
+        let mirrors = sources::system_mirrors()?;
+        write(
+            &root.join("sources.list"),
+            mirrors.source_list(SUITE).as_bytes(),
+        )?;
+        Ok(Self {
+            cache: cache.into(),
+            root,
+        })
+    }
+
+    fn options(&self) -> Vec<String> {
+        let dir = |name: &str| self.root.join(name).display().to_string();
+        [
+            "APT::Architecture=arm64".to_string(),
+            "APT::Architectures=arm64".into(),
+            format!("Dir::State::Lists={}", dir("lists")),
+            format!("Dir::State::status={}", dir("status")),
+            format!("Dir::Cache={}", dir("cache")),
+            format!("Dir::Etc::SourceList={}", dir("sources.list")),
+            format!("Dir::Etc::SourceParts={}", dir("sources.list.d")),
+            // The downloads land in the cache, which the unprivileged `_apt` may not reach.
+            "APT::Sandbox::User=root".into(),
+        ]
+        .into_iter()
+        .flat_map(|o| ["-o".to_string(), o])
+        .collect()
+    }
+
+    /// Runs `tool` with the private options; its standard output, or one line with the last
+    /// thing it said on standard error.
+    fn run(&self, tool: &str, args: &[&str], what: &str) -> XResult<String> {
+        let mut cmd = Command::new(tool);
+        cmd.args(self.options()).args(args).env("LC_ALL", "C");
+        cmd.current_dir(&self.cache);
+        let out = cmd
+            .output()
+            .map_err(|e| failed(format!("{what}: cannot start {tool}: {e}")))?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        let last = last.unwrap_or("no message").trim();
+        Err(failed(format!("{what} failed ({}): {last}", out.status)))
+    }
+
+    fn update(&self) -> XResult<()> {
+        let what = "apt-get update of the private Debian arm64 lists (is the network up?)";
+        self.run("apt-get", &["update", "--error-on=any", "-q"], what)
+            .map(|_| ())
+    }
+
+    /// The versioned kernel package the metapackage's candidate depends on.
+    fn kernel_package(&self) -> XResult<String> {
+        let show = self.show(KERNEL_METAPACKAGE)?;
+        field(&show, "Depends")
+            .and_then(|deps| {
+                deps.split([',', '|'])
+                    .map(|d| d.split_whitespace().next().unwrap_or(""))
+                    .find(|d| d.starts_with("linux-image-"))
+                    .map(String::from)
+            })
+            .ok_or_else(|| failed(format!("{KERNEL_METAPACKAGE} depends on no linux-image-*")))
+    }
+
+    /// The package at its candidate (newest) version.
+    fn candidate(&self, name: &str) -> XResult<Package> {
+        let show = self.show(name)?;
+        let version = field(&show, "Version")
+            .ok_or_else(|| failed(format!("apt-cache show {name} gave no Version")))?;
+        Ok(Package {
+            name: name.into(),
+            version,
+        })
+    }
+
+    fn show(&self, name: &str) -> XResult<String> {
+        let what = format!("looking up Debian arm64 package {name}");
+        self.run("apt-cache", &["show", "--no-all-versions", name], &what)
+    }
+
+    /// Downloads the package's `.deb` and unpacks it; returns the unpacked tree.
+    fn download_and_unpack(&self, package: &Package) -> XResult<PathBuf> {
+        let work = self.cache.join("unpack").join(&package.name);
+        remove_dir(&work)?;
+        create_dir(&work)?;
+        eprintln!("x: downloading {} {}", package.name, package.version);
+        let spec = format!("{}={}", package.name, package.version);
+        let what = format!("downloading {spec}");
+        let mut cmd = Command::new("apt-get");
+        cmd.args(self.options()).args(["download", "-q", &spec]);
+        let out = cmd.current_dir(&work).env("LC_ALL", "C").output();
+        let out = out.map_err(|e| failed(format!("{what}: cannot start apt-get: {e}")))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            return Err(failed(format!("{what} failed: {}", last.trim())));
+        }
+        let deb = find_deb(&work)?;
+        let tree = work.join("tree");
+        build::run_step(
+            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree),
+            &format!("unpacking {}", deb.display()),
+        )?;
+        Ok(tree)
+    }
+}
+
+/// The one `.deb` in `dir`.
+fn find_deb(dir: &Path) -> XResult<PathBuf> {
+    let entries = fs::read_dir(dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| {
+            failed(format!(
+                "apt-get download left no .deb in {}",
+                dir.display()
+            ))
+        })
+}
+
+/// A field of the first stanza of `apt-cache show` output.
+fn field(show: &str, name: &str) -> Option<String> {
+    let prefix = format!("{name}:");
+    show.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().to_string())
+}
+
+fn read(path: &Path) -> XResult<Vec<u8>> {
+    fs::read(path).map_err(|e| failed(format!("reading {}: {e}", path.display())))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> XResult<()> {
+    if let Some(dir) = path.parent() {
+        create_dir(dir)?;
+    }
+    fs::write(path, bytes).map_err(|e| failed(format!("writing {}: {e}", path.display())))
+}
+
+fn create_dir(dir: &Path) -> XResult<()> {
+    fs::create_dir_all(dir).map_err(|e| failed(format!("creating {}: {e}", dir.display())))
+}
+
+fn remove_dir(dir: &Path) -> XResult<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(failed(format!("removing {}: {e}", dir.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The Debian mirrors this machine's apt uses, read from its source lists: the one-line format
+/// of `/etc/apt/sources.list` and the deb822 `.sources` files in `/etc/apt/sources.list.d`.
+mod sources {
+    use super::DEFAULT_KEYRING;
+    use crate::error::{XResult, failed};
+    use std::path::Path;
+
+    /// One `deb` source: where, which suite, which key signs it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub(super) struct Source {
+        pub(super) uri: String,
+        pub(super) suite: String,
+        pub(super) signed_by: Option<String>,
+    }
+
+    /// The mirror of the release and the one of its security suite.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub(super) struct Mirrors {
+        pub(super) main: Source,
+        pub(super) security: Option<Source>,
+    }
+
+    impl Mirrors {
+        /// Picks the first release mirror and the first security mirror among `sources`
+        /// (suites `X` and `X-security`; `X-updates` and others are not needed).
+        pub(super) fn pick(sources: &[Source]) -> Option<Self> {
+            let main = sources.iter().find(|s| !s.suite.contains('-'))?.clone();
+            let security = sources
+                .iter()
+                .find(|s| s.suite.ends_with("-security"))
+                .cloned();
+            Some(Self { main, security })
+        }
+
+        /// The private `sources.list` for `suite` (and `suite-security`), arm64, main only.
+        pub(super) fn source_list(&self, suite: &str) -> String {
+            let line = |s: &Source, suite: String| {
+                let key = s.signed_by.as_deref().unwrap_or(DEFAULT_KEYRING);
+                format!("deb [arch=arm64 signed-by={key}] {} {suite} main\n", s.uri)
+            };
+            let mut list = line(&self.main, suite.into());
+            if let Some(security) = &self.security {
+                list += &line(security, format!("{suite}-security"));
+            }
+            list
+        }
+    }
+
+    /// The mirrors of this machine's apt sources.
+    pub(super) fn system_mirrors() -> XResult<Mirrors> {
+        let mut sources = Vec::new();
+        if let Ok(text) = std::fs::read_to_string("/etc/apt/sources.list") {
+            sources.extend(parse_one_line(&text));
+        }
+        let parts = Path::new("/etc/apt/sources.list.d");
+        let mut files: Vec<_> = std::fs::read_dir(parts)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            match file.extension().and_then(|x| x.to_str()) {
+                Some("sources") => sources.extend(parse_deb822(&text)),
+                Some("list") => sources.extend(parse_one_line(&text)),
+                _ => {}
+            }
+        }
+        let debian = |s: &&Source| s.uri.contains("debian");
+        let debian: Vec<Source> = sources.iter().filter(debian).cloned().collect();
+        Mirrors::pick(&debian).ok_or_else(|| {
+            failed("no Debian mirror in /etc/apt/sources.list(.d): cannot fetch the guest kernel")
+        })
+    }
+
+    /// `deb [options] uri suite components...` lines.
+    pub(super) fn parse_one_line(text: &str) -> Vec<Source> {
+        text.lines().filter_map(one_line).collect()
+    }
+
+    fn one_line(line: &str) -> Option<Source> {
+        let rest = line.trim().strip_prefix("deb ")?.trim_start();
+        let (options, rest) = match rest.strip_prefix('[') {
+            Some(inner) => inner.split_once(']')?,
+            None => ("", rest),
+        };
+        let mut words = rest.split_whitespace();
+        let (uri, suite) = (words.next()?, words.next()?);
+        let signed_by = options
+            .split_whitespace()
+            .find_map(|o| o.strip_prefix("signed-by="))
+            .map(String::from);
+        Some(Source {
+            uri: uri.into(),
+            suite: suite.into(),
+            signed_by,
+        })
+    }
+
+    /// deb822 stanzas (`Types:`, `URIs:`, `Suites:`, `Signed-By:`, `Enabled:`).
+    pub(super) fn parse_deb822(text: &str) -> Vec<Source> {
+        let mut sources = Vec::new();
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .map(str::trim)
+            };
+            let is_deb = field("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+            if !is_deb || field("Enabled") == Some("no") {
+                continue;
+            }
+            let signed_by = field("Signed-By")
+                .filter(|k| k.starts_with('/'))
+                .map(String::from);
+            for uri in field("URIs").unwrap_or("").split_whitespace() {
+                for suite in field("Suites").unwrap_or("").split_whitespace() {
+                    sources.push(Source {
+                        uri: uri.into(),
+                        suite: suite.into(),
+                        signed_by: signed_by.clone(),
+                    });
+                }
+            }
+        }
+        sources
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const DEB822: &str = "Types: deb
+# a comment
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+";
+
+        #[test]
+        fn deb822_stanzas_give_one_source_per_uri_and_suite() {
+            let sources = parse_deb822(DEB822);
+            let suites: Vec<&str> = sources.iter().map(|s| s.suite.as_str()).collect();
+            assert_eq!(
+                suites,
+                ["bookworm", "bookworm-updates", "bookworm-security"]
+            );
+            assert_eq!(sources[2].signed_by, None);
+        }
+
+        #[test]
+        fn one_line_sources_with_options_are_read() {
+            let text = "# deb http://old.example/debian buster main\n\
+                deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main\n";
+            let sources = parse_one_line(text);
+            assert_eq!(sources.len(), 1);
+            assert_eq!(sources[0].signed_by.as_deref(), Some("/k.gpg"));
+            assert_eq!(sources[0].uri, "http://mirror.example/debian");
+        }
+
+        #[test]
+        fn the_private_list_names_the_release_and_its_security_suite_for_arm64() {
+            let mirrors = Mirrors::pick(&parse_deb822(DEB822)).unwrap();
+            let list = mirrors.source_list("bookworm");
+            let lines: Vec<&str> = list.lines().collect();
+            assert_eq!(lines.len(), 2);
+            assert!(lines[0].starts_with("deb [arch=arm64 signed-by=/usr/share/keyrings/"));
+            assert!(lines[0].ends_with("http://mirror.example/debian bookworm main"));
+            assert!(lines[1].ends_with("/debian-security bookworm-security main"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHOW: &str = "Package: linux-image-cloud-arm64
+Source: linux-signed-arm64 (6.1.192+2)
+Version: 6.1.192-2
+Depends: linux-image-6.1.0-56-cloud-arm64 (= 6.1.192-2)
+
+Package: linux-image-cloud-arm64
+Version: 6.1.176-1
+";
+
+    #[test]
+    fn fields_come_from_the_first_stanza_only() {
+        assert_eq!(field(SHOW, "Version").as_deref(), Some("6.1.192-2"));
+        assert_eq!(field(SHOW, "Maintainer"), None);
+    }
+
+    #[test]
+    fn the_record_of_what_was_fetched_round_trips() {
+        let fetched = Fetched {
+            kernel: Package {
+                name: "linux-image-6.1.0-56-cloud-arm64".into(),
+                version: "6.1.192-2".into(),
+            },
+            busybox: Package {
+                name: "busybox-static".into(),
+                version: "1:1.35.0-4+deb12u1+b1".into(),
+            },
+        };
+        assert_eq!(Fetched::parse(&fetched.record()), Some(fetched.clone()));
+        let dir = fetched.busybox.dir(Path::new("/c"));
+        assert_eq!(dir, Path::new("/c/busybox-static_1_1.35.0-4+deb12u1+b1"));
+        assert_eq!(Fetched::parse("only-one 1\n"), None);
+    }
+
+    #[test]
+    fn the_default_command_line_names_the_uart_for_earlycon() {
+        assert_eq!(
+            default_append(0x900_0000),
+            "console=ttyAMA0 earlycon=pl011,0x9000000"
+        );
+    }
+
+    #[test]
+    fn a_gzip_compressed_vmlinuz_is_decompressed() {
+        let tree = std::env::temp_dir().join(format!("moat-vmlinuz-{}", std::process::id()));
+        let image = b"MZ...ARM\x64 an Image".to_vec();
+        write(
+            &tree.join("boot/vmlinuz-6.1"),
+            &initramfs::gzip(&image).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(kernel_image(&tree).unwrap(), image);
+        write(&tree.join("boot/vmlinuz-6.1"), &image).unwrap();
+        assert_eq!(kernel_image(&tree).unwrap(), image);
+        remove_dir(&tree).unwrap();
+    }
+}
