@@ -40,6 +40,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     }
     parange_cases(&artifacts, &mut tally)?;
     moat_refuses_s_above_l(&artifacts, &mut tally)?;
+    aarch32_cases(&artifacts, &mut tally)?;
     cli_cases(&artifacts, &mut tally)?;
     config_cases(&mut tally)?;
     println!("differential suite (SPEC §6): every case's exception state, bare QEMU vs Moat");
@@ -216,6 +217,106 @@ fn guest_suite(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<(
     Ok(())
 }
 
+/// An AArch32 guest (`arch = "aarch32"`): entered in SVC mode with r2 = the device tree, its
+/// UART stores emulated from the syndrome, an `LDRD` from the UART emulated by decoding the A32
+/// instruction (no syndrome for a pair), its `MRC` of an ID register trapped and answered, PSCI
+/// over `HVC`. On a core without an AArch32 EL1 Moat refuses the VM.
+fn aarch32_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let guest = assemble_with("arm-none-eabi-", "aarch32", AARCH32_GUEST)?;
+    for cpu in ["cortex-a72", "max,pauth-impdef=on"] {
+        let outcome = boot_arch32(artifacts, &guest, cpu)?;
+        let verdict = expect_line(&outcome, "A32 entered with the device tree in r2\n")
+            .and_then(|()| expect_line(&outcome, "UART flags read by LDRD: ok\n"))
+            .and_then(|()| expect_line(&outcome, "ID_MMFR0 read: ok\n"))
+            .and_then(|()| expect_line(&outcome, "PSCI 1.x\n"))
+            .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
+        tally.record(
+            "aarch32_guest_runs_under_moat",
+            cpu,
+            Some(&outcome),
+            verdict,
+        );
+    }
+    let outcome = boot_arch32(artifacts, &guest, "neoverse-n1")?;
+    let verdict = expect_exit(&outcome, MoatExit::ConfigError)
+        .and_then(|()| expect_line(&outcome, "AArch32 EL1"));
+    tally.record(
+        "aarch32_vm_is_refused_on_a_core_without_aarch32_el1",
+        "neoverse-n1",
+        Some(&outcome),
+        verdict,
+    );
+    Ok(())
+}
+
+fn boot_arch32(artifacts: &Artifacts, guest: &Path, cpu: &str) -> XResult<Outcome> {
+    let mut vm = moat_config::VmConfig::default_virt();
+    vm.arch = moat_config::GuestArch::Aarch32;
+    let bundle = build::out_dir().join("test").join("aarch32.bundle");
+    vm::write_bundle(&vm, guest, &bundle)?;
+    let machine = Machine {
+        cpu: cpu.into(),
+        mem_mib: 512,
+        kernel: artifacts.moat.clone(),
+        initrd: Some(bundle),
+        append: None,
+        el2: true,
+    };
+    machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+}
+
+/// The AArch32 guest of [`aarch32_cases`] (A32, GNU as syntax).
+const AARCH32_GUEST: &str = r#"
+.arm
+    ldr r1, =0x09000000
+    mov r4, r2
+    cmp r4, #0x40000000          @ the device tree lies in RAM
+    blo fail
+    adr r0, entered
+    bl puts
+    mov r6, #0
+    mov r7, #0
+    ldrd r6, r7, [r1, #0x18]     @ UARTFR and UARTILPR: a pair, decoded by Moat
+    and r6, r6, #0x80            @ UARTFR.TXFE must be set
+    cmp r6, #0x80
+    bne fail
+    adr r0, ldrd_ok
+    bl puts
+    mrc p15, 0, r5, c0, c1, 4    @ ID_MMFR0, trapped by HCR_EL2.TID3
+    and r5, r5, #0xf             @ VMSA support: 5 = LPAE on any ARMv8 core
+    cmp r5, #5
+    bne fail
+    adr r0, mrc_ok
+    bl puts
+    ldr r0, =0x84000000          @ PSCI_VERSION
+    hvc #0
+    cmp r0, #0x10000
+    blo fail
+    adr r0, psci_ok
+    bl puts
+    ldr r0, =0x84000008          @ PSCI_SYSTEM_OFF
+    hvc #0
+fail:
+    adr r0, failed
+    bl puts
+    ldr r0, =0x84000008
+    hvc #0
+1:  b 1b
+puts:                            @ r0 = NUL-terminated string, r1 = UART
+    ldrb r2, [r0], #1
+    cmp r2, #0
+    bxeq lr
+    str r2, [r1]
+    b puts
+entered: .asciz "A32 entered with the device tree in r2\n"
+ldrd_ok: .asciz "UART flags read by LDRD: ok\n"
+mrc_ok:  .asciz "ID_MMFR0 read: ok\n"
+psci_ok: .asciz "PSCI 1.x\n"
+failed:  .asciz "AArch32 guest: a check failed\n"
+.align 4
+.ltorg
+"#;
+
 /// Moat itself refuses a VM whose IPA size exceeds the machine's limit `L`, whatever the host
 /// tool checked: the bundle asks for `S` = 48 on a `cortex-a72` (`L` = 44), bypassing the host's
 /// check as a tool that does not know the CPU would.
@@ -372,6 +473,12 @@ const EXTERNAL_GUEST: &str = "
 /// Assembles `source` with GNU as into a raw binary (`./x run --guest` puts it at RAM base
 /// + 0x80000).
 fn assemble_guest(name: &str, source: &str) -> XResult<PathBuf> {
+    assemble_with("aarch64-linux-gnu-", name, source)
+}
+
+/// Assembles `source` with the GNU binutils of `prefix` (`aarch64-linux-gnu-` or
+/// `arm-none-eabi-`) into a raw binary.
+fn assemble_with(prefix: &str, name: &str, source: &str) -> XResult<PathBuf> {
     let dir = build::out_dir().join("asm");
     std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     let src = dir.join(format!("{name}.S"));
@@ -379,14 +486,14 @@ fn assemble_guest(name: &str, source: &str) -> XResult<PathBuf> {
     let bin = dir.join(format!("{name}.bin"));
     std::fs::write(&src, source).map_err(|e| failed(format!("{}: {e}", src.display())))?;
     run_step(
-        Command::new("aarch64-linux-gnu-as")
+        Command::new(format!("{prefix}as"))
             .arg(&src)
             .arg("-o")
             .arg(&obj),
         "assembling a test guest",
     )?;
     run_step(
-        Command::new("aarch64-linux-gnu-objcopy")
+        Command::new(format!("{prefix}objcopy"))
             .args(["-O", "binary"])
             .arg(&obj)
             .arg(&bin),

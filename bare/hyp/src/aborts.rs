@@ -5,15 +5,16 @@
 
 use crate::console;
 use crate::exits::{Next, stop};
-use crate::guest::{self, El1Regs, GuestRam, Registers, TrappedGuest};
+use crate::guest::{self, El1Regs, GuestRam, Instruction, Registers, TrappedGuest};
 use crate::vm::Vm;
 use moat_arm::esr::{Esr, Syndrome};
+use moat_arm::pstate::{Spsr32, is_aarch32};
 use moat_devices::{Access, DeviceEffects};
 use moat_vcpu::abort::{Decision, GuestAbort, decide};
 use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::inject::{self, Abort, AbortAccess, AbortCause};
-use moat_vcpu::insn::emulate::A64Context;
-use moat_vcpu::insn::{self, BusError, DevicePort};
+use moat_vcpu::insn::emulate::{A64Context, Aarch32Context};
+use moat_vcpu::insn::{self, Aarch32FrameRegs, BusError, DevicePort};
 use moat_vcpu::mmio::{complete_load, decode_syndrome_access, size_mask};
 
 /// Handles an instruction or data abort the guest took to EL2.
@@ -25,7 +26,7 @@ pub fn handle(vm: &mut Vm, esr: Esr) -> Next {
     let el1 = El1Regs::read();
     let decision = {
         let guest = trapped(vm, &el1, &abort);
-        decide(&abort, &vm.view(el1.mmu_on()), &guest)
+        decide(&abort, &vm.view(&el1), &guest)
     };
     match decision {
         Decision::Emulate { device, offset } => emulate(vm, esr, &abort, &el1, device, offset),
@@ -61,7 +62,9 @@ fn trapped<'a>(vm: &'a Vm, el1: &El1Regs, abort: &GuestAbort) -> TrappedGuest<'a
         el1: *el1,
         parange: vm.id_policy.parange,
         pc: vm.frame.pc,
+        pstate: vm.frame.pstate,
         fetch: matches!(abort.access, AbortAccess::Instruction),
+        arch: vm.config.arch,
     }
 }
 
@@ -85,6 +88,10 @@ fn external_abort(vm: &mut Vm, el1: &El1Regs, abort: &GuestAbort) -> Next {
 
 /// Data endianness of the trapped access: `SCTLR_EL1.EE` at EL1, `E0E` at EL0.
 fn big_endian(frame: &TrapFrame, el1: &El1Regs) -> bool {
+    const PSTATE_E: u64 = 1 << 9;
+    if is_aarch32(frame.pstate) {
+        return frame.pstate & PSTATE_E != 0;
+    }
     let at_el0 = (frame.pstate >> 2) & 0b11 == 0;
     let bit = if at_el0 { 24 } else { 25 };
     el1.sctlr & (1 << bit) != 0
@@ -157,19 +164,53 @@ fn emulate_instruction(
     let Some(fault_ipa) = abort.ipa else {
         return external_abort(vm, el1, abort);
     };
-    let ctx = A64Context {
-        pc: vm.frame.pc,
-        far: abort.va.0,
-        big_endian: swap,
+    let (pc, far, pstate) = (vm.frame.pc, abort.va.0, vm.frame.pstate);
+    let (frame, mut port) = vm.device_port(device, fault_ipa.0, far);
+    let result = match insn {
+        Instruction::A64(word) => {
+            let ctx = A64Context {
+                pc,
+                far,
+                big_endian: swap,
+            };
+            insn::emulate_a64(word, &ctx, &mut Registers { frame }, &mut port)
+        }
+        Instruction::A32(word) => {
+            let (ctx, mut regs) = aarch32(frame, pc, far, pstate, swap);
+            insn::emulate_a32(word, &ctx, &mut regs, &mut port)
+        }
+        Instruction::T32(hw1, hw2) => {
+            let (ctx, mut regs) = aarch32(frame, pc, far, pstate, swap);
+            insn::emulate_t32(hw1, hw2, &ctx, &mut regs, &mut port)
+        }
     };
-    let (frame, mut port) = vm.device_port(device, fault_ipa.0, abort.va.0);
-    match insn::emulate_a64(insn, &ctx, &mut Registers { frame }, &mut port) {
+    match result {
         Ok(done) => {
             vm.frame.pc = vm.frame.pc.wrapping_add(u64::from(done.length));
             Next::Resume
         }
         Err(_) => external_abort(vm, el1, abort),
     }
+}
+
+/// The AArch32 emulation context and register view of the trapped guest.
+fn aarch32(
+    frame: &mut TrapFrame,
+    pc: u64,
+    far: u64,
+    pstate: u64,
+    big_endian: bool,
+) -> (Aarch32Context, Aarch32FrameRegs<'_>) {
+    const PSTATE_C: u64 = 1 << 29;
+    // Truncations intended: an AArch32 guest's PC, FAR and CPSR are 32 bits.
+    let ctx = Aarch32Context {
+        pc: pc as u32,
+        far: far as u32,
+        big_endian,
+        carry: pstate & PSTATE_C != 0,
+    };
+    let mode = Spsr32::new(pstate as u32).mode();
+    (ctx, Aarch32FrameRegs { frame, mode })
 }
 
 /// A hole with the read-as-zero/write-ignore policy: loads return 0, stores vanish.

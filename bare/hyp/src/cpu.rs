@@ -57,6 +57,15 @@ pub fn has_pointer_auth() -> bool {
     isar1 & 0xFF00_0FF0 != 0
 }
 
+/// Whether EL1 can run AArch32 (`ID_AA64PFR0_EL1.EL1` = 0b0010). Checked from the ID register,
+/// not by writing `HCR_EL2.RW`: QEMU 7.2 lets RW = 0 stick on cores that have no AArch32 EL1
+/// (TOOLCHAIN.md), where the Arm ARM makes it RAO/WI.
+pub fn el1_supports_aarch32() -> bool {
+    use crate::idregs::hardware_value;
+    use moat_vcpu::idregs::ID_AA64PFR0_EL1;
+    (hardware_value(ID_AA64PFR0_EL1) >> 4) & 0xF == 0b0010
+}
+
 /// The features exception entry follows: this CPU's (SPEC §3: an injected exception looks like
 /// one the same CPU takes itself).
 pub fn features() -> moat_vcpu::entry::CpuFeatures {

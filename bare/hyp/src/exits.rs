@@ -6,9 +6,12 @@ use crate::power::EndStatus;
 use crate::vm::Vm;
 use crate::{aborts, guest};
 use core::fmt;
-use moat_arm::esr::{Direction, Esr, ExceptionClass, Syndrome, SysRegIss};
+use moat_arm::esr::{CopRegIss, Direction, Esr, ExceptionClass, Syndrome, SysRegIss};
+use moat_arm::pstate::{Spsr32, is_aarch32};
+use moat_vcpu::cond::{condition_holds, trapped_instruction_executes};
 use moat_vcpu::frame::ExitVector;
 use moat_vcpu::idregs::{self, IdRegister};
+use moat_vcpu::insn::{Aarch32FrameRegs, GuestRegs32};
 use moat_vcpu::psci::{self, CallOutcome};
 
 /// What follows an exit.
@@ -37,6 +40,15 @@ fn synchronous(vm: &mut Vm) -> Next {
         Syndrome::Hvc64(call) | Syndrome::Hvc32(call) => smccc(vm, call.imm16, false),
         // A trapped SMC (HCR_EL2.TSC): ELR_EL2 points at the SMC itself.
         Syndrome::Smc64(call) => smccc(vm, call.imm16, true),
+        // An AArch32 SMC may trap although its condition failed (`CCKNOWNPASS`): then it is a
+        // no-op.
+        Syndrome::Smc32(iss) if iss.ccknownpass && !condition_holds(iss.cond, vm.frame.pstate) => {
+            vm.frame.advance_pc(esr.il());
+            Next::Resume
+        }
+        Syndrome::Smc32(_) => smccc(vm, 0, true),
+        Syndrome::Mcr15(iss) => cp15_id_register(vm, esr, &iss),
+        Syndrome::Vmrs(iss) => vmrs_id_register(vm, esr, &iss),
         // WFI/WFE (HCR_EL2.TWI/TWE): no interrupt can wake the vCPU yet, and both may
         // complete at any time, so they complete at once.
         Syndrome::Wfx(_) => {
@@ -61,6 +73,54 @@ fn undefined(vm: &mut Vm) -> Next {
     let entry = moat_vcpu::inject::inject_undefined(&el1.context(&vm.frame, vm.features));
     entry.apply_to_frame(&mut vm.frame);
     guest::write_el1(&entry.sysreg_writes());
+    Next::Resume
+}
+
+/// A trapped AArch32 `MRC p15, 0, Rt, c0, c<m>, <opc2>` of an ID register (`HCR_EL2.TID3`):
+/// the same registers as the AArch64 ID space, sanitised alike.
+fn cp15_id_register(vm: &mut Vm, esr: Esr, iss: &CopRegIss) -> Next {
+    if !trapped_instruction_executes(iss.cv, iss.cond, vm.frame.pstate) {
+        vm.frame.advance_pc(esr.il());
+        return Next::Resume;
+    }
+    let id = if iss.opc1 == 0 && iss.crn == 0 {
+        IdRegister::from_encoding(3, 0, 0, iss.crm, iss.opc2)
+    } else {
+        None
+    };
+    match (id, iss.direction) {
+        (Some(reg), Direction::Read) => read_id_into_aarch32(vm, esr, reg, iss.rt),
+        _ => stop(vm, format_args!("unhandled AArch32 CP15 access")),
+    }
+}
+
+/// A trapped AArch32 `VMRS Rt, MVFR<n>` (`HCR_EL2.TID3`): `CRn` holds the register number
+/// (7 `MVFR0`, 6 `MVFR1`, 5 `MVFR2`), which are `ID space` `CRm` = 3, `op2` = 0, 1, 2.
+fn vmrs_id_register(vm: &mut Vm, esr: Esr, iss: &CopRegIss) -> Next {
+    if !trapped_instruction_executes(iss.cv, iss.cond, vm.frame.pstate) {
+        vm.frame.advance_pc(esr.il());
+        return Next::Resume;
+    }
+    let op2 = match iss.crn {
+        7 => 0,
+        6 => 1,
+        5 => 2,
+        _ => return stop(vm, format_args!("unhandled VMRS")),
+    };
+    read_id_into_aarch32(vm, esr, IdRegister { crm: 3, op2 }, iss.rt)
+}
+
+/// Writes the sanitised value of `reg` to the AArch32 register `rt` of the guest's mode.
+fn read_id_into_aarch32(vm: &mut Vm, esr: Esr, reg: IdRegister, rt: u8) -> Next {
+    let value = idregs::guest_value(reg, crate::idregs::hardware_value(reg), &vm.id_policy);
+    // Truncations intended: AArch32 registers and CPSR are 32 bits.
+    let mode = Spsr32::new(vm.frame.pstate as u32).mode();
+    Aarch32FrameRegs {
+        frame: &mut vm.frame,
+        mode,
+    }
+    .write(rt, value as u32);
+    vm.frame.advance_pc(esr.il());
     Next::Resume
 }
 
@@ -92,7 +152,15 @@ fn smccc(vm: &mut Vm, imm16: u16, is_smc: bool) -> Next {
     };
     match outcome {
         CallOutcome::Return(regs) => {
-            f.x[..4].copy_from_slice(&regs);
+            // An AArch32 caller's results are `R0`..`R3`: the low halves.
+            let mask = if is_aarch32(f.pstate) {
+                0xFFFF_FFFF
+            } else {
+                u64::MAX
+            };
+            for (x, value) in f.x[..4].iter_mut().zip(regs) {
+                *x = value & mask;
+            }
             Next::Resume
         }
         CallOutcome::SystemOff => {

@@ -11,13 +11,14 @@ use aarch64_cpu::registers::{
 };
 use moat_arm::addr::{Ipa, Va};
 use moat_arm::parange::PaRange;
+use moat_config::GuestArch;
 use moat_vcpu::abort::{GuestView, IpaRange};
 use moat_vcpu::entry::{CpuFeatures, GuestContext, SysregWrites};
 use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::insn::GuestRegs;
 use moat_vcpu::insn::a64::Reg;
 use moat_vcpu::s1walk::{
-    Access, DescSize, GuestMemory, Stage1Regs, WalkRead, WalkReport, walk_aarch64,
+    Access, DescSize, GuestMemory, Stage1Regs, WalkRead, WalkReport, walk_aarch32, walk_aarch64,
 };
 
 /// The guest's EL1 registers that abort handling reads.
@@ -126,7 +127,7 @@ pub struct GuestRam<'a> {
 }
 
 impl GuestRam<'_> {
-    /// Reads `size` bytes (1, 2, 4 or 8, aligned) at `ipa`, little-endian.
+    /// Reads `size` bytes (2, 4 or 8, aligned) at `ipa`, little-endian.
     pub fn read(&self, ipa: Ipa, size: u64) -> Option<u64> {
         let pa = self.ram.iter().find_map(|b| b.pa_of(ipa, size))?;
         // SAFETY: `pa_of` checked the whole access lies in this VM's backing memory, which Moat
@@ -134,6 +135,7 @@ impl GuestRam<'_> {
         // instructions are), so it is a single-copy-atomic load.
         let value = unsafe {
             match size {
+                2 => u64::from(core::ptr::read_volatile(pa as *const u16)),
                 4 => u64::from(core::ptr::read_volatile(pa as *const u32)),
                 8 => core::ptr::read_volatile(pa as *const u64),
                 _ => return None,
@@ -162,26 +164,71 @@ pub struct TrappedGuest<'a> {
     pub parange: PaRange,
     /// The faulting instruction's address (`ELR_EL2`).
     pub pc: u64,
+    /// The guest's PSTATE at the fault (`SPSR_EL2`): its T bit says A32 or T32.
+    pub pstate: u64,
     /// The fault was an instruction fetch.
     pub fetch: bool,
+    /// The guest's EL1 execution state.
+    pub arch: GuestArch,
 }
 
+/// The instruction at the faulting PC, in the guest's instruction set.
+#[derive(Clone, Copy, Debug)]
+pub enum Instruction {
+    /// An A64 instruction.
+    A64(u32),
+    /// An A32 instruction.
+    A32(u32),
+    /// A T32 instruction: its first halfword, and the second for a 32-bit one (else 0).
+    T32(u16, u16),
+}
+
+/// `SPSR_EL2.T` (bit 5) of an AArch32 PSTATE: T32.
+const PSTATE_T: u64 = 1 << 5;
+
 impl TrappedGuest<'_> {
+    /// The guest's walk of `va` for an access of kind `access`.
+    fn walk_as(&self, va: Va, access: Access) -> WalkReport {
+        let regs = self.el1.stage1();
+        match self.arch {
+            GuestArch::Aarch64 => walk_aarch64(&regs, self.parange, va, access, &self.mem),
+            GuestArch::Aarch32 => walk_aarch32(&regs, self.parange, va, &self.mem),
+        }
+    }
+
     /// The IPA of `va` for an access of kind `access`: the VA itself with the MMU off.
     fn translate(&self, va: Va, access: Access) -> Option<Ipa> {
         if !self.el1.mmu_on() {
             return Some(Ipa(va.0));
         }
-        walk_aarch64(&self.el1.stage1(), self.parange, va, access, &self.mem)
-            .translation()
-            .map(|t| t.ipa)
+        self.walk_as(va, access).translation().map(|t| t.ipa)
     }
 
-    /// The 32-bit instruction at the faulting PC, read through the guest's stage 1.
-    pub fn instruction(&self) -> Option<u32> {
-        let ipa = self.translate(Va(self.pc), Access::InstructionFetch)?;
-        // Truncation intended: a 4-byte read.
-        self.mem.read(ipa, 4).map(|word| word as u32)
+    /// The `bytes`-byte instruction word at `va`, read through the guest's stage 1.
+    fn fetch(&self, va: u64, bytes: u64) -> Option<u64> {
+        let ipa = self.translate(Va(va), Access::InstructionFetch)?;
+        self.mem.read(ipa, bytes)
+    }
+
+    /// The instruction at the faulting PC, in the guest's instruction set. Instruction fetches
+    /// are little-endian whatever the data endianness (`SCTLR.EE` does not apply to them).
+    pub fn instruction(&self) -> Option<Instruction> {
+        // Truncations intended: 4- and 2-byte reads.
+        match self.arch {
+            GuestArch::Aarch64 => self.fetch(self.pc, 4).map(|w| Instruction::A64(w as u32)),
+            GuestArch::Aarch32 if self.pstate & PSTATE_T == 0 => {
+                self.fetch(self.pc, 4).map(|w| Instruction::A32(w as u32))
+            }
+            GuestArch::Aarch32 => {
+                let hw1 = self.fetch(self.pc, 2)? as u16;
+                let hw2 = if moat_vcpu::insn::t32::is_32bit(hw1) {
+                    self.fetch(self.pc.wrapping_add(2), 2)? as u16
+                } else {
+                    0
+                };
+                Some(Instruction::T32(hw1, hw2))
+            }
+        }
     }
 }
 
@@ -192,16 +239,29 @@ impl GuestView for TrappedGuest<'_> {
         } else {
             Access::Data
         };
-        walk_aarch64(&self.el1.stage1(), self.parange, va, access, &self.mem)
+        self.walk_as(va, access)
     }
 
     fn is_address_translation(&self) -> bool {
-        // AT S1E1R/W, S1E0R/W, S1E1RP/WP: SYS #op1, C7, C8 or C9, #op2 (`1101 0101 0000 1 op1
-        // 0111 CRm op2 Rt`).
+        // AArch64 AT S1E1R/W, S1E0R/W, S1E1RP/WP: SYS #op1, C7, C8 or C9, #op2 (`1101 0101
+        // 0000 1 op1 0111 CRm op2 Rt`).
         const SYS_C7_MASK: u32 = 0xFFF8_F000;
         const SYS_C7: u32 = 0xD508_7000;
-        self.instruction()
-            .is_some_and(|i| i & SYS_C7_MASK == SYS_C7 && matches!((i >> 8) & 0xF, 8 | 9))
+        // AArch32 ATS1C*/ATS12NSO*: MCR p15, 0, Rt, c7, c8, opc2 (A32 `cond 1110 000 0 0111 Rt
+        // 1111 opc2 1 1000`; T32 `1110 1110 0000 0111`, `Rt 1111 opc2 1 1000`).
+        const MCR_C7_C8_MASK: u32 = 0x0FFF_0F1F;
+        const MCR_C7_C8: u32 = 0x0E07_0F18;
+        const T32_MCR_C7: u16 = 0xEE07;
+        const T32_C8_MASK: u16 = 0x0F1F;
+        const T32_C8: u16 = 0x0F18;
+        match self.instruction() {
+            Some(Instruction::A64(i)) => {
+                i & SYS_C7_MASK == SYS_C7 && matches!((i >> 8) & 0xF, 8 | 9)
+            }
+            Some(Instruction::A32(i)) => i & MCR_C7_C8_MASK == MCR_C7_C8,
+            Some(Instruction::T32(hw1, hw2)) => hw1 == T32_MCR_C7 && hw2 & T32_C8_MASK == T32_C8,
+            None => false,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::aborts::{self, Port};
 use crate::exits::{self, Next};
+use crate::guest::El1Regs;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::power::EndStatus;
 use crate::s2hw::{Frames, IdentityTables, Tlb};
@@ -17,7 +18,7 @@ use core::fmt;
 use moat_arm::addr::{Ipa, Pa};
 use moat_arm::parange::PaRange;
 use moat_config::guest_parange_bits;
-use moat_config::{Bundle, ConfigError, DeviceKind, VmConfig};
+use moat_config::{Bundle, ConfigError, DeviceKind, GuestArch, VmConfig};
 use moat_devices::pl011::Pl011;
 use moat_devices::{Access, DeviceEffects, MmioDevice};
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
@@ -37,6 +38,17 @@ const PSTATE_EL1H_MASKED: u64 = 0x3C5;
 /// `SCTLR_EL1` at the guest's start: MMU and caches off, the RES1 bits of Armv8.0 set (bits
 /// 11, 20, 22, 23, 28, 29), as firmware hands a CPU to an OS.
 const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+
+/// An AArch32 guest's first PSTATE: SVC mode, ARM state, A, I and F masked (`CPSR` 0x1D3), as
+/// the Linux 32-bit boot protocol asks.
+const PSTATE_SVC_MASKED: u64 = 0x1D3;
+/// `SPSR_EL2.T` for an AArch32 PSTATE: Thumb state (an ELF entry with bit 0 set).
+const PSTATE_T: u64 = 1 << 5;
+
+/// An AArch32 `SCTLR` at the guest's start: MMU, caches and alignment checks off, exceptions in
+/// ARM state, little-endian; the RES1 bits (3, 4, 11, 22, 23), `CP15BEN` (5) and `nTWI`/`nTWE`
+/// (16, 18) set.
+const SCTLR_AARCH32_RESET: u64 = 0x00C5_0838;
 
 /// One RAM region of the VM and the machine memory behind it.
 #[derive(Clone, Copy, Debug)]
@@ -171,6 +183,12 @@ impl Vm {
                 "more than one vCPU (SMP support has not landed)",
             ));
         }
+        let aarch32 = config.arch == GuestArch::Aarch32;
+        if aarch32 && !cpu::el1_supports_aarch32() {
+            return Err(VmError::Unsupported(
+                "an AArch32 EL1 on this CPU (ID_AA64PFR0_EL1.EL1 says AArch64 only)",
+            ));
+        }
         let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
         let stage2 = Stage2::new(geometry, VMID, &mut Frames(phys)).map_err(VmError::Stage2)?;
         let (mut devices, mut device_windows) = (Vec::new(), Vec::new());
@@ -201,7 +219,10 @@ impl Vm {
             ram_windows,
             devices,
             device_windows,
-            features: cpu::features(),
+            features: CpuFeatures {
+                el1_aarch32: aarch32,
+                ..cpu::features()
+            },
             frame: TrapFrame::default(),
             id_policy: IdPolicy { parange },
         };
@@ -210,9 +231,7 @@ impl Vm {
             vm.copy_in("image", image.load_ipa, image.data)?;
         }
         vm.copy_in("device tree", bundle.dtb_ipa(), bundle.dtb())?;
-        vm.frame.pc = bundle.entry().0;
-        vm.frame.pstate = PSTATE_EL1H_MASKED;
-        vm.frame.x[0] = bundle.dtb_ipa().0;
+        vm.enter_at(bundle.entry().0, bundle.dtb_ipa().0);
         Ok(vm)
     }
 
@@ -303,16 +322,49 @@ impl Vm {
                 window.base
             );
         }
+        let (state, dtb) = match c.arch {
+            GuestArch::Aarch64 => ("AArch64 EL1h", self.frame.x[0]),
+            GuestArch::Aarch32 => ("AArch32 SVC", self.frame.x[2]),
+        };
         log!(
-            "VM '{}': entry {:#x}, device tree at {:#x}",
+            "VM '{}': entry {:#x} in {state}, device tree at {dtb:#x}",
             c.name,
-            self.frame.pc,
-            self.frame.x[0]
+            self.frame.pc
         );
     }
 
+    /// Sets the boot vCPU's first instruction and registers. AArch64 (Linux arm64 boot
+    /// protocol): EL1h, x0 = the device tree. AArch32 (Linux 32-bit boot protocol): SVC mode,
+    /// r0 = 0, r1 = ~0 (no machine number: use the device tree), r2 = the device tree; Thumb
+    /// state when the entry address has bit 0 set.
+    fn enter_at(&mut self, entry: u64, dtb: u64) {
+        let f = &mut self.frame;
+        match self.config.arch {
+            GuestArch::Aarch64 => {
+                f.pc = entry;
+                f.pstate = PSTATE_EL1H_MASKED;
+                f.x[0] = dtb;
+            }
+            GuestArch::Aarch32 => {
+                f.pc = entry & !1;
+                f.pstate = PSTATE_SVC_MASKED | if entry & 1 != 0 { PSTATE_T } else { 0 };
+                f.x[0] = 0;
+                f.x[1] = 0xFFFF_FFFF;
+                f.x[2] = dtb;
+            }
+        }
+    }
+
     /// The VM as the abort decision sees it.
-    pub fn view(&self, mmu_on: bool) -> VmView<'_> {
+    pub fn view(&self, el1: &El1Regs) -> VmView<'_> {
+        // TTBCR.EAE (bit 31) selects the long-descriptor format of an AArch32 guest.
+        const TTBCR_EAE: u64 = 1 << 31;
+        let format = match self.config.arch {
+            GuestArch::Aarch64 => GuestFormat::Aarch64,
+            GuestArch::Aarch32 if el1.tcr & TTBCR_EAE != 0 => GuestFormat::Aarch32Long,
+            GuestArch::Aarch32 => GuestFormat::Aarch32Short,
+        };
+        let mmu_on = el1.mmu_on();
         VmView {
             ipa_bits: self.config.ipa_bits,
             pa_bits: u32::from(self.id_policy.parange.bits().unwrap_or(48)),
@@ -322,7 +374,7 @@ impl Vm {
                 moat_config::HolePolicy::Abort => HolePolicy::Abort,
                 moat_config::HolePolicy::ReadAsZeroWriteIgnore => HolePolicy::ReadAsZeroWriteIgnore,
             },
-            format: GuestFormat::Aarch64,
+            format,
             mmu_on,
         }
     }
@@ -391,8 +443,16 @@ impl Vm {
         CNTVOFF_EL2.set(0);
         // SAFETY: writes an EL1 system register of the guest before it first runs; Moat does
         // not use EL1 state.
-        unsafe { core::arch::asm!("msr sctlr_el1, {}", in(reg) SCTLR_EL1_RESET, options(nostack)) };
-        HCR_EL2.set(hcr_el2());
+        let aarch32 = self.config.arch == GuestArch::Aarch32;
+        let sctlr = if aarch32 {
+            SCTLR_AARCH32_RESET
+        } else {
+            SCTLR_EL1_RESET
+        };
+        // SAFETY: writes an EL1 system register of the guest before it first runs; Moat does
+        // not use EL1 state.
+        unsafe { core::arch::asm!("msr sctlr_el1, {}", in(reg) sctlr, options(nostack)) };
+        HCR_EL2.set(hcr_el2(aarch32));
         // SAFETY: a context synchronization event and a stage-2 TLB flush for this VMID
         // before its first entry; no memory is accessed.
         unsafe {
@@ -410,8 +470,8 @@ impl Vm {
 /// `HCR_EL2` for a guest: stage 2 on (VM), set/way invalidation upgraded to clean+invalidate
 /// (SWIO), physical interrupts and SErrors to EL2 (IMO, FMO, AMO), broadcast TLB and cache
 /// maintenance inner shareable (FB, BSU = 0b01), WFI/WFE, ID-register reads and SMC trapped
-/// (TWI, TWE, TID3, TSC), EL1 in AArch64 (RW).
-fn hcr_el2() -> u64 {
+/// (TWI, TWE, TID3, TSC), EL1 in AArch64 (RW) or AArch32.
+fn hcr_el2(aarch32: bool) -> u64 {
     const TID3: u64 = 1 << 18;
     const VM: u64 = 1 << 0;
     const SWIO: u64 = 1 << 1;
@@ -423,7 +483,7 @@ fn hcr_el2() -> u64 {
     const TWI: u64 = 1 << 13;
     const TWE: u64 = 1 << 14;
     const TSC: u64 = 1 << 19;
-    const RW: u64 = 1 << 31;
+    let rw = if aarch32 { 0 } else { 1 << 31 };
     // API, APK: pointer authentication instructions and keys are not trapped where
     // implemented (the keys are EL1 registers, which Moat does not switch).
     const APK: u64 = 1 << 40;
@@ -433,7 +493,7 @@ fn hcr_el2() -> u64 {
     } else {
         0
     };
-    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TID3 | TSC | RW | pauth
+    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TID3 | TSC | rw | pauth
 }
 
 /// `PMCR_EL0.N`: the number of event counters, all of which the guest may use.

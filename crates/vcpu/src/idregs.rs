@@ -40,6 +40,8 @@ impl IdRegister {
     }
 }
 
+/// `ID_PFR1_EL1` (AArch32 `ID_PFR1`, `CRm` 1, `op2` 1).
+pub const ID_PFR1_EL1: IdRegister = IdRegister { crm: 1, op2: 1 };
 /// `ID_AA64PFR0_EL1` (`CRm` 4, `op2` 0).
 pub const ID_AA64PFR0_EL1: IdRegister = IdRegister { crm: 4, op2: 0 };
 /// `ID_AA64PFR1_EL1`.
@@ -60,6 +62,8 @@ pub const ID_AA64MMFR2_EL1: IdRegister = IdRegister { crm: 7, op2: 2 };
 /// The fields Moat changes, by register (Arm ARM field names).
 mod field {
     use moat_arm::field::Field;
+    pub const PFR1_32_VIRTUALIZATION: Field = Field::new(12, 4);
+    pub const PFR1_32_VIRT_FRAC: Field = Field::new(20, 4);
     pub const PFR0_EL2: Field = Field::new(8, 4);
     pub const PFR0_SVE: Field = Field::new(32, 4);
     pub const PFR0_SEL2: Field = Field::new(36, 4);
@@ -106,6 +110,7 @@ pub fn guest_value(reg: IdRegister, hw: u64, policy: &IdPolicy) -> u64 {
     let hide = |value: u64, fields: &[Field]| fields.iter().fold(value, |v, f| f.insert(v, 0));
     use field::*;
     match reg {
+        r if r.is(1, 1) => hide(hw, &[PFR1_32_VIRTUALIZATION, PFR1_32_VIRT_FRAC]),
         r if r.is(4, 0) => hide(
             hw,
             &[PFR0_EL2, PFR0_SVE, PFR0_SEL2, PFR0_MPAM, PFR0_AMU, PFR0_RME],
@@ -203,6 +208,17 @@ mod tests {
         );
         let isar0 = IdRegister { crm: 6, op2: 0 };
         assert_eq!(guest_value(isar0, 0x1234_5678, &policy(48)), 0x1234_5678);
+    }
+
+    #[test]
+    fn aarch32_view_hides_the_virtualization_extensions_too() {
+        let v = guest_value(ID_PFR1_EL1, 0x1011_1131, &policy(40));
+        assert_eq!(field::PFR1_32_VIRTUALIZATION.get(v), 0);
+        assert_eq!(
+            v & 0xFFF,
+            0x131,
+            "programmers' model and security fields kept"
+        );
     }
 
     #[test]
