@@ -1,0 +1,160 @@
+//! The probe's bootargs (`/chosen/bootargs`): `probe.addrs=<hex>,...`,
+//! `probe.mmu=off|lpae|short`, `probe.kinds=<kind>,...`, `probe.hivecs=0|1` and `probe.ee=0|1`.
+//! Parsed without allocation: the lists stay `&str` and are walked again for every use.
+
+use crate::kinds::{Kind, Shape};
+
+/// The probe's translation regime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mmu {
+    /// `SCTLR.M` = 0: every access goes to the address itself (32-bit: targets ≥ 2^32 skipped).
+    Off,
+    /// Long-descriptor tables (`TTBCR.EAE` = 1, 40-bit output addresses).
+    Lpae,
+    /// Short-descriptor tables (`TTBCR.EAE` = 0; supersections reach 40-bit addresses).
+    Short,
+}
+
+impl Mmu {
+    /// The shapes a run uses: none with the MMU off.
+    pub const fn shapes(self) -> &'static [Shape] {
+        match self {
+            Self::Off => &[],
+            Self::Lpae => &Shape::LPAE,
+            Self::Short => &Shape::SHORT,
+        }
+    }
+
+    /// The `probe.mmu` word.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Lpae => "lpae",
+            Self::Short => "short",
+        }
+    }
+}
+
+/// What the bootargs asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// The comma-separated target addresses (validated by [`parse`]).
+    pub addrs: &'static str,
+    /// The translation regime.
+    pub mmu: Mmu,
+    /// The comma-separated kinds to run, or `None` for all.
+    pub kinds: Option<&'static str>,
+    /// `SCTLR.V`: vectors at 0xffff0000 (needs the MMU on: nothing is there physically).
+    pub hivecs: bool,
+    /// `SCTLR.EE`: big-endian exception entry (`CPSR.E` = 1) and table walks.
+    pub ee: bool,
+}
+
+/// A bootargs value the probe does not accept (printed as `MOAT-PROBE-ERROR <message>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `probe.addrs` has an entry that is not a hex number.
+    Address(&'static str),
+    /// `probe.mmu` is not `off`, `lpae` or `short`.
+    Mmu(&'static str),
+    /// `probe.hivecs` or `probe.ee` is neither `0` nor `1`.
+    Flag(&'static str, &'static str),
+    /// `probe.hivecs=1` with the MMU off.
+    HivecsNeedMmu,
+    /// `probe.kinds` names a kind the probe does not have.
+    Kind(&'static str),
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Address(a) => write!(f, "probe.addrs: not a hex address: {a:?}"),
+            Self::Mmu(v) => write!(f, "probe.mmu: want off, lpae or short, got {v:?}"),
+            Self::Flag(key, v) => write!(f, "{key}: want 0 or 1, got {v:?}"),
+            Self::HivecsNeedMmu => write!(
+                f,
+                "probe.hivecs=1 needs probe.mmu=lpae or short (nothing is at PA 0xffff0000)"
+            ),
+            Self::Kind(k) => write!(f, "probe.kinds: no kind named {k:?}"),
+        }
+    }
+}
+
+/// The value of the first `key=value` word of `bootargs`.
+fn bootarg(bootargs: &'static str, key: &str) -> Option<&'static str> {
+    bootargs
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Parses one address: hex, with or without `0x`.
+fn parse_hex(text: &str) -> Option<u64> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// A `0|1` flag, default 0.
+fn flag(bootargs: &'static str, key: &'static str) -> Result<bool, ConfigError> {
+    match bootarg(bootargs, key) {
+        None | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(other) => Err(ConfigError::Flag(key, other)),
+    }
+}
+
+/// Parses the probe's settings from `bootargs`.
+///
+/// # Errors
+///
+/// [`ConfigError`] for a value the probe cannot use.
+pub fn parse(bootargs: &'static str) -> Result<Config, ConfigError> {
+    let addrs = bootarg(bootargs, "probe.addrs").unwrap_or("");
+    if let Some(bad) = list(addrs).find(|a| parse_hex(a).is_none()) {
+        return Err(ConfigError::Address(bad));
+    }
+    let mmu = match bootarg(bootargs, "probe.mmu") {
+        None | Some("off") => Mmu::Off,
+        Some("lpae") => Mmu::Lpae,
+        Some("short") => Mmu::Short,
+        Some(other) => return Err(ConfigError::Mmu(other)),
+    };
+    let hivecs = flag(bootargs, "probe.hivecs")?;
+    if hivecs && mmu == Mmu::Off {
+        return Err(ConfigError::HivecsNeedMmu);
+    }
+    let ee = flag(bootargs, "probe.ee")?;
+    let kinds = bootarg(bootargs, "probe.kinds");
+    if let Some(bad) =
+        kinds.and_then(|k| list(k).find(|name| !Kind::all().any(|kind| kind.is_named(name))))
+    {
+        return Err(ConfigError::Kind(bad));
+    }
+    Ok(Config {
+        addrs,
+        mmu,
+        kinds,
+        hivecs,
+        ee,
+    })
+}
+
+/// The non-empty entries of a comma-separated list.
+fn list(text: &'static str) -> impl Iterator<Item = &'static str> {
+    text.split(',').filter(|entry| !entry.is_empty())
+}
+
+impl Config {
+    /// The target addresses, in bootargs order.
+    pub fn addresses(&self) -> impl Iterator<Item = u64> {
+        list(self.addrs).filter_map(parse_hex)
+    }
+
+    /// Whether `kind` is selected (`probe.kinds` names it, or is absent).
+    pub fn wants(&self, kind: &Kind) -> bool {
+        self.kinds
+            .is_none_or(|kinds| list(kinds).any(|name| kind.is_named(name)))
+    }
+}
