@@ -1,13 +1,272 @@
-//! MMU (placeholder).
+//! The probe's stage-1 tables (`probe.mmu=lpae|short`) and the per-case window mapping.
+//!
+//! Identity maps: RAM (Normal, PL0 read/write so that USR cases can run the snippets, executable)
+//! and the UART (Device, PL1 only, never executable); with `probe.hivecs=1` also the vector page
+//! at `0xffff0000`. Each case then maps its target at the window VA (`layout::WINDOW`) in its
+//! shape, PL1-only for SVC cases and PL0 read/write for USR cases, executable, with a break:
+//! the old window entries are cleared, the TLB invalidated, the new ones written, the TLB
+//! invalidated again. With `probe.ee=1` every descriptor is stored big-endian (`SCTLR.EE` sets
+//! the endianness of table walks). Tables live in the probe's BSS; walks are Non-cacheable and
+//! `SCTLR.C` stays 0.
+
+use core::cell::UnsafeCell;
+
 use crate::config::Mmu;
 use crate::kinds::Shape;
+use crate::layout::{self as l, GIB1, MIB1, MIB2};
+use crate::regs;
 use crate::run::Region;
-pub fn enable(_mmu: Mmu, _ram: Region, _uart: u64, _ee: bool) -> Result<(), &'static str> {
-    Err("mmu: not yet")
+
+/// `SCTLR` bits: M (0), C (2), TRE (28), AFE (29).
+const SCTLR_M: u32 = 1 << 0;
+const SCTLR_C: u32 = 1 << 2;
+const SCTLR_TRE: u32 = 1 << 28;
+const SCTLR_AFE: u32 = 1 << 29;
+
+/// A 4 KiB-aligned long-format table.
+#[repr(C, align(4096))]
+struct LdTable([u64; 512]);
+
+/// The 16 KiB-aligned short-format level-1 table (`TTBCR.N` = 0).
+#[repr(C, align(16384))]
+struct SdL1([u32; 4096]);
+
+/// A 1 KiB-aligned short-format level-2 table.
+#[repr(C, align(1024))]
+struct SdL2([u32; 256]);
+
+/// Every table the probe may use.
+#[repr(C)]
+struct Tables {
+    sd_l1: SdL1,
+    sd_window: SdL2,
+    sd_high: SdL2,
+    ld_l1: LdTable,
+    ld_low: LdTable,
+    ld_ram: LdTable,
+    ld_window: LdTable,
+    ld_window_l3: LdTable,
+    ld_high: LdTable,
+    ld_high_l3: LdTable,
 }
-pub fn can_map(_shape: Shape, _address: u64) -> bool {
-    false
+
+/// The tables and how they are written.
+struct State {
+    tables: Tables,
+    mmu: Mmu,
+    ee: bool,
 }
-pub fn map_window(_shape: Shape, _address: u64, _usr: bool) -> u32 {
-    0
+
+struct Slot(UnsafeCell<State>);
+
+// SAFETY: one CPU, interrupts masked; only this module touches the state, never re-entrantly.
+unsafe impl Sync for Slot {}
+
+static STATE: Slot = Slot(UnsafeCell::new(State {
+    tables: Tables {
+        sd_l1: SdL1([0; 4096]),
+        sd_window: SdL2([0; 256]),
+        sd_high: SdL2([0; 256]),
+        ld_l1: LdTable([0; 512]),
+        ld_low: LdTable([0; 512]),
+        ld_ram: LdTable([0; 512]),
+        ld_window: LdTable([0; 512]),
+        ld_window_l3: LdTable([0; 512]),
+        ld_high: LdTable([0; 512]),
+        ld_high_l3: LdTable([0; 512]),
+    },
+    mmu: Mmu::Off,
+    ee: false,
+}));
+
+/// The state, borrowed for one operation.
+fn state() -> &'static mut State {
+    // SAFETY: single CPU, interrupts masked, and no caller holds the borrow across a call back
+    // into this module: each public function takes it once.
+    unsafe { &mut *STATE.0.get() }
+}
+
+/// Stores a long descriptor (big-endian with `SCTLR.EE`).
+fn ld(ee: bool, slot: &mut u64, value: u64) {
+    let value = if ee { value.swap_bytes() } else { value };
+    // SAFETY: `slot` is a valid, aligned table entry; volatile so the walk sees the store.
+    unsafe { core::ptr::write_volatile(slot, value) };
+}
+
+/// Stores a short descriptor (big-endian with `SCTLR.EE`).
+fn sd(ee: bool, slot: &mut u32, value: u32) {
+    let value = if ee { value.swap_bytes() } else { value };
+    // SAFETY: as in `ld`.
+    unsafe { core::ptr::write_volatile(slot, value) };
+}
+
+fn address_of<T>(table: &T) -> u64 {
+    core::ptr::from_ref(table) as usize as u64
+}
+
+/// The probe's vector page (`probe32.ld`).
+fn vectors_page() -> u64 {
+    unsafe extern "C" {
+        static __vectors_page: u8;
+    }
+    &raw const __vectors_page as u64
+}
+
+/// Builds the identity map (and the high vectors) in `mmu`'s format and turns the MMU on.
+///
+/// # Errors
+///
+/// When RAM does not lie in \[1 GiB, 2 GiB) or the UART not below 1 GiB (what the tables map).
+pub fn enable(mmu: Mmu, ram: Region, uart: u64, ee: bool) -> Result<(), &'static str> {
+    if ram.base < GIB1 || ram.base + ram.size > 2 * GIB1 || uart >= GIB1 {
+        return Err("RAM or UART beyond what the probe's tables map");
+    }
+    let s = state();
+    s.mmu = mmu;
+    s.ee = ee;
+    match mmu {
+        Mmu::Off => return Ok(()),
+        Mmu::Lpae => build_lpae(&mut s.tables, ee, ram, uart),
+        Mmu::Short => build_short(&mut s.tables, ee, ram, uart),
+    }
+    let sctlr = regs::sctlr() & !(SCTLR_C | SCTLR_TRE | SCTLR_AFE);
+    // SAFETY: the tables just built map all of RAM (code, data, stacks, tables, device tree)
+    // and the UART at their own addresses, so turning the MMU on changes no address the probe
+    // uses; the EE bit the walks will use is set by the caller before any further table read,
+    // so with probe.ee=1 the MMU is enabled together with EE (see `run::set_up`).
+    unsafe {
+        if mmu == Mmu::Lpae {
+            regs::set_mair0(l::MAIR0);
+            regs::set_mair1(0);
+            regs::set_ttbcr(l::TTBCR_LPAE);
+            regs::set_ttbr0(address_of(&s.tables.ld_l1));
+        } else {
+            regs::set_dacr(l::DACR_CLIENT);
+            regs::set_ttbcr(0);
+            regs::set_ttbr0(address_of(&s.tables.sd_l1));
+        }
+        regs::tlb_invalidate_all();
+        let ee_bit = if ee { 1 << 25 } else { 0 };
+        regs::set_sctlr(sctlr | SCTLR_M | ee_bit);
+    }
+    Ok(())
+}
+
+fn build_lpae(t: &mut Tables, ee: bool, ram: Region, uart: u64) {
+    ld(ee, &mut t.ld_l1.0[0], l::ld_table(address_of(&t.ld_low)));
+    ld(ee, &mut t.ld_l1.0[1], l::ld_table(address_of(&t.ld_ram)));
+    let uart_block = uart & !(MIB2 - 1);
+    let index = l::ld_index(uart_block as u32, 2);
+    ld(
+        ee,
+        &mut t.ld_low.0[index],
+        l::ld_block(uart_block, l::LD_DEVICE_ATTRS),
+    );
+    let mut block = ram.base & !(MIB2 - 1);
+    while block < ram.base + ram.size {
+        let index = l::ld_index(block as u32, 2);
+        ld(
+            ee,
+            &mut t.ld_ram.0[index],
+            l::ld_block(block, l::ld_normal(true)),
+        );
+        block += MIB2;
+    }
+    ld(ee, &mut t.ld_l1.0[3], l::ld_table(address_of(&t.ld_high)));
+    ld(
+        ee,
+        &mut t.ld_high.0[l::ld_index(l::HIVECS, 2)],
+        l::ld_table(address_of(&t.ld_high_l3)),
+    );
+    let vectors = l::ld_page(vectors_page(), l::ld_normal(false));
+    ld(ee, &mut t.ld_high_l3.0[l::ld_index(l::HIVECS, 3)], vectors);
+}
+
+fn build_short(t: &mut Tables, ee: bool, ram: Region, uart: u64) {
+    let uart_section = uart & !(MIB1 - 1);
+    let device = l::sd_section(uart_section, l::SD_SECTION_DEVICE);
+    sd(ee, &mut t.sd_l1.0[(uart_section >> 20) as usize], device);
+    let mut section = ram.base & !(MIB1 - 1);
+    while section < ram.base + ram.size {
+        let normal = l::sd_section(section, l::sd_section_normal(true));
+        sd(ee, &mut t.sd_l1.0[(section >> 20) as usize], normal);
+        section += MIB1;
+    }
+    let high = l::sd_page_table(address_of(&t.sd_high));
+    sd(ee, &mut t.sd_l1.0[(l::HIVECS >> 20) as usize], high);
+    let vectors = l::sd_small_page(vectors_page(), l::sd_page_normal(false));
+    sd(
+        ee,
+        &mut t.sd_high.0[((l::HIVECS >> 12) & 0xff) as usize],
+        vectors,
+    );
+}
+
+/// Whether the current format can map `address` in `shape` (and the window VA differs from it).
+pub fn can_map(shape: Shape, address: u64) -> bool {
+    l::can_map(shape, address, state().mmu == Mmu::Lpae)
+        && u64::from(l::window_va(shape, address)) != address
+}
+
+/// Maps `address` at the window in `shape` (for a USR case if `pl0`); returns the VA to use.
+pub fn map_window(shape: Shape, address: u64, pl0: bool) -> u32 {
+    let s = state();
+    let (ee, mmu) = (s.ee, s.mmu);
+    let t = &mut s.tables;
+    let window = l::ld_index(l::WINDOW, 1);
+    let first = (l::WINDOW >> 20) as usize;
+    // Break: no window mapping, then no cached one.
+    match mmu {
+        Mmu::Lpae => ld(ee, &mut t.ld_l1.0[window], 0),
+        _ => (first..first + 16).for_each(|i| sd(ee, &mut t.sd_l1.0[i], 0)),
+    }
+    regs::tlb_invalidate_all();
+    let ld_attrs = l::ld_normal(pl0);
+    match (mmu, shape) {
+        (Mmu::Lpae, Shape::Block1g) => {
+            ld(ee, &mut t.ld_l1.0[window], l::ld_block(address, ld_attrs))
+        }
+        (Mmu::Lpae, Shape::TableAt) => ld(ee, &mut t.ld_l1.0[window], l::ld_table(address)),
+        (Mmu::Lpae, Shape::Block2m) => {
+            ld(ee, &mut t.ld_window.0[0], l::ld_block(address, ld_attrs));
+            ld(
+                ee,
+                &mut t.ld_l1.0[window],
+                l::ld_table(address_of(&t.ld_window)),
+            );
+        }
+        (Mmu::Lpae, _) => {
+            ld(ee, &mut t.ld_window_l3.0[0], l::ld_page(address, ld_attrs));
+            ld(
+                ee,
+                &mut t.ld_window.0[0],
+                l::ld_table(address_of(&t.ld_window_l3)),
+            );
+            ld(
+                ee,
+                &mut t.ld_l1.0[window],
+                l::ld_table(address_of(&t.ld_window)),
+            );
+        }
+        (_, Shape::Supersection) => {
+            let descriptor = l::sd_supersection(address, l::sd_section_normal(pl0));
+            (first..first + 16).for_each(|i| sd(ee, &mut t.sd_l1.0[i], descriptor));
+        }
+        (_, Shape::TableAt) => sd(ee, &mut t.sd_l1.0[first], l::sd_page_table(address)),
+        (_, Shape::Page) => {
+            let page = l::sd_small_page(address, l::sd_page_normal(pl0));
+            sd(ee, &mut t.sd_window.0[0], page);
+            sd(
+                ee,
+                &mut t.sd_l1.0[first],
+                l::sd_page_table(address_of(&t.sd_window)),
+            );
+        }
+        (_, _) => {
+            let section = l::sd_section(address, l::sd_section_normal(pl0));
+            sd(ee, &mut t.sd_l1.0[first], section);
+        }
+    }
+    regs::tlb_invalidate_all();
+    l::window_va(shape, address)
 }

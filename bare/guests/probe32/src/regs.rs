@@ -1,8 +1,6 @@
 //! The CP15 registers the probe reads and writes (Arm ARM, AArch32 System registers), one
 //! function each.
 
-#![allow(dead_code, reason = "the MMU writers are used by mmu.rs, in progress")]
-
 use core::arch::asm;
 
 /// Defines a reader of a 32-bit CP15 register.
