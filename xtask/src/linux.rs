@@ -263,22 +263,24 @@ impl Apt {
         .collect()
     }
 
-    /// Runs `tool` with the private options; its standard output, or one line with the last
-    /// thing it said on standard error.
-    fn run(&self, tool: &str, args: &[&str], what: &str) -> XResult<String> {
+    /// Runs `tool` with the private options in `dir`; its standard output, or one line with
+    /// what it said went wrong.
+    fn run_in(&self, dir: &Path, tool: &str, args: &[&str], what: &str) -> XResult<String> {
         let mut cmd = Command::new(tool);
         cmd.args(self.options()).args(args).env("LC_ALL", "C");
-        cmd.current_dir(&self.cache);
         let out = cmd
+            .current_dir(dir)
             .output()
             .map_err(|e| failed(format!("{what}: cannot start {tool}: {e}")))?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-        let last = last.unwrap_or("no message").trim();
-        Err(failed(format!("{what} failed ({}): {last}", out.status)))
+        Err(failed(format!("{what} failed: {}", apt_error(&stderr))))
+    }
+
+    fn run(&self, tool: &str, args: &[&str], what: &str) -> XResult<String> {
+        self.run_in(&self.cache, tool, args, what)
     }
 
     fn update(&self) -> XResult<()> {
@@ -324,19 +326,7 @@ impl Apt {
         eprintln!("x: downloading {} {}", package.name, package.version);
         let spec = format!("{}={}", package.name, package.version);
         let what = format!("downloading {spec}");
-        let mut cmd = Command::new("apt-get");
-        cmd.args(self.options()).args(["download", "-q", &spec]);
-        let out = cmd.current_dir(&work).env("LC_ALL", "C").output();
-        let out = out.map_err(|e| failed(format!("{what}: cannot start apt-get: {e}")))?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            return Err(failed(format!("{what} failed: {}", last.trim())));
-        }
+        self.run_in(&work, "apt-get", &["download", "-q", &spec], &what)?;
         let deb = find_deb(&work)?;
         let tree = work.join("tree");
         build::run_step(
@@ -360,6 +350,16 @@ fn find_deb(dir: &Path) -> XResult<PathBuf> {
                 dir.display()
             ))
         })
+}
+
+/// The line of apt's standard error that says what went wrong: its first error (`E:`), which
+/// names the cause (the later ones summarise), else its last line.
+fn apt_error(stderr: &str) -> &str {
+    let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first_error = lines().find(|l| l.starts_with("E:"));
+    first_error
+        .or_else(|| lines().last())
+        .unwrap_or("no message")
 }
 
 /// A field of the first stanza of `apt-cache show` output.
@@ -592,6 +592,15 @@ Version: 6.1.176-1
     fn fields_come_from_the_first_stanza_only() {
         assert_eq!(field(SHOW, "Version").as_deref(), Some("6.1.192-2"));
         assert_eq!(field(SHOW, "Maintainer"), None);
+    }
+
+    #[test]
+    fn apt_errors_are_reported_by_their_first_error_line() {
+        let stderr = "W: a warning\nE: Failed to fetch InRelease  Temporary failure resolving\n\
+                      E: Some index files failed to download.\n";
+        assert!(apt_error(stderr).ends_with("Temporary failure resolving"));
+        assert_eq!(apt_error("oops\n\n"), "oops");
+        assert_eq!(apt_error(""), "no message");
     }
 
     #[test]
