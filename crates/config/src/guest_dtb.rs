@@ -7,18 +7,40 @@
 //! with its 24 MHz `apb-pclk` fixed clock, and `/chosen`.
 //!
 //! A device window gets a node only once Moat emulates its kind, so that a guest never probes a
-//! device that is not there: see `device_node`, the place to add the GIC (and, with it,
-//! `interrupt-parent`, the PL011's `interrupts` and the timer node).
+//! device that is not there. The GIC's nodes are written but switched off by [`GUEST_SEES_GIC`]
+//! until Moat emulates the distributor and redistributors and delivers the timer's interrupts:
+//! then the tree gains, as QEMU virt has them for GICv3, `intc@...` (`arm,gic-v3`: the
+//! distributor and the redistributors of the VM's vCPUs, 128 KiB each), the root's
+//! `interrupt-parent`, the architected timer (PPIs 13, 14, 11, 10: secure and non-secure
+//! physical, virtual, hypervisor; level-high) and the PL011's SPI 1. No maintenance interrupt is
+//! given: the guest has no EL2.
 
 use moat_arm::addr::Ipa;
 use vm_fdt::{FdtWriter, FdtWriterNode};
 
-use crate::schema::{DeviceKind, DeviceWindow, RamRegion, VmConfig};
+use crate::schema::{DeviceKind, DeviceWindow, GICR_SIZE_PER_CPU, RamRegion, VmConfig};
 
 /// The phandle of the `apb-pclk` fixed clock, as in QEMU virt's tree.
 pub const APB_PCLK_PHANDLE: u32 = 0x8000;
 /// The frequency of the PL011's clocks in QEMU virt: 24 MHz.
 pub const APB_PCLK_HZ: u32 = 24_000_000;
+/// The phandle of the GIC, as in QEMU virt's tree.
+pub const GIC_PHANDLE: u32 = 0x8001;
+/// Whether the guest's tree describes the GIC, the timer and the PL011's interrupt. Off until
+/// Moat emulates the GICv3 (a guest that finds a GIC probes it, and Moat stops a VM that touches
+/// an unemulated window); the GIC work turns it on.
+pub const GUEST_SEES_GIC: bool = false;
+
+/// GIC binding (`arm,gic-v3`) interrupt specifier cells: the type, SPI or PPI.
+const GIC_SPI: u32 = 0;
+const GIC_PPI: u32 = 1;
+/// The trigger cell: level-sensitive, active high.
+const IRQ_LEVEL_HIGH: u32 = 4;
+/// The PL011's SPI in QEMU virt (`VIRT_UART`).
+const PL011_SPI: u32 = 1;
+/// The architected timer's PPIs, in the binding's order: secure physical, non-secure physical,
+/// virtual, hypervisor (INTIDs 29, 30, 27, 26).
+const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
 
 /// Why the guest device tree could not be written.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,12 +60,27 @@ pub fn generate_guest_dtb(
     vm: &VmConfig,
     initrd: Option<(Ipa, u64)>,
 ) -> Result<Vec<u8>, GuestDtbError> {
+    generate(vm, initrd, GUEST_SEES_GIC)
+}
+
+/// [`generate_guest_dtb`] with the GIC's nodes on or off.
+fn generate(
+    vm: &VmConfig,
+    initrd: Option<(Ipa, u64)>,
+    sees_gic: bool,
+) -> Result<Vec<u8>, GuestDtbError> {
+    let gic = if sees_gic { Gic::of(vm) } else { None };
     let mut fdt = FdtWriter::new()?;
     let root = fdt.begin_node("")?;
     fdt.property_string_list("compatible", vec!["linux,dummy-virt".into()])?;
     fdt.property_string("model", "linux,dummy-virt")?;
     fdt.property_u32("#address-cells", 2)?;
     fdt.property_u32("#size-cells", 2)?;
+    if let Some(gic) = &gic {
+        fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
+        gic.intc_node(&mut fdt, vm.cpus)?;
+        timer_node(&mut fdt)?;
+    }
     psci_node(&mut fdt)?;
     for ram in &vm.ram {
         memory_node(&mut fdt, ram)?;
@@ -53,7 +90,7 @@ pub fn generate_guest_dtb(
         apb_pclk_node(&mut fdt)?;
     }
     for device in &vm.devices {
-        device_node(&mut fdt, device)?;
+        device_node(&mut fdt, device, gic.is_some())?;
     }
     chosen_node(&mut fdt, vm, initrd)?;
     fdt.end_node(root)?;
@@ -113,25 +150,83 @@ fn apb_pclk_node(fdt: &mut FdtWriter) -> Result<(), GuestDtbError> {
     Ok(fdt.end_node(node)?)
 }
 
-/// The node for one device window, if Moat emulates its kind yet. Exhaustive on purpose: a new
+/// The node for one device window, if it gets one of its own. Exhaustive on purpose: a new
 /// [`DeviceKind`] must decide here what the guest sees.
-fn device_node(fdt: &mut FdtWriter, device: &DeviceWindow) -> Result<(), GuestDtbError> {
+fn device_node(
+    fdt: &mut FdtWriter,
+    device: &DeviceWindow,
+    with_irq: bool,
+) -> Result<(), GuestDtbError> {
     match device.kind {
-        DeviceKind::Pl011 => pl011_node(fdt, device),
-        // Not emulated yet: the guest must not find a GIC it cannot use. The GIC issue adds
-        // `intc@...` here, `interrupt-parent` at the root and the timer node.
+        DeviceKind::Pl011 => pl011_node(fdt, device, with_irq),
+        // Both windows are in the one `intc@...` node (`Gic::intc_node`), if the guest sees it.
         DeviceKind::GicV3Distributor | DeviceKind::GicV3Redistributors => Ok(()),
     }
 }
 
-/// A PL011 as QEMU virt describes it (interrupts come with the GIC).
-fn pl011_node(fdt: &mut FdtWriter, uart: &DeviceWindow) -> Result<(), GuestDtbError> {
+/// A PL011 as QEMU virt describes it, with its SPI when the guest sees the GIC.
+fn pl011_node(
+    fdt: &mut FdtWriter,
+    uart: &DeviceWindow,
+    with_irq: bool,
+) -> Result<(), GuestDtbError> {
     let node = begin(fdt, "pl011", uart.base.raw())?;
     let compatible = vec!["arm,pl011".into(), "arm,primecell".into()];
     fdt.property_string_list("compatible", compatible)?;
     fdt.property_array_u64("reg", &reg(uart.base.raw(), uart.size))?;
+    if with_irq {
+        fdt.property_array_u32("interrupts", &[GIC_SPI, PL011_SPI, IRQ_LEVEL_HIGH])?;
+    }
     fdt.property_array_u32("clocks", &[APB_PCLK_PHANDLE, APB_PCLK_PHANDLE])?;
     fdt.property_string_list("clock-names", vec!["uartclk".into(), "apb_pclk".into()])?;
+    Ok(fdt.end_node(node)?)
+}
+
+/// The VM's GICv3: its distributor and redistributor windows.
+struct Gic<'a> {
+    dist: &'a DeviceWindow,
+    redist: &'a DeviceWindow,
+}
+
+impl<'a> Gic<'a> {
+    /// The GIC of `vm`, if it has both windows.
+    fn of(vm: &'a VmConfig) -> Option<Self> {
+        Some(Self {
+            dist: vm.devices_of(DeviceKind::GicV3Distributor).next()?,
+            redist: vm.devices_of(DeviceKind::GicV3Redistributors).next()?,
+        })
+    }
+
+    /// `intc@...`: `reg` is the distributor and the redistributors of `cpus` vCPUs (at most
+    /// the window), so that the guest's redistributor walk covers exactly its vCPUs.
+    fn intc_node(&self, fdt: &mut FdtWriter, cpus: u32) -> Result<(), GuestDtbError> {
+        let node = begin(fdt, "intc", self.dist.base.raw())?;
+        fdt.property_string_list("compatible", vec!["arm,gic-v3".into()])?;
+        fdt.property_u32("#interrupt-cells", 3)?;
+        fdt.property_null("interrupt-controller")?;
+        fdt.property_u32("#address-cells", 2)?;
+        fdt.property_u32("#size-cells", 2)?;
+        fdt.property_null("ranges")?;
+        let redist_size = (u64::from(cpus) * GICR_SIZE_PER_CPU).min(self.redist.size);
+        let dist = reg(self.dist.base.raw(), self.dist.size);
+        let redist = reg(self.redist.base.raw(), redist_size);
+        fdt.property_array_u64("reg", &[dist, redist].concat())?;
+        fdt.property_phandle(GIC_PHANDLE)?;
+        Ok(fdt.end_node(node)?)
+    }
+}
+
+/// The architected timer, `always-on` as in QEMU virt (its comparators keep running).
+fn timer_node(fdt: &mut FdtWriter) -> Result<(), GuestDtbError> {
+    let node = fdt.begin_node("timer")?;
+    let compatible = vec!["arm,armv8-timer".into(), "arm,armv7-timer".into()];
+    fdt.property_string_list("compatible", compatible)?;
+    let interrupts: Vec<u32> = TIMER_PPIS
+        .iter()
+        .flat_map(|&ppi| [GIC_PPI, ppi, IRQ_LEVEL_HIGH])
+        .collect();
+    fdt.property_array_u32("interrupts", &interrupts)?;
+    fdt.property_null("always-on")?;
     Ok(fdt.end_node(node)?)
 }
 

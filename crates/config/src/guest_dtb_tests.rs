@@ -184,3 +184,84 @@ fn a_nul_in_bootargs_is_an_error_not_a_truncated_string() {
         Err(GuestDtbError::Fdt(vm_fdt::Error::InvalidString))
     );
 }
+
+/// The tree with the GIC's nodes on, as when Moat emulates the GIC.
+fn dtb_with_gic(vm: &VmConfig) -> Vec<u8> {
+    generate(vm, None, true).unwrap()
+}
+
+#[test]
+fn with_the_gic_the_root_points_at_an_arm_gic_v3_intc() {
+    let blob = dtb_with_gic(&VmConfig::default_virt());
+    let fdt = Fdt::new(&blob).unwrap();
+    let root = fdt.find_node("/").unwrap();
+    let parent = u32s(root, "interrupt-parent");
+    let intc = fdt.find_phandle(parent[0]).unwrap();
+    assert_eq!(intc.name, "intc@8000000");
+    assert_eq!(strings(intc, "compatible"), ["arm,gic-v3"]);
+    assert_eq!(u32s(intc, "#interrupt-cells"), [3]);
+    assert!(intc.property("interrupt-controller").is_some());
+    assert!(
+        intc.property("interrupts").is_none(),
+        "no maintenance IRQ: no EL2"
+    );
+}
+
+#[test]
+fn gic_reg_is_the_distributor_and_one_128k_redistributor_per_vcpu() {
+    let mut vm = VmConfig::default_virt();
+    vm.cpus = 2;
+    let mut redist = vm.devices.iter_mut();
+    let redist = redist.find(|d| d.kind == DeviceKind::GicV3Redistributors);
+    redist.unwrap().size = 0xf6_0000;
+    let blob = dtb_with_gic(&vm);
+    let fdt = Fdt::new(&blob).unwrap();
+    let intc = fdt.find_node("/intc@8000000").unwrap();
+    assert_eq!(
+        regs(intc),
+        [(0x0800_0000, 0x1_0000), (0x080a_0000, 2 * 0x2_0000)]
+    );
+}
+
+#[test]
+fn timer_has_the_four_ppis_of_qemu_virt_level_high() {
+    let blob = dtb_with_gic(&VmConfig::default_virt());
+    let fdt = Fdt::new(&blob).unwrap();
+    let timer = fdt.find_node("/timer").unwrap();
+    assert_eq!(
+        strings(timer, "compatible"),
+        ["arm,armv8-timer", "arm,armv7-timer"]
+    );
+    assert_eq!(
+        u32s(timer, "interrupts"),
+        [1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4]
+    );
+    assert!(timer.property("always-on").is_some());
+}
+
+#[test]
+fn with_the_gic_the_pl011_has_spi_1() {
+    let blob = dtb_with_gic(&VmConfig::default_virt());
+    let fdt = Fdt::new(&blob).unwrap();
+    let uart = fdt.find_node("/pl011@9000000").unwrap();
+    assert_eq!(u32s(uart, "interrupts"), [0, 1, 4]);
+    let without = dtb(&VmConfig::default_virt());
+    let fdt = Fdt::new(&without).unwrap();
+    let uart = fdt.find_node("/pl011@9000000").unwrap();
+    assert!(uart.property("interrupts").is_none());
+}
+
+#[test]
+fn a_vm_without_gic_windows_gets_no_gic_nodes_even_when_asked() {
+    let mut vm = VmConfig::default_virt();
+    vm.devices.retain(|d| d.kind == DeviceKind::Pl011);
+    let blob = dtb_with_gic(&vm);
+    let fdt = Fdt::new(&blob).unwrap();
+    assert!(fdt.find_node("/timer").is_none());
+    assert!(
+        fdt.find_node("/")
+            .unwrap()
+            .property("interrupt-parent")
+            .is_none()
+    );
+}
