@@ -33,5 +33,5 @@ aarch64-linux-gnu-objcopy -O binary "$shim" "$shim.bin"
 out=$(timeout 60 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3,highmem=off \
         -cpu "$cpu" -m "$mem" -nographic -kernel "$shim.bin" \
         -device loader,file="$probe.bin",addr=0x40100000 -append "$bootargs" | tr -d '\r')
-printf '%s\n' "$out" | grep '^MOAT-PROBE\|^shim32:'
+printf '%s\n' "$out" | grep '^MOAT-PROBE\|^shim32:\|^probe32:'
 printf '%s\n' "$out" | grep -q '^MOAT-PROBE-DONE '

@@ -132,9 +132,10 @@ fn set_up(boot: &Boot, config: &Config) -> Result<(), &'static str> {
     // moves the vectors to 0xffff0000, which `mmu` mapped to the vector page when asked.
     unsafe { regs::set_sctlr(sctlr) };
     println!(
-        "probe32: midr={:#x} id_mmfr0={:#x} mmu={} hivecs={} ee={} sctlr={:#x}",
+        "probe32: midr={:#x} id_mmfr0={:#x} psci={:#x} mmu={} hivecs={} ee={} sctlr={:#x}",
         regs::midr(),
         regs::id_mmfr0(),
+        psci::version(),
         config.mmu.name(),
         u8::from(config.hivecs),
         u8::from(config.ee),
