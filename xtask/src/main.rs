@@ -8,6 +8,7 @@ mod build;
 mod cli;
 mod difftest;
 mod error;
+mod explain;
 mod harness;
 mod initramfs;
 mod linux;
