@@ -158,3 +158,73 @@ impl Config {
             .is_none_or(|kinds| list(kinds).any(|name| kind.is_named(name)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::{Mode, Snippet};
+
+    #[test]
+    fn defaults_are_mmu_off_no_hivecs_no_ee_all_kinds_no_addresses() {
+        let config = parse("console=ttyAMA0").unwrap();
+        assert_eq!(config.mmu, Mmu::Off);
+        assert!(!config.hivecs && !config.ee && config.kinds.is_none());
+        assert_eq!(config.addresses().count(), 0);
+        assert!(Mmu::Off.shapes().is_empty());
+    }
+
+    #[test]
+    fn addresses_are_64_bit_hex_in_order() {
+        let config = parse("probe.addrs=0x50000000,10000000000,,0X10 probe.mmu=lpae").unwrap();
+        let addresses: std::vec::Vec<u64> = config.addresses().collect();
+        assert_eq!(addresses, [0x5000_0000, 0x100_0000_0000, 0x10]);
+        assert_eq!(config.mmu.shapes(), Shape::LPAE);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_offending_text() {
+        assert_eq!(
+            parse("probe.addrs=0xzz").unwrap_err(),
+            ConfigError::Address("0xzz")
+        );
+        assert_eq!(parse("probe.mmu=on").unwrap_err(), ConfigError::Mmu("on"));
+        assert_eq!(
+            parse("probe.ee=2").unwrap_err(),
+            ConfigError::Flag("probe.ee", "2")
+        );
+        assert_eq!(
+            parse("probe.kinds=ldr_svc").unwrap_err(),
+            ConfigError::Kind("ldr_svc")
+        );
+    }
+
+    #[test]
+    fn high_vectors_need_the_mmu() {
+        assert_eq!(
+            parse("probe.hivecs=1").unwrap_err(),
+            ConfigError::HivecsNeedMmu
+        );
+        let config = parse("probe.hivecs=1 probe.mmu=short probe.ee=1").unwrap();
+        assert!(config.hivecs && config.ee);
+        assert_eq!(config.mmu.shapes(), Shape::SHORT);
+    }
+
+    #[test]
+    fn kinds_filter_matches_whole_names_only() {
+        let config = parse("probe.kinds=ldr_usr_section,bkpt_svc").unwrap();
+        let ldr = |mode, shape| Kind {
+            snippet: Snippet::Ldr,
+            mode,
+            shape,
+        };
+        assert!(config.wants(&ldr(Mode::Usr, Some(Shape::Section))));
+        assert!(!config.wants(&ldr(Mode::Svc, Some(Shape::Section))));
+        assert!(!config.wants(&ldr(Mode::Usr, None)));
+        let bkpt = Kind {
+            snippet: Snippet::Bkpt,
+            mode: Mode::Svc,
+            shape: None,
+        };
+        assert!(config.wants(&bkpt));
+    }
+}

@@ -13,9 +13,9 @@
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
 
-use crate::kinds::{CPSR_T, MARK, REF_IMM, Snippet};
-use crate::line::Record;
 use crate::{psci, regs};
+use moat_guest_probe32::kinds::{CPSR_T, MARK, REF_IMM, Snippet};
+use moat_guest_probe32::line::Record;
 
 global_asm!(
     r#"

@@ -291,3 +291,78 @@ impl fmt::Display for Kind {
         write!(f, "{snippet}{mode}{shape}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    use super::*;
+
+    fn names(shape: Option<Shape>) -> Vec<String> {
+        Kind::accesses(shape).map(|kind| kind.to_string()).collect()
+    }
+
+    #[test]
+    fn mmu_off_kinds_are_the_protocol_list_in_order_svc_then_usr() {
+        let names = names(None);
+        assert_eq!(names.len(), 24);
+        assert_eq!(names[..4], ["ldr", "ldr_usr", "ldrb", "ldrb_usr"]);
+        assert_eq!(names[22..], ["fetch_t", "fetch_t_usr"]);
+    }
+
+    #[test]
+    fn references_name_their_mode_always() {
+        let names: Vec<String> = Kind::all().take(8).map(|k| k.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "bkpt_svc",
+                "bkpt_usr",
+                "bkpt_t16_svc",
+                "bkpt_t16_usr",
+                "udf_svc",
+                "udf_usr",
+                "udf_t16_svc",
+                "udf_t16_usr"
+            ]
+        );
+    }
+
+    #[test]
+    fn shaped_names_append_the_shape_after_the_mode() {
+        assert!(names(Some(Shape::Supersection)).contains(&"str_t16_usr_supersection".into()));
+        assert!(names(Some(Shape::TableAt)).contains(&"fetch_t_table_at".into()));
+    }
+
+    #[test]
+    fn every_name_matches_only_its_own_kind_except_shared_shape_names() {
+        // `page` and `table_at` exist in both formats: the same name, the same kind value.
+        let kinds: Vec<Kind> = Kind::all().collect();
+        for kind in &kinds {
+            let name = kind.to_string();
+            assert!(
+                kinds
+                    .iter()
+                    .filter(|o| o.is_named(&name))
+                    .all(|o| o == kind),
+                "{name}"
+            );
+        }
+        assert!(!Kind::all().any(|k| k.is_named("ldr_t")));
+        assert_eq!(kinds.len(), 8 + 24 * 9);
+    }
+
+    #[test]
+    fn cases_enter_with_a_i_f_clear_and_t_for_t32() {
+        let kind = |snippet, mode| Kind {
+            snippet,
+            mode,
+            shape: None,
+        };
+        assert_eq!(kind(Snippet::Ldr, Mode::Svc).spsr(), 0x13);
+        assert_eq!(kind(Snippet::Ldr, Mode::Usr).spsr(), 0x10);
+        assert_eq!(kind(Snippet::LdrT32, Mode::Svc).spsr(), 0x33);
+        assert_eq!(kind(Snippet::FetchT, Mode::Usr).spsr(), 0x30);
+    }
+}

@@ -168,3 +168,67 @@ pub const fn window_va(shape: Shape, address: u64) -> u32 {
         _ => WINDOW + (address & (granule(shape) - 1)) as u32,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_descriptors_keep_bits_47_to_12_so_2_pow_40_reaches_the_should_be_zero_field() {
+        assert_eq!(ld_page(0x100_0000_0000, 0), 0x100_0000_0003);
+        assert_eq!(ld_block(0x5000_0000, ld_normal(false)), 0x5000_0701);
+        assert_eq!(ld_table(0x4010_c000), 0x4010_c003);
+        assert_eq!(ld_normal(true) & (0b11 << 6), 0b01 << 6);
+        assert_eq!(LD_DEVICE_ATTRS >> 53, 0b11);
+    }
+
+    #[test]
+    fn long_indices_split_a_32_bit_va_two_nine_nine() {
+        assert_eq!(ld_index(WINDOW, 1), 2);
+        assert_eq!(ld_index(HIVECS, 1), 3);
+        assert_eq!(ld_index(HIVECS, 2), 511);
+        assert_eq!(ld_index(HIVECS, 3), 0x1f0);
+    }
+
+    #[test]
+    fn supersections_carry_pa_39_to_32_in_bits_23_20_and_8_5() {
+        let d = sd_supersection(0xab_cd00_0000, 0);
+        assert_eq!(d & 0xff00_0000, 0xcd00_0000);
+        assert_eq!((d >> 20) & 0xf, 0xb);
+        assert_eq!((d >> 5) & 0xf, 0xa);
+        assert_eq!(d & 0x4_0003, 0x4_0002);
+    }
+
+    #[test]
+    fn short_descriptors_encode_type_access_and_memory_type() {
+        assert_eq!(
+            sd_section(0x5012_3456, sd_section_normal(false)),
+            0x5010_140e
+        );
+        assert_eq!(sd_section_normal(true) & (0b11 << 10), 0b11 << 10);
+        assert_eq!(sd_page_table(0x5000_0400), 0x5000_0401);
+        assert_eq!(
+            sd_small_page(0x5000_0000, sd_page_normal(true)),
+            0x5000_007e
+        );
+    }
+
+    #[test]
+    fn shapes_map_what_their_descriptor_holds() {
+        assert!(can_map(Shape::Page, 0xffff_ffff_f000, true));
+        assert!(!can_map(Shape::Page, 1 << 48, true));
+        assert!(can_map(Shape::Supersection, 0xff_ff00_0000, false));
+        assert!(!can_map(Shape::Supersection, 1 << 40, false));
+        assert!(!can_map(Shape::Page, 1 << 32, false));
+        assert!(!can_map(Shape::TableAt, 1 << 32, false));
+    }
+
+    #[test]
+    fn the_window_va_keeps_the_offset_in_the_mapped_region() {
+        assert_eq!(window_va(Shape::Page, 0xff_ffff_f123), 0x8000_0123);
+        assert_eq!(window_va(Shape::Block2m, 0xff_ffff_f000), 0x801f_f000);
+        assert_eq!(window_va(Shape::Block1g, 0x5000_0000), 0x9000_0000);
+        assert_eq!(window_va(Shape::Supersection, 0xff_ffff_f000), 0x80ff_f000);
+        assert_eq!(window_va(Shape::TableAt, 0x5000_0800), WINDOW);
+    }
+}

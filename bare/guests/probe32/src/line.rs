@@ -100,3 +100,100 @@ impl fmt::Display for Line {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::string::ToString;
+
+    use super::*;
+    use crate::kinds::{Mode, Shape, Snippet};
+
+    fn kind(snippet: Snippet, mode: Mode, shape: Option<Shape>) -> Kind {
+        Kind {
+            snippet,
+            mode,
+            shape,
+        }
+    }
+
+    const DATA_ABORT: Record = Record {
+        vector: 0x10,
+        cpsr: 0x197,
+        lr: 0x4010_0408,
+        spsr: 0x13,
+        dfsr: 0x210,
+        dfar: 0x8000_0000,
+        ifsr: 0x5,
+        ifar: 0x6,
+        r0: 0,
+    };
+
+    #[test]
+    fn data_aborts_report_dfsr_dfar_and_lr_from_the_probed_instruction() {
+        let line = Line {
+            kind: kind(Snippet::Ldr, Mode::Svc, Some(Shape::Page)),
+            address: 0x50000000,
+            outcome: Outcome::Exception {
+                record: DATA_ABORT,
+                probed: 0x4010_0400,
+            },
+        };
+        assert_eq!(
+            line.to_string(),
+            "MOAT-PROBE ldr_page 0x50000000 vec=0x10 fsr=0x210 far=0x80000000 lr=8 spsr=0x13 \
+             cpsr=0x197 mode=abt"
+        );
+    }
+
+    #[test]
+    fn other_vectors_report_ifsr_ifar_and_negative_offsets_are_signed() {
+        let record = Record {
+            vector: 0x4,
+            cpsr: 0x9b,
+            ..DATA_ABORT
+        };
+        let line = Line {
+            kind: kind(Snippet::UdfT16, Mode::Usr, None),
+            address: 0,
+            outcome: Outcome::Exception {
+                record,
+                probed: 0x4010_040c,
+            },
+        };
+        assert_eq!(
+            line.to_string(),
+            "MOAT-PROBE udf_t16_usr 0x0 vec=0x4 fsr=0x5 far=0x6 lr=-4 spsr=0x13 cpsr=0x9b mode=und"
+        );
+    }
+
+    #[test]
+    fn completed_and_skipped_cases_say_so() {
+        let load = Line {
+            kind: kind(Snippet::Ldrh, Mode::Usr, None),
+            address: 0x4000_0000,
+            outcome: Outcome::Completed(Some(0xc0)),
+        };
+        assert_eq!(
+            load.to_string(),
+            "MOAT-PROBE ldrh_usr 0x40000000 none value=0xc0"
+        );
+        let skipped = Line {
+            kind: kind(Snippet::Str, Mode::Svc, Some(Shape::Section)),
+            address: 0x1_0000_0000,
+            outcome: Outcome::Skipped,
+        };
+        assert_eq!(
+            skipped.to_string(),
+            "MOAT-PROBE str_section 0x100000000 skipped"
+        );
+    }
+
+    #[test]
+    fn modes_are_named_from_cpsr_m() {
+        assert_eq!(mode_name(0x197), "abt");
+        assert_eq!(mode_name(0x9b), "und");
+        assert_eq!(mode_name(0x1d3), "svc");
+        assert_eq!(mode_name(0x10), "usr");
+        assert_eq!(mode_name(0x15), "invalid");
+    }
+}

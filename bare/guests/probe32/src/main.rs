@@ -11,12 +11,6 @@
 //! defaults to AArch64) the binary is an empty stub.
 #![no_std]
 #![no_main]
-#![cfg_attr(not(target_arch = "arm"), allow(dead_code))]
-
-mod config;
-mod kinds;
-mod layout;
-mod line;
 
 #[cfg(target_arch = "arm")]
 mod console;

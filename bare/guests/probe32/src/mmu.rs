@@ -11,11 +11,11 @@
 
 use core::cell::UnsafeCell;
 
-use crate::config::Mmu;
-use crate::kinds::Shape;
-use crate::layout::{self as l, GIB1, MIB1, MIB2};
 use crate::regs;
 use crate::run::Region;
+use moat_guest_probe32::config::Mmu;
+use moat_guest_probe32::kinds::Shape;
+use moat_guest_probe32::layout::{self as l, GIB1, MIB1, MIB2};
 
 /// `SCTLR` bits: M (0), C (2), TRE (28), AFE (29).
 const SCTLR_M: u32 = 1 << 0;

@@ -1,11 +1,11 @@
 //! The probe's main flow: read the device tree (`r2` at entry), parse the bootargs, set `SCTLR`
 //! and the MMU up, run every selected case in protocol order and print one line each.
 
-use crate::config::{self, Config, Mmu};
 use crate::enter::{self, Outcome as Run};
-use crate::kinds::{Kind, MODES, REFERENCES, Shape};
-use crate::line::{Line, Outcome};
 use crate::{console, mmu, println, psci, regs};
+use moat_guest_probe32::config::{self, Config, Mmu};
+use moat_guest_probe32::kinds::{Kind, MODES, Mode, REFERENCES, Shape, Snippet};
+use moat_guest_probe32::line::{Line, Outcome};
 
 /// `SCTLR` bits the probe sets itself: V (13), EE (25).
 const SCTLR_V: u32 = 1 << 13;
@@ -229,10 +229,10 @@ fn run_case(boot: &Boot, kind: Kind, address: u64) {
 /// Maps the target if the kind has a shape, runs the snippet, and collects what it gave.
 fn run_unskipped(kind: Kind, address: u64) -> Outcome {
     let va = match kind.shape {
-        Some(shape) => mmu::map_window(shape, address, kind.mode == crate::kinds::Mode::Usr),
+        Some(shape) => mmu::map_window(shape, address, kind.mode == Mode::Usr),
         None => address as u32,
     };
-    let target = if kind.snippet == crate::kinds::Snippet::FetchT {
+    let target = if kind.snippet == Snippet::FetchT {
         va | 1
     } else {
         va
