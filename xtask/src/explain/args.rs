@@ -333,6 +333,6 @@ pub(super) fn hpfar_of(
     }
     Ok((
         from_far,
-        Some("not given: FAR_EL2's page (MMU off: the IPA is the VA)"),
+        Some("not given: FAR_EL2's page, the IPA being the VA with the MMU off"),
     ))
 }

@@ -146,11 +146,13 @@ pub(super) fn address_lines(out: &mut Out, req: &Request, abort: &GuestAbort) {
         out.line("access", access_words(req.esr));
         return;
     };
-    let note = req.hpfar_note.unwrap_or("");
+    let note = req
+        .hpfar_note
+        .map_or_else(String::new, |n| format!(" ({n})"));
     let page = hpfar_page(req.hpfar).0;
     out.line(
         "HPFAR_EL2",
-        format!("{:#x}  FIPA: IPA page {page:#x} {note}", req.hpfar),
+        format!("{:#x}  FIPA: IPA page {page:#x}{note}", req.hpfar),
     );
     let what = if abort.s1ptw {
         "the stage-1 descriptor being read (S1PTW = 1)"

@@ -15,7 +15,7 @@ pub(super) struct Out {
 }
 
 impl Out {
-    const LABEL: usize = 12;
+    const LABEL: usize = 14;
 
     pub(super) fn line(&mut self, label: &str, value: impl std::fmt::Display) {
         let pad = " ".repeat(self.indent);
