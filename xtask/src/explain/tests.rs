@@ -395,3 +395,30 @@ fn an_ec_0x25_syndrome_is_named_an_abort_of_el2_itself() {
     let t = text("0x96000010", &[]);
     assert!(value(&t, "note").starts_with("EC 0x21/0x25 in ESR_EL2 is an abort taken from EL2"));
 }
+
+#[test]
+fn external_abort_from_the_bus_has_no_ipa_and_is_reflected_where_kvm_pends_an_serror() {
+    let t = text("0x92000010", &[("far", "0x9000000")]);
+    assert!(value(&t, "HPFAR_EL2").starts_with("not valid for synchronous external abort"));
+    assert!(value(&t, "rule").starts_with("a real external abort from the bus"));
+    assert_eq!(value(&t, "ESR_EL1"), "0x96000010");
+    assert!(value(&t, "outcome").starts_with("kvm_inject_vabt()"));
+}
+
+#[test]
+fn cache_maintenance_walk_beyond_p_gives_the_at_its_par_for_each_level() {
+    let opts = [
+        ("far", "0x400000"),
+        ("hpfar", "0x10000000000"),
+        ("mmu", "on"),
+        ("ipa-bits", "36"),
+        ("parange", "tight"),
+    ];
+    let t = text("0x920001C5", &opts);
+    assert!(value(&t, "rule").starts_with("the walk met a table address at or above 2^P"));
+    assert!(
+        value(&t, "level 1").contains("ESR_EL1 = 0x96000141"),
+        "CM and WnR kept"
+    );
+    assert!(t.contains("(an AT instead completes with PAR_EL1 = 0x803)"));
+}
