@@ -7,6 +7,11 @@ use moat_arm::pstate::SavedPsr;
 use moat_vcpu::entry::{Aarch32Target, Entry};
 use std::fmt::Write as _;
 
+/// What the explainer assumes of the CPU: exception entry sets these bits as the hardware does
+/// for its own exceptions (SPEC §3), so they depend on the real CPU.
+const FEATURES_ASSUMED: &str =
+    "no PAN, SSBS, MTE, BTI assumed: on a CPU with them PAN, SSBS, TCO, BTYPE follow SPEC §3";
+
 /// Aligned output: a label column, then the value.
 #[derive(Default)]
 pub(super) struct Out {
@@ -161,6 +166,7 @@ pub(super) fn entry_lines(out: &mut Out, req: &Request, entry: &Entry) {
                 "PSTATE",
                 format!("{:#x}  {}", e.spsr_el2, SavedPsr::from_spsr(e.spsr_el2)),
             );
+            out.line("", FEATURES_ASSUMED);
         }
         Entry::Aarch32(e) => {
             let far = e.far_el1.unwrap_or(0);
@@ -195,6 +201,10 @@ pub(super) fn entry_lines(out: &mut Out, req: &Request, entry: &Entry) {
             out.line(
                 "CPSR",
                 format!("{:#x}  {}", e.spsr_el2, SavedPsr::from_spsr(e.spsr_el2)),
+            );
+            out.line(
+                "",
+                format!("SCTLR = 0 assumed (T from TE, E from EE); {FEATURES_ASSUMED}"),
             );
         }
     }
