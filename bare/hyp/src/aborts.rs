@@ -57,7 +57,7 @@ fn trapped<'a>(vm: &'a Vm, el1: &El1Regs, abort: &GuestAbort) -> TrappedGuest<'a
     TrappedGuest {
         mem: GuestRam {
             ram: &vm.ram,
-            devices: &vm.device_windows,
+            devices: &vm.devices.windows,
         },
         el1: *el1,
         parange: vm.id_policy.parange,
@@ -112,7 +112,7 @@ fn emulate(
             format_args!("device access from EL2's point of view not a lower-EL data abort"),
         );
     };
-    if let crate::vm::Device::Missing(kind) = vm.devices[device] {
+    if let crate::devices::Device::Missing(kind) = vm.devices.list[device] {
         let ipa = abort.ipa.map_or(0, |i| i.0);
         return stop(
             vm,
@@ -231,8 +231,9 @@ fn read_as_zero(vm: &mut Vm, esr: Esr, abort: &GuestAbort, el1: &El1Regs) -> Nex
 /// The device behind one trapped access, as the load/store emulator sees it: element
 /// addresses are VAs on the faulting page, mapped to offsets in the device's window.
 pub struct Port<'a> {
-    /// The device and its window, or `None` for read-as-zero/write-ignore.
-    pub device: Option<(&'a mut crate::vm::Device, u64)>,
+    /// The VM's devices and the index of the one accessed, or `None` for
+    /// read-as-zero/write-ignore.
+    pub device: Option<(&'a mut crate::devices::Devices, usize)>,
     /// The faulting IPA.
     pub fault_ipa: u64,
     /// The faulting VA.
@@ -257,8 +258,8 @@ impl Port<'_> {
 
     fn access(&mut self, request: Access) -> u64 {
         match &mut self.device {
-            Some((device, _)) => {
-                let (data, effects) = device.access(request).unwrap_or_default();
+            Some((devices, index)) => {
+                let (data, effects) = devices.access(*index, request).unwrap_or_default();
                 apply(effects);
                 data
             }

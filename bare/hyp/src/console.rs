@@ -5,7 +5,7 @@
 //! last line unfinished. The fault path writes through [`emergency_write`], which does not take
 //! the lock, so that a fault while the lock is held still gets its diagnostic out.
 
-use arm_pl011_uart::{PL011Registers, Uart};
+use arm_pl011_uart::{Interrupts, PL011Registers, Uart};
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -72,6 +72,26 @@ pub fn guest_byte(byte: u8) {
     if let Some(console) = CONSOLE.lock().as_mut() {
         console.uart.write_word(byte);
         console.at_line_start = byte == b'\n';
+    }
+}
+
+/// A byte received on the console, if one waits (errors are dropped: a framing or parity
+/// error on a host terminal means nothing to the guest).
+pub fn receive() -> Option<u8> {
+    CONSOLE
+        .lock()
+        .as_mut()
+        .and_then(|c| c.uart.read_word().ok().flatten())
+}
+
+/// Turns the console's receive interrupts (`UARTIMSC.RXIM`, `RTIM`) on or off: off while the
+/// guest's UART has no room, so that a level interrupt Moat cannot serve does not storm.
+pub fn set_receive_interrupt(enabled: bool) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        let rx = Interrupts::RXI | Interrupts::RTI;
+        let masks = console.uart.interrupt_masks();
+        let masks = if enabled { masks | rx } else { masks - rx };
+        console.uart.set_interrupt_masks(masks);
     }
 }
 

@@ -4,9 +4,9 @@
 use crate::log;
 use crate::power::EndStatus;
 use crate::vm::Vm;
-use crate::{aborts, guest};
+use crate::{aborts, cpacr, guest, irqs};
 use core::fmt;
-use moat_arm::esr::{CopRegIss, Direction, Esr, ExceptionClass, Syndrome, SysRegIss};
+use moat_arm::esr::{CopRegIss, Direction, Esr, Syndrome, SysRegIss};
 use moat_arm::pstate::{Spsr32, is_aarch32};
 use moat_vcpu::cond::{condition_holds, trapped_instruction_executes};
 use moat_vcpu::frame::ExitVector;
@@ -26,9 +26,12 @@ pub enum Next {
 pub fn handle(vm: &mut Vm, vector: ExitVector) -> Next {
     match vector {
         ExitVector::Synchronous => synchronous(vm),
+        ExitVector::Irq => irqs::irq_exit(vm),
         other => stop(
             vm,
-            format_args!("{other:?} exception routed to EL2 (no interrupt is enabled yet)"),
+            format_args!(
+                "{other:?} exception routed to EL2 (Moat enables no FIQ or SError source)"
+            ),
         ),
     }
 }
@@ -49,9 +52,12 @@ fn synchronous(vm: &mut Vm) -> Next {
         Syndrome::Smc32(_) => smccc(vm, 0, true),
         Syndrome::Mcr15(iss) => cp15_id_register(vm, esr, &iss),
         Syndrome::Vmrs(iss) => vmrs_id_register(vm, esr, &iss),
-        // WFI/WFE (HCR_EL2.TWI/TWE): no interrupt can wake the vCPU yet, and both may
-        // complete at any time, so they complete at once.
-        Syndrome::Wfx(_) => {
+        // WFI (HCR_EL2.TWI): wait for an interrupt unless one is deliverable. WFE (TWE): an
+        // event may end it at any time; it completes at once.
+        Syndrome::Wfx(iss) => {
+            if iss.ti == moat_arm::esr::WfxKind::Wfi {
+                irqs::wait_for_interrupt(vm);
+            }
             vm.frame.advance_pc(esr.il());
             Next::Resume
         }
@@ -59,10 +65,7 @@ fn synchronous(vm: &mut Vm) -> Next {
         Syndrome::SysReg(iss) => system_register(vm, esr, &iss),
         // SVE and SME are trapped (`CPTR_EL2.TZ`, `TSM`) and reported absent in the ID
         // registers: on a CPU without them the instruction is UNDEFINED.
-        Syndrome::Other {
-            ec: ExceptionClass::SveAccess | ExceptionClass::SmeAccess,
-            ..
-        } => undefined(vm),
+        Syndrome::SveAccess | Syndrome::SmeAccess(_) => undefined(vm),
         _ => stop(vm, format_args!("unhandled trap")),
     }
 }
@@ -127,6 +130,23 @@ fn read_id_into_aarch32(vm: &mut Vm, esr: Esr, reg: IdRegister, rt: u8) -> Next 
 /// A trapped system-register access: reads of the ID registers (`HCR_EL2.TID3`) get the
 /// sanitised hardware value.
 fn system_register(vm: &mut Vm, esr: Esr, iss: &SysRegIss) -> Next {
+    if let Some(next) = irqs::sgi_register(vm, esr, iss) {
+        return next;
+    }
+    if cpacr::is_cpacr(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2) {
+        match iss.direction {
+            Direction::Read => {
+                let value = cpacr::read_guest(vm);
+                vm.frame.set_reg(iss.rt, value);
+            }
+            Direction::Write => {
+                let value = vm.frame.reg(iss.rt);
+                cpacr::write_guest(vm, value);
+            }
+        }
+        vm.frame.advance_pc(esr.il());
+        return Next::Resume;
+    }
     let id = IdRegister::from_encoding(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2);
     match (id, iss.direction) {
         (Some(reg), Direction::Read) => {

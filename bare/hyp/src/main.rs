@@ -15,10 +15,14 @@ extern crate alloc;
 mod aborts;
 mod boot;
 mod console;
+mod cpacr;
 mod cpu;
+mod devices;
 mod exits;
+mod gic;
 mod guest;
 mod idregs;
+mod irqs;
 mod mm;
 mod platform;
 mod power;
@@ -84,6 +88,7 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
     };
     match vm::Vm::create(&bundle, phys, ipa_limit) {
         Ok(mut vm) => {
+            vm.irq = take_interrupts(platform);
             vm.report();
             vm.run()
         }
@@ -92,6 +97,19 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
             EndStatus::ConfigError
         }
     }
+}
+
+/// The machine's GICv3, driven by Moat: physical interrupts reach EL2 and become the guest's
+/// virtual ones. Without one (no GIC in the device tree) the guest runs without interrupts.
+fn take_interrupts(platform: &Platform) -> Option<gic::Interrupts> {
+    let (dist, redist) = platform.gic?;
+    // SAFETY: the device tree names these as the GIC's registers; Moat is the only software
+    // driving them, and `device_ranges` identity-mapped them as device memory.
+    let irq = unsafe { gic::Interrupts::init(dist, redist) };
+    if irq.is_none() {
+        log!("GICv3 at {dist} could not be initialised: the guest gets no interrupts");
+    }
+    irq
 }
 
 /// Memory in use at boot: Moat's image, the device tree, the bundle, and the loader's area

@@ -3,7 +3,9 @@
 //! the guest ends it or Moat stops it.
 
 use crate::aborts::{self, Port};
+use crate::devices::{Device, Devices};
 use crate::exits::{self, Next};
+use crate::gic::Interrupts;
 use crate::guest::El1Regs;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::power::EndStatus;
@@ -18,9 +20,8 @@ use core::fmt;
 use moat_arm::addr::{Ipa, Pa};
 use moat_arm::parange::PaRange;
 use moat_config::guest_parange_bits;
-use moat_config::{Bundle, ConfigError, DeviceKind, GuestArch, VmConfig};
-use moat_devices::pl011::Pl011;
-use moat_devices::{Access, DeviceEffects, MmioDevice};
+use moat_config::{Bundle, ConfigError, GuestArch, VmConfig};
+use moat_devices::Access;
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaRange, VmView};
 use moat_vcpu::entry::CpuFeatures;
@@ -69,41 +70,6 @@ impl Backing {
     }
 }
 
-/// A device window of the VM and the model behind it.
-pub enum Device {
-    /// A PL011 UART.
-    Pl011(Pl011),
-    /// A device the configuration asks for but Moat does not emulate yet: an access stops
-    /// the VM with a diagnostic naming it (the guest was promised a device that is not there).
-    Missing(DeviceKind),
-}
-
-impl Device {
-    /// One access to the device's window, or `None` for a missing model.
-    pub fn access(&mut self, request: Access) -> Option<(u64, DeviceEffects)> {
-        match self {
-            Self::Pl011(uart) => Some(uart.access(request)),
-            Self::Missing(_) => None,
-        }
-    }
-
-    /// The model for a window of `kind`.
-    fn for_kind(kind: DeviceKind) -> Self {
-        match kind {
-            DeviceKind::Pl011 => Self::Pl011(Pl011::new()),
-            DeviceKind::GicV3Distributor | DeviceKind::GicV3Redistributors => Self::Missing(kind),
-        }
-    }
-
-    /// The device's name for logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Pl011(_) => "PL011",
-            Self::Missing(kind) => kind.name(),
-        }
-    }
-}
-
 /// A VM.
 pub struct Vm {
     /// The validated configuration.
@@ -114,16 +80,18 @@ pub struct Vm {
     pub ram: Vec<Backing>,
     /// The RAM regions as IPA ranges (for the abort decision).
     pub ram_windows: Vec<IpaRange>,
-    /// The emulated devices, in the order of `device_windows`.
-    pub devices: Vec<Device>,
-    /// The windows of the emulated devices.
-    pub device_windows: Vec<IpaRange>,
+    /// The emulated devices and their windows.
+    pub devices: Devices,
+    /// The machine's interrupt controller, when Moat found one.
+    pub irq: Option<Interrupts>,
     /// The CPU features exception entry follows (the hardware's).
     pub features: CpuFeatures,
     /// The vCPU's registers and last trap.
     pub frame: TrapFrame,
     /// What the guest's ID registers show.
     pub id_policy: IdPolicy,
+    /// `CPACR_EL1` as the guest wrote it (`ZEN`, `SMEN` read as zero: no SVE or SME).
+    pub cpacr: u64,
 }
 
 /// Why a VM could not be created: a refused configuration or a lack of memory.
@@ -191,14 +159,7 @@ impl Vm {
         }
         let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
         let stage2 = Stage2::new(geometry, VMID, &mut Frames(phys)).map_err(VmError::Stage2)?;
-        let (mut devices, mut device_windows) = (Vec::new(), Vec::new());
-        for window in &config.devices {
-            devices.push(Device::for_kind(window.kind));
-            device_windows.push(IpaRange {
-                base: window.base,
-                size: window.size,
-            });
-        }
+        let devices = Devices::new(&config.devices, config.cpus as usize);
         let ram_windows = config
             .ram
             .iter()
@@ -218,13 +179,14 @@ impl Vm {
             ram: Vec::new(),
             ram_windows,
             devices,
-            device_windows,
+            irq: None,
             features: CpuFeatures {
                 el1_aarch32: aarch32,
                 ..cpu::features()
             },
             frame: TrapFrame::default(),
             id_policy: IdPolicy { parange },
+            cpacr: 0,
         };
         vm.back_ram(phys)?;
         for image in bundle.images() {
@@ -309,7 +271,7 @@ impl Vm {
                 b.pa
             );
         }
-        for (device, window) in self.devices.iter().zip(&self.device_windows) {
+        for (device, window) in self.devices.list.iter().zip(&self.devices.windows) {
             let how = if matches!(device, Device::Missing(_)) {
                 "not emulated yet"
             } else {
@@ -369,7 +331,7 @@ impl Vm {
             ipa_bits: self.config.ipa_bits,
             pa_bits: u32::from(self.id_policy.parange.bits().unwrap_or(48)),
             ram: &self.ram_windows,
-            devices: &self.device_windows,
+            devices: &self.devices.windows,
             hole_policy: match self.config.hole_policy {
                 moat_config::HolePolicy::Abort => HolePolicy::Abort,
                 moat_config::HolePolicy::ReadAsZeroWriteIgnore => HolePolicy::ReadAsZeroWriteIgnore,
@@ -382,7 +344,7 @@ impl Vm {
     /// One access to device `index`, its effects carried out; returns the read data, or
     /// `None` when the device has no model.
     pub fn device_access(&mut self, index: usize, request: Access) -> Option<u64> {
-        let (data, effects) = self.devices[index].access(request)?;
+        let (data, effects) = self.devices.access(index, request)?;
         aborts::apply(effects);
         Some(data)
     }
@@ -396,9 +358,9 @@ impl Vm {
         far: u64,
     ) -> (&mut TrapFrame, Port<'_>) {
         let window = index.map_or((0, 0), |i| {
-            (self.device_windows[i].base.0, self.device_windows[i].size)
+            (self.devices.windows[i].base.0, self.devices.windows[i].size)
         });
-        let device = index.map(|i| (&mut self.devices[i], window.0));
+        let device = index.map(|i| (&mut self.devices, i));
         (
             &mut self.frame,
             Port {
@@ -414,7 +376,9 @@ impl Vm {
     pub fn run(&mut self) -> EndStatus {
         self.configure_el2();
         loop {
+            self.before_entry();
             let vector = switch::enter_guest(&mut self.frame);
+            self.after_exit();
             match exits::handle(self, vector) {
                 Next::Resume => {}
                 Next::End(status) => return status,
@@ -422,8 +386,28 @@ impl Vm {
         }
     }
 
+    /// Interrupt state the guest must see on entry: timers sampled, received console bytes
+    /// moved into its UART, the model's pending interrupts in the list registers.
+    fn before_entry(&mut self) {
+        let (Some(irq), Some(gic)) = (self.irq.as_mut(), self.devices.gic.as_mut()) else {
+            return;
+        };
+        irq.resample_timers(gic);
+        crate::irqs::pull_console_input(&mut self.devices);
+        if let Some(gic) = self.devices.gic.as_mut() {
+            irq.fill(gic);
+        }
+    }
+
+    /// Reads back what the guest did with its virtual interrupts.
+    fn after_exit(&mut self) {
+        if let (Some(irq), Some(gic)) = (self.irq.as_ref(), self.devices.gic.as_mut()) {
+            irq.sync(gic);
+        }
+    }
+
     /// The EL2 controls that confine the guest, set before its first instruction.
-    fn configure_el2(&self) {
+    fn configure_el2(&mut self) {
         VTCR_EL2.set(self.stage2.vtcr_el2());
         VTTBR_EL2.set(self.stage2.vttbr_el2());
         // The guest sees this CPU's identity; its vCPU is affinity 0.0.0.0 (MPIDR_EL1.U = 0,
@@ -431,10 +415,16 @@ impl Vm {
         let midr = MIDR_EL1.get();
         // SAFETY: sets the MIDR_EL1 value the guest reads; no memory is accessed.
         unsafe { core::arch::asm!("msr vpidr_el2, {}", in(reg) midr, options(nostack)) };
-        VMPIDR_EL2.set(1 << 31);
-        // CPTR_EL2 (E2H = 0): FP/SIMD not trapped (TFP = 0); SVE and SME trapped (TZ, TSM = 1)
-        // because Moat neither switches nor yet hides their state; the rest RES1.
-        CPTR_EL2.set(0x33FF);
+        // MPIDR_EL1 as the guest sees it: bit 31 RES1, the vCPU's affinity as the GIC model
+        // numbers it (its redistributor's GICR_TYPER must match).
+        VMPIDR_EL2.set((1 << 31) | moat_devices::gic::Affinity::of_vcpu(0).mpidr());
+        // CPTR_EL2 (E2H = 0): FP/SIMD not trapped (TFP = 0); SVE and SME trapped (TZ, TSM = 1):
+        // Moat neither switches their state nor shows them to the guest; the rest RES1. An
+        // AArch64 guest's CPACR_EL1 is trapped too (TCPAC): see `cpacr`.
+        let aarch32 = self.config.arch == GuestArch::Aarch32;
+        let tcpac = if aarch32 { 0 } else { 1 << 31 };
+        CPTR_EL2.set(0x33FF | tcpac);
+        crate::cpacr::write_guest(self, 0);
         // MDCR_EL2: no debug or PMU traps; HPMN = all counters to the guest.
         let pmcr_n = pmu_counters();
         MDCR_EL2.set(pmcr_n);
@@ -443,7 +433,6 @@ impl Vm {
         CNTVOFF_EL2.set(0);
         // SAFETY: writes an EL1 system register of the guest before it first runs; Moat does
         // not use EL1 state.
-        let aarch32 = self.config.arch == GuestArch::Aarch32;
         let sctlr = if aarch32 {
             SCTLR_AARCH32_RESET
         } else {

@@ -56,3 +56,47 @@ pub fn moat_hides_sve_sme_and_el2() -> TestResult {
     check_eq!((pfr1 >> 24) & 0xF, 0, "SME is visible")?;
     check_eq!(zfr0, 0, "ID_AA64ZFR0_EL1 is not zero")
 }
+
+/// `ESR_EL1.EC` of an instruction the CPU does not implement (Unknown reason).
+const EC_UNKNOWN: u8 = 0x00;
+
+/// Claims the UNDEFINED exception of the probing instruction and resumes after it.
+fn skip_undefined(
+    record: &moat_guest_rt::ExceptionRecord,
+    frame: &mut moat_guest_rt::ExceptionFrame,
+) -> moat_guest_rt::Resume {
+    if record.ec() != EC_UNKNOWN {
+        return moat_guest_rt::Resume::No;
+    }
+    frame.skip_instruction();
+    moat_guest_rt::Resume::Yes
+}
+
+/// An SVE instruction (`RDVL X0, #1`) is UNDEFINED, as on a CPU whose `ID_AA64PFR0_EL1.SVE` is
+/// 0 — which is what the guest reads, even where the hardware has SVE (Moat traps it with
+/// `CPTR_EL2.TZ` and injects the exception).
+pub fn sve_is_undefined_as_the_id_registers_say() -> TestResult {
+    // As an OS that uses FP/SIMD does, enable it first (`CPACR_EL1.FPEN` = 0b11): SVE
+    // instructions are also subject to FPEN, and this test is about SVE.
+    // SAFETY: a system register write (trapped and emulated under Moat); no memory.
+    unsafe {
+        core::arch::asm!("msr cpacr_el1, {}", "isb", in(reg) 3u64 << 20, options(nomem, nostack))
+    };
+    let ((), log) = moat_guest_rt::exception::with_exception_hook(skip_undefined, || {
+        // SAFETY: RDVL either executes (writing X0, declared clobbered) or raises an UNDEFINED
+        // exception that the hook claims and skips; no memory or stack is touched.
+        unsafe { core::arch::asm!(".inst 0x04bf5020", out("x0") _, options(nomem, nostack)) };
+    });
+    check_eq!(log.count, 1, "RDVL did not raise exactly one exception")?;
+    let record = log.first.ok_or("no exception recorded")?;
+    check_eq!(
+        record.ec(),
+        EC_UNKNOWN,
+        "RDVL raised something other than UNDEFINED"
+    )?;
+    check_eq!(
+        record.vector.0,
+        0x200,
+        "UNDEFINED not taken at the current-EL SP_ELx vector"
+    )
+}

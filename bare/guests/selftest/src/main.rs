@@ -6,11 +6,17 @@
 
 mod exceptions;
 mod idregs;
+mod interrupts;
 mod psci;
 mod ram;
 
 use exceptions::{brk_is_taken_by_guest_vectors, svc_is_taken_by_guest_vectors};
-use idregs::{moat_hides_sve_sme_and_el2, parange_is_the_vm_parange};
+use idregs::{
+    moat_hides_sve_sme_and_el2, parange_is_the_vm_parange, sve_is_undefined_as_the_id_registers_say,
+};
+use interrupts::{
+    sgi_to_self_arrives_through_the_gic, virtual_timer_interrupt_arrives_through_the_gic,
+};
 use moat_guest_rt::{TestResult, println};
 use psci::{psci_system_off_powers_off, psci_version_is_1_1_or_later};
 use ram::ram_load_store;
@@ -24,6 +30,9 @@ moat_guest_rt::tests![
     svc_is_taken_by_guest_vectors,
     parange_is_the_vm_parange,
     moat_hides_sve_sme_and_el2,
+    sve_is_undefined_as_the_id_registers_say,
+    virtual_timer_interrupt_arrives_through_the_gic,
+    sgi_to_self_arrives_through_the_gic,
 ];
 
 /// The console works: this line reaches the host.

@@ -1,0 +1,200 @@
+//! Interrupts: the machine's GICv3 as Moat drives it at EL2, and the glue between the guest's
+//! virtual GIC (the model in `moat_devices::gic`) and the hardware's virtual CPU interface.
+//!
+//! Physical interrupts are routed to EL2 (`HCR_EL2.IMO`). Moat takes the ones it owns: the
+//! guest's timer PPIs (the EL1 virtual and physical timers run in hardware; their interrupts
+//! become the model's PPIs), the maintenance interrupt, and its console's receive interrupt.
+//! Around every guest entry the model's pending interrupts are loaded into the `ICH_LR<n>_EL2`
+//! list registers, and read back after the exit (GICv3 IHI 0069, "Virtual interrupt handling").
+//!
+//! A level-triggered timer interrupt stays asserted until the guest reprograms the timer, so
+//! its physical PPI is disabled while the virtual one is pending or active, and enabled again
+//! once the timer's condition is false (the guest's EOI of it raises a maintenance interrupt,
+//! which brings Moat back to sample the timer).
+
+use crate::platform::PhysRange;
+use aarch64_cpu::registers::{ICH_HCR_EL2, ICH_VTR_EL2, Readable, Writeable};
+use arm_gic::gicv3::{GicCpuInterface, GicV3};
+use arm_gic::{IntId, InterruptGroup, Trigger};
+use core::ptr::NonNull;
+use moat_devices::gic::VirtGic;
+use moat_devices::gic::list_regs::IchVtr;
+use safe_mmio::UniqueMmioPointer;
+
+/// The GIC maintenance interrupt (PPI 9, INTID 25, as on QEMU virt and SBSA systems).
+pub const MAINTENANCE_INTID: u32 = 25;
+/// The EL1 virtual timer's interrupt (PPI 11, INTID 27).
+pub const VIRTUAL_TIMER_INTID: u32 = 27;
+/// The EL1 physical timer's interrupt (PPI 14, INTID 30).
+pub const PHYSICAL_TIMER_INTID: u32 = 30;
+/// Moat's console's interrupt on QEMU virt (SPI 1, INTID 33); also the guest's UART's.
+pub const UART_INTID: u32 = 33;
+/// The timers whose interrupts Moat forwards, with their control registers' names.
+const TIMERS: [u32; 2] = [VIRTUAL_TIMER_INTID, PHYSICAL_TIMER_INTID];
+/// The priority Moat gives the interrupts it takes (all equal: Moat never nests them).
+const PRIORITY: u8 = 0x80;
+
+/// The machine's GIC and the virtual CPU interface.
+pub struct Interrupts {
+    gic: GicV3<'static>,
+    vtr: IchVtr,
+    /// Timer PPIs whose physical interrupt is disabled while the virtual one is asserted.
+    timer_masked: [bool; TIMERS.len()],
+}
+
+impl Interrupts {
+    /// Takes the GIC at `dist`/`redist` for CPU 0 and enables the interrupts Moat handles.
+    ///
+    /// # Safety
+    ///
+    /// `dist` and `redist` must be the machine's GICv3 distributor and redistributor regions
+    /// from the device tree, identity-mapped as device memory, driven by nothing else.
+    pub unsafe fn init(dist: PhysRange, redist: PhysRange) -> Option<Self> {
+        let dist_ptr = NonNull::new(dist.base as *mut arm_gic::gicv3::registers::Gicd)?;
+        let redist_ptr = NonNull::new(redist.base as *mut arm_gic::gicv3::registers::GicrSgi)?;
+        // SAFETY: the caller guarantees both are the GIC's registers, exclusively Moat's.
+        let mut gic =
+            unsafe { GicV3::new(UniqueMmioPointer::new(dist_ptr), redist_ptr, 1) }.ok()?;
+        GicCpuInterface::enable_system_register_el2(true);
+        gic.setup(0);
+        for intid in [MAINTENANCE_INTID, VIRTUAL_TIMER_INTID, PHYSICAL_TIMER_INTID] {
+            let id = IntId::ppi(intid - 16);
+            gic.set_interrupt_priority(id, Some(0), PRIORITY).ok()?;
+            gic.enable_interrupt(id, Some(0), true).ok()?;
+        }
+        let uart = IntId::spi(UART_INTID - 32);
+        gic.set_interrupt_priority(uart, None, PRIORITY).ok()?;
+        gic.set_trigger(uart, None, Trigger::Level).ok()?;
+        gic.enable_interrupt(uart, None, true).ok()?;
+        GicCpuInterface::set_priority_mask(0xFF);
+        GicCpuInterface::enable_group1(true);
+        let vtr = IchVtr::decode(ICH_VTR_EL2.get());
+        Some(Self {
+            gic,
+            vtr,
+            timer_masked: [false; TIMERS.len()],
+        })
+    }
+
+    /// The highest-priority pending physical interrupt, acknowledged; `None` when none is.
+    pub fn acknowledge(&self) -> Option<u32> {
+        GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map(u32::from)
+    }
+
+    /// Ends (drops the priority of and deactivates) a physical interrupt.
+    pub fn end(&self, intid: u32) {
+        GicCpuInterface::end_interrupt(int_id(intid), InterruptGroup::Group1);
+    }
+
+    /// A timer PPI fired: the guest's model gets the virtual PPI, and the physical one is
+    /// disabled until the timer's condition is false again.
+    pub fn timer_fired(&mut self, intid: u32, gic: &mut VirtGic) {
+        if let Some(slot) = TIMERS.iter().position(|&t| t == intid) {
+            self.set_physical(intid, false);
+            self.timer_masked[slot] = true;
+            gic.set_ppi_level(0, intid, true);
+        }
+    }
+
+    /// Samples the guest's timers (`CNTV_CTL_EL0`, `CNTP_CTL_EL0`): a timer whose condition is
+    /// gone lowers its virtual PPI and gets its physical interrupt back.
+    pub fn resample_timers(&mut self, gic: &mut VirtGic) {
+        for (slot, &intid) in TIMERS.iter().enumerate() {
+            if self.timer_masked[slot] && !timer_asserted(intid) {
+                gic.set_ppi_level(0, intid, false);
+                self.timer_masked[slot] = false;
+                self.set_physical(intid, true);
+            }
+        }
+    }
+
+    fn set_physical(&mut self, intid: u32, enable: bool) {
+        // The PPI exists (it was configured at init); the driver only fails for an INTID out
+        // of range.
+        let _ = self
+            .gic
+            .enable_interrupt(IntId::ppi(intid - 16), Some(0), enable);
+    }
+
+    /// Reads the list registers back after the guest ran and updates the model.
+    pub fn sync(&self, gic: &mut VirtGic) {
+        let mut lrs = [0u64; 16];
+        let n = self.vtr.list_regs;
+        for (i, lr) in lrs.iter_mut().enumerate().take(n) {
+            *lr = read_lr(i);
+        }
+        gic.sync_from_list_registers(0, &lrs[..n]);
+    }
+
+    /// Loads the model's deliverable interrupts into the list registers before an entry.
+    pub fn fill(&self, gic: &mut VirtGic) {
+        let fill = gic.fill_list_registers(0, self.vtr);
+        for (i, &value) in fill.values().iter().enumerate() {
+            write_lr(i, value);
+        }
+        ICH_HCR_EL2.set(fill.ich_hcr_el2());
+    }
+}
+
+/// The driver's name for INTID `raw` (SGIs 0–15, PPIs 16–31, SPIs from 32).
+fn int_id(raw: u32) -> IntId {
+    match raw {
+        0..16 => IntId::sgi(raw),
+        16..32 => IntId::ppi(raw - 16),
+        _ => IntId::spi(raw - 32),
+    }
+}
+
+/// Whether the guest's timer of `intid` asserts its interrupt: `ENABLE` = 1, `ISTATUS` = 1,
+/// `IMASK` = 0 in `CNTV_CTL_EL0`/`CNTP_CTL_EL0` (the EL1 timers, read from EL2 with E2H = 0).
+fn timer_asserted(intid: u32) -> bool {
+    const ENABLE: u64 = 1 << 0;
+    const IMASK: u64 = 1 << 1;
+    const ISTATUS: u64 = 1 << 2;
+    let ctl: u64;
+    if intid == VIRTUAL_TIMER_INTID {
+        // SAFETY: reads the guest's virtual timer control; no side effects.
+        unsafe { core::arch::asm!("mrs {}, cntv_ctl_el0", out(reg) ctl, options(nomem, nostack)) };
+    } else {
+        // SAFETY: reads the guest's physical timer control; no side effects.
+        unsafe { core::arch::asm!("mrs {}, cntp_ctl_el0", out(reg) ctl, options(nomem, nostack)) };
+    }
+    ctl & (ENABLE | IMASK | ISTATUS) == ENABLE | ISTATUS
+}
+
+/// `MRS`/`MSR` of `ICH_LR<n>_EL2`, whose number must be in the instruction.
+macro_rules! list_register_access {
+    ($($n:literal),*) => {
+        fn read_lr(n: usize) -> u64 {
+            match n {
+                $($n => {
+                    let value: u64;
+                    // SAFETY: reads a list register the CPU implements (`n` is below
+                    // `ICH_VTR_EL2.ListRegs` + 1); no side effects.
+                    unsafe {
+                        core::arch::asm!(concat!("mrs {}, ich_lr", $n, "_el2"), out(reg) value,
+                                         options(nomem, nostack))
+                    };
+                    value
+                })*
+                _ => 0,
+            }
+        }
+
+        fn write_lr(n: usize, value: u64) {
+            match n {
+                $($n => {
+                    // SAFETY: writes a list register the CPU implements; it affects only the
+                    // virtual interrupts the guest sees, which is its purpose.
+                    unsafe {
+                        core::arch::asm!(concat!("msr ich_lr", $n, "_el2, {}"), in(reg) value,
+                                         options(nomem, nostack))
+                    };
+                })*
+                _ => {}
+            }
+        }
+    };
+}
+
+list_register_access!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
