@@ -1,7 +1,7 @@
 #!/bin/sh
 # The bare-QEMU evidence of README.md: every CPU model × translation setting the README reports,
 # each run twice and compared byte for byte. Output files go to ${OUT:-/tmp/moat-probe32}.
-# Usage: bare/guests/probe32/matrix.sh   (builds once, then 56 QEMU runs of about 0.2 s each)
+# Usage: bare/guests/probe32/matrix.sh   (builds once, then 80 QEMU runs of about 0.2 s each)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/moat-probe32}
@@ -25,6 +25,11 @@ for cpu in a53:cortex-a53 a57:cortex-a57 a72:cortex-a72 max:max; do
     run "$name-short" "$model" "probe.addrs=$ADDRS probe.mmu=short"
     run "$name-short-hivecs" "$model" "probe.addrs=$ADDRS probe.mmu=short probe.hivecs=1"
     run "$name-short-ee" "$model" "probe.addrs=$ADDRS probe.mmu=short probe.ee=1"
+    run "$name-off-te-span0" "$model" "probe.addrs=$ADDRS probe.te=1 probe.span=0"
+    run "$name-lpae-te-span0-dssbs" "$model" \
+        "probe.addrs=$ADDRS probe.mmu=lpae probe.te=1 probe.span=0 probe.dssbs=1"
+    run "$name-short-hivecs-te-span0" "$model" \
+        "probe.addrs=$ADDRS probe.mmu=short probe.hivecs=1 probe.te=1 probe.span=0"
 done
 for cpu in cortex-a76 neoverse-n1 a64fx; do   # AArch64-only EL1: the shim must refuse them
     if "$here/run-bare.sh" -n -c "$cpu" "probe.kinds=bkpt_svc" > "$out/refused-$cpu.txt"; then

@@ -1,5 +1,6 @@
 //! The probe's bootargs (`/chosen/bootargs`): `probe.addrs=<hex>,...`,
-//! `probe.mmu=off|lpae|short`, `probe.kinds=<kind>,...`, `probe.hivecs=0|1` and `probe.ee=0|1`.
+//! `probe.mmu=off|lpae|short`, `probe.kinds=<kind>,...`, and the `SCTLR` flags `probe.hivecs`,
+//! `probe.ee`, `probe.te`, `probe.span` and `probe.dssbs` (`0|1`).
 //! Parsed without allocation: the lists stay `&str` and are walked again for every use.
 
 use crate::kinds::{Kind, Shape};
@@ -48,6 +49,12 @@ pub struct Config {
     pub hivecs: bool,
     /// `SCTLR.EE`: big-endian exception entry (`CPSR.E` = 1) and table walks.
     pub ee: bool,
+    /// `SCTLR.TE`: exception handlers in T32 state (`CPSR.T` = 1 on entry).
+    pub te: bool,
+    /// `SCTLR.SPAN` (default 1): 0 sets `CPSR.PAN` on exception entry where FEAT_PAN exists.
+    pub span: bool,
+    /// `SCTLR.DSSBS` (default 0): the `CPSR.SSBS` exception entry sets, where FEAT_SSBS exists.
+    pub dssbs: bool,
 }
 
 /// A bootargs value the probe does not accept (printed as `MOAT-PROBE-ERROR <message>`).
@@ -57,7 +64,7 @@ pub enum ConfigError {
     Address(&'static str),
     /// `probe.mmu` is not `off`, `lpae` or `short`.
     Mmu(&'static str),
-    /// `probe.hivecs` or `probe.ee` is neither `0` nor `1`.
+    /// A flag (`probe.hivecs`, `probe.ee`, ...) is neither `0` nor `1`.
     Flag(&'static str, &'static str),
     /// `probe.hivecs=1` with the MMU off.
     HivecsNeedMmu,
@@ -96,10 +103,11 @@ fn parse_hex(text: &str) -> Option<u64> {
     u64::from_str_radix(digits, 16).ok()
 }
 
-/// A `0|1` flag, default 0.
-fn flag(bootargs: &'static str, key: &'static str) -> Result<bool, ConfigError> {
+/// A `0|1` flag, `default` when absent.
+fn flag(bootargs: &'static str, key: &'static str, default: bool) -> Result<bool, ConfigError> {
     match bootarg(bootargs, key) {
-        None | Some("0") => Ok(false),
+        None => Ok(default),
+        Some("0") => Ok(false),
         Some("1") => Ok(true),
         Some(other) => Err(ConfigError::Flag(key, other)),
     }
@@ -121,11 +129,14 @@ pub fn parse(bootargs: &'static str) -> Result<Config, ConfigError> {
         Some("short") => Mmu::Short,
         Some(other) => return Err(ConfigError::Mmu(other)),
     };
-    let hivecs = flag(bootargs, "probe.hivecs")?;
+    let hivecs = flag(bootargs, "probe.hivecs", false)?;
     if hivecs && mmu == Mmu::Off {
         return Err(ConfigError::HivecsNeedMmu);
     }
-    let ee = flag(bootargs, "probe.ee")?;
+    let ee = flag(bootargs, "probe.ee", false)?;
+    let te = flag(bootargs, "probe.te", false)?;
+    let span = flag(bootargs, "probe.span", true)?;
+    let dssbs = flag(bootargs, "probe.dssbs", false)?;
     let kinds = bootarg(bootargs, "probe.kinds");
     if let Some(bad) =
         kinds.and_then(|k| list(k).find(|name| !Kind::all().any(|kind| kind.is_named(name))))
@@ -138,6 +149,9 @@ pub fn parse(bootargs: &'static str) -> Result<Config, ConfigError> {
         kinds,
         hivecs,
         ee,
+        te,
+        span,
+        dssbs,
     })
 }
 
@@ -168,7 +182,8 @@ mod tests {
     fn defaults_are_mmu_off_no_hivecs_no_ee_all_kinds_no_addresses() {
         let config = parse("console=ttyAMA0").unwrap();
         assert_eq!(config.mmu, Mmu::Off);
-        assert!(!config.hivecs && !config.ee && config.kinds.is_none());
+        assert!(!config.hivecs && !config.ee && !config.te && config.kinds.is_none());
+        assert!(config.span && !config.dssbs);
         assert_eq!(config.addresses().count(), 0);
         assert!(Mmu::Off.shapes().is_empty());
     }
@@ -204,8 +219,8 @@ mod tests {
             parse("probe.hivecs=1").unwrap_err(),
             ConfigError::HivecsNeedMmu
         );
-        let config = parse("probe.hivecs=1 probe.mmu=short probe.ee=1").unwrap();
-        assert!(config.hivecs && config.ee);
+        let config = parse("probe.hivecs=1 probe.mmu=short probe.ee=1 probe.span=0").unwrap();
+        assert!(config.hivecs && config.ee && !config.span);
         assert_eq!(config.mmu.shapes(), Shape::SHORT);
     }
 

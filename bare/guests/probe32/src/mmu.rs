@@ -2,7 +2,10 @@
 //!
 //! Identity maps: RAM (Normal, PL0 read/write so that USR cases can run the snippets, executable)
 //! and the UART (Device, PL1 only, never executable); with `probe.hivecs=1` also the vector page
-//! at `0xffff0000`. Each case then maps its target at the window VA (`layout::WINDOW`) in its
+//! at `0xffff0000`. The vector page in use is PL1-only wherever it is mapped: with `SCTLR.SPAN`
+//! = 0 an exception sets `CPSR.PAN`, and QEMU (departing from the Arm ARM, which exempts
+//! instruction fetches from PAN) then refuses privileged fetches from PL0-accessible LPAE pages;
+//! the stubs clear PAN before touching anything else. Each case then maps its target at the window VA (`layout::WINDOW`) in its
 //! shape, PL1-only for SVC cases and PL0 read/write for USR cases, executable, with a break:
 //! the old window entries are cleared, the TLB invalidated, the new ones written, the TLB
 //! invalidated again. With `probe.ee=1` every descriptor is stored big-endian (`SCTLR.EE` sets
@@ -15,7 +18,7 @@ use crate::regs;
 use crate::run::Region;
 use moat_guest_probe32::config::Mmu;
 use moat_guest_probe32::kinds::Shape;
-use moat_guest_probe32::layout::{self as l, GIB1, MIB1, MIB2};
+use moat_guest_probe32::layout::{self as l, GIB1, KIB4, MIB1, MIB2};
 
 /// `SCTLR` bits: M (0), C (2), TRE (28), AFE (29).
 const SCTLR_M: u32 = 1 << 0;
@@ -41,6 +44,7 @@ struct Tables {
     sd_l1: SdL1,
     sd_window: SdL2,
     sd_high: SdL2,
+    sd_image: SdL2,
     ld_l1: LdTable,
     ld_low: LdTable,
     ld_ram: LdTable,
@@ -48,6 +52,7 @@ struct Tables {
     ld_window_l3: LdTable,
     ld_high: LdTable,
     ld_high_l3: LdTable,
+    ld_image_l3: LdTable,
 }
 
 /// The tables and how they are written.
@@ -67,6 +72,7 @@ static STATE: Slot = Slot(UnsafeCell::new(State {
         sd_l1: SdL1([0; 4096]),
         sd_window: SdL2([0; 256]),
         sd_high: SdL2([0; 256]),
+        sd_image: SdL2([0; 256]),
         ld_l1: LdTable([0; 512]),
         ld_low: LdTable([0; 512]),
         ld_ram: LdTable([0; 512]),
@@ -74,6 +80,7 @@ static STATE: Slot = Slot(UnsafeCell::new(State {
         ld_window_l3: LdTable([0; 512]),
         ld_high: LdTable([0; 512]),
         ld_high_l3: LdTable([0; 512]),
+        ld_image_l3: LdTable([0; 512]),
     },
     mmu: Mmu::Off,
     ee: false,
@@ -104,20 +111,19 @@ fn address_of<T>(table: &T) -> u64 {
     core::ptr::from_ref(table) as usize as u64
 }
 
-/// The probe's vector page (`probe32.ld`).
-fn vectors_page() -> u64 {
-    unsafe extern "C" {
-        static __vectors_page: u8;
-    }
-    &raw const __vectors_page as u64
-}
-
-/// Builds the identity map (and the high vectors) in `mmu`'s format and turns the MMU on.
+/// Builds the identity map (and the high vectors: `vectors`, the vector page in use) in `mmu`'s
+/// format and turns the MMU on.
 ///
 /// # Errors
 ///
 /// When RAM does not lie in \[1 GiB, 2 GiB) or the UART not below 1 GiB (what the tables map).
-pub fn enable(mmu: Mmu, ram: Region, uart: u64, ee: bool) -> Result<(), &'static str> {
+pub fn enable(
+    mmu: Mmu,
+    ram: Region,
+    uart: u64,
+    ee: bool,
+    vectors: u64,
+) -> Result<(), &'static str> {
     if ram.base < GIB1 || ram.base + ram.size > 2 * GIB1 || uart >= GIB1 {
         return Err("RAM or UART beyond what the probe's tables map");
     }
@@ -126,8 +132,8 @@ pub fn enable(mmu: Mmu, ram: Region, uart: u64, ee: bool) -> Result<(), &'static
     s.ee = ee;
     match mmu {
         Mmu::Off => return Ok(()),
-        Mmu::Lpae => build_lpae(&mut s.tables, ee, ram, uart),
-        Mmu::Short => build_short(&mut s.tables, ee, ram, uart),
+        Mmu::Lpae => build_lpae(&mut s.tables, ee, ram, uart, vectors),
+        Mmu::Short => build_short(&mut s.tables, ee, ram, uart, vectors),
     }
     let sctlr = regs::sctlr() & !(SCTLR_C | SCTLR_TRE | SCTLR_AFE);
     // SAFETY: the tables just built map all of RAM (code, data, stacks, tables, device tree)
@@ -152,7 +158,7 @@ pub fn enable(mmu: Mmu, ram: Region, uart: u64, ee: bool) -> Result<(), &'static
     Ok(())
 }
 
-fn build_lpae(t: &mut Tables, ee: bool, ram: Region, uart: u64) {
+fn build_lpae(t: &mut Tables, ee: bool, ram: Region, uart: u64, vectors: u64) {
     ld(ee, &mut t.ld_l1.0[0], l::ld_table(address_of(&t.ld_low)));
     ld(ee, &mut t.ld_l1.0[1], l::ld_table(address_of(&t.ld_ram)));
     let uart_block = uart & !(MIB2 - 1);
@@ -172,17 +178,29 @@ fn build_lpae(t: &mut Tables, ee: bool, ram: Region, uart: u64) {
         );
         block += MIB2;
     }
+    // The 2 MiB holding the vector page in pages, the vector page PL1-only (see the module doc).
+    let block = vectors & !(MIB2 - 1);
+    for (i, slot) in t.ld_image_l3.0.iter_mut().enumerate() {
+        let page = block + i as u64 * KIB4;
+        ld(ee, slot, l::ld_page(page, l::ld_normal(page != vectors)));
+    }
+    let index = l::ld_index(block as u32, 2);
+    ld(
+        ee,
+        &mut t.ld_ram.0[index],
+        l::ld_table(address_of(&t.ld_image_l3)),
+    );
     ld(ee, &mut t.ld_l1.0[3], l::ld_table(address_of(&t.ld_high)));
     ld(
         ee,
         &mut t.ld_high.0[l::ld_index(l::HIVECS, 2)],
         l::ld_table(address_of(&t.ld_high_l3)),
     );
-    let vectors = l::ld_page(vectors_page(), l::ld_normal(false));
+    let vectors = l::ld_page(vectors, l::ld_normal(false));
     ld(ee, &mut t.ld_high_l3.0[l::ld_index(l::HIVECS, 3)], vectors);
 }
 
-fn build_short(t: &mut Tables, ee: bool, ram: Region, uart: u64) {
+fn build_short(t: &mut Tables, ee: bool, ram: Region, uart: u64, vectors: u64) {
     let uart_section = uart & !(MIB1 - 1);
     let device = l::sd_section(uart_section, l::SD_SECTION_DEVICE);
     sd(ee, &mut t.sd_l1.0[(uart_section >> 20) as usize], device);
@@ -192,9 +210,21 @@ fn build_short(t: &mut Tables, ee: bool, ram: Region, uart: u64) {
         sd(ee, &mut t.sd_l1.0[(section >> 20) as usize], normal);
         section += MIB1;
     }
+    // The 1 MiB holding the vector page in small pages, the vector page PL1-only.
+    let section = vectors & !(MIB1 - 1);
+    for (i, slot) in t.sd_image.0.iter_mut().enumerate() {
+        let page = section + i as u64 * KIB4;
+        sd(
+            ee,
+            slot,
+            l::sd_small_page(page, l::sd_page_normal(page != vectors)),
+        );
+    }
+    let image = l::sd_page_table(address_of(&t.sd_image));
+    sd(ee, &mut t.sd_l1.0[(section >> 20) as usize], image);
     let high = l::sd_page_table(address_of(&t.sd_high));
     sd(ee, &mut t.sd_l1.0[(l::HIVECS >> 20) as usize], high);
-    let vectors = l::sd_small_page(vectors_page(), l::sd_page_normal(false));
+    let vectors = l::sd_small_page(vectors, l::sd_page_normal(false));
     sd(
         ee,
         &mut t.sd_high.0[((l::HIVECS >> 12) & 0xff) as usize],

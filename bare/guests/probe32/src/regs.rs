@@ -54,6 +54,8 @@ cp15_read!(/// `IFAR`.
     ifar, 0, c6, c0, 2);
 cp15_write!(/// `SCTLR`.
     set_sctlr, 0, c1, c0, 0);
+cp15_write!(/// `VBAR`.
+    set_vbar, 0, c12, c0, 0);
 cp15_write!(/// `TTBCR`.
     set_ttbcr, 0, c2, c0, 2);
 cp15_write!(/// `DACR`.

@@ -7,9 +7,12 @@ use moat_guest_probe32::config::{self, Config, Mmu};
 use moat_guest_probe32::kinds::{Kind, MODES, Mode, REFERENCES, Shape, Snippet};
 use moat_guest_probe32::line::{Line, Outcome};
 
-/// `SCTLR` bits the probe sets itself: V (13), EE (25).
+/// `SCTLR` bits the probe sets itself: V (13), SPAN (23), EE (25), TE (30), DSSBS (31).
 const SCTLR_V: u32 = 1 << 13;
+const SCTLR_SPAN: u32 = 1 << 23;
 const SCTLR_EE: u32 = 1 << 25;
+const SCTLR_TE: u32 = 1 << 30;
+const SCTLR_DSSBS: u32 = 1 << 31;
 /// What a store writes (r1, and r2/r3 for `STRD`).
 const STORE_VALUE: u32 = 0;
 
@@ -112,25 +115,48 @@ extern "C" fn moat32_main(dtb: usize) -> ! {
     psci::system_off()
 }
 
-/// Builds the tables and turns the MMU on (if asked), then sets `SCTLR.EE` and `SCTLR.V`;
-/// prints a diagnostic line (not a `MOAT-PROBE` line).
+/// The vector page for A32 handlers (`SCTLR.TE` = 0) or T32 ones (`probe32.ld`, `start.rs`).
+fn vectors_page(te: bool) -> u64 {
+    unsafe extern "C" {
+        static __vectors_page: u8;
+        static __vectors_t32_page: u8;
+    }
+    if te {
+        &raw const __vectors_t32_page as u64
+    } else {
+        &raw const __vectors_page as u64
+    }
+}
+
+/// Builds the tables and turns the MMU on (if asked), then sets `VBAR` and `SCTLR.V`, `EE`,
+/// `TE`, `SPAN` and `DSSBS`; prints a diagnostic line (not a `MOAT-PROBE` line).
 fn set_up(boot: &Boot, config: &Config) -> Result<(), &'static str> {
+    let vectors = vectors_page(config.te);
     if config.mmu != Mmu::Off {
         let ram = boot.ram.ok_or("no /memory node: cannot map RAM")?;
         let uart = boot.uart.ok_or("no PL011: cannot map the console")?;
-        mmu::enable(config.mmu, ram, uart, config.ee)?;
+        mmu::enable(config.mmu, ram, uart, config.ee, vectors)?;
     }
-    let mut sctlr = regs::sctlr() & !(SCTLR_V | SCTLR_EE);
-    if config.hivecs {
-        sctlr |= SCTLR_V;
+    let flags = [
+        (config.hivecs, SCTLR_V),
+        (config.ee, SCTLR_EE),
+        (config.te, SCTLR_TE),
+        (config.span, SCTLR_SPAN),
+        (config.dssbs, SCTLR_DSSBS),
+    ];
+    let mut sctlr = regs::sctlr();
+    for (set, bit) in flags {
+        sctlr = if set { sctlr | bit } else { sctlr & !bit };
     }
-    if config.ee {
-        sctlr |= SCTLR_EE;
+    // SAFETY: VBAR points at the vector page for the TE value about to be set (both pages are
+    // in the image); EE changes only the data endianness of exception entry (the vector stubs
+    // SETEND LE before their first access) and of table walks (`mmu` wrote the tables in that
+    // order); V moves the vectors to 0xffff0000, which `mmu` mapped to the page in use; TE,
+    // SPAN and DSSBS change only the CPSR an exception entry makes.
+    unsafe {
+        regs::set_vbar(vectors as u32);
+        regs::set_sctlr(sctlr);
     }
-    // SAFETY: EE changes only the data endianness of exception entry (the vector stubs SETEND LE
-    // before their first access) and of table walks (`mmu` wrote the tables in that order); V
-    // moves the vectors to 0xffff0000, which `mmu` mapped to the vector page when asked.
-    unsafe { regs::set_sctlr(sctlr) };
     println!(
         "probe32: midr={:#x} id_mmfr0={:#x} psci={:#x} mmu={} hivecs={} ee={} sctlr={:#x}",
         regs::midr(),

@@ -11,11 +11,14 @@
 //! each other only by relative branches, so the same page works at `VBAR` and mapped at
 //! `0xffff0000` (`SCTLR.V`, `probe.hivecs=1`). A stub first parks the interrupted r0 (a
 //! completed load's value) in its mode's banked SP, reads `CPSR` as the exception left it, and
-//! only then `SETEND LE`s (with `SCTLR.EE` the entry set `CPSR.E`): no memory access happens
-//! before that. The common path switches to SVC mode, reloads the stack the case's trampoline
+//! only then `SETEND LE`s (with `SCTLR.EE` the entry set `CPSR.E`) and clears `CPSR.PAN` (with
+//! `SCTLR.SPAN` = 0 the entry set it, and RAM is PL0-accessible): no memory access happens
+//! before that. `MRS` reads `CPSR.T` as 0; the T32 stubs set it in the record, since only a
+//! T32 entry can run them. The common path switches to SVC mode, reloads the stack the case's trampoline
 //! saved (`moat32_saved_sp`, an absolute address), calls `moat32_record` and returns from the
 //! trampoline (`enter.rs`) by popping what it pushed. An exception while no case runs is fatal:
-//! `moat32_record` prints it and powers off.
+//! `moat32_record` prints it and powers off. A second page holds the same in T32
+//! (`.text.vectors_t32`), used with `SCTLR.TE` = 1 (`probe.te=1`).
 
 use core::arch::global_asm;
 
@@ -83,8 +86,10 @@ moat32_vectors:
     .macro moat32_stub name, offset
 moat32_vec_\name:
     mov     sp, r0                  // the interrupted r0, kept in this mode's banked SP
-    mrs     r0, cpsr                // CPSR at handler entry
+    mrs     r0, cpsr                // CPSR at handler entry (MRS reads T, J, IT as 0)
     setend  le
+    bic     r1, r0, #(1 << 22)
+    msr     cpsr_s, r1              // PAN = 0: the handler may touch PL0-accessible RAM
     mov     r1, #\offset
     b       moat32_common
     .endm
@@ -115,6 +120,66 @@ moat32_common:                      // r0 = CPSR, r1 = vector offset, in the exc
 1:  .word   moat32_saved_sp
 2:  .word   __stack_svc_top
 3:  .word   moat32_record
+    .popsection
+
+    // The same in T32, for SCTLR.TE = 1 (exception entry sets CPSR.T): its own page, reached
+    // only by relative branches too.
+    .pushsection .text.vectors_t32, "ax"
+    .thumb
+    .syntax unified
+    .global moat32_vectors_t32
+moat32_vectors_t32:
+    b.w     moat32_t_vec_reset      // 0x00: 32-bit branches, one per 4-byte vector
+    b.w     moat32_t_vec_und
+    b.w     moat32_t_vec_svc
+    b.w     moat32_t_vec_pabt
+    b.w     moat32_t_vec_dabt
+    b.w     moat32_t_vec_hyp
+    b.w     moat32_t_vec_irq
+    b.w     moat32_t_vec_fiq
+
+    .macro moat32_t_stub name, offset
+moat32_t_vec_\name:
+    mov     sp, r0
+    mrs     r0, cpsr
+    setend  le
+    bic     r1, r0, #(1 << 22)
+    msr     cpsr_s, r1
+    orr     r0, r0, #(1 << 5)       // CPSR.T: MRS reads it as 0, and this page runs only in T32
+    mov.w   r1, #\offset
+    b.w     moat32_t_common
+    .endm
+    moat32_t_stub reset, 0x00
+    moat32_t_stub und, 0x04
+    moat32_t_stub svc, 0x08
+    moat32_t_stub pabt, 0x0c
+    moat32_t_stub dabt, 0x10
+    moat32_t_stub hyp, 0x14
+    moat32_t_stub irq, 0x18
+    moat32_t_stub fiq, 0x1c
+
+moat32_t_common:                    // as moat32_common, in T32
+    mov     r2, lr
+    mrs     r3, spsr
+    mov     r12, sp
+    cps     #0x13
+    ldr     r4, 1f
+    ldr     r4, [r4]
+    cmp     r4, #0
+    it      eq
+    ldreq   r4, 2f
+    mov     sp, r4
+    sub     sp, sp, #8
+    str     r12, [sp]
+    ldr     r4, 3f
+    blx     r4
+    add     sp, sp, #8
+    pop     {{r4-r11, pc}}          // interworking return into moat32_enter's ARM caller
+    .balign 4
+1:  .word   moat32_saved_sp
+2:  .word   __stack_svc_top
+3:  .word   moat32_record
+    .arm
     .popsection
 "#
 );
