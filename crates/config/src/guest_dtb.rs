@@ -7,9 +7,8 @@
 //! with its 24 MHz `apb-pclk` fixed clock, and `/chosen`.
 //!
 //! A device window gets a node only once Moat emulates its kind, so that a guest never probes a
-//! device that is not there. The GIC's nodes are written but switched off by [`GUEST_SEES_GIC`]
-//! until Moat emulates the distributor and redistributors and delivers the timer's interrupts:
-//! then the tree gains, as QEMU virt has them for GICv3, `intc@...` (`arm,gic-v3`: the
+//! device that is not there. With the GIC ([`GUEST_SEES_GIC`]) the tree has, as QEMU virt has
+//! them for GICv3, `intc@...` (`arm,gic-v3`: the
 //! distributor and the redistributors of the VM's vCPUs, 128 KiB each), the root's
 //! `interrupt-parent`, the architected timer (PPIs 13, 14, 11, 10: secure and non-secure
 //! physical, virtual, hypervisor; level-high) and the PL011's SPI 1. No maintenance interrupt is
@@ -26,10 +25,9 @@ pub const APB_PCLK_PHANDLE: u32 = 0x8000;
 pub const APB_PCLK_HZ: u32 = 24_000_000;
 /// The phandle of the GIC, as in QEMU virt's tree.
 pub const GIC_PHANDLE: u32 = 0x8001;
-/// Whether the guest's tree describes the GIC, the timer and the PL011's interrupt. Off until
-/// Moat emulates the GICv3 (a guest that finds a GIC probes it, and Moat stops a VM that touches
-/// an unemulated window); the GIC work turns it on.
-pub const GUEST_SEES_GIC: bool = false;
+/// Whether the guest's tree describes the GIC, the timer and the PL011's interrupt: on, now
+/// that Moat emulates the GICv3 and forwards the timers' interrupts.
+pub const GUEST_SEES_GIC: bool = true;
 
 /// GIC binding (`arm,gic-v3`) interrupt specifier cells: the type, SPI or PPI.
 const GIC_SPI: u32 = 0;
