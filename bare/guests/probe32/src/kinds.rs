@@ -87,13 +87,31 @@ pub enum Shape {
     Supersection,
     /// The level-1 table descriptor points at the target as the next-level table.
     TableAt,
+    /// LPAE: the level-2 table descriptor points at the target as the level-3 table.
+    TableAtL2,
+    /// `TTBR1` points at the target as the level-1 table (`TTBCR` splits the VA space at 2^31:
+    /// LPAE `T0SZ` = `T1SZ` = 1, short `N` = 1; the window lies in `TTBR1`'s half).
+    TtbrAt,
 }
 
 impl Shape {
     /// The LPAE shapes, in output order.
-    pub const LPAE: [Shape; 4] = [Self::Page, Self::Block2m, Self::Block1g, Self::TableAt];
+    pub const LPAE: [Shape; 6] = [
+        Self::Page,
+        Self::Block2m,
+        Self::Block1g,
+        Self::TableAt,
+        Self::TableAtL2,
+        Self::TtbrAt,
+    ];
     /// The short-descriptor shapes, in output order.
-    pub const SHORT: [Shape; 4] = [Self::Section, Self::Supersection, Self::Page, Self::TableAt];
+    pub const SHORT: [Shape; 5] = [
+        Self::Section,
+        Self::Supersection,
+        Self::Page,
+        Self::TableAt,
+        Self::TtbrAt,
+    ];
 
     /// The name's suffix.
     pub const fn suffix(self) -> &'static str {
@@ -104,6 +122,8 @@ impl Shape {
             Self::Section => "_section",
             Self::Supersection => "_supersection",
             Self::TableAt => "_table_at",
+            Self::TableAtL2 => "_table_at_l2",
+            Self::TtbrAt => "_ttbr_at",
         }
     }
 }
@@ -350,7 +370,7 @@ mod tests {
             );
         }
         assert!(!Kind::all().any(|k| k.is_named("ldr_t")));
-        assert_eq!(kinds.len(), 8 + 24 * 9);
+        assert_eq!(kinds.len(), 8 + 24 * 12);
     }
 
     #[test]

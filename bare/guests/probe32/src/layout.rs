@@ -52,6 +52,24 @@ pub const MAIR0: u32 = 0xff;
 /// `TTBCR` for the long format: `EAE` (31), `EPD1` (23: no TTBR1 walks), `T0SZ` = 0, walks
 /// Non-cacheable.
 pub const TTBCR_LPAE: u32 = (1 << 31) | (1 << 23);
+/// `TTBCR` for the long format's `ttbr_at` shape: `EAE`, `T1SZ` = 1 (bits \[18:16\]) and
+/// `T0SZ` = 1: `TTBR0` below 2^31, `TTBR1` from 2^31 (level-1 tables of two entries).
+pub const TTBCR_LPAE_SPLIT: u32 = (1 << 31) | (1 << 16) | 1;
+/// `TTBCR` for the short format's `ttbr_at` shape: `N` = 1, `TTBR1` from 2^31 (its table is
+/// still indexed by VA \[31:20\], so the window's entry is at `TTBR1` + 0x2000).
+pub const TTBCR_SHORT_SPLIT: u32 = 1;
+/// Where a `ttbr_at` walk reads: the level-1 table `TTBR1` gets for `address`, and the entry the
+/// window's VA selects in it (long: index 0 of a 16-byte table; short: index 0x800 of a 16 KiB
+/// table, 16 KiB aligned).
+pub const fn ttbr_at(address: u64, long: bool) -> (u64, u64) {
+    if long {
+        let table = address & !0xfff;
+        (table, table)
+    } else {
+        let table = address & !0x3fff;
+        (table, table + 0x2000)
+    }
+}
 /// `DACR`: all 16 domains Client (permissions are checked).
 pub const DACR_CLIENT: u32 = 0x5555_5555;
 
@@ -152,7 +170,7 @@ pub const fn can_map(shape: Shape, address: u64, long: bool) -> bool {
 /// The size of the region a shape maps (the VA keeps the target's offset in it).
 pub const fn granule(shape: Shape) -> u64 {
     match shape {
-        Shape::Page | Shape::TableAt => KIB4,
+        Shape::Page | Shape::TableAt | Shape::TableAtL2 | Shape::TtbrAt => KIB4,
         Shape::Block2m => MIB2,
         Shape::Block1g => GIB1,
         Shape::Section => MIB1,
@@ -164,7 +182,7 @@ pub const fn granule(shape: Shape) -> u64 {
 /// (`table_at`: [`WINDOW`] itself, so the walk reads the first descriptor of the target).
 pub const fn window_va(shape: Shape, address: u64) -> u32 {
     match shape {
-        Shape::TableAt => WINDOW,
+        Shape::TableAt | Shape::TableAtL2 | Shape::TtbrAt => WINDOW,
         _ => WINDOW + (address & (granule(shape) - 1)) as u32,
     }
 }
@@ -230,5 +248,12 @@ mod tests {
         assert_eq!(window_va(Shape::Block1g, 0x5000_0000), 0x9000_0000);
         assert_eq!(window_va(Shape::Supersection, 0xff_ffff_f000), 0x80ff_f000);
         assert_eq!(window_va(Shape::TableAt, 0x5000_0800), WINDOW);
+        assert_eq!(window_va(Shape::TtbrAt, 0x5000_0800), WINDOW);
+    }
+
+    #[test]
+    fn ttbr_at_walks_read_the_target_page_or_its_16k_block_plus_0x2000() {
+        assert_eq!(ttbr_at(0x5000_1000, true), (0x5000_1000, 0x5000_1000));
+        assert_eq!(ttbr_at(0x5000_1000, false), (0x5000_0000, 0x5000_2000));
     }
 }

@@ -245,14 +245,40 @@ pub fn map_window(shape: Shape, address: u64, pl0: bool) -> u32 {
     let t = &mut s.tables;
     let window = l::ld_index(l::WINDOW, 1);
     let first = (l::WINDOW >> 20) as usize;
-    // Break: no window mapping, then no cached one.
+    let long = mmu == Mmu::Lpae;
+    // Break: no window mapping, no TTBR1 split, then no cached translation.
     match mmu {
         Mmu::Lpae => ld(ee, &mut t.ld_l1.0[window], 0),
         _ => (first..first + 16).for_each(|i| sd(ee, &mut t.sd_l1.0[i], 0)),
     }
+    // SAFETY: the default TTBCR of `enable`: TTBR0 alone translates everything again.
+    unsafe { regs::set_ttbcr(if long { l::TTBCR_LPAE } else { 0 }) };
     regs::tlb_invalidate_all();
     let ld_attrs = l::ld_normal(pl0);
     match (mmu, shape) {
+        (_, Shape::TtbrAt) => {
+            let (table, _) = l::ttbr_at(address, long);
+            let split = if long {
+                l::TTBCR_LPAE_SPLIT
+            } else {
+                l::TTBCR_SHORT_SPLIT
+            };
+            // SAFETY: the split gives TTBR1 the VAs from 2^31 only: the window, the unused
+            // rest of that half and, with probe.hivecs=1, the high vectors, which is why
+            // `run::skip` skips this shape then. The image, RAM and UART lie below 2^31.
+            unsafe {
+                regs::set_ttbr1(table);
+                regs::set_ttbcr(split);
+            }
+        }
+        (Mmu::Lpae, Shape::TableAtL2) => {
+            ld(ee, &mut t.ld_window.0[0], l::ld_table(address));
+            ld(
+                ee,
+                &mut t.ld_l1.0[window],
+                l::ld_table(address_of(&t.ld_window)),
+            );
+        }
         (Mmu::Lpae, Shape::Block1g) => {
             ld(ee, &mut t.ld_l1.0[window], l::ld_block(address, ld_attrs))
         }

@@ -78,6 +78,20 @@ pub unsafe fn set_ttbr0(value: u64) {
     }
 }
 
+/// Sets the 64-bit `TTBR1` (`MCRR p15, 1, <lo>, <hi>, c2`).
+///
+/// # Safety
+///
+/// Only addresses in `TTBR1`'s half of the VA space (per `TTBCR`) may translate through it, and
+/// the probe's own memory must not be among them.
+pub unsafe fn set_ttbr1(value: u64) {
+    // SAFETY: the caller guarantees nothing of the probe's translates through TTBR1.
+    unsafe {
+        asm!("mcrr p15, 1, {}, {}, c2", "isb", in(reg) value as u32, in(reg) (value >> 32) as u32,
+            options(nostack, preserves_flags));
+    }
+}
+
 /// Invalidates the whole TLB after table writes: `DSB`, `TLBIALL`, `DSB`, `ISB`.
 pub fn tlb_invalidate_all() {
     // SAFETY: TLB maintenance only drops cached translations; the barriers order it after the

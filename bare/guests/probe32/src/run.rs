@@ -181,7 +181,7 @@ fn run_all(boot: &Boot, config: &Config) {
                 shape: None,
             };
             if config.wants(&kind) {
-                run_case(boot, kind, 0);
+                run_case(boot, config, kind, 0);
                 cases += 1;
             }
         }
@@ -200,7 +200,7 @@ fn run_all(boot: &Boot, config: &Config) {
                 continue;
             }
             for address in config.addresses() {
-                run_case(boot, kind, address);
+                run_case(boot, config, kind, address);
                 cases += 1;
             }
         }
@@ -209,7 +209,7 @@ fn run_all(boot: &Boot, config: &Config) {
 }
 
 /// Whether the case would be unsafe or meaningless to run (printed as `skipped`).
-fn skip(boot: &Boot, kind: Kind, address: u64) -> bool {
+fn skip(boot: &Boot, kind: Kind, address: u64, hivecs: bool) -> bool {
     let snippet = kind.snippet;
     let extent = snippet.extent();
     let own = |a: u64, len: u64| boot.image.touches(a, len) || boot.dtb.touches(a, len);
@@ -228,16 +228,22 @@ fn skip(boot: &Boot, kind: Kind, address: u64) -> bool {
         // With the MMU off a VA is the PA: 32 bits.
         None => protected || address.saturating_add(extent) > 1 << 32,
         Some(shape) => {
+            let walked = match shape {
+                Shape::TableAt | Shape::TableAtL2 => Some((address & !0xfff, 0x1000)),
+                Shape::TtbrAt => Some((address & !0x3fff, 0x4000)),
+                _ => None,
+            };
             !mmu::can_map(shape, address)
                 || protected
-                || (shape == Shape::TableAt && own(address & !0xfff, 0x1000))
+                || walked.is_some_and(|(base, len)| own(base, len))
+                || (shape == Shape::TtbrAt && hivecs)
         }
     }
 }
 
 /// Runs one case and prints its line.
-fn run_case(boot: &Boot, kind: Kind, address: u64) {
-    let outcome = if !kind.snippet.reference() && skip(boot, kind, address) {
+fn run_case(boot: &Boot, config: &Config, kind: Kind, address: u64) {
+    let outcome = if !kind.snippet.reference() && skip(boot, kind, address, config.hivecs) {
         Outcome::Skipped
     } else {
         run_unskipped(kind, address)
