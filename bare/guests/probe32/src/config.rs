@@ -26,6 +26,15 @@ impl Mmu {
         }
     }
 
+    /// The shapes of the address-dependent cases in output order: `None` alone with the MMU
+    /// off.
+    pub fn cases(self) -> impl Iterator<Item = Option<Shape>> {
+        let unmapped = (self == Self::Off).then_some(None);
+        unmapped
+            .into_iter()
+            .chain(self.shapes().iter().copied().map(Some))
+    }
+
     /// The `probe.mmu` word.
     pub const fn name(self) -> &'static str {
         match self {
@@ -186,6 +195,8 @@ mod tests {
         assert!(config.span && !config.dssbs);
         assert_eq!(config.addresses().count(), 0);
         assert!(Mmu::Off.shapes().is_empty());
+        assert!(Mmu::Off.cases().eq([None]));
+        assert!(Mmu::Short.cases().eq(Shape::SHORT.map(Some)));
     }
 
     #[test]

@@ -186,15 +186,7 @@ fn run_all(boot: &Boot, config: &Config) {
             }
         }
     }
-    let shapes = config.mmu.shapes();
-    let none: &[Option<Shape>] = &[None];
-    let shaped = shapes.iter().copied().map(Some);
-    for shape in none
-        .iter()
-        .copied()
-        .filter(|_| shapes.is_empty())
-        .chain(shaped)
-    {
+    for shape in config.mmu.cases() {
         for kind in Kind::accesses(shape) {
             if !config.wants(&kind) {
                 continue;
