@@ -97,7 +97,7 @@ fn read_dt(dtb: usize) -> Option<Boot> {
 
 /// The first Rust code (`start.rs`), in SVC mode with the MMU off.
 #[unsafe(no_mangle)]
-extern "C" fn moat32_main(dtb: usize) -> ! {
+extern "C" fn moat32_main(dtb: usize, entry_spsr: u32) -> ! {
     let Some(boot) = read_dt(dtb) else {
         // No console without a device tree: power off silently (the host sees no DONE line).
         psci::system_off()
@@ -106,7 +106,7 @@ extern "C" fn moat32_main(dtb: usize) -> ! {
         console::init(uart as usize);
     }
     match config::parse(boot.bootargs) {
-        Ok(config) => match set_up(&boot, &config) {
+        Ok(config) => match set_up(&boot, &config, entry_spsr) {
             Ok(()) => run_all(&boot, &config),
             Err(message) => println!("MOAT-PROBE-ERROR {message}"),
         },
@@ -129,8 +129,9 @@ fn vectors_page(te: bool) -> u64 {
 }
 
 /// Builds the tables and turns the MMU on (if asked), then sets `VBAR` and `SCTLR.V`, `EE`,
-/// `TE`, `SPAN` and `DSSBS`; prints a diagnostic line (not a `MOAT-PROBE` line).
-fn set_up(boot: &Boot, config: &Config) -> Result<(), &'static str> {
+/// `TE`, `SPAN` and `DSSBS`; prints a diagnostic line (not a `MOAT-PROBE` line) with
+/// `entry_spsr`, `SPSR_svc` as the first instructions read it (`shim32` writes a marker there).
+fn set_up(boot: &Boot, config: &Config, entry_spsr: u32) -> Result<(), &'static str> {
     let vectors = vectors_page(config.te);
     if config.mmu != Mmu::Off {
         let ram = boot.ram.ok_or("no /memory node: cannot map RAM")?;
@@ -158,7 +159,8 @@ fn set_up(boot: &Boot, config: &Config) -> Result<(), &'static str> {
         regs::set_sctlr(sctlr);
     }
     println!(
-        "probe32: midr={:#x} id_mmfr0={:#x} psci={:#x} mmu={} hivecs={} ee={} sctlr={:#x}",
+        "probe32: midr={:#x} id_mmfr0={:#x} psci={:#x} mmu={} hivecs={} ee={} sctlr={:#x} \
+         entry_spsr={entry_spsr:#x}",
         regs::midr(),
         regs::id_mmfr0(),
         psci::version(),

@@ -40,6 +40,7 @@ _start:
 moat32_entry:
     cpsid   aif
     mov     r4, r2                  // the device tree
+    mrs     r5, spsr                // SPSR_svc as the loader left it (before any mode switch)
     cps     #0x17                   // Abort mode
     ldr     sp, =__stack_abt_top
     cps     #0x1b                   // Undefined mode
@@ -64,6 +65,7 @@ moat32_entry:
     strlo   r2, [r0], #4
     blo     1b
     mov     r0, r4
+    mov     r1, r5
     bl      moat32_main             // never returns
 2:  wfe                             // unreachable: moat32_main is `-> !`
     b       2b

@@ -9,7 +9,8 @@
 //! The AArch32 program (`moat-guest-probe32`) is put at [`PROBE_ENTRY`] by QEMU's generic loader
 //! (`-device loader,file=probe32.bin,addr=0x40100000`). EL2 then handles exactly one thing: the
 //! program's `HVC #0` PSCI calls, forwarded to QEMU's firmware with `SMC #0` (the device tree of
-//! `virtualization=on` says `method = "smc"`). Any other exception taken to EL2 prints one line
+//! `virtualization=on` says `method = "smc"`). It writes one AArch32 SPSR, a marker in
+//! `SPSR_svc` before the `ERET` ([`SPSR_SVC_MARKER`]), and no other. Any other exception taken to EL2 prints one line
 //! and powers off. Commands and results: `bare/guests/probe32/README.md`.
 #![no_std]
 #![no_main]
@@ -25,6 +26,11 @@ const ZIMAGE_MAGIC_OFFSET: u64 = 0x24;
 const ZIMAGE_MAGIC: u32 = 0x016f_2818;
 /// QEMU virt's PL011 (the shim prints only when it refuses to run or something goes wrong).
 const UART_BASE: usize = 0x0900_0000;
+/// What the shim writes to `SPSR_EL1` (the AArch32 `SPSR_svc`) before entering SVC mode: N set,
+/// User mode, A, I, F masked. The probe prints the `SPSR_svc` it finds at entry
+/// (`entry_spsr=` on its `probe32:` line), which shows whether the CPU model keeps the two
+/// views of that register coherent across the `ERET` (QEMU does not: TOOLCHAIN.md).
+const SPSR_SVC_MARKER: u64 = 0x8000_01d0;
 /// PSCI `SYSTEM_OFF` (SMC32 function id).
 const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 
@@ -219,11 +225,13 @@ extern "C" fn shim_main(dtb: u64) -> u64 {
             "msr cnthctl_el2, {cnthctl}",
             "msr cntvoff_el2, xzr",
             "msr sctlr_el1, {sctlr}",
+            "msr spsr_el1, {marker}",
             "isb",
             cptr = in(reg) 0x33ffu64,
             mdcr = in(reg) mdcr,
             cnthctl = in(reg) 3u64,
             sctlr = in(reg) 0x00c5_0838u64,
+            marker = in(reg) SPSR_SVC_MARKER,
             options(nostack),
         );
     }
