@@ -7,7 +7,7 @@
 
 use crate::build::{self, Artifacts, bare_cargo, host_cargo, run_step};
 use crate::error::{XResult, failed};
-use crate::qemu::{ConsoleMode, Machine, MoatExit, Outcome};
+use crate::qemu::{ConsoleMode, Machine, MoatExit, Outcome, ScriptStep};
 use crate::vm::{self, VmRequest};
 use moat_config::ParangeMode;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     parange_cases(&artifacts, &mut tally)?;
     moat_refuses_s_above_l(&artifacts, &mut tally)?;
     aarch32_cases(&artifacts, &mut tally)?;
+    linux_case(&artifacts, &mut tally)?;
     cli_cases(&artifacts, &mut tally)?;
     config_cases(&mut tally)?;
     println!("differential suite (SPEC §6): every case's exception state, bare QEMU vs Moat");
@@ -215,6 +216,100 @@ fn guest_suite(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<(
         tally.record(&format!("guest::{name}"), cpu, Some(&outcome), verdict);
     }
     Ok(())
+}
+
+/// The console script of [`linux_case`]: wait for the shell, look at the CPUs and the interrupts,
+/// touch an address at `2^S` with `devmem` (a synchronous external abort: Linux kills the
+/// process with SIGBUS, the shell lives on), then power off.
+const LINUX_SCRIPT: &[ScriptStep] = &[
+    ScriptStep {
+        wait_for: "Moat guest: Linux up",
+        send: "",
+    },
+    ScriptStep {
+        wait_for: "/ # ",
+        send: "echo cpus=$(nproc); cat /proc/interrupts\n",
+    },
+    ScriptStep {
+        wait_for: "cpus=",
+        send: "",
+    },
+    ScriptStep {
+        wait_for: "/ # ",
+        send: "busybox devmem 0x10000000000; echo devmem-status=$?\n",
+    },
+    ScriptStep {
+        wait_for: "devmem-status=",
+        send: "",
+    },
+    ScriptStep {
+        wait_for: "/ # ",
+        send: "echo shell-still-here; dmesg | grep -ciE '(gic|timer|psci).*(error|fail)'\n",
+    },
+    ScriptStep {
+        wait_for: "shell-still-here",
+        send: "",
+    },
+    ScriptStep {
+        wait_for: "/ # ",
+        send: "poweroff -f\n",
+    },
+];
+
+/// The time limit of a Linux boot and its script under TCG.
+const LINUX_LIMIT: Duration = Duration::from_secs(180);
+
+/// Debian's arm64 cloud kernel boots under Moat to a busybox shell (issue 6): the timer ticks
+/// through the virtual GIC, the console takes input, PSCI powers off, and an access at `2^S`
+/// (`S` = 40 on `max`, whose `P` is 48) is a synchronous external abort that Linux turns into
+/// SIGBUS for the process alone.
+fn linux_case(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let linux = crate::linux::default_linux()?;
+    let mut vm = moat_config::VmConfig::default_virt();
+    vm.ram[0].size = 512 << 20;
+    vm.bootargs = crate::linux::default_append(0x0900_0000);
+    let bundle = build::out_dir().join("test").join("linux.bundle");
+    vm::write_bundle_with_initrd(&vm, &linux.kernel, Some(&linux.initramfs), &bundle)?;
+    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    let machine = Machine {
+        cpu: "max,pauth-impdef=on".into(),
+        mem_mib: vm::machine_mem_mib(&vm, size),
+        kernel: artifacts.moat.clone(),
+        initrd: Some(bundle),
+        append: None,
+        el2: true,
+    };
+    let outcome = machine.run(ConsoleMode::Scripted(LINUX_SCRIPT), Some(LINUX_LIMIT))?;
+    let verdict = expect_line(&outcome, "cpus=1")
+        .and_then(|()| timer_ticked(&outcome))
+        .and_then(|()| expect_line(&outcome, "devmem-status=135"))
+        .and_then(|()| expect_line(&outcome, "shell-still-here\n0\n"))
+        .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
+    tally.record(
+        "linux_boots_to_a_shell_and_survives_an_abort_at_2_pow_s",
+        "max",
+        Some(&outcome),
+        verdict,
+    );
+    Ok(())
+}
+
+/// `/proc/interrupts` shows the architected timer's interrupt taken at least once.
+fn timer_ticked(outcome: &Outcome) -> Result<(), String> {
+    let line = outcome
+        .lines()
+        .find(|l| l.contains("arch_timer") && l.contains("GICv3"))
+        .ok_or("no arch_timer in /proc/interrupts")?;
+    let count: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if count > 0 {
+        Ok(())
+    } else {
+        Err(format!("the timer never ticked: {line:?}"))
+    }
 }
 
 /// An AArch32 guest (`arch = "aarch32"`): entered in SVC mode with r2 = the device tree, its

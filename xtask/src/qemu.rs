@@ -32,6 +32,18 @@ pub enum ConsoleMode {
     Interactive,
     /// Captured for a test; nothing is shown.
     Captured,
+    /// Captured, and a script types into the console: each step waits until the console shows
+    /// its pattern (after the previous step's match), then sends its text.
+    Scripted(&'static [ScriptStep]),
+}
+
+/// One step of a console script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScriptStep {
+    /// What the console must have shown (after the previous step's match).
+    pub wait_for: &'static str,
+    /// What to type then.
+    pub send: &'static str,
 }
 
 /// What Moat said when it ended the run (`MOAT-EXIT: <word>`).
@@ -123,7 +135,7 @@ impl Machine {
         }
         match mode {
             ConsoleMode::Interactive => cmd.arg("-nographic"),
-            ConsoleMode::Captured => {
+            ConsoleMode::Captured | ConsoleMode::Scripted(_) => {
                 cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
             }
         };
@@ -138,10 +150,10 @@ impl Machine {
     pub fn run(&self, mode: ConsoleMode, limit: Option<Duration>) -> XResult<Outcome> {
         let mut cmd = self.command(mode);
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        cmd.stdin(if mode == ConsoleMode::Interactive {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
+        cmd.stdin(match mode {
+            ConsoleMode::Interactive => Stdio::inherit(),
+            ConsoleMode::Scripted(_) => Stdio::piped(),
+            ConsoleMode::Captured => Stdio::null(),
         });
         let start = Instant::now();
         let mut child = cmd
@@ -169,8 +181,10 @@ impl Machine {
                 }
             })
         };
+        let mut script = Script::new(mode, child.stdin.take());
         let mut timed_out = false;
         loop {
+            script.advance(&captured.lock().expect("console buffer"));
             if child
                 .try_wait()
                 .map_err(|e| failed(format!("waiting for QEMU: {e}")))?
@@ -196,6 +210,52 @@ impl Machine {
             elapsed: start.elapsed(),
         })
     }
+}
+
+/// A console script being played: the next step and where in the output to look for it.
+struct Script {
+    steps: &'static [ScriptStep],
+    next: usize,
+    searched_from: usize,
+    input: Option<std::process::ChildStdin>,
+}
+
+impl Script {
+    fn new(mode: ConsoleMode, input: Option<std::process::ChildStdin>) -> Self {
+        let steps = match mode {
+            ConsoleMode::Scripted(steps) => steps,
+            _ => &[],
+        };
+        Self {
+            steps,
+            next: 0,
+            searched_from: 0,
+            input,
+        }
+    }
+
+    /// Sends the next step's text once the console shows its pattern.
+    fn advance(&mut self, console: &[u8]) {
+        let Some(step) = self.steps.get(self.next) else {
+            return;
+        };
+        let seen = &console[self.searched_from.min(console.len())..];
+        let Some(at) = find(seen, step.wait_for.as_bytes()) else {
+            return;
+        };
+        self.searched_from += at + step.wait_for.len();
+        if let Some(input) = self.input.as_mut() {
+            let _ = input.write_all(step.send.as_bytes());
+            let _ = input.flush();
+        }
+        self.next += 1;
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len().max(1))
+        .position(|w| w == needle)
 }
 
 /// The physical address size of QEMU's CPU models (`ID_AA64MMFR0_EL1.PARange`), for the
