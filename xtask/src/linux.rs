@@ -84,13 +84,19 @@ pub fn prefetch(refresh: bool) -> XResult<LinuxGuest> {
     guest(&cache, &fetched)
 }
 
+/// The guest from what was fetched; the initramfs is rebuilt every time (a fraction of a second)
+/// so that it always has the current `/init`, and renamed into place so that runs side by side
+/// never see half a file.
 fn guest(cache: &Path, fetched: &Fetched) -> XResult<LinuxGuest> {
     let busybox = read(&fetched.busybox_path(cache))?;
     let archive = initramfs::newc_archive(&initramfs::entries(busybox));
     let compressed =
         initramfs::gzip(&archive).map_err(|e| failed(format!("compressing the initramfs: {e}")))?;
     let initramfs = cache.join("initramfs.cpio.gz");
-    write(&initramfs, &compressed)?;
+    let partial = cache.join(format!("initramfs.cpio.gz.{}", std::process::id()));
+    write(&partial, &compressed)?;
+    fs::rename(&partial, &initramfs)
+        .map_err(|e| failed(format!("writing {}: {e}", initramfs.display())))?;
     Ok(LinuxGuest {
         kernel: fetched.kernel_path(cache),
         initramfs,
@@ -409,6 +415,35 @@ Depends: linux-image-6.1.0-56-cloud-arm64 (= 6.1.192-2)
 Package: linux-image-cloud-arm64
 Version: 6.1.176-1
 ";
+
+    #[test]
+    fn apt_runs_with_private_state_for_arm64_only() {
+        let apt = Apt {
+            cache: "/c".into(),
+            root: "/c/apt".into(),
+        };
+        let options = apt.options();
+        assert!(options.chunks(2).all(|pair| pair[0] == "-o"));
+        let values: Vec<&str> = options
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(String::as_str)
+            .collect();
+        for expected in [
+            "APT::Architecture=arm64",
+            "Dir::State::Lists=/c/apt/lists",
+            "Dir::State::status=/c/apt/status",
+            "Dir::Cache=/c/apt/cache",
+            "Dir::Etc::SourceList=/c/apt/sources.list",
+            "Dir::Etc::SourceParts=/c/apt/sources.list.d",
+        ] {
+            assert!(
+                values.contains(&expected),
+                "{expected} missing from {values:?}"
+            );
+        }
+    }
 
     #[test]
     fn fields_come_from_the_first_stanza_only() {
