@@ -5,6 +5,8 @@
 #   bare/guests/probe32/run-bare.sh [-c CPU] [-m MEM] [-n] "probe.addrs=0x50000000,... probe.mmu=off"
 # -c: QEMU -cpu (default cortex-a72; "max" becomes max,pauth-impdef=on), -m: RAM (default 128M),
 # -n: do not rebuild. Exit status: 0 if the MOAT-PROBE-DONE line appeared, 1 otherwise.
+# Environment: QEMU (default qemu-system-aarch64) and QEMU_ARGS (extra arguments, e.g.
+# "-audio none" for an unpacked QEMU 10 beside the installed 7.2).
 set -eu
 cpu=cortex-a72
 mem=128M
@@ -30,7 +32,8 @@ if [ "$build" = 1 ]; then
 fi
 aarch64-linux-gnu-objcopy -O binary "$probe" "$probe.bin"
 aarch64-linux-gnu-objcopy -O binary "$shim" "$shim.bin"
-out=$(timeout 60 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3,highmem=off \
+# shellcheck disable=SC2086 # QEMU_ARGS is a list of words
+out=$(timeout 60 "${QEMU:-qemu-system-aarch64}" ${QEMU_ARGS:-} -M virt,virtualization=on,gic-version=3,highmem=off \
         -cpu "$cpu" -m "$mem" -nographic -kernel "$shim.bin" \
         -device loader,file="$probe.bin",addr=0x40100000 -append "$bootargs" | tr -d '\r')
 printf '%s\n' "$out" | grep '^MOAT-PROBE\|^shim32:\|^probe32:'
