@@ -4,9 +4,12 @@
 //! The trampoline `moat32_enter` (SVC mode) pushes the callee-saved registers, stores its stack
 //! pointer in `moat32_saved_sp`, zeroes `DFSR`, `IFSR`, `DFAR` and `IFAR` (so a field no exception
 //! writes reads 0, not a previous case's value), and enters the snippet by an exception return
-//! (`MOVS PC, LR` with `SPSR_svc` = the case's `CPSR`: its mode, A, I, F masked, `T` for T32,
-//! every other bit 0): the interrupted `CPSR` that lands in `SPSR_<mode>` is the same in every
-//! run. A snippet is the probing instruction, then `SVC #MARK`. Whatever exception comes, the
+//! from Undefined mode (`MOVS PC, LR` with `SPSR_und` = the case's `CPSR`: its mode, `T` for
+//! T32, every other bit 0): the interrupted `CPSR` that lands in `SPSR_<mode>` is the same in
+//! every run. `SPSR_svc` holds [`SPSR_SVC_SENTINEL`] meanwhile: QEMU leaves the current mode's
+//! SPSR stale across an exception a hypervisor injects (TOOLCHAIN.md), and entering from SVC
+//! mode with `SPSR_svc` = the case's `CPSR` would make that stale value right by accident for
+//! SVC cases; this way the departure shows as what it is. A snippet is the probing instruction, then `SVC #MARK`. Whatever exception comes, the
 //! vector stub (`start.rs`) calls [`moat32_record`] and returns from the trampoline; the
 //! `SVC #MARK` alone means the access completed.
 
@@ -34,11 +37,14 @@ moat32_enter:
     mcr     p15, 0, r4, c6, c0, 0   // DFAR
     mcr     p15, 0, r4, c6, c0, 2   // IFAR
     isb
-    msr     spsr_fsxc, r3
+    movw    r4, #{SENTINEL}
+    msr     spsr_fsxc, r4           // SPSR_svc = a value no case's CPSR has (see the module doc)
+    cps     #0x1b                   // Undefined mode: enter the snippet from there
+    msr     spsr_fsxc, r3           // SPSR_und = the case's CPSR
     mov     lr, r2
     mov     r2, r1                  // LDRD/STRD/LDM pair: r2 = r3 = the store value
     mov     r3, r1
-    movs    pc, lr                  // into the snippet, CPSR = SPSR_svc
+    movs    pc, lr                  // into the snippet, CPSR = SPSR_und
     .ltorg
 
     .macro moat32_snippet name
@@ -99,7 +105,13 @@ moat32_\name:
 "#,
     MARK = const MARK,
     REF = const REF_IMM,
+    SENTINEL = const SPSR_SVC_SENTINEL,
 );
+
+/// What `SPSR_svc` holds while a snippet runs: System mode with A, I, F masked, a state no case
+/// runs in. The snippet is entered from Undefined mode, so `SPSR_svc` cannot equal the case's
+/// `CPSR` by construction.
+pub const SPSR_SVC_SENTINEL: u32 = 0x1df;
 
 unsafe extern "C" {
     fn moat32_enter(target: u32, value: u32, snippet: u32, cpsr: u32);
