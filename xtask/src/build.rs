@@ -19,11 +19,17 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// The test guests built from `bare/guests/`, by binary name.
-pub const GUESTS: [&str; 3] = [
+pub const GUESTS: [&str; 4] = [
     "moat-guest-hello",
     "moat-guest-selftest",
     "moat-guest-probe",
+    "moat-guest-shim32",
 ];
+
+/// The AArch32 guests are built for this target.
+const AARCH32_TARGET: &str = "armv7a-none-eabi";
+/// The AArch32 probe of the differential suite (`bare/guests/probe32`).
+pub const PROBE32: &str = "moat-guest-probe32";
 
 /// The bare-metal target every image is built for.
 const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";
@@ -104,7 +110,35 @@ pub fn build_bare() -> XResult<Artifacts> {
     for guest in GUESTS {
         objcopy(&elf_dir.join(guest), &guests.join(format!("{guest}.bin")))?;
     }
+    build_aarch32_probe(&guests)?;
     Ok(Artifacts { moat, guests })
+}
+
+/// Builds the AArch32 probe for its own target (a workspace-wide build makes it an empty stub:
+/// cargo's per-package targets do not work with build-std) and keeps both the ELF (Moat loads
+/// it by its program headers) and the flat image (QEMU's loader places it for the bare
+/// reference).
+fn build_aarch32_probe(guests: &Path) -> XResult<()> {
+    run_step(
+        bare_cargo().args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            PROBE32,
+            "--target",
+            AARCH32_TARGET,
+        ]),
+        "building the AArch32 probe",
+    )?;
+    let elf = repo_root()
+        .join("bare/target")
+        .join(AARCH32_TARGET)
+        .join("release")
+        .join(PROBE32);
+    let kept = guests.join(format!("{PROBE32}.elf"));
+    std::fs::copy(&elf, &kept).map_err(|e| failed(format!("copying {}: {e}", elf.display())))?;
+    objcopy(&elf, &guests.join(format!("{PROBE32}.bin")))
 }
 
 /// `objcopy -O binary`: the loadable segments as one flat file from the first one's address.

@@ -39,6 +39,8 @@ pub struct Config {
     pub pa_bits: u32,
     /// `None`: MMU off; `Some(ips)`: the probe's stage 1 with `TCR_EL1.IPS` = ips.
     pub mmu_ips: Option<u32>,
+    /// The guest's EL1 is AArch32 (the `probe32` configurations).
+    pub aarch32: bool,
 }
 
 impl Config {
@@ -61,6 +63,7 @@ impl Config {
             parange: mode,
             pa_bits: p,
             mmu_ips,
+            aarch32: false,
         }
     }
 
@@ -179,8 +182,23 @@ fn btype_on_a_bti_core(config: &Config, kind: &str, addr: u64) -> bool {
         && kind.starts_with("fetch_br")
 }
 
+/// An AArch32 guest's `SPSR_<mode>` as its handler reads it under a hypervisor on QEMU.
+fn aarch32_spsr_on_qemu(config: &Config, _kind: &str, _addr: u64) -> bool {
+    config.aarch32
+}
+
 /// The accepted differences (SPEC §6).
 pub const ALLOWED: &[Allowed] = &[
+    Allowed {
+        field: "spsr",
+        applies: aarch32_spsr_on_qemu,
+        reason: "QEMU departure (TOOLCHAIN.md, measured 2026-11-25 on QEMU 7.2 and 10.0.2): the \
+                 current AArch32 mode's SPSR is not synchronised with its AArch64 view across \
+                 EL2 <-> AArch32 EL1, so after an injected exception the guest's `MRS Rd, SPSR` \
+                 returns a stale value however right Moat's `SPSR_abt`/`SPSR_und` write is; the \
+                 value Moat writes is checked against `AArch32.EnterMode()` by the host tests of \
+                 `moat_vcpu::entry`",
+    },
     Allowed {
         field: "spsr",
         applies: btype_on_a_bti_core,
@@ -292,16 +310,11 @@ pub fn run(artifacts: &Artifacts) -> XResult<Totals> {
         let bare = boot_bare(artifacts, &config)?;
         let moat = boot_moat(artifacts, &probe, &config)?;
         let row = compare_runs(&config, &bare, &moat, &mut table);
-        println!(
-            "{:<62} {:>6} {:>6} {:>8} {:>6}",
-            config.name, row.cases, row.same, row.allowed, row.differ
-        );
+        print_row(&config.name, &row);
         totals.passed += row.same + row.allowed;
         totals.failed += row.differ + row.broken;
-        for line in row.report {
-            println!("    {line}");
-        }
     }
+    run32(artifacts, &mut totals, &mut table)?;
     let path = build::out_dir().join("difftest-table.txt");
     std::fs::write(&path, table).map_err(|e| failed(format!("{}: {e}", path.display())))?;
     println!("case × configuration × verdict table: {}", path.display());
@@ -406,6 +419,180 @@ fn boot_moat(artifacts: &Artifacts, probe: &std::path::Path, config: &Config) ->
         el2: true,
     };
     machine.run(ConsoleMode::Captured, Some(LIMIT))
+}
+
+/// An AArch32 configuration: an `arch = "aarch32"` VM under Moat on `cpu`, against the same
+/// core bare, where the AArch32 EL1 is entered through the EL2 shim with stage 2 off and
+/// `HCR_EL2.RW` = 0 (SPEC §6: every exception is then the CPU's own).
+#[derive(Clone, Debug)]
+pub struct Config32 {
+    /// A name for the table.
+    pub name: String,
+    /// The CPU, for both runs.
+    pub cpu: &'static str,
+    /// The VM's IPA size `S`.
+    pub ipa_bits: u32,
+    /// The probe's translation: `off`, `lpae` or `short`.
+    pub mmu: &'static str,
+    /// More probe options: `SCTLR` bits the injection must honour (`probe.hivecs=1` for
+    /// `SCTLR.V`, `probe.ee=1`, `probe.te=1`, `probe.span=0`, `probe.dssbs=1`).
+    pub options: &'static str,
+}
+
+impl Config32 {
+    fn new(cpu: &'static str, ipa_bits: u32, mmu: &'static str, options: &'static str) -> Self {
+        let short_cpu = cpu.split(',').next().unwrap_or(cpu);
+        let extra = options.replace("probe.", "").replace(' ', ",");
+        let extra = if extra.is_empty() {
+            extra
+        } else {
+            format!("/{extra}")
+        };
+        let name = format!(
+            "{short_cpu}/aarch32/S{ipa_bits}/mmu-{mmu}{extra} vs bare {short_cpu} (EL2 shim)"
+        );
+        Self {
+            name,
+            cpu,
+            ipa_bits,
+            mmu,
+            options,
+        }
+    }
+
+    /// Holes and the `2^S` boundary as far as an AArch32 guest can reach: 32 bits of output
+    /// with the MMU off, 40 with LPAE or supersections (an AArch32 guest's PA size is
+    /// min(`P`, 40), and `P` ≥ 40 on these cores: no address size fault is reachable).
+    pub fn addresses(&self) -> Vec<u64> {
+        let s = 1u64 << self.ipa_bits;
+        let mut addrs = vec![HOLE, 0xFFFF_F000, s - 0x1000, s, (1 << 40) - 0x1000];
+        let limit = if self.mmu == "off" {
+            1u64 << 32
+        } else {
+            1 << 40
+        };
+        addrs.retain(|&a| a < limit);
+        addrs.sort_unstable();
+        addrs.dedup();
+        addrs
+    }
+
+    fn bootargs(&self) -> String {
+        let addrs: Vec<String> = self.addresses().iter().map(|a| format!("{a:#x}")).collect();
+        format!(
+            "probe.addrs={} probe.mmu={} {}",
+            addrs.join(","),
+            self.mmu,
+            self.options
+        )
+    }
+}
+
+/// The AArch32 configurations: same-core pairs on a core with an AArch32 EL1.
+pub fn configurations32() -> Vec<Config32> {
+    let mut configs = Vec::new();
+    for cpu in ["cortex-a72", "max,pauth-impdef=on"] {
+        for (s, mmu) in [
+            (32, "off"),
+            (36, "lpae"),
+            (40, "lpae"),
+            (32, "short"),
+            (36, "short"),
+        ] {
+            configs.push(Config32::new(cpu, s, mmu, ""));
+        }
+    }
+    // The SCTLR bits AArch32.EnterMode() reads: hivecs (V), big-endian entry (EE), T32 handlers
+    // (TE), PAN set on entry (SPAN = 0), SSBS from DSSBS; FEAT_PAN and FEAT_SSBS need `max`.
+    const ALL_BITS: &str = "probe.hivecs=1 probe.ee=1 probe.te=1 probe.span=0 probe.dssbs=1";
+    configs.push(Config32::new("max,pauth-impdef=on", 40, "lpae", ALL_BITS));
+    configs.push(Config32::new(
+        "max,pauth-impdef=on",
+        32,
+        "off",
+        "probe.ee=1 probe.span=0",
+    ));
+    configs.push(Config32::new(
+        "cortex-a53",
+        32,
+        "short",
+        "probe.hivecs=1 probe.te=1",
+    ));
+    configs
+}
+
+/// Where QEMU's loader puts the AArch32 probe for the bare run (its link address).
+const PROBE32_ADDRESS: &str = "0x40100000";
+
+fn boot_bare32(artifacts: &Artifacts, config: &Config32) -> XResult<Outcome> {
+    let machine = Machine {
+        cpu: config.cpu.into(),
+        mem_mib: RAM_MIB,
+        kernel: artifacts.guest("moat-guest-shim32"),
+        initrd: None,
+        append: Some(config.bootargs()),
+        el2: true,
+    };
+    let probe = artifacts.guests.join(format!("{}.bin", build::PROBE32));
+    let loader = format!("loader,file={},addr={PROBE32_ADDRESS}", probe.display());
+    machine.run_with(
+        &["-device".into(), loader],
+        ConsoleMode::Captured,
+        Some(LIMIT),
+    )
+}
+
+fn boot_moat32(artifacts: &Artifacts, config: &Config32) -> XResult<Outcome> {
+    let mut vm = moat_config::VmConfig::default_virt();
+    vm.arch = moat_config::GuestArch::Aarch32;
+    vm.ipa_bits = config.ipa_bits;
+    vm.bootargs = config.bootargs();
+    let probe = artifacts.guests.join(format!("{}.elf", build::PROBE32));
+    let bundle = build::out_dir().join("difftest").join("probe32.bundle");
+    vm::write_bundle(&vm, &probe, &bundle)?;
+    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    let machine = Machine {
+        cpu: config.cpu.into(),
+        mem_mib: vm::machine_mem_mib(&vm, size),
+        kernel: artifacts.moat.clone(),
+        initrd: Some(bundle),
+        append: None,
+        el2: true,
+    };
+    machine.run(ConsoleMode::Captured, Some(LIMIT))
+}
+
+/// Runs the AArch32 configurations, adding to `totals` and the table.
+fn run32(artifacts: &Artifacts, totals: &mut Totals, table: &mut String) -> XResult<()> {
+    for config in configurations32() {
+        let bare = boot_bare32(artifacts, &config)?;
+        let moat = boot_moat32(artifacts, &config)?;
+        let as64 = Config {
+            name: config.name.clone(),
+            moat_cpu: config.cpu,
+            bare_cpu: config.cpu,
+            ipa_bits: config.ipa_bits,
+            parange: ParangeMode::Max,
+            pa_bits: 40,
+            mmu_ips: None,
+            aarch32: true,
+        };
+        let row = compare_runs(&as64, &bare, &moat, table);
+        print_row(&config.name, &row);
+        totals.passed += row.same + row.allowed;
+        totals.failed += row.differ + row.broken;
+    }
+    Ok(())
+}
+
+fn print_row(name: &str, row: &Row) {
+    println!(
+        "{name:<62} {:>6} {:>6} {:>8} {:>6}",
+        row.cases, row.same, row.allowed, row.differ
+    );
+    for line in &row.report {
+        println!("    {line}");
+    }
 }
 
 #[cfg(test)]

@@ -90,7 +90,17 @@ fn static_checks() -> XResult<()> {
         host_cargo().args(["test", "--workspace", "--all-features", "--quiet"]),
         "host unit tests",
     )?;
-    // The guest runtime's pure parts (device tree, bootargs, syndromes) test on the host too.
+    // The guests' pure parts (the runtime's device tree, bootargs and syndromes; the probes'
+    // bootargs, kinds, descriptor encodings and result lines) test on the host too.
+    for manifest in [
+        "bare/guests/probe/Cargo.toml",
+        "bare/guests/probe32/Cargo.toml",
+    ] {
+        run_step(
+            host_cargo().args(["test", "--quiet", "--lib", "--manifest-path", manifest]),
+            "probe unit tests",
+        )?;
+    }
     run_step(
         host_cargo().args([
             "test",

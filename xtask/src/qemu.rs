@@ -148,7 +148,23 @@ impl Machine {
     ///
     /// When QEMU cannot be started.
     pub fn run(&self, mode: ConsoleMode, limit: Option<Duration>) -> XResult<Outcome> {
+        self.run_with(&[], mode, limit)
+    }
+
+    /// [`Machine::run`] with more QEMU arguments, e.g. a `-device loader` that puts a second
+    /// image in memory (the AArch32 probe beside its EL2 shim).
+    ///
+    /// # Errors
+    ///
+    /// When QEMU cannot be started.
+    pub fn run_with(
+        &self,
+        extra: &[String],
+        mode: ConsoleMode,
+        limit: Option<Duration>,
+    ) -> XResult<Outcome> {
         let mut cmd = self.command(mode);
+        cmd.args(extra);
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         cmd.stdin(match mode {
             ConsoleMode::Interactive => Stdio::inherit(),
