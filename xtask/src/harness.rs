@@ -32,7 +32,12 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     if !guests_only {
         static_checks()?;
     }
+    println!(
+        "static checks and host unit tests took {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     let artifacts = build::build_bare()?;
+    let start = Instant::now();
     let mut tally = Tally::default();
     for cpu in CPUS {
         guest_suite(&artifacts, cpu, &mut tally)?;

@@ -5,7 +5,7 @@
 
 use crate::console;
 use crate::exits::{Next, stop};
-use crate::guest::{self, El1Regs, GuestRam, Instruction, Registers, TrappedGuest};
+use crate::guest::{self, El1Regs, GuestRam, Instruction, TrappedGuest};
 use crate::vm::Vm;
 use moat_arm::esr::{Esr, Syndrome};
 use moat_arm::pstate::{Spsr32, is_aarch32};
@@ -14,7 +14,7 @@ use moat_vcpu::abort::{Decision, GuestAbort, decide};
 use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::inject::{self, Abort, AbortAccess, AbortCause};
 use moat_vcpu::insn::emulate::{A64Context, Aarch32Context};
-use moat_vcpu::insn::{self, Aarch32FrameRegs, BusError, DevicePort};
+use moat_vcpu::insn::{self, A64FrameRegs, Aarch32FrameRegs, BusError, DevicePort};
 use moat_vcpu::mmio::{complete_load, decode_syndrome_access, size_mask};
 
 /// Handles an instruction or data abort the guest took to EL2.
@@ -173,7 +173,13 @@ fn emulate_instruction(
                 far,
                 big_endian: swap,
             };
-            insn::emulate_a64(word, &ctx, &mut Registers { frame }, &mut port)
+            let sp = guest::current_sp(pstate);
+            let mut regs = A64FrameRegs { frame, sp };
+            let result = insn::emulate_a64(word, &ctx, &mut regs, &mut port);
+            if regs.sp != sp {
+                guest::set_current_sp(pstate, regs.sp);
+            }
+            result
         }
         Instruction::A32(word) => {
             let (ctx, mut regs) = aarch32(frame, pc, far, pstate, swap);

@@ -15,8 +15,6 @@ use moat_config::GuestArch;
 use moat_vcpu::abort::{GuestView, IpaRange};
 use moat_vcpu::entry::{CpuFeatures, GuestContext, SysregWrites};
 use moat_vcpu::frame::TrapFrame;
-use moat_vcpu::insn::GuestRegs;
-use moat_vcpu::insn::a64::Reg;
 use moat_vcpu::s1walk::{
     Access, DescSize, GuestMemory, Stage1Regs, WalkRead, WalkReport, walk_aarch32, walk_aarch64,
 };
@@ -265,35 +263,25 @@ impl GuestView for TrappedGuest<'_> {
     }
 }
 
-/// The guest's general-purpose registers and its current stack pointer, for the emulator.
-pub struct Registers<'a> {
-    /// The trap frame (X0..X30).
-    pub frame: &'a mut TrapFrame,
-}
-
-impl Registers<'_> {
-    /// Whether the guest's current SP is `SP_EL1` (`SPSR_EL2.M` = EL1h).
-    fn uses_sp_el1(&self) -> bool {
-        self.frame.pstate & 0b1111 == 0b0101
+/// The stack pointer an AArch64 guest was using when it trapped: `SP_EL1` in EL1h
+/// (`SPSR_EL2.M` = 0b0101), `SP_EL0` otherwise.
+pub fn current_sp(pstate: u64) -> u64 {
+    if uses_sp_el1(pstate) {
+        SP_EL1.get()
+    } else {
+        SP_EL0.get()
     }
 }
 
-impl GuestRegs for Registers<'_> {
-    fn read(&self, r: Reg) -> u64 {
-        match r {
-            Reg::X(n) => self.frame.reg(n),
-            Reg::Zr => 0,
-            Reg::Sp if self.uses_sp_el1() => SP_EL1.get(),
-            Reg::Sp => SP_EL0.get(),
-        }
+/// Sets the stack pointer the trapped AArch64 guest was using (a writeback to SP).
+pub fn set_current_sp(pstate: u64, value: u64) {
+    if uses_sp_el1(pstate) {
+        SP_EL1.set(value);
+    } else {
+        SP_EL0.set(value);
     }
+}
 
-    fn write(&mut self, r: Reg, value: u64) {
-        match r {
-            Reg::X(n) => self.frame.set_reg(n, value),
-            Reg::Zr => {}
-            Reg::Sp if self.uses_sp_el1() => SP_EL1.set(value),
-            Reg::Sp => SP_EL0.set(value),
-        }
-    }
+const fn uses_sp_el1(pstate: u64) -> bool {
+    pstate & 0b1111 == 0b0101
 }
