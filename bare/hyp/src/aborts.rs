@@ -6,6 +6,7 @@
 use crate::console;
 use crate::exits::{Next, stop};
 use crate::guest::{self, El1Regs, GuestRam, Instruction, TrappedGuest};
+use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use moat_arm::esr::{Esr, Syndrome};
 use moat_arm::pstate::{Spsr32, is_aarch32};
@@ -18,42 +19,45 @@ use moat_vcpu::insn::{self, A64FrameRegs, Aarch32FrameRegs, BusError, DevicePort
 use moat_vcpu::mmio::{complete_load, decode_syndrome_access, size_mask};
 
 /// Handles an instruction or data abort the guest took to EL2.
-pub fn handle(vm: &mut Vm, esr: Esr) -> Next {
-    let f = &vm.frame;
+pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
+    let f = &vcpu.frame;
     let Some(abort) = GuestAbort::from_trap(f.esr, f.far, f.hpfar) else {
-        return stop(vm, format_args!("abort without an abort syndrome"));
+        return stop(vm, vcpu, format_args!("abort without an abort syndrome"));
     };
     let el1 = El1Regs::read();
     let decision = {
-        let guest = trapped(vm, &el1, &abort);
+        let guest = trapped(vm, vcpu, &el1, &abort);
         decide(&abort, &vm.view(&el1), &guest)
     };
     match decision {
-        Decision::Emulate { device, offset } => emulate(vm, esr, &abort, &el1, device, offset),
-        Decision::Inject(fault) => inject_abort(vm, &el1, &fault),
-        Decision::ReadAsZeroWriteIgnore => read_as_zero(vm, esr, &abort, &el1),
+        Decision::Emulate { device, offset } => {
+            emulate(vm, vcpu, esr, &abort, &el1, device, offset)
+        }
+        Decision::Inject(fault) => inject_abort(vm, vcpu, &el1, &fault),
+        Decision::ReadAsZeroWriteIgnore => read_as_zero(vm, vcpu, esr, &abort, &el1),
         Decision::SkipInstruction => {
-            vm.frame.advance_pc(esr.il());
+            vcpu.frame.advance_pc(esr.il());
             Next::Resume
         }
         Decision::AddressTranslationFault(cause) => {
             guest::write_par(inject::at_fault_par(
-                &el1.context(&vm.frame, vm.features),
+                &el1.context(&vcpu.frame, vm.features),
                 cause,
             ));
-            vm.frame.advance_pc(true);
+            vcpu.frame.advance_pc(true);
             Next::Resume
         }
         Decision::Retry => Next::Resume,
         Decision::MapRam => stop(
             vm,
+            vcpu,
             format_args!("stage-2 translation fault inside RAM: Moat lost a mapping"),
         ),
-        Decision::Unexpected(why) => stop(vm, format_args!("{why}")),
+        Decision::Unexpected(why) => stop(vm, vcpu, format_args!("{why}")),
     }
 }
 
-fn trapped<'a>(vm: &'a Vm, el1: &El1Regs, abort: &GuestAbort) -> TrappedGuest<'a> {
+fn trapped<'a>(vm: &'a Vm, vcpu: &'a Vcpu, el1: &El1Regs, abort: &GuestAbort) -> TrappedGuest<'a> {
     TrappedGuest {
         mem: GuestRam {
             ram: &vm.ram,
@@ -61,29 +65,29 @@ fn trapped<'a>(vm: &'a Vm, el1: &El1Regs, abort: &GuestAbort) -> TrappedGuest<'a
         },
         el1: *el1,
         parange: vm.id_policy.parange,
-        pc: vm.frame.pc,
-        pstate: vm.frame.pstate,
+        pc: vcpu.frame.pc,
+        pstate: vcpu.frame.pstate,
         fetch: matches!(abort.access, AbortAccess::Instruction),
         arch: vm.config.arch,
     }
 }
 
 /// Injects `fault` as `AArch64.TakeException()` would take it.
-fn inject_abort(vm: &mut Vm, el1: &El1Regs, fault: &Abort) -> Next {
-    let entry = inject::inject_abort(&el1.context(&vm.frame, vm.features), fault);
-    entry.apply_to_frame(&mut vm.frame);
+fn inject_abort(vm: &mut Vm, vcpu: &mut Vcpu, el1: &El1Regs, fault: &Abort) -> Next {
+    let entry = inject::inject_abort(&el1.context(&vcpu.frame, vm.features), fault);
+    entry.apply_to_frame(&mut vcpu.frame);
     guest::write_el1(&entry.sysreg_writes());
     Next::Resume
 }
 
 /// The synchronous external abort a device access that cannot complete gets.
-fn external_abort(vm: &mut Vm, el1: &El1Regs, abort: &GuestAbort) -> Next {
+fn external_abort(vm: &mut Vm, vcpu: &mut Vcpu, el1: &El1Regs, abort: &GuestAbort) -> Next {
     let fault = Abort {
         access: abort.access,
         cause: AbortCause::External,
         va: abort.va,
     };
-    inject_abort(vm, el1, &fault)
+    inject_abort(vm, vcpu, el1, &fault)
 }
 
 /// Data endianness of the trapped access: `SCTLR_EL1.EE` at EL1, `E0E` at EL0.
@@ -100,6 +104,7 @@ fn big_endian(frame: &TrapFrame, el1: &El1Regs) -> bool {
 /// Emulates a data access to device window `device`.
 fn emulate(
     vm: &mut Vm,
+    vcpu: &mut Vcpu,
     esr: Esr,
     abort: &GuestAbort,
     el1: &El1Regs,
@@ -109,6 +114,7 @@ fn emulate(
     let Syndrome::DataAbortLower(iss) = esr.decode() else {
         return stop(
             vm,
+            vcpu,
             format_args!("device access from EL2's point of view not a lower-EL data abort"),
         );
     };
@@ -116,14 +122,15 @@ fn emulate(
         let ipa = abort.ipa.map_or(0, |i| i.0);
         return stop(
             vm,
+            vcpu,
             format_args!(
                 "access to the {} window at IPA {ipa:#x}, which Moat does not emulate yet",
                 kind.name()
             ),
         );
     }
-    let swap = big_endian(&vm.frame, el1);
-    if let Some(access) = decode_syndrome_access(&iss, &vm.frame) {
+    let swap = big_endian(&vcpu.frame, el1);
+    if let Some(access) = decode_syndrome_access(&iss, &vcpu.frame) {
         let write = access.write.map(|v| order(v, access.size, swap));
         let request = Access {
             offset,
@@ -132,12 +139,12 @@ fn emulate(
         };
         let data = vm.device_access(device, request).unwrap_or(0);
         if access.write.is_none() {
-            complete_load(&mut vm.frame, &access, order(data, access.size, swap));
+            complete_load(&mut vcpu.frame, &access, order(data, access.size, swap));
         }
-        vm.frame.advance_pc(esr.il());
+        vcpu.frame.advance_pc(esr.il());
         return Next::Resume;
     }
-    emulate_instruction(vm, abort, el1, Some(device), swap)
+    emulate_instruction(vm, vcpu, abort, el1, Some(device), swap)
 }
 
 /// Byte order on the bus: a big-endian access reverses the bytes of the element.
@@ -153,19 +160,21 @@ fn order(value: u64, size: u8, big_endian: bool) -> u64 {
 /// `device` (or as read-as-zero/write-ignore when `None`).
 fn emulate_instruction(
     vm: &mut Vm,
+    vcpu: &mut Vcpu,
     abort: &GuestAbort,
     el1: &El1Regs,
     device: Option<usize>,
     swap: bool,
 ) -> Next {
-    let Some(insn) = trapped(vm, el1, abort).instruction() else {
-        return external_abort(vm, el1, abort);
+    let Some(insn) = trapped(vm, vcpu, el1, abort).instruction() else {
+        return external_abort(vm, vcpu, el1, abort);
     };
     let Some(fault_ipa) = abort.ipa else {
-        return external_abort(vm, el1, abort);
+        return external_abort(vm, vcpu, el1, abort);
     };
-    let (pc, far, pstate) = (vm.frame.pc, abort.va.0, vm.frame.pstate);
-    let (frame, mut port) = vm.device_port(device, fault_ipa.0, far);
+    let (pc, far, pstate) = (vcpu.frame.pc, abort.va.0, vcpu.frame.pstate);
+    let mut port = vm.device_port(device, fault_ipa.0, far);
+    let frame = &mut vcpu.frame;
     let result = match insn {
         Instruction::A64(word) => {
             let ctx = A64Context {
@@ -192,10 +201,10 @@ fn emulate_instruction(
     };
     match result {
         Ok(done) => {
-            vm.frame.pc = vm.frame.pc.wrapping_add(u64::from(done.length));
+            vcpu.frame.pc = vcpu.frame.pc.wrapping_add(u64::from(done.length));
             Next::Resume
         }
-        Err(_) => external_abort(vm, el1, abort),
+        Err(_) => external_abort(vm, vcpu, el1, abort),
     }
 }
 
@@ -220,18 +229,18 @@ fn aarch32(
 }
 
 /// A hole with the read-as-zero/write-ignore policy: loads return 0, stores vanish.
-fn read_as_zero(vm: &mut Vm, esr: Esr, abort: &GuestAbort, el1: &El1Regs) -> Next {
+fn read_as_zero(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, abort: &GuestAbort, el1: &El1Regs) -> Next {
     let Syndrome::DataAbortLower(iss) = esr.decode() else {
-        return external_abort(vm, el1, abort);
+        return external_abort(vm, vcpu, el1, abort);
     };
-    if let Some(access) = decode_syndrome_access(&iss, &vm.frame) {
+    if let Some(access) = decode_syndrome_access(&iss, &vcpu.frame) {
         if access.write.is_none() {
-            complete_load(&mut vm.frame, &access, 0);
+            complete_load(&mut vcpu.frame, &access, 0);
         }
-        vm.frame.advance_pc(esr.il());
+        vcpu.frame.advance_pc(esr.il());
         return Next::Resume;
     }
-    emulate_instruction(vm, abort, el1, None, false)
+    emulate_instruction(vm, vcpu, abort, el1, None, false)
 }
 
 /// The device behind one trapped access, as the load/store emulator sees it: element

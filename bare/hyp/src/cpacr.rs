@@ -5,7 +5,7 @@
 //! CPU without SVE does. Without this the guest would see an SVE access trap (`ESR_EL1.EC`
 //! 0x19) that no SVE-less CPU raises.
 
-use crate::vm::Vm;
+use crate::vcpu::Vcpu;
 use aarch64_cpu::registers::{CPACR_EL1, Writeable};
 
 /// `CPACR_EL1.ZEN` (bits \[17:16\]) and `SMEN` (\[25:24\]).
@@ -18,12 +18,12 @@ pub const fn is_cpacr(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> bool {
 }
 
 /// The value the guest reads.
-pub fn read_guest(vm: &Vm) -> u64 {
-    vm.cpacr
+pub fn read_guest(vcpu: &Vcpu) -> u64 {
+    vcpu.cpacr
 }
 
 /// The guest writes `value`: kept without `ZEN`/`SMEN`; the hardware gets them set.
-pub fn write_guest(vm: &mut Vm, value: u64) {
-    vm.cpacr = value & !ZEN_SMEN;
-    CPACR_EL1.set(vm.cpacr | ZEN_SMEN);
+pub fn write_guest(vcpu: &mut Vcpu, value: u64) {
+    vcpu.cpacr = value & !ZEN_SMEN;
+    CPACR_EL1.set(vcpu.cpacr | ZEN_SMEN);
 }

@@ -3,6 +3,7 @@
 
 use crate::log;
 use crate::power::EndStatus;
+use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use crate::{aborts, cpacr, guest, irqs};
 use core::fmt;
@@ -23,12 +24,13 @@ pub enum Next {
 }
 
 /// Handles one exit of `vm`'s vCPU.
-pub fn handle(vm: &mut Vm, vector: ExitVector) -> Next {
+pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, vector: ExitVector) -> Next {
     match vector {
-        ExitVector::Synchronous => synchronous(vm),
-        ExitVector::Irq => irqs::irq_exit(vm),
+        ExitVector::Synchronous => synchronous(vm, vcpu),
+        ExitVector::Irq => irqs::irq_exit(vm, vcpu),
         other => stop(
             vm,
+            vcpu,
             format_args!(
                 "{other:?} exception routed to EL2 (Moat enables no FIQ or SError source)"
             ),
@@ -36,54 +38,56 @@ pub fn handle(vm: &mut Vm, vector: ExitVector) -> Next {
     }
 }
 
-fn synchronous(vm: &mut Vm) -> Next {
-    let esr = Esr::new(vm.frame.esr);
+fn synchronous(vm: &mut Vm, vcpu: &mut Vcpu) -> Next {
+    let esr = Esr::new(vcpu.frame.esr);
     match esr.decode() {
         // HVC: ELR_EL2 already points after the instruction.
-        Syndrome::Hvc64(call) | Syndrome::Hvc32(call) => smccc(vm, call.imm16, false),
+        Syndrome::Hvc64(call) | Syndrome::Hvc32(call) => smccc(vm, vcpu, call.imm16, false),
         // A trapped SMC (HCR_EL2.TSC): ELR_EL2 points at the SMC itself.
-        Syndrome::Smc64(call) => smccc(vm, call.imm16, true),
+        Syndrome::Smc64(call) => smccc(vm, vcpu, call.imm16, true),
         // An AArch32 SMC may trap although its condition failed (`CCKNOWNPASS`): then it is a
         // no-op.
-        Syndrome::Smc32(iss) if iss.ccknownpass && !condition_holds(iss.cond, vm.frame.pstate) => {
-            vm.frame.advance_pc(esr.il());
+        Syndrome::Smc32(iss)
+            if iss.ccknownpass && !condition_holds(iss.cond, vcpu.frame.pstate) =>
+        {
+            vcpu.frame.advance_pc(esr.il());
             Next::Resume
         }
-        Syndrome::Smc32(_) => smccc(vm, 0, true),
-        Syndrome::Mcr15(iss) => cp15_id_register(vm, esr, &iss),
-        Syndrome::Vmrs(iss) => vmrs_id_register(vm, esr, &iss),
+        Syndrome::Smc32(_) => smccc(vm, vcpu, 0, true),
+        Syndrome::Mcr15(iss) => cp15_id_register(vm, vcpu, esr, &iss),
+        Syndrome::Vmrs(iss) => vmrs_id_register(vm, vcpu, esr, &iss),
         // WFI (HCR_EL2.TWI): wait for an interrupt unless one is deliverable. WFE (TWE): an
         // event may end it at any time; it completes at once.
         Syndrome::Wfx(iss) => {
             if iss.ti == moat_arm::esr::WfxKind::Wfi {
-                irqs::wait_for_interrupt(vm);
+                irqs::wait_for_interrupt(vm, vcpu);
             }
-            vm.frame.advance_pc(esr.il());
+            vcpu.frame.advance_pc(esr.il());
             Next::Resume
         }
-        Syndrome::DataAbortLower(_) | Syndrome::InstrAbortLower(_) => aborts::handle(vm, esr),
-        Syndrome::SysReg(iss) => system_register(vm, esr, &iss),
+        Syndrome::DataAbortLower(_) | Syndrome::InstrAbortLower(_) => aborts::handle(vm, vcpu, esr),
+        Syndrome::SysReg(iss) => system_register(vm, vcpu, esr, &iss),
         // SVE and SME are trapped (`CPTR_EL2.TZ`, `TSM`) and reported absent in the ID
         // registers: on a CPU without them the instruction is UNDEFINED.
-        Syndrome::SveAccess | Syndrome::SmeAccess(_) => undefined(vm),
-        _ => stop(vm, format_args!("unhandled trap")),
+        Syndrome::SveAccess | Syndrome::SmeAccess(_) => undefined(vm, vcpu),
+        _ => stop(vm, vcpu, format_args!("unhandled trap")),
     }
 }
 
 /// Injects an undefined instruction exception at the trapped instruction.
-fn undefined(vm: &mut Vm) -> Next {
+fn undefined(vm: &mut Vm, vcpu: &mut Vcpu) -> Next {
     let el1 = guest::El1Regs::read();
-    let entry = moat_vcpu::inject::inject_undefined(&el1.context(&vm.frame, vm.features));
-    entry.apply_to_frame(&mut vm.frame);
+    let entry = moat_vcpu::inject::inject_undefined(&el1.context(&vcpu.frame, vm.features));
+    entry.apply_to_frame(&mut vcpu.frame);
     guest::write_el1(&entry.sysreg_writes());
     Next::Resume
 }
 
 /// A trapped AArch32 `MRC p15, 0, Rt, c0, c<m>, <opc2>` of an ID register (`HCR_EL2.TID3`):
 /// the same registers as the AArch64 ID space, sanitised alike.
-fn cp15_id_register(vm: &mut Vm, esr: Esr, iss: &CopRegIss) -> Next {
-    if !trapped_instruction_executes(iss.cv, iss.cond, vm.frame.pstate) {
-        vm.frame.advance_pc(esr.il());
+fn cp15_id_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &CopRegIss) -> Next {
+    if !trapped_instruction_executes(iss.cv, iss.cond, vcpu.frame.pstate) {
+        vcpu.frame.advance_pc(esr.il());
         return Next::Resume;
     }
     let id = if iss.opc1 == 0 && iss.crn == 0 {
@@ -92,79 +96,79 @@ fn cp15_id_register(vm: &mut Vm, esr: Esr, iss: &CopRegIss) -> Next {
         None
     };
     match (id, iss.direction) {
-        (Some(reg), Direction::Read) => read_id_into_aarch32(vm, esr, reg, iss.rt),
-        _ => stop(vm, format_args!("unhandled AArch32 CP15 access")),
+        (Some(reg), Direction::Read) => read_id_into_aarch32(vm, vcpu, esr, reg, iss.rt),
+        _ => stop(vm, vcpu, format_args!("unhandled AArch32 CP15 access")),
     }
 }
 
 /// A trapped AArch32 `VMRS Rt, MVFR<n>` (`HCR_EL2.TID3`): `CRn` holds the register number
 /// (7 `MVFR0`, 6 `MVFR1`, 5 `MVFR2`), which are `ID space` `CRm` = 3, `op2` = 0, 1, 2.
-fn vmrs_id_register(vm: &mut Vm, esr: Esr, iss: &CopRegIss) -> Next {
-    if !trapped_instruction_executes(iss.cv, iss.cond, vm.frame.pstate) {
-        vm.frame.advance_pc(esr.il());
+fn vmrs_id_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &CopRegIss) -> Next {
+    if !trapped_instruction_executes(iss.cv, iss.cond, vcpu.frame.pstate) {
+        vcpu.frame.advance_pc(esr.il());
         return Next::Resume;
     }
     let op2 = match iss.crn {
         7 => 0,
         6 => 1,
         5 => 2,
-        _ => return stop(vm, format_args!("unhandled VMRS")),
+        _ => return stop(vm, vcpu, format_args!("unhandled VMRS")),
     };
-    read_id_into_aarch32(vm, esr, IdRegister { crm: 3, op2 }, iss.rt)
+    read_id_into_aarch32(vm, vcpu, esr, IdRegister { crm: 3, op2 }, iss.rt)
 }
 
 /// Writes the sanitised value of `reg` to the AArch32 register `rt` of the guest's mode.
-fn read_id_into_aarch32(vm: &mut Vm, esr: Esr, reg: IdRegister, rt: u8) -> Next {
+fn read_id_into_aarch32(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, reg: IdRegister, rt: u8) -> Next {
     let value = idregs::guest_value(reg, crate::idregs::hardware_value(reg), &vm.id_policy);
     // Truncations intended: AArch32 registers and CPSR are 32 bits.
-    let mode = Spsr32::new(vm.frame.pstate as u32).mode();
+    let mode = Spsr32::new(vcpu.frame.pstate as u32).mode();
     Aarch32FrameRegs {
-        frame: &mut vm.frame,
+        frame: &mut vcpu.frame,
         mode,
     }
     .write(rt, value as u32);
-    vm.frame.advance_pc(esr.il());
+    vcpu.frame.advance_pc(esr.il());
     Next::Resume
 }
 
 /// A trapped system-register access: reads of the ID registers (`HCR_EL2.TID3`) get the
 /// sanitised hardware value.
-fn system_register(vm: &mut Vm, esr: Esr, iss: &SysRegIss) -> Next {
-    if let Some(next) = irqs::sgi_register(vm, esr, iss) {
+fn system_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &SysRegIss) -> Next {
+    if let Some(next) = irqs::sgi_register(vm, vcpu, esr, iss) {
         return next;
     }
     if cpacr::is_cpacr(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2) {
         match iss.direction {
             Direction::Read => {
-                let value = cpacr::read_guest(vm);
-                vm.frame.set_reg(iss.rt, value);
+                let value = cpacr::read_guest(vcpu);
+                vcpu.frame.set_reg(iss.rt, value);
             }
             Direction::Write => {
-                let value = vm.frame.reg(iss.rt);
-                cpacr::write_guest(vm, value);
+                let value = vcpu.frame.reg(iss.rt);
+                cpacr::write_guest(vcpu, value);
             }
         }
-        vm.frame.advance_pc(esr.il());
+        vcpu.frame.advance_pc(esr.il());
         return Next::Resume;
     }
     let id = IdRegister::from_encoding(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2);
     match (id, iss.direction) {
         (Some(reg), Direction::Read) => {
             let value = idregs::guest_value(reg, crate::idregs::hardware_value(reg), &vm.id_policy);
-            vm.frame.set_reg(iss.rt, value);
-            vm.frame.advance_pc(esr.il());
+            vcpu.frame.set_reg(iss.rt, value);
+            vcpu.frame.advance_pc(esr.il());
             Next::Resume
         }
-        _ => stop(vm, format_args!("unhandled system register access")),
+        _ => stop(vm, vcpu, format_args!("unhandled system register access")),
     }
 }
 
 /// An SMCCC call. A non-zero immediate is not an SMCCC call: it returns `NOT_SUPPORTED`.
-fn smccc(vm: &mut Vm, imm16: u16, is_smc: bool) -> Next {
+fn smccc(vm: &mut Vm, vcpu: &mut Vcpu, imm16: u16, is_smc: bool) -> Next {
     if is_smc {
-        vm.frame.advance_pc(true);
+        vcpu.frame.advance_pc(true);
     }
-    let f = &mut vm.frame;
+    let f = &mut vcpu.frame;
     let outcome = if imm16 == 0 {
         psci::handle_call([f.x[0], f.x[1], f.x[2], f.x[3]])
     } else {
@@ -198,8 +202,8 @@ fn smccc(vm: &mut Vm, imm16: u16, is_smc: bool) -> Next {
 }
 
 /// Stops the VM with a decoded diagnostic of its last trap.
-pub fn stop(vm: &Vm, why: fmt::Arguments<'_>) -> Next {
-    let f = &vm.frame;
+pub fn stop(vm: &Vm, vcpu: &Vcpu, why: fmt::Arguments<'_>) -> Next {
+    let f = &vcpu.frame;
     log!("VM '{}' stopped: {why}", vm.config.name);
     log!("  {}", Esr::new(f.esr));
     log!(

@@ -88,20 +88,20 @@ impl Interrupts {
 
     /// A timer PPI fired: the guest's model gets the virtual PPI, and the physical one is
     /// disabled until the timer's condition is false again.
-    pub fn timer_fired(&mut self, intid: u32, gic: &mut VirtGic) {
+    pub fn timer_fired(&mut self, intid: u32, gic: &mut VirtGic, vcpu: usize) {
         if let Some(slot) = TIMERS.iter().position(|&t| t == intid) {
             self.set_physical(intid, false);
             self.timer_masked[slot] = true;
-            gic.set_ppi_level(0, intid, true);
+            gic.set_ppi_level(vcpu, intid, true);
         }
     }
 
     /// Samples the guest's timers (`CNTV_CTL_EL0`, `CNTP_CTL_EL0`): a timer whose condition is
     /// gone lowers its virtual PPI and gets its physical interrupt back.
-    pub fn resample_timers(&mut self, gic: &mut VirtGic) {
+    pub fn resample_timers(&mut self, gic: &mut VirtGic, vcpu: usize) {
         for (slot, &intid) in TIMERS.iter().enumerate() {
             if self.timer_masked[slot] && !timer_asserted(intid) {
-                gic.set_ppi_level(0, intid, false);
+                gic.set_ppi_level(vcpu, intid, false);
                 self.timer_masked[slot] = false;
                 self.set_physical(intid, true);
             }
@@ -116,19 +116,19 @@ impl Interrupts {
             .enable_interrupt(IntId::ppi(intid - 16), Some(0), enable);
     }
 
-    /// Reads the list registers back after the guest ran and updates the model.
-    pub fn sync(&self, gic: &mut VirtGic) {
+    /// Reads the list registers back after vCPU `vcpu` ran and updates the model.
+    pub fn sync(&self, gic: &mut VirtGic, vcpu: usize) {
         let mut lrs = [0u64; 16];
         let n = self.vtr.list_regs;
         for (i, lr) in lrs.iter_mut().enumerate().take(n) {
             *lr = read_lr(i);
         }
-        gic.sync_from_list_registers(0, &lrs[..n]);
+        gic.sync_from_list_registers(vcpu, &lrs[..n]);
     }
 
-    /// Loads the model's deliverable interrupts into the list registers before an entry.
-    pub fn fill(&self, gic: &mut VirtGic) {
-        let fill = gic.fill_list_registers(0, self.vtr);
+    /// Loads vCPU `vcpu`'s deliverable interrupts into the list registers before its entry.
+    pub fn fill(&self, gic: &mut VirtGic, vcpu: usize) {
+        let fill = gic.fill_list_registers(vcpu, self.vtr);
         for (i, &value) in fill.values().iter().enumerate() {
             write_lr(i, value);
         }

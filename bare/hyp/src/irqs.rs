@@ -6,6 +6,7 @@ use crate::console;
 use crate::devices::Devices;
 use crate::exits::Next;
 use crate::gic::{MAINTENANCE_INTID, PHYSICAL_TIMER_INTID, UART_INTID, VIRTUAL_TIMER_INTID};
+use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use moat_arm::esr::{Direction, Esr, SysRegIss};
 
@@ -17,7 +18,7 @@ const MAX_PER_EXIT: usize = 8;
 
 /// A physical IRQ routed to EL2: acknowledge and serve the pending ones, then resume (the
 /// model's new pending interrupts reach the list registers before the next entry).
-pub fn irq_exit(vm: &mut Vm) -> Next {
+pub fn irq_exit(vm: &mut Vm, vcpu: &mut Vcpu) -> Next {
     let Some(irq) = vm.irq.as_mut() else {
         return Next::Resume;
     };
@@ -26,7 +27,9 @@ pub fn irq_exit(vm: &mut Vm) -> Next {
             break;
         };
         match (intid, vm.devices.gic.as_mut()) {
-            (VIRTUAL_TIMER_INTID | PHYSICAL_TIMER_INTID, Some(gic)) => irq.timer_fired(intid, gic),
+            (VIRTUAL_TIMER_INTID | PHYSICAL_TIMER_INTID, Some(gic)) => {
+                irq.timer_fired(intid, gic, vcpu.index)
+            }
             (UART_INTID, _) => pull_console_input(&mut vm.devices),
             _ => {}
         }
@@ -62,12 +65,12 @@ pub fn pull_console_input(devices: &mut Devices) {
 /// The guest's WFI: complete at once when it has an interrupt to take; otherwise wait at EL2
 /// for a physical interrupt (its timer, the console), which the next entry turns into the exit
 /// that delivers it. A guest that waits with nothing armed waits, as on hardware.
-pub fn wait_for_interrupt(vm: &mut Vm) {
+pub fn wait_for_interrupt(vm: &mut Vm, vcpu: &mut Vcpu) {
     let deliverable = vm
         .devices
         .gic
         .as_ref()
-        .is_none_or(|gic| gic.has_deliverable(0));
+        .is_none_or(|gic| gic.has_deliverable(vcpu.index));
     if !deliverable && vm.irq.is_some() {
         // SAFETY: waits for an interrupt or event; no memory is accessed. PSTATE.I is set at
         // EL2, so a pending IRQ wakes the CPU without being taken here.
@@ -77,20 +80,20 @@ pub fn wait_for_interrupt(vm: &mut Vm) {
 
 /// `ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`, `ICC_SGI0R_EL1` (`op0` 3, `op1` 0, `CRn` 12, `CRm` 11,
 /// `op2` 5, 6, 7): the guest sends an SGI. `None` for another register.
-pub fn sgi_register(vm: &mut Vm, esr: Esr, iss: &SysRegIss) -> Option<Next> {
+pub fn sgi_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &SysRegIss) -> Option<Next> {
     let is_sgi_space = iss.op0 == 3 && iss.op1 == 0 && iss.crn == 12 && iss.crm == 11;
     if !is_sgi_space || iss.direction != Direction::Write || !(5..=7).contains(&iss.op2) {
         return None;
     }
-    let value = vm.frame.reg(iss.rt);
+    let value = vcpu.frame.reg(iss.rt);
     if let Some(gic) = vm.devices.gic.as_mut() {
         match iss.op2 {
-            5 => gic.send_sgi(0, value),
-            7 => gic.send_sgi0(0, value),
+            5 => gic.send_sgi(vcpu.index, value),
+            7 => gic.send_sgi0(vcpu.index, value),
             // ICC_ASGI1R_EL1 names the other Security state's Group 1: none exists for a guest.
             _ => moat_devices::gic::VcpuSet::EMPTY,
         };
     }
-    vm.frame.advance_pc(esr.il());
+    vcpu.frame.advance_pc(esr.il());
     Some(Next::Resume)
 }

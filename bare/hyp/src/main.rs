@@ -28,6 +28,7 @@ mod platform;
 mod power;
 mod s2hw;
 mod switch;
+mod vcpu;
 mod vm;
 
 use mm::PhysAllocator;
@@ -90,7 +91,7 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
         Ok(mut vm) => {
             vm.irq = take_interrupts(platform);
             vm.report();
-            vm.run()
+            vm.run(&mut vcpu::Vcpu::new(0))
         }
         Err(e) => {
             log!("error: VM '{}' refused: {e}", bundle.config().name);

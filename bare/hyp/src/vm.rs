@@ -1,5 +1,5 @@
 //! A VM as Moat runs it: its configuration, its RAM and stage-2 tables, its emulated devices
-//! and its one vCPU's trap frame; created from the bundle the host tool passed, and run until
+//! and the boot vCPU's entry; created from the bundle the host tool passed, and run until
 //! the guest ends it or Moat stops it.
 
 use crate::aborts::{self, Port};
@@ -10,6 +10,7 @@ use crate::guest::El1Regs;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::power::EndStatus;
 use crate::s2hw::{Frames, IdentityTables, Tlb};
+use crate::vcpu::Vcpu;
 use crate::{cpu, log, switch};
 use aarch64_cpu::registers::{
     CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, Readable, VMPIDR_EL2,
@@ -25,7 +26,6 @@ use moat_devices::Access;
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaRange, VmView};
 use moat_vcpu::entry::CpuFeatures;
-use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::idregs::IdPolicy;
 
 /// The VMID of Moat's one VM (VMID 0 is left unused, so a stray stage-2 walk with a reset
@@ -86,12 +86,10 @@ pub struct Vm {
     pub irq: Option<Interrupts>,
     /// The CPU features exception entry follows (the hardware's).
     pub features: CpuFeatures,
-    /// The vCPU's registers and last trap.
-    pub frame: TrapFrame,
     /// What the guest's ID registers show.
     pub id_policy: IdPolicy,
-    /// `CPACR_EL1` as the guest wrote it (`ZEN`, `SMEN` read as zero: no SVE or SME).
-    pub cpacr: u64,
+    /// Where the boot vCPU starts, and the guest device tree's IPA.
+    pub boot: (u64, u64),
 }
 
 /// Why a VM could not be created: a refused configuration or a lack of memory.
@@ -184,16 +182,14 @@ impl Vm {
                 el1_aarch32: aarch32,
                 ..cpu::features()
             },
-            frame: TrapFrame::default(),
             id_policy: IdPolicy { parange },
-            cpacr: 0,
+            boot: (bundle.entry().0, bundle.dtb_ipa().0),
         };
         vm.back_ram(phys)?;
         for image in bundle.images() {
             vm.copy_in("image", image.load_ipa, image.data)?;
         }
         vm.copy_in("device tree", bundle.dtb_ipa(), bundle.dtb())?;
-        vm.enter_at(bundle.entry().0, bundle.dtb_ipa().0);
         Ok(vm)
     }
 
@@ -284,14 +280,14 @@ impl Vm {
                 window.base
             );
         }
-        let (state, dtb) = match c.arch {
-            GuestArch::Aarch64 => ("AArch64 EL1h", self.frame.x[0]),
-            GuestArch::Aarch32 => ("AArch32 SVC", self.frame.x[2]),
+        let state = match c.arch {
+            GuestArch::Aarch64 => "AArch64 EL1h",
+            GuestArch::Aarch32 => "AArch32 SVC",
         };
+        let (entry, dtb) = self.boot;
         log!(
-            "VM '{}': entry {:#x} in {state}, device tree at {dtb:#x}",
-            c.name,
-            self.frame.pc
+            "VM '{}': entry {entry:#x} in {state}, device tree at {dtb:#x}",
+            c.name
         );
     }
 
@@ -299,8 +295,9 @@ impl Vm {
     /// protocol): EL1h, x0 = the device tree. AArch32 (Linux 32-bit boot protocol): SVC mode,
     /// r0 = 0, r1 = ~0 (no machine number: use the device tree), r2 = the device tree; Thumb
     /// state when the entry address has bit 0 set.
-    fn enter_at(&mut self, entry: u64, dtb: u64) {
-        let f = &mut self.frame;
+    fn enter_at(&self, vcpu: &mut Vcpu) {
+        let (entry, dtb) = self.boot;
+        let f = &mut vcpu.frame;
         match self.config.arch {
             GuestArch::Aarch64 => {
                 f.pc = entry;
@@ -349,37 +346,30 @@ impl Vm {
         Some(data)
     }
 
-    /// The trap frame and a port to device `index` (read-as-zero/write-ignore for `None`) for
-    /// the access that faulted at `fault_ipa` / `far`.
-    pub fn device_port(
-        &mut self,
-        index: Option<usize>,
-        fault_ipa: u64,
-        far: u64,
-    ) -> (&mut TrapFrame, Port<'_>) {
+    /// A port to device `index` (read-as-zero/write-ignore for `None`) for the access that
+    /// faulted at `fault_ipa` / `far`.
+    pub fn device_port(&mut self, index: Option<usize>, fault_ipa: u64, far: u64) -> Port<'_> {
         let window = index.map_or((0, 0), |i| {
             (self.devices.windows[i].base.0, self.devices.windows[i].size)
         });
         let device = index.map(|i| (&mut self.devices, i));
-        (
-            &mut self.frame,
-            Port {
-                device,
-                fault_ipa,
-                far,
-                window,
-            },
-        )
+        Port {
+            device,
+            fault_ipa,
+            far,
+            window,
+        }
     }
 
-    /// Runs the VM until the guest powers it off or resets it, or Moat stops it.
-    pub fn run(&mut self) -> EndStatus {
-        self.configure_el2();
+    /// Runs the boot vCPU until the guest powers the VM off or resets it, or Moat stops it.
+    pub fn run(&mut self, vcpu: &mut Vcpu) -> EndStatus {
+        self.enter_at(vcpu);
+        self.configure_el2(vcpu);
         loop {
-            self.before_entry();
-            let vector = switch::enter_guest(&mut self.frame);
-            self.after_exit();
-            match exits::handle(self, vector) {
+            self.before_entry(vcpu);
+            let vector = switch::enter_guest(&mut vcpu.frame);
+            self.after_exit(vcpu);
+            match exits::handle(self, vcpu, vector) {
                 Next::Resume => {}
                 Next::End(status) => return status,
             }
@@ -388,26 +378,26 @@ impl Vm {
 
     /// Interrupt state the guest must see on entry: timers sampled, received console bytes
     /// moved into its UART, the model's pending interrupts in the list registers.
-    fn before_entry(&mut self) {
+    fn before_entry(&mut self, vcpu: &Vcpu) {
         let (Some(irq), Some(gic)) = (self.irq.as_mut(), self.devices.gic.as_mut()) else {
             return;
         };
-        irq.resample_timers(gic);
+        irq.resample_timers(gic, vcpu.index);
         crate::irqs::pull_console_input(&mut self.devices);
         if let Some(gic) = self.devices.gic.as_mut() {
-            irq.fill(gic);
+            irq.fill(gic, vcpu.index);
         }
     }
 
     /// Reads back what the guest did with its virtual interrupts.
-    fn after_exit(&mut self) {
+    fn after_exit(&mut self, vcpu: &Vcpu) {
         if let (Some(irq), Some(gic)) = (self.irq.as_ref(), self.devices.gic.as_mut()) {
-            irq.sync(gic);
+            irq.sync(gic, vcpu.index);
         }
     }
 
     /// The EL2 controls that confine the guest, set before its first instruction.
-    fn configure_el2(&mut self) {
+    fn configure_el2(&mut self, vcpu: &mut Vcpu) {
         VTCR_EL2.set(self.stage2.vtcr_el2());
         VTTBR_EL2.set(self.stage2.vttbr_el2());
         // The guest sees this CPU's identity; its vCPU is affinity 0.0.0.0 (MPIDR_EL1.U = 0,
@@ -417,14 +407,14 @@ impl Vm {
         unsafe { core::arch::asm!("msr vpidr_el2, {}", in(reg) midr, options(nostack)) };
         // MPIDR_EL1 as the guest sees it: bit 31 RES1, the vCPU's affinity as the GIC model
         // numbers it (its redistributor's GICR_TYPER must match).
-        VMPIDR_EL2.set((1 << 31) | moat_devices::gic::Affinity::of_vcpu(0).mpidr());
+        VMPIDR_EL2.set((1 << 31) | moat_devices::gic::Affinity::of_vcpu(vcpu.index).mpidr());
         // CPTR_EL2 (E2H = 0): FP/SIMD not trapped (TFP = 0); SVE and SME trapped (TZ, TSM = 1):
         // Moat neither switches their state nor shows them to the guest; the rest RES1. An
         // AArch64 guest's CPACR_EL1 is trapped too (TCPAC): see `cpacr`.
         let aarch32 = self.config.arch == GuestArch::Aarch32;
         let tcpac = if aarch32 { 0 } else { 1 << 31 };
         CPTR_EL2.set(0x33FF | tcpac);
-        crate::cpacr::write_guest(self, 0);
+        crate::cpacr::write_guest(vcpu, 0);
         // MDCR_EL2: no debug or PMU traps; HPMN = all counters to the guest.
         let pmcr_n = pmu_counters();
         MDCR_EL2.set(pmcr_n);
