@@ -130,9 +130,13 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     initrd: Option<PathBuf>,
     /// Boot Debian's arm64 cloud kernel with a busybox initramfs (fetched into the cache on
-    /// first use; see `./x linux-fetch`).
+    /// first use; see `./x linux-fetch`). This is the default when no guest is named, on 2
+    /// vCPUs unless `--smp` or `--config` says otherwise.
     #[arg(long)]
     linux: bool,
+    /// Boot the small greeting guest instead of Linux.
+    #[arg(long)]
+    hello: bool,
     /// Boot the kernel directly on QEMU, without Moat (a reference for `--kernel`/`--linux`).
     #[arg(long)]
     bare: bool,
@@ -152,9 +156,10 @@ struct RunArgs {
     /// The size of the VM's RAM, e.g. 128M or 1G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     mem: Option<u64>,
-    /// The number of vCPUs (only 1 until SMP support lands).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    smp: u32,
+    /// The number of vCPUs (1..=8), each run by its own CPU of the machine; overrides the VM
+    /// description's `cpus`.
+    #[arg(long, value_name = "N")]
+    smp: Option<u32>,
     /// The guest's command line (`/chosen/bootargs`). For a Linux kernel without `--config`,
     /// the default is `console=ttyAMA0 earlycon=pl011,<UART base>`.
     #[arg(long, value_name = "ARGS")]
@@ -240,13 +245,9 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
 }
 
 fn run(args: &RunArgs) -> XResult<ExitCode> {
-    if args.smp != 1 {
-        return Err(usage(format!(
-            "--smp {}: Moat runs one vCPU per VM until SMP support lands",
-            args.smp
-        )));
-    }
-    let linux = linux_boot(args)?;
+    // Without a guest named, `./x run` boots Debian's Linux on 2 vCPUs.
+    let default_linux = args.guest.is_none() && args.kernel.is_none() && !args.hello;
+    let default_cpus = (default_linux && args.config.is_none()).then_some(2);
     let request = VmRequest {
         config: args.config.clone(),
         ipa_bits: args.ipa_bits,
@@ -256,8 +257,11 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         }),
         mem: args.mem,
         bootargs: args.append.clone(),
+        cpus: args.smp.or(default_cpus),
     };
+    // The VM is checked before anything is fetched or built.
     let mut config = vm::describe(&request, &args.cpu)?;
+    let linux = linux_boot(args, default_linux)?;
     if let Some(boot) = &linux {
         if args.append.is_none() && args.config.is_none() {
             config.bootargs = default_linux_append(&config);
@@ -286,6 +290,7 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         initrd: Some(bundle),
         append: None,
         el2: true,
+        smp: config.cpus,
     };
     let outcome = machine.run(
         ConsoleMode::Interactive,
@@ -315,7 +320,7 @@ struct LinuxBoot {
 
 /// What `--kernel`/`--linux`/`--initrd`/`--guest`/`--bare` ask for, checked: one guest at
 /// most, files that exist. `None` for a non-Linux guest.
-fn linux_boot(args: &RunArgs) -> XResult<Option<LinuxBoot>> {
+fn linux_boot(args: &RunArgs, default_linux: bool) -> XResult<Option<LinuxBoot>> {
     let given = |path: &Option<PathBuf>, option: &str| -> XResult<()> {
         match path.as_ref().filter(|p| !p.is_file()) {
             Some(p) => Err(usage(format!("{option} {}: no such file", p.display()))),
@@ -325,10 +330,15 @@ fn linux_boot(args: &RunArgs) -> XResult<Option<LinuxBoot>> {
     given(&args.guest, "--guest")?;
     given(&args.kernel, "--kernel")?;
     given(&args.initrd, "--initrd")?;
-    let chosen = [args.guest.is_some(), args.kernel.is_some(), args.linux];
+    let chosen = [
+        args.guest.is_some(),
+        args.kernel.is_some(),
+        args.linux,
+        args.hello,
+    ];
     if chosen.iter().filter(|&&c| c).count() > 1 {
         return Err(usage(
-            "--guest, --kernel and --linux each name the guest: give one of them",
+            "--guest, --kernel, --linux and --hello each name the guest: give one of them",
         ));
     }
     if let Some(kernel) = &args.kernel {
@@ -338,7 +348,7 @@ fn linux_boot(args: &RunArgs) -> XResult<Option<LinuxBoot>> {
             initrd,
         }));
     }
-    if args.linux {
+    if args.linux || default_linux {
         let guest = linux::default_linux()?;
         let initrd = args.initrd.clone().unwrap_or(guest.initramfs);
         return Ok(Some(LinuxBoot {
@@ -372,6 +382,7 @@ fn run_bare(args: &RunArgs, config: &moat_config::VmConfig, boot: &LinuxBoot) ->
         initrd: boot.initrd.clone(),
         append: Some(config.bootargs.clone()),
         el2: false,
+        smp: 1,
     };
     let outcome = machine.run(
         ConsoleMode::Interactive,

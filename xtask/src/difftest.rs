@@ -394,6 +394,7 @@ fn boot_bare(artifacts: &Artifacts, config: &Config) -> XResult<Outcome> {
         initrd: None,
         append: Some(config.bootargs()),
         el2: false,
+        smp: 1,
     };
     machine.run(ConsoleMode::Captured, Some(LIMIT))
 }
@@ -417,6 +418,7 @@ fn boot_moat(artifacts: &Artifacts, probe: &std::path::Path, config: &Config) ->
         initrd: Some(bundle),
         append: None,
         el2: true,
+        smp: vm.cpus,
     };
     machine.run(ConsoleMode::Captured, Some(LIMIT))
 }
@@ -532,6 +534,7 @@ fn boot_bare32(artifacts: &Artifacts, config: &Config32) -> XResult<Outcome> {
         initrd: None,
         append: Some(config.bootargs()),
         el2: true,
+        smp: 1,
     };
     let probe = artifacts.guests.join(format!("{}.bin", build::PROBE32));
     let loader = format!("loader,file={},addr={PROBE32_ADDRESS}", probe.display());
@@ -558,6 +561,7 @@ fn boot_moat32(artifacts: &Artifacts, config: &Config32) -> XResult<Outcome> {
         initrd: Some(bundle),
         append: None,
         el2: true,
+        smp: vm.cpus,
     };
     machine.run(ConsoleMode::Captured, Some(LIMIT))
 }

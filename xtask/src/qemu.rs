@@ -23,6 +23,8 @@ pub struct Machine {
     pub append: Option<String>,
     /// Whether EL2 exists (`virtualization=on`): true under Moat, false for a bare guest.
     pub el2: bool,
+    /// The number of CPUs (`-smp`): a VM's vCPUs each need one.
+    pub smp: u32,
 }
 
 /// How the console is handled.
@@ -124,7 +126,8 @@ impl Machine {
         } else {
             "virt,gic-version=3,highmem=off"
         };
-        cmd.args(["-M", machine, "-cpu", &self.cpu, "-smp", "1", "-no-reboot"]);
+        cmd.args(["-M", machine, "-cpu", &self.cpu, "-no-reboot"]);
+        cmd.arg("-smp").arg(self.smp.max(1).to_string());
         cmd.arg("-m").arg(format!("{}M", self.mem_mib));
         cmd.arg("-kernel").arg(&self.kernel);
         if let Some(initrd) = &self.initrd {

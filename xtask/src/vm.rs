@@ -20,6 +20,8 @@ pub struct VmRequest {
     pub mem: Option<u64>,
     /// `--append`: the guest's command line.
     pub bootargs: Option<String>,
+    /// `--smp`: the number of vCPUs.
+    pub cpus: Option<u32>,
 }
 
 /// The VM description with the overrides applied, validated as far as the host can.
@@ -51,11 +53,8 @@ pub fn describe(request: &VmRequest, cpu: &str) -> XResult<VmConfig> {
     if let Some(args) = &request.bootargs {
         vm.bootargs.clone_from(args);
     }
-    if vm.cpus != 1 {
-        return Err(usage(format!(
-            "VM '{}' has cpus = {}: Moat runs one vCPU per VM until SMP support lands",
-            vm.name, vm.cpus
-        )));
+    if let Some(cpus) = request.cpus {
+        vm.set_cpus(cpus);
     }
     // The IPA limit L of the CPU model, when the host knows it: Moat refuses S > L at boot
     // anyway, but the user gets the message before QEMU starts.

@@ -63,4 +63,4 @@ global_asm!(
 
 /// `SCTLR_EL2` bits that are RES1 when `HCR_EL2.E2H` is 0: bits 4, 5, 11, 16, 18, 22, 23, 28
 /// and 29.
-const SCTLR_EL2_RES1: u64 = 0x30C5_0830;
+pub const SCTLR_EL2_RES1: u64 = 0x30C5_0830;

@@ -5,7 +5,8 @@ use crate::log;
 use crate::power::EndStatus;
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
-use crate::{aborts, cpacr, guest, irqs};
+use crate::vm::{Power, Start};
+use crate::{aborts, cpacr, guest, irqs, smp};
 use core::fmt;
 use moat_arm::esr::{CopRegIss, Direction, Esr, Syndrome, SysRegIss};
 use moat_arm::pstate::{Spsr32, is_aarch32};
@@ -19,6 +20,10 @@ use moat_vcpu::psci::{self, CallOutcome};
 pub enum Next {
     /// Enter the guest again.
     Resume,
+    /// Wait for an interrupt (with the VM unlocked), then enter the guest again.
+    Wait,
+    /// The vCPU is switched off (PSCI `CPU_OFF`): its physical CPU waits to be started again.
+    Off,
     /// The VM is over.
     End(EndStatus),
 }
@@ -59,11 +64,12 @@ fn synchronous(vm: &mut Vm, vcpu: &mut Vcpu) -> Next {
         // WFI (HCR_EL2.TWI): wait for an interrupt unless one is deliverable. WFE (TWE): an
         // event may end it at any time; it completes at once.
         Syndrome::Wfx(iss) => {
-            if iss.ti == moat_arm::esr::WfxKind::Wfi {
-                irqs::wait_for_interrupt(vm, vcpu);
-            }
             vcpu.frame.advance_pc(esr.il());
-            Next::Resume
+            if iss.ti == moat_arm::esr::WfxKind::Wfi && irqs::must_wait(vm, vcpu) {
+                Next::Wait
+            } else {
+                Next::Resume
+            }
         }
         Syndrome::DataAbortLower(_) | Syndrome::InstrAbortLower(_) => aborts::handle(vm, vcpu, esr),
         Syndrome::SysReg(iss) => system_register(vm, vcpu, esr, &iss),
@@ -176,16 +182,41 @@ fn smccc(vm: &mut Vm, vcpu: &mut Vcpu, imm16: u16, is_smc: bool) -> Next {
     };
     match outcome {
         CallOutcome::Return(regs) => {
-            // An AArch32 caller's results are `R0`..`R3`: the low halves.
-            let mask = if is_aarch32(f.pstate) {
-                0xFFFF_FFFF
-            } else {
-                u64::MAX
-            };
-            for (x, value) in f.x[..4].iter_mut().zip(regs) {
-                *x = value & mask;
-            }
+            set_results(f, regs);
             Next::Resume
+        }
+        CallOutcome::CpuOn {
+            target,
+            entry,
+            context,
+        } => {
+            let status = match vcpu_of(vm, target) {
+                Some(index) => smp::cpu_on(vm, index, Start::CpuOn { entry, context }),
+                None => INVALID_PARAMETERS,
+            };
+            set_status(f, status);
+            Next::Resume
+        }
+        CallOutcome::CpuOff => {
+            vm.power[vcpu.index] = Power::Off;
+            Next::Off
+        }
+        CallOutcome::AffinityInfo { target, level } => {
+            let status = match (vcpu_of(vm, target), level) {
+                (Some(index), 0) => match vm.power[index] {
+                    Power::On => 0,
+                    Power::Off => 1,
+                    Power::Pending(_) => 2,
+                },
+                _ => INVALID_PARAMETERS,
+            };
+            set_status(f, status);
+            Next::Resume
+        }
+        CallOutcome::Suspend => {
+            // Every power state is a standby here: resume after an interrupt, SUCCESS.
+            set_status(f, 0);
+            Next::Wait
         }
         CallOutcome::SystemOff => {
             log!("VM '{}' powered off (PSCI SYSTEM_OFF)", vm.config.name);
@@ -199,6 +230,36 @@ fn smccc(vm: &mut Vm, vcpu: &mut Vcpu, imm16: u16, is_smc: bool) -> Next {
             Next::End(EndStatus::Reset)
         }
     }
+}
+
+/// PSCI `INVALID_PARAMETERS`.
+const INVALID_PARAMETERS: i64 = -2;
+
+/// The vCPU whose MPIDR affinity is `mpidr` (Aff0 = its index, the other levels 0), if the VM
+/// has it.
+fn vcpu_of(vm: &Vm, mpidr: u64) -> Option<usize> {
+    const AFFINITY: u64 = 0xFF_00FF_FFFF;
+    let index = usize::try_from(mpidr & AFFINITY).ok()?;
+    (index < vm.config.cpus as usize).then_some(index)
+}
+
+/// Writes an SMCCC call's results: `X0`..`X3`, or for an AArch32 caller `R0`..`R3` (the low
+/// halves).
+fn set_results(f: &mut moat_vcpu::frame::TrapFrame, regs: [u64; 4]) {
+    let mask = if is_aarch32(f.pstate) {
+        0xFFFF_FFFF
+    } else {
+        u64::MAX
+    };
+    for (x, value) in f.x[..4].iter_mut().zip(regs) {
+        *x = value & mask;
+    }
+}
+
+/// Writes a PSCI status to `X0` (sign-extended, as a 64-bit read of a negative `W0` shows it).
+fn set_status(f: &mut moat_vcpu::frame::TrapFrame, status: i64) {
+    let regs = [status as u64, f.x[1], f.x[2], f.x[3]];
+    set_results(f, regs);
 }
 
 /// Stops the VM with a decoded diagnostic of its last trap.

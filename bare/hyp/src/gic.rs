@@ -12,7 +12,7 @@
 //! once the timer's condition is false (the guest's EOI of it raises a maintenance interrupt,
 //! which brings Moat back to sample the timer).
 
-use crate::platform::PhysRange;
+use crate::platform::{MAX_CPUS, PhysRange};
 use aarch64_cpu::registers::{ICH_HCR_EL2, ICH_VTR_EL2, Readable, Writeable};
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, Trigger};
@@ -27,6 +27,9 @@ pub const MAINTENANCE_INTID: u32 = 25;
 pub const VIRTUAL_TIMER_INTID: u32 = 27;
 /// The EL1 physical timer's interrupt (PPI 14, INTID 30).
 pub const PHYSICAL_TIMER_INTID: u32 = 30;
+/// The SGI one physical CPU sends another to make its vCPU exit and see new virtual
+/// interrupts (Moat owns the physical GIC, so no other software uses SGI 8).
+pub const KICK_SGI: u32 = 8;
 /// Moat's console's interrupt on QEMU virt (SPI 1, INTID 33); also the guest's UART's.
 pub const UART_INTID: u32 = 33;
 /// The timers whose interrupts Moat forwards, with their control registers' names.
@@ -38,30 +41,29 @@ const PRIORITY: u8 = 0x80;
 pub struct Interrupts {
     gic: GicV3<'static>,
     vtr: IchVtr,
-    /// Timer PPIs whose physical interrupt is disabled while the virtual one is asserted.
-    timer_masked: [bool; TIMERS.len()],
+    /// Per physical CPU, the timer PPIs whose physical interrupt is disabled while the virtual
+    /// one is asserted.
+    timer_masked: [[bool; TIMERS.len()]; MAX_CPUS],
 }
 
 impl Interrupts {
-    /// Takes the GIC at `dist`/`redist` for CPU 0 and enables the interrupts Moat handles.
+    /// Takes the GIC at `dist`/`redist` of a machine of `cpus` CPUs, sets it up from CPU 0
+    /// and enables the interrupts Moat handles there.
     ///
     /// # Safety
     ///
     /// `dist` and `redist` must be the machine's GICv3 distributor and redistributor regions
     /// from the device tree, identity-mapped as device memory, driven by nothing else.
-    pub unsafe fn init(dist: PhysRange, redist: PhysRange) -> Option<Self> {
+    pub unsafe fn init(dist: PhysRange, redist: PhysRange, cpus: usize) -> Option<Self> {
         let dist_ptr = NonNull::new(dist.base as *mut arm_gic::gicv3::registers::Gicd)?;
         let redist_ptr = NonNull::new(redist.base as *mut arm_gic::gicv3::registers::GicrSgi)?;
         // SAFETY: the caller guarantees both are the GIC's registers, exclusively Moat's.
         let mut gic =
-            unsafe { GicV3::new(UniqueMmioPointer::new(dist_ptr), redist_ptr, 1) }.ok()?;
+            unsafe { GicV3::new(UniqueMmioPointer::new(dist_ptr), redist_ptr, cpus.max(1)) }
+                .ok()?;
         GicCpuInterface::enable_system_register_el2(true);
         gic.setup(0);
-        for intid in [MAINTENANCE_INTID, VIRTUAL_TIMER_INTID, PHYSICAL_TIMER_INTID] {
-            let id = IntId::ppi(intid - 16);
-            gic.set_interrupt_priority(id, Some(0), PRIORITY).ok()?;
-            gic.enable_interrupt(id, Some(0), true).ok()?;
-        }
+        enable_private(&mut gic, 0)?;
         let uart = IntId::spi(UART_INTID - 32);
         gic.set_interrupt_priority(uart, None, PRIORITY).ok()?;
         gic.set_trigger(uart, None, Trigger::Level).ok()?;
@@ -72,8 +74,19 @@ impl Interrupts {
         Some(Self {
             gic,
             vtr,
-            timer_masked: [false; TIMERS.len()],
+            timer_masked: [[false; TIMERS.len()]; MAX_CPUS],
         })
+    }
+
+    /// Brings up physical CPU `cpu`'s redistributor and CPU interface (run on that CPU) and
+    /// enables the private interrupts Moat handles there.
+    pub fn init_cpu(&mut self, cpu: usize) -> Option<()> {
+        GicCpuInterface::enable_system_register_el2(true);
+        self.gic.init_cpu(cpu);
+        enable_private(&mut self.gic, cpu)?;
+        GicCpuInterface::set_priority_mask(0xFF);
+        GicCpuInterface::enable_group1(true);
+        Some(())
     }
 
     /// The highest-priority pending physical interrupt, acknowledged; `None` when none is.
@@ -90,8 +103,8 @@ impl Interrupts {
     /// disabled until the timer's condition is false again.
     pub fn timer_fired(&mut self, intid: u32, gic: &mut VirtGic, vcpu: usize) {
         if let Some(slot) = TIMERS.iter().position(|&t| t == intid) {
-            self.set_physical(intid, false);
-            self.timer_masked[slot] = true;
+            self.set_physical(intid, vcpu, false);
+            self.timer_masked[vcpu][slot] = true;
             gic.set_ppi_level(vcpu, intid, true);
         }
     }
@@ -100,20 +113,19 @@ impl Interrupts {
     /// gone lowers its virtual PPI and gets its physical interrupt back.
     pub fn resample_timers(&mut self, gic: &mut VirtGic, vcpu: usize) {
         for (slot, &intid) in TIMERS.iter().enumerate() {
-            if self.timer_masked[slot] && !timer_asserted(intid) {
+            if self.timer_masked[vcpu][slot] && !timer_asserted(intid) {
                 gic.set_ppi_level(vcpu, intid, false);
-                self.timer_masked[slot] = false;
-                self.set_physical(intid, true);
+                self.timer_masked[vcpu][slot] = false;
+                self.set_physical(intid, vcpu, true);
             }
         }
     }
 
-    fn set_physical(&mut self, intid: u32, enable: bool) {
+    /// Enables or disables a PPI of physical CPU `cpu` (vCPU `n` runs on physical CPU `n`).
+    fn set_physical(&mut self, intid: u32, cpu: usize, enable: bool) {
         // The PPI exists (it was configured at init); the driver only fails for an INTID out
         // of range.
-        let _ = self
-            .gic
-            .enable_interrupt(IntId::ppi(intid - 16), Some(0), enable);
+        let _ = self.gic.enable_interrupt(int_id(intid), Some(cpu), enable);
     }
 
     /// Reads the list registers back after vCPU `vcpu` ran and updates the model.
@@ -134,6 +146,37 @@ impl Interrupts {
         }
         ICH_HCR_EL2.set(fill.ich_hcr_el2());
     }
+}
+
+/// Enables the private interrupts Moat handles on physical CPU `cpu`: the maintenance
+/// interrupt, the EL1 timers' PPIs and the kick SGI.
+fn enable_private(gic: &mut GicV3<'static>, cpu: usize) -> Option<()> {
+    for intid in [
+        MAINTENANCE_INTID,
+        VIRTUAL_TIMER_INTID,
+        PHYSICAL_TIMER_INTID,
+        KICK_SGI,
+    ] {
+        let id = int_id(intid);
+        gic.set_interrupt_priority(id, Some(cpu), PRIORITY).ok()?;
+        gic.enable_interrupt(id, Some(cpu), true).ok()?;
+    }
+    Some(())
+}
+
+/// Sends the kick SGI to the physical CPU whose MPIDR is `mpidr` (`ICC_SGI1R_EL1`: INTID in
+/// bits \[27:24\], Aff3/Aff2/Aff1 and a one-bit TargetList for Aff0).
+pub fn kick(mpidr: u64) {
+    let aff = |shift: u32| (mpidr >> shift) & 0xFF;
+    let value = (u64::from(KICK_SGI) << 24)
+        | (aff(32) << 48)
+        | (aff(16) << 32)
+        | (aff(8) << 16)
+        | (1 << (aff(0) & 0xF));
+    // SAFETY: generates a physical SGI; a system register write at EL2, no memory accessed.
+    unsafe {
+        core::arch::asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) value, options(nomem, nostack))
+    };
 }
 
 /// The driver's name for INTID `raw` (SGIs 0–15, PPIs 16–31, SPIs from 32).

@@ -62,19 +62,26 @@ pub fn pull_console_input(devices: &mut Devices) {
     }
 }
 
-/// The guest's WFI: complete at once when it has an interrupt to take; otherwise wait at EL2
-/// for a physical interrupt (its timer, the console), which the next entry turns into the exit
-/// that delivers it. A guest that waits with nothing armed waits, as on hardware.
-pub fn wait_for_interrupt(vm: &mut Vm, vcpu: &mut Vcpu) {
+/// Whether the guest's WFI must wait: it has no interrupt to take. It then waits at EL2 for a
+/// physical interrupt (its timer, the console, a kick from another vCPU), which the next entry
+/// turns into the exit that delivers it. A guest that waits with nothing armed waits, as on
+/// hardware.
+pub fn must_wait(vm: &Vm, vcpu: &Vcpu) -> bool {
     let deliverable = vm
         .devices
         .gic
         .as_ref()
         .is_none_or(|gic| gic.has_deliverable(vcpu.index));
-    if !deliverable && vm.irq.is_some() {
-        // SAFETY: waits for an interrupt or event; no memory is accessed. PSTATE.I is set at
-        // EL2, so a pending IRQ wakes the CPU without being taken here.
-        unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
+    !deliverable && vm.irq.is_some()
+}
+
+/// Makes the physical CPUs of `targets` exit their guests (or leave their `WFI`) so that they
+/// load their new virtual interrupts.
+pub fn kick(vm: &Vm, targets: moat_devices::gic::VcpuSet) {
+    for target in targets.iter() {
+        if let Some(&mpidr) = vm.cpu_mpidrs.get(target) {
+            crate::gic::kick(mpidr);
+        }
     }
 }
 
@@ -87,12 +94,13 @@ pub fn sgi_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &SysRegIss) -> 
     }
     let value = vcpu.frame.reg(iss.rt);
     if let Some(gic) = vm.devices.gic.as_mut() {
-        match iss.op2 {
+        let targets = match iss.op2 {
             5 => gic.send_sgi(vcpu.index, value),
             7 => gic.send_sgi0(vcpu.index, value),
             // ICC_ASGI1R_EL1 names the other Security state's Group 1: none exists for a guest.
             _ => moat_devices::gic::VcpuSet::EMPTY,
         };
+        kick(vm, targets.without(vcpu.index));
     }
     vcpu.frame.advance_pc(esr.il());
     Some(Next::Resume)

@@ -27,6 +27,7 @@ mod mm;
 mod platform;
 mod power;
 mod s2hw;
+mod smp;
 mod switch;
 mod vcpu;
 mod vm;
@@ -87,11 +88,12 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
             return EndStatus::ConfigError;
         }
     };
-    match vm::Vm::create(&bundle, phys, ipa_limit) {
+    let cpus = &platform.cpus[..platform.cpu_count];
+    match vm::Vm::create(&bundle, phys, ipa_limit, cpus) {
         Ok(mut vm) => {
             vm.irq = take_interrupts(platform);
             vm.report();
-            vm.run(&mut vcpu::Vcpu::new(0))
+            smp::run(vm)
         }
         Err(e) => {
             log!("error: VM '{}' refused: {e}", bundle.config().name);
@@ -106,7 +108,7 @@ fn take_interrupts(platform: &Platform) -> Option<gic::Interrupts> {
     let (dist, redist) = platform.gic?;
     // SAFETY: the device tree names these as the GIC's registers; Moat is the only software
     // driving them, and `device_ranges` identity-mapped them as device memory.
-    let irq = unsafe { gic::Interrupts::init(dist, redist) };
+    let irq = unsafe { gic::Interrupts::init(dist, redist, platform.cpu_count) };
     if irq.is_none() {
         log!("GICv3 at {dist} could not be initialised: the guest gets no interrupts");
     }

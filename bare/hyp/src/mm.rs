@@ -8,13 +8,14 @@
 
 use crate::platform::{PhysRange, Platform};
 use aarch64_cpu::registers::{
-    ID_AA64MMFR0_EL1, MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, Writeable,
+    ID_AA64MMFR0_EL1, MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable,
 };
 use aarch64_paging::descriptor::El23Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{El2, MemoryRegion};
 use buddy_system_allocator::LockedHeap;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The heap's size: tables of `aarch64-paging` and small bookkeeping only.
 const HEAP_SIZE: u64 = 4 << 20;
@@ -180,7 +181,18 @@ pub fn enable_el2_translation(platform: &Platform, devices: &[PhysRange]) {
     // allocate) and every device Moat touches, at their own addresses, so turning it on changes
     // no address Moat uses. The table is leaked below, so it is never dropped while active.
     unsafe { idmap.activate() };
+    EL2_TTBR0.store(TTBR0_EL2.get(), Ordering::Release);
     core::mem::forget(idmap);
+    turn_mmu_and_caches_on();
+}
+
+/// `TTBR0_EL2` of Moat's identity map, for the secondary CPUs to use the same tables.
+static EL2_TTBR0: AtomicU64 = AtomicU64::new(0);
+
+/// Turns on, on a secondary CPU, the EL2 translation the boot CPU built.
+pub fn enable_el2_translation_secondary() {
+    configure_translation_registers();
+    TTBR0_EL2.set(EL2_TTBR0.load(Ordering::Acquire));
     turn_mmu_and_caches_on();
 }
 

@@ -55,7 +55,15 @@ pub struct Platform {
     pub initrd: Option<PhysRange>,
     /// The firmware's PSCI conduit.
     pub psci: Conduit,
+    /// The CPUs' MPIDR affinity values (`/cpus/cpu@N/reg`), boot CPU first as the tree lists
+    /// them.
+    pub cpus: [u64; MAX_CPUS],
+    /// How many entries of `cpus` are valid.
+    pub cpu_count: usize,
 }
+
+/// At most this many CPUs are taken from the device tree.
+pub const MAX_CPUS: usize = 8;
 
 /// Why the device tree could not be used.
 #[derive(Clone, Copy, Debug)]
@@ -95,7 +103,13 @@ impl Platform {
             gic: find_gic(&fdt),
             initrd: find_initrd(&fdt),
             psci: find_psci_conduit(&fdt),
+            cpus: [0; MAX_CPUS],
+            cpu_count: 0,
         };
+        for cpu in fdt.cpus().take(MAX_CPUS) {
+            platform.cpus[platform.cpu_count] = cpu.ids().first() as u64;
+            platform.cpu_count += 1;
+        }
         for region in fdt.memory().regions().take(MAX_MEMORY_RANGES) {
             platform.memory[platform.memory_count] = PhysRange {
                 base: region.starting_address as u64,

@@ -57,6 +57,29 @@ pub fn end(status: EndStatus) -> ! {
     firmware_power(function)
 }
 
+/// Starts physical CPU `mpidr` at `entry` (a physical address) with `context` in `x0`, through
+/// the firmware's PSCI `CPU_ON`; returns the PSCI status (0 = SUCCESS).
+pub fn firmware_cpu_on(mpidr: u64, entry: u64, context: u64) -> i64 {
+    let fid = u64::from(smccc::psci::PSCI_CPU_ON_64);
+    let status: u64;
+    if USE_HVC.load(Ordering::Relaxed) {
+        // SAFETY: a PSCI call to the firmware, which starts another CPU at `entry` (Moat's
+        // secondary entry); it clobbers only the SMCCC result registers, which are declared.
+        unsafe {
+            core::arch::asm!("hvc #0", inout("x0") fid => status, inout("x1") mpidr => _,
+                             inout("x2") entry => _, inout("x3") context => _)
+        };
+    } else {
+        // SAFETY: as above, through the secure monitor.
+        unsafe {
+            core::arch::asm!("smc #0", inout("x0") fid => status, inout("x1") mpidr => _,
+                             inout("x2") entry => _, inout("x3") context => _)
+        };
+    }
+    // Reinterpretation intended: PSCI statuses are signed.
+    status as i64
+}
+
 fn firmware_power(function: u32) -> ! {
     let fid = u64::from(function);
     if USE_HVC.load(Ordering::Relaxed) {

@@ -4,14 +4,13 @@
 
 use crate::aborts::{self, Port};
 use crate::devices::{Device, Devices};
-use crate::exits::{self, Next};
 use crate::gic::Interrupts;
 use crate::guest::El1Regs;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
-use crate::power::EndStatus;
+use crate::platform::MAX_CPUS;
 use crate::s2hw::{Frames, IdentityTables, Tlb};
 use crate::vcpu::Vcpu;
-use crate::{cpu, log, switch};
+use crate::{cpu, log};
 use aarch64_cpu::registers::{
     CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, Readable, VMPIDR_EL2,
     VTCR_EL2, VTTBR_EL2, Writeable,
@@ -27,6 +26,7 @@ use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaRange, VmView};
 use moat_vcpu::entry::CpuFeatures;
 use moat_vcpu::idregs::IdPolicy;
+use spin::mutex::SpinMutex;
 
 /// The VMID of Moat's one VM (VMID 0 is left unused, so a stray stage-2 walk with a reset
 /// `VTTBR_EL2` never hits this VM's TLB entries).
@@ -90,7 +90,39 @@ pub struct Vm {
     pub id_policy: IdPolicy,
     /// Where the boot vCPU starts, and the guest device tree's IPA.
     pub boot: (u64, u64),
+    /// Each vCPU's PSCI power state.
+    pub power: [Power; MAX_CPUS],
+    /// The MPIDR of the physical CPU that runs each vCPU (vCPU `n` on physical CPU `n`).
+    pub cpu_mpidrs: [u64; MAX_CPUS],
 }
+
+/// A vCPU's PSCI power state (`AFFINITY_INFO`'s answer is its number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    /// Running (0, ON).
+    On,
+    /// Off (1, OFF).
+    Off,
+    /// Started by `CPU_ON`, not yet running (2, ON_PENDING).
+    Pending(Start),
+}
+
+/// How a vCPU starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The boot vCPU, at the image's entry with the device tree.
+    Boot,
+    /// A PSCI `CPU_ON` target.
+    CpuOn {
+        /// Its first instruction.
+        entry: u64,
+        /// Its x0 (r0).
+        context: u64,
+    },
+}
+
+/// The VM, shared by the physical CPUs that run its vCPUs; held only while an exit is handled.
+pub static VM: SpinMutex<Option<Vm>> = SpinMutex::new(None);
 
 /// Why a VM could not be created: a refused configuration or a lack of memory.
 #[derive(Debug)]
@@ -141,13 +173,12 @@ impl Vm {
         bundle: &Bundle<'_>,
         phys: &mut PhysAllocator,
         ipa_limit: u32,
+        cpus: &[u64],
     ) -> Result<Self, VmError> {
         let config = bundle.config().clone();
         config.validate(Some(ipa_limit)).map_err(VmError::Config)?;
-        if config.cpus != 1 {
-            return Err(VmError::Unsupported(
-                "more than one vCPU (SMP support has not landed)",
-            ));
+        if config.cpus as usize > cpus.len() {
+            return Err(VmError::Unsupported("more vCPUs than the machine has CPUs"));
         }
         let aarch32 = config.arch == GuestArch::Aarch32;
         if aarch32 && !cpu::el1_supports_aarch32() {
@@ -184,7 +215,11 @@ impl Vm {
             },
             id_policy: IdPolicy { parange },
             boot: (bundle.entry().0, bundle.dtb_ipa().0),
+            power: [Power::Off; MAX_CPUS],
+            cpu_mpidrs: [0; MAX_CPUS],
         };
+        vm.power[0] = Power::Pending(Start::Boot);
+        vm.cpu_mpidrs[..cpus.len()].copy_from_slice(cpus);
         vm.back_ram(phys)?;
         for image in bundle.images() {
             vm.copy_in("image", image.load_ipa, image.data)?;
@@ -291,25 +326,33 @@ impl Vm {
         );
     }
 
-    /// Sets the boot vCPU's first instruction and registers. AArch64 (Linux arm64 boot
-    /// protocol): EL1h, x0 = the device tree. AArch32 (Linux 32-bit boot protocol): SVC mode,
-    /// r0 = 0, r1 = ~0 (no machine number: use the device tree), r2 = the device tree; Thumb
-    /// state when the entry address has bit 0 set.
-    fn enter_at(&self, vcpu: &mut Vcpu) {
-        let (entry, dtb) = self.boot;
+    /// Sets a starting vCPU's first instruction and registers. The boot vCPU follows the Linux
+    /// boot protocols — AArch64: EL1h, x0 = the device tree; AArch32: SVC mode, r0 = 0, r1 = ~0
+    /// (no machine number), r2 = the device tree. A vCPU started by PSCI `CPU_ON` gets the
+    /// caller's context in x0 (r0), at EL1h (SVC). Thumb state where an AArch32 entry address
+    /// has bit 0 set.
+    pub fn enter_at(&self, vcpu: &mut Vcpu, start: Start) {
+        vcpu.frame = moat_vcpu::frame::TrapFrame::default();
         let f = &mut vcpu.frame;
+        let (entry, first, second) = match start {
+            Start::Boot => (self.boot.0, self.boot.1, true),
+            Start::CpuOn { entry, context } => (entry, context, false),
+        };
         match self.config.arch {
             GuestArch::Aarch64 => {
                 f.pc = entry;
                 f.pstate = PSTATE_EL1H_MASKED;
-                f.x[0] = dtb;
+                f.x[0] = first;
             }
             GuestArch::Aarch32 => {
                 f.pc = entry & !1;
                 f.pstate = PSTATE_SVC_MASKED | if entry & 1 != 0 { PSTATE_T } else { 0 };
-                f.x[0] = 0;
-                f.x[1] = 0xFFFF_FFFF;
-                f.x[2] = dtb;
+                if second {
+                    f.x[1] = 0xFFFF_FFFF;
+                    f.x[2] = first;
+                } else {
+                    f.x[0] = first;
+                }
             }
         }
     }
@@ -361,24 +404,9 @@ impl Vm {
         }
     }
 
-    /// Runs the boot vCPU until the guest powers the VM off or resets it, or Moat stops it.
-    pub fn run(&mut self, vcpu: &mut Vcpu) -> EndStatus {
-        self.enter_at(vcpu);
-        self.configure_el2(vcpu);
-        loop {
-            self.before_entry(vcpu);
-            let vector = switch::enter_guest(&mut vcpu.frame);
-            self.after_exit(vcpu);
-            match exits::handle(self, vcpu, vector) {
-                Next::Resume => {}
-                Next::End(status) => return status,
-            }
-        }
-    }
-
     /// Interrupt state the guest must see on entry: timers sampled, received console bytes
     /// moved into its UART, the model's pending interrupts in the list registers.
-    fn before_entry(&mut self, vcpu: &Vcpu) {
+    pub fn before_entry(&mut self, vcpu: &Vcpu) {
         let (Some(irq), Some(gic)) = (self.irq.as_mut(), self.devices.gic.as_mut()) else {
             return;
         };
@@ -390,14 +418,14 @@ impl Vm {
     }
 
     /// Reads back what the guest did with its virtual interrupts.
-    fn after_exit(&mut self, vcpu: &Vcpu) {
+    pub fn after_exit(&mut self, vcpu: &Vcpu) {
         if let (Some(irq), Some(gic)) = (self.irq.as_ref(), self.devices.gic.as_mut()) {
             irq.sync(gic, vcpu.index);
         }
     }
 
     /// The EL2 controls that confine the guest, set before its first instruction.
-    fn configure_el2(&mut self, vcpu: &mut Vcpu) {
+    pub fn configure_el2(&mut self, vcpu: &mut Vcpu) {
         VTCR_EL2.set(self.stage2.vtcr_el2());
         VTTBR_EL2.set(self.stage2.vttbr_el2());
         // The guest sees this CPU's identity; its vCPU is affinity 0.0.0.0 (MPIDR_EL1.U = 0,

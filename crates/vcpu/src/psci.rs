@@ -7,7 +7,11 @@
 
 use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
 use smccc::psci::error::NOT_SUPPORTED;
-use smccc::psci::{PSCI_FEATURES, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION};
+use smccc::psci::{
+    PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF, PSCI_CPU_ON_32, PSCI_CPU_ON_64,
+    PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64, PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE,
+    PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION,
+};
 
 /// PSCI version 1.1, as `PSCI_VERSION` returns it (major in bits [30:16], minor in [15:0]).
 pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
@@ -24,14 +28,51 @@ pub enum CallOutcome {
     SystemOff,
     /// `PSCI_SYSTEM_RESET`: the VM is reset.
     SystemReset,
+    /// `CPU_ON`: start the vCPU whose MPIDR is `target` at `entry` with `context` in `X0`/`R0`;
+    /// the caller answers with the PSCI status (SUCCESS, ALREADY_ON, ON_PENDING,
+    /// INVALID_PARAMETERS).
+    CpuOn {
+        /// The target's MPIDR affinity fields.
+        target: u64,
+        /// Its first instruction.
+        entry: u64,
+        /// Its `X0` (`R0`).
+        context: u64,
+    },
+    /// `CPU_OFF`: the calling vCPU stops; it never returns from the call.
+    CpuOff,
+    /// `AFFINITY_INFO` of the vCPU whose MPIDR is `target`: the caller answers ON (0), OFF (1),
+    /// ON_PENDING (2) or INVALID_PARAMETERS.
+    AffinityInfo {
+        /// The target's MPIDR affinity fields.
+        target: u64,
+        /// `lowest_affinity_level`: only 0 is supported.
+        level: u64,
+    },
+    /// `CPU_SUSPEND`: Moat makes every power state a `WFI` (the vCPU resumes at the next
+    /// instruction when an interrupt arrives), which PSCI allows for standby states and the
+    /// caller must cope with for powerdown ones (it may return at once).
+    Suspend,
 }
 
+/// PSCI `MIGRATE_INFO_TYPE`: 2, "Trusted OS is either not present or does not require
+/// migration".
+pub const MIGRATE_INFO_TYPE_NOT_PRESENT: i64 = 2;
+
 /// The functions this implementation offers, as `PSCI_FEATURES` reports them.
-const IMPLEMENTED: [u32; 5] = [
+const IMPLEMENTED: [u32; 13] = [
     PSCI_VERSION,
     PSCI_FEATURES,
     PSCI_SYSTEM_OFF,
     PSCI_SYSTEM_RESET,
+    PSCI_CPU_ON_32,
+    PSCI_CPU_ON_64,
+    PSCI_CPU_OFF,
+    PSCI_AFFINITY_INFO_32,
+    PSCI_AFFINITY_INFO_64,
+    PSCI_CPU_SUSPEND_32,
+    PSCI_CPU_SUSPEND_64,
+    PSCI_MIGRATE_INFO_TYPE,
     SMCCC_VERSION,
 ];
 
@@ -52,6 +93,28 @@ pub fn handle_call(args: [u64; 4]) -> CallOutcome {
         PSCI_FEATURES => ret(features(args[1])),
         PSCI_SYSTEM_OFF => CallOutcome::SystemOff,
         PSCI_SYSTEM_RESET => CallOutcome::SystemReset,
+        // SMC32 callers pass 32-bit arguments: the upper halves are ignored.
+        PSCI_CPU_ON_32 => CallOutcome::CpuOn {
+            target: args[1] & 0xFFFF_FFFF,
+            entry: args[2] & 0xFFFF_FFFF,
+            context: args[3] & 0xFFFF_FFFF,
+        },
+        PSCI_CPU_ON_64 => CallOutcome::CpuOn {
+            target: args[1],
+            entry: args[2],
+            context: args[3],
+        },
+        PSCI_CPU_OFF => CallOutcome::CpuOff,
+        PSCI_AFFINITY_INFO_32 => CallOutcome::AffinityInfo {
+            target: args[1] & 0xFFFF_FFFF,
+            level: args[2] & 0xFFFF_FFFF,
+        },
+        PSCI_AFFINITY_INFO_64 => CallOutcome::AffinityInfo {
+            target: args[1],
+            level: args[2],
+        },
+        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => CallOutcome::Suspend,
+        PSCI_MIGRATE_INFO_TYPE => ret(MIGRATE_INFO_TYPE_NOT_PRESENT),
         // SMCCC_ARCH_FEATURES: no architectural workaround is offered or needed.
         SMCCC_ARCH_FEATURES => ret(i64::from(NOT_SUPPORTED)),
         _ => ret(i64::from(NOT_SUPPORTED)),
@@ -104,12 +167,68 @@ mod tests {
     }
 
     #[test]
-    fn features_reports_cpu_on_as_not_supported_until_smp() {
-        let out = handle_call([u64::from(PSCI_FEATURES), 0xC400_0003, 0, 0]);
+    fn features_reports_migrate_as_not_supported() {
+        let out = handle_call([u64::from(PSCI_FEATURES), 0xC400_0005, 0, 0]);
         assert_eq!(
             out,
-            CallOutcome::Return([NOT_SUPPORTED_X0, 0xC400_0003, 0, 0])
+            CallOutcome::Return([NOT_SUPPORTED_X0, 0xC400_0005, 0, 0])
         );
+    }
+
+    #[test]
+    fn cpu_on_64_names_target_entry_and_context_in_x1_to_x3() {
+        let out = handle_call([u64::from(PSCI_CPU_ON_64), 1, 0x4008_0000, 0xdead_beef_0000]);
+        let expected = CallOutcome::CpuOn {
+            target: 1,
+            entry: 0x4008_0000,
+            context: 0xdead_beef_0000,
+        };
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn cpu_on_32_ignores_the_upper_halves_of_its_arguments() {
+        let args = [
+            u64::from(PSCI_CPU_ON_32),
+            0xffff_0000_0000_0001,
+            0xffff_0000_4000_0000,
+            7,
+        ];
+        let out = handle_call(args);
+        assert_eq!(
+            out,
+            CallOutcome::CpuOn {
+                target: 1,
+                entry: 0x4000_0000,
+                context: 7
+            }
+        );
+    }
+
+    #[test]
+    fn cpu_off_affinity_info_and_suspend_are_power_outcomes() {
+        assert_eq!(
+            handle_call([u64::from(PSCI_CPU_OFF), 0, 0, 0]),
+            CallOutcome::CpuOff
+        );
+        let info = handle_call([u64::from(PSCI_AFFINITY_INFO_64), 0x100, 0, 0]);
+        assert_eq!(
+            info,
+            CallOutcome::AffinityInfo {
+                target: 0x100,
+                level: 0
+            }
+        );
+        assert_eq!(
+            handle_call([u64::from(PSCI_CPU_SUSPEND_64), 0, 0, 0]),
+            CallOutcome::Suspend
+        );
+    }
+
+    #[test]
+    fn migrate_info_type_says_no_trusted_os_needs_migration() {
+        let out = handle_call([u64::from(PSCI_MIGRATE_INFO_TYPE), 0, 0, 0]);
+        assert_eq!(out, CallOutcome::Return([2, 0, 0, 0]));
     }
 
     #[test]

@@ -1,0 +1,146 @@
+//! Several vCPUs: each runs on its own physical CPU (vCPU `n` on physical CPU `n`), started
+//! through the firmware's PSCI `CPU_ON` at Moat's secondary entry, with the boot CPU's EL2
+//! translation and its own stack. Every CPU runs [`run_cpu`]: wait until its vCPU is powered on
+//! (the boot vCPU at once, the others by the guest's PSCI `CPU_ON`), then enter the guest and
+//! handle its exits with the shared [`VM`] locked — never across a guest run or a `WFI`.
+
+use crate::exits::{self, Next};
+use crate::power::{self, EndStatus};
+use crate::vcpu::Vcpu;
+use crate::vm::{Power, Start, VM, Vm};
+use crate::{boot, log, mm, switch};
+use core::arch::global_asm;
+
+global_asm!(
+    ".section .text.secondary, \"ax\"",
+    ".global moat_secondary_entry",
+    // x0 = the CPU index (the CPU_ON context). MMU off, at EL2, like the boot CPU.
+    "moat_secondary_entry:",
+    "ldr x1, ={sctlr_el2_res1}",
+    "msr sctlr_el2, x1",
+    "isb",
+    "adrp x1, {vectors}",
+    "add x1, x1, :lo12:{vectors}",
+    "msr vbar_el2, x1",
+    // sp = __secondary_stacks + (index + 1) * 64 KiB.
+    "adrp x1, __secondary_stacks",
+    "add x1, x1, :lo12:__secondary_stacks",
+    "add x2, x0, #1",
+    "lsl x2, x2, #16",
+    "add x1, x1, x2",
+    "mov sp, x1",
+    "bl {main}",
+    "1:",
+    "wfe",
+    "b 1b",
+    sctlr_el2_res1 = const boot::SCTLR_EL2_RES1,
+    vectors = sym crate::switch::moat_el2_vectors,
+    main = sym moat_secondary,
+);
+
+unsafe extern "C" {
+    fn moat_secondary_entry();
+}
+
+/// The most CPUs [`moat_secondary_entry`] has stacks for (`link.ld`).
+const STACKS: usize = 8;
+
+/// A secondary CPU's Rust entry: the EL2 translation, its GIC CPU interface, then its vCPU.
+extern "C" fn moat_secondary(index: usize) -> ! {
+    mm::enable_el2_translation_secondary();
+    let initialised = VM
+        .lock()
+        .as_mut()
+        .and_then(|vm| vm.irq.as_mut())
+        .map(|irq| irq.init_cpu(index));
+    if initialised == Some(None) {
+        log!("CPU {index}: its GIC CPU interface could not be initialised");
+    }
+    run_cpu(index)
+}
+
+/// Puts `vm` where every CPU finds it, starts the physical CPUs its vCPUs need, and runs the
+/// boot vCPU on this CPU.
+pub fn run(vm: Vm) -> ! {
+    let cpus = vm.config.cpus as usize;
+    let mpidrs = vm.cpu_mpidrs;
+    *VM.lock() = Some(vm);
+    let entry = moat_secondary_entry as *const () as u64;
+    for (index, &mpidr) in mpidrs.iter().enumerate().take(cpus.min(STACKS)).skip(1) {
+        let status = power::firmware_cpu_on(mpidr, entry, index as u64);
+        if status != 0 {
+            log!("CPU {index} (MPIDR {mpidr:#x}) did not start: PSCI status {status}");
+        }
+    }
+    run_cpu(0)
+}
+
+/// Runs vCPU `index` on this CPU, through every power cycle the guest gives it.
+fn run_cpu(index: usize) -> ! {
+    let mut vcpu = Vcpu::new(index);
+    loop {
+        wait_for_power_on(&mut vcpu);
+        if let Some(status) = run_until_off(&mut vcpu) {
+            power::end(status);
+        }
+    }
+}
+
+/// Waits (in `WFE`: a `CPU_ON` sends an event) until the vCPU is powered on, then sets it up.
+fn wait_for_power_on(vcpu: &mut Vcpu) {
+    loop {
+        if let Some(vm) = VM.lock().as_mut()
+            && let Power::Pending(start) = vm.power[vcpu.index]
+        {
+            vm.power[vcpu.index] = Power::On;
+            vm.enter_at(vcpu, start);
+            vm.configure_el2(vcpu);
+            return;
+        }
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+/// Runs the vCPU until it is switched off (`None`) or the VM ends (`Some`).
+fn run_until_off(vcpu: &mut Vcpu) -> Option<EndStatus> {
+    loop {
+        with_vm(|vm| vm.before_entry(vcpu));
+        let vector = switch::enter_guest(&mut vcpu.frame);
+        let next = with_vm(|vm| {
+            vm.after_exit(vcpu);
+            exits::handle(vm, vcpu, vector)
+        });
+        match next {
+            Next::Resume => {}
+            // SAFETY: waits for an interrupt with the VM unlocked; no memory is accessed.
+            // PSTATE.I is set at EL2, so a pending IRQ wakes the CPU without being taken here.
+            Next::Wait => unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) },
+            Next::Off => return None,
+            Next::End(status) => return Some(status),
+        }
+    }
+}
+
+/// Runs `f` with the VM locked.
+fn with_vm<R>(f: impl FnOnce(&mut Vm) -> R) -> R {
+    let mut guard = VM.lock();
+    let vm = guard.as_mut().expect("a vCPU runs only once its VM exists");
+    f(vm)
+}
+
+/// Which `CPU_ON` answer the VM gives for vCPU `target` (PSCI statuses).
+pub fn cpu_on(vm: &mut Vm, target: usize, start: Start) -> i64 {
+    const SUCCESS: i64 = 0;
+    const ALREADY_ON: i64 = -4;
+    const ON_PENDING: i64 = -5;
+    match vm.power[target] {
+        Power::On => ALREADY_ON,
+        Power::Pending(_) => ON_PENDING,
+        Power::Off => {
+            vm.power[target] = Power::Pending(start);
+            // SAFETY: an event for the CPUs waiting in `wait_for_power_on`; no memory access.
+            unsafe { core::arch::asm!("dsb ish", "sev", options(nomem, nostack)) };
+            SUCCESS
+        }
+    }
+}
