@@ -10,7 +10,8 @@ use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use safe_mmio::UniqueMmioPointer;
-use spin::mutex::SpinMutex;
+
+use crate::lock::Lock;
 
 struct Console {
     uart: Uart<'static>,
@@ -34,7 +35,7 @@ impl Write for Console {
     }
 }
 
-static CONSOLE: SpinMutex<Option<Console>> = SpinMutex::new(None);
+static CONSOLE: Lock<Option<Console>> = Lock::new(None);
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
 
 /// Takes the PL011 at physical address `base` as Moat's console.

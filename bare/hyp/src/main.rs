@@ -23,6 +23,7 @@ mod gic;
 mod guest;
 mod idregs;
 mod irqs;
+mod lock;
 mod mm;
 mod platform;
 mod power;

@@ -6,6 +6,7 @@ use crate::aborts::{self, Port};
 use crate::devices::{Device, Devices};
 use crate::gic::Interrupts;
 use crate::guest::El1Regs;
+use crate::lock::Lock;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::platform::MAX_CPUS;
 use crate::s2hw::{Frames, IdentityTables, Tlb};
@@ -26,7 +27,6 @@ use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaRange, VmView};
 use moat_vcpu::entry::CpuFeatures;
 use moat_vcpu::idregs::IdPolicy;
-use spin::mutex::SpinMutex;
 
 /// The VMID of Moat's one VM (VMID 0 is left unused, so a stray stage-2 walk with a reset
 /// `VTTBR_EL2` never hits this VM's TLB entries).
@@ -122,7 +122,7 @@ pub enum Start {
 }
 
 /// The VM, shared by the physical CPUs that run its vCPUs; held only while an exit is handled.
-pub static VM: SpinMutex<Option<Vm>> = SpinMutex::new(None);
+pub static VM: Lock<Option<Vm>> = Lock::new(None);
 
 /// Why a VM could not be created: a refused configuration or a lack of memory.
 #[derive(Debug)]

@@ -18,7 +18,7 @@
 //! and active state; the model remembers what it loaded (`LrShadow`) and which vCPU holds the
 //! interrupt, so no interrupt is ever in two vCPUs' list registers.
 
-use super::{Gic, IrqRef, PRIVATE_COUNT, VcpuSet};
+use super::{Gic, Irq, IrqRef, PRIVATE_COUNT, VcpuSet};
 
 /// The most list registers an implementation can have (`ICH_VTR_EL2.ListRegs` + 1 ≤ 16).
 pub const MAX_LIST_REGS: usize = 16;
@@ -309,15 +309,13 @@ impl<const SPIS: usize> Gic<SPIS> {
             return fill;
         }
         self.sync_from_list_registers(vcpu, &[]);
-        let mut loaded = 0;
-        while loaded < fill.count {
-            let Some(irq) = self.best_candidate(vcpu) else {
-                break;
-            };
-            fill.values[loaded] = self.load(irq, vcpu, vtr.priority_mask());
-            loaded += 1;
+        // One more than fit: whether any is left over decides the underflow request.
+        let best = self.best_candidates(vcpu, fill.count + 1);
+        let loaded = best.len().min(fill.count);
+        for (value, &irq) in fill.values.iter_mut().zip(&best.irqs()[..loaded]) {
+            *value = self.load(irq, vcpu, vtr.priority_mask());
         }
-        fill.underflow = self.best_candidate(vcpu).is_some();
+        fill.underflow = best.len() > loaded;
         self.shadows[vcpu] = LrShadow {
             values: fill.values,
             count: loaded,
@@ -361,28 +359,38 @@ impl<const SPIS: usize> Gic<SPIS> {
     }
 
     /// Whether `irq` wants a list register of its owner: active, or pending and deliverable.
-    fn wants_list_register(&self, irq: IrqRef) -> bool {
-        let record = self.irq(irq);
-        record.lr_of().is_none() && (record.active || self.pending_enabled(irq))
-    }
-
-    fn pending_enabled(&self, irq: IrqRef) -> bool {
+    pub(crate) fn pending_enabled(&self, irq: IrqRef) -> bool {
         let record = self.irq(irq);
         record.pending() && record.enabled && self.group_enabled(record.group1)
     }
 
-    /// The interrupt of vCPU `vcpu` that most needs a list register: active ones first, then
-    /// by priority, then by INTID.
-    fn best_candidate(&self, vcpu: usize) -> Option<IrqRef> {
-        let private = (0..PRIVATE_COUNT).map(|intid| IrqRef::Private { vcpu, intid });
-        let spis = (0..SPIS).map(IrqRef::Spi);
-        private
-            .chain(spis)
-            .filter(|&irq| self.wants_list_register(irq) && self.owner(irq) == Some(vcpu))
-            .min_by_key(|&irq| {
-                let record = self.irq(irq);
-                (!record.active, record.priority)
-            })
+    /// The (at most `limit`) interrupts of vCPU `vcpu` that most need a list register, best
+    /// first: active ones first, then by priority, then by INTID. One pass over the model, run
+    /// before every entry of the vCPU: loading one interrupt changes no other's place, so
+    /// these are the interrupts that choosing the best, loading it and choosing again would
+    /// load, in the same order.
+    pub(crate) fn best_candidates(&self, vcpu: usize, limit: usize) -> Candidates {
+        let mut best = Candidates::new(limit);
+        // Whether an interrupt wants a list register: not in one already, and active, or
+        // pending and enabled in an enabled group (`pending_enabled`, on the record at hand:
+        // these loops run before every entry).
+        let wanted = |record: &Irq| {
+            record.lr_of().is_none()
+                && (record.active
+                    || (record.pending() && record.enabled && self.group_enabled(record.group1)))
+        };
+        // A private interrupt not in a list register belongs to its own vCPU.
+        for (intid, record) in (0..PRIVATE_COUNT).zip(&self.private[vcpu]) {
+            if wanted(record) {
+                best.offer(record, IrqRef::Private { vcpu, intid });
+            }
+        }
+        for (index, record) in self.spis.iter().enumerate() {
+            if wanted(record) && self.owner(IrqRef::Spi(index)) == Some(vcpu) {
+                best.offer(record, IrqRef::Spi(index));
+            }
+        }
+        best
     }
 
     /// Hands `irq` to a list register of `vcpu` and returns the register's value.
@@ -413,6 +421,54 @@ impl<const SPIS: usize> Gic<SPIS> {
             #[allow(clippy::cast_possible_truncation)]
             IrqRef::Spi(index) => PRIVATE_COUNT + index as u32,
         }
+    }
+}
+
+/// What [`Gic::best_candidates`] chose, best first: room for every list register and one more.
+pub(crate) struct Candidates {
+    /// The interrupts' sort keys: (not active, priority).
+    keys: [(bool, u8); MAX_LIST_REGS + 1],
+    irqs: [IrqRef; MAX_LIST_REGS + 1],
+    len: usize,
+    /// The most it keeps.
+    limit: usize,
+}
+
+impl Candidates {
+    /// None chosen yet; room for `limit` (at most every list register and one more).
+    fn new(limit: usize) -> Self {
+        Self {
+            keys: [(false, 0); MAX_LIST_REGS + 1],
+            irqs: [IrqRef::Spi(0); MAX_LIST_REGS + 1],
+            len: 0,
+            limit: limit.min(MAX_LIST_REGS + 1),
+        }
+    }
+
+    /// Keeps `irq` (whose state is `record`) if it is among the best `limit` so far. Offered
+    /// in INTID order, so that earlier INTIDs win ties: a candidate goes after every one kept
+    /// with an equal key.
+    fn offer(&mut self, record: &Irq, irq: IrqRef) {
+        let key = (!record.active, record.priority);
+        let place = self.keys[..self.len].partition_point(|&kept| kept <= key);
+        if place >= self.limit {
+            return;
+        }
+        let end = (self.len + 1).min(self.limit);
+        self.keys.copy_within(place..end - 1, place + 1);
+        self.irqs.copy_within(place..end - 1, place + 1);
+        self.keys[place] = key;
+        self.irqs[place] = irq;
+        self.len = end;
+    }
+
+    const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The chosen interrupts, best first.
+    pub(crate) fn irqs(&self) -> &[IrqRef] {
+        &self.irqs[..self.len]
     }
 }
 

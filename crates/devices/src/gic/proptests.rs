@@ -76,6 +76,19 @@ fn check_list_register_ownership(gic: &VirtGic) {
     assert_eq!(marked.count(), held);
 }
 
+/// An interrupt's enable, pending latch, active state, group and priority, from few
+/// priorities so that ties are common.
+fn interrupt_state() -> impl Strategy<Value = (bool, bool, bool, bool, u8)> {
+    let priority = prop_oneof![Just(0x00u8), Just(0x40), Just(0xA0)];
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop::bool::weighted(0.1),
+        any::<bool>(),
+        priority,
+    )
+}
+
 proptest! {
     #[test]
     fn random_inputs_never_panic_and_never_load_an_interrupt_twice(
@@ -86,6 +99,53 @@ proptest! {
         for input in inputs {
             apply(&mut gic, input);
             check_list_register_ownership(&gic);
+        }
+    }
+
+    /// The one-pass choice of what the list registers get is the full sort of every
+    /// interrupt that wants one: active first, then by priority, then by INTID (private
+    /// interrupts before SPIs).
+    #[test]
+    fn list_register_choice_is_the_sorted_order_of_the_candidates(
+        vcpus in 1usize..=MAX_VCPUS,
+        inputs in prop::collection::vec(input(), 0..100),
+        states in prop::collection::vec(interrupt_state(), PRIVATE_COUNT as usize + DEFAULT_SPIS),
+        limit in 0usize..=list_regs::MAX_LIST_REGS + 1,
+    ) {
+        let mut gic = VirtGic::new(vcpus).unwrap();
+        for input in inputs {
+            apply(&mut gic, input);
+        }
+        // Many candidates, with equal priorities, on top of whatever the inputs left.
+        gic.enables.grp0 = true;
+        gic.enables.grp1 = true;
+        let irqs = (0..PRIVATE_COUNT)
+            .map(|intid| IrqRef::Private { vcpu: 0, intid })
+            .chain((0..DEFAULT_SPIS).map(IrqRef::Spi));
+        for (irq, (enabled, latch, active, group1, priority)) in irqs.zip(states) {
+            let record = gic.irq_mut(irq);
+            record.enabled = enabled;
+            record.latch = latch;
+            record.active = active;
+            record.group1 = group1;
+            record.priority = priority;
+        }
+        for vcpu in 0..vcpus {
+            let chosen = gic.best_candidates(vcpu, limit);
+            let mut all: Vec<_> = (0..PRIVATE_COUNT)
+                .map(|intid| IrqRef::Private { vcpu, intid })
+                .chain((0..DEFAULT_SPIS).map(IrqRef::Spi))
+                .enumerate()
+                .filter(|&(_, irq)| {
+                    let record = gic.irq(irq);
+                    let wanted = record.active || gic.pending_enabled(irq);
+                    record.lr_of().is_none() && wanted && gic.owner(irq) == Some(vcpu)
+                })
+                .map(|(order, irq)| ((!gic.irq(irq).active, gic.irq(irq).priority, order), irq))
+                .collect();
+            all.sort_by_key(|&(key, _)| key);
+            let expected: Vec<IrqRef> = all.into_iter().map(|(_, irq)| irq).take(limit).collect();
+            prop_assert_eq!(chosen.irqs(), &expected[..]);
         }
     }
 }
