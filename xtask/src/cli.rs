@@ -40,7 +40,8 @@ enum Command {
     /// boots. Without `--refresh`, a complete cache is used without network access.
     LinuxFetch(LinuxFetchArgs),
     /// Run a benchmark and print its figures: `stage2` (Moat's stage-2 tables against
-    /// google's aarch64-paging on the same work).
+    /// google's aarch64-paging on the same work), `boot` (Linux's virtual time to `/init` under
+    /// `-icount`, bare and under Moat, on 1 and 2 CPUs).
     Bench(BenchArgs),
     /// Explain a guest trap: the syndrome decoded, what Moat does with it (SPEC §2), the
     /// exception it injects (SPEC §3), and what Linux 6.1 KVM would do instead (SPEC §5).
@@ -111,6 +112,7 @@ struct BenchArgs {
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Bench {
     Stage2,
+    Boot,
 }
 
 /// Options of `./x run`.
@@ -226,6 +228,7 @@ impl Cli {
 fn bench(args: &BenchArgs) -> XResult<ExitCode> {
     let which = match args.which {
         Bench::Stage2 => "stage2",
+        Bench::Boot => return crate::bootbench::run(),
     };
     let reps = args.reps.to_string();
     build::run_step(

@@ -4,6 +4,7 @@
 //! `./x` (the shell bootstrap at the repository root) installs what a fresh Debian machine
 //! lacks and then runs this program.
 
+mod bootbench;
 mod build;
 mod cli;
 mod difftest;
