@@ -79,24 +79,10 @@ fn moat_boot(
     linux: &crate::linux::LinuxGuest,
     cpus: u32,
 ) -> XResult<Outcome> {
-    let mut config = moat_config::VmConfig::default_virt();
-    config.ram[0].size = RAM_MIB << 20;
-    config.set_cpus(cpus);
-    config.bootargs = crate::linux::default_append(0x0900_0000);
     let bundle = build::out_dir()
         .join("bench")
         .join(format!("linux-{cpus}.bundle"));
-    vm::write_bundle_with_initrd(&config, &linux.kernel, Some(&linux.initramfs), &bundle)?;
-    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let machine = Machine {
-        cpu: "max,pauth-impdef=on".into(),
-        mem_mib: vm::machine_mem_mib(&config, size),
-        kernel: artifacts.moat.clone(),
-        initrd: Some(bundle),
-        append: None,
-        el2: true,
-        smp: config.cpus,
-    };
+    let machine = vm::linux_under_moat(&artifacts.moat, linux, cpus, RAM_MIB, &bundle)?;
     machine.run_with(&icount(), ConsoleMode::Scripted(SCRIPT), Some(LIMIT))
 }
 

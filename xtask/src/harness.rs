@@ -281,22 +281,8 @@ const LINUX_LIMIT: Duration = Duration::from_secs(180);
 /// SIGBUS for the process alone.
 fn linux_case(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
     let linux = crate::linux::default_linux()?;
-    let mut vm = moat_config::VmConfig::default_virt();
-    vm.ram[0].size = 512 << 20;
-    vm.set_cpus(2);
-    vm.bootargs = crate::linux::default_append(0x0900_0000);
     let bundle = build::out_dir().join("test").join("linux.bundle");
-    vm::write_bundle_with_initrd(&vm, &linux.kernel, Some(&linux.initramfs), &bundle)?;
-    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let machine = Machine {
-        cpu: "max,pauth-impdef=on".into(),
-        mem_mib: vm::machine_mem_mib(&vm, size),
-        kernel: artifacts.moat.clone(),
-        initrd: Some(bundle),
-        append: None,
-        el2: true,
-        smp: vm.cpus,
-    };
+    let machine = vm::linux_under_moat(&artifacts.moat, &linux, 2, 512, &bundle)?;
     let outcome = machine.run(ConsoleMode::Scripted(LINUX_SCRIPT), Some(LINUX_LIMIT))?;
     let verdict = expect_line(&outcome, "cpus=2")
         .and_then(|()| timer_ticked(&outcome))

@@ -133,6 +133,37 @@ pub fn machine_mem_mib(vm: &VmConfig, bundle_bytes: u64) -> u64 {
     (total >> 20).next_multiple_of(64).max(512)
 }
 
+/// Debian's Linux (`./x linux-fetch`) as a VM of `cpus` vCPUs and `ram_mib` MiB on the
+/// default `virt` map, with the default command line: its bundle written to `bundle`, and
+/// the machine that boots it under Moat (`moat`, the EL2 image) on QEMU's `max` CPU.
+///
+/// # Errors
+///
+/// When the bundle cannot be written.
+pub fn linux_under_moat(
+    moat: &Path,
+    linux: &crate::linux::LinuxGuest,
+    cpus: u32,
+    ram_mib: u64,
+    bundle: &Path,
+) -> XResult<crate::qemu::Machine> {
+    let mut vm = VmConfig::default_virt();
+    vm.ram[0].size = ram_mib << 20;
+    vm.set_cpus(cpus);
+    vm.bootargs = crate::linux::default_append(0x0900_0000);
+    write_bundle_with_initrd(&vm, &linux.kernel, Some(&linux.initramfs), bundle)?;
+    let size = std::fs::metadata(bundle).map(|m| m.len()).unwrap_or(0);
+    Ok(crate::qemu::Machine {
+        cpu: "max,pauth-impdef=on".into(),
+        mem_mib: machine_mem_mib(&vm, size),
+        kernel: moat.to_path_buf(),
+        initrd: Some(bundle.to_path_buf()),
+        append: None,
+        el2: true,
+        smp: vm.cpus,
+    })
+}
+
 fn read(path: &Path, what: &str) -> XResult<String> {
     std::fs::read_to_string(path).map_err(|e| usage(format!("{what} {}: {e}", path.display())))
 }
