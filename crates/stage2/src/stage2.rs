@@ -124,23 +124,13 @@ impl Stage2 {
             return Ok(());
         };
         self.check_output(pa, size)?;
-        let mut ops = Ops {
-            mem,
-            alloc,
-            tlb,
-            batch: &mut self.batch,
-            vmid: self.vmid,
-        };
-        let level = self.geometry.start_level();
-        let result = for_each_root(&self.geometry, self.root, range, |table, part| {
+        self.edit(mem, alloc, tlb, range, |ops, table, level, part| {
             if part.1 - part.0 == PAGE_SIZE {
                 ops.map_page(table, level, part.0, pa.0, attrs)
             } else {
                 ops.map(table, level, part, pa.0 + (part.0 - range.0), attrs, true)
             }
-        });
-        ops.flush();
-        result
+        })
     }
 
     /// Unmaps `size` bytes at `ipa`: blocks partly inside are split, tables left empty are
@@ -163,23 +153,13 @@ impl Stage2 {
         let Some(range) = self.check_range(ipa, size)? else {
             return Ok(());
         };
-        let mut ops = Ops {
-            mem,
-            alloc,
-            tlb,
-            batch: &mut self.batch,
-            vmid: self.vmid,
-        };
-        let level = self.geometry.start_level();
-        let result = for_each_root(&self.geometry, self.root, range, |table, part| {
+        self.edit(mem, alloc, tlb, range, |ops, table, level, part| {
             if part.1 - part.0 == PAGE_SIZE {
                 ops.unmap_page(table, level, part.0)
             } else {
                 ops.unmap(table, level, part, true)
             }
-        });
-        ops.flush();
-        result
+        })
     }
 
     /// Gives every mapped page of `size` bytes at `ipa` the attributes `attrs` (memory type,
@@ -203,24 +183,14 @@ impl Stage2 {
         let Some(range) = self.check_range(ipa, size)? else {
             return Ok(());
         };
-        let mut ops = Ops {
-            mem,
-            alloc,
-            tlb,
-            batch: &mut self.batch,
-            vmid: self.vmid,
-        };
-        let level = self.geometry.start_level();
-        let result = for_each_root(&self.geometry, self.root, range, |table, part| {
+        let result = self.edit(mem, alloc, tlb, range, |ops, table, level, part| {
             ops.protect_park(table, level, part, attrs, true)
         });
-        ops.flush();
         // Parked leaves are remade even after an error, so none stays invalid.
-        let _ = for_each_root(&self.geometry, self.root, range, |table, part| {
+        let _ = self.edit(mem, alloc, tlb, range, |ops, table, level, part| {
             ops.protect_unpark(table, level, part);
             Ok(())
         });
-        ops.flush();
         result
     }
 
@@ -233,6 +203,30 @@ impl Stage2 {
         tlb: &mut T,
     ) {
         let end = self.geometry.ipa_end();
+        let result = self.edit(mem, alloc, tlb, (0, end), |ops, table, level, part| {
+            ops.unmap(table, level, part, true)
+        });
+        assert!(
+            result.is_ok(),
+            "unmapping whole tables never splits a block"
+        );
+        tlb.invalidate_vmid(self.vmid);
+        tlb.barrier();
+        alloc.free_tables(self.root, self.geometry.root_tables() as usize);
+    }
+
+    /// Runs `step` on each start table's share of `range` (the table, the start level, the
+    /// share), with the edit state: the three seams, this stage 2's TLB batch and VMID. Then
+    /// issues the TLB maintenance the steps batched, also after an error. Returns the first
+    /// error, which ends the walk.
+    fn edit<M: TableMemory, A: FrameAllocator, T: TlbMaintenance>(
+        &mut self,
+        mem: &mut M,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: (u64, u64),
+        mut step: impl FnMut(&mut Ops<'_, M, A, T>, Pa, u8, (u64, u64)) -> Result<(), Stage2Error>,
+    ) -> Result<(), Stage2Error> {
         let mut ops = Ops {
             mem,
             alloc,
@@ -241,17 +235,11 @@ impl Stage2 {
             vmid: self.vmid,
         };
         let level = self.geometry.start_level();
-        let result = for_each_root(&self.geometry, self.root, (0, end), |table, part| {
-            ops.unmap(table, level, part, true)
+        let result = for_each_root(&self.geometry, self.root, range, |table, part| {
+            step(&mut ops, table, level, part)
         });
-        assert!(
-            result.is_ok(),
-            "unmapping whole tables never splits a block"
-        );
         ops.flush();
-        tlb.invalidate_vmid(self.vmid);
-        tlb.barrier();
-        alloc.free_tables(self.root, self.geometry.root_tables() as usize);
+        result
     }
 
     /// `[ipa, ipa + size)` after checking it is page aligned and inside `2^S`; `None` if empty.
