@@ -562,18 +562,19 @@ fn moat_cases(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<()
         verdict,
     );
 
+    // The one guest action Moat still has no outcome for on `max` (issue 10): `SCXTNUM_EL1`,
+    // which traps because `HCR_EL2.EnSCXT` = 0 while `ID_AA64PFR0_EL1.CSV2` = 2 says it exists.
+    // `cortex-a72` has no FEAT_CSV2_2: the read is UNDEFINED at EL1 and never reaches Moat.
+    if !cpu.starts_with("max") {
+        return Ok(());
+    }
     let probe = assemble_guest("unhandled", UNHANDLED_TRAP_GUEST)?;
-    // A VM with redistributors but no distributor: Moat's GIC model needs both, so the
-    // redistributor window has no model.
-    let mut vm = moat_config::VmConfig::default_virt();
-    vm.devices
-        .retain(|d| d.kind != moat_config::DeviceKind::GicV3Distributor);
+    let vm = moat_config::VmConfig::default_virt();
     let outcome = boot_config(artifacts, &probe, cpu, &vm, "unhandled")?;
     let verdict = expect_exit(&outcome, MoatExit::VmStopped)
-        .and_then(|()| expect_line(&outcome, "EC=0x24"))
-        .and_then(|()| expect_line(&outcome, "FAR_EL2=0x80a0010"))
-        .and_then(|()| expect_line(&outcome, "gicv3-redist window at IPA 0x80a0010"))
-        .and_then(|()| expect_line(&outcome, "guest PC=0x40080008"));
+        .and_then(|()| expect_line(&outcome, "EC=0x18"))
+        .and_then(|()| expect_line(&outcome, "unhandled system register access"))
+        .and_then(|()| expect_line(&outcome, "guest PC=0x40080000"));
     tally.record(
         "unhandled_trap_stops_the_vm_with_a_decoded_diagnostic",
         cpu,
@@ -583,12 +584,10 @@ fn moat_cases(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<()
     Ok(())
 }
 
-/// A guest that reads a device window the VM was promised but Moat has no model for: Moat
-/// stops the VM and says so, rather than invent an answer.
+/// A guest that reads `SCXTNUM_EL1` (`S3_0_C13_C0_7`), a trap Moat has no outcome for yet:
+/// Moat stops the VM and says so, rather than invent an answer.
 const UNHANDLED_TRAP_GUEST: &str = "
-    movz x1, #0x080a, lsl #16
-    add x1, x1, #0x10
-    ldr w0, [x1]
+    mrs x0, s3_0_c13_c0_7
 1:  b 1b
 ";
 

@@ -3,26 +3,29 @@
 //! `ESR_EL2.ISV` = 0), exceptions injected exactly (`moat_vcpu::inject`), `AT` results written
 //! to `PAR_EL1`, no-op cache maintenance skipped.
 
-use crate::console;
-use crate::exits::{Next, stop};
 use crate::guest::{self, El1Regs, GuestRam, Instruction, TrappedGuest};
+use crate::outcome::{Next, stop};
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use moat_arm::esr::{Esr, Syndrome};
 use moat_arm::pstate::{Spsr32, is_aarch32};
-use moat_devices::{Access, DeviceEffects};
+use moat_devices::Access;
 use moat_vcpu::abort::{Decision, GuestAbort, decide};
 use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::inject::{self, Abort, AbortAccess, AbortCause};
 use moat_vcpu::insn::emulate::{A64Context, Aarch32Context};
-use moat_vcpu::insn::{self, A64FrameRegs, Aarch32FrameRegs, BusError, DevicePort};
+use moat_vcpu::insn::{self, A64FrameRegs, Aarch32FrameRegs};
 use moat_vcpu::mmio::{complete_load, decode_syndrome_access, size_mask};
 
 /// Handles an instruction or data abort the guest took to EL2.
 pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
     let f = &vcpu.frame;
     let Some(abort) = GuestAbort::from_trap(f.esr, f.far, f.hpfar) else {
-        return stop(vm, vcpu, format_args!("abort without an abort syndrome"));
+        return stop(
+            &vm.config.name,
+            &vcpu.frame,
+            format_args!("abort without an abort syndrome"),
+        );
     };
     let el1 = El1Regs::read();
     let decision = {
@@ -49,11 +52,11 @@ pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
         }
         Decision::Retry => Next::Resume,
         Decision::MapRam => stop(
-            vm,
-            vcpu,
+            &vm.config.name,
+            &vcpu.frame,
             format_args!("stage-2 translation fault inside RAM: Moat lost a mapping"),
         ),
-        Decision::Unexpected(why) => stop(vm, vcpu, format_args!("{why}")),
+        Decision::Unexpected(why) => stop(&vm.config.name, &vcpu.frame, format_args!("{why}")),
     }
 }
 
@@ -61,7 +64,7 @@ fn trapped<'a>(vm: &'a Vm, vcpu: &'a Vcpu, el1: &El1Regs, abort: &GuestAbort) ->
     TrappedGuest {
         mem: GuestRam {
             ram: &vm.ram,
-            devices: &vm.devices.windows,
+            devices: &vm.device_windows,
         },
         el1: *el1,
         parange: vm.id_policy.parange,
@@ -113,22 +116,11 @@ fn emulate(
 ) -> Next {
     let Syndrome::DataAbortLower(iss) = esr.decode() else {
         return stop(
-            vm,
-            vcpu,
+            &vm.config.name,
+            &vcpu.frame,
             format_args!("device access from EL2's point of view not a lower-EL data abort"),
         );
     };
-    if let crate::devices::Device::Missing(kind) = vm.devices.list[device] {
-        let ipa = abort.ipa.map_or(0, |i| i.0);
-        return stop(
-            vm,
-            vcpu,
-            format_args!(
-                "access to the {} window at IPA {ipa:#x}, which Moat does not emulate yet",
-                kind.name()
-            ),
-        );
-    }
     let swap = big_endian(&vcpu.frame, el1);
     if let Some(access) = decode_syndrome_access(&iss, &vcpu.frame) {
         let write = access.write.map(|v| order(v, access.size, swap));
@@ -137,7 +129,7 @@ fn emulate(
             size: access.size,
             write,
         };
-        let data = vm.device_access(device, request).unwrap_or(0);
+        let data = vm.device_access(device, request, vcpu.index);
         if access.write.is_none() {
             complete_load(&mut vcpu.frame, &access, order(data, access.size, swap));
         }
@@ -199,6 +191,8 @@ fn emulate_instruction(
             insn::emulate_t32(hw1, hw2, &ctx, &mut regs, &mut port)
         }
     };
+    let kick = port.kick;
+    vm.kick(kick, vcpu.index);
     match result {
         Ok(done) => {
             vcpu.frame.pc = vcpu.frame.pc.wrapping_add(u64::from(done.length));
@@ -241,72 +235,4 @@ fn read_as_zero(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, abort: &GuestAbort, el1:
         return Next::Resume;
     }
     emulate_instruction(vm, vcpu, abort, el1, None, false)
-}
-
-/// The device behind one trapped access, as the load/store emulator sees it: element
-/// addresses are VAs on the faulting page, mapped to offsets in the device's window.
-pub struct Port<'a> {
-    /// The VM's devices and the index of the one accessed, or `None` for
-    /// read-as-zero/write-ignore.
-    pub device: Option<(&'a mut crate::devices::Devices, usize)>,
-    /// The faulting IPA.
-    pub fault_ipa: u64,
-    /// The faulting VA.
-    pub far: u64,
-    /// The window's first IPA and size.
-    pub window: (u64, u64),
-}
-
-impl Port<'_> {
-    fn offset(&self, addr: u64, size: u8) -> Result<u64, BusError> {
-        const PAGE: u64 = 0xFFF;
-        if addr & !PAGE != self.far & !PAGE {
-            return Err(BusError);
-        }
-        let ipa = (self.fault_ipa & !PAGE) | (addr & PAGE);
-        let offset = ipa.checked_sub(self.window.0).ok_or(BusError)?;
-        if offset + u64::from(size) > self.window.1 {
-            return Err(BusError);
-        }
-        Ok(offset)
-    }
-
-    fn access(&mut self, request: Access) -> u64 {
-        match &mut self.device {
-            Some((devices, index)) => {
-                let (data, effects) = devices.access(*index, request).unwrap_or_default();
-                apply(effects);
-                data
-            }
-            None => 0,
-        }
-    }
-}
-
-impl DevicePort for Port<'_> {
-    fn read(&mut self, addr: u64, size: u8) -> Result<u64, BusError> {
-        let offset = if self.device.is_some() {
-            self.offset(addr, size)?
-        } else {
-            0
-        };
-        Ok(self.access(Access::read(offset, size)))
-    }
-
-    fn write(&mut self, addr: u64, size: u8, value: u64) -> Result<(), BusError> {
-        let offset = if self.device.is_some() {
-            self.offset(addr, size)?
-        } else {
-            0
-        };
-        self.access(Access::write(offset, size, value));
-        Ok(())
-    }
-}
-
-/// Carries out a device's effects.
-pub fn apply(effects: DeviceEffects) {
-    if let Some(byte) = effects.console_out {
-        console::guest_byte(byte);
-    }
 }

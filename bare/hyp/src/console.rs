@@ -8,7 +8,7 @@
 use arm_pl011_uart::{Interrupts, PL011Registers, Uart};
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use safe_mmio::UniqueMmioPointer;
 
 use crate::lock::Lock;
@@ -37,6 +37,8 @@ impl Write for Console {
 
 static CONSOLE: Lock<Option<Console>> = Lock::new(None);
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
+/// The receive interrupt is off because the guest's UART had no room.
+static RX_PAUSED: AtomicBool = AtomicBool::new(false);
 
 /// Takes the PL011 at physical address `base` as Moat's console.
 ///
@@ -88,12 +90,19 @@ pub fn receive() -> Option<u8> {
 /// Turns the console's receive interrupts (`UARTIMSC.RXIM`, `RTIM`) on or off: off while the
 /// guest's UART has no room, so that a level interrupt Moat cannot serve does not storm.
 pub fn set_receive_interrupt(enabled: bool) {
+    RX_PAUSED.store(!enabled, Ordering::Relaxed);
     if let Some(console) = CONSOLE.lock().as_mut() {
         let rx = Interrupts::RXI | Interrupts::RTI;
         let masks = console.uart.interrupt_masks();
         let masks = if enabled { masks | rx } else { masks - rx };
         console.uart.set_interrupt_masks(masks);
     }
+}
+
+/// Whether the receive interrupt is off for want of room in the guest's UART: then a guest
+/// read of its UART may have made room, and the console must be read again.
+pub fn receive_paused() -> bool {
+    RX_PAUSED.load(Ordering::Relaxed)
 }
 
 /// Writes without taking the console lock: only for the fault and panic paths, where the lock

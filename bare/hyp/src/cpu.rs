@@ -81,3 +81,11 @@ pub fn features() -> moat_vcpu::entry::CpuFeatures {
     };
     moat_vcpu::entry::CpuFeatures::from_id_registers(&id, false)
 }
+
+/// Sends an event to every CPU (`SEV`): those waiting in `WFE` for their vCPU to be started
+/// look again.
+pub fn send_event() {
+    // SAFETY: a barrier so the power-state change is visible, then an event; no memory is
+    // accessed and no state changes besides the event registers.
+    unsafe { core::arch::asm!("dsb ish", "sev", options(nomem, nostack)) };
+}

@@ -12,13 +12,14 @@
 //! once the timer's condition is false (the guest's EOI of it raises a maintenance interrupt,
 //! which brings Moat back to sample the timer).
 
-use crate::platform::{MAX_CPUS, PhysRange};
+use crate::lock::Lock;
+use crate::platform::PhysRange;
 use aarch64_cpu::registers::{ICH_HCR_EL2, ICH_VTR_EL2, Readable, Writeable};
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, Trigger};
 use core::ptr::NonNull;
-use moat_devices::gic::VirtGic;
 use moat_devices::gic::list_regs::IchVtr;
+use moat_devices::gic::{VcpuSet, VirtGic};
 use safe_mmio::UniqueMmioPointer;
 
 /// The GIC maintenance interrupt (PPI 9, INTID 25, as on QEMU virt and SBSA systems).
@@ -37,56 +38,68 @@ const TIMERS: [u32; 2] = [VIRTUAL_TIMER_INTID, PHYSICAL_TIMER_INTID];
 /// The priority Moat gives the interrupts it takes (all equal: Moat never nests them).
 const PRIORITY: u8 = 0x80;
 
-/// The machine's GIC and the virtual CPU interface.
-pub struct Interrupts {
-    gic: GicV3<'static>,
-    vtr: IchVtr,
-    /// Per physical CPU, the timer PPIs whose physical interrupt is disabled while the virtual
-    /// one is asserted.
-    timer_masked: [[bool; TIMERS.len()]; MAX_CPUS],
+/// The machine's GIC distributor and redistributors, shared by every physical CPU; taken only
+/// to set one up and to mask or unmask a timer PPI (each CPU touches its own redistributor's
+/// bits, but the driver is one object).
+static MACHINE_GIC: Lock<Option<GicV3<'static>>> = Lock::new(None);
+
+/// Takes the GIC at `dist`/`redist` of a machine of `cpus` CPUs, sets it up from CPU 0 and
+/// enables the interrupts Moat handles there; `None` when it cannot be driven.
+///
+/// # Safety
+///
+/// `dist` and `redist` must be the machine's GICv3 distributor and redistributor regions from
+/// the device tree, identity-mapped as device memory, driven by nothing else.
+pub unsafe fn init(dist: PhysRange, redist: PhysRange, cpus: usize) -> Option<CpuInterface> {
+    let dist_ptr = NonNull::new(dist.base as *mut arm_gic::gicv3::registers::Gicd)?;
+    let redist_ptr = NonNull::new(redist.base as *mut arm_gic::gicv3::registers::GicrSgi)?;
+    // SAFETY: the caller guarantees both are the GIC's registers, exclusively Moat's.
+    let mut gic =
+        unsafe { GicV3::new(UniqueMmioPointer::new(dist_ptr), redist_ptr, cpus.max(1)) }.ok()?;
+    GicCpuInterface::enable_system_register_el2(true);
+    gic.setup(0);
+    enable_private(&mut gic, 0)?;
+    let uart = IntId::spi(UART_INTID - 32);
+    gic.set_interrupt_priority(uart, None, PRIORITY).ok()?;
+    gic.set_trigger(uart, None, Trigger::Level).ok()?;
+    gic.enable_interrupt(uart, None, true).ok()?;
+    GicCpuInterface::set_priority_mask(0xFF);
+    GicCpuInterface::enable_group1(true);
+    *MACHINE_GIC.lock() = Some(gic);
+    Some(CpuInterface::new(0))
 }
 
-impl Interrupts {
-    /// Takes the GIC at `dist`/`redist` of a machine of `cpus` CPUs, sets it up from CPU 0
-    /// and enables the interrupts Moat handles there.
-    ///
-    /// # Safety
-    ///
-    /// `dist` and `redist` must be the machine's GICv3 distributor and redistributor regions
-    /// from the device tree, identity-mapped as device memory, driven by nothing else.
-    pub unsafe fn init(dist: PhysRange, redist: PhysRange, cpus: usize) -> Option<Self> {
-        let dist_ptr = NonNull::new(dist.base as *mut arm_gic::gicv3::registers::Gicd)?;
-        let redist_ptr = NonNull::new(redist.base as *mut arm_gic::gicv3::registers::GicrSgi)?;
-        // SAFETY: the caller guarantees both are the GIC's registers, exclusively Moat's.
-        let mut gic =
-            unsafe { GicV3::new(UniqueMmioPointer::new(dist_ptr), redist_ptr, cpus.max(1)) }
-                .ok()?;
-        GicCpuInterface::enable_system_register_el2(true);
-        gic.setup(0);
-        enable_private(&mut gic, 0)?;
-        let uart = IntId::spi(UART_INTID - 32);
-        gic.set_interrupt_priority(uart, None, PRIORITY).ok()?;
-        gic.set_trigger(uart, None, Trigger::Level).ok()?;
-        gic.enable_interrupt(uart, None, true).ok()?;
-        GicCpuInterface::set_priority_mask(0xFF);
-        GicCpuInterface::enable_group1(true);
-        let vtr = IchVtr::decode(ICH_VTR_EL2.get());
-        Some(Self {
-            gic,
-            vtr,
-            timer_masked: [[false; TIMERS.len()]; MAX_CPUS],
-        })
-    }
+/// Brings up physical CPU `cpu`'s redistributor and CPU interface (run on that CPU) and
+/// enables the private interrupts Moat handles there; `None` when the machine has no GIC Moat
+/// drives, or this CPU's part cannot be set up.
+pub fn init_cpu(cpu: usize) -> Option<CpuInterface> {
+    let mut guard = MACHINE_GIC.lock();
+    let gic = guard.as_mut()?;
+    GicCpuInterface::enable_system_register_el2(true);
+    gic.init_cpu(cpu);
+    enable_private(gic, cpu)?;
+    GicCpuInterface::set_priority_mask(0xFF);
+    GicCpuInterface::enable_group1(true);
+    Some(CpuInterface::new(cpu))
+}
 
-    /// Brings up physical CPU `cpu`'s redistributor and CPU interface (run on that CPU) and
-    /// enables the private interrupts Moat handles there.
-    pub fn init_cpu(&mut self, cpu: usize) -> Option<()> {
-        GicCpuInterface::enable_system_register_el2(true);
-        self.gic.init_cpu(cpu);
-        enable_private(&mut self.gic, cpu)?;
-        GicCpuInterface::set_priority_mask(0xFF);
-        GicCpuInterface::enable_group1(true);
-        Some(())
+/// One physical CPU's side of the GIC: its CPU interface's registers, the list registers of
+/// its virtual CPU interface, and which of its timer PPIs Moat holds masked. Owned by the CPU's
+/// run loop; nothing here is shared.
+pub struct CpuInterface {
+    cpu: usize,
+    vtr: IchVtr,
+    /// The timer PPIs whose physical interrupt is disabled while the virtual one is asserted.
+    timer_masked: [bool; TIMERS.len()],
+}
+
+impl CpuInterface {
+    fn new(cpu: usize) -> Self {
+        Self {
+            cpu,
+            vtr: IchVtr::decode(ICH_VTR_EL2.get()),
+            timer_masked: [false; TIMERS.len()],
+        }
     }
 
     /// The highest-priority pending physical interrupt, acknowledged; `None` when none is.
@@ -99,43 +112,56 @@ impl Interrupts {
         GicCpuInterface::end_interrupt(int_id(intid), InterruptGroup::Group1);
     }
 
-    /// A timer PPI fired: the guest's model gets the virtual PPI, and the physical one is
-    /// disabled until the timer's condition is false again.
-    pub fn timer_fired(&mut self, intid: u32, gic: &mut VirtGic, vcpu: usize) {
-        if let Some(slot) = TIMERS.iter().position(|&t| t == intid) {
-            self.set_physical(intid, vcpu, false);
-            self.timer_masked[vcpu][slot] = true;
-            gic.set_ppi_level(vcpu, intid, true);
-        }
+    /// A timer PPI fired: the guest's model gets the virtual PPI of vCPU `vcpu`, and the
+    /// physical one is disabled until the timer's condition is false again. Returns the vCPUs
+    /// the model asks to kick.
+    pub fn timer_fired(&mut self, intid: u32, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
+        let Some(slot) = TIMERS.iter().position(|&t| t == intid) else {
+            return VcpuSet::EMPTY;
+        };
+        self.set_physical(intid, false);
+        self.timer_masked[slot] = true;
+        gic.set_ppi_level(vcpu, intid, true)
     }
 
-    /// Samples the guest's timers (`CNTV_CTL_EL0`, `CNTP_CTL_EL0`): a timer whose condition is
-    /// gone lowers its virtual PPI and gets its physical interrupt back.
-    pub fn resample_timers(&mut self, gic: &mut VirtGic, vcpu: usize) {
+    /// Whether a timer's virtual PPI is held asserted (its condition must be sampled again).
+    pub fn timer_held(&self) -> bool {
+        self.timer_masked.iter().any(|&m| m)
+    }
+
+    /// Samples the guest's timers (`CNTV_CTL_EL0`, `CNTP_CTL_EL0`) whose virtual PPI is held:
+    /// a timer whose condition is gone lowers its virtual PPI and gets its physical interrupt
+    /// back. Returns the vCPUs the model asks to kick.
+    pub fn resample_timers(&mut self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
+        let mut kick = VcpuSet::EMPTY;
         for (slot, &intid) in TIMERS.iter().enumerate() {
-            if self.timer_masked[vcpu][slot] && !timer_asserted(intid) {
-                gic.set_ppi_level(vcpu, intid, false);
-                self.timer_masked[vcpu][slot] = false;
-                self.set_physical(intid, vcpu, true);
+            if self.timer_masked[slot] && !timer_asserted(intid) {
+                kick |= gic.set_ppi_level(vcpu, intid, false);
+                self.timer_masked[slot] = false;
+                self.set_physical(intid, true);
             }
         }
+        kick
     }
 
-    /// Enables or disables a PPI of physical CPU `cpu` (vCPU `n` runs on physical CPU `n`).
-    fn set_physical(&mut self, intid: u32, cpu: usize, enable: bool) {
-        // The PPI exists (it was configured at init); the driver only fails for an INTID out
-        // of range.
-        let _ = self.gic.enable_interrupt(int_id(intid), Some(cpu), enable);
+    /// Enables or disables one of this CPU's PPIs.
+    fn set_physical(&self, intid: u32, enable: bool) {
+        if let Some(gic) = MACHINE_GIC.lock().as_mut() {
+            // The PPI exists (it was configured at init); the driver only fails for an INTID
+            // out of range.
+            let _ = gic.enable_interrupt(int_id(intid), Some(self.cpu), enable);
+        }
     }
 
-    /// Reads the list registers back after vCPU `vcpu` ran and updates the model.
-    pub fn sync(&self, gic: &mut VirtGic, vcpu: usize) {
+    /// Reads the list registers back after vCPU `vcpu` ran and updates the model; returns the
+    /// other vCPUs the model asks to kick.
+    pub fn sync(&self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
         let mut lrs = [0u64; 16];
         let n = self.vtr.list_regs;
         for (i, lr) in lrs.iter_mut().enumerate().take(n) {
             *lr = read_lr(i);
         }
-        gic.sync_from_list_registers(vcpu, &lrs[..n]);
+        gic.sync_from_list_registers(vcpu, &lrs[..n])
     }
 
     /// Loads vCPU `vcpu`'s deliverable interrupts into the list registers before its entry.

@@ -4,7 +4,7 @@
 //! Moat runs one vCPU per physical CPU and does not use EL1 itself, so the guest's EL1 system
 //! registers are live in the hardware while Moat handles a trap: reading them is an `MRS`.
 
-use crate::vm::Backing;
+use crate::ram::Backing;
 use aarch64_cpu::registers::{
     ELR_EL1, ESR_EL1, FAR_EL1, PAR_EL1, Readable, SCTLR_EL1, SP_EL0, SP_EL1, SPSR_EL1, TCR_EL1,
     TTBR0_EL1, TTBR1_EL1, VBAR_EL1, Writeable,

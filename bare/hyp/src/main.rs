@@ -17,7 +17,6 @@ mod boot;
 mod console;
 mod cpacr;
 mod cpu;
-mod devices;
 mod exits;
 mod gic;
 mod guest;
@@ -25,11 +24,16 @@ mod idregs;
 mod irqs;
 mod lock;
 mod mm;
+mod mmio;
+mod outcome;
 mod platform;
 mod power;
+mod ram;
 mod s2hw;
+mod smccc;
 mod smp;
 mod switch;
+mod sysregs;
 mod vcpu;
 mod vm;
 
@@ -91,10 +95,10 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
     };
     let cpus = &platform.cpus[..platform.cpu_count];
     match vm::Vm::create(&bundle, phys, ipa_limit, cpus) {
-        Ok(mut vm) => {
-            vm.irq = take_interrupts(platform);
+        Ok(vm) => {
+            let irq = take_interrupts(platform);
             vm.report();
-            smp::run(vm)
+            smp::run(vm, irq)
         }
         Err(e) => {
             log!("error: VM '{}' refused: {e}", bundle.config().name);
@@ -105,11 +109,12 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
 
 /// The machine's GICv3, driven by Moat: physical interrupts reach EL2 and become the guest's
 /// virtual ones. Without one (no GIC in the device tree) the guest runs without interrupts.
-fn take_interrupts(platform: &Platform) -> Option<gic::Interrupts> {
+/// Returns the boot CPU's interface.
+fn take_interrupts(platform: &Platform) -> Option<gic::CpuInterface> {
     let (dist, redist) = platform.gic?;
     // SAFETY: the device tree names these as the GIC's registers; Moat is the only software
     // driving them, and `device_ranges` identity-mapped them as device memory.
-    let irq = unsafe { gic::Interrupts::init(dist, redist, platform.cpu_count) };
+    let irq = unsafe { gic::init(dist, redist, platform.cpu_count) };
     if irq.is_none() {
         log!("GICv3 at {dist} could not be initialised: the guest gets no interrupts");
     }

@@ -3,11 +3,17 @@
 //! translation and its own stack. Every CPU runs [`run_cpu`]: wait until its vCPU is powered on
 //! (the boot vCPU at once, the others by the guest's PSCI `CPU_ON`), then enter the guest and
 //! handle its exits with the shared [`VM`] locked — never across a guest run or a `WFI`.
+//!
+//! What is the machine's stays with the physical CPU: its GIC CPU interface and list registers
+//! ([`CpuInterface`], owned by the CPU's loop), the machine's GIC (`gic.rs`). What is the VM's
+//! is in the [`Vm`]; the vCPU's own state is in the [`Vcpu`] the loop holds.
 
-use crate::exits::{self, Next};
+use crate::exits;
+use crate::gic::{self, CpuInterface};
+use crate::outcome::Next;
 use crate::power::{self, EndStatus};
 use crate::vcpu::Vcpu;
-use crate::vm::{Power, Start, VM, Vm};
+use crate::vm::{VM, Vm};
 use crate::{boot, log, mm, switch};
 use core::arch::global_asm;
 
@@ -48,20 +54,18 @@ const STACKS: usize = 8;
 /// A secondary CPU's Rust entry: the EL2 translation, its GIC CPU interface, then its vCPU.
 extern "C" fn moat_secondary(index: usize) -> ! {
     mm::enable_el2_translation_secondary();
-    let initialised = VM
-        .lock()
-        .as_mut()
-        .and_then(|vm| vm.irq.as_mut())
-        .map(|irq| irq.init_cpu(index));
-    if initialised == Some(None) {
-        log!("CPU {index}: its GIC CPU interface could not be initialised");
+    let irq = gic::init_cpu(index);
+    if irq.is_none() {
+        log!("CPU {index}: no GIC CPU interface: its vCPU gets no interrupts");
     }
-    run_cpu(index)
+    run_cpu(index, irq)
 }
 
 /// Puts `vm` where every CPU finds it, starts the physical CPUs its vCPUs need, and runs the
-/// boot vCPU on this CPU.
-pub fn run(vm: Vm) -> ! {
+/// boot vCPU on this CPU, whose GIC interface is `irq`.
+pub fn run(mut vm: Vm, irq: Option<CpuInterface>) -> ! {
+    // The console's receive interrupt goes on once the guest's UART can take input.
+    vm.console_input(0);
     let cpus = vm.config.cpus as usize;
     let mpidrs = vm.cpu_mpidrs;
     *VM.lock() = Some(vm);
@@ -72,15 +76,15 @@ pub fn run(vm: Vm) -> ! {
             log!("CPU {index} (MPIDR {mpidr:#x}) did not start: PSCI status {status}");
         }
     }
-    run_cpu(0)
+    run_cpu(0, irq)
 }
 
 /// Runs vCPU `index` on this CPU, through every power cycle the guest gives it.
-fn run_cpu(index: usize) -> ! {
+fn run_cpu(index: usize, mut irq: Option<CpuInterface>) -> ! {
     let mut vcpu = Vcpu::new(index);
     loop {
         wait_for_power_on(&mut vcpu);
-        if let Some(status) = run_until_off(&mut vcpu) {
+        if let Some(status) = run_until_off(&mut vcpu, irq.as_mut()) {
             power::end(status);
         }
     }
@@ -90,9 +94,8 @@ fn run_cpu(index: usize) -> ! {
 fn wait_for_power_on(vcpu: &mut Vcpu) {
     loop {
         if let Some(vm) = VM.lock().as_mut()
-            && let Power::Pending(start) = vm.power[vcpu.index]
+            && let Some(start) = vm.power.take_start(vcpu.index)
         {
-            vm.power[vcpu.index] = Power::On;
             vm.enter_at(vcpu, start);
             vm.configure_el2(vcpu);
             return;
@@ -102,13 +105,17 @@ fn wait_for_power_on(vcpu: &mut Vcpu) {
 }
 
 /// Runs the vCPU until it is switched off (`None`) or the VM ends (`Some`).
-fn run_until_off(vcpu: &mut Vcpu) -> Option<EndStatus> {
+fn run_until_off(vcpu: &mut Vcpu, mut irq: Option<&mut CpuInterface>) -> Option<EndStatus> {
     loop {
-        with_vm(|vm| vm.before_entry(vcpu));
+        if let Some(irq) = irq.as_deref_mut() {
+            with_vm(|vm| vm.before_entry(vcpu, irq));
+        }
         let vector = switch::enter_guest(&mut vcpu.frame);
         let next = with_vm(|vm| {
-            vm.after_exit(vcpu);
-            exits::handle(vm, vcpu, vector)
+            if let Some(irq) = irq.as_deref() {
+                vm.after_exit(vcpu, irq);
+            }
+            exits::handle(vm, vcpu, irq.as_deref_mut(), vector)
         });
         match next {
             Next::Resume => {}
@@ -126,21 +133,4 @@ fn with_vm<R>(f: impl FnOnce(&mut Vm) -> R) -> R {
     let mut guard = VM.lock();
     let vm = guard.as_mut().expect("a vCPU runs only once its VM exists");
     f(vm)
-}
-
-/// Which `CPU_ON` answer the VM gives for vCPU `target` (PSCI statuses).
-pub fn cpu_on(vm: &mut Vm, target: usize, start: Start) -> i64 {
-    const SUCCESS: i64 = 0;
-    const ALREADY_ON: i64 = -4;
-    const ON_PENDING: i64 = -5;
-    match vm.power[target] {
-        Power::On => ALREADY_ON,
-        Power::Pending(_) => ON_PENDING,
-        Power::Off => {
-            vm.power[target] = Power::Pending(start);
-            // SAFETY: an event for the CPUs waiting in `wait_for_power_on`; no memory access.
-            unsafe { core::arch::asm!("dsb ish", "sev", options(nomem, nostack)) };
-            SUCCESS
-        }
-    }
 }

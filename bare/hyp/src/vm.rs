@@ -2,16 +2,16 @@
 //! and the boot vCPU's entry; created from the bundle the host tool passed, and run until
 //! the guest ends it or Moat stops it.
 
-use crate::aborts::{self, Port};
-use crate::devices::{Device, Devices};
-use crate::gic::Interrupts;
+use crate::gic::{self, CpuInterface, UART_INTID};
 use crate::guest::El1Regs;
 use crate::lock::Lock;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
+use crate::mmio::Port;
 use crate::platform::MAX_CPUS;
+use crate::ram::Backing;
 use crate::s2hw::{Frames, IdentityTables, Tlb};
 use crate::vcpu::Vcpu;
-use crate::{cpu, log};
+use crate::{console, cpu, log};
 use aarch64_cpu::registers::{
     CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, Readable, VMPIDR_EL2,
     VTCR_EL2, VTTBR_EL2, Writeable,
@@ -21,12 +21,15 @@ use core::fmt;
 use moat_arm::addr::{Ipa, Pa};
 use moat_arm::parange::PaRange;
 use moat_config::guest_parange_bits;
-use moat_config::{Bundle, ConfigError, GuestArch, VmConfig};
+use moat_config::{Bundle, ConfigError, DeviceKind, GuestArch, VmConfig};
 use moat_devices::Access;
+use moat_devices::bus::{Bus, BusEffects, BusError, ModelKind};
+use moat_devices::gic::VcpuSet;
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaRange, VmView};
 use moat_vcpu::entry::CpuFeatures;
 use moat_vcpu::idregs::IdPolicy;
+use moat_vcpu::power::{PowerStates, Start};
 
 /// The VMID of Moat's one VM (VMID 0 is left unused, so a stray stage-2 walk with a reset
 /// `VTTBR_EL2` never hits this VM's TLB entries).
@@ -51,25 +54,6 @@ const PSTATE_T: u64 = 1 << 5;
 /// (16, 18) set.
 const SCTLR_AARCH32_RESET: u64 = 0x00C5_0838;
 
-/// One RAM region of the VM and the machine memory behind it.
-#[derive(Clone, Copy, Debug)]
-pub struct Backing {
-    /// The region's first IPA.
-    pub ipa: Ipa,
-    /// The machine address behind it.
-    pub pa: Pa,
-    /// Length in bytes.
-    pub size: u64,
-}
-
-impl Backing {
-    /// The machine address of `ipa`, when `len` bytes from it lie inside this region.
-    pub fn pa_of(&self, ipa: Ipa, len: u64) -> Option<u64> {
-        let offset = ipa.0.checked_sub(self.ipa.0)?;
-        (offset.checked_add(len)? <= self.size).then_some(self.pa.0 + offset)
-    }
-}
-
 /// A VM.
 pub struct Vm {
     /// The validated configuration.
@@ -80,10 +64,10 @@ pub struct Vm {
     pub ram: Vec<Backing>,
     /// The RAM regions as IPA ranges (for the abort decision).
     pub ram_windows: Vec<IpaRange>,
-    /// The emulated devices and their windows.
-    pub devices: Devices,
-    /// The machine's interrupt controller, when Moat found one.
-    pub irq: Option<Interrupts>,
+    /// The emulated devices' windows, in the order of the bus's.
+    pub device_windows: Vec<IpaRange>,
+    /// The emulated devices.
+    pub bus: Bus,
     /// The CPU features exception entry follows (the hardware's).
     pub features: CpuFeatures,
     /// What the guest's ID registers show.
@@ -91,34 +75,9 @@ pub struct Vm {
     /// Where the boot vCPU starts, and the guest device tree's IPA.
     pub boot: (u64, u64),
     /// Each vCPU's PSCI power state.
-    pub power: [Power; MAX_CPUS],
+    pub power: PowerStates,
     /// The MPIDR of the physical CPU that runs each vCPU (vCPU `n` on physical CPU `n`).
     pub cpu_mpidrs: [u64; MAX_CPUS],
-}
-
-/// A vCPU's PSCI power state (`AFFINITY_INFO`'s answer is its number).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Power {
-    /// Running (0, ON).
-    On,
-    /// Off (1, OFF).
-    Off,
-    /// Started by `CPU_ON`, not yet running (2, ON_PENDING).
-    Pending(Start),
-}
-
-/// How a vCPU starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Start {
-    /// The boot vCPU, at the image's entry with the device tree.
-    Boot,
-    /// A PSCI `CPU_ON` target.
-    CpuOn {
-        /// Its first instruction.
-        entry: u64,
-        /// Its x0 (r0).
-        context: u64,
-    },
 }
 
 /// The VM, shared by the physical CPUs that run its vCPUs; held only while an exit is handled.
@@ -131,6 +90,8 @@ pub enum VmError {
     Config(ConfigError),
     /// The stage-2 geometry or tables refused the VM.
     Stage2(Stage2Error),
+    /// The devices cannot be built as described.
+    Devices(BusError),
     /// Not enough machine memory.
     Memory(OutOfMemory),
     /// The VM asks for something Moat does not offer yet.
@@ -151,6 +112,7 @@ impl fmt::Display for VmError {
         match self {
             Self::Config(e) => write!(f, "{e}"),
             Self::Stage2(e) => write!(f, "stage 2: {e}"),
+            Self::Devices(e) => write!(f, "devices: {e}"),
             Self::Memory(e) => write!(f, "{e}"),
             Self::Unsupported(what) => write!(f, "{what} is not supported yet"),
             Self::OutsideRam { what, ipa, len } => {
@@ -188,7 +150,20 @@ impl Vm {
         }
         let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
         let stage2 = Stage2::new(geometry, VMID, &mut Frames(phys)).map_err(VmError::Stage2)?;
-        let devices = Devices::new(&config.devices, config.cpus as usize);
+        let kinds = config.devices.iter().map(|w| match w.kind {
+            DeviceKind::Pl011 => ModelKind::Pl011,
+            DeviceKind::GicV3Distributor => ModelKind::GicDistributor,
+            DeviceKind::GicV3Redistributors => ModelKind::GicRedistributors,
+        });
+        let bus = Bus::new(kinds, config.cpus as usize, UART_INTID).map_err(VmError::Devices)?;
+        let device_windows = config
+            .devices
+            .iter()
+            .map(|w| IpaRange {
+                base: w.base,
+                size: w.size,
+            })
+            .collect();
         let ram_windows = config
             .ram
             .iter()
@@ -202,23 +177,23 @@ impl Vm {
             .ok()
             .and_then(PaRange::covering)
             .unwrap_or_else(|| panic!("no PARange encoding covers {guest_pa_bits} bits"));
+        let config_cpus = config.cpus as usize;
         let mut vm = Self {
             config,
             stage2,
             ram: Vec::new(),
             ram_windows,
-            devices,
-            irq: None,
+            device_windows,
+            bus,
             features: CpuFeatures {
                 el1_aarch32: aarch32,
                 ..cpu::features()
             },
             id_policy: IdPolicy { parange },
             boot: (bundle.entry().0, bundle.dtb_ipa().0),
-            power: [Power::Off; MAX_CPUS],
+            power: PowerStates::power_on(config_cpus),
             cpu_mpidrs: [0; MAX_CPUS],
         };
-        vm.power[0] = Power::Pending(Start::Boot);
         vm.cpu_mpidrs[..cpus.len()].copy_from_slice(cpus);
         vm.back_ram(phys)?;
         for image in bundle.images() {
@@ -302,18 +277,14 @@ impl Vm {
                 b.pa
             );
         }
-        for (device, window) in self.devices.list.iter().zip(&self.devices.windows) {
-            let how = if matches!(device, Device::Missing(_)) {
-                "not emulated yet"
-            } else {
-                "emulated"
+        for (index, window) in self.device_windows.iter().enumerate() {
+            let name = match self.bus.kind(index) {
+                Some(ModelKind::Pl011) => "PL011",
+                Some(ModelKind::GicDistributor) => "GICv3 distributor",
+                Some(ModelKind::GicRedistributors) => "GICv3 redistributors",
+                None => "no device",
             };
-            log!(
-                "VM '{}': {} at IPA {} ({how})",
-                c.name,
-                device.name(),
-                window.base
-            );
+            log!("VM '{}': {name} at IPA {} (emulated)", c.name, window.base);
         }
         let state = match c.arch {
             GuestArch::Aarch64 => "AArch64 EL1h",
@@ -371,7 +342,7 @@ impl Vm {
             ipa_bits: self.config.ipa_bits,
             pa_bits: u32::from(self.id_policy.parange.bits().unwrap_or(48)),
             ram: &self.ram_windows,
-            devices: &self.devices.windows,
+            devices: &self.device_windows,
             hole_policy: match self.config.hole_policy {
                 moat_config::HolePolicy::Abort => HolePolicy::Abort,
                 moat_config::HolePolicy::ReadAsZeroWriteIgnore => HolePolicy::ReadAsZeroWriteIgnore,
@@ -381,47 +352,87 @@ impl Vm {
         }
     }
 
-    /// One access to device `index`, its effects carried out; returns the read data, or
-    /// `None` when the device has no model.
-    pub fn device_access(&mut self, index: usize, request: Access) -> Option<u64> {
-        let (data, effects) = self.devices.access(index, request)?;
-        aborts::apply(effects);
-        Some(data)
+    /// One access to device window `index`, its effects carried out; returns the read data.
+    pub fn device_access(&mut self, index: usize, request: Access, me: usize) -> u64 {
+        let (data, effects) = self.bus.access(index, request);
+        self.carry_out(effects, me);
+        if self.bus.kind(index) == Some(ModelKind::Pl011) && console::receive_paused() {
+            // The guest may have made room in its receive FIFO: take what the console holds.
+            self.console_input(me);
+        }
+        data
     }
 
-    /// A port to device `index` (read-as-zero/write-ignore for `None`) for the access that
-    /// faulted at `fault_ipa` / `far`.
+    /// A port to device window `index` (read-as-zero/write-ignore for `None`) for the access
+    /// that faulted at `fault_ipa` / `far`; the caller carries out its kicks.
     pub fn device_port(&mut self, index: Option<usize>, fault_ipa: u64, far: u64) -> Port<'_> {
-        let window = index.map_or((0, 0), |i| {
-            (self.devices.windows[i].base.0, self.devices.windows[i].size)
-        });
-        let device = index.map(|i| (&mut self.devices, i));
+        let window = index
+            .and_then(|i| self.device_windows.get(i))
+            .map_or((0, 0), |w| (w.base.0, w.size));
         Port {
-            device,
+            device: index.map(|i| (&mut self.bus, i)),
             fault_ipa,
             far,
             window,
+            kick: VcpuSet::EMPTY,
         }
     }
 
-    /// Interrupt state the guest must see on entry: timers sampled, received console bytes
-    /// moved into its UART, the model's pending interrupts in the list registers.
-    pub fn before_entry(&mut self, vcpu: &Vcpu) {
-        let (Some(irq), Some(gic)) = (self.irq.as_mut(), self.devices.gic.as_mut()) else {
+    /// Carries out what the bus asked for on behalf of vCPU `me`: the console byte, and a kick
+    /// of every other vCPU whose virtual interrupts changed (`me` loads its own before it
+    /// enters the guest again).
+    pub fn carry_out(&self, effects: BusEffects, me: usize) {
+        if let Some(byte) = effects.console_out {
+            console::guest_byte(byte);
+        }
+        self.kick(effects.kick, me);
+    }
+
+    /// Makes the physical CPUs of `targets` other than `me`'s exit their guests (or leave
+    /// their `WFI`) so that they load their new virtual interrupts.
+    pub fn kick(&self, targets: VcpuSet, me: usize) {
+        for target in targets.without(me).iter() {
+            if let Some(&mpidr) = self.cpu_mpidrs.get(target) {
+                gic::kick(mpidr);
+            }
+        }
+    }
+
+    /// Moves bytes received on the console into the guest's UART while it has room, keeps
+    /// the console's receive interrupt on only while there is room, and kicks the vCPU the
+    /// UART's interrupt goes to.
+    pub fn console_input(&mut self, me: usize) {
+        let input = self.bus.console_input(console::receive);
+        console::set_receive_interrupt(input.room);
+        self.carry_out(input.effects, me);
+    }
+
+    /// Interrupt state vCPU `vcpu` must see on entry: its held timers sampled, the model's
+    /// pending interrupts in the list registers of this CPU's interface `cpu`.
+    pub fn before_entry(&mut self, vcpu: &Vcpu, cpu: &mut CpuInterface) {
+        let Some(gic) = self.bus.gic() else {
             return;
         };
-        irq.resample_timers(gic, vcpu.index);
-        crate::irqs::pull_console_input(&mut self.devices);
-        if let Some(gic) = self.devices.gic.as_mut() {
-            irq.fill(gic, vcpu.index);
+        let kick = if cpu.timer_held() {
+            cpu.resample_timers(gic, vcpu.index)
+        } else {
+            VcpuSet::EMPTY
+        };
+        cpu.fill(gic, vcpu.index);
+        self.kick(kick, vcpu.index);
+    }
+
+    /// Reads back what vCPU `vcpu` did with its virtual interrupts.
+    pub fn after_exit(&mut self, vcpu: &Vcpu, cpu: &CpuInterface) {
+        if let Some(gic) = self.bus.gic() {
+            let kick = cpu.sync(gic, vcpu.index);
+            self.kick(kick, vcpu.index);
         }
     }
 
-    /// Reads back what the guest did with its virtual interrupts.
-    pub fn after_exit(&mut self, vcpu: &Vcpu) {
-        if let (Some(irq), Some(gic)) = (self.irq.as_ref(), self.devices.gic.as_mut()) {
-            irq.sync(gic, vcpu.index);
-        }
+    /// Wakes the physical CPUs waiting for their vCPUs to be started (PSCI `CPU_ON`).
+    pub fn wake_starting_cpus(&self) {
+        cpu::send_event();
     }
 
     /// The EL2 controls that confine the guest, set before its first instruction.

@@ -164,6 +164,14 @@ pub enum ConfigError {
         /// The second one.
         second: Region,
     },
+    /// One of the GICv3's two windows without the other.
+    #[error("{present} has no {} window beside it: a GICv3 is its distributor and its redistributors, and a VM has both or neither", missing.name())]
+    IncompleteGic {
+        /// The window the VM has.
+        present: Region,
+        /// The kind it lacks.
+        missing: DeviceKind,
+    },
     /// A redistributor region without a frame pair for every vCPU.
     #[error("{region} is too small for {cpus} vCPUs: GICv3 needs {} bytes (0x2_0000 per vCPU) of redistributors", Hex((*needed).into()))]
     RedistributorsTooSmall {
@@ -280,6 +288,27 @@ impl VmConfig {
                     second,
                 });
             }
+        }
+        let dist = self
+            .regions()
+            .find(|r| is_device_of(r, DeviceKind::GicV3Distributor));
+        let redist = self
+            .regions()
+            .find(|r| is_device_of(r, DeviceKind::GicV3Redistributors));
+        match (dist, redist) {
+            (Some(present), None) => {
+                return Err(ConfigError::IncompleteGic {
+                    present,
+                    missing: DeviceKind::GicV3Redistributors,
+                });
+            }
+            (None, Some(present)) => {
+                return Err(ConfigError::IncompleteGic {
+                    present,
+                    missing: DeviceKind::GicV3Distributor,
+                });
+            }
+            _ => {}
         }
         let needed = u64::from(self.cpus) * GICR_SIZE_PER_CPU;
         let redists = self

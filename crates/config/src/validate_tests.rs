@@ -267,3 +267,35 @@ fn regions_lists_ram_before_devices() {
     assert_eq!(ids[0], RegionId::Ram(0));
     assert_eq!(ids.len(), 4);
 }
+
+#[test]
+fn a_distributor_without_redistributors_is_refused_naming_both() {
+    let mut vm = vm();
+    vm.devices
+        .retain(|d| d.kind != DeviceKind::GicV3Redistributors);
+    let (err, message) = refusal(&vm, None);
+    assert!(matches!(
+        err,
+        ConfigError::IncompleteGic {
+            missing: DeviceKind::GicV3Redistributors,
+            ..
+        }
+    ));
+    assert!(message.contains("gicv3-dist"), "{message}");
+    assert!(message.contains("no gicv3-redist window"), "{message}");
+}
+
+#[test]
+fn redistributors_without_a_distributor_are_refused() {
+    let mut vm = vm();
+    vm.devices
+        .retain(|d| d.kind != DeviceKind::GicV3Distributor);
+    let (err, _) = refusal(&vm, None);
+    assert!(matches!(
+        err,
+        ConfigError::IncompleteGic {
+            missing: DeviceKind::GicV3Distributor,
+            ..
+        }
+    ));
+}

@@ -6,6 +6,9 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+pub mod bus;
 pub mod gic;
 pub mod pl011;
 

@@ -15,5 +15,7 @@ pub mod idregs;
 pub mod inject;
 pub mod insn;
 pub mod mmio;
+pub mod power;
 pub mod psci;
 pub mod s1walk;
+pub mod smccc;

@@ -1,0 +1,129 @@
+//! Trapped system-register accesses: the ID registers (`HCR_EL2.TID3`, and their AArch32
+//! `MRC p15`/`VMRS` forms) read as the sanitised hardware value, the guest's `CPACR_EL1`
+//! (`CPTR_EL2.TCPAC`, see `cpacr.rs`), and the SGI registers (`ICC_SGI1R_EL1` and kin, trapped
+//! because `HCR_EL2.IMO` is set) sent through the GIC model.
+
+use crate::outcome::{Next, stop};
+use crate::vcpu::Vcpu;
+use crate::vm::Vm;
+use crate::{cpacr, idregs as hw_idregs};
+use moat_arm::esr::{CopRegIss, Direction, Esr, SysRegIss};
+use moat_arm::pstate::Spsr32;
+use moat_devices::gic::VcpuSet;
+use moat_vcpu::cond::trapped_instruction_executes;
+use moat_vcpu::idregs::{self, IdRegister};
+use moat_vcpu::insn::{Aarch32FrameRegs, GuestRegs32};
+
+/// A trapped `MRS`/`MSR`.
+pub fn system_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &SysRegIss) -> Next {
+    if is_sgi_register(iss) {
+        return send_sgi(vm, vcpu, esr, iss);
+    }
+    if cpacr::is_cpacr(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2) {
+        match iss.direction {
+            Direction::Read => {
+                let value = cpacr::read_guest(vcpu);
+                vcpu.frame.set_reg(iss.rt, value);
+            }
+            Direction::Write => {
+                let value = vcpu.frame.reg(iss.rt);
+                cpacr::write_guest(vcpu, value);
+            }
+        }
+        vcpu.frame.advance_pc(esr.il());
+        return Next::Resume;
+    }
+    let id = IdRegister::from_encoding(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2);
+    match (id, iss.direction) {
+        (Some(reg), Direction::Read) => {
+            let value = idregs::guest_value(reg, hw_idregs::hardware_value(reg), &vm.id_policy);
+            vcpu.frame.set_reg(iss.rt, value);
+            vcpu.frame.advance_pc(esr.il());
+            Next::Resume
+        }
+        _ => stop(
+            &vm.config.name,
+            &vcpu.frame,
+            format_args!("unhandled system register access"),
+        ),
+    }
+}
+
+/// `ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`, `ICC_SGI0R_EL1` (`op0` 3, `op1` 0, `CRn` 12, `CRm` 11,
+/// `op2` 5, 6, 7), written.
+fn is_sgi_register(iss: &SysRegIss) -> bool {
+    iss.op0 == 3
+        && iss.op1 == 0
+        && iss.crn == 12
+        && iss.crm == 11
+        && iss.direction == Direction::Write
+        && (5..=7).contains(&iss.op2)
+}
+
+/// The guest sends an SGI: the GIC model pends it, and the targets' CPUs are kicked.
+fn send_sgi(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &SysRegIss) -> Next {
+    let value = vcpu.frame.reg(iss.rt);
+    if let Some(gic) = vm.bus.gic() {
+        let targets = match iss.op2 {
+            5 => gic.send_sgi(vcpu.index, value),
+            7 => gic.send_sgi0(vcpu.index, value),
+            // ICC_ASGI1R_EL1 names the other Security state's Group 1: none exists for a guest.
+            _ => VcpuSet::EMPTY,
+        };
+        vm.kick(targets, vcpu.index);
+    }
+    vcpu.frame.advance_pc(esr.il());
+    Next::Resume
+}
+
+/// A trapped AArch32 `MRC p15, 0, Rt, c0, c<m>, <opc2>` of an ID register (`HCR_EL2.TID3`):
+/// the same registers as the AArch64 ID space, sanitised alike.
+pub fn cp15_id_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &CopRegIss) -> Next {
+    if !trapped_instruction_executes(iss.cv, iss.cond, vcpu.frame.pstate) {
+        vcpu.frame.advance_pc(esr.il());
+        return Next::Resume;
+    }
+    let id = if iss.opc1 == 0 && iss.crn == 0 {
+        IdRegister::from_encoding(3, 0, 0, iss.crm, iss.opc2)
+    } else {
+        None
+    };
+    match (id, iss.direction) {
+        (Some(reg), Direction::Read) => read_id_into_aarch32(vm, vcpu, esr, reg, iss.rt),
+        _ => stop(
+            &vm.config.name,
+            &vcpu.frame,
+            format_args!("unhandled AArch32 CP15 access"),
+        ),
+    }
+}
+
+/// A trapped AArch32 `VMRS Rt, MVFR<n>` (`HCR_EL2.TID3`): `CRn` holds the register number
+/// (7 `MVFR0`, 6 `MVFR1`, 5 `MVFR2`), which are `ID space` `CRm` = 3, `op2` = 0, 1, 2.
+pub fn vmrs_id_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &CopRegIss) -> Next {
+    if !trapped_instruction_executes(iss.cv, iss.cond, vcpu.frame.pstate) {
+        vcpu.frame.advance_pc(esr.il());
+        return Next::Resume;
+    }
+    let op2 = match iss.crn {
+        7 => 0,
+        6 => 1,
+        5 => 2,
+        _ => return stop(&vm.config.name, &vcpu.frame, format_args!("unhandled VMRS")),
+    };
+    read_id_into_aarch32(vm, vcpu, esr, IdRegister { crm: 3, op2 }, iss.rt)
+}
+
+/// Writes the sanitised value of `reg` to the AArch32 register `rt` of the guest's mode.
+fn read_id_into_aarch32(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, reg: IdRegister, rt: u8) -> Next {
+    let value = idregs::guest_value(reg, hw_idregs::hardware_value(reg), &vm.id_policy);
+    // Truncations intended: AArch32 registers and CPSR are 32 bits.
+    let mode = Spsr32::new(vcpu.frame.pstate as u32).mode();
+    Aarch32FrameRegs {
+        frame: &mut vcpu.frame,
+        mode,
+    }
+    .write(rt, value as u32);
+    vcpu.frame.advance_pc(esr.il());
+    Next::Resume
+}

@@ -1,0 +1,375 @@
+//! A VM's device bus: its emulated device windows, in the order of its configuration, and the
+//! virtual GIC that takes the other devices' interrupt lines.
+//!
+//! The bus routes one access to the model behind a window, feeds a device's new interrupt
+//! level into the GIC model, and returns everything the hypervisor must then do as
+//! [`BusEffects`]: bytes for the console, and the vCPUs that must look at their list registers
+//! again. Every set of vCPUs a model returns ends up there, so a vCPU waiting in `WFI` is
+//! woken by an interrupt another vCPU's access raised.
+
+use crate::gic::{GicError, VcpuSet, VirtGic};
+use crate::pl011::Pl011;
+use crate::{Access, DeviceEffects, MmioDevice};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+/// What answers a device window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// An Arm PL011 UART.
+    Pl011,
+    /// The GICv3 distributor (`GICD_*`) of the bus's GIC.
+    GicDistributor,
+    /// The GICv3 redistributors (`GICR_*`) of the bus's GIC, one per vCPU.
+    GicRedistributors,
+}
+
+/// A window's model.
+#[derive(Clone, Debug)]
+enum Model {
+    Pl011(Pl011),
+    GicDistributor,
+    GicRedistributors,
+}
+
+/// What the hypervisor must carry out after the bus served an access or an input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct BusEffects {
+    /// A byte the guest wrote to its console.
+    pub console_out: Option<u8>,
+    /// The vCPUs whose virtual interrupt state changed: each must leave the guest or `WFI`
+    /// and have its list registers synced and filled again.
+    pub kick: VcpuSet,
+}
+
+impl BusEffects {
+    /// Both effects together; `later`'s console byte follows `self`'s (at most one access's
+    /// byte is carried, so `self` must have none when `later` has one).
+    pub fn then(self, later: Self) -> Self {
+        debug_assert!(self.console_out.is_none() || later.console_out.is_none());
+        Self {
+            console_out: self.console_out.or(later.console_out),
+            kick: self.kick.union(later.kick),
+        }
+    }
+}
+
+/// Why a bus could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusError {
+    /// The GIC model refused the VM's vCPU count.
+    Gic(GicError),
+    /// A GICv3 window without the other one (a distributor needs redistributors).
+    IncompleteGic,
+}
+
+impl core::fmt::Display for BusError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Gic(crate::gic::GicError::VcpuCount(n)) => {
+                write!(
+                    f,
+                    "the GIC model serves 1 to {} vCPUs, not {n}",
+                    crate::gic::MAX_VCPUS
+                )
+            }
+            Self::IncompleteGic => {
+                write!(
+                    f,
+                    "a GICv3 needs both its distributor and its redistributors"
+                )
+            }
+        }
+    }
+}
+
+/// The devices of one VM.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    models: Vec<Model>,
+    /// Boxed: the model is several KiB, and moving it through the VM's construction on a
+    /// small EL2 stack would cost stack for every copy.
+    gic: Option<Box<VirtGic>>,
+    /// The INTID of the UARTs' interrupt line.
+    uart_intid: u32,
+}
+
+impl Bus {
+    /// The bus of a VM of `vcpus` vCPUs whose windows hold `kinds`, its UARTs' interrupt line
+    /// wired to INTID `uart_intid` of the GIC.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError`] when the GIC cannot serve `vcpus` vCPUs, or has only one of its windows.
+    pub fn new(
+        kinds: impl IntoIterator<Item = ModelKind>,
+        vcpus: usize,
+        uart_intid: u32,
+    ) -> Result<Self, BusError> {
+        let mut bus = Self {
+            models: Vec::new(),
+            gic: None,
+            uart_intid,
+        };
+        let (mut dist, mut redist) = (false, false);
+        for kind in kinds {
+            bus.models.push(match kind {
+                ModelKind::Pl011 => Model::Pl011(Pl011::new()),
+                ModelKind::GicDistributor => {
+                    dist = true;
+                    Model::GicDistributor
+                }
+                ModelKind::GicRedistributors => {
+                    redist = true;
+                    Model::GicRedistributors
+                }
+            });
+        }
+        match (dist, redist) {
+            (true, true) => bus.gic = Some(Box::new(VirtGic::new(vcpus).map_err(BusError::Gic)?)),
+            (false, false) => {}
+            _ => return Err(BusError::IncompleteGic),
+        }
+        Ok(bus)
+    }
+
+    /// The number of windows.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    /// Whether the bus has no window.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// The kind of window `index`.
+    #[must_use]
+    pub fn kind(&self, index: usize) -> Option<ModelKind> {
+        Some(match self.models.get(index)? {
+            Model::Pl011(_) => ModelKind::Pl011,
+            Model::GicDistributor => ModelKind::GicDistributor,
+            Model::GicRedistributors => ModelKind::GicRedistributors,
+        })
+    }
+
+    /// The virtual GIC, when the VM has one.
+    pub fn gic(&mut self) -> Option<&mut VirtGic> {
+        self.gic.as_deref_mut()
+    }
+
+    /// The virtual GIC, to read.
+    #[must_use]
+    pub fn gic_ref(&self) -> Option<&VirtGic> {
+        self.gic.as_deref()
+    }
+
+    /// One access to window `index` (an index past the last window reads as zero and ignores
+    /// writes: the caller's decision named a window this bus has, so that is a caller bug the
+    /// guest cannot cause). A UART's new interrupt level goes to the GIC here.
+    pub fn access(&mut self, index: usize, access: Access) -> (u64, BusEffects) {
+        let gic = &mut self.gic;
+        let Some(model) = self.models.get_mut(index) else {
+            return (0, BusEffects::default());
+        };
+        let (data, effects) = match (model, gic.as_mut()) {
+            (Model::Pl011(uart), _) => uart.access(access),
+            (Model::GicDistributor, Some(gic)) => gic.distributor_access(access),
+            (Model::GicRedistributors, Some(gic)) => gic.redistributor_access(access),
+            // `new` builds the GIC whenever one of its windows exists.
+            (Model::GicDistributor | Model::GicRedistributors, None) => {
+                unreachable!("a GIC window without its GIC")
+            }
+        };
+        (data, self.effects(effects))
+    }
+
+    /// Turns a model's effects into the bus's: a new interrupt level drives the UART line.
+    fn effects(&mut self, effects: DeviceEffects) -> BusEffects {
+        let mut kick = effects.kick;
+        if let (Some(level), Some(gic)) = (effects.irq_level, self.gic.as_mut()) {
+            kick |= gic.set_spi_level(self.uart_intid, level);
+        }
+        BusEffects {
+            console_out: effects.console_out,
+            kick,
+        }
+    }
+
+    /// Moves received console bytes from `next` into the first UART while its receive FIFO
+    /// has room (none are taken from `next` when it has none), and raises its interrupt line.
+    pub fn console_input(&mut self, mut next: impl FnMut() -> Option<u8>) -> ConsoleInput {
+        let Some(uart) = self.uart() else {
+            return ConsoleInput {
+                effects: BusEffects::default(),
+                room: false,
+            };
+        };
+        let mut level = None;
+        while uart.rx_has_room() {
+            let Some(byte) = next() else {
+                break;
+            };
+            if uart.push_rx(byte) {
+                level = Some(uart.interrupt_level());
+            }
+        }
+        let room = uart.rx_has_room();
+        let kick = match (level, self.gic.as_mut()) {
+            (Some(level), Some(gic)) => gic.set_spi_level(self.uart_intid, level),
+            _ => VcpuSet::EMPTY,
+        };
+        ConsoleInput {
+            effects: BusEffects {
+                console_out: None,
+                kick,
+            },
+            room,
+        }
+    }
+
+    /// Whether the first UART could take another received byte.
+    #[must_use]
+    pub fn console_has_room(&self) -> bool {
+        self.models.iter().find_map(|m| match m {
+            Model::Pl011(uart) => Some(uart.rx_has_room()),
+            _ => None,
+        }) == Some(true)
+    }
+
+    fn uart(&mut self) -> Option<&mut Pl011> {
+        self.models.iter_mut().find_map(|m| match m {
+            Model::Pl011(uart) => Some(uart),
+            _ => None,
+        })
+    }
+}
+
+/// The outcome of [`Bus::console_input`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct ConsoleInput {
+    /// What to carry out (the vCPU the UART's interrupt is routed to, when it became pending).
+    pub effects: BusEffects,
+    /// Whether the UART can take more: the console's receive interrupt should stay enabled
+    /// only while it can.
+    pub room: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gic::REDISTRIBUTOR_STRIDE;
+
+    /// QEMU `virt`'s PL011 SPI (INTID 33).
+    const UART_INTID: u32 = 33;
+    const VIRT: [ModelKind; 3] = [
+        ModelKind::Pl011,
+        ModelKind::GicDistributor,
+        ModelKind::GicRedistributors,
+    ];
+    const UARTDR: u64 = 0x000;
+    const UARTIMSC: u64 = 0x038;
+    /// `UARTIMSC.RXIM`.
+    const RXIM: u64 = 1 << 4;
+
+    fn bus(vcpus: usize) -> Bus {
+        Bus::new(VIRT, vcpus, UART_INTID).expect("the virt devices make a bus")
+    }
+
+    /// Makes the UART's SPI an enabled Group 1 interrupt routed to `vcpu`, with the
+    /// distributor's Group 1 enabled, as a guest's GIC driver would.
+    fn route_uart_to(bus: &mut Bus, vcpu: u64) {
+        const GICD_CTLR: u64 = 0x0000;
+        const GICD_IGROUPR1: u64 = 0x0084;
+        const GICD_ISENABLER1: u64 = 0x0104;
+        const GICD_IROUTER33: u64 = 0x6000 + 8 * 33;
+        let bit = 1 << (UART_INTID - 32);
+        for (offset, size, value) in [
+            (GICD_CTLR, 4, 0b10),
+            (GICD_IGROUPR1, 4, bit),
+            (GICD_IROUTER33, 8, vcpu),
+            (GICD_ISENABLER1, 4, bit),
+        ] {
+            let _ = bus.access(1, Access::write(offset, size, value));
+        }
+        // Wake the redistributors (GICR_WAKER.ProcessorSleep = 0), as Linux does.
+        for v in 0..2 {
+            let waker = v * REDISTRIBUTOR_STRIDE + 0x0014;
+            let _ = bus.access(2, Access::write(waker, 4, 0));
+        }
+    }
+
+    #[test]
+    fn a_write_to_the_uart_data_register_is_a_console_byte() {
+        let mut bus = bus(1);
+        let (_, effects) = bus.access(0, Access::write(UARTDR, 4, u64::from(b'm')));
+        assert_eq!(effects.console_out, Some(b'm'));
+    }
+
+    #[test]
+    fn a_uart_interrupt_routed_to_another_vcpu_kicks_that_vcpu() {
+        let mut bus = bus(2);
+        route_uart_to(&mut bus, 1);
+        let _ = bus.access(0, Access::write(UARTIMSC, 4, RXIM));
+        let mut once = Some(b'x');
+        let input = bus.console_input(|| once.take());
+        assert_eq!(input.effects.kick, VcpuSet::single(1));
+        assert!(input.room);
+    }
+
+    #[test]
+    fn unmasking_a_pending_uart_interrupt_kicks_its_vcpu() {
+        let mut bus = bus(2);
+        route_uart_to(&mut bus, 1);
+        let mut once = Some(b'a');
+        let input = bus.console_input(|| once.take());
+        assert_eq!(input.effects.kick, VcpuSet::EMPTY, "RXIM is still masked");
+        let (_, effects) = bus.access(0, Access::write(UARTIMSC, 4, RXIM));
+        assert_eq!(effects.kick, VcpuSet::single(1));
+    }
+
+    #[test]
+    fn console_input_stops_taking_bytes_when_the_fifo_is_full() {
+        let mut bus = bus(1);
+        let mut offered = 0;
+        let input = bus.console_input(|| {
+            offered += 1;
+            Some(b'z')
+        });
+        assert_eq!(offered, 16, "the PL011's receive FIFO holds 16 bytes");
+        assert!(!input.room);
+        assert!(!bus.console_has_room());
+        let (data, _) = bus.access(0, Access::read(UARTDR, 4));
+        assert_eq!(data & 0xFF, u64::from(b'z'));
+        assert!(bus.console_has_room());
+    }
+
+    #[test]
+    fn a_gic_needs_both_of_its_windows() {
+        let only_dist = Bus::new([ModelKind::GicDistributor], 1, UART_INTID);
+        assert_eq!(only_dist.err(), Some(BusError::IncompleteGic));
+        let too_many = Bus::new(VIRT, 9, UART_INTID);
+        assert!(matches!(too_many, Err(BusError::Gic(_))));
+    }
+
+    #[test]
+    fn gic_windows_reach_the_model() {
+        const GICD_TYPER: u64 = 0x0004;
+        let mut bus = bus(2);
+        let (typer, _) = bus.access(1, Access::read(GICD_TYPER, 4));
+        // ITLinesNumber [4:0] = 32 * (N + 1) - 1 INTIDs: 128 with the default 96 SPIs.
+        assert_eq!(typer & 0x1F, 3);
+        assert_eq!(bus.kind(2), Some(ModelKind::GicRedistributors));
+    }
+
+    #[test]
+    fn an_access_past_the_last_window_reads_as_zero() {
+        let mut bus = bus(1);
+        let (data, effects) = bus.access(7, Access::write(0, 4, 1));
+        assert_eq!((data, effects), (0, BusEffects::default()));
+    }
+}
