@@ -562,21 +562,19 @@ fn moat_cases(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<()
         verdict,
     );
 
-    // The one guest action Moat still has no outcome for on `max` (issue 10): `SCXTNUM_EL1`,
-    // which traps because `HCR_EL2.EnSCXT` = 0 while `ID_AA64PFR0_EL1.CSV2` = 2 says it exists.
-    // `cortex-a72` has no FEAT_CSV2_2: the read is UNDEFINED at EL1 and never reaches Moat.
+    // `SCXTNUM_EL1`/`SCXTNUM_EL0` exist where `ID_AA64PFR0_EL1.CSV2` = 2 (`max`): they are the
+    // guest's own registers, reset to 0 at its start, and keep what it writes. (On `cortex-a72`,
+    // without FEAT_CSV2_2, they are UNDEFINED at EL1 and never reach Moat.)
     if !cpu.starts_with("max") {
         return Ok(());
     }
-    let probe = assemble_guest("unhandled", UNHANDLED_TRAP_GUEST)?;
+    let probe = assemble_guest("scxtnum", SCXTNUM_GUEST)?;
     let vm = moat_config::VmConfig::default_virt();
-    let outcome = boot_config(artifacts, &probe, cpu, &vm, "unhandled")?;
-    let verdict = expect_exit(&outcome, MoatExit::VmStopped)
-        .and_then(|()| expect_line(&outcome, "EC=0x18"))
-        .and_then(|()| expect_line(&outcome, "unhandled system register access"))
-        .and_then(|()| expect_line(&outcome, "guest PC=0x40080000"));
+    let outcome = boot_config(artifacts, &probe, cpu, &vm, "scxtnum")?;
+    let verdict = expect_line(&outcome, "scxtnum: reset 0, kept\n")
+        .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
     tally.record(
-        "unhandled_trap_stops_the_vm_with_a_decoded_diagnostic",
+        "scxtnum_registers_are_guest_state_where_csv2_2_shows_them",
         cpu,
         Some(&outcome),
         verdict,
@@ -584,11 +582,42 @@ fn moat_cases(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<()
     Ok(())
 }
 
-/// A guest that reads `SCXTNUM_EL1` (`S3_0_C13_C0_7`), a trap Moat has no outcome for yet:
-/// Moat stops the VM and says so, rather than invent an answer.
-const UNHANDLED_TRAP_GUEST: &str = "
-    mrs x0, s3_0_c13_c0_7
+/// A guest that reads `SCXTNUM_EL1` and `SCXTNUM_EL0` (`S3_0_C13_C0_7`, `S3_3_C13_C0_7`),
+/// expects 0, writes two values and reads them back, prints the result and powers off.
+const SCXTNUM_GUEST: &str = "
+    movz x1, #0x0900, lsl #16
+    mrs x2, s3_0_c13_c0_7
+    mrs x3, s3_3_c13_c0_7
+    orr x2, x2, x3
+    cbnz x2, bad
+    movz x4, #0x1234
+    movz x5, #0x5678
+    msr s3_0_c13_c0_7, x4
+    msr s3_3_c13_c0_7, x5
+    mrs x2, s3_0_c13_c0_7
+    mrs x3, s3_3_c13_c0_7
+    cmp x2, x4
+    b.ne bad
+    cmp x3, x5
+    b.ne bad
+    adr x6, good
+    b print
+bad:
+    adr x6, wrong
+print:
+    ldrb w2, [x6], #1
+    cbz w2, off
+    str w2, [x1]
+    b print
+off:
+    movz x0, #0x8400, lsl #16
+    movk x0, #0x0008
+    hvc #0
 1:  b 1b
+good:
+    .asciz \"scxtnum: reset 0, kept\\n\"
+wrong:
+    .asciz \"scxtnum: wrong\\n\"
 ";
 
 /// A guest that writes `OK` to the UART and powers off: a few instructions built outside the

@@ -60,7 +60,7 @@ pub unsafe fn init(base: usize) {
 }
 
 /// Writes one `moat: ` log line.
-pub fn log(args: fmt::Arguments<'_>) {
+pub fn log_line(args: fmt::Arguments<'_>) {
     if let Some(console) = CONSOLE.lock().as_mut() {
         if !console.at_line_start {
             console.put(b'\n');
@@ -122,7 +122,7 @@ pub fn emergency_write(args: fmt::Arguments<'_>) {
 }
 
 /// Logs a `moat: ` line on the console.
-#[macro_export]
 macro_rules! log {
-    ($($arg:tt)*) => { $crate::console::log(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::console::log_line(format_args!($($arg)*)) };
 }
+pub(crate) use log;

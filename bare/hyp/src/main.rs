@@ -37,6 +37,7 @@ mod sysregs;
 mod vcpu;
 mod vm;
 
+use console::log;
 use mm::PhysAllocator;
 use platform::{PhysRange, Platform};
 use power::EndStatus;

@@ -1,7 +1,7 @@
 //! What follows an exit, and the VM's end with a decoded diagnostic when Moat has no outcome
 //! for a trap: the vocabulary every exit handler answers in.
 
-use crate::log;
+use crate::console::log;
 use crate::power::EndStatus;
 use core::fmt;
 use moat_arm::esr::Esr;

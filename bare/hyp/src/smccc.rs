@@ -1,7 +1,7 @@
 //! A guest's `HVC` or trapped `SMC` (`HCR_EL2.TSC`): served by `moat_vcpu::smccc` against the
 //! VM's power states, its results written back, and what follows carried out.
 
-use crate::log;
+use crate::console::log;
 use crate::outcome::Next;
 use crate::power::EndStatus;
 use crate::vcpu::Vcpu;

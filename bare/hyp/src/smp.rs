@@ -8,13 +8,14 @@
 //! ([`CpuInterface`], owned by the CPU's loop), the machine's GIC (`gic.rs`). What is the VM's
 //! is in the [`Vm`]; the vCPU's own state is in the [`Vcpu`] the loop holds.
 
+use crate::console::log;
 use crate::exits;
 use crate::gic::{self, CpuInterface};
 use crate::outcome::Next;
 use crate::power::{self, EndStatus};
 use crate::vcpu::Vcpu;
 use crate::vm::{VM, Vm};
-use crate::{boot, log, mm, switch};
+use crate::{boot, mm, switch};
 use core::arch::global_asm;
 
 global_asm!(

@@ -2,6 +2,8 @@
 //! and the boot vCPU's entry; created from the bundle the host tool passed, and run until
 //! the guest ends it or Moat stops it.
 
+use crate::console::{self, log};
+use crate::cpu;
 use crate::gic::{self, CpuInterface, UART_INTID};
 use crate::guest::El1Regs;
 use crate::lock::Lock;
@@ -11,7 +13,6 @@ use crate::platform::MAX_CPUS;
 use crate::ram::Backing;
 use crate::s2hw::{Frames, IdentityTables, Tlb};
 use crate::vcpu::Vcpu;
-use crate::{console, cpu, log};
 use aarch64_cpu::registers::{
     CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, Readable, VMPIDR_EL2,
     VTCR_EL2, VTTBR_EL2, Writeable,
@@ -72,6 +73,9 @@ pub struct Vm {
     pub features: CpuFeatures,
     /// What the guest's ID registers show.
     pub id_policy: IdPolicy,
+    /// The guest's ID registers show `SCXTNUM_EL0`/`SCXTNUM_EL1` (FEAT_CSV2_2 or
+    /// FEAT_CSV2_1p2): its accesses go to the hardware registers, reset at each vCPU start.
+    pub scxtnum: bool,
     /// Where the boot vCPU starts, and the guest device tree's IPA.
     pub boot: (u64, u64),
     /// Each vCPU's PSCI power state.
@@ -190,6 +194,7 @@ impl Vm {
                 ..cpu::features()
             },
             id_policy: IdPolicy { parange },
+            scxtnum: !aarch32 && guest_shows_scxtnum(&IdPolicy { parange }),
             boot: (bundle.entry().0, bundle.dtb_ipa().0),
             power: PowerStates::power_on(config_cpus),
             cpu_mpidrs: [0; MAX_CPUS],
@@ -470,7 +475,19 @@ impl Vm {
         // SAFETY: writes an EL1 system register of the guest before it first runs; Moat does
         // not use EL1 state.
         unsafe { core::arch::asm!("msr sctlr_el1, {}", in(reg) sctlr, options(nostack)) };
-        HCR_EL2.set(hcr_el2(aarch32));
+        if self.scxtnum {
+            // SAFETY: resets the guest's software context numbers (`SCXTNUM_EL1`,
+            // `SCXTNUM_EL0`) before the vCPU's first instruction, so that nothing of an earlier
+            // run of this CPU reaches it; Moat does not use them. No memory is accessed.
+            unsafe {
+                core::arch::asm!(
+                    "msr s3_0_c13_c0_7, xzr",
+                    "msr s3_3_c13_c0_7, xzr",
+                    options(nomem, nostack)
+                )
+            };
+        }
+        HCR_EL2.set(hcr_el2(aarch32, self.scxtnum));
         // SAFETY: a context synchronization event and a stage-2 TLB flush for this VMID
         // before its first entry; no memory is accessed.
         unsafe {
@@ -488,8 +505,9 @@ impl Vm {
 /// `HCR_EL2` for a guest: stage 2 on (VM), set/way invalidation upgraded to clean+invalidate
 /// (SWIO), physical interrupts and SErrors to EL2 (IMO, FMO, AMO), broadcast TLB and cache
 /// maintenance inner shareable (FB, BSU = 0b01), WFI/WFE, ID-register reads and SMC trapped
-/// (TWI, TWE, TID3, TSC), EL1 in AArch64 (RW) or AArch32.
-fn hcr_el2(aarch32: bool) -> u64 {
+/// (TWI, TWE, TID3, TSC), EL1 in AArch64 (RW) or AArch32, and the software context numbers
+/// left to the guest (EnSCXT) where its ID registers show them.
+fn hcr_el2(aarch32: bool, scxtnum: bool) -> u64 {
     const TID3: u64 = 1 << 18;
     const VM: u64 = 1 << 0;
     const SWIO: u64 = 1 << 1;
@@ -511,7 +529,17 @@ fn hcr_el2(aarch32: bool) -> u64 {
     } else {
         0
     };
-    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TID3 | TSC | rw | pauth
+    const ENSCXT: u64 = 1 << 53;
+    let scxt = if scxtnum { ENSCXT } else { 0 };
+    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TID3 | TSC | rw | pauth | scxt
+}
+
+/// Whether the ID registers a guest of `policy` reads show `SCXTNUM_ELx`.
+fn guest_shows_scxtnum(policy: &IdPolicy) -> bool {
+    use crate::idregs::hardware_value;
+    use moat_vcpu::idregs::{ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, guest_value, shows_scxtnum};
+    let read = |reg| guest_value(reg, hardware_value(reg), policy);
+    shows_scxtnum(read(ID_AA64PFR0_EL1), read(ID_AA64PFR1_EL1))
 }
 
 /// `PMCR_EL0.N`: the number of event counters, all of which the guest may use.

@@ -70,10 +70,12 @@ mod field {
     pub const PFR0_MPAM: Field = Field::new(40, 4);
     pub const PFR0_AMU: Field = Field::new(44, 4);
     pub const PFR0_RME: Field = Field::new(52, 4);
+    pub const PFR0_CSV2: Field = Field::new(56, 4);
     pub const PFR1_MTE: Field = Field::new(8, 4);
     pub const PFR1_MPAM_FRAC: Field = Field::new(16, 4);
     pub const PFR1_SME: Field = Field::new(24, 4);
     pub const PFR1_MTEX: Field = Field::new(52, 4);
+    pub const PFR1_CSV2_FRAC: Field = Field::new(32, 4);
     pub const DFR0_TRACEVER: Field = Field::new(4, 4);
     pub const DFR0_PMSVER: Field = Field::new(32, 4);
     pub const DFR0_TRACEFILT: Field = Field::new(40, 4);
@@ -134,6 +136,19 @@ pub fn guest_value(reg: IdRegister, hw: u64, policy: &IdPolicy) -> u64 {
     }
 }
 
+/// Whether ID registers reading `pfr0` (`ID_AA64PFR0_EL1`) and `pfr1` (`ID_AA64PFR1_EL1`)
+/// say that `SCXTNUM_EL0` and `SCXTNUM_EL1` exist: FEAT_CSV2_2 (`CSV2` >= 0b0010) or
+/// FEAT_CSV2_1p2 (`CSV2` = 0b0001 and `CSV2_frac` >= 0b0010), the features the Arm ARM makes
+/// them depend on. Given the values the guest reads, it says whether the guest may use them:
+/// the hypervisor must then let its accesses through (`HCR_EL2.EnSCXT` = 1) and switch and
+/// reset them as vCPU state, or the ID registers and the behaviour disagree.
+#[must_use]
+pub fn shows_scxtnum(pfr0: u64, pfr1: u64) -> bool {
+    use field::*;
+    let csv2 = PFR0_CSV2.get(pfr0);
+    csv2 >= 0b0010 || (csv2 == 0b0001 && PFR1_CSV2_FRAC.get(pfr1) >= 0b0010)
+}
+
 /// `ID_AA64MMFR0_EL1`: PARange = `P`; the LPA2 granule encodings lowered to their 48-bit
 /// equivalents; fine-grained traps (an EL2 feature) absent.
 fn mmfr0(hw: u64, policy: &IdPolicy) -> u64 {
@@ -184,6 +199,31 @@ mod tests {
             field::MMFR0_TGRAN4.get(guest_value(ID_AA64MMFR0_EL1, hw, &policy(48))),
             0b1111
         );
+    }
+
+    #[test]
+    fn scxtnum_exists_with_csv2_2_or_csv2_1p2_only() {
+        let csv2 = |v: u64| v << 56;
+        let frac = |v: u64| v << 32;
+        assert!(shows_scxtnum(csv2(0b0010), 0), "FEAT_CSV2_2");
+        assert!(
+            shows_scxtnum(csv2(0b0011), 0),
+            "FEAT_CSV2_3 includes CSV2_2"
+        );
+        assert!(shows_scxtnum(csv2(0b0001), frac(0b0010)), "FEAT_CSV2_1p2");
+        assert!(!shows_scxtnum(csv2(0b0001), frac(0b0001)), "FEAT_CSV2_1p1");
+        assert!(!shows_scxtnum(csv2(0b0001), 0), "FEAT_CSV2 alone");
+        assert!(
+            !shows_scxtnum(0, frac(0b0010)),
+            "CSV2_frac means nothing without CSV2"
+        );
+    }
+
+    #[test]
+    fn csv2_is_shown_as_the_hardware_has_it() {
+        let hw = 0b0010 << 56;
+        let pfr0 = guest_value(ID_AA64PFR0_EL1, hw, &policy(48));
+        assert_eq!(field::PFR0_CSV2.get(pfr0), 0b0010);
     }
 
     #[test]
