@@ -105,27 +105,42 @@ fn wait_for_power_on(vcpu: &mut Vcpu) {
     }
 }
 
-/// Runs the vCPU until it is switched off (`None`) or the VM ends (`Some`).
+/// Runs the vCPU until it is switched off (`None`) or the VM ends (`Some`). The VM is locked
+/// once per exit: the list registers read back, the exit handled and, when the guest resumes
+/// at once, its interrupts loaded for the next entry, in one critical section.
 fn run_until_off(vcpu: &mut Vcpu, mut irq: Option<&mut CpuInterface>) -> Option<EndStatus> {
+    with_vm(|vm| prepare_entry(vm, vcpu, irq.as_deref_mut()));
     loop {
-        if let Some(irq) = irq.as_deref_mut() {
-            with_vm(|vm| vm.before_entry(vcpu, irq));
-        }
         let vector = switch::enter_guest(&mut vcpu.frame);
         let next = with_vm(|vm| {
             if let Some(irq) = irq.as_deref() {
                 vm.after_exit(vcpu, irq);
             }
-            exits::handle(vm, vcpu, irq.as_deref_mut(), vector)
+            let next = exits::handle(vm, vcpu, irq.as_deref_mut(), vector);
+            if matches!(next, Next::Resume) {
+                prepare_entry(vm, vcpu, irq.as_deref_mut());
+            }
+            next
         });
         match next {
             Next::Resume => {}
-            // SAFETY: waits for an interrupt with the VM unlocked; no memory is accessed.
-            // PSTATE.I is set at EL2, so a pending IRQ wakes the CPU without being taken here.
-            Next::Wait => unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) },
+            Next::Wait => {
+                // SAFETY: waits for an interrupt with the VM unlocked; no memory is accessed.
+                // PSTATE.I is set at EL2, so a pending IRQ wakes the CPU without being taken
+                // here; the exit it causes after the next entry serves it.
+                unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
+                with_vm(|vm| prepare_entry(vm, vcpu, irq.as_deref_mut()));
+            }
             Next::Off => return None,
             Next::End(status) => return Some(status),
         }
+    }
+}
+
+/// Loads what the vCPU must see on entry, when this CPU has a GIC interface to load it into.
+fn prepare_entry(vm: &mut Vm, vcpu: &Vcpu, irq: Option<&mut CpuInterface>) {
+    if let Some(irq) = irq {
+        vm.before_entry(vcpu, irq);
     }
 }
 
