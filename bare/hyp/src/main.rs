@@ -18,6 +18,7 @@ mod console;
 mod cpacr;
 mod cpu;
 mod exits;
+mod fastpath;
 mod gic;
 mod guest;
 mod idregs;

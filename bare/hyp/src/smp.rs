@@ -9,13 +9,13 @@
 //! is in the [`Vm`]; the vCPU's own state is in the [`Vcpu`] the loop holds.
 
 use crate::console::log;
-use crate::exits;
 use crate::gic::{self, CpuInterface};
 use crate::outcome::Next;
 use crate::power::{self, EndStatus};
 use crate::vcpu::Vcpu;
 use crate::vm::{VM, Vm};
 use crate::{boot, mm, switch};
+use crate::{exits, fastpath};
 use core::arch::global_asm;
 
 global_asm!(
@@ -112,6 +112,9 @@ fn run_until_off(vcpu: &mut Vcpu, mut irq: Option<&mut CpuInterface>) -> Option<
     with_vm(|vm| prepare_entry(vm, vcpu, irq.as_deref_mut()));
     loop {
         let vector = switch::enter_guest(&mut vcpu.frame);
+        if fastpath::serve(vcpu, vector) {
+            continue;
+        }
         let next = with_vm(|vm| {
             if let Some(irq) = irq.as_deref() {
                 vm.after_exit(vcpu, irq);

@@ -46,17 +46,35 @@ pub struct Served {
     pub after: After,
 }
 
-/// Serves `call` made by vCPU `caller` of the VM whose vCPUs' power states are `power`.
-///
-/// A call with a non-zero immediate is not an SMCCC call (DEN 0028: SMCCC function calls use
-/// immediate 0): it returns `NOT_SUPPORTED` (-1) in `X0` and the other registers unchanged.
-pub fn serve(call: Call, caller: usize, power: &mut PowerStates) -> Served {
+/// The results of `call` when its answer depends on no VM state — every call that only
+/// returns values (`PSCI_VERSION`, `PSCI_FEATURES`, `SMCCC_VERSION`, `MIGRATE_INFO_TYPE`, an
+/// unimplemented function's `NOT_SUPPORTED`); `None` for one that reads or changes the vCPUs'
+/// power states or ends the VM, which only [`serve`] answers. The caller resumes the guest at
+/// once: such a call changes nothing another vCPU or the interrupt controller sees.
+#[must_use]
+pub fn answer_without_vm(call: Call) -> Option<[u64; 4]> {
+    match decode(call) {
+        CallOutcome::Return(regs) => Some(truncate(regs, call.aarch32)),
+        _ => None,
+    }
+}
+
+/// What `call` asks for. A call with a non-zero immediate is not an SMCCC call (DEN 0028:
+/// SMCCC function calls use immediate 0): it returns `NOT_SUPPORTED` (-1) in `X0` and the
+/// other registers unchanged.
+fn decode(call: Call) -> CallOutcome {
     let args = call.args;
-    let outcome = if call.imm16 == 0 {
+    if call.imm16 == 0 {
         psci::handle_call(args)
     } else {
         CallOutcome::Return([u64::MAX, args[1], args[2], args[3]])
-    };
+    }
+}
+
+/// Serves `call` made by vCPU `caller` of the VM whose vCPUs' power states are `power`.
+pub fn serve(call: Call, caller: usize, power: &mut PowerStates) -> Served {
+    let args = call.args;
+    let outcome = decode(call);
     let returns = |regs: [u64; 4], after: After| Served {
         results: Some(truncate(regs, call.aarch32)),
         after,
@@ -160,6 +178,42 @@ mod tests {
             &mut power,
         );
         assert_eq!(served.results, Some([0xFFFF_FFFF, 0, 2, 3]));
+    }
+
+    #[test]
+    fn calls_that_only_return_values_are_answered_without_the_vm_as_serve_answers_them() {
+        use smccc::psci::{PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE};
+        for args in [
+            [u64::from(PSCI_VERSION), 1, 2, 3],
+            [u64::from(PSCI_FEATURES), u64::from(PSCI_CPU_ON_64), 0, 0],
+            [u64::from(PSCI_MIGRATE_INFO_TYPE), 0, 0, 0],
+            [0xC200_0000, 1, 2, 3],
+        ] {
+            for aarch32 in [false, true] {
+                let call = Call {
+                    args,
+                    imm16: 0,
+                    aarch32,
+                };
+                let mut power = PowerStates::power_on(2);
+                let served = serve(call, 0, &mut power);
+                assert_eq!(answer_without_vm(call), served.results, "{args:x?}");
+                assert_eq!(served.after, After::Resume);
+            }
+        }
+    }
+
+    #[test]
+    fn power_state_calls_need_the_vm() {
+        for fid in [
+            PSCI_CPU_ON_64,
+            PSCI_CPU_OFF,
+            PSCI_AFFINITY_INFO_64,
+            PSCI_CPU_SUSPEND_64,
+            PSCI_SYSTEM_OFF,
+        ] {
+            assert_eq!(answer_without_vm(call([u64::from(fid), 1, 0, 0])), None);
+        }
     }
 
     #[test]
