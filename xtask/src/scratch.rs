@@ -136,6 +136,38 @@ fn remove_stale(root: &Path) {
     }
 }
 
+/// An exclusive `flock(2)` on a file, held until dropped; the kernel releases it if the
+/// process dies, so a killed holder never leaves it stale. Serialises the writers of a shared
+/// cache (the Linux fetch), where private directories do not apply.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    /// Takes the lock on `path` (created if missing), saying on standard error that it waits
+    /// when another process holds it.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be opened or locked.
+    pub fn exclusive(path: &Path, waiting_for: &str) -> XResult<Self> {
+        use rustix::fs::{FlockOperation, flock};
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| failed(format!("opening {}: {e}", path.display())))?;
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+            eprintln!("x: waiting for {waiting_for} ({})", path.display());
+            flock(&file, FlockOperation::LockExclusive)
+                .map_err(|e| failed(format!("locking {}: {e}", path.display())))?;
+        }
+        Ok(Self { _file: file })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +224,18 @@ mod tests {
         assert!(live.join("vm.bundle").exists(), "a running owner's is kept");
         assert!(foreign.exists(), "names not ours are left alone");
         assert!(fresh.path().exists());
+    }
+
+    #[test]
+    fn a_file_lock_is_exclusive_until_dropped() {
+        use rustix::fs::{FlockOperation, flock};
+        let root = test_root();
+        let path = root.join("fetch.lock");
+        let held = FileLock::exclusive(&path, "a test").unwrap();
+        let other = std::fs::File::open(&path).unwrap();
+        assert!(flock(&other, FlockOperation::NonBlockingLockExclusive).is_err());
+        drop(held);
+        assert!(flock(&other, FlockOperation::NonBlockingLockExclusive).is_ok());
     }
 
     #[test]
