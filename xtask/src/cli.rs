@@ -302,6 +302,9 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         )?),
         None => None,
     };
+    if let Some(bytes) = &early {
+        vm::checked_machine_mem_mib(&config, bytes.len() as u64)?;
+    }
     let artifacts: Artifacts = build::build_bare()?;
     let bundle_bytes = match early {
         Some(bytes) => bytes,
@@ -316,7 +319,7 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
     vm::write_file(&bundle, &bundle_bytes)?;
     let machine = Machine {
         cpu: args.cpu.clone(),
-        mem_mib: vm::machine_mem_mib(&config, bundle_bytes.len() as u64),
+        mem_mib: vm::checked_machine_mem_mib(&config, bundle_bytes.len() as u64)?,
         kernel: artifacts.moat,
         initrd: Some(bundle),
         append: None,
@@ -437,9 +440,16 @@ fn default_linux_append(config: &moat_config::VmConfig) -> String {
 /// `--bare`: the kernel on QEMU alone, with the VM's RAM size and command line.
 fn run_bare(args: &RunArgs, config: &moat_config::VmConfig, boot: &LinuxBoot) -> XResult<ExitCode> {
     let ram: u64 = config.ram.iter().map(|r| r.size).sum();
+    let mem_mib = (ram >> 20).max(64);
+    if mem_mib > vm::MACHINE_MEM_MAX_MIB {
+        return Err(usage(format!(
+            "--mem: {mem_mib} MiB of RAM, but QEMU's virt board (highmem=off) addresses at most {} MiB",
+            vm::MACHINE_MEM_MAX_MIB
+        )));
+    }
     let machine = Machine {
         cpu: args.cpu.clone(),
-        mem_mib: (ram >> 20).max(64),
+        mem_mib,
         kernel: boot.kernel.clone(),
         initrd: boot.initrd.clone(),
         append: Some(config.bootargs.clone()),

@@ -53,6 +53,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     linux_case(&artifacts, &mut tally)?;
     cli_cases(&artifacts, &mut tally)?;
     run_cases::initrd_with_guest(&mut tally)?;
+    run_cases::kvm_unit_tests_environment(&mut tally)?;
     run_cases::two_runs_at_once(&mut tally)?;
     config_cases(&mut tally)?;
     println!("differential suite (SPEC §6): every case's exception state, bare QEMU vs Moat");

@@ -177,6 +177,26 @@ pub fn machine_mem_mib(vm: &VmConfig, bundle_bytes: u64) -> u64 {
     (total >> 20).next_multiple_of(64).max(512)
 }
 
+/// The most RAM QEMU's `virt` board addresses with `highmem=off` (the board Moat runs on): RAM
+/// starts at 1 GiB and must end by 4 GiB ("Addressing limited to 32 bits" beyond).
+pub const MACHINE_MEM_MAX_MIB: u64 = 3072;
+
+/// [`machine_mem_mib`], refused when QEMU's board cannot hold it.
+///
+/// # Errors
+///
+/// A usage error naming the VM's RAM, what the machine would need and the board's limit.
+pub fn checked_machine_mem_mib(vm: &VmConfig, bundle_bytes: u64) -> XResult<u64> {
+    let mib = machine_mem_mib(vm, bundle_bytes);
+    if mib <= MACHINE_MEM_MAX_MIB {
+        return Ok(mib);
+    }
+    let guest: u64 = vm.ram.iter().map(|r| r.size >> 20).sum();
+    Err(usage(format!(
+        "--mem: the VM's {guest} MiB of RAM need a {mib} MiB machine (with Moat and the bundle), but QEMU's virt board (highmem=off) addresses at most {MACHINE_MEM_MAX_MIB} MiB"
+    )))
+}
+
 /// Debian's Linux (`./x linux-fetch`) as a VM of `cpus` vCPUs and `ram_mib` MiB on the
 /// default `virt` map, with the default command line: its bundle written to `bundle`, and
 /// the machine that boots it under Moat (`moat`, the EL2 image) on QEMU's `max` CPU.

@@ -222,6 +222,11 @@ fn sizes_out_of_range_or_overflowing_are_refused() {
     );
     refused(&["--guest", g, "--mem", "0"], &["has size 0"]);
     refused(&["--guest", g, "--mem", "1T"], &["IPA"]);
+    // A valid VM, but more than QEMU's board (highmem=off) can give the machine.
+    refused(
+        &["--guest", g, "--mem", "4G"],
+        &["--mem", "4096 MiB of RAM", "at most 3072 MiB"],
+    );
     refused(&["--guest", g, "--ipa-bits", "300"], &["ipa-bits = 300"]);
     refused(&["--guest", g, "--ipa-bits", "4294967296"], &["--ipa-bits"]);
     refused(&["--guest", g, "--smp", "0"], &["cpus = 0", "1 to 8"]);

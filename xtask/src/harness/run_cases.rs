@@ -1,5 +1,5 @@
 //! `./x run` as a user runs it, under QEMU: an initrd beside a `--guest` image (found where
-//! the placement rule puts it), and two runs at the same time in one checkout, each booting its
+//! the placement rule puts it, and read by kvm-unit-tests as their environment), and two runs at the same time in one checkout, each booting its
 //! own VM from its own private directory.
 
 use super::{Assembled, Tally, assemble_guest, expect_status, path_str};
@@ -61,6 +61,47 @@ pub(super) fn initrd_with_guest(tally: &mut Tally) -> XResult<()> {
         None,
         verdict,
     );
+    Ok(())
+}
+
+/// kvm-unit-tests read their environment (`KEY=VALUE` lines) from the initrd that `/chosen`
+/// names (their README, `../shared/kvm-unit-tests`): `selftest` given a line that is no
+/// variable says so, which shows it found and read the file, and its setup checks still pass.
+pub(super) fn kvm_unit_tests_environment(tally: &mut Tally) -> XResult<()> {
+    const NAME: &str = "run_gives_kvm_unit_tests_their_environment_through_the_initrd";
+    let image = crate::build::repo_root().join("../shared/kvm-unit-tests/arm64/selftest.flat");
+    if !image.is_file() {
+        println!("NOT RUN {NAME}: {} is not there", image.display());
+        return Ok(());
+    }
+    let dir = Scratch::new("test")?;
+    let env = dir.join("env");
+    std::fs::write(&env, b"NOT_A_VARIABLE\n")
+        .map_err(|e| failed(format!("{}: {e}", env.display())))?;
+    let out = super::cli(&[
+        "run",
+        "--guest",
+        path_str(&image),
+        "--initrd",
+        path_str(&env),
+        "--append",
+        "setup smp=1 mem=128",
+        "--timeout",
+        "30",
+    ])?;
+    let console = String::from_utf8_lossy(&out.stdout);
+    let verdict = expect_status(&out, 0).and_then(|()| {
+        [
+            "Invalid environment variable: NOT_A_VARIABLE",
+            "EXIT: STATUS=1",
+        ]
+        .into_iter()
+        .find(|want| !console.contains(want))
+        .map_or(Ok(()), |want| {
+            Err(format!("the console does not show {want:?}"))
+        })
+    });
+    tally.record(NAME, "max", None, verdict);
     Ok(())
 }
 
