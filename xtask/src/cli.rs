@@ -291,7 +291,13 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         GuestKind::LinuxKernel => "kernel",
         GuestKind::Any => "--guest",
     };
-    let initrd_file = initrd.as_deref().map(|p| Named::new("--initrd", p));
+    // Without --initrd, `--linux` boots the cache's initramfs, which the messages name so.
+    let initrd_option = if args.initrd.is_some() {
+        "--initrd"
+    } else {
+        "initramfs"
+    };
+    let initrd_file = initrd.as_deref().map(|p| Named::new(initrd_option, p));
     // A guest the user named is loaded (and refused) before the build.
     let early = match &guest {
         Some(path) => Some(vm::bundle(
