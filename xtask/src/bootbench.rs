@@ -79,9 +79,8 @@ fn moat_boot(
     linux: &crate::linux::LinuxGuest,
     cpus: u32,
 ) -> XResult<Outcome> {
-    let bundle = build::out_dir()
-        .join("bench")
-        .join(format!("linux-{cpus}.bundle"));
+    let scratch = crate::scratch::Scratch::new("bench")?;
+    let bundle = scratch.join(&format!("linux-{cpus}.bundle"));
     let machine = vm::linux_under_moat(&artifacts.moat, linux, cpus, RAM_MIB, &bundle)?;
     machine.run_with(&icount(), ConsoleMode::Scripted(SCRIPT), Some(LIMIT))
 }

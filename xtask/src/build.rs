@@ -137,18 +137,42 @@ fn build_aarch32_probe(guests: &Path) -> XResult<()> {
         .join("release")
         .join(PROBE32);
     let kept = guests.join(format!("{PROBE32}.elf"));
-    std::fs::copy(&elf, &kept).map_err(|e| failed(format!("copying {}: {e}", elf.display())))?;
+    replace(&kept, |partial| {
+        std::fs::copy(&elf, partial)
+            .map(|_| ())
+            .map_err(|e| failed(format!("copying {}: {e}", elf.display())))
+    })?;
     objcopy(&elf, &guests.join(format!("{PROBE32}.bin")))
 }
 
 /// `objcopy -O binary`: the loadable segments as one flat file from the first one's address.
 fn objcopy(elf: &Path, bin: &Path) -> XResult<()> {
-    run_step(
-        Command::new("aarch64-linux-gnu-objcopy")
-            .arg("-O")
-            .arg("binary")
-            .arg(elf)
-            .arg(bin),
-        &format!("converting {} to a flat image", elf.display()),
-    )
+    replace(bin, |partial| {
+        run_step(
+            Command::new("aarch64-linux-gnu-objcopy")
+                .arg("-O")
+                .arg("binary")
+                .arg(elf)
+                .arg(partial),
+            &format!("converting {} to a flat image", elf.display()),
+        )
+    })
+}
+
+/// Makes `path` with `make` (given a temporary name beside it) and renames the result into
+/// place: two `./x` building at once each write their own file, and a QEMU that another run
+/// started meanwhile reads a whole image, the old or the new, never one half-written (objcopy
+/// writes its output in place).
+pub fn replace(path: &Path, make: impl FnOnce(&Path) -> XResult<()>) -> XResult<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(format!(".{}.partial", std::process::id()));
+    let partial = PathBuf::from(partial);
+    let made = make(&partial).and_then(|()| {
+        std::fs::rename(&partial, path)
+            .map_err(|e| failed(format!("writing {}: {e}", path.display())))
+    });
+    if made.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    made
 }

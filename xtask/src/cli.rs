@@ -3,9 +3,11 @@
 use crate::build::{self, Artifacts};
 use crate::error::{XResult, usage};
 use crate::harness;
+use crate::input::Named;
 use crate::linux;
 use crate::qemu::{ConsoleMode, Machine};
-use crate::vm::{self, VmRequest};
+use crate::scratch::Scratch;
+use crate::vm::{self, GuestKind, VmRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use moat_config::ParangeMode;
 use std::path::PathBuf;
@@ -127,8 +129,9 @@ struct RunArgs {
     /// `--append` its command line is `console=ttyAMA0 earlycon=pl011,<UART base>`.
     #[arg(long, value_name = "FILE")]
     kernel: Option<PathBuf>,
-    /// An initrd or initramfs for `--kernel` or `--linux`, placed in guest RAM after the
-    /// kernel and named in the device tree's `/chosen`.
+    /// An initrd or initramfs for `--kernel`, `--linux` or `--guest` (as QEMU's `-initrd`):
+    /// placed in guest RAM at RAM base + min(RAM / 2, 128 MiB), or at the first 2 MiB boundary
+    /// after the image if it does not fit there, and named in the device tree's `/chosen`.
     #[arg(long, value_name = "FILE")]
     initrd: Option<PathBuf>,
     /// Boot Debian's arm64 cloud kernel with a busybox initramfs (fetched into the cache on
@@ -146,7 +149,7 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The VM's IPA size S in bits (32..=48, at most the CPU's IPA limit).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     ipa_bits: Option<u32>,
     /// The PARange the guest reads: `max` (the IPA limit L) or `tight` (the smallest that
     /// covers S).
@@ -160,14 +163,14 @@ struct RunArgs {
     mem: Option<u64>,
     /// The number of vCPUs (1..=8), each run by its own CPU of the machine; overrides the VM
     /// description's `cpus`.
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     smp: Option<u32>,
     /// The guest's command line (`/chosen/bootargs`). For a Linux kernel without `--config`,
     /// the default is `console=ttyAMA0 earlycon=pl011,<UART base>`.
     #[arg(long, value_name = "ARGS")]
     append: Option<String>,
     /// Stop QEMU after this many seconds (default: no limit).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECONDS")]
     timeout: Option<u64>,
 }
 
@@ -262,43 +265,79 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         bootargs: args.append.clone(),
         cpus: args.smp.or(default_cpus),
     };
-    // The VM is checked before anything is fetched or built.
+    // The VM and the files named are checked before anything is fetched or built.
+    crate::qemu::check_cpu(&args.cpu)?;
     let mut config = vm::describe(&request, &args.cpu)?;
-    let linux = linux_boot(args, default_linux)?;
-    if let Some(boot) = &linux {
-        if args.append.is_none() && args.config.is_none() {
-            config.bootargs = default_linux_append(&config);
+    let choice = guest_choice(args, &config, default_linux)?;
+    let (guest, initrd) = match choice {
+        GuestChoice::Linux(boot) => {
+            if args.append.is_none() && args.config.is_none() {
+                config.bootargs = default_linux_append(&config);
+            }
+            if args.bare {
+                return run_bare(args, &config, &boot);
+            }
+            (Some(boot.kernel), boot.initrd)
         }
-        if args.bare {
-            return run_bare(args, &config, boot);
-        }
+        GuestChoice::Other { image, initrd } => (image, initrd),
+    };
+    let kind = if args.kernel.is_some() || default_linux || args.linux {
+        GuestKind::LinuxKernel
+    } else {
+        GuestKind::Any
+    };
+    let option = match kind {
+        GuestKind::LinuxKernel if args.kernel.is_some() => "--kernel",
+        GuestKind::LinuxKernel => "kernel",
+        GuestKind::Any => "--guest",
+    };
+    // Without --initrd, `--linux` boots the cache's initramfs, which the messages name so.
+    let initrd_option = if args.initrd.is_some() {
+        "--initrd"
+    } else {
+        "initramfs"
+    };
+    let initrd_file = initrd.as_deref().map(|p| Named::new(initrd_option, p));
+    // A guest the user named is loaded (and refused) before the build.
+    let early = match &guest {
+        Some(path) => Some(vm::bundle(
+            &config,
+            Named::new(option, path),
+            kind,
+            initrd_file,
+        )?),
+        None => None,
+    };
+    if let Some(bytes) = &early {
+        vm::checked_machine_mem_mib(&config, bytes.len() as u64)?;
     }
     let artifacts: Artifacts = build::build_bare()?;
-    let (guest, initrd) = match linux {
-        Some(boot) => (boot.kernel, boot.initrd),
-        None => (
-            args.guest
-                .clone()
-                .unwrap_or_else(|| artifacts.guest("moat-guest-hello")),
-            None,
-        ),
+    let bundle_bytes = match early {
+        Some(bytes) => bytes,
+        None => {
+            let hello = artifacts.guest("moat-guest-hello");
+            vm::bundle(&config, Named::new("guest image", &hello), kind, None)?
+        }
     };
-    let bundle = build::out_dir().join("run").join("vm.bundle");
-    vm::write_bundle_with_initrd(&config, &guest, initrd.as_deref(), &bundle)?;
-    let bundle_bytes = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    // Everything this run writes is in a directory of its own, removed when the run ends.
+    let scratch = Scratch::new("run")?;
+    let bundle = scratch.join("vm.bundle");
+    vm::write_file(&bundle, &bundle_bytes)?;
     let machine = Machine {
         cpu: args.cpu.clone(),
-        mem_mib: vm::machine_mem_mib(&config, bundle_bytes),
+        mem_mib: vm::checked_machine_mem_mib(&config, bundle_bytes.len() as u64)?,
         kernel: artifacts.moat,
         initrd: Some(bundle),
         append: None,
         el2: true,
         smp: config.cpus,
     };
+    drop(bundle_bytes);
     let outcome = machine.run(
         ConsoleMode::Interactive,
         args.timeout.map(Duration::from_secs),
     )?;
+    drop(scratch);
     if outcome.timed_out {
         eprintln!(
             "x: stopped QEMU after {} s (--timeout)",
@@ -321,18 +360,33 @@ struct LinuxBoot {
     initrd: Option<PathBuf>,
 }
 
+/// The guest a run boots.
+enum GuestChoice {
+    /// A Linux kernel (`--kernel`, `--linux`, or the default).
+    Linux(LinuxBoot),
+    /// `--guest FILE` (or the greeting guest, `None`), with `--initrd` if given.
+    Other {
+        image: Option<PathBuf>,
+        initrd: Option<PathBuf>,
+    },
+}
+
 /// What `--kernel`/`--linux`/`--initrd`/`--guest`/`--bare` ask for, checked: one guest at
-/// most, files that exist. `None` for a non-Linux guest.
-fn linux_boot(args: &RunArgs, default_linux: bool) -> XResult<Option<LinuxBoot>> {
-    let given = |path: &Option<PathBuf>, option: &str| -> XResult<()> {
-        match path.as_ref().filter(|p| !p.is_file()) {
-            Some(p) => Err(usage(format!("{option} {}: no such file", p.display()))),
-            None => Ok(()),
+/// most, files that exist and are regular files, a kernel that is an arm64 `Image`.
+fn guest_choice(
+    args: &RunArgs,
+    config: &moat_config::VmConfig,
+    default_linux: bool,
+) -> XResult<GuestChoice> {
+    for (path, option) in [
+        (&args.guest, "--guest"),
+        (&args.kernel, "--kernel"),
+        (&args.initrd, "--initrd"),
+    ] {
+        if let Some(path) = path {
+            Named::new(option, path).check()?;
         }
-    };
-    given(&args.guest, "--guest")?;
-    given(&args.kernel, "--kernel")?;
-    given(&args.initrd, "--initrd")?;
+    }
     let chosen = [
         args.guest.is_some(),
         args.kernel.is_some(),
@@ -345,25 +399,39 @@ fn linux_boot(args: &RunArgs, default_linux: bool) -> XResult<Option<LinuxBoot>>
         ));
     }
     if let Some(kernel) = &args.kernel {
-        let initrd = args.initrd.clone();
-        return Ok(Some(LinuxBoot {
+        if args.bare {
+            // QEMU boots it directly: checked here, as under Moat, for the same message.
+            let file = Named::new("--kernel", kernel);
+            let ram = config
+                .ram
+                .first()
+                .ok_or_else(|| usage("the VM has no RAM"))?;
+            moat_config::load_linux_kernel(&file.read()?, ram.base, ram.size)
+                .map_err(|e| file.refuse(e))?;
+        }
+        return Ok(GuestChoice::Linux(LinuxBoot {
             kernel: kernel.clone(),
-            initrd,
+            initrd: args.initrd.clone(),
         }));
     }
     if args.linux || default_linux {
         let guest = linux::default_linux()?;
         let initrd = args.initrd.clone().unwrap_or(guest.initramfs);
-        return Ok(Some(LinuxBoot {
+        return Ok(GuestChoice::Linux(LinuxBoot {
             kernel: guest.kernel,
             initrd: Some(initrd),
         }));
     }
-    if args.initrd.is_some() || args.bare {
-        let option = if args.bare { "--bare" } else { "--initrd" };
-        return Err(usage(format!("{option} needs --kernel or --linux")));
+    if args.bare {
+        return Err(usage("--bare needs --kernel or --linux"));
     }
-    Ok(None)
+    if args.initrd.is_some() && args.hello {
+        return Err(usage("--initrd needs --guest, --kernel or --linux"));
+    }
+    Ok(GuestChoice::Other {
+        image: args.guest.clone(),
+        initrd: args.initrd.clone(),
+    })
 }
 
 /// The default Linux command line for the VM's console UART.
@@ -378,9 +446,16 @@ fn default_linux_append(config: &moat_config::VmConfig) -> String {
 /// `--bare`: the kernel on QEMU alone, with the VM's RAM size and command line.
 fn run_bare(args: &RunArgs, config: &moat_config::VmConfig, boot: &LinuxBoot) -> XResult<ExitCode> {
     let ram: u64 = config.ram.iter().map(|r| r.size).sum();
+    let mem_mib = (ram >> 20).max(64);
+    if mem_mib > vm::MACHINE_MEM_MAX_MIB {
+        return Err(usage(format!(
+            "--mem: {mem_mib} MiB of RAM, but QEMU's virt board (highmem=off) addresses at most {} MiB",
+            vm::MACHINE_MEM_MAX_MIB
+        )));
+    }
     let machine = Machine {
         cpu: args.cpu.clone(),
-        mem_mib: (ram >> 20).max(64),
+        mem_mib,
         kernel: boot.kernel.clone(),
         initrd: boot.initrd.clone(),
         append: Some(config.bootargs.clone()),

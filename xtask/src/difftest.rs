@@ -7,6 +7,7 @@
 use crate::build::{self, Artifacts};
 use crate::error::{XResult, failed};
 use crate::qemu::{ConsoleMode, Machine, Outcome};
+use crate::scratch::Scratch;
 use crate::vm::{self, VmRequest};
 use moat_config::ParangeMode;
 use std::collections::BTreeMap;
@@ -316,7 +317,10 @@ pub fn run(artifacts: &Artifacts) -> XResult<Totals> {
     }
     run32(artifacts, &mut totals, &mut table)?;
     let path = build::out_dir().join("difftest-table.txt");
-    std::fs::write(&path, table).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    // Renamed into place: a difftest running beside this one never leaves half a table.
+    build::replace(&path, |partial| {
+        std::fs::write(partial, &table).map_err(|e| failed(format!("{}: {e}", path.display())))
+    })?;
     println!("case × configuration × verdict table: {}", path.display());
     Ok(totals)
 }
@@ -408,7 +412,8 @@ fn boot_moat(artifacts: &Artifacts, probe: &std::path::Path, config: &Config) ->
         ..VmRequest::default()
     };
     let vm = vm::describe(&request, config.moat_cpu)?;
-    let bundle = build::out_dir().join("difftest").join("probe.bundle");
+    let scratch = Scratch::new("difftest")?;
+    let bundle = scratch.join("probe.bundle");
     vm::write_bundle(&vm, probe, &bundle)?;
     let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
     let machine = Machine {
@@ -551,7 +556,8 @@ fn boot_moat32(artifacts: &Artifacts, config: &Config32) -> XResult<Outcome> {
     vm.ipa_bits = config.ipa_bits;
     vm.bootargs = config.bootargs();
     let probe = artifacts.guests.join(format!("{}.elf", build::PROBE32));
-    let bundle = build::out_dir().join("difftest").join("probe32.bundle");
+    let scratch = Scratch::new("difftest")?;
+    let bundle = scratch.join("probe32.bundle");
     vm::write_bundle(&vm, &probe, &bundle)?;
     let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
     let machine = Machine {

@@ -8,11 +8,15 @@
 use crate::build::{self, Artifacts, bare_cargo, host_cargo, run_step};
 use crate::error::{XResult, failed};
 use crate::qemu::{ConsoleMode, Machine, MoatExit, Outcome, ScriptStep};
+use crate::scratch::Scratch;
 use crate::vm::{self, VmRequest};
 use moat_config::ParangeMode;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
+
+#[path = "harness/run_cases.rs"]
+mod run_cases;
 
 /// The CPU models every guest test runs on: a 44-bit-PARange core and QEMU's `max` (52-bit
 /// PARange, so the IPA limit is the 48 of the 4K granule); pointer authentication uses QEMU's
@@ -48,6 +52,9 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     aarch32_cases(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     cli_cases(&artifacts, &mut tally)?;
+    run_cases::initrd_with_guest(&mut tally)?;
+    run_cases::kvm_unit_tests_environment(&mut tally)?;
+    run_cases::two_runs_at_once(&mut tally)?;
     config_cases(&mut tally)?;
     println!("differential suite (SPEC §6): every case's exception state, bare QEMU vs Moat");
     let diff = crate::difftest::run(&artifacts)?;
@@ -180,7 +187,8 @@ fn boot(
     tag: &str,
 ) -> XResult<Outcome> {
     let vm = vm::describe(request, cpu)?;
-    let bundle = build::out_dir().join("test").join(format!("{tag}.bundle"));
+    let scratch = Scratch::new("test")?;
+    let bundle = scratch.join(&format!("{tag}.bundle"));
     vm::write_bundle(&vm, guest, &bundle)?;
     let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
     let machine = Machine {
@@ -281,7 +289,8 @@ const LINUX_LIMIT: Duration = Duration::from_secs(180);
 /// SIGBUS for the process alone.
 fn linux_case(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
     let linux = crate::linux::default_linux()?;
-    let bundle = build::out_dir().join("test").join("linux.bundle");
+    let scratch = Scratch::new("test")?;
+    let bundle = scratch.join("linux.bundle");
     let machine = vm::linux_under_moat(&artifacts.moat, &linux, 2, 512, &bundle)?;
     let outcome = machine.run(ConsoleMode::Scripted(LINUX_SCRIPT), Some(LINUX_LIMIT))?;
     let verdict = expect_line(&outcome, "cpus=2")
@@ -383,7 +392,8 @@ fn boot_config(
     vm: &moat_config::VmConfig,
     tag: &str,
 ) -> XResult<Outcome> {
-    let bundle = build::out_dir().join("test").join(format!("{tag}.bundle"));
+    let scratch = Scratch::new("test")?;
+    let bundle = scratch.join(&format!("{tag}.bundle"));
     vm::write_bundle(vm, guest, &bundle)?;
     let machine = Machine {
         cpu: cpu.into(),
@@ -455,7 +465,8 @@ failed:  .asciz "AArch32 guest: a check failed\n"
 fn moat_refuses_s_above_l(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
     let mut vm = moat_config::VmConfig::default_virt();
     vm.ipa_bits = 48;
-    let bundle = build::out_dir().join("test").join("s-above-l.bundle");
+    let scratch = Scratch::new("test")?;
+    let bundle = scratch.join("s-above-l.bundle");
     vm::write_bundle(&vm, &artifacts.guest("moat-guest-hello"), &bundle)?;
     let machine = Machine {
         cpu: "cortex-a72".into(),
@@ -636,20 +647,34 @@ const EXTERNAL_GUEST: &str = "
 1:  b 1b
 ";
 
+/// A test guest assembled into a directory of its own, which lives as long as this does.
+struct Assembled {
+    _dir: Scratch,
+    /// The raw binary.
+    bin: PathBuf,
+}
+
+impl std::ops::Deref for Assembled {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.bin
+    }
+}
+
 /// Assembles `source` with GNU as into a raw binary (`./x run --guest` puts it at RAM base
 /// + 0x80000).
-fn assemble_guest(name: &str, source: &str) -> XResult<PathBuf> {
+fn assemble_guest(name: &str, source: &str) -> XResult<Assembled> {
     assemble_with("aarch64-linux-gnu-", name, source)
 }
 
 /// Assembles `source` with the GNU binutils of `prefix` (`aarch64-linux-gnu-` or
 /// `arm-none-eabi-`) into a raw binary.
-fn assemble_with(prefix: &str, name: &str, source: &str) -> XResult<PathBuf> {
-    let dir = build::out_dir().join("asm");
-    std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
-    let src = dir.join(format!("{name}.S"));
-    let obj = dir.join(format!("{name}.o"));
-    let bin = dir.join(format!("{name}.bin"));
+fn assemble_with(prefix: &str, name: &str, source: &str) -> XResult<Assembled> {
+    let dir = Scratch::new("asm")?;
+    let src = dir.join(&format!("{name}.S"));
+    let obj = dir.join(&format!("{name}.o"));
+    let bin = dir.join(&format!("{name}.bin"));
     std::fs::write(&src, source).map_err(|e| failed(format!("{}: {e}", src.display())))?;
     run_step(
         Command::new(format!("{prefix}as"))
@@ -665,7 +690,7 @@ fn assemble_with(prefix: &str, name: &str, source: &str) -> XResult<PathBuf> {
             .arg(&bin),
         "flattening a test guest",
     )?;
-    Ok(bin)
+    Ok(Assembled { _dir: dir, bin })
 }
 
 /// The command line as a user meets it: `./x run` on an external image, and the refusals.

@@ -64,9 +64,24 @@ pub fn default_linux() -> XResult<LinuxGuest> {
     let cache = cache_dir();
     let fetched = match Fetched::load(&cache) {
         Some(fetched) => fetched,
-        None => fetch(&cache)?,
+        None => {
+            // Another ./x may be fetching into the same cache: one fetch at a time, and what it
+            // fetched is used once it is done.
+            let _lock = fetch_lock(&cache)?;
+            match Fetched::load(&cache) {
+                Some(fetched) => fetched,
+                None => fetch(&cache)?,
+            }
+        }
     };
     guest(&cache, &fetched)
+}
+
+/// The lock that serialises fetches into `cache` (apt's own locks would make a second fetch
+/// fail instead of wait).
+fn fetch_lock(cache: &Path) -> XResult<crate::scratch::FileLock> {
+    create_dir(cache)?;
+    crate::scratch::FileLock::exclusive(&cache.join("fetch.lock"), "another ./x fetching Linux")
 }
 
 /// `./x linux-fetch`: fetches the newest packages (with `refresh`, even when some are cached)
@@ -77,6 +92,7 @@ pub fn default_linux() -> XResult<LinuxGuest> {
 /// As [`default_linux`].
 pub fn prefetch(refresh: bool) -> XResult<LinuxGuest> {
     let cache = cache_dir();
+    let _lock = fetch_lock(&cache)?;
     let fetched = match Fetched::load(&cache).filter(|_| !refresh) {
         Some(fetched) => fetched,
         None => fetch(&cache)?,
@@ -190,7 +206,11 @@ fn fetch(cache: &Path) -> XResult<Fetched> {
         write(&fetched.busybox_path(cache), &busybox)?;
     }
     remove_dir(&cache.join("unpack"))?;
-    write(&cache.join("current"), fetched.record().as_bytes())?;
+    // Renamed into place: a run reading the record never sees half of it.
+    let current = cache.join("current");
+    crate::build::replace(&current, |partial| {
+        write(partial, fetched.record().as_bytes())
+    })?;
     eprintln!(
         "x: kernel {} {} in {}",
         fetched.kernel.name,

@@ -12,15 +12,21 @@ mod error;
 mod explain;
 mod harness;
 mod initramfs;
+mod input;
 mod linux;
 mod qemu;
+mod scratch;
 mod vm;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return command_line_error(&e),
+    };
     match cli.run() {
         Ok(code) => code,
         Err(e) => {
@@ -28,4 +34,25 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// A command line clap refused: one line naming the problem and exit status 2, like every
+/// other refusal (clap's own report adds tips and a usage block on further lines). `--help`,
+/// `--version` and a missing command print clap's full text, which is what was asked for.
+fn command_line_error(e: &clap::Error) -> ExitCode {
+    let full = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            | ErrorKind::MissingSubcommand
+    );
+    if full {
+        e.exit();
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("x: error: {first} (./x --help lists the commands and options)");
+    ExitCode::from(2)
 }

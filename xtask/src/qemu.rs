@@ -290,6 +290,43 @@ pub fn cpu_pa_bits(cpu: &str) -> Option<u32> {
     }
 }
 
+/// Checks that QEMU knows the CPU model of `cpu` (the part before any `,property=value`): the
+/// models [`cpu_pa_bits`] knows are accepted at once, others are looked up in
+/// `qemu-system-aarch64 -cpu help`. If QEMU cannot be asked, the check is left to QEMU itself.
+///
+/// # Errors
+///
+/// A usage error for a model QEMU does not list.
+pub fn check_cpu(cpu: &str) -> XResult<()> {
+    let model = cpu.split(',').next().unwrap_or(cpu);
+    if cpu_pa_bits(model).is_some() {
+        return Ok(());
+    }
+    let Ok(help) = Command::new("qemu-system-aarch64")
+        .args(["-machine", "none", "-cpu", "help"])
+        .stdin(Stdio::null())
+        .output()
+    else {
+        return Ok(());
+    };
+    if !help.status.success() || cpu_listed(&String::from_utf8_lossy(&help.stdout), model) {
+        return Ok(());
+    }
+    Err(crate::error::usage(format!(
+        "--cpu {cpu}: QEMU has no CPU model '{model}' (qemu-system-aarch64 -cpu help lists them)"
+    )))
+}
+
+/// Whether `-cpu help`'s list (a heading, then one model per line, indented, possibly with a
+/// description after it) names `model`.
+fn cpu_listed(help: &str, model: &str) -> bool {
+    !model.is_empty()
+        && help
+            .lines()
+            .filter(|l| l.starts_with(' '))
+            .any(|l| l.split_whitespace().next() == Some(model))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +348,16 @@ mod tests {
         assert_eq!(MoatExit::Reset.exit_status(), 0);
         assert_ne!(MoatExit::VmStopped.exit_status(), 0);
         assert_ne!(MoatExit::Panic.exit_status(), 0);
+    }
+
+    #[test]
+    fn a_cpu_model_is_listed_only_by_its_own_line() {
+        let help = "Available CPUs:\n  a64fx\n  cortex-a15\n  max\n  host  KVM only\n";
+        assert!(cpu_listed(help, "cortex-a15"));
+        assert!(cpu_listed(help, "host"));
+        assert!(!cpu_listed(help, "cortex"));
+        assert!(!cpu_listed(help, "Available"));
+        assert!(!cpu_listed(help, ""));
     }
 
     #[test]

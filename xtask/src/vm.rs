@@ -3,6 +3,7 @@
 //! that carries them to Moat as QEMU's initrd.
 
 use crate::error::{XResult, failed, usage};
+use crate::input::Named;
 use crate::qemu::cpu_pa_bits;
 use moat_config::{ParangeMode, RamRegion, VmConfig};
 use std::path::{Path, PathBuf};
@@ -32,8 +33,8 @@ pub struct VmRequest {
 pub fn describe(request: &VmRequest, cpu: &str) -> XResult<VmConfig> {
     let mut vm = match &request.config {
         Some(path) => {
-            let text = read(path, "VM description")?;
-            VmConfig::from_toml_str(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?
+            let file = Named::new("--config", path);
+            VmConfig::from_toml_str(&file.read_text()?).map_err(|e| file.refuse(e))?
         }
         None => VmConfig::default_virt(),
     };
@@ -69,7 +70,63 @@ pub fn describe(request: &VmRequest, cpu: &str) -> XResult<VmConfig> {
     Ok(vm)
 }
 
-/// Loads `guest` into `vm`, generates its device tree, and writes the bundle to `out`.
+/// Which loader a guest file takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestKind {
+    /// `--kernel`: an arm64 `Image`, and nothing else.
+    LinuxKernel,
+    /// `--guest`: an ELF file, an arm64 `Image` or a raw binary, recognised by its contents.
+    Any,
+}
+
+/// Loads `guest` into `vm` (with `initrd`, if any, placed after it by
+/// `moat_config::initrd` as one more image segment and named in the guest device tree's
+/// `/chosen`), generates the device tree, and returns the bundle.
+///
+/// # Errors
+///
+/// A usage error naming the file (and the option that named it) when a file is missing,
+/// unreadable, not what `kind` asks for, or the images do not fit the VM's RAM.
+pub fn bundle(
+    vm: &VmConfig,
+    guest: Named<'_>,
+    kind: GuestKind,
+    initrd: Option<Named<'_>>,
+) -> XResult<Vec<u8>> {
+    let bytes = guest.read()?;
+    let ram = vm.ram.first().ok_or_else(|| usage("the VM has no RAM"))?;
+    let load = match kind {
+        GuestKind::LinuxKernel => moat_config::load_linux_kernel,
+        GuestKind::Any => moat_config::load_guest_image,
+    };
+    let mut image = load(&bytes, ram.base, ram.size).map_err(|e| guest.refuse(e))?;
+    drop(bytes);
+    let dtb_ipa =
+        moat_config::default_dtb_ipa(vm).map_err(|e| usage(format!("guest device tree: {e}")))?;
+    let initrd = match initrd {
+        Some(file) => Some(add_initrd(vm, &mut image, dtb_ipa, file)?),
+        None => None,
+    };
+    let dtb = moat_config::generate_guest_dtb(vm, initrd)
+        .map_err(|e| failed(format!("guest device tree: {e}")))?;
+    moat_config::write_bundle(vm, &image, &dtb, dtb_ipa).map_err(|e| guest.refuse(e))
+}
+
+/// Writes `bytes` to `out`, creating its directory.
+///
+/// # Errors
+///
+/// When the file cannot be written.
+pub fn write_file(out: &Path, bytes: &[u8]) -> XResult<()> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
+    }
+    std::fs::write(out, bytes).map_err(|e| failed(format!("writing {}: {e}", out.display())))
+}
+
+/// Loads `guest` (any image the loader recognises) into `vm`, generates its device tree, and
+/// writes the bundle to `out`.
 ///
 /// # Errors
 ///
@@ -78,8 +135,7 @@ pub fn write_bundle(vm: &VmConfig, guest: &Path, out: &Path) -> XResult<()> {
     write_bundle_with_initrd(vm, guest, None, out)
 }
 
-/// As [`write_bundle`], with an initrd placed after the kernel (`moat_config::initrd`) as one
-/// more image segment and named in the guest device tree's `/chosen`.
+/// As [`write_bundle`], with an initrd (see [`bundle`]).
 ///
 /// # Errors
 ///
@@ -90,38 +146,26 @@ pub fn write_bundle_with_initrd(
     initrd: Option<&Path>,
     out: &Path,
 ) -> XResult<()> {
-    let bytes =
-        std::fs::read(guest).map_err(|e| usage(format!("guest image {}: {e}", guest.display())))?;
-    let ram = vm.ram.first().ok_or_else(|| usage("the VM has no RAM"))?;
-    let mut image = moat_config::load_guest_image(&bytes, ram.base, ram.size)
-        .map_err(|e| usage(format!("guest image {}: {e}", guest.display())))?;
-    let dtb_ipa =
-        moat_config::default_dtb_ipa(vm).map_err(|e| usage(format!("guest device tree: {e}")))?;
-    let initrd = match initrd {
-        Some(path) => Some(add_initrd(vm, &mut image, dtb_ipa, path)?),
-        None => None,
-    };
-    let dtb = moat_config::generate_guest_dtb(vm, initrd)
-        .map_err(|e| failed(format!("guest device tree: {e}")))?;
-    let bundle = moat_config::write_bundle(vm, &image, &dtb, dtb_ipa)
-        .map_err(|e| usage(format!("guest image {}: {e}", guest.display())))?;
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
-    }
-    std::fs::write(out, bundle).map_err(|e| failed(format!("writing {}: {e}", out.display())))
+    let guest = Named::new("guest image", guest);
+    let initrd = initrd.map(|path| Named::new("initrd", path));
+    write_file(out, &bundle(vm, guest, GuestKind::Any, initrd)?)
 }
 
-/// Reads the initrd at `path`, places it and adds it to `image`; returns its IPA and size.
+/// Places the initrd by its size before reading it (a file too large for the VM's RAM is
+/// refused unread), reads it and adds it to `image`; returns its IPA and size.
 fn add_initrd(
     vm: &VmConfig,
     image: &mut moat_config::GuestImage,
     dtb_ipa: moat_config::Ipa,
-    path: &Path,
+    file: Named<'_>,
 ) -> XResult<(moat_config::Ipa, u64)> {
-    let data = std::fs::read(path).map_err(|e| usage(format!("initrd {}: {e}", path.display())))?;
-    let ipa = moat_config::place_initrd(vm, image, dtb_ipa, data.len() as u64)
-        .map_err(|e| usage(format!("initrd {}: {e}", path.display())))?;
+    let place = |image: &moat_config::GuestImage, size: u64| {
+        moat_config::place_initrd(vm, image, dtb_ipa, size).map_err(|e| file.refuse(e))
+    };
+    place(image, file.check()?)?;
+    let data = file.read()?;
+    // Placed again by what was read: the file may have changed since it was looked up.
+    let ipa = place(image, data.len() as u64)?;
     Ok(moat_config::add_initrd(image, ipa, data))
 }
 
@@ -131,6 +175,26 @@ pub fn machine_mem_mib(vm: &VmConfig, bundle_bytes: u64) -> u64 {
     let guest: u64 = vm.ram.iter().map(|r| r.size).sum();
     let total = guest + bundle_bytes + (256 << 20);
     (total >> 20).next_multiple_of(64).max(512)
+}
+
+/// The most RAM QEMU's `virt` board addresses with `highmem=off` (the board Moat runs on): RAM
+/// starts at 1 GiB and must end by 4 GiB ("Addressing limited to 32 bits" beyond).
+pub const MACHINE_MEM_MAX_MIB: u64 = 3072;
+
+/// [`machine_mem_mib`], refused when QEMU's board cannot hold it.
+///
+/// # Errors
+///
+/// A usage error naming the VM's RAM, what the machine would need and the board's limit.
+pub fn checked_machine_mem_mib(vm: &VmConfig, bundle_bytes: u64) -> XResult<u64> {
+    let mib = machine_mem_mib(vm, bundle_bytes);
+    if mib <= MACHINE_MEM_MAX_MIB {
+        return Ok(mib);
+    }
+    let guest: u64 = vm.ram.iter().map(|r| r.size >> 20).sum();
+    Err(usage(format!(
+        "--mem: the VM's {guest} MiB of RAM need a {mib} MiB machine (with Moat and the bundle), but QEMU's virt board (highmem=off) addresses at most {MACHINE_MEM_MAX_MIB} MiB"
+    )))
 }
 
 /// Debian's Linux (`./x linux-fetch`) as a VM of `cpus` vCPUs and `ram_mib` MiB on the
@@ -164,6 +228,94 @@ pub fn linux_under_moat(
     })
 }
 
-fn read(path: &Path, what: &str) -> XResult<String> {
-    std::fs::read_to_string(path).map_err(|e| usage(format!("{what} {}: {e}", path.display())))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scratch::Scratch;
+
+    /// The initrd images of a bundle and the `/chosen` range its device tree names.
+    fn initrd_of(bundle: &[u8], data_len: usize) -> (u64, u64, u64) {
+        let bundle = moat_config::Bundle::parse(bundle).expect("a valid bundle");
+        let placed = bundle
+            .images()
+            .find(|i| i.data.len() == data_len && i.data.starts_with(b"INITRD"))
+            .expect("the initrd is a segment");
+        let dtb = fdt::Fdt::new(bundle.dtb()).expect("a valid device tree");
+        let chosen = dtb.find_node("/chosen").expect("/chosen");
+        let cell = |name| chosen.property(name).and_then(|p| p.as_usize()).unwrap() as u64;
+        (
+            placed.load_ipa.raw(),
+            cell("linux,initrd-start"),
+            cell("linux,initrd-end"),
+        )
+    }
+
+    /// An ELF64 AArch64 file with one `PT_LOAD` of 16 bytes at `paddr` and `memsz` bytes.
+    fn elf(paddr: u64, memsz: u64) -> Vec<u8> {
+        let mut file = vec![0u8; 64];
+        file[..4].copy_from_slice(b"\x7fELF");
+        file[4] = 2;
+        file[5] = 1;
+        file[6] = 1;
+        file[18..20].copy_from_slice(&183u16.to_le_bytes());
+        file[24..32].copy_from_slice(&paddr.to_le_bytes());
+        file[32..40].copy_from_slice(&64u64.to_le_bytes());
+        file[54..56].copy_from_slice(&56u16.to_le_bytes());
+        file[56..58].copy_from_slice(&1u16.to_le_bytes());
+        for field in [1u64, 120, paddr, paddr, 16, memsz, 0] {
+            file.extend_from_slice(&field.to_le_bytes());
+        }
+        file.extend_from_slice(&[0xd5; 16]);
+        file
+    }
+
+    fn with_initrd(guest: &[u8], initrd_len: usize) -> XResult<(u64, u64, u64)> {
+        let dir = Scratch::new("vm-test")?;
+        let (guest_path, initrd_path) = (dir.join("guest"), dir.join("initrd"));
+        std::fs::write(&guest_path, guest).unwrap();
+        let mut data = b"INITRD".to_vec();
+        data.resize(initrd_len, 0x5a);
+        std::fs::write(&initrd_path, &data).unwrap();
+        let vm = VmConfig::default_virt();
+        let bytes = bundle(
+            &vm,
+            Named::new("--guest", &guest_path),
+            GuestKind::Any,
+            Some(Named::new("--initrd", &initrd_path)),
+        )?;
+        Ok(initrd_of(&bytes, initrd_len))
+    }
+
+    #[test]
+    fn a_raw_guests_initrd_goes_at_ram_base_plus_half_of_128_mib_and_is_named_in_chosen() {
+        let (ipa, start, end) = with_initrd(&0x1400_0000u32.to_le_bytes(), 4096).unwrap();
+        assert_eq!(ipa, 0x4000_0000 + (64 << 20));
+        assert_eq!((start, end), (ipa, ipa + 4096));
+    }
+
+    #[test]
+    fn an_elf_guest_reaching_past_the_qemu_spot_gets_its_initrd_at_the_next_2_mib_boundary() {
+        // The image ends at 0x4510_0000, above RAM base + 64 MiB.
+        let (ipa, start, end) = with_initrd(&elf(0x4500_0000, 0x10_0000), 100).unwrap();
+        assert_eq!(ipa, 0x4520_0000);
+        assert_eq!((start, end), (0x4520_0000, 0x4520_0064));
+        // Below the QEMU spot, an ELF guest's initrd is at RAM base + 64 MiB as for a raw one.
+        assert_eq!(
+            with_initrd(&elf(0x4008_0000, 16), 100).unwrap().0,
+            0x4400_0000
+        );
+    }
+
+    #[test]
+    fn an_initrd_with_no_room_after_the_guest_is_refused_naming_the_option() {
+        // The image fills RAM up to 2 MiB below the device tree's block.
+        let err = with_initrd(&elf(0x4008_0000, 0x7b0_0000), 0x40_0000).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.starts_with("--initrd "), "{text}");
+        assert!(
+            text.contains("does not fit in RAM after the kernel"),
+            "{text}"
+        );
+    }
 }

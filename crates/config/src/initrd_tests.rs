@@ -151,3 +151,37 @@ fn without_an_initrd_chosen_has_no_initrd_properties() {
     assert_eq!(chosen_u64(&blob, "linux,initrd-start"), None);
     assert_eq!(chosen_u64(&blob, "linux,initrd-end"), None);
 }
+
+#[test]
+fn initrd_sizes_whose_end_overflows_do_not_fit_and_do_not_panic() {
+    let vm = vm(128);
+    for size in [u64::MAX, u64::MAX - 0x3fff_ffff, 1 << 63, 129 * MIB] {
+        assert!(
+            matches!(
+                place(&vm, &kernel(0x1000), size),
+                Err(InitrdError::DoesNotFit { .. })
+            ),
+            "{size:#x}"
+        );
+    }
+}
+
+#[test]
+fn ram_ending_at_the_top_of_the_address_space_places_without_wrapping() {
+    // The last 1 GiB of the 64-bit space: base + size is 2^64 exactly.
+    let mut vm = vm(128);
+    vm.ram[0] = RamRegion {
+        base: Ipa(!((1 << 30) - 1)),
+        size: 1 << 30,
+    };
+    let mut image = kernel(0x1000);
+    image.segments[0].ipa = vm.ram[0].base;
+    image.entry = vm.ram[0].base;
+    let dtb = Ipa(u64::MAX - (2 * MIB - 1));
+    let ipa = place_initrd(&vm, &image, dtb, MIB).unwrap();
+    assert_eq!(ipa.raw(), vm.ram[0].base.raw() + 128 * MIB);
+    assert!(matches!(
+        place_initrd(&vm, &image, dtb, u64::MAX),
+        Err(InitrdError::DoesNotFit { .. })
+    ));
+}

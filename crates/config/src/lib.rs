@@ -35,7 +35,9 @@ pub use hex::Hex;
 #[cfg(feature = "host")]
 pub use initrd::{InitrdError, add_initrd, place_initrd};
 #[cfg(feature = "host")]
-pub use loader::{GuestImage, ImageFormat, LoadError, Segment, load_guest_image};
+pub use loader::{
+    GuestImage, ImageFormat, LoadError, Segment, load_guest_image, load_linux_kernel,
+};
 /// The guest-physical address type of the placements above (from `moat-arm`).
 pub use moat_arm::addr::Ipa;
 pub use parange::guest_parange_bits;

@@ -129,6 +129,22 @@ pub enum LoadError {
         /// The first RAM region's base.
         ram_base: u64,
     },
+    /// A file given as a Linux kernel that is not an arm64 `Image`.
+    #[error(
+        "not an arm64 Image: no \"ARM\\x64\" magic at offset 0x38 of its {} bytes (an arm64 kernel's Image header, booting.rst)", Hex((*len).into())
+    )]
+    NotArm64Image {
+        /// The file's length.
+        len: u64,
+    },
+    /// A segment whose zero fill the host cannot allocate (it may still fit the VM's RAM).
+    #[error("guest image segment {index} needs {} bytes of memory, more than the host tool can allocate", Hex((*size).into()))]
+    HostMemory {
+        /// The segment's index.
+        index: usize,
+        /// Its length, zero fill included.
+        size: u64,
+    },
     /// Two segments claiming the same IPA.
     #[error("guest image segments {first} and {second} overlap")]
     Overlap {
@@ -190,6 +206,42 @@ pub fn load_guest_image(
     load_raw(bytes, ram)
 }
 
+/// Loads a Linux kernel: as [`load_guest_image`], but the file must be an arm64 `Image`.
+///
+/// # Errors
+///
+/// [`LoadError::NotArm64Image`] for any other file, else as [`load_guest_image`].
+pub fn load_linux_kernel(
+    bytes: &[u8],
+    ram_base: Ipa,
+    ram_size: u64,
+) -> Result<GuestImage, LoadError> {
+    if bytes.is_empty() {
+        return Err(LoadError::Empty);
+    }
+    let header = linux_image::Header::parse(bytes).ok_or(LoadError::NotArm64Image {
+        len: bytes.len() as u64,
+    })?;
+    let ram = Ram {
+        base: ram_base.raw(),
+        size: ram_size,
+    };
+    linux_image::load(bytes, &header, ram)
+}
+
+/// `bytes` followed by zeros up to `size` bytes, for segment `index`: a refusal, not an abort,
+/// when the host cannot allocate it (`size` is at most the VM's RAM, which the user chose).
+fn zero_filled(bytes: &[u8], size: u64, index: usize) -> Result<Vec<u8>, LoadError> {
+    let too_big = LoadError::HostMemory { index, size };
+    let len = usize::try_from(size).map_err(|_| too_big.clone())?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(len.max(bytes.len()))
+        .map_err(|_| too_big)?;
+    data.extend_from_slice(bytes);
+    data.resize(len.max(bytes.len()), 0);
+    Ok(data)
+}
+
 /// A raw binary: copied to RAM base + 0x80000 and entered at its first byte.
 fn load_raw(bytes: &[u8], ram: Ram) -> Result<GuestImage, LoadError> {
     let ipa = ram.base.saturating_add(DEFAULT_TEXT_OFFSET);
@@ -231,3 +283,7 @@ mod elf;
 #[cfg(test)]
 #[path = "loader_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "loader_robustness_tests.rs"]
+mod robustness_tests;

@@ -7,7 +7,7 @@ use moat_arm::addr::Ipa;
 
 use crate::schema::GuestArch;
 
-use super::{GuestImage, ImageFormat, LoadError, Ram, Segment, check_disjoint};
+use super::{GuestImage, ImageFormat, LoadError, Ram, Segment, check_disjoint, zero_filled};
 
 /// `e_ident[EI_MAG0..=EI_MAG3]`.
 pub(super) const MAGIC: &[u8] = b"\x7fELF";
@@ -209,11 +209,7 @@ impl ProgramHeader {
         }
         ram.check(index, self.p_paddr, memsz)?;
         let what = format!("segment {index}");
-        let mut data = file.range(&what, self.p_offset, filesz)?.to_vec();
-        data.resize(
-            usize::try_from(memsz).expect("a segment inside RAM fits in memory"),
-            0,
-        );
+        let data = zero_filled(file.range(&what, self.p_offset, filesz)?, memsz, index)?;
         Ok(Segment {
             ipa: Ipa(self.p_paddr),
             data,

@@ -16,7 +16,7 @@
 
 use moat_arm::addr::Ipa;
 
-use super::{DEFAULT_TEXT_OFFSET, GuestImage, ImageFormat, LoadError, Ram, Segment};
+use super::{DEFAULT_TEXT_OFFSET, GuestImage, ImageFormat, LoadError, Ram, Segment, zero_filled};
 
 /// `magic` at offset 0x38: "ARM\x64".
 const MAGIC: [u8; 4] = *b"ARM\x64";
@@ -76,11 +76,7 @@ pub(super) fn load(bytes: &[u8], header: &Header, ram: Ram) -> Result<GuestImage
     let ipa = ram.base.saturating_add(header.text_offset);
     let footprint = header.image_size.max(bytes.len() as u64);
     ram.check(0, ipa, footprint)?;
-    let mut data = bytes.to_vec();
-    data.resize(
-        usize::try_from(footprint).expect("footprint fits in RAM"),
-        0,
-    );
+    let data = zero_filled(bytes, footprint, 0)?;
     let segments = vec![Segment {
         ipa: Ipa(ipa),
         data,
