@@ -19,9 +19,10 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// The test guests built from `bare/guests/`, by binary name.
-pub const GUESTS: [&str; 4] = [
+pub const GUESTS: [&str; 5] = [
     "moat-guest-hello",
     "moat-guest-selftest",
+    "moat-guest-exitbench",
     "moat-guest-probe",
     "moat-guest-shim32",
 ];
