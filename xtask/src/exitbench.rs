@@ -253,12 +253,14 @@ pub fn method(params: Params) -> String {
         "Instructions per operation under `qemu-system-aarch64 -icount shift=0,sleep=off` \
          (every instruction of the emulated machine, EL2's included, is 1 ns of virtual time), \
          timed by the benchmark guest (`bare/guests/exitbench`) with the virtual counter, its \
-         rate calibrated at start; per batch of {n} operations (slow ones: {slow}) minus the \
-         empty loop of the same length; min and median over {b} batches. Each figure counts \
+         rate calibrated at start; per batch of {n} operations (the wake-ups and SGIs: about \
+         {slow}) minus the empty loop of the same length; min and median over {b} batches. Each figure counts \
          the operation's own instructions (1 to 4, argument set-up included) and everything it \
          makes the machine run until the guest's next instruction (Moat's EL2 code, the \
-         guest's exception handler). SGI figures are per one-way delivery (half a ping-pong \
-         between two vCPUs). \"bare\": the same guest on QEMU alone at EL1, where QEMU's \
+         guest's exception handler). The timer wake-up counts from the timer's deadline (the \
+         wait before it is idle, skipped by `sleep=off`); SGI figures are per one-way delivery \
+         (half a ping-pong between two vCPUs, the target spinning with `YIELD` or waiting in \
+         `WFI`). \"bare\": the same guest on QEMU alone at EL1, where QEMU's \
          devices and PSCI answer in the emulator itself (no instructions).",
         n = params.n,
         slow = (params.n / 8).max(1),
