@@ -36,6 +36,7 @@ pub const PROBE32: &str = "moat-guest-probe32";
 const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";
 
 /// What a bare-metal build produced.
+#[derive(Clone, Debug)]
 pub struct Artifacts {
     /// Moat's flat arm64 `Image`.
     pub moat: PathBuf,

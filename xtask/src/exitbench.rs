@@ -278,10 +278,7 @@ pub fn method(params: Params) -> String {
 /// The outer error: QEMU could not start.
 pub fn smoke(artifacts: &Artifacts, cpu: &str) -> XResult<(Outcome, Result<(), String>)> {
     let ctx = Context {
-        artifacts: Artifacts {
-            moat: artifacts.moat.clone(),
-            guests: artifacts.guests.clone(),
-        },
+        artifacts: artifacts.clone(),
         params: QUICK,
     };
     let outcome = boot_moat(&ctx, cpu, Group::All)?;
