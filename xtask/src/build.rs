@@ -19,9 +19,10 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// The test guests built from `bare/guests/`, by binary name.
-pub const GUESTS: [&str; 4] = [
+pub const GUESTS: [&str; 5] = [
     "moat-guest-hello",
     "moat-guest-selftest",
+    "moat-guest-exitbench",
     "moat-guest-probe",
     "moat-guest-shim32",
 ];
@@ -35,6 +36,7 @@ pub const PROBE32: &str = "moat-guest-probe32";
 const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";
 
 /// What a bare-metal build produced.
+#[derive(Clone, Debug)]
 pub struct Artifacts {
     /// Moat's flat arm64 `Image`.
     pub moat: PathBuf,

@@ -41,9 +41,11 @@ enum Command {
     /// target/moat/linux-cache) and build the initramfs; prints the paths `./x run --linux`
     /// boots. Without `--refresh`, a complete cache is used without network access.
     LinuxFetch(LinuxFetchArgs),
-    /// Run a benchmark and print its figures: `stage2` (Moat's stage-2 tables against
+    /// Run a benchmark and print its figures: `exits` (instructions per exit-causing operation
+    /// under `-icount`, Moat and bare, per CPU model), `stage2` (Moat's stage-2 tables against
     /// google's aarch64-paging on the same work), `boot` (Linux's virtual time to `/init` under
-    /// `-icount`, bare and under Moat, on 1 and 2 CPUs).
+    /// `-icount`, bare and under Moat, on 1 and 2 CPUs). Without a name: all of them, and
+    /// BENCHMARKS.md regenerated from their output.
     Bench(BenchArgs),
     /// Explain a guest trap: the syndrome decoded, what Moat does with it (SPEC §2), the
     /// exception it injects (SPEC §3), and what Linux 6.1 KVM would do instead (SPEC §5).
@@ -103,16 +105,20 @@ struct LinuxFetchArgs {
 /// Options of `./x bench`.
 #[derive(Args, Debug)]
 struct BenchArgs {
-    /// Which benchmark.
+    /// Which benchmark [default: all, and BENCHMARKS.md rewritten].
     #[arg(value_enum)]
-    which: Bench,
-    /// Repetitions per operation (the median is reported).
+    which: Option<Bench>,
+    /// `stage2`: repetitions per operation (the median is reported).
     #[arg(long, default_value_t = 9)]
     reps: u32,
+    /// `exits`: a few short batches only (the smoke run of `./x test`; figures are rough).
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Bench {
+    Exits,
     Stage2,
     Boot,
 }
@@ -230,8 +236,10 @@ impl Cli {
 
 fn bench(args: &BenchArgs) -> XResult<ExitCode> {
     let which = match args.which {
-        Bench::Stage2 => "stage2",
-        Bench::Boot => return crate::bootbench::run(),
+        None => return crate::benchmarks::run_all(),
+        Some(Bench::Exits) => return crate::exitbench::run(args.quick),
+        Some(Bench::Stage2) => "stage2",
+        Some(Bench::Boot) => return crate::bootbench::run(),
     };
     let reps = args.reps.to_string();
     build::run_step(

@@ -46,6 +46,13 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     for cpu in CPUS {
         guest_suite(&artifacts, cpu, &mut tally)?;
         moat_cases(&artifacts, cpu, &mut tally)?;
+        let (outcome, verdict) = crate::exitbench::smoke(&artifacts, cpu)?;
+        tally.record(
+            "bench_exits_quick_runs_every_operation_under_moat",
+            cpu,
+            Some(&outcome),
+            verdict,
+        );
     }
     parange_cases(&artifacts, &mut tally)?;
     moat_refuses_s_above_l(&artifacts, &mut tally)?;

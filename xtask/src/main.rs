@@ -4,11 +4,13 @@
 //! `./x` (the shell bootstrap at the repository root) installs what a fresh Debian machine
 //! lacks and then runs this program.
 
+mod benchmarks;
 mod bootbench;
 mod build;
 mod cli;
 mod difftest;
 mod error;
+mod exitbench;
 mod explain;
 mod harness;
 mod initramfs;
