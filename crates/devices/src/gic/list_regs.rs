@@ -169,6 +169,7 @@ impl LrShadow {
     };
 
     /// The values loaded and not yet taken back.
+    #[inline]
     pub fn loaded(&self) -> &[u64] {
         &self.values[..self.live]
     }
@@ -180,6 +181,7 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// passes them to [`Gic::sync_from_list_registers`]. The others are invalid and the guest
     /// cannot change them.
     #[must_use]
+    #[inline]
     pub fn live_list_registers(&self, vcpu: usize) -> usize {
         self.shadows.get(vcpu).map_or(0, |shadow| shadow.live)
     }
@@ -194,15 +196,16 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// changed what they should hold) every interrupt in them goes back into the model, and the
     /// next [`Gic::fill_list_registers`] writes them all. Returns the other vCPUs to kick (an
     /// SPI the guest left pending may now belong to another vCPU).
+    #[inline]
     pub fn sync_from_list_registers(&mut self, vcpu: usize, lrs: &[u64]) -> VcpuSet {
-        let Some(shadow) = self.shadows.get(vcpu).copied() else {
+        let Some(shadow) = self.shadows.get_mut(vcpu) else {
             return VcpuSet::EMPTY;
         };
         let consumed = shadow.loaded().iter().zip(lrs).any(|(a, b)| a != b);
         if !consumed && !shadow.stale {
             return VcpuSet::EMPTY;
         }
-        self.shadows[vcpu].stale = true;
+        shadow.stale = true;
         self.take_back(vcpu, lrs)
     }
 
@@ -211,10 +214,18 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// registers are stale (the first fill always writes): the hypervisor then writes nothing.
     /// Otherwise the interrupts still in the list registers go back into the model as loaded,
     /// and the best candidates are loaded afresh.
+    #[inline]
     pub fn fill_list_registers(&mut self, vcpu: usize, vtr: IchVtr) -> LrFill {
         if vcpu >= self.vcpus || !self.shadows[vcpu].stale {
             return LrFill::Unchanged;
         }
+        self.refill(vcpu, vtr)
+    }
+
+    /// The fill of stale list registers, kept out of line so that the unchanged case is a few
+    /// instructions in the caller.
+    #[inline(never)]
+    fn refill(&mut self, vcpu: usize, vtr: IchVtr) -> LrFill {
         let kick = self.take_back(vcpu, &[]);
         let count = vtr.list_regs.min(MAX_LIST_REGS);
         // One more than fit: whether any is left over decides the underflow request.
@@ -251,6 +262,7 @@ impl<const SPIS: usize> Gic<SPIS> {
 
     /// Takes every interrupt in vCPU `vcpu`'s list registers back into the model, in the
     /// state `lrs` gives (missing ones as loaded); returns the other vCPUs to kick.
+    #[inline(never)]
     fn take_back(&mut self, vcpu: usize, lrs: &[u64]) -> VcpuSet {
         let shadow = self.shadows[vcpu];
         self.shadows[vcpu].live = 0;
