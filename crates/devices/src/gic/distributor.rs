@@ -175,7 +175,8 @@ impl<const SPIS: usize> Gic<SPIS> {
     }
 
     /// Writes `GICD_CTLR`: only the group enables are writable. A change may make interrupts
-    /// deliverable or withdraw them, so every vCPU with work is kicked.
+    /// deliverable or withdraw them: every vCPU's list registers are stale, and every vCPU with
+    /// work is kicked.
     fn write_gicd_ctlr(&mut self, value: u32) -> VcpuSet {
         let before = self.enables;
         self.enables.grp0 = value & ctlr::ENABLE_GRP0 != 0;
@@ -183,7 +184,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         if self.enables == before {
             VcpuSet::EMPTY
         } else {
-            self.deliverable_vcpus()
+            self.resummarise()
         }
     }
 
@@ -202,8 +203,15 @@ impl<const SPIS: usize> Gic<SPIS> {
             return Some(((self.routes[index] >> shift) & mask, VcpuSet::EMPTY));
         };
         let merged = (self.routes[index] & !(mask << shift)) | ((data & mask) << shift);
-        self.routes[index] = merged & irouter::WRITABLE;
-        Some((0, self.attention(IrqRef::Spi(index))))
+        let route = merged & irouter::WRITABLE;
+        if route == self.routes[index] {
+            return Some((0, VcpuSet::EMPTY));
+        }
+        self.routes[index] = route;
+        // A list register holding the SPI gives it back at the next sync, to its new target.
+        let irq = IrqRef::Spi(index);
+        let record = *self.irq(irq);
+        Some((0, self.changed(irq, &record, true)))
     }
 
     /// The `GICD_IROUTER<n>` value of SPI `intid`, or `None` for an INTID that is not an

@@ -24,7 +24,9 @@ pub(crate) struct Irq {
     /// next sync the list register, not this record, has the pending and active state. (A
     /// byte, not a `usize`, keeps a whole GIC small: vCPU indices are below `MAX_VCPUS`.)
     lr_of: Option<u8>,
-    /// For an SPI: the vCPU that acknowledged it, while it is active.
+    /// The vCPU that acknowledged the interrupt (took it from a list register as active), while
+    /// it is active; `None` when it was made active by `ISACTIVER`. Only an interrupt its vCPU
+    /// acknowledged holds a list register while active (see `list_regs`).
     active_on: Option<u8>,
     /// The pending state was written by the guest (`ISPENDR`/`ICPENDR`) while a list register
     /// held the interrupt; the write wins over what the list register says at the next sync.
@@ -84,12 +86,12 @@ impl Irq {
         self.lr_of = vcpu.and_then(|v| u8::try_from(v).ok());
     }
 
-    /// For an SPI, the vCPU on which it was acknowledged.
+    /// The vCPU that acknowledged the interrupt, while it is active.
     pub fn active_on(&self) -> Option<usize> {
         self.active_on.map(usize::from)
     }
 
-    /// Records the vCPU on which an SPI was acknowledged.
+    /// Records the vCPU that acknowledged the interrupt.
     pub fn set_active_on(&mut self, vcpu: Option<usize>) {
         self.active_on = vcpu.and_then(|v| u8::try_from(v).ok());
     }
@@ -106,6 +108,33 @@ impl Irq {
     pub fn write_latch(&mut self, pending: bool) {
         self.latch = pending;
         self.pending_written |= self.lr_of.is_some();
+    }
+
+    /// Takes back the state a list register of `vcpu` holds for the interrupt (`pending`,
+    /// `active`: its `State` field). A guest write to the interrupt's pending or active state
+    /// while the list register held it wins over the list register. Nothing happens when `vcpu`'s
+    /// list registers do not hold the interrupt.
+    pub fn fold(&mut self, vcpu: usize, pending: bool, active: bool) {
+        if self.lr_of() != Some(vcpu) {
+            return;
+        }
+        self.lr_of = None;
+        if !self.active_written {
+            self.active = active;
+            self.set_active_on(active.then_some(vcpu));
+        }
+        if !self.pending_written {
+            if self.edge {
+                // The latch went into the list register when it was loaded; an edge since
+                // then has set it again.
+                self.latch |= pending;
+            } else if !pending {
+                // Acknowledged: a level-sensitive interrupt stays pending only by its line.
+                self.latch = false;
+            }
+        }
+        self.pending_written = false;
+        self.active_written = false;
     }
 
     /// Writes the active state from the guest's `ISACTIVER`/`ICACTIVER`.

@@ -151,8 +151,7 @@ impl<const SPIS: usize> Gic<SPIS> {
                 Some(data) => {
                     let set = data & (1 << bit) != 0;
                     if set || which == BitReg::Group {
-                        self.write_bit(which, irq, set);
-                        kick |= self.attention(irq);
+                        kick |= self.write_bit(which, irq, set);
                     }
                 }
             }
@@ -160,8 +159,10 @@ impl<const SPIS: usize> Gic<SPIS> {
         (value, kick)
     }
 
+    /// A bit as the guest reads it; an interrupt in a list register reads in the state it
+    /// was loaded with (the holder's last sync).
     fn read_bit(&self, which: BitReg, irq: IrqRef) -> bool {
-        let state = self.irq(irq);
+        let state = &self.visible(irq);
         match which {
             BitReg::Group => state.group1,
             BitReg::SetEnable | BitReg::ClearEnable => state.enabled,
@@ -171,9 +172,9 @@ impl<const SPIS: usize> Gic<SPIS> {
     }
 
     /// Writes one bit; for the set/clear registers `set` is always true (a 0 has no effect).
-    fn write_bit(&mut self, which: BitReg, irq: IrqRef, set: bool) {
-        let state = self.irq_mut(irq);
-        match which {
+    /// Returns the vCPUs to kick.
+    fn write_bit(&mut self, which: BitReg, irq: IrqRef, set: bool) -> VcpuSet {
+        self.update(irq, |state| match which {
             BitReg::Group => state.group1 = set,
             BitReg::SetEnable => state.enabled = true,
             BitReg::ClearEnable => state.enabled = false,
@@ -183,7 +184,7 @@ impl<const SPIS: usize> Gic<SPIS> {
             BitReg::ClearPending => state.write_latch(false),
             BitReg::SetActive => state.write_active(true),
             BitReg::ClearActive => state.write_active(false),
-        }
+        })
     }
 
     /// `IPRIORITYR`: one byte per interrupt, byte- or word-accessible.
@@ -207,8 +208,8 @@ impl<const SPIS: usize> Gic<SPIS> {
             match write {
                 None => value |= u32::from(self.irq(irq).priority) << (8 * index),
                 Some(data) => {
-                    self.irq_mut(irq).priority = data.to_le_bytes()[index as usize];
-                    kick |= self.attention(irq);
+                    let priority = data.to_le_bytes()[index as usize];
+                    kick |= self.update(irq, |state| state.priority = priority);
                 }
             }
         }
@@ -231,8 +232,8 @@ impl<const SPIS: usize> Gic<SPIS> {
                 None => {}
                 Some(_) if intid < SGI_COUNT => {}
                 Some(data) => {
-                    self.irq_mut(irq).edge = data & icfgr_edge_bit(slot) != 0;
-                    kick |= self.attention(irq);
+                    let edge = data & icfgr_edge_bit(slot) != 0;
+                    kick |= self.update(irq, |state| state.edge = edge);
                 }
             }
         }

@@ -118,7 +118,9 @@ fn booted(vcpus: usize) -> VirtGic {
 
 fn loaded(gic: &mut VirtGic, vcpu: usize) -> Vec<(u32, LrState, u8, bool)> {
     let fill = gic.fill_list_registers(vcpu, IchVtr::decode(0x90b8_0003));
-    fill.values()
+    fill.writes()
+        .expect("stale list registers: the fill writes")
+        .values()
         .iter()
         .map(|&value| ListRegister::decode(value))
         .filter(|lr| lr.state != LrState::Invalid)

@@ -1,62 +1,75 @@
 //! The list registers of the hardware virtual CPU interface (`ICH_LR<n>_EL2`, IHI 0069
 //! "`ICH_LR<n>_EL2`, Interrupt Controller List Registers") and the scheduling that moves
-//! interrupts between the model and them.
+//! interrupts between the model and them, at a cost proportional to what changed.
 //!
-//! After a vCPU ran, the hypervisor reads its list registers back and calls
-//! [`Gic::sync_from_list_registers`]: what the guest did to each interrupt (acknowledged it:
-//! pending → active; completed it: → invalid) goes back into the model. Before the vCPU runs
-//! again, [`Gic::fill_list_registers`] picks what the list registers should hold: every active
-//! interrupt of the vCPU first (the guest must be able to deactivate it), then the
-//! highest-priority pending, enabled interrupts of enabled groups (lowest INTID first among
-//! equal priorities). When more want a list register than there are, the fill asks for an
-//! underflow maintenance interrupt (`ICH_HCR_EL2.UIE`) so the hypervisor gets control back
-//! when the guest has made room. Level-sensitive interrupts are loaded with `EOI` = 1 (a
-//! maintenance interrupt when the guest deactivates them) so that their line is sampled again:
-//! one whose line is still high is pending again at once.
+//! # What the list registers hold
+//!
+//! The interrupts that want a list register of the vCPU (the per-vCPU summary of `summary`),
+//! best first: every active interrupt the vCPU acknowledged (the guest must be able to
+//! deactivate it, so no pending interrupt ever pushes one out), then the highest-priority
+//! pending, enabled interrupts of enabled groups, lowest INTID first among equal priorities.
+//! An interrupt made active by `ISACTIVER` that the vCPU did not acknowledge takes no list
+//! register and blocks nothing (IHI 0069: a CPU interface's running priority comes from the
+//! interrupts it acknowledged); active and pending, it waits for its deactivation. When more
+//! want a list register than there are, the fill asks for an underflow maintenance interrupt
+//! (`ICH_HCR_EL2.UIE`) so that the guest's making room brings the hypervisor back.
+//! Level-sensitive interrupts are loaded with `EOI` = 1 (a maintenance interrupt when the
+//! guest deactivates them) so that their line is sampled again: one whose line is still high
+//! is pending again at once.
 //!
 //! While a list register holds an interrupt, the list register is the truth for its pending
 //! and active state; the model remembers what it loaded (`LrShadow`) and which vCPU holds the
-//! interrupt, so no interrupt is ever in two vCPUs' list registers.
+//! interrupt, so no interrupt is ever in two vCPUs' list registers. Register reads of such an
+//! interrupt's pending and active bits give the state it was loaded with.
+//!
+//! # The protocol the hypervisor follows, per vCPU
+//!
+//! 1. After every exit, before handling it: `n` = [`Gic::live_list_registers`]; read
+//!    `ICH_LR0_EL2` .. `ICH_LR<n-1>_EL2` (no read at all when `n` = 0, the common case of a
+//!    vCPU with nothing pending) and pass exactly those to [`Gic::sync_from_list_registers`];
+//!    kick the vCPUs it returns.
+//! 2. Handle the exit. Every model operation keeps the summary and returns the vCPUs to kick
+//!    (the hypervisor kicks them: a running vCPU exits, one waiting in WFI wakes).
+//! 3. Before entering, [`Gic::fill_list_registers`]: on [`LrFill::Unchanged`] write nothing —
+//!    no list register and not `ICH_HCR_EL2`; on [`LrFill::Write`], write each of
+//!    [`LrWrites::values`] to `ICH_LR<i>_EL2` in order, then [`LrWrites::ich_hcr_el2`] to
+//!    `ICH_HCR_EL2`, and kick [`LrWrites::kick`].
+//!
+//! The hypervisor writes the list registers and `ICH_HCR_EL2` of a vCPU's CPU only this way:
+//! the model counts on them holding what its last fill wrote, changed only by the guest. The
+//! first fill of a vCPU always writes all its list registers and `ICH_HCR_EL2` (their reset
+//! values are unknown); later fills write only the list registers that may be valid.
+//!
+//! # When the list registers are left alone
+//!
+//! A fill writes nothing unless the vCPU's list registers are *stale*. They become stale when
+//! a sync reads back any live list register other than exactly as loaded (the guest
+//! acknowledged an interrupt, pending → active; completed or deactivated one, → invalid or
+//! active → pending), and when a model operation changes an interrupt this vCPU's list
+//! registers hold, or one that wants (or wanted) one of its list registers (a new SPI, SGI or
+//! PPI for it, an enable, priority, group, trigger, route or pending/active change of its
+//! candidates), or the group enables or a redistributor's `ProcessorSleep` (which make every
+//! vCPU stale). An operation on another vCPU's interrupts leaves this vCPU's list registers
+//! alone. A sync of stale list registers, or a fill of them, takes every loaded interrupt
+//! back into the model (as read back, or as loaded) and the fill chooses afresh.
+//!
+//! Maintenance interrupts are just exits: the underflow one (`UIE`) fires when the guest has
+//! consumed list registers and the `EOI` one when it deactivated a level-sensitive
+//! interrupt; either way the read-back differs from what was loaded and the fill writes, which
+//! also ends the maintenance condition (`ICH_MISR_EL2`, `ICH_EISR_EL2` need not be read). An
+//! exit with a list register still pending that the guest has not touched writes nothing.
+//!
+//! On an exit that changed nothing, the sync compares the live list registers with what was
+//! loaded (none when none is live) and the fill checks one flag.
 
 use super::{Gic, Irq, IrqRef, PRIVATE_COUNT, VcpuSet};
 
+mod registers;
+
+pub use registers::{IchVtr, ListRegister, LrState};
+
 /// The most list registers an implementation can have (`ICH_VTR_EL2.ListRegs` + 1 ≤ 16).
 pub const MAX_LIST_REGS: usize = 16;
-
-/// `ICH_LR<n>_EL2` fields.
-mod lr {
-    /// `vINTID`, bits \[31:0\].
-    pub const VINTID_MASK: u64 = 0xFFFF_FFFF;
-    /// `pINTID`, bits \[44:32\], when `HW` = 1.
-    pub const PINTID_SHIFT: u32 = 32;
-    pub const PINTID_MASK: u64 = 0x1FFF;
-    /// `EOI`, bit 41, when `HW` = 0: a maintenance interrupt on deactivation.
-    pub const EOI: u64 = 1 << 41;
-    /// `Priority`, bits \[55:48\].
-    pub const PRIORITY_SHIFT: u32 = 48;
-    pub const PRIORITY_MASK: u64 = 0xFF;
-    /// `Group`, bit 60: Group 1 when set.
-    pub const GROUP: u64 = 1 << 60;
-    /// `HW`, bit 61: the virtual interrupt is tied to physical interrupt `pINTID`.
-    pub const HW: u64 = 1 << 61;
-    /// `State`, bits \[63:62\].
-    pub const STATE_SHIFT: u32 = 62;
-    pub const STATE_MASK: u64 = 0b11;
-}
-
-/// `bit` when `set`, else 0.
-const fn flag(set: bool, bit: u64) -> u64 {
-    if set { bit } else { 0 }
-}
-
-/// `ICH_VTR_EL2` fields.
-mod vtr {
-    /// `ListRegs`, bits \[4:0\]: the number of list registers minus 1.
-    pub const LIST_REGS_MASK: u64 = 0x1F;
-    /// `PRIbits`, bits \[31:29\]: the number of virtual priority bits minus 1.
-    pub const PRI_BITS_SHIFT: u32 = 29;
-    pub const PRI_BITS_MASK: u64 = 0b111;
-}
 
 /// `ICH_HCR_EL2` fields.
 mod hcr {
@@ -66,168 +79,40 @@ mod hcr {
     pub const UIE: u64 = 1 << 1;
 }
 
-/// The `State` field of a list register.
+/// What the hypervisor does to a vCPU's list registers before entering it.
+#[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LrState {
-    /// 0b00: the list register holds no interrupt (or the guest deactivated it).
-    Invalid,
-    /// 0b01: pending.
-    Pending,
-    /// 0b10: active (the guest acknowledged it).
-    Active,
-    /// 0b11: active, and pending again.
-    PendingActive,
-}
-
-impl LrState {
-    /// The state with the given pending and active parts.
-    #[must_use]
-    pub const fn from_parts(pending: bool, active: bool) -> Self {
-        match (pending, active) {
-            (false, false) => Self::Invalid,
-            (true, false) => Self::Pending,
-            (false, true) => Self::Active,
-            (true, true) => Self::PendingActive,
-        }
-    }
-
-    /// Whether the state includes pending.
-    #[must_use]
-    pub const fn pending(self) -> bool {
-        matches!(self, Self::Pending | Self::PendingActive)
-    }
-
-    /// Whether the state includes active.
-    #[must_use]
-    pub const fn active(self) -> bool {
-        matches!(self, Self::Active | Self::PendingActive)
-    }
-
-    const fn bits(self) -> u64 {
-        match self {
-            Self::Invalid => 0b00,
-            Self::Pending => 0b01,
-            Self::Active => 0b10,
-            Self::PendingActive => 0b11,
-        }
-    }
-}
-
-/// One `ICH_LR<n>_EL2` value, field by field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ListRegister {
-    /// `vINTID`: the INTID the guest sees.
-    pub vintid: u32,
-    /// `pINTID` (only with `hw`): the physical interrupt deactivated with the virtual one.
-    pub pintid: u16,
-    /// `EOI` (only without `hw`): a maintenance interrupt when the guest deactivates it.
-    pub eoi_maintenance: bool,
-    /// `Priority`.
-    pub priority: u8,
-    /// `Group`: Group 1 when set.
-    pub group1: bool,
-    /// `HW`: a hardware interrupt.
-    pub hw: bool,
-    /// `State`.
-    pub state: LrState,
-}
-
-impl ListRegister {
-    /// An empty list register.
-    pub const INVALID: Self = Self {
-        vintid: 0,
-        pintid: 0,
-        eoi_maintenance: false,
-        priority: 0,
-        group1: false,
-        hw: false,
-        state: LrState::Invalid,
-    };
-
-    /// Decodes an `ICH_LR<n>_EL2` value.
-    #[must_use]
-    pub const fn decode(value: u64) -> Self {
-        let hw = value & lr::HW != 0;
-        let state = match (value >> lr::STATE_SHIFT) & lr::STATE_MASK {
-            0b00 => LrState::Invalid,
-            0b01 => LrState::Pending,
-            0b10 => LrState::Active,
-            _ => LrState::PendingActive,
-        };
-        // Truncations intended: each field is masked to its width first.
-        #[allow(clippy::cast_possible_truncation)]
-        Self {
-            vintid: (value & lr::VINTID_MASK) as u32,
-            pintid: if hw {
-                ((value >> lr::PINTID_SHIFT) & lr::PINTID_MASK) as u16
-            } else {
-                0
-            },
-            eoi_maintenance: !hw && value & lr::EOI != 0,
-            priority: ((value >> lr::PRIORITY_SHIFT) & lr::PRIORITY_MASK) as u8,
-            group1: value & lr::GROUP != 0,
-            hw,
-            state,
-        }
-    }
-
-    /// Encodes the value to write to `ICH_LR<n>_EL2`.
-    #[must_use]
-    pub const fn encode(self) -> u64 {
-        let hw_part = if self.hw {
-            ((self.pintid as u64) & lr::PINTID_MASK) << lr::PINTID_SHIFT
-        } else {
-            flag(self.eoi_maintenance, lr::EOI)
-        };
-        (self.vintid as u64)
-            | hw_part
-            | ((self.priority as u64) << lr::PRIORITY_SHIFT)
-            | flag(self.group1, lr::GROUP)
-            | flag(self.hw, lr::HW)
-            | (self.state.bits() << lr::STATE_SHIFT)
-    }
-}
-
-/// What the hardware's `ICH_VTR_EL2` says about the virtual CPU interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IchVtr {
-    /// The number of list registers (`ListRegs` + 1).
-    pub list_regs: usize,
-    /// The number of virtual priority bits (`PRIbits` + 1).
-    pub priority_bits: u8,
-}
-
-impl IchVtr {
-    /// Decodes `ICH_VTR_EL2` (QEMU: 0x90b8_0003, 4 list registers and 5 priority bits).
-    #[must_use]
-    pub const fn decode(value: u64) -> Self {
-        // Truncation intended: the fields are 5 and 3 bits wide.
-        #[allow(clippy::cast_possible_truncation)]
-        Self {
-            list_regs: (value & vtr::LIST_REGS_MASK) as usize + 1,
-            priority_bits: ((value >> vtr::PRI_BITS_SHIFT) & vtr::PRI_BITS_MASK) as u8 + 1,
-        }
-    }
-
-    /// The implemented bits of an 8-bit priority: the top `priority_bits`.
-    #[must_use]
-    pub const fn priority_mask(self) -> u8 {
-        let unimplemented = 8u8.saturating_sub(self.priority_bits);
-        !((1u16 << unimplemented) - 1) as u8
-    }
-}
-
-/// The list register values the hypervisor is to program for one vCPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LrFill {
-    values: [u64; MAX_LIST_REGS],
-    count: usize,
-    underflow: bool,
+pub enum LrFill {
+    /// The list registers and `ICH_HCR_EL2` already hold what they should: write nothing.
+    Unchanged,
+    /// Write these values to `ICH_LR<n>_EL2` and `ICH_HCR_EL2`.
+    Write(LrWrites),
 }
 
 impl LrFill {
-    /// `ICH_LR<n>_EL2` for each of the vCPU's list registers (`n` = 0 .. `ListRegs`); unused
-    /// ones are 0 (invalid).
+    /// The writes, unless there are none.
+    #[must_use]
+    pub const fn writes(&self) -> Option<&LrWrites> {
+        match self {
+            Self::Unchanged => None,
+            Self::Write(writes) => Some(writes),
+        }
+    }
+}
+
+/// The list-register writes of an [`LrFill::Write`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LrWrites {
+    values: [u64; MAX_LIST_REGS],
+    count: usize,
+    underflow: bool,
+    kick: VcpuSet,
+}
+
+impl LrWrites {
+    /// The values of `ICH_LR0_EL2`, `ICH_LR1_EL2`, ... to write, in order: the loaded
+    /// interrupts, best first, then 0 (invalid) for list registers that may still hold
+    /// something from before. Higher list registers are invalid already and are not written.
     #[must_use]
     pub fn values(&self) -> &[u64] {
         &self.values[..self.count]
@@ -239,8 +124,15 @@ impl LrFill {
         self.underflow
     }
 
-    /// The `ICH_HCR_EL2` value to program with the list registers: `En` = 1, and `UIE` = 1 on
-    /// an underflow. (`ICH_VMCR_EL2` belongs to the guest and is left alone.)
+    /// The other vCPUs to kick: an SPI that the fill took back from the list registers may
+    /// belong to another vCPU now (its route changed while it was loaded).
+    #[must_use]
+    pub const fn kick(&self) -> VcpuSet {
+        self.kick
+    }
+
+    /// The `ICH_HCR_EL2` value to write with the list registers: `En` = 1, and `UIE` = 1 on an
+    /// underflow. (`ICH_VMCR_EL2` belongs to the guest and is left alone.)
     #[must_use]
     pub const fn ich_hcr_el2(&self) -> u64 {
         if self.underflow {
@@ -251,36 +143,129 @@ impl LrFill {
     }
 }
 
-/// What a vCPU's list registers were last loaded with, kept until they are synced back.
+/// What a vCPU's list registers hold, as the model knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LrShadow {
+    /// The values the last fill wrote to `ICH_LR0_EL2` ... (the first `live` of them hold an
+    /// interrupt).
     values: [u64; MAX_LIST_REGS],
-    count: usize,
+    /// How many list registers hold an interrupt the model has not taken back: the hypervisor
+    /// reads back this many.
+    live: usize,
+    /// How many of the first list registers may be valid in the hardware (the ones above were
+    /// written invalid); `None` before the first fill, when all may be.
+    extent: Option<usize>,
+    /// The list registers must be written before the vCPU runs again.
+    stale: bool,
 }
 
 impl LrShadow {
-    /// Nothing loaded, or everything synced back.
-    pub const EMPTY: Self = Self {
+    /// Before the first fill: the list registers and `ICH_HCR_EL2` hold unknown values.
+    pub const UNKNOWN: Self = Self {
         values: [0; MAX_LIST_REGS],
-        count: 0,
+        live: 0,
+        extent: None,
+        stale: true,
     };
 
-    /// The values loaded and not yet synced back.
+    /// The values loaded and not yet taken back.
+    #[inline]
     pub fn loaded(&self) -> &[u64] {
-        &self.values[..self.count]
+        &self.values[..self.live]
     }
 }
 
 impl<const SPIS: usize> Gic<SPIS> {
-    /// Folds the guest's work back into the model: `lrs` are vCPU `vcpu`'s list registers as
-    /// read back after it ran (in order `ICH_LR0_EL2`, ...; missing ones count as unchanged).
-    /// Returns the other vCPUs to kick (an SPI the guest left pending may now belong to
-    /// another vCPU).
+    /// How many list registers of vCPU `vcpu` hold an interrupt: after the vCPU ran, the
+    /// hypervisor reads back `ICH_LR0_EL2` .. `ICH_LR<n-1>_EL2` for this `n` (often 0) and
+    /// passes them to [`Gic::sync_from_list_registers`]. The others are invalid and the guest
+    /// cannot change them.
+    #[must_use]
+    #[inline]
+    pub fn live_list_registers(&self, vcpu: usize) -> usize {
+        self.shadows.get(vcpu).map_or(0, |shadow| shadow.live)
+    }
+
+    /// Takes what the guest did back into the model: `lrs` are vCPU `vcpu`'s first
+    /// [`Gic::live_list_registers`] list registers as read back after it ran (in order
+    /// `ICH_LR0_EL2`, ...; more are ignored, missing ones count as unchanged).
+    ///
+    /// When every one reads back exactly as loaded and no operation of the model made the
+    /// vCPU's list registers stale, the list registers keep their interrupts and nothing
+    /// changes. Otherwise (the guest acknowledged, completed or deactivated one, or the model
+    /// changed what they should hold) every interrupt in them goes back into the model, and the
+    /// next [`Gic::fill_list_registers`] writes them all. Returns the other vCPUs to kick (an
+    /// SPI the guest left pending may now belong to another vCPU).
+    #[inline]
     pub fn sync_from_list_registers(&mut self, vcpu: usize, lrs: &[u64]) -> VcpuSet {
-        let Some(shadow) = self.shadows.get(vcpu).copied() else {
+        let Some(shadow) = self.shadows.get_mut(vcpu) else {
             return VcpuSet::EMPTY;
         };
-        self.shadows[vcpu] = LrShadow::EMPTY;
+        let consumed = shadow.loaded().iter().zip(lrs).any(|(a, b)| a != b);
+        if !consumed && !shadow.stale {
+            return VcpuSet::EMPTY;
+        }
+        shadow.stale = true;
+        self.take_back(vcpu, lrs)
+    }
+
+    /// Decides what vCPU `vcpu`'s list registers hold next (see the module documentation);
+    /// `vtr` is the hardware's `ICH_VTR_EL2`, decoded. [`LrFill::Unchanged`] unless the list
+    /// registers are stale (the first fill always writes): the hypervisor then writes nothing.
+    /// Otherwise the interrupts still in the list registers go back into the model as loaded,
+    /// and the best candidates are loaded afresh.
+    #[inline]
+    pub fn fill_list_registers(&mut self, vcpu: usize, vtr: IchVtr) -> LrFill {
+        if vcpu >= self.vcpus || !self.shadows[vcpu].stale {
+            return LrFill::Unchanged;
+        }
+        self.refill(vcpu, vtr)
+    }
+
+    /// The fill of stale list registers, kept out of line so that the unchanged case is a few
+    /// instructions in the caller.
+    #[inline(never)]
+    fn refill(&mut self, vcpu: usize, vtr: IchVtr) -> LrFill {
+        let kick = self.take_back(vcpu, &[]);
+        let count = vtr.list_regs.min(MAX_LIST_REGS);
+        // One more than fit: whether any is left over decides the underflow request.
+        let best = self.best_candidates(vcpu, count + 1);
+        let loaded = best.len().min(count);
+        let mut values = [0; MAX_LIST_REGS];
+        for (value, &irq) in values.iter_mut().zip(&best.irqs()[..loaded]) {
+            *value = self.load(irq, vcpu, vtr.priority_mask());
+        }
+        let shadow = &mut self.shadows[vcpu];
+        let writes = shadow
+            .extent
+            .map_or(count, |extent| extent.max(loaded).min(count));
+        *shadow = LrShadow {
+            values,
+            live: loaded,
+            extent: Some(loaded),
+            stale: false,
+        };
+        LrFill::Write(LrWrites {
+            values,
+            count: writes,
+            underflow: best.len() > loaded,
+            kick,
+        })
+    }
+
+    /// Marks vCPU `vcpu`'s list registers stale: its next fill writes them.
+    pub(crate) fn mark_stale(&mut self, vcpu: usize) {
+        if let Some(shadow) = self.shadows.get_mut(vcpu) {
+            shadow.stale = true;
+        }
+    }
+
+    /// Takes every interrupt in vCPU `vcpu`'s list registers back into the model, in the
+    /// state `lrs` gives (missing ones as loaded); returns the other vCPUs to kick.
+    #[inline(never)]
+    fn take_back(&mut self, vcpu: usize, lrs: &[u64]) -> VcpuSet {
+        let shadow = self.shadows[vcpu];
+        self.shadows[vcpu].live = 0;
         let mut kick = VcpuSet::EMPTY;
         for (n, &loaded) in shadow.loaded().iter().enumerate() {
             let loaded = ListRegister::decode(loaded);
@@ -290,41 +275,47 @@ impl<const SPIS: usize> Gic<SPIS> {
             let Some(irq) = self.vcpu_irq(vcpu, loaded.vintid) else {
                 continue;
             };
-            self.fold(irq, vcpu, now.state);
-            kick |= self.attention(irq);
+            kick |= self.update(irq, |record| {
+                record.fold(vcpu, now.state.pending(), now.state.active());
+            });
         }
         kick.without(vcpu)
     }
 
-    /// Chooses what vCPU `vcpu`'s list registers hold next (see the module documentation);
-    /// `vtr` is the hardware's `ICH_VTR_EL2`, decoded. Folds back a previous fill that was never
-    /// synced as if the guest had not run.
-    pub fn fill_list_registers(&mut self, vcpu: usize, vtr: IchVtr) -> LrFill {
-        let mut fill = LrFill {
-            values: [0; MAX_LIST_REGS],
-            count: vtr.list_regs.min(MAX_LIST_REGS),
-            underflow: false,
-        };
-        if vcpu >= self.vcpus {
-            return fill;
+    /// The state the list register holding `irq` was loaded with, if one does.
+    fn held_state(&self, irq: IrqRef) -> Option<(usize, LrState)> {
+        let holder = self.irq(irq).lr_of()?;
+        let intid = Self::intid_of(irq);
+        self.shadows[holder].loaded().iter().find_map(|&value| {
+            let lr = ListRegister::decode(value);
+            (lr.vintid == intid).then_some((holder, lr.state))
+        })
+    }
+
+    /// `irq`'s record as a sync that read its list register back unchanged would leave it
+    /// (the record itself when no list register holds it).
+    pub(crate) fn visible(&self, irq: IrqRef) -> Irq {
+        let mut record = *self.irq(irq);
+        if let Some((holder, state)) = self.held_state(irq) {
+            record.fold(holder, state.pending(), state.active());
         }
-        self.sync_from_list_registers(vcpu, &[]);
-        // One more than fit: whether any is left over decides the underflow request.
-        let best = self.best_candidates(vcpu, fill.count + 1);
-        let loaded = best.len().min(fill.count);
-        for (value, &irq) in fill.values.iter_mut().zip(&best.irqs()[..loaded]) {
-            *value = self.load(irq, vcpu, vtr.priority_mask());
-        }
-        fill.underflow = best.len() > loaded;
-        self.shadows[vcpu] = LrShadow {
-            values: fill.values,
-            count: loaded,
-        };
-        fill
+        record
+    }
+
+    /// Whether vCPU `vcpu`'s list registers hold an interrupt that, taken back as loaded,
+    /// would be deliverable on `vcpu`.
+    pub(crate) fn holds_deliverable(&self, vcpu: usize) -> bool {
+        self.shadows[vcpu].loaded().iter().any(|&value| {
+            let lr = ListRegister::decode(value);
+            self.vcpu_irq(vcpu, lr.vintid).is_some_and(|irq| {
+                let record = self.visible(irq);
+                self.home(irq, &record) == Some(vcpu) && self.deliverable(&record)
+            })
+        })
     }
 
     /// The interrupt that INTID `intid` names for vCPU `vcpu`.
-    fn vcpu_irq(&self, vcpu: usize, intid: u32) -> Option<IrqRef> {
+    pub(crate) fn vcpu_irq(&self, vcpu: usize, intid: u32) -> Option<IrqRef> {
         if intid < PRIVATE_COUNT {
             Some(IrqRef::Private { vcpu, intid })
         } else {
@@ -332,63 +323,23 @@ impl<const SPIS: usize> Gic<SPIS> {
         }
     }
 
-    /// Takes a list register's state back into the model. A guest write to the interrupt's
-    /// registers while the list register held it wins over the list register.
-    fn fold(&mut self, irq: IrqRef, vcpu: usize, state: LrState) {
-        let record = self.irq_mut(irq);
-        if record.lr_of() != Some(vcpu) {
-            return;
-        }
-        record.set_lr_of(None);
-        if !record.active_written {
-            record.active = state.active();
-            record.set_active_on(state.active().then_some(vcpu));
-        }
-        if !record.pending_written {
-            if record.edge {
-                // The latch went into the list register when it was loaded; an edge since
-                // then has set it again.
-                record.latch |= state.pending();
-            } else if !state.pending() {
-                // Acknowledged: a level-sensitive interrupt stays pending only by its line.
-                record.latch = false;
-            }
-        }
-        record.pending_written = false;
-        record.active_written = false;
-    }
-
-    /// Whether `irq` wants a list register of its owner: active, or pending and deliverable.
+    /// Whether `irq` is pending, enabled and of an enabled group.
     pub(crate) fn pending_enabled(&self, irq: IrqRef) -> bool {
         let record = self.irq(irq);
         record.pending() && record.enabled && self.group_enabled(record.group1)
     }
 
     /// The (at most `limit`) interrupts of vCPU `vcpu` that most need a list register, best
-    /// first: active ones first, then by priority, then by INTID. One pass over the model, run
-    /// before every entry of the vCPU: loading one interrupt changes no other's place, so
-    /// these are the interrupts that choosing the best, loading it and choosing again would
-    /// load, in the same order.
+    /// first: active ones (which the vCPU acknowledged) first, then by priority, then by INTID.
+    /// One pass over the vCPU's summary (see `summary`), so a step per interrupt that wants a
+    /// list register: loading one interrupt changes no other's place, so these are the
+    /// interrupts that choosing the best, loading it and choosing again would load, in the
+    /// same order.
     pub(crate) fn best_candidates(&self, vcpu: usize, limit: usize) -> Candidates {
         let mut best = Candidates::new(limit);
-        // Whether an interrupt wants a list register: not in one already, and active, or
-        // pending and enabled in an enabled group (`pending_enabled`, on the record at hand:
-        // these loops run before every entry).
-        let wanted = |record: &Irq| {
-            record.lr_of().is_none()
-                && (record.active
-                    || (record.pending() && record.enabled && self.group_enabled(record.group1)))
-        };
-        // A private interrupt not in a list register belongs to its own vCPU.
-        for (intid, record) in (0..PRIVATE_COUNT).zip(&self.private[vcpu]) {
-            if wanted(record) {
-                best.offer(record, IrqRef::Private { vcpu, intid });
-            }
-        }
-        for (index, record) in self.spis.iter().enumerate() {
-            if wanted(record) && self.owner(IrqRef::Spi(index)) == Some(vcpu) {
-                best.offer(record, IrqRef::Spi(index));
-            }
+        // The summary is in INTID order: private interrupts, then SPIs.
+        for irq in self.wanted_irqs(vcpu) {
+            best.offer(self.irq(irq), irq);
         }
         best
     }
@@ -396,7 +347,8 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// Hands `irq` to a list register of `vcpu` and returns the register's value.
     fn load(&mut self, irq: IrqRef, vcpu: usize, priority_mask: u8) -> u64 {
         let pending = self.pending_enabled(irq);
-        let intid = self.intid_of(irq);
+        let intid = Self::intid_of(irq);
+        self.move_wanted(irq, Some(vcpu), None);
         let record = self.irq_mut(irq);
         if pending && record.edge {
             record.latch = false;
@@ -414,7 +366,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         .encode()
     }
 
-    fn intid_of(&self, irq: IrqRef) -> u32 {
+    pub(crate) const fn intid_of(irq: IrqRef) -> u32 {
         match irq {
             IrqRef::Private { intid, .. } => intid,
             // Truncation impossible: index < SPIS <= MAX_SPIS.

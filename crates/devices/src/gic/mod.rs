@@ -12,23 +12,32 @@
 //! windows and calls [`Gic::distributor_access`] and [`Gic::redistributor_access`], feeds device
 //! lines in ([`Gic::set_spi_level`], [`Gic::set_ppi_level`]) and trapped `ICC_SGI1R_EL1` writes
 //! ([`Gic::send_sgi`]), and around each entry to a vCPU calls
-//! [`Gic::sync_from_list_registers`] (after the guest ran) and [`Gic::fill_list_registers`]
-//! (before it runs). Every input returns the set of vCPUs that must look at their list
-//! registers again ([`VcpuSet`]): the hypervisor kicks those out of the guest or out of WFI.
+//! [`Gic::sync_from_list_registers`] (after the guest ran, with the
+//! [`Gic::live_list_registers`] read back) and [`Gic::fill_list_registers`] (before it runs),
+//! which writes nothing when nothing changed. Every input returns the set of vCPUs that must
+//! look at their list registers again ([`VcpuSet`]): the hypervisor kicks those out of the
+//! guest or out of WFI. [`Gic::has_deliverable`] says whether a vCPU's WFI may wait.
 //!
-//! The protocol the hypervisor follows for a vCPU: on every exit, `sync_from_list_registers`
-//! first; then handle the exit; then `fill_list_registers` and program the list registers and
-//! `ICH_HCR_EL2` before entering the guest again. A maintenance interrupt (`ICH_HCR_EL2.UIE`
-//! on an underflow, `ICH_LR<n>_EL2.EOI` when the guest deactivates a level-sensitive interrupt,
+//! The protocol the hypervisor follows for a vCPU (in full in [`list_regs`]): on every exit,
+//! read back the live list registers and `sync_from_list_registers` first; then handle the
+//! exit; then `fill_list_registers`, and write the list registers and `ICH_HCR_EL2` only when
+//! it says [`list_regs::LrFill::Write`]. A maintenance interrupt (`ICH_HCR_EL2.UIE` on an
+//! underflow, `ICH_LR<n>_EL2.EOI` when the guest deactivates a level-sensitive interrupt,
 //! whose line the hypervisor then samples again) is just another exit.
+//!
+//! The model keeps, per vCPU, the set of interrupts that want one of its list registers
+//! (`summary`), up to date through every operation, so that choosing what to load walks only
+//! those, and so that an exit on which nothing changed costs a comparison and a flag.
+//! An interrupt made active by `ISACTIVER` that no vCPU acknowledged wants no list register: it
+//! never starves a pending interrupt out of them.
 //!
 //! Not modelled: LPIs and ITS, the extended SPI and PPI ranges, GICv4 direct injection,
 //! hardware-mapped list registers (`HW` = 1; the encoding is there, the fill never uses it),
 //! more simultaneously active interrupts on one vCPU than it has list registers (the excess
 //! waits in the model; `ICH_HCR_EL2.EOIcount`/`LRENPIE` are not used), and a sleeping
 //! redistributor (`GICR_WAKER.ProcessorSleep` = 1) still receives its interrupts. A guest that
-//! reads the pending or active bit of an interrupt held in another running vCPU's list
-//! registers sees the state of that vCPU's last sync.
+//! reads the pending or active bit of an interrupt held in a vCPU's list registers sees the
+//! state it was loaded with, updated at that vCPU's next sync that finds it changed.
 
 mod distributor;
 mod irq;
@@ -36,6 +45,7 @@ mod irq_regs;
 pub mod list_regs;
 mod redistributor;
 pub mod sgi;
+mod summary;
 
 #[cfg(test)]
 mod linux_tests;
@@ -48,6 +58,7 @@ pub use redistributor::REDISTRIBUTOR_STRIDE;
 use crate::{Access, DeviceEffects, MmioDevice};
 use irq::Irq;
 use list_regs::LrShadow;
+use summary::IntidSet;
 
 /// The size of the distributor's window (`GICD_*`): 64 KiB.
 pub const DISTRIBUTOR_SIZE: u64 = 0x1_0000;
@@ -278,7 +289,10 @@ pub struct Gic<const SPIS: usize = DEFAULT_SPIS> {
     /// `GICD_IROUTER<n>` of each SPI, as stored (reserved bits clear).
     routes: [u64; SPIS],
     redists: [RedistState; MAX_VCPUS],
+    /// Per vCPU, what its list registers were loaded with and whether they are stale.
     shadows: [LrShadow; MAX_VCPUS],
+    /// Per vCPU, the interrupts that want one of its list registers (see `summary`).
+    wanted: [IntidSet; MAX_VCPUS],
 }
 
 impl<const SPIS: usize> Gic<SPIS> {
@@ -305,7 +319,8 @@ impl<const SPIS: usize> Gic<SPIS> {
             redists: [RedistState {
                 processor_sleep: true,
             }; MAX_VCPUS],
-            shadows: [LrShadow::EMPTY; MAX_VCPUS],
+            shadows: [LrShadow::UNKNOWN; MAX_VCPUS],
+            wanted: [IntidSet::EMPTY; MAX_VCPUS],
         })
     }
 
@@ -344,27 +359,29 @@ impl<const SPIS: usize> Gic<SPIS> {
     }
 
     /// Whether vCPU `vcpu` has an interrupt that is pending, enabled and of an enabled group,
-    /// and not active: what wakes a vCPU from WFI.
+    /// and not active: what wakes a vCPU from WFI. An interrupt its list registers hold counts
+    /// in the state they were loaded with (as if synced back unchanged). The cost is one step
+    /// per interrupt wanting a list register of `vcpu` until a deliverable one, and one per
+    /// loaded list register.
     #[must_use]
     pub fn has_deliverable(&self, vcpu: usize) -> bool {
         if vcpu >= self.vcpus {
             return false;
         }
-        let private = (0..PRIVATE_COUNT).map(|intid| IrqRef::Private { vcpu, intid });
-        let spis = (0..SPIS).map(IrqRef::Spi);
-        private
-            .chain(spis)
-            .any(|irq| self.owner(irq) == Some(vcpu) && self.deliverable(self.irq(irq)))
+        self.wanted_irqs(vcpu)
+            .any(|irq| self.deliverable(self.irq(irq)))
+            || self.holds_deliverable(vcpu)
     }
 
-    /// Drives `irq`'s line; a vCPU is kicked only when the pending state changed.
+    /// Drives `irq`'s line; a vCPU is kicked only when the pending state changed. (The level
+    /// alone is in no list register and decides no choice: only the pending state it makes.)
     fn set_line(&mut self, irq: IrqRef, level: bool) -> VcpuSet {
-        let before = self.irq(irq).pending();
+        let before = *self.irq(irq);
         self.irq_mut(irq).set_line(level);
-        if self.irq(irq).pending() == before {
+        if self.irq(irq).pending() == before.pending() {
             return VcpuSet::EMPTY;
         }
-        self.attention(irq)
+        self.changed(irq, &before, false)
     }
 
     fn spi_ref(&self, intid: u32) -> Option<IrqRef> {
@@ -399,19 +416,26 @@ impl<const SPIS: usize> Gic<SPIS> {
         (0..self.vcpus).find(|&v| Affinity::of_vcpu(v) == affinity)
     }
 
-    /// The vCPU that deals with `irq` now: the one whose list registers hold it, else (an SPI)
-    /// the one on which it is active, else the one it is routed to.
+    /// The vCPU that deals with `irq` now: the one whose list registers hold it, else its
+    /// [`Gic::home`].
+    #[cfg(test)]
     pub(crate) fn owner(&self, irq: IrqRef) -> Option<usize> {
         let state = self.irq(irq);
+        state.lr_of().or_else(|| self.home(irq, state))
+    }
+
+    /// The vCPU an interrupt in state `record` belongs to outside the list registers: a private
+    /// interrupt's own vCPU; for an SPI, the vCPU that acknowledged it while it is active, else
+    /// the one it is routed to.
+    pub(crate) fn home(&self, irq: IrqRef, record: &Irq) -> Option<usize> {
         match irq {
-            _ if state.lr_of().is_some() => state.lr_of(),
             IrqRef::Private { vcpu, .. } => Some(vcpu),
-            IrqRef::Spi(_) if state.active && state.active_on().is_some() => state.active_on(),
+            IrqRef::Spi(_) if record.active && record.active_on().is_some() => record.active_on(),
             IrqRef::Spi(index) => self.route_target(index),
         }
     }
 
-    fn deliverable(&self, irq: &Irq) -> bool {
+    pub(crate) fn deliverable(&self, irq: &Irq) -> bool {
         irq.deliverable_if(self.group_enabled(irq.group1))
     }
 
@@ -421,32 +445,6 @@ impl<const SPIS: usize> Gic<SPIS> {
         } else {
             self.enables.grp0
         }
-    }
-
-    /// The vCPU to kick after `irq` changed: its owner, when the interrupt sits in that vCPU's
-    /// list registers (which are now stale) or has become deliverable.
-    pub(crate) fn attention(&self, irq: IrqRef) -> VcpuSet {
-        let state = self.irq(irq);
-        match self.owner(irq) {
-            Some(vcpu) if state.lr_of().is_some() || self.deliverable(state) => {
-                VcpuSet::single(vcpu)
-            }
-            _ => VcpuSet::EMPTY,
-        }
-    }
-
-    /// Every vCPU that has a deliverable interrupt.
-    pub(crate) fn deliverable_vcpus(&self) -> VcpuSet {
-        let mut set = VcpuSet::EMPTY;
-        for vcpu in 0..self.vcpus {
-            for intid in 0..PRIVATE_COUNT {
-                set |= self.attention(IrqRef::Private { vcpu, intid });
-            }
-        }
-        for index in 0..SPIS {
-            set |= self.attention(IrqRef::Spi(index));
-        }
-        set
     }
 }
 

@@ -135,14 +135,15 @@ impl<const SPIS: usize> Gic<SPIS> {
     }
 
     /// Writes `GICR_WAKER.ProcessorSleep`. Waking or sleeping a redistributor can change the
-    /// target of 1-of-N SPIs, so every vCPU with work is kicked on a change.
+    /// target of 1-of-N SPIs: on a change every vCPU's list registers are stale, and every vCPU
+    /// with work is kicked.
     fn write_gicr_waker(&mut self, vcpu: usize, value: u32) -> VcpuSet {
         let sleep = value & waker::PROCESSOR_SLEEP != 0;
         if self.redists[vcpu].processor_sleep == sleep {
             return VcpuSet::EMPTY;
         }
         self.redists[vcpu].processor_sleep = sleep;
-        self.deliverable_vcpus()
+        self.resummarise()
     }
 
     /// The `SGI_base` frame: the vCPU's SGI and PPI registers, shared in layout with the

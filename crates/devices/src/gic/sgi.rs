@@ -138,8 +138,7 @@ impl<const SPIS: usize> Gic<SPIS> {
                 intid: u32::from(sgi.intid),
             };
             if self.irq(irq).group1 == group1 {
-                self.irq_mut(irq).write_latch(true);
-                kick |= self.attention(irq);
+                kick |= self.update(irq, |state| state.write_latch(true));
             }
         }
         kick
@@ -202,14 +201,17 @@ mod tests {
     #[test]
     fn sgi_pends_only_where_the_target_puts_it_in_the_requested_group() {
         let mut gic = crate::gic::VirtGic::new(2).unwrap();
-        gic.irq_mut(IrqRef::Private { vcpu: 1, intid: 7 }).group1 = true;
+        let _ = gic.update(IrqRef::Private { vcpu: 1, intid: 7 }, |irq| {
+            irq.group1 = true
+        });
         gic.send_sgi(1, 7 << 24 | 0b11);
         let pending =
             |gic: &crate::gic::VirtGic, vcpu| gic.irq(IrqRef::Private { vcpu, intid: 7 }).pending();
         assert!(!pending(&gic, 0), "Group 0 SGI 7 ignores ICC_SGI1R_EL1");
         assert!(pending(&gic, 1), "Group 1 SGI 7 takes ICC_SGI1R_EL1");
-        gic.irq_mut(IrqRef::Private { vcpu: 1, intid: 7 })
-            .write_latch(false);
+        let _ = gic.update(IrqRef::Private { vcpu: 1, intid: 7 }, |irq| {
+            irq.write_latch(false);
+        });
         gic.send_sgi0(1, 7 << 24 | 0b11);
         assert!(pending(&gic, 0), "Group 0 SGI 7 takes ICC_SGI0R_EL1");
         assert!(!pending(&gic, 1), "Group 1 SGI 7 ignores ICC_SGI0R_EL1");
@@ -221,8 +223,10 @@ mod tests {
         gic.enables.grp1 = true;
         for vcpu in 0..4 {
             let irq = IrqRef::Private { vcpu, intid: 5 };
-            gic.irq_mut(irq).group1 = true;
-            gic.irq_mut(irq).enabled = vcpu != 3;
+            let _ = gic.update(irq, |irq| {
+                irq.group1 = true;
+                irq.enabled = vcpu != 3;
+            });
         }
         let kick = gic.send_sgi(0, 1 << 40 | 5 << 24);
         assert_eq!(kick.iter().collect::<Vec<_>>(), [1, 2]);

@@ -23,13 +23,35 @@ pub(super) fn linux_gic(vcpus: usize) -> VirtGic {
         irq.group1 = true;
         irq.priority = 0xA0;
     }
+    let _ = gic.resummarise();
     gic
 }
 
 /// Enables INTID `intid` (an SPI, or a private interrupt of vCPU `vcpu`).
 pub(super) fn enable(gic: &mut VirtGic, vcpu: usize, intid: u32) {
+    poke(gic, vcpu, intid, |irq| irq.enabled = true);
+}
+
+/// Changes the record of INTID `intid` (an SPI, or a private interrupt of vCPU `vcpu`) as a
+/// register write would, summary included; returns the vCPUs to kick.
+pub(super) fn poke(
+    gic: &mut VirtGic,
+    vcpu: usize,
+    intid: u32,
+    change: impl FnOnce(&mut irq::Irq),
+) -> VcpuSet {
     let irq = gic.vcpu_irq_for_tests(vcpu, intid);
-    gic.irq_mut(irq).enabled = true;
+    gic.update(irq, change)
+}
+
+/// Routes SPI `intid` to vCPU `vcpu` through its `GICD_IROUTER<n>`; returns the vCPUs to kick.
+pub(super) fn route(gic: &mut VirtGic, intid: u32, vcpu: usize) -> VcpuSet {
+    let access = Access::write(
+        0x6000 + 8 * u64::from(intid),
+        8,
+        irouter_for(Affinity::of_vcpu(vcpu)),
+    );
+    gic.distributor_access(access).1.kick
 }
 
 /// Reads a 32-bit distributor register.
@@ -109,8 +131,7 @@ fn vcpu_set_holds_only_vcpus_below_the_maximum() {
 #[test]
 fn rising_edge_pends_an_edge_spi_and_lowering_the_line_keeps_it_pending() {
     let mut gic = linux_gic(1);
-    let irq = gic.spi_ref(40).unwrap();
-    gic.irq_mut(irq).edge = true;
+    poke(&mut gic, 0, 40, |irq| irq.edge = true);
     gic.set_spi_level(40, true);
     gic.set_spi_level(40, false);
     assert!(gic.pending_for_tests(0, 40));
@@ -129,7 +150,7 @@ fn level_spi_is_pending_exactly_while_its_line_is_high() {
 fn raising_an_enabled_spi_kicks_the_vcpu_it_is_routed_to() {
     let mut gic = linux_gic(4);
     enable(&mut gic, 0, 33);
-    gic.routes[1] = Affinity::of_vcpu(2).mpidr();
+    route(&mut gic, 33, 2);
     assert_eq!(vcpus(gic.set_spi_level(33, true)), [2]);
     assert!(gic.has_deliverable(2));
     assert!(!gic.has_deliverable(0));
@@ -140,7 +161,7 @@ fn pending_interrupt_kicks_nobody_while_disabled_or_its_group_is_disabled() {
     let mut gic = linux_gic(1);
     assert!(gic.set_spi_level(33, true).is_empty(), "disabled");
     enable(&mut gic, 0, 34);
-    gic.enables.grp1 = false;
+    gicd_write(&mut gic, 0, 0b01);
     assert!(gic.set_spi_level(34, true).is_empty(), "group 1 disabled");
 }
 
@@ -170,7 +191,8 @@ fn line_inputs_outside_their_ranges_are_ignored() {
 fn spi_routed_to_an_affinity_no_vcpu_has_is_delivered_nowhere() {
     let mut gic = linux_gic(2);
     enable(&mut gic, 0, 35);
-    gic.routes[3] = Affinity::of_vcpu(5).mpidr();
+    let access = Access::write(0x6000 + 8 * 35, 8, Affinity::of_vcpu(5).mpidr());
+    gic.distributor_access(access);
     assert!(gic.set_spi_level(35, true).is_empty());
     assert!(!gic.has_deliverable(0) && !gic.has_deliverable(1));
 }
@@ -179,8 +201,9 @@ fn spi_routed_to_an_affinity_no_vcpu_has_is_delivered_nowhere() {
 fn one_of_n_spi_goes_to_the_first_awake_vcpu() {
     let mut gic = linux_gic(3);
     enable(&mut gic, 0, 36);
-    gic.routes[4] = 1 << 31;
-    gic.redists[0].processor_sleep = true;
+    gic.distributor_access(Access::write(0x6000 + 8 * 36, 8, 1 << 31));
+    // GICR_WAKER.ProcessorSleep = 1 for vCPU 0.
+    gic.redistributor_access(Access::write(0x14, 4, 0b10));
     assert_eq!(vcpus(gic.set_spi_level(36, true)), [1]);
 }
 
@@ -208,9 +231,10 @@ fn a_line_that_does_not_change_the_pending_state_kicks_nobody() {
     enable(&mut gic, 0, 33);
     assert_eq!(gic.set_spi_level(33, true), VcpuSet::single(0));
     assert!(gic.set_spi_level(33, true).is_empty(), "level already high");
-    let edge = gic.spi_ref(34).unwrap();
-    gic.irq_mut(edge).edge = true;
-    gic.irq_mut(edge).enabled = true;
+    poke(&mut gic, 0, 34, |irq| {
+        irq.edge = true;
+        irq.enabled = true;
+    });
     assert_eq!(gic.set_spi_level(34, true), VcpuSet::single(0));
     gic.set_spi_level(34, false);
     assert!(

@@ -228,6 +228,7 @@ fn accesses_of_the_wrong_size_or_alignment_read_zero_and_ignore_writes() {
 fn enabling_a_group_kicks_the_vcpus_with_pending_interrupts_of_it() {
     let mut gic = linux_gic(2);
     gic.enables = GroupEnables::default();
+    let _ = gic.resummarise();
     enable(&mut gic, 1, 20);
     gic.set_ppi_level(1, 20, true);
     assert_eq!(gicd_write(&mut gic, reg::CTLR, 0x2), VcpuSet::single(1));

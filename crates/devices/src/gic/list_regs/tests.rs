@@ -1,8 +1,8 @@
 //! List-register tests: the encoding, then the sync/fill scheduling as a guest would drive it.
 
 use super::*;
-use crate::gic::tests::{enable, linux_gic};
-use crate::gic::{Affinity, VirtGic};
+use crate::gic::VirtGic;
+use crate::gic::tests::{enable, linux_gic, poke, route};
 
 /// QEMU's `ICH_VTR_EL2`: 4 list registers, 5 priority bits.
 const QEMU_VTR: u64 = 0x90b8_0003;
@@ -11,8 +11,15 @@ fn qemu() -> IchVtr {
     IchVtr::decode(QEMU_VTR)
 }
 
+/// The writes of a fill that must write.
+fn writes(fill: &LrFill) -> &LrWrites {
+    fill.writes()
+        .expect("the list registers are stale: the fill writes")
+}
+
 fn decoded(fill: &LrFill) -> Vec<ListRegister> {
-    fill.values()
+    writes(fill)
+        .values()
         .iter()
         .map(|&v| ListRegister::decode(v))
         .collect()
@@ -47,8 +54,7 @@ fn with_pending_edge_spis(intids: &[u32]) -> VirtGic {
     let mut gic = linux_gic(2);
     for &intid in intids {
         enable(&mut gic, 0, intid);
-        let irq = gic.vcpu_irq_for_tests(0, intid);
-        gic.irq_mut(irq).edge = true;
+        poke(&mut gic, 0, intid, |irq| irq.edge = true);
         gic.set_spi_level(intid, true);
         gic.set_spi_level(intid, false);
     }
@@ -125,7 +131,7 @@ fn ich_vtr_of_qemu_gives_four_list_registers_and_five_priority_bits() {
 #[test]
 fn fill_loads_pending_interrupts_highest_priority_first_then_lowest_intid() {
     let mut gic = with_pending_edge_spis(&[40, 41, 42]);
-    gic.spis[9].priority = 0x10; // INTID 41
+    poke(&mut gic, 0, 41, |irq| irq.priority = 0x10);
     let fill = gic.fill_list_registers(0, qemu());
     assert_eq!(
         loaded(&fill),
@@ -135,42 +141,47 @@ fn fill_loads_pending_interrupts_highest_priority_first_then_lowest_intid() {
             (42, LrState::Pending)
         ]
     );
-    assert_eq!(fill.values().len(), 4);
-    assert_eq!(fill.values()[3], 0, "the unused list register is invalid");
+    assert_eq!(writes(&fill).values().len(), 4);
+    assert_eq!(
+        writes(&fill).values()[3],
+        0,
+        "the unused list register is invalid"
+    );
 }
 
 #[test]
 fn four_pending_interrupts_fit_without_maintenance() {
     let mut gic = with_pending_edge_spis(&[32, 33, 34, 35]);
     let fill = gic.fill_list_registers(0, qemu());
-    assert!(!fill.underflow());
-    assert_eq!(fill.ich_hcr_el2(), 0b01, "En only");
+    assert!(!writes(&fill).underflow());
+    assert_eq!(writes(&fill).ich_hcr_el2(), 0b01, "En only");
 }
 
 #[test]
 fn fifth_pending_interrupt_requests_underflow_maintenance() {
     let mut gic = with_pending_edge_spis(&[32, 33, 34, 35, 36]);
     let fill = gic.fill_list_registers(0, qemu());
-    assert!(fill.underflow());
-    assert_eq!(fill.ich_hcr_el2(), 0b11, "En and UIE");
+    assert!(writes(&fill).underflow());
+    assert_eq!(writes(&fill).ich_hcr_el2(), 0b11, "En and UIE");
     assert!(!loaded(&fill).contains(&(36, LrState::Pending)));
     // Once the guest completed one, the fifth gets its turn.
-    let lrs = guest_sets(fill.values(), 32, LrState::Invalid);
+    let lrs = guest_sets(writes(&fill).values(), 32, LrState::Invalid);
     gic.sync_from_list_registers(0, &lrs);
     let fill = gic.fill_list_registers(0, qemu());
     assert!(loaded(&fill).contains(&(36, LrState::Pending)));
-    assert!(!fill.underflow());
+    assert!(!writes(&fill).underflow());
 }
 
 #[test]
 fn acknowledged_interrupt_stays_loaded_as_active_until_the_guest_completes_it() {
     let mut gic = with_pending_edge_spis(&[50]);
     let fill = gic.fill_list_registers(0, qemu());
-    gic.sync_from_list_registers(0, &guest_sets(fill.values(), 50, LrState::Active));
+    gic.sync_from_list_registers(0, &guest_sets(writes(&fill).values(), 50, LrState::Active));
     assert!(gic.spis[18].active && !gic.spis[18].pending());
+    assert_eq!(gic.spis[18].active_on(), Some(0), "vCPU 0 acknowledged it");
     let fill = gic.fill_list_registers(0, qemu());
     assert_eq!(loaded(&fill), [(50, LrState::Active)]);
-    gic.sync_from_list_registers(0, &guest_sets(fill.values(), 50, LrState::Invalid));
+    gic.sync_from_list_registers(0, &guest_sets(writes(&fill).values(), 50, LrState::Invalid));
     assert!(!gic.spis[18].active && !gic.spis[18].pending());
     assert!(loaded(&gic.fill_list_registers(0, qemu())).is_empty());
 }
@@ -184,11 +195,11 @@ fn level_interrupt_is_pending_again_after_eoi_while_its_line_is_high() {
     let lr = decoded(&fill)[0];
     assert!(lr.eoi_maintenance, "EOI maintenance resamples the line");
     // Acknowledged: active, and still pending by its line.
-    gic.sync_from_list_registers(0, &guest_sets(fill.values(), 33, LrState::Active));
+    gic.sync_from_list_registers(0, &guest_sets(writes(&fill).values(), 33, LrState::Active));
     let fill = gic.fill_list_registers(0, qemu());
     assert_eq!(loaded(&fill), [(33, LrState::PendingActive)]);
     // Completed while the line stays high: pending again.
-    gic.sync_from_list_registers(0, &guest_sets(fill.values(), 33, LrState::Invalid));
+    gic.sync_from_list_registers(0, &guest_sets(writes(&fill).values(), 33, LrState::Invalid));
     let fill = gic.fill_list_registers(0, qemu());
     assert_eq!(loaded(&fill), [(33, LrState::Pending)]);
 }
@@ -198,10 +209,10 @@ fn edge_interrupt_is_not_pending_after_eoi() {
     let mut gic = with_pending_edge_spis(&[33]);
     let fill = gic.fill_list_registers(0, qemu());
     assert!(!decoded(&fill)[0].eoi_maintenance);
-    gic.sync_from_list_registers(0, &guest_sets(fill.values(), 33, LrState::Active));
+    gic.sync_from_list_registers(0, &guest_sets(writes(&fill).values(), 33, LrState::Active));
     let fill = gic.fill_list_registers(0, qemu());
     assert_eq!(loaded(&fill), [(33, LrState::Active)]);
-    gic.sync_from_list_registers(0, &guest_sets(fill.values(), 33, LrState::Invalid));
+    gic.sync_from_list_registers(0, &guest_sets(writes(&fill).values(), 33, LrState::Invalid));
     assert!(loaded(&gic.fill_list_registers(0, qemu())).is_empty());
 }
 
@@ -211,7 +222,7 @@ fn level_interrupt_whose_line_drops_before_acknowledge_is_withdrawn() {
     enable(&mut gic, 0, 34);
     gic.set_spi_level(34, true);
     let fill = gic.fill_list_registers(0, qemu());
-    gic.sync_from_list_registers(0, fill.values());
+    gic.sync_from_list_registers(0, writes(&fill).values());
     gic.set_spi_level(34, false);
     assert!(loaded(&gic.fill_list_registers(0, qemu())).is_empty());
 }
@@ -221,7 +232,7 @@ fn edge_arriving_while_active_is_loaded_pending_and_active() {
     let mut gic = with_pending_edge_spis(&[45]);
     let fill = gic.fill_list_registers(0, qemu());
     gic.set_spi_level(45, true);
-    gic.sync_from_list_registers(0, &guest_sets(fill.values(), 45, LrState::Active));
+    gic.sync_from_list_registers(0, &guest_sets(writes(&fill).values(), 45, LrState::Active));
     let fill = gic.fill_list_registers(0, qemu());
     assert_eq!(loaded(&fill), [(45, LrState::PendingActive)]);
 }
@@ -230,7 +241,7 @@ fn edge_arriving_while_active_is_loaded_pending_and_active() {
 fn active_interrupts_keep_their_list_registers_over_higher_priority_pending_ones() {
     let mut gic = with_pending_edge_spis(&[32, 33, 34, 35]);
     let fill = gic.fill_list_registers(0, qemu());
-    let lrs = (32..36).fold(fill.values().to_vec(), |lrs, intid| {
+    let lrs = (32..36).fold(writes(&fill).values().to_vec(), |lrs, intid| {
         guest_sets(&lrs, intid, LrState::Active)
     });
     gic.sync_from_list_registers(0, &lrs);
@@ -243,7 +254,7 @@ fn active_interrupts_keep_their_list_registers_over_higher_priority_pending_ones
         (32..36).map(|i| (i, LrState::Active)).collect::<Vec<_>>()
     );
     assert!(
-        fill.underflow(),
+        writes(&fill).underflow(),
         "the pending one waits for a free list register"
     );
 }
@@ -251,9 +262,10 @@ fn active_interrupts_keep_their_list_registers_over_higher_priority_pending_ones
 /// Makes SPI `intid` pending, enabled and of priority `priority`.
 fn with_priority(gic: &mut VirtGic, intid: u32, priority: u8) {
     enable(gic, 0, intid);
-    let irq = gic.vcpu_irq_for_tests(0, intid);
-    gic.irq_mut(irq).priority = priority;
-    gic.irq_mut(irq).write_latch(true);
+    poke(gic, 0, intid, |irq| {
+        irq.priority = priority;
+        irq.write_latch(true);
+    });
 }
 
 #[test]
@@ -261,11 +273,11 @@ fn higher_priority_arrival_displaces_the_lowest_priority_pending_one() {
     let mut gic = with_pending_edge_spis(&[32, 33, 34, 35]);
     let fill = gic.fill_list_registers(0, qemu());
     with_priority(&mut gic, 36, 0x00);
-    gic.sync_from_list_registers(0, fill.values());
+    gic.sync_from_list_registers(0, writes(&fill).values());
     let fill = gic.fill_list_registers(0, qemu());
     let intids: Vec<u32> = loaded(&fill).iter().map(|&(i, _)| i).collect();
     assert_eq!(intids, [36, 32, 33, 34]);
-    assert!(fill.underflow());
+    assert!(writes(&fill).underflow());
     assert!(
         gic.spis[3].pending(),
         "INTID 35 is still pending in the model"
@@ -277,10 +289,14 @@ fn spi_loaded_on_one_vcpu_is_not_loaded_on_another_after_rerouting() {
     let mut gic = with_pending_edge_spis(&[38]);
     let fill = gic.fill_list_registers(0, qemu());
     assert_eq!(loaded(&fill).len(), 1);
-    gic.routes[6] = Affinity::of_vcpu(1).mpidr();
+    assert_eq!(
+        route(&mut gic, 38, 1),
+        VcpuSet::single(0),
+        "vCPU 0 holds it and must give it back"
+    );
     assert!(loaded(&gic.fill_list_registers(1, qemu())).is_empty());
     // vCPU 0 gives it back untouched; now it belongs to vCPU 1.
-    let kick = gic.sync_from_list_registers(0, fill.values());
+    let kick = gic.sync_from_list_registers(0, writes(&fill).values());
     assert_eq!(kick, VcpuSet::single(1));
     assert!(loaded(&gic.fill_list_registers(0, qemu())).is_empty());
     assert_eq!(
@@ -293,8 +309,8 @@ fn spi_loaded_on_one_vcpu_is_not_loaded_on_another_after_rerouting() {
 fn active_spi_stays_with_the_vcpu_that_acknowledged_it_after_rerouting() {
     let mut gic = with_pending_edge_spis(&[39]);
     let fill = gic.fill_list_registers(0, qemu());
-    gic.sync_from_list_registers(0, &guest_sets(fill.values(), 39, LrState::Active));
-    gic.routes[7] = Affinity::of_vcpu(1).mpidr();
+    gic.sync_from_list_registers(0, &guest_sets(writes(&fill).values(), 39, LrState::Active));
+    route(&mut gic, 39, 1);
     assert_eq!(
         loaded(&gic.fill_list_registers(0, qemu())),
         [(39, LrState::Active)]
@@ -313,35 +329,43 @@ fn icpendr_while_loaded_wins_over_the_list_register_at_sync() {
         VcpuSet::single(0),
         "vCPU 0's list registers are stale"
     );
-    gic.sync_from_list_registers(0, fill.values());
+    gic.sync_from_list_registers(0, writes(&fill).values());
     assert!(!gic.spis[9].pending());
     assert!(loaded(&gic.fill_list_registers(0, qemu())).is_empty());
 }
 
 #[test]
-fn filling_again_without_a_sync_loses_no_edge() {
+fn filling_again_without_a_sync_writes_nothing_and_loses_no_edge() {
     let mut gic = with_pending_edge_spis(&[42]);
     let first = gic.fill_list_registers(0, qemu());
-    let second = gic.fill_list_registers(0, qemu());
-    assert_eq!(first, second);
+    assert_eq!(gic.fill_list_registers(0, qemu()), LrFill::Unchanged);
+    assert_eq!(gic.live_list_registers(0), 1);
+    // Made stale, the next fill takes the interrupt back as loaded and loads it again, writing
+    // only the list register that was in use (the others were written invalid).
+    gic.mark_stale(0);
+    let again = gic.fill_list_registers(0, qemu());
+    assert_eq!(writes(&again).values(), &writes(&first).values()[..1]);
+    assert_eq!(loaded(&again), [(42, LrState::Pending)]);
 }
 
 #[test]
 fn disabled_or_group_disabled_pending_interrupts_are_not_loaded() {
     let mut gic = with_pending_edge_spis(&[43, 44]);
-    gic.spis[11].enabled = false; // INTID 43
-    gic.spis[12].group1 = false; // INTID 44, Group 0
-    gic.enables.grp0 = false;
+    poke(&mut gic, 0, 43, |irq| irq.enabled = false);
+    poke(&mut gic, 0, 44, |irq| irq.group1 = false);
+    crate::gic::tests::gicd_write(&mut gic, 0, 0b10);
     let fill = gic.fill_list_registers(0, qemu());
     assert!(loaded(&fill).is_empty());
-    assert!(!fill.underflow());
+    assert!(!writes(&fill).underflow());
 }
 
 #[test]
 fn loaded_priority_keeps_only_the_implemented_bits_and_group_follows_igroupr() {
     let mut gic = with_pending_edge_spis(&[46]);
-    gic.spis[14].priority = 0xA7;
-    gic.spis[14].group1 = false;
+    poke(&mut gic, 0, 46, |irq| {
+        irq.priority = 0xA7;
+        irq.group1 = false;
+    });
     let lr = decoded(&gic.fill_list_registers(0, qemu()))[0];
     assert_eq!((lr.priority, lr.group1, lr.hw), (0xA0, false, false));
 }
@@ -364,7 +388,7 @@ fn sgi_sent_to_a_running_vcpu_is_loaded_at_its_next_fill() {
     enable(&mut gic, 1, 1);
     let fill = gic.fill_list_registers(1, qemu());
     assert_eq!(gic.send_sgi(0, 1 << 24 | 0b10), VcpuSet::single(1));
-    gic.sync_from_list_registers(1, fill.values());
+    gic.sync_from_list_registers(1, writes(&fill).values());
     assert_eq!(
         loaded(&gic.fill_list_registers(1, qemu())),
         [(1, LrState::Pending)]
@@ -374,7 +398,270 @@ fn sgi_sent_to_a_running_vcpu_is_loaded_at_its_next_fill() {
 #[test]
 fn fill_for_a_vcpu_the_vm_lacks_is_empty() {
     let mut gic = with_pending_edge_spis(&[32]);
-    let fill = gic.fill_list_registers(5, qemu());
-    assert!(loaded(&fill).is_empty());
+    assert_eq!(gic.fill_list_registers(5, qemu()), LrFill::Unchanged);
+    assert_eq!(gic.live_list_registers(5), 0);
     assert_eq!(gic.sync_from_list_registers(9, &[]), VcpuSet::EMPTY);
+}
+
+/// The list registers of a CPU with 4 of them, as the hypervisor's protocol leaves them.
+#[derive(Default)]
+struct Hardware {
+    lrs: [u64; 4],
+    hcr: u64,
+    /// How many list registers the last entry wrote (0 when the fill was unchanged).
+    written: usize,
+}
+
+impl Hardware {
+    /// Before entry: writes what the fill asks for.
+    fn enter(&mut self, gic: &mut VirtGic, vcpu: usize) -> LrFill {
+        let fill = gic.fill_list_registers(vcpu, qemu());
+        self.written = 0;
+        if let Some(writes) = fill.writes() {
+            self.lrs[..writes.values().len()].copy_from_slice(writes.values());
+            self.hcr = writes.ich_hcr_el2();
+            self.written = writes.values().len();
+        }
+        fill
+    }
+
+    /// After the guest ran: reads back the live list registers only.
+    fn exit(&self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
+        let live = gic.live_list_registers(vcpu);
+        gic.sync_from_list_registers(vcpu, &self.lrs[..live])
+    }
+
+    /// The guest changes the state of the list register holding `intid`.
+    fn guest_sets(&mut self, intid: u32, state: LrState) {
+        let lrs = guest_sets(&self.lrs, intid, state);
+        self.lrs.copy_from_slice(&lrs);
+    }
+
+    /// The (vINTID, state) of each valid list register.
+    fn holds(&self) -> Vec<(u32, LrState)> {
+        self.lrs
+            .iter()
+            .map(|&v| ListRegister::decode(v))
+            .filter(|lr| lr.state != LrState::Invalid)
+            .map(|lr| (lr.vintid, lr.state))
+            .collect()
+    }
+}
+
+#[test]
+fn an_exit_that_changed_nothing_reads_back_only_live_registers_and_writes_nothing() {
+    let mut gic = with_pending_edge_spis(&[40]);
+    let mut hw = Hardware::default();
+    assert_eq!(loaded(&hw.enter(&mut gic, 0)), [(40, LrState::Pending)]);
+    assert_eq!(hw.written, 4, "the first fill writes every list register");
+    assert_eq!(hw.hcr, 0b01);
+    assert_eq!(
+        gic.live_list_registers(0),
+        1,
+        "one list register to read back"
+    );
+    // An exit in which the guest left the pending interrupt alone (an HVC, say).
+    for _ in 0..3 {
+        assert_eq!(hw.exit(&mut gic, 0), VcpuSet::EMPTY);
+        assert!(
+            gic.has_deliverable(0),
+            "the loaded interrupt is still deliverable"
+        );
+        assert_eq!(hw.enter(&mut gic, 0), LrFill::Unchanged);
+        assert_eq!(hw.holds(), [(40, LrState::Pending)]);
+    }
+    // With nothing loaded, nothing is read back either.
+    let mut idle = linux_gic(1);
+    let mut hw = Hardware::default();
+    assert!(loaded(&hw.enter(&mut idle, 0)).is_empty());
+    assert_eq!(idle.live_list_registers(0), 0);
+    assert_eq!(hw.exit(&mut idle, 0), VcpuSet::EMPTY);
+    assert_eq!(hw.enter(&mut idle, 0), LrFill::Unchanged);
+}
+
+#[test]
+fn a_new_spi_for_the_vcpu_forces_a_refill() {
+    let mut gic = with_pending_edge_spis(&[40]);
+    let mut hw = Hardware::default();
+    let _ = hw.enter(&mut gic, 0);
+    enable(&mut gic, 0, 41);
+    assert_eq!(gic.set_spi_level(41, true), VcpuSet::single(0));
+    let _ = hw.exit(&mut gic, 0);
+    let fill = hw.enter(&mut gic, 0);
+    assert_eq!(
+        loaded(&fill),
+        [(40, LrState::Pending), (41, LrState::Pending)]
+    );
+    assert_eq!(
+        hw.written, 2,
+        "list registers 2 and 3 were written invalid before"
+    );
+}
+
+#[test]
+fn the_guest_acknowledging_or_completing_an_interrupt_forces_a_refill() {
+    let mut gic = with_pending_edge_spis(&[40, 41]);
+    let mut hw = Hardware::default();
+    let _ = hw.enter(&mut gic, 0);
+    hw.guest_sets(40, LrState::Active);
+    let _ = hw.exit(&mut gic, 0);
+    assert_eq!(
+        loaded(&hw.enter(&mut gic, 0)),
+        [(40, LrState::Active), (41, LrState::Pending)]
+    );
+    hw.guest_sets(40, LrState::Invalid);
+    let _ = hw.exit(&mut gic, 0);
+    assert_eq!(loaded(&hw.enter(&mut gic, 0)), [(41, LrState::Pending)]);
+    assert_eq!(
+        hw.holds(),
+        [(41, LrState::Pending)],
+        "list register 1 cleared"
+    );
+}
+
+#[test]
+fn a_deactivated_level_interrupt_has_its_list_register_rewritten_which_ends_the_eoi_maintenance() {
+    let mut gic = linux_gic(1);
+    enable(&mut gic, 0, 33);
+    gic.set_spi_level(33, true);
+    let mut hw = Hardware::default();
+    let _ = hw.enter(&mut gic, 0);
+    hw.guest_sets(33, LrState::Active);
+    gic.set_spi_level(33, false);
+    let _ = hw.exit(&mut gic, 0);
+    let _ = hw.enter(&mut gic, 0);
+    // Deactivated with EOI = 1: ICH_EISR_EL2 flags the list register until it is rewritten.
+    hw.guest_sets(33, LrState::Invalid);
+    assert!(ListRegister::decode(hw.lrs[0]).eoi_maintenance);
+    let _ = hw.exit(&mut gic, 0);
+    assert!(loaded(&hw.enter(&mut gic, 0)).is_empty());
+    assert_eq!(hw.lrs[0], 0, "rewritten invalid without EOI");
+}
+
+#[test]
+fn an_underflow_refills_when_the_guest_makes_room_and_not_before() {
+    let mut gic = with_pending_edge_spis(&[32, 33, 34, 35, 36]);
+    let mut hw = Hardware::default();
+    let _ = hw.enter(&mut gic, 0);
+    assert_eq!(hw.hcr, 0b11, "UIE: one interrupt waits");
+    let _ = hw.exit(&mut gic, 0);
+    assert_eq!(hw.enter(&mut gic, 0), LrFill::Unchanged);
+    // The guest takes and completes three: the underflow maintenance interrupt exits.
+    for intid in 32..35 {
+        hw.guest_sets(intid, LrState::Invalid);
+    }
+    let _ = hw.exit(&mut gic, 0);
+    let _ = hw.enter(&mut gic, 0);
+    assert_eq!(hw.holds(), [(35, LrState::Pending), (36, LrState::Pending)]);
+    assert_eq!(hw.hcr, 0b01);
+}
+
+#[test]
+fn an_operation_on_another_vcpus_interrupts_leaves_this_vcpus_list_registers_alone() {
+    let mut gic = with_pending_edge_spis(&[40]);
+    let mut hw = [Hardware::default(), Hardware::default()];
+    let _ = hw[0].enter(&mut gic, 0);
+    let _ = hw[1].enter(&mut gic, 1);
+    enable(&mut gic, 1, VIRTUAL_TIMER);
+    assert_eq!(
+        gic.set_ppi_level(1, VIRTUAL_TIMER, true),
+        VcpuSet::single(1)
+    );
+    route(&mut gic, 41, 1);
+    enable(&mut gic, 0, 41);
+    assert_eq!(gic.set_spi_level(41, true), VcpuSet::single(1));
+    assert_eq!(gic.send_sgi(0, 3 << 24 | 0b10), VcpuSet::EMPTY, "disabled");
+    let _ = hw[0].exit(&mut gic, 0);
+    assert_eq!(hw[0].enter(&mut gic, 0), LrFill::Unchanged);
+    let _ = hw[1].exit(&mut gic, 1);
+    assert_eq!(
+        loaded(&hw[1].enter(&mut gic, 1)),
+        [(VIRTUAL_TIMER, LrState::Pending), (41, LrState::Pending)]
+    );
+}
+
+#[test]
+fn a_group_enable_change_makes_every_vcpus_list_registers_stale() {
+    let mut gic = with_pending_edge_spis(&[40]);
+    let mut hw = [Hardware::default(), Hardware::default()];
+    for (vcpu, hw) in hw.iter_mut().enumerate() {
+        let _ = hw.enter(&mut gic, vcpu);
+        let _ = hw.exit(&mut gic, vcpu);
+    }
+    // Group 0 off: nothing of Group 0 is pending, yet both vCPUs refill.
+    let kick = crate::gic::tests::gicd_write(&mut gic, 0, 0b10);
+    assert_eq!(kick, VcpuSet::single(0), "vCPU 0 holds an interrupt");
+    for (vcpu, hw) in hw.iter_mut().enumerate() {
+        assert!(hw.enter(&mut gic, vcpu).writes().is_some(), "vCPU {vcpu}");
+    }
+    // Group 1 off: the loaded Group 1 interrupt is withdrawn.
+    crate::gic::tests::gicd_write(&mut gic, 0, 0);
+    let _ = hw[0].exit(&mut gic, 0);
+    assert!(loaded(&hw[0].enter(&mut gic, 0)).is_empty());
+    assert!(!gic.has_deliverable(0));
+}
+
+/// The EL1 virtual timer's PPI.
+const VIRTUAL_TIMER: u32 = crate::gic::VIRTUAL_TIMER_PPI;
+
+#[test]
+fn spis_made_active_by_isactiver_do_not_starve_a_pending_timer_interrupt() {
+    // Issue 10, failure 2: on a CPU with 4 list registers, four SPIs routed to vCPU 0 made
+    // active through GICD_ISACTIVER (never acknowledged by the vCPU), then its virtual timer.
+    let mut gic = linux_gic(1);
+    for intid in 32..36 {
+        enable(&mut gic, 0, intid);
+    }
+    // GICD_ISACTIVER1: SPIs 32-35; INTID 35 pending too.
+    crate::gic::tests::gicd_write(&mut gic, 0x304, 0xF);
+    crate::gic::tests::gicd_write(&mut gic, 0x204, 1 << 3);
+    enable(&mut gic, 0, VIRTUAL_TIMER);
+    assert_eq!(
+        gic.set_ppi_level(0, VIRTUAL_TIMER, true),
+        VcpuSet::single(0)
+    );
+    assert!(gic.has_deliverable(0), "WFI must not wait");
+    let fill = gic.fill_list_registers(0, qemu());
+    // The timer is presented; the active SPIs take no list register, and active and
+    // pending INTID 35 waits for its deactivation.
+    assert_eq!(loaded(&fill), [(VIRTUAL_TIMER, LrState::Pending)]);
+    assert!(!writes(&fill).underflow());
+    // Once the guest deactivates INTID 35 (GICD_ICACTIVER1), it is delivered.
+    let live = gic.live_list_registers(0);
+    let lrs = writes(&fill).values()[..live].to_vec();
+    crate::gic::tests::gicd_write(&mut gic, 0x384, 1 << 3);
+    gic.sync_from_list_registers(0, &lrs);
+    assert_eq!(
+        loaded(&gic.fill_list_registers(0, qemu())),
+        [(VIRTUAL_TIMER, LrState::Pending), (35, LrState::Pending)]
+    );
+}
+
+#[test]
+fn a_private_interrupt_the_vcpu_acknowledged_keeps_its_list_register_while_active() {
+    let mut gic = linux_gic(1);
+    enable(&mut gic, 0, VIRTUAL_TIMER);
+    gic.set_ppi_level(0, VIRTUAL_TIMER, true);
+    let fill = gic.fill_list_registers(0, qemu());
+    let lrs = guest_sets(writes(&fill).values(), VIRTUAL_TIMER, LrState::Active);
+    gic.sync_from_list_registers(0, &lrs);
+    let irq = gic.vcpu_irq_for_tests(0, VIRTUAL_TIMER);
+    assert_eq!(gic.irq(irq).active_on(), Some(0));
+    assert_eq!(
+        loaded(&gic.fill_list_registers(0, qemu())),
+        [(VIRTUAL_TIMER, LrState::PendingActive)]
+    );
+}
+
+#[test]
+fn a_loaded_edge_interrupt_reads_pending_and_active_as_its_list_register_was_loaded() {
+    let mut gic = with_pending_edge_spis(&[40]);
+    let mut hw = Hardware::default();
+    let _ = hw.enter(&mut gic, 0);
+    let _ = hw.exit(&mut gic, 0);
+    // GICD_ISPENDR1 and GICD_ISACTIVER1, INTID 40 is bit 8.
+    assert_eq!(crate::gic::tests::gicd_read(&mut gic, 0x204), 1 << 8);
+    assert_eq!(crate::gic::tests::gicd_read(&mut gic, 0x304), 0);
+    // Reading changes nothing.
+    assert_eq!(hw.enter(&mut gic, 0), LrFill::Unchanged);
 }

@@ -159,8 +159,11 @@ fn wrong_sizes_and_alignments_are_raz_wi() {
 fn sgi_pended_through_ispendr0_kicks_its_vcpu_once_enabled() {
     let mut gic = linux_gic(2);
     assert!(write(&mut gic, 1, ISPENDR0, 0x8).is_empty(), "disabled");
-    enable(&mut gic, 1, 3);
-    assert_eq!(write(&mut gic, 1, ISPENDR0, 0x8), VcpuSet::single(1));
+    assert_eq!(write(&mut gic, 1, ISENABLER0, 0x8), VcpuSet::single(1));
+    assert!(
+        write(&mut gic, 1, ISPENDR0, 0x8).is_empty(),
+        "already pending: nothing new for vCPU 1"
+    );
 }
 
 #[test]
@@ -168,8 +171,9 @@ fn waking_a_redistributor_moves_one_of_n_spis_to_it() {
     let mut gic = linux_gic(2);
     gic.redists[0].processor_sleep = true;
     gic.redists[1].processor_sleep = true;
+    let _ = gic.resummarise();
     enable(&mut gic, 0, 40);
-    gic.routes[8] = 1 << 31;
+    gic.distributor_access(Access::write(0x6000 + 8 * 40, 8, 1 << 31));
     gic.set_spi_level(40, true);
     assert_eq!(write(&mut gic, 1, reg::WAKER, 0), VcpuSet::single(1));
     assert!(gic.has_deliverable(1));
