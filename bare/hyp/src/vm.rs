@@ -423,7 +423,7 @@ impl Vm {
         } else {
             VcpuSet::EMPTY
         };
-        cpu.fill(gic, vcpu.index);
+        let kick = kick.union(cpu.fill(gic, vcpu.index));
         self.kick(kick, vcpu.index);
     }
 
