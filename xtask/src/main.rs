@@ -12,6 +12,7 @@ mod error;
 mod explain;
 mod harness;
 mod initramfs;
+mod kvm;
 mod linux;
 mod qemu;
 mod vm;
