@@ -50,7 +50,8 @@ _start:
         bl      put_nl
         cbnz    x20, measure
         adr     x2, cpu1_flag
-1:      ldr     w3, [x2]
+1:      wfe                                     // vCPU 1 raises the flag, then SEV
+        ldr     w3, [x2]
         cbz     w3, 1b
 
 measure:
@@ -117,13 +118,16 @@ batch:
 halt:   wfi
         b       halt
 
-// vCPU 1: say so, raise the flag vCPU 0 waits for, and turn off (CPU_OFF, 0x84000002).
+// vCPU 1: say so, raise the flag vCPU 0 waits for (in WFE: a spinning vCPU 0 could keep an
+// emulator that runs its CPUs in turn from ever running vCPU 1), and turn off (CPU_OFF, 0x84000002).
 secondary:
         adr     x1, m_cpu1
         bl      puts
         adr     x2, cpu1_flag
         mov     w3, #1
         str     w3, [x2]
+        dsb     sy
+        sev
         movz    w0, #0x8400, lsl #16
         add     w0, w0, #2
         hvc     #0

@@ -22,6 +22,11 @@ pub struct Args {
     /// Whether the vCPUs have KVM's virtual PMU (`KVM_ARM_VCPU_PMU_V3`), as QEMU gives a KVM
     /// guest by default; KVM then switches the PMU's state on every entry and exit.
     pub pmu: bool,
+    /// Whether the VM has KVM's in-kernel vGICv3 (the default). Without it KVM runs the
+    /// vCPUs with a userspace interrupt controller that the runner does not provide: a guest
+    /// access to the GIC's windows is then an MMIO exit the runner reports, and the PL011's
+    /// interrupt goes nowhere. It exists to measure what the vGIC changes in KVM's exit path.
+    pub vgic: bool,
 }
 
 /// The defaults: 128 MiB, one vCPU, a 40-bit IPA space (QEMU virt's map as Moat builds it).
@@ -34,14 +39,15 @@ pub const MAX_SMP: u32 = 8;
 
 /// The usage text, printed for `--help` and after a usage error.
 pub const USAGE: &str = "usage: moat-kvm-runner --image FILE --dtb FILE [--dtb-addr HEX] \
-[--mem SIZE] [--smp N] [--ipa-bits N] [--pmu]
+[--mem SIZE] [--smp N] [--ipa-bits N] [--pmu] [--no-vgic]
   --image FILE     raw guest image, loaded at 0x40080000 (RAM base + 0x80000)
   --dtb FILE       device tree blob; its address is in x0 at entry
   --dtb-addr HEX   where the device tree goes [default: the last 2 MiB block of RAM]
   --mem SIZE       guest RAM at 0x40000000, e.g. 128M [default: 128M]
   --smp N          vCPUs, 1..=8 [default: 1]
   --ipa-bits N     the VM's IPA size, 32..=48 [default: 40]
-  --pmu            give the vCPUs KVM's virtual PMUv3 (its interrupt: PPI 7, INTID 23)";
+  --pmu            give the vCPUs KVM's virtual PMUv3 (its interrupt: PPI 7, INTID 23)
+  --no-vgic        no in-kernel vGICv3 (guest GIC accesses end the run)";
 
 /// Why the command line was refused: one line for the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,14 +99,16 @@ impl Args {
     /// [`ArgsError`] naming the option at fault.
     pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Self, ArgsError> {
         let mut values: [Option<String>; 6] = Default::default();
-        let mut pmu = false;
+        let (mut pmu, mut vgic) = (false, true);
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
-            if arg == "--help" || arg == "-h" {
-                return Err(ArgsError::Help);
+            match arg.as_str() {
+                "--help" | "-h" => return Err(ArgsError::Help),
+                "--pmu" => pmu = true,
+                "--no-vgic" => vgic = false,
+                _ => {}
             }
-            if arg == "--pmu" {
-                pmu = true;
+            if matches!(arg.as_str(), "--pmu" | "--no-vgic") {
                 continue;
             }
             let (name, inline) = match arg.split_once('=') {
@@ -130,7 +138,14 @@ impl Args {
             ipa_bits: ipa_bits
                 .map_or(Ok(DEFAULT_IPA_BITS), |v| parse_in("--ipa-bits", &v, 32, 48))?,
             pmu,
+            vgic,
         };
+        if parsed.pmu && !parsed.vgic {
+            return Err(bad(
+                "--pmu",
+                "the virtual PMU's interrupt needs the in-kernel vGIC",
+            ));
+        }
         Ok(parsed)
     }
 
@@ -205,6 +220,7 @@ mod tests {
                 smp: 1,
                 ipa_bits: 40,
                 pmu: false,
+                vgic: true,
             }
         );
     }
@@ -241,6 +257,23 @@ mod tests {
         assert_eq!(
             parse(&["--image", "i", "--dtb"]),
             Err(ArgsError::MissingValue("--dtb"))
+        );
+    }
+
+    #[test]
+    fn no_vgic_is_read_and_refused_with_the_pmu_whose_interrupt_needs_it() {
+        let args = parse(&["--image", "i", "--dtb", "d", "--no-vgic"]).unwrap();
+        assert!(!args.vgic);
+        let err = parse(&["--no-vgic", "--image", "i", "--dtb", "d", "--pmu"]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ArgsError::Bad {
+                    option: "--pmu",
+                    ..
+                }
+            ),
+            "{err:?}"
         );
     }
 

@@ -114,6 +114,10 @@ struct KvmRunArgs {
     /// Give the vCPUs KVM's virtual PMUv3, as QEMU does for a KVM guest by default.
     #[arg(long)]
     pmu: bool,
+    /// Leave out KVM's in-kernel vGICv3 (as issue 9's first KVM figures were measured); a
+    /// guest's access to the GIC then ends the run.
+    #[arg(long, conflicts_with = "pmu")]
+    no_vgic: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -241,7 +245,11 @@ impl Cli {
                     KvmMode::Nvhe => &[crate::kvm::Mode::Nvhe],
                     KvmMode::Both => &crate::kvm::Mode::ALL,
                 };
-                crate::kvm::command(args.guest.as_deref(), args.smp, args.mem, modes, args.pmu)
+                let options = crate::kvm::KvmOptions {
+                    pmu: args.pmu,
+                    vgic: !args.no_vgic,
+                };
+                crate::kvm::command(args.guest.as_deref(), args.smp, args.mem, modes, options)
             }
             Command::LinuxFetch(args) => {
                 let guest = linux::prefetch(args.refresh)?;

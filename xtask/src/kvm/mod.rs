@@ -13,7 +13,7 @@ pub mod boot;
 pub mod build;
 pub mod check;
 
-pub use boot::Mode;
+pub use boot::{KvmOptions, Mode};
 
 use crate::error::{XResult, failed, usage};
 use crate::qemu::{ConsoleMode, Machine};
@@ -55,12 +55,11 @@ pub struct KvmOutcome {
 )]
 pub fn run_guest(vm: &VmConfig, image: &Path, mode: Mode) -> XResult<KvmOutcome> {
     let artifacts = build::build()?;
-    run_built(&artifacts, vm, image, mode, false)
+    run_built(&artifacts, vm, image, mode, KvmOptions::default())
 }
 
-/// [`run_guest`] with the runner already built (a benchmark builds once and boots many times),
-/// and with `pmu`, vCPUs that have KVM's virtual PMUv3 (as QEMU gives a KVM guest by default;
-/// measured: +16 instructions per HVC round trip in both modes).
+/// [`run_guest`] with the runner already built (a benchmark builds once and boots many times)
+/// and with `options` (the default: the in-kernel vGICv3, no virtual PMU).
 ///
 /// # Errors
 ///
@@ -70,7 +69,7 @@ pub fn run_built(
     vm: &VmConfig,
     image: &Path,
     mode: Mode,
-    pmu: bool,
+    options: KvmOptions,
 ) -> XResult<KvmOutcome> {
     let ram = single_ram(vm)?;
     let linux = crate::linux::default_linux()?;
@@ -81,7 +80,7 @@ pub fn run_built(
     let read = |path: &Path| {
         std::fs::read(path).map_err(|e| failed(format!("reading {}: {e}", path.display())))
     };
-    let args = boot::runner_args(ram.size, vm.cpus, vm.ipa_bits, dtb_addr.raw(), pmu);
+    let args = boot::runner_args(ram.size, vm.cpus, vm.ipa_bits, dtb_addr.raw(), options);
     let entries = boot::entries(
         crate::linux::busybox()?,
         read(&artifacts.runner)?,
@@ -164,7 +163,7 @@ fn tail(console: &str) -> String {
 }
 
 /// `./x kvm-run`: `guest` (default: the check guest) on `smp` vCPUs and `mem` bytes of RAM
-/// (with `pmu`, a virtual PMU) under KVM in each of `modes`; prints the guest's console, or the check guest's figures.
+/// (with `options`) under KVM in each of `modes`; prints the guest's console, or the check guest's figures.
 ///
 /// # Errors
 ///
@@ -174,7 +173,7 @@ pub fn command(
     smp: u32,
     mem: Option<u64>,
     modes: &[Mode],
-    pmu: bool,
+    options: KvmOptions,
 ) -> XResult<std::process::ExitCode> {
     let request = crate::vm::VmRequest {
         cpus: Some(smp),
@@ -188,7 +187,7 @@ pub fn command(
     let artifacts = build::build()?;
     let image = guest.map_or_else(|| artifacts.check_guest.clone(), Path::to_path_buf);
     for &mode in modes {
-        let outcome = run_built(&artifacts, &vm, &image, mode, pmu)?;
+        let outcome = run_built(&artifacts, &vm, &image, mode, options)?;
         let seconds = outcome.elapsed.as_secs_f64();
         for line in outcome
             .host
@@ -241,7 +240,13 @@ pub fn check_case(mode: Mode) -> XResult<Result<(), String>> {
     let artifacts = build::build()?;
     let mut vm = VmConfig::default_virt();
     vm.set_cpus(2);
-    let outcome = match run_built(&artifacts, &vm, &artifacts.check_guest, mode, false) {
+    let outcome = match run_built(
+        &artifacts,
+        &vm,
+        &artifacts.check_guest,
+        mode,
+        KvmOptions::default(),
+    ) {
         Ok(outcome) => outcome,
         Err(e) => return Ok(Err(e.to_string())),
     };
