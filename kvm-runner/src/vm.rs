@@ -25,7 +25,7 @@ use kvm_ioctls::{Cap, DeviceFd, Kvm, VcpuExit, VcpuFd, VmFd};
 use moat_kvm_runner::args::Args;
 use moat_kvm_runner::layout::devices::{GIC_NR_IRQS, GICD_BASE, GICR_BASE, PL011_INTID, PMU_INTID};
 use moat_kvm_runner::layout::{Layout, RAM_BASE};
-use moat_kvm_runner::mmio::Bus;
+use moat_kvm_runner::mmio::{Bus, Effects, Unclaimed};
 use std::io::Write;
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -330,31 +330,26 @@ fn exit(
         Err(e) => return Err(format!("KVM_RUN failed: {e}")),
     };
     match exit {
-        VcpuExit::MmioRead(addr, data) => mmio(vm, console, addr, data, false).map(|()| None),
+        VcpuExit::MmioRead(addr, data) => {
+            mmio(vm, console, |bus| bus.read(addr, data)).map(|()| None)
+        }
         VcpuExit::MmioWrite(addr, data) => {
-            let mut bytes = [0u8; 8];
-            let len = data.len().min(8);
-            bytes[..len].copy_from_slice(&data[..len]);
-            mmio(vm, console, addr, &mut bytes[..len], true).map(|()| None)
+            mmio(vm, console, |bus| bus.write(addr, data)).map(|()| None)
         }
         VcpuExit::SystemEvent(kind, data) => Ok(Some(system_event(id, kind, data))),
         other => Err(format!("unexpected exit {other:?}")),
     }
 }
 
-/// An MMIO exit answered by the bus; its console byte and interrupt level carried out.
+/// An MMIO exit answered by the bus (`access`); its console byte and interrupt level carried
+/// out.
 fn mmio(
     vm: &VmFd,
     console: &Mutex<Console>,
-    addr: u64,
-    data: &mut [u8],
-    write: bool,
+    access: impl FnOnce(&mut Bus) -> Result<Effects, Unclaimed>,
 ) -> Result<(), String> {
     let mut console = console.lock().map_err(|_| "the console lock is poisoned")?;
-    let effects = console
-        .bus
-        .access(addr, data, write)
-        .map_err(|e| e.to_string())?;
+    let effects = access(&mut console.bus).map_err(|e| e.to_string())?;
     if let Some(byte) = effects.console_out {
         console.line.push(byte);
         if byte == b'\n' {

@@ -111,6 +111,9 @@ struct KvmRunArgs {
     /// How the host runs KVM: `nvhe` (`kvm-arm.mode=nvhe`), `vhe`, or `both`.
     #[arg(long, value_enum, default_value = "both")]
     mode: KvmMode,
+    /// The guest's command line (`/chosen/bootargs` of its device tree), e.g. `moat.test=NAME`.
+    #[arg(long, value_name = "ARGS")]
+    append: Option<String>,
     /// Give the vCPUs KVM's virtual PMUv3, as QEMU does for a KVM guest by default.
     #[arg(long)]
     pmu: bool,
@@ -249,7 +252,13 @@ impl Cli {
                     pmu: args.pmu,
                     vgic: !args.no_vgic,
                 };
-                crate::kvm::command(args.guest.as_deref(), args.smp, args.mem, modes, options)
+                let request = VmRequest {
+                    cpus: Some(args.smp),
+                    mem: args.mem,
+                    bootargs: args.append.clone(),
+                    ..VmRequest::default()
+                };
+                crate::kvm::command(args.guest.as_deref(), &request, modes, options)
             }
             Command::LinuxFetch(args) => {
                 let guest = linux::prefetch(args.refresh)?;

@@ -162,25 +162,19 @@ fn tail(console: &str) -> String {
     format!("; the console ended with:\n    | {}", last.join("\n    | "))
 }
 
-/// `./x kvm-run`: `guest` (default: the check guest) on `smp` vCPUs and `mem` bytes of RAM
-/// (with `options`) under KVM in each of `modes`; prints the guest's console, or the check guest's figures.
+/// `./x kvm-run`: `guest` (default: the check guest) on the VM `request` describes (vCPUs,
+/// RAM, command line; with `options`) under KVM in each of `modes`; prints the guest's console, or the check guest's figures.
 ///
 /// # Errors
 ///
 /// As [`run_guest`], and a failure when the check guest's report is incomplete.
 pub fn command(
     guest: Option<&Path>,
-    smp: u32,
-    mem: Option<u64>,
+    request: &crate::vm::VmRequest,
     modes: &[Mode],
     options: KvmOptions,
 ) -> XResult<std::process::ExitCode> {
-    let request = crate::vm::VmRequest {
-        cpus: Some(smp),
-        mem,
-        ..crate::vm::VmRequest::default()
-    };
-    let vm = crate::vm::describe(&request, CPU)?;
+    let vm = crate::vm::describe(request, CPU)?;
     if let Some(path) = guest.filter(|p| !p.is_file()) {
         return Err(usage(format!("--guest {}: no such file", path.display())));
     }
