@@ -47,6 +47,11 @@ enum Command {
     /// `-icount`, bare and under Moat, on 1 and 2 CPUs). Without a name: all of them, and
     /// BENCHMARKS.md regenerated from their output.
     Bench(BenchArgs),
+    /// Run a bare guest under Linux KVM in the same QEMU (Debian's cloud kernel at EL2, Moat's
+    /// own small VMM in `kvm-runner/`), nVHE and VHE, under `-icount shift=0,sleep=off`; prints
+    /// the guest's console. Without `--guest` it runs the check guest and prints the HVC
+    /// `PSCI_VERSION` round trip in instructions.
+    KvmRun(KvmRunArgs),
     /// Explain a guest trap: the syndrome decoded, what Moat does with it (SPEC §2), the
     /// exception it injects (SPEC §3), and what Linux 6.1 KVM would do instead (SPEC §5).
     Explain(ExplainArgs),
@@ -92,6 +97,41 @@ pub(crate) struct ExplainArgs {
     /// A VM description (TOML; see configs/) for S, P, RAM and devices [default: QEMU virt].
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+}
+
+/// Options of `./x kvm-run`.
+#[derive(Args, Debug)]
+struct KvmRunArgs {
+    /// A raw AArch64 image, loaded and entered at RAM base + 0x80000 with `x0` = its device
+    /// tree (the one Moat would give it) [default: the check guest].
+    #[arg(long, value_name = "FILE")]
+    guest: Option<PathBuf>,
+    /// The number of vCPUs (1..=8); vCPU 0 starts, PSCI `CPU_ON` starts the others.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    smp: u32,
+    /// The guest's RAM at 0x4000_0000, e.g. 128M.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    mem: Option<u64>,
+    /// How the host runs KVM: `nvhe` (`kvm-arm.mode=nvhe`), `vhe`, or `both`.
+    #[arg(long, value_enum, default_value = "both")]
+    mode: KvmMode,
+    /// The guest's command line (`/chosen/bootargs` of its device tree), e.g. `moat.test=NAME`.
+    #[arg(long, value_name = "ARGS")]
+    append: Option<String>,
+    /// Give the vCPUs KVM's virtual PMUv3, as QEMU does for a KVM guest by default.
+    #[arg(long)]
+    pmu: bool,
+    /// Leave out KVM's in-kernel vGICv3 (as issue 9's first KVM figures were measured); a
+    /// guest's access to the GIC then ends the run.
+    #[arg(long, conflicts_with = "pmu")]
+    no_vgic: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum KvmMode {
+    Vhe,
+    Nvhe,
+    Both,
 }
 
 /// Options of `./x linux-fetch`.
@@ -211,6 +251,24 @@ impl Cli {
             Command::Test(args) => harness::test_all(args.guests_only),
             Command::Bench(args) => bench(&args),
             Command::Explain(args) => crate::explain::run(&args),
+            Command::KvmRun(args) => {
+                let modes: &[crate::kvm::Mode] = match args.mode {
+                    KvmMode::Vhe => &[crate::kvm::Mode::Vhe],
+                    KvmMode::Nvhe => &[crate::kvm::Mode::Nvhe],
+                    KvmMode::Both => &crate::kvm::Mode::ALL,
+                };
+                let options = crate::kvm::KvmOptions {
+                    pmu: args.pmu,
+                    vgic: !args.no_vgic,
+                };
+                let request = VmRequest {
+                    cpus: Some(args.smp),
+                    mem: args.mem,
+                    bootargs: args.append.clone(),
+                    ..VmRequest::default()
+                };
+                crate::kvm::command(args.guest.as_deref(), &request, modes, options)
+            }
             Command::LinuxFetch(args) => {
                 let guest = linux::prefetch(args.refresh)?;
                 println!(

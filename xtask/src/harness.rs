@@ -58,6 +58,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     moat_refuses_s_above_l(&artifacts, &mut tally)?;
     aarch32_cases(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
+    kvm_cases(&mut tally)?;
     cli_cases(&artifacts, &mut tally)?;
     run_cases::initrd_with_guest(&mut tally)?;
     run_cases::kvm_unit_tests_environment(&mut tally)?;
@@ -129,6 +130,7 @@ fn static_checks() -> XResult<()> {
         ]),
         "guest runtime unit tests",
     )?;
+    crate::kvm::build::static_checks()?;
     // The logic crates are the EL2 binary's dependencies; building them by name for the
     // bare-metal target proves they stay `no_std`.
     let logic = [
@@ -294,6 +296,20 @@ const LINUX_LIMIT: Duration = Duration::from_secs(180);
 /// through the virtual GIC, the console takes input, PSCI powers off, and an access at `2^S`
 /// (`S` = 40 on `max`, whose `P` is 48) is a synchronous external abort that Linux turns into
 /// SIGBUS for the process alone.
+/// The check guest under Debian's KVM in the same QEMU, nVHE and VHE (`crate::kvm`).
+fn kvm_cases(tally: &mut Tally) -> XResult<()> {
+    for mode in crate::kvm::Mode::ALL {
+        let start = Instant::now();
+        let verdict = crate::kvm::check_case(mode)?;
+        let name = format!(
+            "kvm_runs_the_check_guest_on_2_vcpus_to_power_off ({:.1} s)",
+            start.elapsed().as_secs_f64()
+        );
+        tally.record(&name, mode.name(), None, verdict);
+    }
+    Ok(())
+}
+
 fn linux_case(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
     let linux = crate::linux::default_linux()?;
     let scratch = Scratch::new("test")?;

@@ -100,6 +100,47 @@ pub fn prefetch(refresh: bool) -> XResult<LinuxGuest> {
     guest(&cache, &fetched)
 }
 
+/// The busybox of the cache (fetched first if the cache has none), for other initramfs images
+/// (the KVM host's, `crate::kvm`).
+///
+/// # Errors
+///
+/// As [`default_linux`].
+pub fn busybox() -> XResult<Vec<u8>> {
+    let cache = cache_dir();
+    let fetched = match Fetched::load(&cache) {
+        Some(fetched) => fetched,
+        None => fetch(&cache)?,
+    };
+    read(&fetched.busybox_path(&cache))
+}
+
+/// The arm64 package `name` at exactly `version`, unpacked into the cache (`<cache>/<name>_<version>/`)
+/// with the same private apt state as the kernel; fetched only when that folder is missing.
+///
+/// # Errors
+///
+/// When the lists cannot be updated or the package at that version cannot be downloaded or
+/// unpacked.
+pub fn arm64_package(name: &str, version: &str) -> XResult<PathBuf> {
+    let cache = cache_dir();
+    let package = Package {
+        name: name.into(),
+        version: version.into(),
+    };
+    let dir = package.dir(&cache);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let apt = Apt::prepare(&cache)?;
+    eprintln!("x: fetching Debian's arm64 package lists for {name} {version}");
+    apt.update()?;
+    let tree = apt.download_and_unpack(&package)?;
+    fs::rename(&tree, &dir).map_err(|e| failed(format!("moving {}: {e}", tree.display())))?;
+    remove_dir(&cache.join("unpack"))?;
+    Ok(dir)
+}
+
 /// The guest from what was fetched; the initramfs is rebuilt every time (a fraction of a second)
 /// so that it always has the current `/init`, and renamed into place so that runs side by side
 /// never see half a file.

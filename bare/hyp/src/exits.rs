@@ -6,7 +6,9 @@ use crate::outcome::{Next, stop};
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use crate::{aborts, guest, irqs, smccc, sysregs};
-use moat_arm::esr::{Esr, Syndrome, WfxKind};
+use moat_arm::esr::{
+    CallIss, CopRegIss, Esr, ExceptionClass, Smc32Iss, SysRegIss, WfxIss, WfxKind,
+};
 use moat_vcpu::cond::condition_holds;
 use moat_vcpu::frame::ExitVector;
 
@@ -32,45 +34,51 @@ pub fn handle(
     }
 }
 
+/// A synchronous exit, dispatched on `ESR_EL2.EC`; each arm decodes only its own class's ISS
+/// (building the whole `Syndrome` copies its largest variant on every exit).
 fn synchronous(vm: &mut Vm, vcpu: &mut Vcpu, cpu: Option<&CpuInterface>) -> Next {
     let esr = Esr::new(vcpu.frame.esr);
-    match esr.decode() {
+    let iss = esr.iss();
+    match esr.ec() {
         // HVC: ELR_EL2 already points after the instruction.
-        Syndrome::Hvc64(call) | Syndrome::Hvc32(call) => smccc::call(vm, vcpu, call.imm16),
+        ExceptionClass::Hvc64 | ExceptionClass::Hvc32 => {
+            smccc::call(vm, vcpu, CallIss::decode(iss).imm16)
+        }
         // A trapped SMC (HCR_EL2.TSC): ELR_EL2 points at the SMC itself.
-        Syndrome::Smc64(call) => {
+        ExceptionClass::Smc64 => {
             vcpu.frame.advance_pc(true);
-            smccc::call(vm, vcpu, call.imm16)
+            smccc::call(vm, vcpu, CallIss::decode(iss).imm16)
         }
-        // An AArch32 SMC may trap although its condition failed (`CCKNOWNPASS`): then it is a
-        // no-op.
-        Syndrome::Smc32(iss)
-            if iss.ccknownpass && !condition_holds(iss.cond, vcpu.frame.pstate) =>
-        {
+        ExceptionClass::Smc32 => {
+            // An AArch32 SMC may trap although its condition failed (`CCKNOWNPASS`): then it
+            // is a no-op.
+            let smc = Smc32Iss::decode(iss);
             vcpu.frame.advance_pc(esr.il());
-            Next::Resume
+            if smc.ccknownpass && !condition_holds(smc.cond, vcpu.frame.pstate) {
+                Next::Resume
+            } else {
+                smccc::call(vm, vcpu, 0)
+            }
         }
-        Syndrome::Smc32(_) => {
-            vcpu.frame.advance_pc(esr.il());
-            smccc::call(vm, vcpu, 0)
-        }
-        Syndrome::Mcr15(iss) => sysregs::cp15_id_register(vm, vcpu, esr, &iss),
-        Syndrome::Vmrs(iss) => sysregs::vmrs_id_register(vm, vcpu, esr, &iss),
+        ExceptionClass::Mcr15 => sysregs::cp15_id_register(vm, vcpu, esr, &CopRegIss::decode(iss)),
+        ExceptionClass::Vmrs => sysregs::vmrs_id_register(vm, vcpu, esr, &CopRegIss::decode(iss)),
         // WFI (HCR_EL2.TWI): wait for an interrupt unless one is deliverable. WFE (TWE): an
         // event may end it at any time; it completes at once.
-        Syndrome::Wfx(iss) => {
+        ExceptionClass::Wfx => {
             vcpu.frame.advance_pc(esr.il());
-            if iss.ti == WfxKind::Wfi {
+            if WfxIss::decode(iss).ti == WfxKind::Wfi {
                 irqs::wfi(vm, vcpu, cpu)
             } else {
                 Next::Resume
             }
         }
-        Syndrome::DataAbortLower(_) | Syndrome::InstrAbortLower(_) => aborts::handle(vm, vcpu, esr),
-        Syndrome::SysReg(iss) => sysregs::system_register(vm, vcpu, esr, &iss),
+        ExceptionClass::DataAbortLower | ExceptionClass::InstrAbortLower => {
+            aborts::handle(vm, vcpu, esr)
+        }
+        ExceptionClass::SysReg => sysregs::system_register(vm, vcpu, esr, &SysRegIss::decode(iss)),
         // SVE and SME are trapped (`CPTR_EL2.TZ`, `TSM`) and reported absent in the ID
         // registers: on a CPU without them the instruction is UNDEFINED.
-        Syndrome::SveAccess | Syndrome::SmeAccess(_) => undefined(vm, vcpu),
+        ExceptionClass::SveAccess | ExceptionClass::SmeAccess => undefined(vm, vcpu),
         _ => stop(&vm.config.name, &vcpu.frame, format_args!("unhandled trap")),
     }
 }

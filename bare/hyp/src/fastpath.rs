@@ -14,7 +14,7 @@ use crate::vcpu::Vcpu;
 use moat_arm::esr::{CallIss, Esr, ExceptionClass};
 use moat_arm::pstate::is_aarch32;
 use moat_vcpu::frame::ExitVector;
-use moat_vcpu::smccc::{Call, answer_without_vm};
+use moat_vcpu::smccc::answer_without_vm;
 
 /// Serves the exit in `vcpu`'s frame if it is a call answered without the VM; `true` when it
 /// was (the guest resumes at once).
@@ -31,17 +31,15 @@ pub fn serve(vcpu: &mut Vcpu, vector: ExitVector) -> bool {
         _ => return false,
     };
     let f = &mut vcpu.frame;
-    let call = Call {
-        args: [f.x[0], f.x[1], f.x[2], f.x[3]],
-        imm16: CallIss::decode(esr.iss()).imm16,
-        aarch32: is_aarch32(f.pstate),
-    };
-    let Some(results) = answer_without_vm(call) else {
+    let aarch32 = is_aarch32(f.pstate);
+    let Some(x) = f.x.first_chunk_mut::<4>() else {
         return false;
     };
+    if !answer_without_vm(x, CallIss::decode(esr.iss()).imm16, aarch32) {
+        return false;
+    }
     if is_smc {
         f.advance_pc(true);
     }
-    f.x[..4].copy_from_slice(&results);
     true
 }

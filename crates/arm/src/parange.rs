@@ -58,19 +58,37 @@ impl PaRange {
             .map_or(Self::Reserved(field), |e| e.0)
     }
 
-    /// The field value.
+    /// The field value (a `match`, not a search: the ID-register answer and the abort
+    /// decision ask for it on every trap).
     #[must_use]
-    pub fn field(self) -> u8 {
+    pub const fn field(self) -> u8 {
         match self {
+            Self::Bits32 => 0b0000,
+            Self::Bits36 => 0b0001,
+            Self::Bits40 => 0b0010,
+            Self::Bits42 => 0b0011,
+            Self::Bits44 => 0b0100,
+            Self::Bits48 => 0b0101,
+            Self::Bits52 => 0b0110,
+            Self::Bits56 => 0b0111,
             Self::Reserved(f) => f,
-            known => TABLE.iter().find(|e| e.0 == known).map_or(0, |e| e.1),
         }
     }
 
     /// The number of physical address bits, or `None` for a reserved encoding.
     #[must_use]
-    pub fn bits(self) -> Option<u8> {
-        TABLE.iter().find(|e| e.0 == self).map(|e| e.2)
+    pub const fn bits(self) -> Option<u8> {
+        Some(match self {
+            Self::Bits32 => 32,
+            Self::Bits36 => 36,
+            Self::Bits40 => 40,
+            Self::Bits42 => 42,
+            Self::Bits44 => 44,
+            Self::Bits48 => 48,
+            Self::Bits52 => 52,
+            Self::Bits56 => 56,
+            Self::Reserved(_) => return None,
+        })
     }
 
     /// The encoding of exactly `bits` address bits.
@@ -89,6 +107,15 @@ impl PaRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_and_bits_agree_with_the_encoding_table() {
+        for (range, field, bits) in TABLE {
+            assert_eq!((range.field(), range.bits()), (field, Some(bits)));
+            assert_eq!(PaRange::from_field(field), range);
+        }
+        assert_eq!(PaRange::Reserved(0b1111).bits(), None);
+    }
 
     #[test]
     fn encodings_map_to_the_arm_arm_sizes() {

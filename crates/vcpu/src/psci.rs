@@ -86,11 +86,7 @@ pub fn handle_call(args: [u64; 4]) -> CallOutcome {
     // Truncation intended: the function identifier is `W0`.
     #[allow(clippy::cast_possible_truncation)]
     let function = args[0] as u32;
-    let ret = |value: i64| CallOutcome::Return([value as u64, args[1], args[2], args[3]]);
     match function {
-        PSCI_VERSION => ret(i64::from(PSCI_VERSION_1_1)),
-        SMCCC_VERSION => ret(i64::from(SMCCC_VERSION_1_1)),
-        PSCI_FEATURES => ret(features(args[1])),
         PSCI_SYSTEM_OFF => CallOutcome::SystemOff,
         PSCI_SYSTEM_RESET => CallOutcome::SystemReset,
         // SMC32 callers pass 32-bit arguments: the upper halves are ignored.
@@ -114,11 +110,39 @@ pub fn handle_call(args: [u64; 4]) -> CallOutcome {
             level: args[2],
         },
         PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => CallOutcome::Suspend,
-        PSCI_MIGRATE_INFO_TYPE => ret(MIGRATE_INFO_TYPE_NOT_PRESENT),
-        // SMCCC_ARCH_FEATURES: no architectural workaround is offered or needed.
-        SMCCC_ARCH_FEATURES => ret(i64::from(NOT_SUPPORTED)),
-        _ => ret(i64::from(NOT_SUPPORTED)),
+        // `value_call` answers every function not matched above.
+        _ => {
+            let value = value_call(function, args[1]).unwrap_or(i64::from(NOT_SUPPORTED));
+            // Reinterpretation intended: a negative status is returned sign-extended.
+            CallOutcome::Return([value as u64, args[1], args[2], args[3]])
+        }
     }
+}
+
+/// The `X0` result of function `function` (with `X1` = `arg1`) when the call only returns a
+/// value, leaving `X1`..`X3` as they are; `None` for the power-state functions, whose answer
+/// [`handle_call`] gives as a [`CallOutcome`] for the caller to act on.
+#[must_use]
+#[inline]
+pub fn value_call(function: u32, arg1: u64) -> Option<i64> {
+    Some(match function {
+        PSCI_VERSION => i64::from(PSCI_VERSION_1_1),
+        SMCCC_VERSION => i64::from(SMCCC_VERSION_1_1),
+        PSCI_FEATURES => features(arg1),
+        PSCI_MIGRATE_INFO_TYPE => MIGRATE_INFO_TYPE_NOT_PRESENT,
+        // SMCCC_ARCH_FEATURES: no architectural workaround is offered or needed.
+        SMCCC_ARCH_FEATURES => i64::from(NOT_SUPPORTED),
+        PSCI_SYSTEM_OFF
+        | PSCI_SYSTEM_RESET
+        | PSCI_CPU_ON_32
+        | PSCI_CPU_ON_64
+        | PSCI_CPU_OFF
+        | PSCI_AFFINITY_INFO_32
+        | PSCI_AFFINITY_INFO_64
+        | PSCI_CPU_SUSPEND_32
+        | PSCI_CPU_SUSPEND_64 => return None,
+        _ => i64::from(NOT_SUPPORTED),
+    })
 }
 
 /// `PSCI_FEATURES`: 0 (no feature flags) for an implemented function, `NOT_SUPPORTED` otherwise.
@@ -241,6 +265,34 @@ mod tests {
             handle_call([u64::from(PSCI_SYSTEM_RESET), 0, 0, 0]),
             CallOutcome::SystemReset
         );
+    }
+
+    #[test]
+    fn value_calls_are_exactly_the_calls_handle_call_answers_with_values() {
+        let power = [
+            PSCI_SYSTEM_OFF,
+            PSCI_SYSTEM_RESET,
+            PSCI_CPU_ON_32,
+            PSCI_CPU_ON_64,
+            PSCI_CPU_OFF,
+            PSCI_AFFINITY_INFO_32,
+            PSCI_AFFINITY_INFO_64,
+            PSCI_CPU_SUSPEND_32,
+            PSCI_CPU_SUSPEND_64,
+        ];
+        let others = IMPLEMENTED
+            .iter()
+            .chain(&[SMCCC_ARCH_FEATURES, 0xC200_0000, 0x8400_00FF]);
+        for &fid in power.iter().chain(others) {
+            let outcome = handle_call([u64::from(fid), 3, 4, 5]);
+            match value_call(fid, 3) {
+                Some(v) => assert_eq!(outcome, CallOutcome::Return([v as u64, 3, 4, 5])),
+                None => assert!(
+                    power.contains(&fid) && !matches!(outcome, CallOutcome::Return(_)),
+                    "{fid:#x}"
+                ),
+            }
+        }
     }
 
     #[test]

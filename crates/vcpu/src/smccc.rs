@@ -46,17 +46,31 @@ pub struct Served {
     pub after: After,
 }
 
-/// The results of `call` when its answer depends on no VM state — every call that only
-/// returns values (`PSCI_VERSION`, `PSCI_FEATURES`, `SMCCC_VERSION`, `MIGRATE_INFO_TYPE`, an
-/// unimplemented function's `NOT_SUPPORTED`); `None` for one that reads or changes the vCPUs'
-/// power states or ends the VM, which only [`serve`] answers. The caller resumes the guest at
-/// once: such a call changes nothing another vCPU or the interrupt controller sees.
-#[must_use]
-pub fn answer_without_vm(call: Call) -> Option<[u64; 4]> {
-    match decode(call) {
-        CallOutcome::Return(regs) => Some(truncate(regs, call.aarch32)),
-        _ => None,
+/// Answers in place, in `x` (`X0`..`X3` of the caller), a call whose answer depends on no VM
+/// state — every call that only returns values (`PSCI_VERSION`, `PSCI_FEATURES`,
+/// `SMCCC_VERSION`, `MIGRATE_INFO_TYPE`, an unimplemented function's `NOT_SUPPORTED`, a call
+/// with a non-zero immediate) — exactly as [`serve`] would; `false`, with `x` untouched, for
+/// one that reads or changes the vCPUs' power states or ends the VM, which only [`serve`]
+/// answers. The caller resumes the guest at once: such a call changes nothing another vCPU or
+/// the interrupt controller sees.
+#[inline]
+pub fn answer_without_vm(x: &mut [u64; 4], imm16: u16, aarch32: bool) -> bool {
+    let value = if imm16 == 0 {
+        // Truncation intended: the function identifier is `W0`.
+        #[allow(clippy::cast_possible_truncation)]
+        let Some(value) = psci::value_call(x[0] as u32, x[1]) else {
+            return false;
+        };
+        value
+    } else {
+        -1
+    };
+    // Reinterpretation intended: a negative status is returned sign-extended.
+    x[0] = value as u64;
+    if aarch32 {
+        *x = truncate(*x, true);
     }
+    true
 }
 
 /// What `call` asks for. A call with a non-zero immediate is not an SMCCC call (DEN 0028:
@@ -167,6 +181,23 @@ mod tests {
     }
 
     #[test]
+    fn a_non_zero_immediate_is_answered_without_the_vm_as_serve_answers_it() {
+        let mut power = PowerStates::power_on(1);
+        let args = [u64::from(PSCI_CPU_OFF), 1, 2, 3];
+        let served = serve(
+            Call {
+                imm16: 7,
+                ..call(args)
+            },
+            0,
+            &mut power,
+        );
+        let mut x = args;
+        assert!(answer_without_vm(&mut x, 7, false));
+        assert_eq!(Some(x), served.results);
+    }
+
+    #[test]
     fn an_aarch32_caller_gets_32_bit_results() {
         let mut power = PowerStates::power_on(1);
         let served = serve(
@@ -197,7 +228,9 @@ mod tests {
                 };
                 let mut power = PowerStates::power_on(2);
                 let served = serve(call, 0, &mut power);
-                assert_eq!(answer_without_vm(call), served.results, "{args:x?}");
+                let mut x = args;
+                assert!(answer_without_vm(&mut x, 0, aarch32), "{args:x?}");
+                assert_eq!(Some(x), served.results, "{args:x?}");
                 assert_eq!(served.after, After::Resume);
             }
         }
@@ -212,7 +245,9 @@ mod tests {
             PSCI_CPU_SUSPEND_64,
             PSCI_SYSTEM_OFF,
         ] {
-            assert_eq!(answer_without_vm(call([u64::from(fid), 1, 0, 0])), None);
+            let mut x = [u64::from(fid), 1, 0, 0];
+            assert!(!answer_without_vm(&mut x, 0, false));
+            assert_eq!(x, [u64::from(fid), 1, 0, 0], "left untouched");
         }
     }
 

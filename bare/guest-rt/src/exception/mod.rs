@@ -59,7 +59,10 @@ pub fn set_exception_hook(hook: Option<ExceptionHook>) -> Option<ExceptionHook> 
 }
 
 /// Runs `body` with `hook` installed and a fresh log, then restores the previous hook and
-/// returns `body`'s result with the exceptions it took.
+/// returns `body`'s result with the exceptions it took. The instruction in `body` that raises
+/// the exception must not be an `asm!` declared `nomem` (or `readonly`): the handler writes
+/// the log and the hook's state, and a `nomem` block may be moved out of the hook's span (it
+/// was, once the guests were built with link-time optimisation).
 pub fn with_exception_hook<R>(hook: ExceptionHook, body: impl FnOnce() -> R) -> (R, ExceptionLog) {
     let previous = set_exception_hook(Some(hook));
     take_exception_log();

@@ -84,8 +84,10 @@ pub fn sve_is_undefined_as_the_id_registers_say() -> TestResult {
     };
     let ((), log) = moat_guest_rt::exception::with_exception_hook(skip_undefined, || {
         // SAFETY: RDVL either executes (writing X0, declared clobbered) or raises an UNDEFINED
-        // exception that the hook claims and skips; no memory or stack is touched.
-        unsafe { core::arch::asm!(".inst 0x04bf5020", out("x0") _, options(nomem, nostack)) };
+        // exception that the hook claims and skips; no stack is touched. Not `nomem`: the
+        // exception's handler writes the log, so the compiler must keep the instruction inside
+        // the hook's span.
+        unsafe { core::arch::asm!(".inst 0x04bf5020", out("x0") _, options(nostack)) };
     });
     check_eq!(log.count, 1, "RDVL did not raise exactly one exception")?;
     let record = log.first.ok_or("no exception recorded")?;

@@ -131,8 +131,9 @@ pub fn sgi_to_self_arrives_through_the_gic() -> TestResult {
     let sgi1r = (u64::from(TEST_SGI) << 24) | 1;
     let (intid, _) = with_exception_hook(take_irq, || {
         TAKEN.store(SPURIOUS, Ordering::SeqCst);
-        // SAFETY: generates an SGI to this CPU; a system register write, no memory.
-        unsafe { asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) sgi1r, options(nomem, nostack)) };
+        // SAFETY: generates an SGI to this CPU; a system register write. Not `nomem`: the
+        // interrupt's handler writes `TAKEN`, which the compiler must not move past it.
+        unsafe { asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) sgi1r, options(nostack)) };
         wait_for_irq_pending()
     });
     check_eq!(intid, TEST_SGI, "the SGI did not arrive")
@@ -148,14 +149,15 @@ fn wait_for_irq_pending() -> u32 {
             break;
         }
         // SAFETY: waits for an interrupt with IRQs masked, then opens the mask for an instant so
-        // the hook takes it. No memory is accessed by the asm.
+        // the hook takes it. The asm itself accesses no memory, but it is not `nomem`: the
+        // interrupt's handler writes `TAKEN`, read just after.
         unsafe {
             asm!(
                 "wfi",
                 "msr daifclr, #2",
                 "isb",
                 "msr daifset, #2",
-                options(nomem, nostack)
+                options(nostack)
             )
         };
     }

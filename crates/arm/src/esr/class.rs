@@ -13,10 +13,32 @@ macro_rules! exception_classes {
             Unallocated(u8),
         }
 
+        /// Every 6-bit `EC` decoded once, at compile time: decoding a syndrome on a trap is
+        /// one index.
+        const DECODED: [ExceptionClass; 64] = {
+            let mut table = [ExceptionClass::Unallocated(0); 64];
+            let mut code = 0;
+            while code < 64 {
+                // Truncation impossible: code < 64.
+                table[code] = ExceptionClass::decode(code as u8);
+                code += 1;
+            }
+            table
+        };
+
         impl ExceptionClass {
             /// The class for `ESR_ELx.EC` = `code`. Never fails.
             #[must_use]
             pub const fn from_code(code: u8) -> Self {
+                if (code as usize) < DECODED.len() {
+                    DECODED[code as usize]
+                } else {
+                    Self::Unallocated(code)
+                }
+            }
+
+            /// The decoding `DECODED` is built from.
+            const fn decode(code: u8) -> Self {
                 match code {
                     $($code => Self::$variant,)*
                     other => Self::Unallocated(other),

@@ -242,3 +242,14 @@ fn a_line_that_does_not_change_the_pending_state_kicks_nobody() {
         "edge already latched"
     );
 }
+
+#[test]
+fn vcpu_set_iterates_exactly_its_members_lowest_first() {
+    for mask in 0..(1u32 << MAX_VCPUS) {
+        let set = (0..MAX_VCPUS)
+            .filter(|v| mask & (1 << v) != 0)
+            .fold(VcpuSet::EMPTY, |s, v| s.union(VcpuSet::single(v)));
+        let members: Vec<usize> = (0..MAX_VCPUS).filter(|&v| set.contains(v)).collect();
+        assert_eq!(set.iter().collect::<Vec<_>>(), members, "{mask:#x}");
+    }
+}
