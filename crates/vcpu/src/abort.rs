@@ -29,7 +29,8 @@
 //! - a data access that must be aligned whatever the memory type and is not
 //!   (`AArch64.UnalignedAccessFaults()`), and one to Device memory not aligned to its element
 //!   (`AArch64.S1HasAlignmentFault()`: every data access with the MMU off, and pages the guest's
-//!   stage 1 makes Device), is an Alignment fault — except that an address size fault at
+//!   stage 1 makes Device), and `DC ZVA` of Device memory however aligned
+//!   (`AccessType_DCZero`), is an Alignment fault — except that an address size fault at
 //!   `2^P` comes before the memory-type check, as in `AArch64.S1DisabledOutput()` (see
 //!   `crate::align`).
 
@@ -409,10 +410,13 @@ fn on_access(
     if abort.is_cache_maintenance() || op == MemOp::CacheMaintenance {
         return Decision::SkipInstruction;
     }
-    if let MemOp::Access(rule) = op
-        && align::faults_on(MemType::Device, rule, abort.va.0)
-        && memory_type(abort, ipa, vm, guest) == Some(MemType::Device)
-    {
+    let device_alignment = match op {
+        MemOp::Access(rule) => align::faults_on(MemType::Device, rule, abort.va.0),
+        // `DC ZVA` of Device memory faults however aligned (`AccessType_DCZero`).
+        MemOp::ZeroBlock => true,
+        _ => false,
+    };
+    if device_alignment && memory_type(abort, ipa, vm, guest) == Some(MemType::Device) {
         return inject(abort, AbortCause::Alignment);
     }
     match place {

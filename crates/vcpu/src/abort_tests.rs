@@ -698,9 +698,27 @@ fn dc_cvap_and_cvadp_reported_with_cm_0_are_no_ops_on_holes_and_devices() {
 }
 
 #[test]
-fn dc_zva_is_a_store_and_follows_the_table() {
+fn dc_zva_of_device_memory_is_an_alignment_fault_however_aligned() {
     let vm = vm(false, GuestFormat::Aarch64, HolePolicy::Abort);
-    let zva = trap(Kind::Store, HOLE, HOLE, false);
-    let (esr, _) = injected(decide(&zva, &vm, &mmu_off_with(DC_ZVA)), false);
+    for ipa in [HOLE, 0x0900_0000, 1 << S] {
+        let zva = trap(Kind::Store, ipa, ipa, false);
+        alignment_fault(decide(&zva, &vm, &mmu_off_with(DC_ZVA)), true, ipa);
+    }
+    // At 2^P the address size fault of the MMU-off output comes first.
+    let beyond = trap(Kind::Store, 1 << P, 1 << P, false);
+    let (esr, _) = injected(decide(&beyond, &vm, &mmu_off_with(DC_ZVA)), false);
+    assert_eq!(esr & 0x3F, FSC_ADDRESS_SIZE_L0);
+}
+
+#[test]
+fn dc_zva_of_a_normal_page_follows_the_table() {
+    let vm = vm(true, GuestFormat::Aarch64, HolePolicy::Abort);
+    let mut guest = mmu_on_page(HOLE, 1);
+    guest.insn = Some(Instruction::A64(DC_ZVA));
+    let zva = GuestAbort {
+        va: Va(VA),
+        ..trap(Kind::Store, HOLE, VA, false)
+    };
+    let (esr, _) = injected(decide(&zva, &vm, &guest), false);
     assert_eq!(esr & 0x3F, FSC_EXTERNAL);
 }
