@@ -2,8 +2,9 @@
 // hypervisor that sets HCR_EL2.IMO = 1 (Moat does) writes 8 to ICC_BPR1_EL1 — which is then
 // ICV_BPR1_EL1 — makes SGI 1 pending to itself and reads ICC_IAR1_EL1 with IRQs masked.
 // QEMU (7.2 and 10.0.2) leaves the virtual VBPR1 at 0 and its icv_gprio_mask() asserts
-// "bpr > 0", which ends QEMU, Moat and every VM. On a correct CPU the IAR read returns 1 and
-// the guest prints "IAR=1 OK" and powers off.
+// "bpr > 0", which ends QEMU, Moat and every VM (bare, without a hypervisor, the same happens
+// in icc_gprio_mask()). Where the write sets the minimum binary point (GICv3, ICC_BPR1_EL1),
+// the IAR read returns 1 and the guest prints "IAR=1 OK" and powers off.
 // Raw binary for `./x run --guest` (loaded at RAM base + 0x80000, MMU off, GICv3 of QEMU virt).
     movz x10, #0x0800, lsl #16          // GICD
     mov w1, #0x12                       // GICD_CTLR: ARE_NS | EnableGrp1NS
