@@ -339,6 +339,7 @@ pub fn decide(abort: &GuestAbort, vm: &VmView<'_>, guest: &impl GuestView) -> De
     };
     // `AArch64.UnalignedAccessFaults()` is checked before translation, so before the walk too.
     if let MemOp::Access(rule) = op
+        && align::misaligned(rule, abort.va.0)
         && align::faults_before_translation(rule, abort.va.0, &guest.controls())
     {
         return inject(abort, AbortCause::Alignment);

@@ -70,14 +70,21 @@ const fn within_16(address: u64, bytes: u8) -> bool {
     (address % 16) + bytes as u64 <= 16
 }
 
-/// Check 1: whether `rule`'s access at `address` faults whatever the memory type.
+/// Whether `rule`'s access at `address` is misaligned for any of the rules: the cheap test
+/// that lets an aligned access skip both checks.
 #[must_use]
-pub fn faults_before_translation(rule: AlignRule, address: u64, el1: &El1Controls) -> bool {
+pub fn misaligned(rule: AlignRule, address: u64) -> bool {
     let checked = match rule.always {
         Always::Nothing => rule.element,
         Always::Atomic { bytes } | Always::Ordered { bytes } | Always::Aligned { bytes } => bytes,
     };
-    if is_aligned(address, checked.max(rule.element)) {
+    !is_aligned(address, checked.max(rule.element))
+}
+
+/// Check 1: whether `rule`'s access at `address` faults whatever the memory type.
+#[must_use]
+pub fn faults_before_translation(rule: AlignRule, address: u64, el1: &El1Controls) -> bool {
+    if !misaligned(rule, address) {
         return false;
     }
     if SCTLR_A.is_set(el1.sctlr) {

@@ -10,6 +10,7 @@ use super::{Tally, assemble_guest, boot_config, expect_exit, expect_line};
 use crate::build::Artifacts;
 use crate::error::XResult;
 use crate::qemu::MoatExit;
+use crate::vm::VmRequest;
 
 /// The guest (A64, GNU as syntax), loaded at RAM base + 0x80000 with the MMU off. Its data block
 /// (`data`) holds, at these offsets: 0x00/0x04 the ready flags of vCPUs 1 and 2 (at 4 × index),
@@ -146,9 +147,12 @@ data:
 /// Three vCPUs race `CPU_ON` of a fourth under Moat: one `SUCCESS`, two `ALREADY_ON`, one start.
 pub(super) fn cpu_on_race(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
     let guest = assemble_guest("cpu_on_race", RACE_GUEST)?;
-    let mut vm = moat_config::VmConfig::default_virt();
-    vm.cpus = 4;
+    let request = VmRequest {
+        cpus: Some(4),
+        ..VmRequest::default()
+    };
     for cpu in super::CPUS {
+        let vm = crate::vm::describe(&request, cpu)?;
         let outcome = boot_config(artifacts, &guest, cpu, &vm, "cpu_on_race")?;
         let verdict = expect_line(&outcome, "RACE success=1 already_on=2 entries=1\n")
             .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
