@@ -44,7 +44,7 @@ pub fn run(args: &ExplainArgs) -> XResult<ExitCode> {
 fn explain(req: &Request) -> String {
     let mut out = Out::default();
     syndrome_fields(&mut out, req.esr);
-    match GuestAbort::from_trap(req.esr.bits(), req.far, req.hpfar) {
+    match GuestAbort::from_trap(req.esr.bits(), req.far, req.hpfar, req.spsr) {
         Some(_) if matches!(req.esr.ec().code(), 0x21 | 0x25) => {
             out.blank();
             out.line(

@@ -5,6 +5,8 @@
 //! what the console shows — the guest's `MOAT-TEST` lines (protocol in
 //! `bare/guests/README.md`) and Moat's `MOAT-EXIT:` line — on every CPU model in [`CPUS`].
 
+mod race;
+
 use crate::build::{self, Artifacts, bare_cargo, host_cargo, run_step};
 use crate::error::{XResult, failed};
 use crate::qemu::{ConsoleMode, Machine, MoatExit, Outcome, ScriptStep};
@@ -57,6 +59,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     parange_cases(&artifacts, &mut tally)?;
     moat_refuses_s_above_l(&artifacts, &mut tally)?;
     aarch32_cases(&artifacts, &mut tally)?;
+    race::cpu_on_race(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;
     cli_cases(&artifacts, &mut tally)?;

@@ -20,7 +20,7 @@ use moat_vcpu::mmio::{complete_load, decode_syndrome_access, size_mask};
 /// Handles an instruction or data abort the guest took to EL2.
 pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
     let f = &vcpu.frame;
-    let Some(abort) = GuestAbort::from_trap(f.esr, f.far, f.hpfar) else {
+    let Some(abort) = GuestAbort::from_trap(f.esr, f.far, f.hpfar, f.pstate) else {
         return stop(
             &vm.config.name,
             &vcpu.frame,

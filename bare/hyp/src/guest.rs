@@ -6,15 +6,17 @@
 
 use crate::ram::Backing;
 use aarch64_cpu::registers::{
-    ELR_EL1, ESR_EL1, FAR_EL1, PAR_EL1, Readable, SCTLR_EL1, SP_EL0, SP_EL1, SPSR_EL1, TCR_EL1,
-    TTBR0_EL1, TTBR1_EL1, VBAR_EL1, Writeable,
+    ELR_EL1, ESR_EL1, FAR_EL1, ID_AA64MMFR2_EL1, MAIR_EL1, PAR_EL1, Readable, SCTLR_EL1, SP_EL0,
+    SP_EL1, SPSR_EL1, TCR_EL1, TTBR0_EL1, TTBR1_EL1, VBAR_EL1, Writeable,
 };
 use moat_arm::addr::{Ipa, Va};
 use moat_arm::parange::PaRange;
 use moat_config::GuestArch;
 use moat_vcpu::abort::{GuestView, IpaRange};
+use moat_vcpu::align::El1Controls;
 use moat_vcpu::entry::{CpuFeatures, GuestContext, SysregWrites};
 use moat_vcpu::frame::TrapFrame;
+pub use moat_vcpu::insn::memop::Instruction;
 use moat_vcpu::s1walk::{
     Access, DescSize, GuestMemory, Stage1Regs, WalkRead, WalkReport, walk_aarch32, walk_aarch64,
 };
@@ -34,6 +36,8 @@ pub struct El1Regs {
     pub vbar: u64,
     /// `FAR_EL1`.
     pub far: u64,
+    /// `MAIR_EL1` (AArch32: `MAIR0`/`PRRR` and `MAIR1`/`NMRR`).
+    pub mair: u64,
 }
 
 impl El1Regs {
@@ -46,6 +50,7 @@ impl El1Regs {
             ttbr1: TTBR1_EL1.get(),
             vbar: VBAR_EL1.get(),
             far: FAR_EL1.get(),
+            mair: MAIR_EL1.get(),
         }
     }
 
@@ -170,17 +175,6 @@ pub struct TrappedGuest<'a> {
     pub arch: GuestArch,
 }
 
-/// The instruction at the faulting PC, in the guest's instruction set.
-#[derive(Clone, Copy, Debug)]
-pub enum Instruction {
-    /// An A64 instruction.
-    A64(u32),
-    /// An A32 instruction.
-    A32(u32),
-    /// A T32 instruction: its first halfword, and the second for a 32-bit one (else 0).
-    T32(u16, u16),
-}
-
 /// `SPSR_EL2.T` (bit 5) of an AArch32 PSTATE: T32.
 const PSTATE_T: u64 = 1 << 5;
 
@@ -240,27 +234,23 @@ impl GuestView for TrappedGuest<'_> {
         self.walk_as(va, access)
     }
 
-    fn is_address_translation(&self) -> bool {
-        // AArch64 AT S1E1R/W, S1E0R/W, S1E1RP/WP: SYS #op1, C7, C8 or C9, #op2 (`1101 0101
-        // 0000 1 op1 0111 CRm op2 Rt`).
-        const SYS_C7_MASK: u32 = 0xFFF8_F000;
-        const SYS_C7: u32 = 0xD508_7000;
-        // AArch32 ATS1C*/ATS12NSO*: MCR p15, 0, Rt, c7, c8, opc2 (A32 `cond 1110 000 0 0111 Rt
-        // 1111 opc2 1 1000`; T32 `1110 1110 0000 0111`, `Rt 1111 opc2 1 1000`).
-        const MCR_C7_C8_MASK: u32 = 0x0FFF_0F1F;
-        const MCR_C7_C8: u32 = 0x0E07_0F18;
-        const T32_MCR_C7: u16 = 0xEE07;
-        const T32_C8_MASK: u16 = 0x0F1F;
-        const T32_C8: u16 = 0x0F18;
-        match self.instruction() {
-            Some(Instruction::A64(i)) => {
-                i & SYS_C7_MASK == SYS_C7 && matches!((i >> 8) & 0xF, 8 | 9)
-            }
-            Some(Instruction::A32(i)) => i & MCR_C7_C8_MASK == MCR_C7_C8,
-            Some(Instruction::T32(hw1, hw2)) => hw1 == T32_MCR_C7 && hw2 & T32_C8_MASK == T32_C8,
-            None => false,
+    fn instruction(&self) -> Option<Instruction> {
+        TrappedGuest::instruction(self)
+    }
+
+    fn controls(&self) -> El1Controls {
+        El1Controls {
+            sctlr: self.el1.sctlr,
+            mair: self.el1.mair,
+            lse2: cpu_has_lse2(),
         }
     }
+}
+
+/// Whether this CPU implements FEAT_LSE2 (`ID_AA64MMFR2_EL1.AT` = 1): how the hardware itself
+/// treats misaligned atomics and ordered accesses, whatever the guest is shown.
+fn cpu_has_lse2() -> bool {
+    ID_AA64MMFR2_EL1.read(ID_AA64MMFR2_EL1::AT) != 0
 }
 
 /// The stack pointer an AArch64 guest was using when it trapped: `SP_EL1` in EL1h

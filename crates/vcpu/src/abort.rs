@@ -16,14 +16,30 @@
 //! | device, instruction fetch | external abort |
 //! | hole below `2^S` | external abort, or read-as-zero/write-ignore for data by policy |
 //!
-//! Cache maintenance by VA (`CM` = 1, not on a walk) with nothing behind its address completes
+//! Cache maintenance by VA (`CM` = 1, or recognised by its instruction: QEMU reports `DC CVAP`
+//! and `DC CVADP` with `CM` = 0) with nothing behind its address, or a device window, completes
 //! as a no-op; an `AT` instruction never takes a data abort for a stage-1 fault, so an address
 //! size fault on its walk becomes its `PAR_EL1` result.
+//!
+//! Faults the architecture checks before stage 2 come first, because a hypervisor below QEMU
+//! sees the stage-2 fault where QEMU's translation came first (docs/qemu-departures.md):
+//!
+//! - a fetch from a misaligned PC is a PC alignment fault (`AArch64.PCAlignmentFault()`,
+//!   `AArch32.CheckPCAlignment()`), whatever lies behind the address;
+//! - a data access that must be aligned whatever the memory type and is not
+//!   (`AArch64.UnalignedAccessFaults()`), and one to Device memory not aligned to its element
+//!   (`AArch64.S1HasAlignmentFault()`: every data access with the MMU off, and pages the guest's
+//!   stage 1 makes Device), and `DC ZVA` of Device memory however aligned
+//!   (`AccessType_DCZero`), is an Alignment fault — except that an address size fault at
+//!   `2^P` comes before the memory-type check, as in `AArch64.S1DisabledOutput()` (see
+//!   `crate::align`).
 
+use crate::align::{self, El1Controls, MemType};
 use crate::inject::{Abort, AbortAccess, AbortCause};
-use crate::s1walk::{FaultKind, Outcome, WalkReport, level_reading};
+use crate::insn::memop::{self, AlignRule, Always, Instruction, MemOp};
+use crate::s1walk::{FaultKind, LeafKind, Outcome, WalkReport, level_reading};
 use moat_arm::addr::{Ipa, Va};
-use moat_arm::esr::{Esr, Syndrome};
+use moat_arm::esr::{DataAbortIss, Esr, Syndrome};
 use moat_arm::fault_addr::fault_ipa;
 use moat_arm::fsc::{Fsc, Level};
 
@@ -42,17 +58,65 @@ pub struct GuestAbort {
     pub ipa: Option<Ipa>,
     /// The faulting virtual address (`FAR_EL2`), what the guest sees in `FAR_EL1`.
     pub va: Va,
+    /// The instruction set the guest was executing (`SPSR_EL2.M[4]` and `T`).
+    pub isa: InstrSet,
+    /// The access a valid instruction syndrome (`ISV` = 1) describes: a single register of
+    /// `SAS` bytes, ordered when `AR` = 1. `None` without one.
+    pub syndrome_rule: Option<AlignRule>,
+}
+
+/// The instruction set of the interrupted guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstrSet {
+    /// AArch64.
+    A64,
+    /// AArch32, A32 (ARM) state.
+    A32,
+    /// AArch32, T32 (Thumb) state.
+    T32,
+}
+
+impl InstrSet {
+    /// The instruction set of a guest whose PSTATE `SPSR_EL2` holds: `M[4]` = 1 is AArch32,
+    /// where `T` (bit 5) selects T32.
+    #[must_use]
+    pub const fn from_spsr(spsr_el2: u64) -> Self {
+        const M4_AARCH32: u64 = 1 << 4;
+        const T: u64 = 1 << 5;
+        if spsr_el2 & M4_AARCH32 == 0 {
+            Self::A64
+        } else if spsr_el2 & T == 0 {
+            Self::A32
+        } else {
+            Self::T32
+        }
+    }
+
+    /// Whether `pc` is misaligned for this instruction set: `AArch64.CheckPCAlignment()` (bits
+    /// \[1:0\]), `AArch32.CheckPCAlignment()` (`pc<0>`, and `pc<1>` in A32).
+    #[must_use]
+    pub const fn pc_misaligned(self, pc: u64) -> bool {
+        match self {
+            Self::A64 | Self::A32 => pc & 0b11 != 0,
+            Self::T32 => pc & 1 != 0,
+        }
+    }
 }
 
 impl GuestAbort {
-    /// The abort in `esr`/`far`/`hpfar`, or `None` for another exception class.
+    /// The abort in `esr`/`far`/`hpfar`, taken from the PSTATE in `spsr`, or `None` for
+    /// another exception class.
     #[must_use]
-    pub fn from_trap(esr: u64, far: u64, hpfar: u64) -> Option<Self> {
+    pub fn from_trap(esr: u64, far: u64, hpfar: u64, spsr: u64) -> Option<Self> {
         let esr = Esr::new(esr);
         let access = AbortAccess::from_esr_el2(esr)?;
-        let (fsc, s1ptw) = match esr.decode() {
-            Syndrome::DataAbortLower(iss) | Syndrome::DataAbortSame(iss) => (iss.dfsc, iss.s1ptw),
-            Syndrome::InstrAbortLower(iss) | Syndrome::InstrAbortSame(iss) => (iss.ifsc, iss.s1ptw),
+        let (fsc, s1ptw, syndrome_rule) = match esr.decode() {
+            Syndrome::DataAbortLower(iss) | Syndrome::DataAbortSame(iss) => {
+                (iss.dfsc, iss.s1ptw, syndrome_rule(&iss))
+            }
+            Syndrome::InstrAbortLower(iss) | Syndrome::InstrAbortSame(iss) => {
+                (iss.ifsc, iss.s1ptw, None)
+            }
             _ => return None,
         };
         let ipa = fsc.hpfar_valid(s1ptw).then(|| fault_ipa(hpfar, far));
@@ -62,6 +126,8 @@ impl GuestAbort {
             s1ptw,
             ipa,
             va: Va(far),
+            isa: InstrSet::from_spsr(spsr),
+            syndrome_rule,
         })
     }
 
@@ -72,6 +138,29 @@ impl GuestAbort {
     const fn is_cache_maintenance(&self) -> bool {
         matches!(self.access, AbortAccess::Data { cm: true, .. })
     }
+
+    /// The memory operation of the faulting instruction: from the syndrome when it has one,
+    /// else decoded from the instruction at the PC.
+    fn mem_op(&self, guest: &impl GuestView) -> MemOp {
+        match self.syndrome_rule {
+            Some(rule) => MemOp::Access(rule),
+            None => guest.instruction().map_or(MemOp::Unknown, memop::classify),
+        }
+    }
+}
+
+/// The single-register access of a valid instruction syndrome.
+fn syndrome_rule(iss: &DataAbortIss) -> Option<AlignRule> {
+    if !iss.isv {
+        return None;
+    }
+    let element = iss.sas.bytes();
+    let always = if iss.ar {
+        Always::Ordered { bytes: element }
+    } else {
+        Always::Nothing
+    };
+    Some(AlignRule { element, always })
 }
 
 /// A range of IPAs `[base, base + size)`.
@@ -186,8 +275,11 @@ enum Place {
 pub trait GuestView {
     /// The guest's stage-1 walk of `va`, against the effective PA size (SPEC §2).
     fn walk(&self, va: Va) -> WalkReport;
-    /// Whether the instruction that faulted is an `AT` (asked only for `CM` = 1 on a walk).
-    fn is_address_translation(&self) -> bool;
+    /// The instruction at the faulting PC, read through the guest's stage 1, or `None` when
+    /// it cannot be read (asked for data aborts without an instruction syndrome).
+    fn instruction(&self) -> Option<Instruction>;
+    /// The guest's EL1 controls the alignment rules read (`SCTLR_EL1`, `MAIR_EL1`).
+    fn controls(&self) -> El1Controls;
 }
 
 /// What Moat does with the abort.
@@ -221,6 +313,11 @@ pub enum Decision {
 /// Decides the outcome of a guest abort (SPEC §2).
 #[must_use]
 pub fn decide(abort: &GuestAbort, vm: &VmView<'_>, guest: &impl GuestView) -> Decision {
+    // The PC is checked before the fetch (`AArch64.CheckPCAlignment()`), so no fault of the
+    // fetch itself can come first.
+    if abort.is_instruction() && abort.isa.pc_misaligned(abort.va.0) {
+        return inject(abort, AbortCause::Alignment);
+    }
     match abort.fsc {
         Fsc::Translation { .. } | Fsc::AddressSize { .. } => {}
         Fsc::SyncExternal | Fsc::SyncExternalOnWalk { .. } | Fsc::SyncParity => {
@@ -235,14 +332,32 @@ pub fn decide(abort: &GuestAbort, vm: &VmView<'_>, guest: &impl GuestView) -> De
     let Some(ipa) = abort.ipa else {
         return Decision::Unexpected("stage-2 fault without a valid HPFAR_EL2");
     };
-    if abort.s1ptw {
-        return on_walk(abort, ipa, vm, guest);
+    let op = if abort.is_instruction() {
+        MemOp::Unknown
+    } else {
+        abort.mem_op(guest)
+    };
+    // `AArch64.UnalignedAccessFaults()` is checked before translation, so before the walk too.
+    if let MemOp::Access(rule) = op
+        && align::misaligned(rule, abort.va.0)
+        && align::faults_before_translation(rule, abort.va.0, &guest.controls())
+    {
+        return inject(abort, AbortCause::Alignment);
     }
-    on_access(abort, ipa, vm, guest)
+    if abort.s1ptw {
+        return on_walk(abort, ipa, vm, guest, op);
+    }
+    on_access(abort, ipa, vm, guest, op)
 }
 
 /// Rows 1 and 2: a stage-2 fault while the hardware read a guest stage-1 descriptor at `ipa`.
-fn on_walk(abort: &GuestAbort, ipa: Ipa, vm: &VmView<'_>, guest: &impl GuestView) -> Decision {
+fn on_walk(
+    abort: &GuestAbort,
+    ipa: Ipa,
+    vm: &VmView<'_>,
+    guest: &impl GuestView,
+    op: MemOp,
+) -> Decision {
     let place = vm.place(ipa);
     if place == Place::Ram {
         return Decision::MapRam;
@@ -260,7 +375,7 @@ fn on_walk(abort: &GuestAbort, ipa: Ipa, vm: &VmView<'_>, guest: &impl GuestView
             None => return Decision::Retry,
         }
     };
-    if abort.is_cache_maintenance() && guest.is_address_translation() {
+    if abort.is_cache_maintenance() && op == MemOp::AddressTranslation {
         return at_result(abort, cause);
     }
     inject(abort, cause)
@@ -271,32 +386,77 @@ fn on_walk(abort: &GuestAbort, ipa: Ipa, vm: &VmView<'_>, guest: &impl GuestView
 fn at_result(abort: &GuestAbort, cause: AbortCause) -> Decision {
     match cause {
         AbortCause::AddressSize { .. } => Decision::AddressTranslationFault(cause),
-        AbortCause::External | AbortCause::ExternalOnWalk { .. } => inject(abort, cause),
+        AbortCause::External | AbortCause::ExternalOnWalk { .. } | AbortCause::Alignment => {
+            inject(abort, cause)
+        }
     }
 }
 
 /// Rows 3 to 8: the access itself faulted at stage 2.
-fn on_access(abort: &GuestAbort, ipa: Ipa, vm: &VmView<'_>, guest: &impl GuestView) -> Decision {
-    let nothing_behind = |d| {
-        if abort.is_cache_maintenance() {
-            Decision::SkipInstruction
-        } else {
-            d
-        }
-    };
-    match vm.place(ipa) {
-        Place::BeyondPaRange => address_size_of_access(abort, vm, guest),
-        Place::BeyondIpaSpace => nothing_behind(inject(abort, AbortCause::External)),
-        Place::Ram => Decision::MapRam,
-        Place::Device { .. } if abort.is_instruction() => inject(abort, AbortCause::External),
-        Place::Device { .. } if abort.is_cache_maintenance() => Decision::SkipInstruction,
-        Place::Device { device, offset } => Decision::Emulate { device, offset },
-        Place::Hole if abort.is_instruction() => inject(abort, AbortCause::External),
-        Place::Hole => nothing_behind(match vm.hole_policy {
-            HolePolicy::Abort => inject(abort, AbortCause::External),
-            HolePolicy::ReadAsZeroWriteIgnore => Decision::ReadAsZeroWriteIgnore,
-        }),
+fn on_access(
+    abort: &GuestAbort,
+    ipa: Ipa,
+    vm: &VmView<'_>,
+    guest: &impl GuestView,
+    op: MemOp,
+) -> Decision {
+    let place = vm.place(ipa);
+    match place {
+        Place::BeyondPaRange => return address_size_of_access(abort, vm, guest),
+        Place::Ram => return Decision::MapRam,
+        _ if abort.is_instruction() => return inject(abort, AbortCause::External),
+        _ => {}
     }
+    // Cache maintenance by VA of a hole, `[2^S, 2^P)` or a device: a no-op (SPEC §2).
+    if abort.is_cache_maintenance() || op == MemOp::CacheMaintenance {
+        return Decision::SkipInstruction;
+    }
+    let device_alignment = match op {
+        MemOp::Access(rule) => align::faults_on(MemType::Device, rule, abort.va.0),
+        // `DC ZVA` of Device memory faults however aligned (`AccessType_DCZero`).
+        MemOp::ZeroBlock => true,
+        _ => false,
+    };
+    if device_alignment && memory_type(abort, ipa, vm, guest) == Some(MemType::Device) {
+        return inject(abort, AbortCause::Alignment);
+    }
+    match place {
+        Place::Device { device, offset } => Decision::Emulate { device, offset },
+        Place::Hole if vm.hole_policy == HolePolicy::ReadAsZeroWriteIgnore => {
+            Decision::ReadAsZeroWriteIgnore
+        }
+        _ => inject(abort, AbortCause::External),
+    }
+}
+
+/// The memory type the guest's stage 1 gives the data access: Device-nGnRnE with the MMU off
+/// (`AArch64.S1DisabledOutput()`), else the leaf's attributes. `None` when the walk no longer
+/// reaches the faulting page (the guest changed its tables): no alignment fault is claimed,
+/// and the other rows decide.
+fn memory_type(
+    abort: &GuestAbort,
+    ipa: Ipa,
+    vm: &VmView<'_>,
+    guest: &impl GuestView,
+) -> Option<MemType> {
+    if !vm.mmu_on {
+        return Some(MemType::Device);
+    }
+    let translation = guest.walk(abort.va).translation()?;
+    let page = |a: Ipa| a.0 >> crate::s1walk::HPFAR_PAGE_SHIFT;
+    if page(translation.ipa) != page(ipa) {
+        return None;
+    }
+    let Some(leaf) = translation.leaf else {
+        return Some(MemType::Device);
+    };
+    Some(match (vm.format, leaf.kind) {
+        (
+            GuestFormat::Aarch32Short,
+            LeafKind::Section | LeafKind::Supersection | LeafKind::LargePage | LeafKind::SmallPage,
+        ) => align::short_descriptor_type(&leaf, &guest.controls()),
+        _ => align::long_descriptor_type(&leaf, guest.controls().mair),
+    })
 }
 
 /// Row 3: `ipa >= 2^P`. With the MMU off, level 0 (`AArch64.TranslateAddressS1Off()`); with it

@@ -98,6 +98,10 @@ pub enum AbortCause {
         /// The lookup level.
         level: Level,
     },
+    /// Alignment fault (0x21), checked at stage 1 before any stage-2 fault. For an
+    /// instruction fetch this is the PC alignment fault: `AArch64.PCAlignmentFault()` (EC 0x22,
+    /// ISS 0), AArch32 `AArch32.CheckPCAlignment()` (a prefetch abort, `IFSR` alignment fault).
+    Alignment,
 }
 
 impl AbortCause {
@@ -107,6 +111,7 @@ impl AbortCause {
             Self::External => Fsc::SyncExternal,
             Self::ExternalOnWalk { level } => Fsc::SyncExternalOnWalk { level },
             Self::AddressSize { level } => Fsc::AddressSize { level },
+            Self::Alignment => Fsc::Alignment,
         }
     }
 
@@ -118,6 +123,7 @@ impl AbortCause {
             Self::External => Fault32::SyncExternal,
             Self::ExternalOnWalk { level } => Fault32::SyncExternalOnWalk { level },
             Self::AddressSize { level } => Fault32::AddressSize { level },
+            Self::Alignment => Fault32::Alignment,
         };
         match fault.code(format) {
             Some(_) => fault,
@@ -190,6 +196,8 @@ fn aarch64_abort_syndrome(spsr_el2: u64, abort: &Abort) -> Esr {
                 Syndrome::DataAbortSame(iss)
             }
         }
+        // `AArch64.PCAlignmentFault()`: `ExceptionSyndrome(Exception_PCAlignment)`, no ISS.
+        AbortAccess::Instruction if abort.cause == AbortCause::Alignment => Syndrome::PcAlignment,
         AbortAccess::Instruction => {
             let iss = InstrAbortIss {
                 toplevel: false,
@@ -306,6 +314,7 @@ pub fn at_fault_par(ctx: &GuestContext, cause: AbortCause) -> u64 {
         ) => Fault32::SyncExternalOnWalk {
             level: short_walk_level(level),
         },
+        (Fsr32Format::Short, AbortCause::Alignment) => Fault32::Alignment,
         (Fsr32Format::Short, AbortCause::External) => {
             Fault32::SyncExternalOnWalk { level: Level::L1 }
         }
@@ -416,6 +425,8 @@ mod tests {
             (EL1H, LOAD, walk2, 0x9600_0016, 0x200),
             (EL1H, LOAD, walk_m1, 0x9600_0013, 0x200),
             (EL1H, AT_OR_CMO, walk2, 0x9600_0156, 0x200),
+            (EL1H, LOAD, AbortCause::Alignment, 0x9600_0021, 0x200),
+            (EL0_A64, STORE, AbortCause::Alignment, 0x9200_0061, 0x400),
         ];
         for (spsr, access, cause, esr, vector) in table {
             let entry = a64(inject_abort(
@@ -429,6 +440,36 @@ mod tests {
                 "{spsr:#x} {access:?} {cause:?}"
             );
         }
+    }
+
+    #[test]
+    fn pc_alignment_fault_is_ec_0x22_with_il_and_no_iss_from_el0_and_el1() {
+        let pc_alignment = abort(AbortAccess::Instruction, AbortCause::Alignment);
+        for (spsr, vector) in [(EL1H, 0x200), (EL0_A64, 0x400), (EL0_A32, 0x600)] {
+            let entry = a64(inject_abort(
+                &ctx(spsr, CpuFeatures::default()),
+                &pc_alignment,
+            ));
+            assert_eq!(entry.esr_el1, 0x8a00_0000, "{spsr:#x}");
+            assert_eq!(entry.far_el1, Some(VA.raw()), "FAR = the misaligned PC");
+            assert_eq!(entry.elr_el1, PC);
+            assert_eq!(entry.elr_el2, VBAR + vector);
+        }
+    }
+
+    #[test]
+    fn aarch32_pc_alignment_is_a_prefetch_abort_with_ifsr_alignment_fault() {
+        let pc_alignment = abort(AbortAccess::Instruction, AbortCause::Alignment);
+        let short = a32(inject_abort(&aarch32_ctx(false), &pc_alignment));
+        assert_eq!((short.dfsr, short.ifsr), (None, Some(0b00001)));
+        let lpae = a32(inject_abort(&aarch32_ctx(true), &pc_alignment));
+        assert_eq!((lpae.dfsr, lpae.ifsr), (None, Some(0x221)));
+        assert_eq!(lpae.elr_el2, VBAR + 0x0C, "prefetch abort vector");
+        let data = a32(inject_abort(
+            &aarch32_ctx(false),
+            &abort(STORE, AbortCause::Alignment),
+        ));
+        assert_eq!(data.dfsr, Some(0x801), "WnR, FS 0b00001");
     }
 
     #[test]
@@ -591,6 +632,7 @@ mod tests {
             Just(AbortCause::External),
             level().prop_map(|level| AbortCause::ExternalOnWalk { level }),
             level().prop_map(|level| AbortCause::AddressSize { level }),
+            Just(AbortCause::Alignment),
         ]
     }
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod abort;
+pub mod align;
 pub mod cond;
 pub mod entry;
 pub mod frame;

@@ -320,7 +320,7 @@ pub(super) fn hpfar_of(
         return Ok((hpfar, None));
     }
     let from_far = HPFAR_FIPA.insert(0, far >> 12);
-    let Some(abort) = GuestAbort::from_trap(esr.bits(), far, from_far) else {
+    let Some(abort) = GuestAbort::from_trap(esr.bits(), far, from_far, 0) else {
         return Ok((0, None));
     };
     if !abort.fsc.hpfar_valid(abort.s1ptw) {

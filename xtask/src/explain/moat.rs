@@ -10,8 +10,10 @@ use moat_arm::fault_addr::{fault_ipa, hpfar_page};
 use moat_arm::fsc::Level;
 use moat_config::VmConfig;
 use moat_vcpu::abort::{Decision, GuestAbort, GuestView, IpaRange, VmView, decide};
+use moat_vcpu::align::El1Controls;
 use moat_vcpu::entry::Entry;
 use moat_vcpu::inject::{Abort, AbortAccess, AbortCause, at_fault_par, inject_abort};
+use moat_vcpu::insn::memop::Instruction;
 use moat_vcpu::s1walk::{FaultKind, Outcome, Trace, WalkFault, WalkReport};
 use std::cell::Cell;
 
@@ -101,8 +103,12 @@ impl GuestView for NoGuestMemory {
         }
     }
 
-    fn is_address_translation(&self) -> bool {
-        false
+    fn instruction(&self) -> Option<Instruction> {
+        None
+    }
+
+    fn controls(&self) -> El1Controls {
+        El1Controls::default()
     }
 }
 
@@ -236,6 +242,10 @@ pub(super) fn cause_words(cause: AbortCause, access: AbortAccess) -> String {
         AbortCause::AddressSize { level } => {
             format!("an Address Size Fault, level {level} ({kind})")
         }
+        AbortCause::Alignment if matches!(access, AbortAccess::Instruction) => {
+            "a PC alignment fault (EC 0x22)".to_owned()
+        }
+        AbortCause::Alignment => format!("an Alignment fault ({kind})"),
     }
 }
 

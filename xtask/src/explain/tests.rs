@@ -293,7 +293,7 @@ fn kvm_differences_are_marked_with_their_rule() {
 }
 
 fn abort(esr: u64, far: u64, hpfar: u64) -> GuestAbort {
-    GuestAbort::from_trap(esr, far, hpfar).expect("an abort")
+    GuestAbort::from_trap(esr, far, hpfar, 0x3c5).expect("an abort")
 }
 
 #[test]

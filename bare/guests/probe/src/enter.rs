@@ -88,6 +88,12 @@ moat_probe_\name:
     moat_probe_snippet stp
     stp     x1, x1, [x0]
     moat_probe_done
+    moat_probe_snippet ldr_misaligned
+    ldur    w0, [x0, #2]
+    moat_probe_done
+    moat_probe_snippet str_misaligned
+    stur    x1, [x0, #4]
+    moat_probe_done
     moat_probe_snippet fetch
     ret     x0                      // the probed instruction is the one at x0; BTYPE stays 0
     moat_probe_snippet fetch_br
@@ -125,6 +131,8 @@ pub fn address(snippet: Snippet) -> u64 {
         fn moat_probe_ldp();
         fn moat_probe_ldr_post();
         fn moat_probe_stp();
+        fn moat_probe_ldr_misaligned();
+        fn moat_probe_str_misaligned();
         fn moat_probe_fetch();
         fn moat_probe_fetch_br();
         fn moat_probe_dc_zva();
@@ -140,6 +148,8 @@ pub fn address(snippet: Snippet) -> u64 {
         Snippet::Ldp => moat_probe_ldp,
         Snippet::LdrPost => moat_probe_ldr_post,
         Snippet::Stp => moat_probe_stp,
+        Snippet::LdrMisaligned => moat_probe_ldr_misaligned,
+        Snippet::StrMisaligned => moat_probe_str_misaligned,
         Snippet::Fetch => moat_probe_fetch,
         Snippet::FetchBr => moat_probe_fetch_br,
         Snippet::DcZva => moat_probe_dc_zva,

@@ -37,6 +37,10 @@ pub enum Snippet {
     LdrPost,
     /// `STP Xt1, Xt2, [Xn]`.
     Stp,
+    /// `LDUR Wt, [Xn, #2]`: a word load misaligned by 2 (an Alignment fault on Device memory).
+    LdrMisaligned,
+    /// `STUR Xt, [Xn, #4]`: a doubleword store misaligned by 4.
+    StrMisaligned,
     /// `RET Xn` to the target: an indirect branch that leaves PSTATE.BTYPE 0b00 (FEAT_BTI), so
     /// the fetch's `SPSR_EL1` is the same on cores with and without BTI.
     Fetch,
@@ -94,6 +98,8 @@ impl Snippet {
             Self::Ldp => "ldp",
             Self::LdrPost => "ldr_post",
             Self::Stp => "stp",
+            Self::LdrMisaligned => "ldr_misaligned",
+            Self::StrMisaligned => "str_misaligned",
             Self::Fetch => "fetch",
             Self::FetchBr => "fetch_br",
             Self::DcZva => "dc_zva",
@@ -107,7 +113,7 @@ impl Snippet {
     pub const fn loads(self) -> bool {
         matches!(
             self,
-            Self::Ldr | Self::Ldrb | Self::LdrshW | Self::Ldp | Self::LdrPost
+            Self::Ldr | Self::Ldrb | Self::LdrshW | Self::Ldp | Self::LdrPost | Self::LdrMisaligned
         )
     }
 
@@ -116,19 +122,22 @@ impl Snippet {
     pub const fn writes_or_executes(self) -> bool {
         matches!(
             self,
-            Self::Str | Self::Stp | Self::DcZva | Self::Fetch | Self::FetchBr
+            Self::Str | Self::Stp | Self::StrMisaligned | Self::DcZva | Self::Fetch | Self::FetchBr
         )
     }
 
     /// Whether the instruction writes memory.
     pub const fn writes(self) -> bool {
-        matches!(self, Self::Str | Self::Stp | Self::DcZva)
+        matches!(
+            self,
+            Self::Str | Self::Stp | Self::StrMisaligned | Self::DcZva
+        )
     }
 
     /// How many bytes the access covers from the target (`DC ZVA`: up to 2 KiB, `DCZID_EL0`).
     pub const fn extent(self) -> u64 {
         match self {
-            Self::Ldp | Self::Stp => 16,
+            Self::Ldp | Self::Stp | Self::StrMisaligned => 16,
             Self::DcZva => 2048,
             _ => 8,
         }
@@ -147,7 +156,7 @@ pub struct Kind {
 }
 
 /// The address-dependent kinds, in output order (one shape is added per kind with the MMU on).
-pub const ACCESSES: [(Snippet, Mode); 17] = [
+pub const ACCESSES: [(Snippet, Mode); 19] = [
     (Snippet::Ldr, Mode::El1h),
     (Snippet::Ldrb, Mode::El1h),
     (Snippet::LdrshW, Mode::El1h),
@@ -155,6 +164,8 @@ pub const ACCESSES: [(Snippet, Mode); 17] = [
     (Snippet::Ldp, Mode::El1h),
     (Snippet::LdrPost, Mode::El1h),
     (Snippet::Stp, Mode::El1h),
+    (Snippet::LdrMisaligned, Mode::El1h),
+    (Snippet::StrMisaligned, Mode::El1h),
     (Snippet::Fetch, Mode::El1h),
     (Snippet::FetchBr, Mode::El1h),
     (Snippet::DcZva, Mode::El1h),
@@ -261,6 +272,8 @@ mod tests {
                 "ldp",
                 "ldr_post",
                 "stp",
+                "ldr_misaligned",
+                "str_misaligned",
                 "fetch",
                 "fetch_br",
                 "dc_zva",
@@ -292,7 +305,7 @@ mod tests {
             let matching = kinds.iter().filter(|other| other.is_named(&name)).count();
             assert_eq!(matching, 1, "{name}");
         }
-        assert_eq!(kinds.len(), 3 + 17 * 5);
+        assert_eq!(kinds.len(), 3 + 19 * 5);
     }
 
     #[test]

@@ -20,8 +20,11 @@ use moat_guest_rt::{BootInfo, Region, println};
 
 moat_guest_rt::entry!(probe_main);
 
-/// `SCTLR_EL1` bits the probe sets itself: M (0), C (2), WXN (19), SPAN (23), DSSBS (44).
+/// `SCTLR_EL1` bits the probe sets itself: M (0), A (1), C (2), WXN (19), SPAN (23), DSSBS (44).
+/// A is cleared (the runtime sets it), so that the memory type alone decides whether the
+/// `*_misaligned` kinds take an Alignment fault; the probe's own code is built `+strict-align`.
 const SCTLR_M: u64 = 1 << 0;
+const SCTLR_A: u64 = 1 << 1;
 const SCTLR_C: u64 = 1 << 2;
 const SCTLR_WXN: u64 = 1 << 19;
 const SCTLR_SPAN: u64 = 1 << 23;
@@ -60,12 +63,14 @@ fn probe_main(boot: &BootInfo) {
 /// Puts `SCTLR_EL1` in the probe's defined state and, with `probe.mmu=on`, builds the tables
 /// and turns the MMU on. Prints a diagnostic line (not a `MOAT-PROBE` line).
 fn set_up(boot: &BootInfo, config: &Config) -> Result<(), &'static str> {
-    let mut sctlr = regs::sctlr_el1() & !(SCTLR_M | SCTLR_C | SCTLR_WXN | SCTLR_SPAN | SCTLR_DSSBS);
+    let mut sctlr =
+        regs::sctlr_el1() & !(SCTLR_M | SCTLR_A | SCTLR_C | SCTLR_WXN | SCTLR_SPAN | SCTLR_DSSBS);
     if config.span {
         sctlr |= SCTLR_SPAN;
     }
-    // SAFETY: M stays 0 (the MMU stays off) and C stays 0; the other bits changed (WXN, SPAN,
-    // DSSBS) affect only permissions under a stage-1 regime that is off, and what exception entry
+    // SAFETY: M stays 0 (the MMU stays off) and C stays 0; A = 0 only stops faulting misaligned
+    // accesses to Normal memory, which the probe's strict-align code never makes; the other bits
+    // changed (WXN, SPAN, DSSBS) affect only permissions under a stage-1 regime that is off, and what exception entry
     // does to PSTATE.PAN and PSTATE.SSBS.
     unsafe { regs::set_sctlr_el1(sctlr) };
     if config.mmu {

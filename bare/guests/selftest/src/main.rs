@@ -4,12 +4,19 @@
 #![no_std]
 #![no_main]
 
+mod aborts;
 mod exceptions;
 mod idregs;
 mod interrupts;
 mod psci;
 mod ram;
 
+use aborts::{
+    branch_to_a_misaligned_address_is_a_pc_alignment_fault,
+    cache_maintenance_by_va_of_a_hole_or_device_completes,
+    misaligned_access_to_a_hole_is_an_alignment_fault,
+    misaligned_load_from_a_device_is_an_alignment_fault,
+};
 use exceptions::{brk_is_taken_by_guest_vectors, svc_is_taken_by_guest_vectors};
 use idregs::{
     moat_hides_sve_sme_and_el2, parange_is_the_vm_parange, sve_is_undefined_as_the_id_registers_say,
@@ -33,6 +40,10 @@ moat_guest_rt::tests![
     sve_is_undefined_as_the_id_registers_say,
     virtual_timer_interrupt_arrives_through_the_gic,
     sgi_to_self_arrives_through_the_gic,
+    misaligned_load_from_a_device_is_an_alignment_fault,
+    misaligned_access_to_a_hole_is_an_alignment_fault,
+    branch_to_a_misaligned_address_is_a_pc_alignment_fault,
+    cache_maintenance_by_va_of_a_hole_or_device_completes,
 ];
 
 /// The console works: this line reaches the host.

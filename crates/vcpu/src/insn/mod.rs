@@ -26,6 +26,7 @@ pub mod a64;
 pub mod aarch32;
 pub mod emulate;
 pub mod frame_regs;
+pub mod memop;
 #[cfg(test)]
 mod props;
 pub mod t32;
