@@ -39,7 +39,7 @@ use crate::inject::{Abort, AbortAccess, AbortCause};
 use crate::insn::memop::{self, AlignRule, Always, Instruction, MemOp};
 use crate::s1walk::{FaultKind, LeafKind, Outcome, WalkReport, level_reading};
 use moat_arm::addr::{Ipa, Va};
-use moat_arm::esr::{DataAbortIss, Esr, Syndrome};
+use moat_arm::esr::{DataAbortIss, Esr, ExceptionClass, InstrAbortIss};
 use moat_arm::fault_addr::fault_ipa;
 use moat_arm::fsc::{Fsc, Level};
 
@@ -110,11 +110,14 @@ impl GuestAbort {
     pub fn from_trap(esr: u64, far: u64, hpfar: u64, spsr: u64) -> Option<Self> {
         let esr = Esr::new(esr);
         let access = AbortAccess::from_esr_el2(esr)?;
-        let (fsc, s1ptw, syndrome_rule) = match esr.decode() {
-            Syndrome::DataAbortLower(iss) | Syndrome::DataAbortSame(iss) => {
+        // Only the abort's own ISS is decoded: this runs on every guest abort.
+        let (fsc, s1ptw, syndrome_rule) = match esr.ec() {
+            ExceptionClass::DataAbortLower | ExceptionClass::DataAbortSame => {
+                let iss = DataAbortIss::decode(esr.iss());
                 (iss.dfsc, iss.s1ptw, syndrome_rule(&iss))
             }
-            Syndrome::InstrAbortLower(iss) | Syndrome::InstrAbortSame(iss) => {
+            ExceptionClass::InstrAbortLower | ExceptionClass::InstrAbortSame => {
+                let iss = InstrAbortIss::decode(esr.iss());
                 (iss.ifsc, iss.s1ptw, None)
             }
             _ => return None,
@@ -348,6 +351,30 @@ pub fn decide(abort: &GuestAbort, vm: &VmView<'_>, guest: &impl GuestView) -> De
         return on_walk(abort, ipa, vm, guest, op);
     }
     on_access(abort, ipa, vm, guest, op)
+}
+
+/// The one question of [`decide`] an exit asks most often, answered without the guest: a data
+/// access with a valid instruction syndrome (`ISV` = 1: one register, `SAS` bytes), aligned to
+/// its size, that took a stage-2 translation fault outside a walk and not for cache
+/// maintenance, at an IPA inside a device window. [`decide`] answers `Emulate` for it whatever
+/// the guest's tables and controls say — no alignment rule faults an aligned single access
+/// (`AArch64.UnalignedAccessFaults()`, `AArch64.S1HasAlignmentFault()`), and a device window
+/// lies below `2^S` — so the caller can skip the guest's registers and memory. Returns the
+/// window and the offset in it; `None` for everything else, which [`decide`] takes.
+#[must_use]
+pub fn plain_device_access(abort: &GuestAbort, vm: &VmView<'_>) -> Option<(usize, u64)> {
+    let rule = abort.syndrome_rule?;
+    let plain = matches!(abort.access, AbortAccess::Data { cm: false, .. })
+        && matches!(abort.fsc, Fsc::Translation { .. })
+        && !abort.s1ptw
+        && !align::misaligned(rule, abort.va.0);
+    if !plain {
+        return None;
+    }
+    match vm.place(abort.ipa?) {
+        Place::Device { device, offset } => Some((device, offset)),
+        _ => None,
+    }
 }
 
 /// Rows 1 and 2: a stage-2 fault while the hardware read a guest stage-1 descriptor at `ipa`.

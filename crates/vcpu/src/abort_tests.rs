@@ -722,3 +722,58 @@ fn dc_zva_of_a_normal_page_follows_the_table() {
     let (esr, _) = injected(decide(&zva, &vm, &guest), false);
     assert_eq!(esr & 0x3F, FSC_EXTERNAL);
 }
+
+mod plain_device_access_agrees_with_decide {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whenever the shortcut answers, `decide` answers `Emulate` at the same window and
+        /// offset, for any syndrome, address and MMU state.
+        #[test]
+        fn whenever_it_answers(
+            iss in any::<u32>(),
+            isv in prop::bool::weighted(0.8),
+            dfsc in prop_oneof![0x04u32..=0x07, 0u32..0x40],
+            data in prop::bool::weighted(0.8),
+            lower in any::<bool>(),
+            far in prop_oneof![3 => UART.base.0..UART.base.0 + UART.size + 0x10, 1 => any::<u64>()],
+            same_page in prop::bool::weighted(0.8),
+            other_page in any::<u64>(),
+            mmu_on in any::<bool>(),
+            spsr in prop_oneof![Just(0x3C5u64), Just(0x3C4), Just(0x1D3)],
+        ) {
+            let ec: u64 = match (data, lower) {
+                (true, true) => 0x24,
+                (true, false) => 0x25,
+                (false, true) => 0x20,
+                (false, false) => 0x21,
+            };
+            let iss = (iss & 0x00FF_FFC0) | (u32::from(isv) << 24) | dfsc;
+            let esr = (ec << 26) | (1 << 25) | u64::from(iss);
+            let page = if same_page { far >> 12 } else { other_page };
+            let hpfar = (page & 0xFFF_FFFF_FFFF) << 4;
+            let Some(abort) = GuestAbort::from_trap(esr, far, hpfar, spsr) else {
+                return Ok(());
+            };
+            let view = vm(mmu_on, GuestFormat::Aarch64, HolePolicy::Abort);
+            if let Some((device, offset)) = plain_device_access(&abort, &view) {
+                // A guest with no tables and no instruction to read: the shortcut must not need them.
+                prop_assert_eq!(decide(&abort, &view, &Guest::mmu_off()), Decision::Emulate { device, offset });
+            }
+        }
+    }
+
+    #[test]
+    fn an_aligned_uart_load_is_plain_and_a_misaligned_one_is_not() {
+        let view = vm(false, GuestFormat::Aarch64, HolePolicy::Abort);
+        // LDR W2, [X1, #0x18] with the MMU off: ISV, SAS = word, SRT = 2, DFSC translation L0.
+        let iss = (1 << 24) | (0b10 << 22) | (2 << 16) | 0b00_0100;
+        let esr = (0x24 << 26) | (1 << 25) | iss;
+        let uart = 0x0900_0018;
+        let abort = GuestAbort::from_trap(esr, uart, (uart >> 12) << 4, 0x3C5).unwrap();
+        assert!(plain_device_access(&abort, &view).is_some());
+        let abort = GuestAbort::from_trap(esr, uart + 2, (uart >> 12) << 4, 0x3C5).unwrap();
+        assert_eq!(plain_device_access(&abort, &view), None);
+    }
+}

@@ -42,8 +42,8 @@ use crate::entry::{
 };
 use moat_arm::addr::Va;
 use moat_arm::esr::{
-    AccessSize, AsyncErrorType, DataAbortIss, Esr, InstrAbortIss, SErrorIss, SyncErrorType,
-    Syndrome,
+    AccessSize, AsyncErrorType, DataAbortIss, Esr, ExceptionClass, InstrAbortIss, SErrorIss,
+    SyncErrorType, Syndrome,
 };
 use moat_arm::fsc::{Fsc, Level};
 use moat_arm::fsr32::{Fault32, Fsr32, Fsr32Format};
@@ -71,12 +71,17 @@ impl AbortAccess {
     /// instruction or data abort.
     #[must_use]
     pub fn from_esr_el2(esr_el2: Esr) -> Option<Self> {
-        match esr_el2.decode() {
-            Syndrome::DataAbortLower(iss) | Syndrome::DataAbortSame(iss) => Some(Self::Data {
-                wnr: iss.wnr,
-                cm: iss.cm,
-            }),
-            Syndrome::InstrAbortLower(_) | Syndrome::InstrAbortSame(_) => Some(Self::Instruction),
+        match esr_el2.ec() {
+            ExceptionClass::DataAbortLower | ExceptionClass::DataAbortSame => {
+                let iss = DataAbortIss::decode(esr_el2.iss());
+                Some(Self::Data {
+                    wnr: iss.wnr,
+                    cm: iss.cm,
+                })
+            }
+            ExceptionClass::InstrAbortLower | ExceptionClass::InstrAbortSame => {
+                Some(Self::Instruction)
+            }
             _ => None,
         }
     }
