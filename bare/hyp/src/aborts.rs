@@ -63,13 +63,18 @@ pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
     }
 }
 
-fn trapped<'a>(vm: &'a Vm, vcpu: &'a Vcpu, el1: &El1Regs, abort: &GuestAbort) -> TrappedGuest<'a> {
+fn trapped<'a>(
+    vm: &'a Vm,
+    vcpu: &'a Vcpu,
+    el1: &'a El1Regs,
+    abort: &GuestAbort,
+) -> TrappedGuest<'a> {
     TrappedGuest {
         mem: GuestRam {
             ram: &vm.ram,
             devices: &vm.device_windows,
         },
-        el1: *el1,
+        el1,
         parange: vm.id_policy.parange,
         pc: vcpu.frame.pc,
         pstate: vcpu.frame.pstate,

@@ -161,8 +161,8 @@ impl GuestMemory for GuestRam<'_> {
 pub struct TrappedGuest<'a> {
     /// The guest's memory.
     pub mem: GuestRam<'a>,
-    /// Its EL1 registers.
-    pub el1: El1Regs,
+    /// Its EL1 registers (read once per exit; not copied).
+    pub el1: &'a El1Regs,
     /// The PARange it is shown.
     pub parange: PaRange,
     /// The faulting instruction's address (`ELR_EL2`).

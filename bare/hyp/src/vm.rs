@@ -160,22 +160,8 @@ impl Vm {
             DeviceKind::GicV3Redistributors => ModelKind::GicRedistributors,
         });
         let bus = Bus::new(kinds, config.cpus as usize, UART_INTID).map_err(VmError::Devices)?;
-        let device_windows = config
-            .devices
-            .iter()
-            .map(|w| IpaRange {
-                base: w.base,
-                size: w.size,
-            })
-            .collect();
-        let ram_windows = config
-            .ram
-            .iter()
-            .map(|r| IpaRange {
-                base: r.base,
-                size: r.size,
-            })
-            .collect();
+        let device_windows = ranges(config.devices.iter().map(|w| (w.base, w.size)));
+        let ram_windows = ranges(config.ram.iter().map(|r| (r.base, r.size)));
         let guest_pa_bits = guest_parange_bits(config.parange, config.ipa_bits, ipa_limit);
         let parange = u8::try_from(guest_pa_bits)
             .ok()
@@ -532,6 +518,13 @@ fn hcr_el2(aarch32: bool, scxtnum: bool) -> u64 {
     const ENSCXT: u64 = 1 << 53;
     let scxt = if scxtnum { ENSCXT } else { 0 };
     VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TID3 | TSC | rw | pauth | scxt
+}
+
+/// IPA ranges from (base, size) pairs.
+fn ranges(regions: impl Iterator<Item = (Ipa, u64)>) -> Vec<IpaRange> {
+    regions
+        .map(|(base, size)| IpaRange { base, size })
+        .collect()
 }
 
 /// Whether the ID registers a guest of `policy` reads show `SCXTNUM_ELx`.

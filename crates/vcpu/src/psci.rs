@@ -59,10 +59,9 @@ pub enum CallOutcome {
 /// migration".
 pub const MIGRATE_INFO_TYPE_NOT_PRESENT: i64 = 2;
 
-/// The functions this implementation offers, as `PSCI_FEATURES` reports them.
-const IMPLEMENTED: [u32; 13] = [
-    PSCI_VERSION,
-    PSCI_FEATURES,
+/// The power-state functions: the calls whose answer reads or changes the vCPUs' power states
+/// or ends the VM ([`value_call`] answers every other one).
+pub const POWER_FUNCTIONS: [u32; 9] = [
     PSCI_SYSTEM_OFF,
     PSCI_SYSTEM_RESET,
     PSCI_CPU_ON_32,
@@ -72,9 +71,30 @@ const IMPLEMENTED: [u32; 13] = [
     PSCI_AFFINITY_INFO_64,
     PSCI_CPU_SUSPEND_32,
     PSCI_CPU_SUSPEND_64,
+];
+
+/// The functions that only return a value and are implemented (not merely `NOT_SUPPORTED`).
+const VALUE_FUNCTIONS: [u32; 4] = [
+    PSCI_VERSION,
+    PSCI_FEATURES,
     PSCI_MIGRATE_INFO_TYPE,
     SMCCC_VERSION,
 ];
+
+/// The functions this implementation offers, as `PSCI_FEATURES` reports them.
+const IMPLEMENTED: [u32; 13] = {
+    let mut all = [0; 13];
+    let mut i = 0;
+    while i < POWER_FUNCTIONS.len() {
+        all[i] = POWER_FUNCTIONS[i];
+        i += 1;
+    }
+    while i < all.len() {
+        all[i] = VALUE_FUNCTIONS[i - POWER_FUNCTIONS.len()];
+        i += 1;
+    }
+    all
+};
 
 /// Answers one SMCCC call whose argument registers are `X0`..`X3`.
 ///
@@ -269,17 +289,7 @@ mod tests {
 
     #[test]
     fn value_calls_are_exactly_the_calls_handle_call_answers_with_values() {
-        let power = [
-            PSCI_SYSTEM_OFF,
-            PSCI_SYSTEM_RESET,
-            PSCI_CPU_ON_32,
-            PSCI_CPU_ON_64,
-            PSCI_CPU_OFF,
-            PSCI_AFFINITY_INFO_32,
-            PSCI_AFFINITY_INFO_64,
-            PSCI_CPU_SUSPEND_32,
-            PSCI_CPU_SUSPEND_64,
-        ];
+        let power = POWER_FUNCTIONS;
         let others = IMPLEMENTED
             .iter()
             .chain(&[SMCCC_ARCH_FEATURES, 0xC200_0000, 0x8400_00FF]);
