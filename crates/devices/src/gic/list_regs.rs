@@ -232,7 +232,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         let best = self.best_candidates(vcpu, count + 1);
         let loaded = best.len().min(count);
         let mut values = [0; MAX_LIST_REGS];
-        for (value, &irq) in values.iter_mut().zip(&best.irqs()[..loaded]) {
+        for (value, irq) in values.iter_mut().zip(best.irqs(vcpu).take(loaded)) {
             *value = self.load(irq, vcpu, vtr.priority_mask());
         }
         let shadow = &mut self.shadows[vcpu];
@@ -264,11 +264,13 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// state `lrs` gives (missing ones as loaded); returns the other vCPUs to kick.
     #[inline(never)]
     fn take_back(&mut self, vcpu: usize, lrs: &[u64]) -> VcpuSet {
-        let shadow = self.shadows[vcpu];
+        // One register at a time rather than a copy of the whole shadow: this runs on every
+        // exit that finds a list register consumed.
+        let live = self.shadows[vcpu].live;
         self.shadows[vcpu].live = 0;
         let mut kick = VcpuSet::EMPTY;
-        for (n, &loaded) in shadow.loaded().iter().enumerate() {
-            let loaded = ListRegister::decode(loaded);
+        for n in 0..live {
+            let loaded = ListRegister::decode(self.shadows[vcpu].values[n]);
             let now = lrs
                 .get(n)
                 .map_or(loaded, |&value| ListRegister::decode(value));
@@ -367,12 +369,7 @@ impl<const SPIS: usize> Gic<SPIS> {
     }
 
     pub(crate) const fn intid_of(irq: IrqRef) -> u32 {
-        match irq {
-            IrqRef::Private { intid, .. } => intid,
-            // Truncation impossible: index < SPIS <= MAX_SPIS.
-            #[allow(clippy::cast_possible_truncation)]
-            IrqRef::Spi(index) => PRIVATE_COUNT + index as u32,
-        }
+        irq.intid()
     }
 }
 
@@ -380,7 +377,9 @@ impl<const SPIS: usize> Gic<SPIS> {
 pub(crate) struct Candidates {
     /// The interrupts' sort keys: (not active, priority).
     keys: [(bool, u8); MAX_LIST_REGS + 1],
-    irqs: [IrqRef; MAX_LIST_REGS + 1],
+    /// Their INTIDs (all of one vCPU, so the INTID names the interrupt): two bytes each keep
+    /// the whole choice small enough to build and return cheaply before every entry.
+    intids: [u16; MAX_LIST_REGS + 1],
     len: usize,
     /// The most it keeps.
     limit: usize,
@@ -391,7 +390,7 @@ impl Candidates {
     fn new(limit: usize) -> Self {
         Self {
             keys: [(false, 0); MAX_LIST_REGS + 1],
-            irqs: [IrqRef::Spi(0); MAX_LIST_REGS + 1],
+            intids: [0; MAX_LIST_REGS + 1],
             len: 0,
             limit: limit.min(MAX_LIST_REGS + 1),
         }
@@ -408,9 +407,12 @@ impl Candidates {
         }
         let end = (self.len + 1).min(self.limit);
         self.keys.copy_within(place..end - 1, place + 1);
-        self.irqs.copy_within(place..end - 1, place + 1);
+        self.intids.copy_within(place..end - 1, place + 1);
         self.keys[place] = key;
-        self.irqs[place] = irq;
+        // Truncation impossible: INTIDs are below 1020.
+        #[allow(clippy::cast_possible_truncation)]
+        let intid = irq.intid() as u16;
+        self.intids[place] = intid;
         self.len = end;
     }
 
@@ -418,9 +420,16 @@ impl Candidates {
         self.len
     }
 
-    /// The chosen interrupts, best first.
-    pub(crate) fn irqs(&self) -> &[IrqRef] {
-        &self.irqs[..self.len]
+    /// The chosen interrupts of vCPU `vcpu` (the one they were chosen for), best first.
+    pub(crate) fn irqs(&self, vcpu: usize) -> impl Iterator<Item = IrqRef> + '_ {
+        self.intids[..self.len].iter().map(move |&intid| {
+            let intid = u32::from(intid);
+            if intid < PRIVATE_COUNT {
+                IrqRef::Private { vcpu, intid }
+            } else {
+                IrqRef::Spi((intid - PRIVATE_COUNT) as usize)
+            }
+        })
     }
 }
 

@@ -273,6 +273,18 @@ pub(crate) enum IrqRef {
     Spi(usize),
 }
 
+impl IrqRef {
+    /// The interrupt's INTID.
+    pub(crate) const fn intid(self) -> u32 {
+        match self {
+            Self::Private { intid, .. } => intid,
+            // Truncation impossible: an SPI index is below MAX_SPIS.
+            #[allow(clippy::cast_possible_truncation)]
+            Self::Spi(index) => PRIVATE_COUNT + index as u32,
+        }
+    }
+}
+
 /// `GICD_CTLR` group enables (with `GICD_CTLR.DS` = 1: `EnableGrp0` bit 0, `EnableGrp1` bit 1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct GroupEnables {
