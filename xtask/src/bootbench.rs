@@ -80,9 +80,45 @@ fn icount(extra: &[String]) -> Vec<String> {
     args
 }
 
-/// Assembles `/init` and packs it with busybox (as every guest initramfs has it) into
-/// `dir/boot-initramfs.cpio.gz`.
-fn initramfs(dir: &Path) -> XResult<PathBuf> {
+/// `MRS X19, CNTVCT_EL0` (Arm ARM C6.2 "MRS": `0xD5300000` | o0 = 1 (op0 = 3) << 19 | op1 = 3
+/// << 16 | CRn = 14 << 12 | CRm = 0 << 8 | op2 = 2 << 5 | Rt = 19), little-endian.
+const READ_CNTVCT: [u8; 4] = 0xD53B_E053_u32.to_le_bytes();
+
+/// The smoke check of `./x test` (a boot takes minutes, so none runs there): `/init` assembles
+/// and links, and its first instruction is the counter read. `Err` says what is wrong.
+///
+/// # Errors
+///
+/// The outer error: the output directory cannot be made.
+pub fn smoke() -> XResult<Result<(), String>> {
+    let dir = build::out_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+    let init = match assemble_init(&dir) {
+        Ok(init) => init,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let text = dir.join("init.text");
+    let flat = Command::new("aarch64-linux-gnu-objcopy")
+        .args(["-O", "binary", "-j", ".text"])
+        .arg(&init)
+        .arg(&text)
+        .status();
+    if !flat.is_ok_and(|s| s.success()) {
+        return Ok(Err("objcopy could not extract /init's .text".into()));
+    }
+    let bytes = std::fs::read(&text).unwrap_or_default();
+    Ok(if bytes.starts_with(&READ_CNTVCT) {
+        Ok(())
+    } else {
+        Err(format!(
+            "/init's first instruction is {:02x?}, not MRS X19, CNTVCT_EL0",
+            bytes.get(..4)
+        ))
+    })
+}
+
+/// Assembles and links `/init` into `dir/init`.
+fn assemble_init(dir: &Path) -> XResult<PathBuf> {
     let source = build::repo_root().join("xtask/src/bootbench/init.s");
     let (object, init) = (dir.join("init.o"), dir.join("init"));
     let tool = |name: &str| Command::new(format!("aarch64-linux-gnu-{name}"));
@@ -97,6 +133,13 @@ fn initramfs(dir: &Path) -> XResult<PathBuf> {
             .arg(&object),
         "linking the boot benchmark's /init",
     )?;
+    Ok(init)
+}
+
+/// Assembles `/init` and packs it with busybox (as every guest initramfs has it) into
+/// `dir/boot-initramfs.cpio.gz`.
+fn initramfs(dir: &Path) -> XResult<PathBuf> {
+    let init = assemble_init(dir)?;
     let read =
         |path: &Path| std::fs::read(path).map_err(|e| failed(format!("{}: {e}", path.display())));
     let entries = with_init(
