@@ -79,30 +79,9 @@ fn run(ctx: &Context, cpu: &str, group: Group, mode: Mode, options: KvmOptions) 
     kvm::run_on(artifacts, cpu, &vm(ctx, group), &image, mode, options)
 }
 
-/// The guest's line when its calibration did not come out a whole number of instructions per
-/// tick: under KVM the host kernel's own interrupts (its tick, at 250 Hz: one per 4 M
-/// instructions) can land in the 2 M-instruction calibration loops. The timer operation needs
-/// a whole rate, so such a run is repeated.
-const DISTURBED: &str = "the counter's rate is not a whole";
-
-/// How many runs a disturbed calibration gets.
-const ATTEMPTS: u32 = 3;
-
-/// One benchmark boot under KVM in `mode`, with the in-kernel vGIC; repeated (up to
-/// [`ATTEMPTS`] runs) while the host disturbed the guest's calibration.
+/// One benchmark boot under KVM in `mode`, with the in-kernel vGIC.
 fn boot(ctx: &Context, cpu: &str, group: Group, mode: Mode) -> XResult<Outcome> {
-    let mut attempt = 1;
-    let run = loop {
-        let run = run(ctx, cpu, group, mode, KvmOptions::default())?;
-        if attempt == ATTEMPTS || !run.outcome.console.contains(DISTURBED) {
-            break run;
-        }
-        println!(
-            "KVM {} on {cpu}: the host disturbed the guest's calibration; running again",
-            mode.name()
-        );
-        attempt += 1;
-    };
+    let run = run(ctx, cpu, group, mode, KvmOptions::default())?;
     match run.status {
         Some(0) => Ok(Outcome {
             console: run.outcome.console,
