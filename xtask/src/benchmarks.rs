@@ -3,7 +3,7 @@
 //! (issue 9, item 6), with what they were measured on: QEMU's version, the CPU models, the date
 //! and the commit.
 //!
-//! `exits` runs in this process; `stage2` and `boot` run as `./x bench <name>` children whose
+//! `exits` (with the KVM sides) runs in this process; `stage2` and `boot` run as `./x bench <name>` children whose
 //! standard output is captured whole (their own code stays as it is). A benchmark that fails is
 //! reported in the file as not measured, with its error, and makes the command fail.
 
@@ -22,8 +22,9 @@ pub fn run_all() -> XResult<ExitCode> {
     let ctx = Context {
         artifacts: build::build_bare()?,
         params: FULL,
+        kvm: Some(crate::kvm::build::build()?),
     };
-    let method = exitbench::method(ctx.params);
+    let method = exitbench::method(ctx.params, true);
     println!("{method}\n");
     let exits = exitbench::tables(&ctx);
     let stage2 = child("stage2");

@@ -154,6 +154,10 @@ struct BenchArgs {
     /// `exits`: a few short batches only (the smoke run of `./x test`; figures are rough).
     #[arg(long)]
     quick: bool,
+    /// `exits`: also Linux KVM (nVHE, and VHE where the CPU model has it) in the same QEMU,
+    /// running the same guest through Moat's KVM runner (`./x bench` always includes it).
+    #[arg(long)]
+    kvm: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -295,7 +299,7 @@ impl Cli {
 fn bench(args: &BenchArgs) -> XResult<ExitCode> {
     let which = match args.which {
         None => return crate::benchmarks::run_all(),
-        Some(Bench::Exits) => return crate::exitbench::run(args.quick),
+        Some(Bench::Exits) => return crate::exitbench::run(args.quick, args.kvm),
         Some(Bench::Stage2) => "stage2",
         Some(Bench::Boot) => return crate::bootbench::run(),
     };

@@ -9,9 +9,11 @@
 //! vCPUs, so that an idle second CPU never runs during the one-vCPU figures.
 //!
 //! The table is built from a list of [`Side`]s, each producing a [`Report`] per CPU model:
-//! Moat and bare today; a KVM runner adds its sides (`KVM nVHE`, `KVM VHE`) to [`sides`] and its
-//! ratios to [`ratios`] and nothing else changes.
+//! Moat, bare, and with `--kvm` Linux KVM in nVHE and VHE mode (Debian's cloud kernel at EL2 in
+//! the same QEMU, the same guest image run by Moat's KVM runner on a VM of the same shape and
+//! device tree; see [`crate::kvm`] and `exitbench/kvm.rs`).
 
+mod kvm;
 mod report;
 
 pub use report::{Column, Report, notes, parse, table};
@@ -78,6 +80,8 @@ pub struct Context {
     pub artifacts: Artifacts,
     /// The batches.
     pub params: Params,
+    /// The KVM runner, when the KVM sides run (`--kvm`).
+    pub kvm: Option<crate::kvm::build::KvmArtifacts>,
 }
 
 /// One column group of the table: how to get a [`Report`] on a CPU model.
@@ -86,25 +90,40 @@ pub struct Side {
     pub name: &'static str,
     /// Boots the guest for `group` on `cpu` and returns the console.
     pub boot: fn(&Context, &str, Group) -> XResult<Outcome>,
+    /// Why the side cannot run on a CPU model, where it cannot.
+    pub unavailable: fn(&str) -> Option<&'static str>,
+    /// Turns what the guest saw into the side's cells (KVM's answer to an SMC, say).
+    pub interpret: fn(&mut Report),
 }
 
-/// The sides, in column order.
-pub fn sides() -> Vec<Side> {
-    vec![
-        Side {
-            name: "Moat",
-            boot: boot_moat,
-        },
-        Side {
-            name: "bare",
-            boot: boot_bare,
-        },
-    ]
+/// The sides, in column order: Moat, then KVM nVHE and VHE when `kvm`, then bare.
+pub fn sides(kvm: bool) -> Vec<Side> {
+    let mut sides = vec![Side {
+        name: "Moat",
+        boot: boot_moat,
+        unavailable: |_| None,
+        interpret: |_| {},
+    }];
+    if kvm {
+        sides.extend(kvm::sides());
+    }
+    sides.push(Side {
+        name: "bare",
+        boot: boot_bare,
+        unavailable: |_| None,
+        interpret: |_| {},
+    });
+    sides
 }
 
-/// The ratio columns: (numerator side, denominator side), indices into [`sides`].
-pub fn ratios() -> Vec<(usize, usize)> {
-    vec![(0, 1)]
+/// The ratio columns: (numerator side, denominator side), indices into [`sides`]: each KVM
+/// side over Moat, then Moat over bare.
+pub fn ratios(kvm: bool) -> Vec<(usize, usize)> {
+    if kvm {
+        vec![(1, 0), (2, 0), (0, 3)]
+    } else {
+        vec![(0, 1)]
+    }
 }
 
 /// `-icount shift=0,sleep=off`: one instruction is 1 ns of virtual time, and idle time is
@@ -205,14 +224,29 @@ pub fn measure(side: &Side, ctx: &Context, cpu: &str, groups: &[Group]) -> XResu
 /// As [`measure`].
 pub fn tables(ctx: &Context) -> XResult<String> {
     let mut out = String::new();
+    let with_kvm = ctx.kvm.is_some();
     for cpu in CPUS {
         let mut columns = Vec::new();
-        for side in sides() {
-            let report = measure(&side, ctx, cpu, &[Group::Single, Group::Pair])?;
+        let mut side_notes = Vec::new();
+        for side in sides(with_kvm) {
+            let report = match (side.unavailable)(cpu) {
+                Some(why) => {
+                    side_notes.push(format!("{}: not run on `{cpu}`: {why}", side.name));
+                    Report::default()
+                }
+                None => {
+                    let mut report = measure(&side, ctx, cpu, &[Group::Single, Group::Pair])?;
+                    (side.interpret)(&mut report);
+                    report
+                }
+            };
             columns.push(Column {
                 name: side.name.into(),
                 report,
             });
+        }
+        if with_kvm {
+            side_notes.extend(kvm::no_vgic_notes(ctx, cpu)?);
         }
         let per_tick = columns[0].report.per_tick.unwrap_or(0.0);
         let mut text = format!(
@@ -220,8 +254,8 @@ pub fn tables(ctx: &Context) -> XResult<String> {
              (calibrated: {per_tick:.3} instructions per counter tick)\n\n",
             ctx.params.batches, ctx.params.n
         );
-        text.push_str(&table(&columns, &ratios()));
-        for note in notes(&columns) {
+        text.push_str(&table(&columns, &ratios(with_kvm)));
+        for note in side_notes.into_iter().chain(notes(&columns)) {
             text.push_str(&format!("\n- {note}"));
         }
         text.push('\n');
@@ -237,19 +271,20 @@ pub fn tables(ctx: &Context) -> XResult<String> {
 /// # Errors
 ///
 /// When the build or a boot fails.
-pub fn run(quick: bool) -> XResult<ExitCode> {
+pub fn run(quick: bool, with_kvm: bool) -> XResult<ExitCode> {
     let ctx = Context {
         artifacts: build::build_bare()?,
         params: if quick { QUICK } else { FULL },
+        kvm: with_kvm.then(crate::kvm::build::build).transpose()?,
     };
-    println!("{}", method(ctx.params));
+    println!("{}", method(ctx.params, with_kvm));
     tables(&ctx)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// What the figures mean, printed above the tables.
-pub fn method(params: Params) -> String {
-    format!(
+pub fn method(params: Params, with_kvm: bool) -> String {
+    let mut text = format!(
         "Instructions per operation under `qemu-system-aarch64 -icount shift=0,sleep=off` \
          (every instruction of the emulated machine, EL2's included, is 1 ns of virtual time), \
          timed by the benchmark guest (`bare/guests/exitbench`) with the virtual counter, its \
@@ -265,7 +300,11 @@ pub fn method(params: Params) -> String {
         n = params.n,
         slow = (params.n / 8).max(1),
         b = params.batches,
-    )
+    );
+    if with_kvm {
+        text.push_str(&kvm::method());
+    }
+    text
 }
 
 /// The smoke test of `./x test` on `cpu`: one boot under Moat, every operation in one
@@ -280,6 +319,7 @@ pub fn smoke(artifacts: &Artifacts, cpu: &str) -> XResult<(Outcome, Result<(), S
     let ctx = Context {
         artifacts: artifacts.clone(),
         params: QUICK,
+        kvm: None,
     };
     let outcome = boot_moat(&ctx, cpu, Group::All)?;
     let verdict = smoke_verdict(&outcome);

@@ -62,6 +62,12 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     race::cpu_on_race(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;
+    tally.record(
+        "bench_boot_init_reads_the_virtual_counter_first",
+        "-",
+        None,
+        crate::bootbench::smoke()?,
+    );
     cli_cases(&artifacts, &mut tally)?;
     run_cases::initrd_with_guest(&mut tally)?;
     run_cases::kvm_unit_tests_environment(&mut tally)?;

@@ -71,6 +71,52 @@ pub fn run_built(
     mode: Mode,
     options: KvmOptions,
 ) -> XResult<KvmOutcome> {
+    let run = run_on(artifacts, CPU, vm, image, mode, options)?;
+    let what = format!("the guest under KVM ({})", mode.name());
+    match run.status {
+        Some(0) => Ok(run.outcome),
+        Some(status) => Err(failed(format!(
+            "{what}: the runner ended with status {status}: {}",
+            run.stderr.join(" / ")
+        ))),
+        None => Err(failed(format!(
+            "{what}: the host did not finish the run{}{}",
+            if run.timed_out { " (time limit)" } else { "" },
+            tail(&run.host_console)
+        ))),
+    }
+}
+
+/// One run under KVM however the runner ended: what [`run_on`] returns.
+#[derive(Clone, Debug)]
+pub struct KvmRun {
+    /// The guest's console and the host's KVM lines.
+    pub outcome: KvmOutcome,
+    /// The runner's exit status, if the host ran it to the end.
+    pub status: Option<i32>,
+    /// The runner's stderr lines.
+    pub stderr: Vec<String>,
+    /// Whether the time limit ended the boot.
+    pub timed_out: bool,
+    /// The host's whole console (for error messages).
+    pub host_console: String,
+}
+
+/// [`run_built`] on the QEMU CPU model `cpu`, returning the guest's console however the
+/// runner ended (a benchmark reads what a guest printed before a run it could not finish).
+///
+/// # Errors
+///
+/// As [`run_guest`], except that the runner's status is returned, not judged; KVM not
+/// initialising in `mode` on `cpu` is still an error.
+pub fn run_on(
+    artifacts: &build::KvmArtifacts,
+    cpu: &str,
+    vm: &VmConfig,
+    image: &Path,
+    mode: Mode,
+    options: KvmOptions,
+) -> XResult<KvmRun> {
     let ram = single_ram(vm)?;
     let linux = crate::linux::default_linux()?;
     let dtb_addr =
@@ -97,7 +143,7 @@ pub fn run_built(
     std::fs::write(&initramfs, archive)
         .map_err(|e| failed(format!("writing {}: {e}", initramfs.display())))?;
     let machine = Machine {
-        cpu: CPU.into(),
+        cpu: cpu.into(),
         mem_mib: HOST_MIB + (ram.size >> 20),
         kernel: linux.kernel,
         initrd: Some(initramfs.clone()),
@@ -110,7 +156,7 @@ pub fn run_built(
     let _ = std::fs::remove_file(&initramfs);
     let outcome = outcome?;
     let report = boot::parse(&outcome.console);
-    let what = format!("the guest under KVM ({})", mode.name());
+    let what = format!("the guest under KVM ({}, -cpu {cpu})", mode.name());
     if !report
         .host
         .iter()
@@ -123,26 +169,17 @@ pub fn run_built(
             tail(&outcome.console)
         )));
     }
-    match report.status {
-        Some(0) => Ok(KvmOutcome {
+    Ok(KvmRun {
+        outcome: KvmOutcome {
             console: report.guest,
             host: report.host,
             elapsed: outcome.elapsed,
-        }),
-        Some(status) => Err(failed(format!(
-            "{what}: the runner ended with status {status}: {}",
-            report.stderr.join(" / ")
-        ))),
-        None => Err(failed(format!(
-            "{what}: the host did not finish the run{}{}",
-            if outcome.timed_out {
-                " (time limit)"
-            } else {
-                ""
-            },
-            tail(&outcome.console)
-        ))),
-    }
+        },
+        status: report.status,
+        stderr: report.stderr,
+        timed_out: outcome.timed_out,
+        host_console: outcome.console,
+    })
 }
 
 /// The VM's one RAM region, where the runner puts it (QEMU virt's base).
