@@ -50,7 +50,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
         moat_cases(&artifacts, cpu, &mut tally)?;
         let verdict = crate::sweep::smoke(&artifacts, cpu)?;
         tally.record(
-            "sysreg_sweep_of_op0_3_op1_3_matches_bare_qemu_or_a_listed_reason",
+            "sysreg_sweep_of_op0_3_op1_0_and_3_matches_bare_qemu_or_a_listed_reason",
             cpu,
             None,
             verdict,

@@ -33,6 +33,9 @@ fn main() {
             }
         }
     }
+    // Two instructions after the table (entries 98,304 and 98,305): `FMOV D0, XZR` (FP/SIMD:
+    // with `CPACR_EL1.FPEN` = 0 an FP access trap, EC 0x07) and `RDVL X0, #1` (SVE).
+    asm.push_str(".inst 0x9e6703e0\nret\n.inst 0x04bf5020\nret\n");
     asm.push_str(".global sweep_table_end\nsweep_table_end:\n");
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     std::fs::write(format!("{out}/sweep_table.s"), asm).expect("writing the sweep table");

@@ -19,7 +19,8 @@
 //! Blocks named in `sweep.detail=<b>,<b>,...` (or `all`) also print every record that is not
 //! "UNDEFINED" or "not written because the read failed":
 //! `SWEEP <op0> <op1> <crn> <crm> <op2> <r|w> <kind> <data>`. `sweep.blocks=<lo>-<hi>` limits
-//! the sweep to those blocks (for the short run in `./x test`).
+//! the sweep to those blocks (for the short run in `./x test`). Then `SWEEP-INSN fp|sve <kind>
+//! <data>`: an FP/SIMD and an SVE instruction executed with `CPACR_EL1.FPEN` = 0.
 #![no_std]
 #![no_main]
 
@@ -113,6 +114,13 @@ fn main(boot: &BootInfo) {
         if wants_detail(detail, block) {
             print_detail(block, &records);
         }
+    }
+    // The instructions after the table, with the guest's `CPACR_EL1.FPEN` = 0 (the runtime
+    // never enables FP): an FP instruction must take the FP access trap, an SVE instruction
+    // what the ID registers say (UNDEFINED where `ID_AA64PFR0_EL1.SVE` = 0).
+    for (slot, name) in [(0, "fp"), (1, "sve")] {
+        let (kind, data) = execute(BLOCKS, slot, 0);
+        println!("SWEEP-INSN {name} {} {data:#x}", kind as u64);
     }
     set_exception_hook(None);
     println!("SWEEP-DONE {done}");
