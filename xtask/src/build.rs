@@ -19,12 +19,13 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// The test guests built from `bare/guests/`, by binary name.
-pub const GUESTS: [&str; 5] = [
+pub const GUESTS: [&str; 6] = [
     "moat-guest-hello",
     "moat-guest-selftest",
     "moat-guest-exitbench",
     "moat-guest-probe",
     "moat-guest-shim32",
+    "moat-guest-sysregsweep",
 ];
 
 /// The AArch32 guests are built for this target.

@@ -37,6 +37,10 @@ enum Command {
     /// The differential suite (SPEC §6): the probe guest bare on QEMU and under Moat, every
     /// recorded exception field compared; ends with an `N passed, N failed` line.
     Difftest,
+    /// The system-register sweep (issue 10): every `op0` 1..3 encoding read and written by the
+    /// `sysregsweep` guest, bare on QEMU and under Moat, compared encoding by encoding; prints
+    /// per CPU the accesses, those equal, and those differing by category.
+    Sweep(SweepArgs),
     /// Fetch Debian's arm64 cloud kernel and busybox into the cache (`$MOAT_CACHE`, else
     /// target/moat/linux-cache) and build the initramfs; prints the paths `./x run --linux`
     /// boots. Without `--refresh`, a complete cache is used without network access.
@@ -140,6 +144,20 @@ struct LinuxFetchArgs {
     /// Look for newer packages even when the cache is complete.
     #[arg(long)]
     refresh: bool,
+}
+
+/// Options of `./x sweep`.
+#[derive(Args, Debug)]
+struct SweepArgs {
+    /// The CPU model, for both runs [default: cortex-a72, then max].
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Only blocks LO-HI (a block is one `op0`/`op1`/`CRn`: block = (op0-1)*128 + op1*16 + CRn).
+    #[arg(long, value_name = "LO-HI")]
+    blocks: Option<String>,
+    /// Print every differing access with its category, not only the unexplained ones.
+    #[arg(long)]
+    list: bool,
 }
 
 /// Options of `./x bench`.
@@ -283,6 +301,7 @@ impl Cli {
                 println!("initramfs {}", guest.initramfs.display());
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Sweep(args) => sweep(&args),
             Command::Difftest => {
                 let totals = crate::difftest::run(&build::build_bare()?)?;
                 println!("{} passed, {} failed", totals.passed, totals.failed);
@@ -294,6 +313,33 @@ impl Cli {
             }
         }
     }
+}
+
+fn sweep(args: &SweepArgs) -> XResult<ExitCode> {
+    let (lo, hi) = match &args.blocks {
+        None => (0, crate::sweep::BLOCKS - 1),
+        Some(text) => text
+            .split_once('-')
+            .and_then(|(lo, hi)| Some((lo.parse().ok()?, hi.parse().ok()?)))
+            .filter(|&(lo, hi)| lo <= hi && hi < crate::sweep::BLOCKS)
+            .ok_or_else(|| usage(format!("--blocks: want LO-HI below 384, got {text:?}")))?,
+    };
+    let cpus: Vec<String> = match &args.cpu {
+        Some(cpu) => vec![cpu.clone()],
+        None => harness::CPUS.iter().map(|c| (*c).to_owned()).collect(),
+    };
+    let artifacts = build::build_bare()?;
+    let mut clean = true;
+    for cpu in &cpus {
+        let summary = crate::sweep::sweep(&artifacts, cpu, lo, hi)?;
+        crate::sweep::print(cpu, &summary, args.list);
+        clean &= summary.clean();
+    }
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn bench(args: &BenchArgs) -> XResult<ExitCode> {

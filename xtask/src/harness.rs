@@ -48,6 +48,13 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     for cpu in CPUS {
         guest_suite(&artifacts, cpu, &mut tally)?;
         moat_cases(&artifacts, cpu, &mut tally)?;
+        let verdict = crate::sweep::smoke(&artifacts, cpu)?;
+        tally.record(
+            "sysreg_sweep_of_op0_3_op1_0_and_3_matches_bare_qemu_or_a_listed_reason",
+            cpu,
+            None,
+            verdict,
+        );
         let (outcome, verdict) = crate::exitbench::smoke(&artifacts, cpu)?;
         tally.record(
             "bench_exits_quick_runs_every_operation_under_moat",

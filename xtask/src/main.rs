@@ -19,6 +19,7 @@ mod kvm;
 mod linux;
 mod qemu;
 mod scratch;
+mod sweep;
 mod vm;
 
 use clap::Parser;

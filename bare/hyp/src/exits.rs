@@ -79,8 +79,22 @@ fn synchronous(vm: &mut Vm, vcpu: &mut Vcpu, cpu: Option<&CpuInterface>) -> Next
         // SVE and SME are trapped (`CPTR_EL2.TZ`, `TSM`) and reported absent in the ID
         // registers: on a CPU without them the instruction is UNDEFINED.
         ExceptionClass::SveAccess | ExceptionClass::SmeAccess => undefined(vm, vcpu),
+        // FP/SIMD trapped at EL2 only while the guest's own CPACR_EL1.FPEN traps (`cpacr.rs`):
+        // the guest's EL1 takes it, as its FPEN says.
+        ExceptionClass::FpAccess => fp_access(vm, vcpu, esr),
         _ => stop(&vm.config.name, &vcpu.frame, format_args!("unhandled trap")),
     }
+}
+
+/// Reflects a SIMD/FP access trap to the guest's EL1 at the trapped instruction.
+fn fp_access(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
+    let el1 = guest::El1Regs::read();
+    let iss = moat_arm::esr::FpAccessIss::decode(esr.iss());
+    let ctx = el1.context(&vcpu.frame, vm.features);
+    let entry = moat_vcpu::inject::inject_fp_access(&ctx, iss, esr.il());
+    entry.apply_to_frame(&mut vcpu.frame);
+    guest::write_el1(&entry.sysreg_writes());
+    Next::Resume
 }
 
 /// Injects an undefined instruction exception at the trapped instruction.

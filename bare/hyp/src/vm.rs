@@ -491,7 +491,8 @@ impl Vm {
         // MPIDR_EL1 as the guest sees it: bit 31 RES1, the vCPU's affinity as the GIC model
         // numbers it (its redistributor's GICR_TYPER must match).
         VMPIDR_EL2.set((1 << 31) | moat_devices::gic::Affinity::of_vcpu(vcpu.index).mpidr());
-        // CPTR_EL2 (E2H = 0): FP/SIMD not trapped (TFP = 0); SVE and SME trapped (TZ, TSM = 1):
+        // CPTR_EL2 (E2H = 0): FP/SIMD not trapped here (TFP = 0: `cpacr` sets it while the
+        // guest's FPEN traps EL1; Moat is soft-float); SVE and SME trapped (TZ, TSM = 1):
         // Moat neither switches their state nor shows them to the guest; the rest RES1. An
         // AArch64 guest's CPACR_EL1 is trapped too (TCPAC): see `cpacr`.
         let aarch32 = self.config.arch == GuestArch::Aarch32;

@@ -163,6 +163,40 @@ fn mmfr0(hw: u64, policy: &IdPolicy) -> u64 {
     MMFR0_FGT.insert(v, 0)
 }
 
+/// `CPACR_EL1.FPEN` (bits \[21:20\]).
+const FPEN: Field = Field::new(20, 2);
+
+/// How the hardware's FP/SIMD controls are set for an AArch64 guest whose `CPACR_EL1` (as it
+/// wrote it) is `guest_cpacr`, while SVE and SME are hidden (`CPTR_EL2.TZ`/`TSM` set, the
+/// hardware's `CPACR_EL1.ZEN`/`SMEN` open so that SVE/SME accesses reach that EL2 trap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FpControls {
+    /// `CPACR_EL1.FPEN` for the hardware.
+    pub fpen: u64,
+    /// `CPTR_EL2.TFP`: trap FP/SIMD to EL2, where Moat reflects it to the guest's EL1.
+    pub trap_fp: bool,
+}
+
+/// The FP/SIMD controls for `guest_cpacr`. Where the guest's `FPEN` traps EL1 (0b00, 0b10), an
+/// EL1 FP check would fire before the EL2 SVE check (`CheckSVEEnabled()`: `CPACR_EL1.FPEN` is
+/// checked before `CPTR_EL2.TZ`; QEMU does the same for `ZCR_EL1`), so an SVE instruction or
+/// `ZCR_EL1` access would take an FP access trap (EC 0x07) where a core without SVE makes it
+/// UNDEFINED. So the hardware's `FPEN` is opened and FP/SIMD trapped at EL2 instead (`TZ` is
+/// checked before `TFP` there): Moat reflects the FP trap to EL1 and makes SVE UNDEFINED. With
+/// `FPEN` = 0b01 (EL0 trapped) or 0b11 the guest's value is the hardware's.
+pub fn fp_controls(guest_cpacr: u64) -> FpControls {
+    match FPEN.get(guest_cpacr) {
+        0b00 | 0b10 => FpControls {
+            fpen: 0b11,
+            trap_fp: true,
+        },
+        fpen => FpControls {
+            fpen,
+            trap_fp: false,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +321,29 @@ mod tests {
         assert_eq!(IdRegister::from_encoding(3, 0, 1, 0, 0), None, "SCTLR_EL1");
         assert_eq!(IdRegister::from_encoding(3, 1, 0, 7, 0), None);
         assert_eq!(IdRegister::from_encoding(3, 0, 0, 8, 0), None);
+    }
+
+    #[test]
+    fn fp_trapping_at_el1_is_moved_to_el2_so_sve_stays_undefined() {
+        for fpen in [0b00u64, 0b10] {
+            let controls = fp_controls(fpen << 20);
+            assert_eq!(
+                controls,
+                FpControls {
+                    fpen: 0b11,
+                    trap_fp: true
+                }
+            );
+        }
+        for fpen in [0b01u64, 0b11] {
+            let controls = fp_controls(fpen << 20 | 0b11 << 16);
+            assert_eq!(
+                controls,
+                FpControls {
+                    fpen,
+                    trap_fp: false
+                }
+            );
+        }
     }
 }

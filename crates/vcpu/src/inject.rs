@@ -42,8 +42,8 @@ use crate::entry::{
 };
 use moat_arm::addr::Va;
 use moat_arm::esr::{
-    AccessSize, AsyncErrorType, DataAbortIss, Esr, ExceptionClass, InstrAbortIss, SErrorIss,
-    SyncErrorType, Syndrome,
+    AccessSize, AsyncErrorType, DataAbortIss, Esr, ExceptionClass, FpAccessIss, InstrAbortIss,
+    SErrorIss, SyncErrorType, Syndrome,
 };
 use moat_arm::fsc::{Fsc, Level};
 use moat_arm::fsr32::{Fault32, Fsr32, Fsr32Format};
@@ -172,6 +172,24 @@ pub fn inject_undefined(ctx: &GuestContext) -> Entry {
     let exception = Aarch64Exception {
         kind: VectorKind::Synchronous,
         esr: Syndrome::Unknown.to_esr(true),
+        far: None,
+    };
+    Entry::Aarch64(take_exception_aarch64(ctx, &exception))
+}
+
+/// Reflects a SIMD/FP access trap (`EC` 0x07) that reached EL2 through `CPTR_EL2.TFP` into
+/// the guest's EL1, as the guest's own `CPACR_EL1.FPEN` would have taken it there
+/// (`AArch64.AdvSIMDFPAccessTrap(EL1)`): the same `ISS` and `IL`, `FAR_EL1` unchanged. An AArch32
+/// EL1 takes the Undefined Instruction exception instead (AArch32 `CPACR.cp10/cp11` traps are
+/// UNDEFINED), though Moat never traps FP for an AArch32 guest.
+#[must_use]
+pub fn inject_fp_access(ctx: &GuestContext, iss: FpAccessIss, il: bool) -> Entry {
+    if ctx.features.el1_aarch32 {
+        return Entry::Aarch32(enter_mode_aarch32(ctx, &Aarch32Exception::Undefined));
+    }
+    let exception = Aarch64Exception {
+        kind: VectorKind::Synchronous,
+        esr: Syndrome::FpAccess(iss).to_esr(il),
         far: None,
     };
     Entry::Aarch64(take_exception_aarch64(ctx, &exception))
@@ -517,6 +535,22 @@ mod tests {
         for (spsr, vector) in [(EL1H, 0x200), (EL0_A64, 0x400), (EL0_A32, 0x600)] {
             let entry = a64(inject_undefined(&ctx(spsr, CpuFeatures::default())));
             assert_eq!(entry.esr_el1, 0x0200_0000);
+            assert_eq!(entry.far_el1, None);
+            assert_eq!(entry.elr_el2, VBAR + vector);
+        }
+    }
+
+    #[test]
+    fn a_reflected_fp_access_trap_keeps_ec_7_and_its_iss_on_the_guests_vector() {
+        // QEMU's EL1 FP trap from AArch64: CV = 1, COND = 0xE (ESR 0x1fe00000).
+        let iss = FpAccessIss::decode(0x01E0_0000);
+        for (spsr, vector) in [(EL1H, 0x200), (EL0_A64, 0x400)] {
+            let entry = a64(inject_fp_access(
+                &ctx(spsr, CpuFeatures::default()),
+                iss,
+                true,
+            ));
+            assert_eq!(entry.esr_el1, 0x1FE0_0000);
             assert_eq!(entry.far_el1, None);
             assert_eq!(entry.elr_el2, VBAR + vector);
         }
