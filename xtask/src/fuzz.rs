@@ -39,7 +39,7 @@ pub struct Run {
     pub target: &'static str,
     /// Seconds it ran.
     pub seconds: f64,
-    /// libFuzzer's `stat::number_of_executed_runs`.
+    /// libFuzzer's `stat::number_of_executed_units` (0 when a crash ended the run early).
     pub executions: u64,
     /// The file a crash was written to, with the first lines of the panic; `None` when the
     /// run ended without a finding.
@@ -198,7 +198,7 @@ pub fn run_target(binaries: &Path, target: &'static str, seconds: u64) -> XResul
     let log = String::from_utf8_lossy(&out.stderr);
     let executions = log
         .lines()
-        .find_map(|l| l.strip_prefix("stat::number_of_executed_runs:"))
+        .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0);
     let finding = (!out.status.success()).then(|| describe_finding(&log, out.status));
