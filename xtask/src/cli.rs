@@ -59,6 +59,25 @@ enum Command {
     /// Explain a guest trap: the syndrome decoded, what Moat does with it (SPEC §2), the
     /// exception it injects (SPEC §3), and what Linux 6.1 KVM would do instead (SPEC §5).
     Explain(ExplainArgs),
+    /// Run the coverage-guided fuzz targets (fuzz/, cargo-fuzz and libFuzzer; cargo-fuzz is
+    /// installed into target/moat/tools on first use): every target, or one, for `--time`
+    /// seconds each. Corpora grow in target/fuzz/corpus, findings go to target/fuzz/artifacts;
+    /// ends with an `N passed, N failed` line.
+    Fuzz(FuzzArgs),
+}
+
+/// Options of `./x fuzz`.
+#[derive(Args, Debug)]
+struct FuzzArgs {
+    /// One target: esr, insn, devices, smccc, config or bundle [default: all of them].
+    #[arg(value_name = "TARGET")]
+    target: Option<String>,
+    /// Seconds per target.
+    #[arg(long, value_name = "S", default_value_t = crate::fuzz::DEFAULT_SECONDS)]
+    time: u64,
+    /// Build with AddressSanitizer (`-s address`, with RUSTC_BOOTSTRAP=1 on stable Rust).
+    #[arg(long)]
+    asan: bool,
 }
 
 /// Options of `./x explain`. Values are checked by `explain` itself, so that a bad one gets a
@@ -273,6 +292,9 @@ impl Cli {
             Command::Test(args) => harness::test_all(args.guests_only),
             Command::Bench(args) => bench(&args),
             Command::Explain(args) => crate::explain::run(&args),
+            Command::Fuzz(args) => {
+                crate::fuzz::command(args.target.as_deref(), args.time, args.asan)
+            }
             Command::KvmRun(args) => {
                 let modes: &[crate::kvm::Mode] = match args.mode {
                     KvmMode::Vhe => &[crate::kvm::Mode::Vhe],

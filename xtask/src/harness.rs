@@ -80,6 +80,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     run_cases::kvm_unit_tests_environment(&mut tally)?;
     run_cases::two_runs_at_once(&mut tally)?;
     config_cases(&mut tally)?;
+    fuzz_cases(&mut tally)?;
     println!("differential suite (SPEC §6): every case's exception state, bare QEMU vs Moat");
     let diff = crate::difftest::run(&artifacts)?;
     tally.passed += diff.passed;
@@ -104,6 +105,16 @@ fn static_checks() -> XResult<()> {
     run_step(
         bare_cargo().args(["fmt", "--all", "--check"]),
         "cargo fmt --check (bare-metal workspace)",
+    )?;
+    run_step(
+        host_cargo().args([
+            "fmt",
+            "--all",
+            "--check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+        ]),
+        "cargo fmt --check (fuzz targets)",
     )?;
     run_step(
         host_cargo().args([
@@ -820,6 +831,26 @@ fn one_line_naming(out: &std::process::Output, needle: &str) -> Result<(), Strin
 /// Every VM description in `configs/` boots the greeting guest (or is refused with exit
 /// status 2 where it asks for what Moat does not offer yet), and every one in
 /// `configs/invalid/` is refused before anything runs, with the message its first line names.
+/// A short run of every fuzz target (built once), each a case: it passes when libFuzzer found
+/// nothing in that time. `./x fuzz` runs them for longer.
+fn fuzz_cases(tally: &mut Tally) -> XResult<()> {
+    println!(
+        "fuzz targets: {} s each (corpora in target/fuzz/corpus)",
+        crate::fuzz::SMOKE_SECONDS
+    );
+    let binaries = crate::fuzz::build(false)?;
+    for target in crate::fuzz::TARGETS {
+        let run = crate::fuzz::run_target(&binaries, target, crate::fuzz::SMOKE_SECONDS)?;
+        println!("{}", run.line());
+        if run.finding.is_some() {
+            tally.failed += 1;
+        } else {
+            tally.passed += 1;
+        }
+    }
+    Ok(())
+}
+
 fn config_cases(tally: &mut Tally) -> XResult<()> {
     let dir = build::repo_root().join("configs");
     for path in toml_files(&dir)? {

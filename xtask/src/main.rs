@@ -12,6 +12,7 @@ mod difftest;
 mod error;
 mod exitbench;
 mod explain;
+mod fuzz;
 mod harness;
 mod initramfs;
 mod input;

@@ -47,6 +47,8 @@ mod redistributor;
 pub mod sgi;
 mod summary;
 
+#[cfg(any(test, feature = "invariants"))]
+mod invariants;
 #[cfg(test)]
 mod linux_tests;
 #[cfg(test)]
@@ -439,7 +441,7 @@ impl<const SPIS: usize> Gic<SPIS> {
 
     /// The vCPU that deals with `irq` now: the one whose list registers hold it, else its
     /// [`Gic::home`].
-    #[cfg(test)]
+    #[cfg(any(test, feature = "invariants"))]
     pub(crate) fn owner(&self, irq: IrqRef) -> Option<usize> {
         let state = self.irq(irq);
         state.lr_of().or_else(|| self.home(irq, state))

@@ -4,6 +4,10 @@
 //! when the fill wrote nothing; and the enable, pending and group bitmaps behave like a plain
 //! array of bits.
 
+use super::invariants::{
+    check_list_register_ownership, check_summary, deliverable_by_scan, vcpu_irqs,
+    wants_list_register,
+};
 use super::list_regs::IchVtr;
 use super::*;
 use crate::Access;
@@ -56,71 +60,6 @@ fn apply(gic: &mut VirtGic, input: Input) {
         Input::Sync(vcpu, lrs) => drop(gic.sync_from_list_registers(vcpu, &lrs)),
         Input::Fill(vcpu, vtr) => drop(gic.fill_list_registers(vcpu, IchVtr::decode(vtr))),
     }
-}
-
-/// Whether `irq` wants a list register of `vcpu`, from the definition (`summary`'s module
-/// documentation) rather than from the model's code.
-fn wants_list_register(gic: &VirtGic, vcpu: usize, irq: IrqRef) -> bool {
-    let record = gic.irq(irq);
-    let acknowledged_active = record.active && record.active_on() == Some(vcpu);
-    let deliverable = !record.active && gic.pending_enabled(irq);
-    record.lr_of().is_none() && gic.owner(irq) == Some(vcpu) && (acknowledged_active || deliverable)
-}
-
-/// The interrupts vCPU `vcpu` owns: its private ones, then the SPIs, in INTID order.
-fn vcpu_irqs(vcpu: usize) -> impl Iterator<Item = IrqRef> {
-    (0..PRIVATE_COUNT)
-        .map(move |intid| IrqRef::Private { vcpu, intid })
-        .chain((0..DEFAULT_SPIS).map(IrqRef::Spi))
-}
-
-/// Every vCPU's summary is the full recomputation of the interrupts that want its list
-/// registers, and no vCPU the VM lacks has one.
-fn check_summary(gic: &VirtGic) {
-    for vcpu in 0..MAX_VCPUS {
-        let summarised: Vec<IrqRef> = if vcpu < gic.vcpus {
-            gic.wanted_irqs(vcpu).collect()
-        } else {
-            assert!(gic.wanted[vcpu].is_empty(), "vCPU {vcpu} the VM lacks");
-            continue;
-        };
-        let recomputed: Vec<IrqRef> = vcpu_irqs(vcpu)
-            .filter(|&irq| wants_list_register(gic, vcpu, irq))
-            .collect();
-        assert_eq!(summarised, recomputed, "vCPU {vcpu}");
-    }
-}
-
-/// What `has_deliverable` must say: vCPU `vcpu`'s list registers taken back as loaded, whether
-/// any interrupt it owns is deliverable (the scan the summary replaced).
-fn deliverable_by_scan(gic: &VirtGic, vcpu: usize) -> bool {
-    let mut taken_back = gic.clone();
-    taken_back.mark_stale(vcpu);
-    let _ = taken_back.sync_from_list_registers(vcpu, &[]);
-    vcpu_irqs(vcpu).any(|irq| {
-        let record = taken_back.irq(irq);
-        taken_back.owner(irq) == Some(vcpu) && taken_back.deliverable(record)
-    })
-}
-
-/// Every interrupt marked as held by a vCPU's list registers is in exactly that vCPU's shadow.
-fn check_list_register_ownership(gic: &VirtGic) {
-    let mut held = 0;
-    for (vcpu, shadow) in gic.shadows.iter().enumerate() {
-        for &value in shadow.loaded() {
-            let intid = list_regs::ListRegister::decode(value).vintid;
-            let irq = gic.vcpu_irq_for_tests(vcpu, intid);
-            assert_eq!(
-                gic.irq(irq).lr_of(),
-                Some(vcpu),
-                "INTID {intid} of vCPU {vcpu}"
-            );
-            held += 1;
-        }
-    }
-    let private = gic.private.iter().flatten();
-    let marked = private.chain(&gic.spis).filter(|irq| irq.lr_of().is_some());
-    assert_eq!(marked.count(), held);
 }
 
 /// An interrupt's enable, pending latch, active state, group and priority, from few
