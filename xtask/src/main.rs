@@ -15,6 +15,7 @@ mod explain;
 mod harness;
 mod initramfs;
 mod input;
+mod kut;
 mod kvm;
 mod linux;
 mod qemu;
