@@ -503,6 +503,53 @@ pub fn command(artifacts: &Artifacts, dir: &Path, selection: &Selection) -> XRes
     Ok(failures.is_empty())
 }
 
+/// The tests `./x test` runs (the whole suite takes too long for it; `./x kut` runs every
+/// test): the framework's setup and SMP bring-up, PSCI with `MAX_SMP` vCPUs racing `CPU_ON`,
+/// GICv3 IPIs and active state, the PMU cycle counter, debug
+/// single-step and cache maintenance.
+pub const QUICK: [&str; 9] = [
+    "selftest-setup",
+    "selftest-vectors-kernel",
+    "selftest-smp",
+    "psci",
+    "gicv3-ipi",
+    "gicv3-active",
+    "pmu-cycle-counter",
+    "debug-sstep",
+    "cache",
+];
+
+/// `./x test`'s run: [`QUICK`] from every build in `dir`; each row is a case named
+/// `kut_<build>_<test>` that fails when it passes bare but not under Moat (unlisted).
+///
+/// # Errors
+///
+/// A build that cannot be run (see [`run_build`]).
+pub fn quick(
+    artifacts: &Artifacts,
+    dir: &Path,
+) -> XResult<Vec<(String, std::result::Result<(), String>)>> {
+    let selection = Selection {
+        only: QUICK.iter().map(|s| (*s).into()).collect(),
+        runs: 1,
+    };
+    let mut cases = Vec::new();
+    for (dir, build) in builds_in(dir) {
+        for row in run_build(artifacts, &dir, build, &selection)? {
+            let verdict = if row.is_failure() {
+                Err(format!(
+                    "passes bare ({}), not under Moat ({})",
+                    row.bare, row.moat
+                ))
+            } else {
+                Ok(())
+            };
+            cases.push((format!("kut_{}_{}", build.name, row.name), verdict));
+        }
+    }
+    Ok(cases)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
