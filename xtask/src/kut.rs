@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 /// `$MAX_SMP` of the suite's files: the vCPUs of `psci`, `selftest-smp`, `gicv3-*`.
 pub const MAX_SMP: u32 = 4;
 
-/// The time limit of one boot (a hung test costs this much).
-const LIMIT: Duration = Duration::from_secs(120);
+/// The time limit of one boot (a hung test costs this much): the timer test runs for minutes
+/// of host time under `-icount` on a busy 2-core machine.
+const LIMIT: Duration = Duration::from_secs(300);
 
 /// Both sides run in virtual time: one instruction per ns, no sleeping while idle.
 const ICOUNT: [&str; 2] = ["-icount", "shift=0,sleep=off"];
@@ -504,16 +505,14 @@ pub fn command(artifacts: &Artifacts, dir: &Path, selection: &Selection) -> XRes
 }
 
 /// The tests `./x test` runs (the whole suite takes too long for it; `./x kut` runs every
-/// test): the framework's setup and SMP bring-up, PSCI with `MAX_SMP` vCPUs racing `CPU_ON`,
-/// GICv3 IPIs and active state, the PMU cycle counter, debug
-/// single-step and cache maintenance.
-pub const QUICK: [&str; 9] = [
+/// test): the framework's setup, exception vectors and SMP bring-up, PSCI with `MAX_SMP` vCPUs
+/// racing `CPU_ON`, the PMU cycle counter, debug single-step and cache maintenance. (`gicv3-*`
+/// with 4 vCPUs and `timer` run for minutes under `-icount` here, bare as under Moat.)
+pub const QUICK: [&str; 7] = [
     "selftest-setup",
     "selftest-vectors-kernel",
     "selftest-smp",
     "psci",
-    "gicv3-ipi",
-    "gicv3-active",
     "pmu-cycle-counter",
     "debug-sstep",
     "cache",
