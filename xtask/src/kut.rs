@@ -285,6 +285,16 @@ pub fn run_build(
         .map_err(|e| usage(format!("{}: {e}", cfg_path.display())))?;
     let tests =
         cfg::parse(&text, MAX_SMP).map_err(|e| usage(format!("{}: {e}", cfg_path.display())))?;
+    if let Some(unknown) = selection
+        .only
+        .iter()
+        .find(|n| !tests.iter().any(|t| &t.name == *n))
+    {
+        return Err(usage(format!(
+            "--only {unknown}: {} has no such test",
+            cfg_path.display()
+        )));
+    }
     let tests: Vec<Test> = tests
         .into_iter()
         .filter(|t| t.arch.as_deref().is_none_or(|a| a == build.name))
