@@ -64,6 +64,11 @@ enum Command {
     /// seconds each. Corpora grow in target/fuzz/corpus, findings go to target/fuzz/artifacts;
     /// ends with an `N passed, N failed` line.
     Fuzz(FuzzArgs),
+    /// Run the tests of a kvm-unit-tests build (its `unittests.cfg`) under Moat and bare on
+    /// QEMU, both under `-icount shift=0,sleep=off`, and print a table: each test's result on
+    /// each side and, for tests known not to pass under Moat yet, why. Fails when a test passes
+    /// bare but not under Moat and is not listed.
+    Kut(KutArgs),
 }
 
 /// Options of `./x fuzz`.
@@ -78,6 +83,21 @@ struct FuzzArgs {
     /// Build with AddressSanitizer (`-s address`, with RUSTC_BOOTSTRAP=1 on stable Rust).
     #[arg(long)]
     asan: bool,
+}
+
+/// Options of `./x kut`.
+#[derive(Args, Debug)]
+struct KutArgs {
+    /// A kvm-unit-tests build: a directory with `unittests.cfg` and the `.flat` images (`arm`
+    /// runs as AArch32), or one holding `arm64/` and `arm/` [default: ../shared/kvm-unit-tests].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Only these tests (`unittests.cfg` section names).
+    #[arg(long, value_name = "NAME", num_args = 1..)]
+    only: Vec<String>,
+    /// Run each test this many times.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    runs: u32,
 }
 
 /// Options of `./x explain`. Values are checked by `explain` itself, so that a bad one gets a
@@ -324,6 +344,21 @@ impl Cli {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Sweep(args) => sweep(&args),
+            Command::Kut(args) => {
+                let dir = args
+                    .dir
+                    .unwrap_or_else(|| build::repo_root().join("../shared/kvm-unit-tests"));
+                let selection = crate::kut::Selection {
+                    only: args.only,
+                    runs: args.runs,
+                };
+                let artifacts = build::build_bare()?;
+                Ok(if crate::kut::command(&artifacts, &dir, &selection)? {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
             Command::Difftest => {
                 let totals = crate::difftest::run(&build::build_bare()?)?;
                 println!("{} passed, {} failed", totals.passed, totals.failed);

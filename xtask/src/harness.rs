@@ -79,6 +79,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     run_cases::initrd_with_guest(&mut tally)?;
     run_cases::kvm_unit_tests_environment(&mut tally)?;
     run_cases::two_runs_at_once(&mut tally)?;
+    kvm_unit_tests(&artifacts, &mut tally)?;
     config_cases(&mut tally)?;
     fuzz_cases(&mut tally)?;
     println!("differential suite (SPEC §6): every case's exception state, bare QEMU vs Moat");
@@ -95,6 +96,23 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// kvm-unit-tests from `../shared/kvm-unit-tests` (a subset: `./x kut` runs them all), under
+/// Moat and bare; not run, and said so, when the directory is not there.
+fn kvm_unit_tests(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let dir = build::repo_root().join("../shared/kvm-unit-tests");
+    if crate::kut::builds_in(&dir).is_empty() {
+        println!(
+            "NOT RUN kvm-unit-tests: no build in {} (not counted)",
+            dir.display()
+        );
+        return Ok(());
+    }
+    for (name, verdict) in crate::kut::quick(artifacts, &dir)? {
+        tally.record(&name, "kut", None, verdict);
+    }
+    Ok(())
 }
 
 fn static_checks() -> XResult<()> {

@@ -16,6 +16,7 @@ mod fuzz;
 mod harness;
 mod initramfs;
 mod input;
+mod kut;
 mod kvm;
 mod linux;
 mod qemu;

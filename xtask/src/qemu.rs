@@ -166,6 +166,23 @@ impl Machine {
         mode: ConsoleMode,
         limit: Option<Duration>,
     ) -> XResult<Outcome> {
+        self.run_until(extra, mode, limit, None)
+    }
+
+    /// [`Machine::run_with`] that also ends the run [`END_GRACE`] after the console first shows
+    /// `end` (a guest's last line, for guests whose power-off may not end QEMU): such an end
+    /// is no time-out.
+    ///
+    /// # Errors
+    ///
+    /// When QEMU cannot be started.
+    pub fn run_until(
+        &self,
+        extra: &[String],
+        mode: ConsoleMode,
+        limit: Option<Duration>,
+        end: Option<&str>,
+    ) -> XResult<Outcome> {
         let mut cmd = self.command(mode);
         cmd.args(extra);
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
@@ -202,13 +219,26 @@ impl Machine {
         };
         let mut script = Script::new(mode, child.stdin.take());
         let mut timed_out = false;
+        let mut end_seen: Option<Instant> = None;
         loop {
-            script.advance(&captured.lock().expect("console buffer"));
+            {
+                let console = captured.lock().expect("console buffer");
+                script.advance(&console);
+                if end_seen.is_none() && end.is_some_and(|e| find(&console, e.as_bytes()).is_some())
+                {
+                    end_seen = Some(Instant::now());
+                }
+            }
             if child
                 .try_wait()
                 .map_err(|e| failed(format!("waiting for QEMU: {e}")))?
                 .is_some()
             {
+                break;
+            }
+            if end_seen.is_some_and(|t| t.elapsed() > END_GRACE) {
+                let _ = child.kill();
+                let _ = child.wait();
                 break;
             }
             if limit.is_some_and(|l| start.elapsed() > l) {
@@ -230,6 +260,9 @@ impl Machine {
         })
     }
 }
+
+/// How long [`Machine::run_until`] lets a guest run after its last line: time to power off.
+pub const END_GRACE: Duration = Duration::from_secs(3);
 
 /// A console script being played: the next step and where in the output to look for it.
 struct Script {

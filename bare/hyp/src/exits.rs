@@ -7,7 +7,7 @@ use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use crate::{aborts, guest, irqs, smccc, sysregs};
 use moat_arm::esr::{
-    CallIss, CopRegIss, Esr, ExceptionClass, Smc32Iss, SysRegIss, WfxIss, WfxKind,
+    CallIss, CopRegIss, CopRegPairIss, Esr, ExceptionClass, Smc32Iss, SysRegIss, WfxIss, WfxKind,
 };
 use moat_vcpu::cond::condition_holds;
 use moat_vcpu::frame::ExitVector;
@@ -60,6 +60,7 @@ fn synchronous(vm: &mut Vm, vcpu: &mut Vcpu, cpu: Option<&CpuInterface>) -> Next
                 smccc::call(vm, vcpu, 0)
             }
         }
+        ExceptionClass::Mcrr15 => sysregs::cp15_pair(vm, vcpu, esr, &CopRegPairIss::decode(iss)),
         ExceptionClass::Mcr15 => sysregs::cp15_id_register(vm, vcpu, esr, &CopRegIss::decode(iss)),
         ExceptionClass::Vmrs => sysregs::vmrs_id_register(vm, vcpu, esr, &CopRegIss::decode(iss)),
         // WFI (HCR_EL2.TWI): wait for an interrupt unless one is deliverable. WFE (TWE): an

@@ -7,7 +7,7 @@ use crate::outcome::{Next, stop};
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use crate::{cpacr, idregs as hw_idregs};
-use moat_arm::esr::{CopRegIss, Direction, Esr, SysRegIss};
+use moat_arm::esr::{CopRegIss, CopRegPairIss, Direction, Esr, SysRegIss};
 use moat_arm::pstate::Spsr32;
 use moat_devices::gic::VcpuSet;
 use moat_vcpu::cond::trapped_instruction_executes;
@@ -17,7 +17,13 @@ use moat_vcpu::insn::{Aarch32FrameRegs, GuestRegs32};
 /// A trapped `MRS`/`MSR`.
 pub fn system_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &SysRegIss) -> Next {
     if is_sgi_register(iss) {
-        return send_sgi(vm, vcpu, esr, iss);
+        let which = match iss.op2 {
+            5 => SgiRegister::Group1,
+            6 => SgiRegister::AlternateGroup1,
+            _ => SgiRegister::Group0,
+        };
+        let value = vcpu.frame.reg(iss.rt);
+        return send_sgi(vm, vcpu, esr, which, value);
     }
     if cpacr::is_cpacr(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2) {
         match iss.direction {
@@ -60,20 +66,61 @@ fn is_sgi_register(iss: &SysRegIss) -> bool {
         && (5..=7).contains(&iss.op2)
 }
 
+/// The SGI registers of the GICv3 CPU interface, by the AArch64 `op2` / AArch32 `Opc1` that
+/// names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SgiRegister {
+    /// `ICC_SGI1R_EL1` (`op2` 5; AArch32 `ICC_SGI1R`, `MCRR p15, 0, Rt, Rt2, c12`).
+    Group1,
+    /// `ICC_ASGI1R_EL1` (`op2` 6; `MCRR p15, 1, .., c12`): the other Security state's Group 1.
+    AlternateGroup1,
+    /// `ICC_SGI0R_EL1` (`op2` 7; `MCRR p15, 2, .., c12`).
+    Group0,
+}
+
 /// The guest sends an SGI: the GIC model pends it, and the targets' CPUs are kicked.
-fn send_sgi(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &SysRegIss) -> Next {
-    let value = vcpu.frame.reg(iss.rt);
+fn send_sgi(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, which: SgiRegister, value: u64) -> Next {
     if let Some(gic) = vm.bus.gic() {
-        let targets = match iss.op2 {
-            5 => gic.send_sgi(vcpu.index, value),
-            7 => gic.send_sgi0(vcpu.index, value),
-            // ICC_ASGI1R_EL1 names the other Security state's Group 1: none exists for a guest.
-            _ => VcpuSet::EMPTY,
+        let targets = match which {
+            SgiRegister::Group1 => gic.send_sgi(vcpu.index, value),
+            SgiRegister::Group0 => gic.send_sgi0(vcpu.index, value),
+            // The other Security state's Group 1: none exists for a guest.
+            SgiRegister::AlternateGroup1 => VcpuSet::EMPTY,
         };
         vm.kick(targets, vcpu.index);
     }
     vcpu.frame.advance_pc(esr.il());
     Next::Resume
+}
+
+/// A trapped AArch32 `MCRR`/`MRRC` of CP15 (EC 0x04): the 64-bit SGI registers
+/// (`MCRR p15, <opc1>, Rt, Rt2, c12`, trapped because `HCR_EL2.IMO` is set), written as
+/// `Rt2:Rt`.
+pub fn cp15_pair(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &CopRegPairIss) -> Next {
+    if !trapped_instruction_executes(iss.cv, iss.cond, vcpu.frame.pstate) {
+        vcpu.frame.advance_pc(esr.il());
+        return Next::Resume;
+    }
+    let which = match (iss.crm, iss.opc1, iss.direction) {
+        (12, 0, Direction::Write) => SgiRegister::Group1,
+        (12, 1, Direction::Write) => SgiRegister::AlternateGroup1,
+        (12, 2, Direction::Write) => SgiRegister::Group0,
+        _ => {
+            return stop(
+                &vm.config.name,
+                &vcpu.frame,
+                format_args!("unhandled AArch32 CP15 MCRR/MRRC access"),
+            );
+        }
+    };
+    // Truncation intended: AArch32 CPSR is 32 bits.
+    let mode = Spsr32::new(vcpu.frame.pstate as u32).mode();
+    let regs = Aarch32FrameRegs {
+        frame: &mut vcpu.frame,
+        mode,
+    };
+    let value = (u64::from(regs.read(iss.rt2)) << 32) | u64::from(regs.read(iss.rt));
+    send_sgi(vm, vcpu, esr, which, value)
 }
 
 /// A trapped AArch32 `MRC p15, 0, Rt, c0, c<m>, <opc2>` of an ID register (`HCR_EL2.TID3`):
