@@ -15,7 +15,6 @@
 use core::cell::UnsafeCell;
 
 use crate::regs;
-use crate::run::Region;
 use moat_guest_probe32::config::Mmu;
 use moat_guest_probe32::kinds::Shape;
 use moat_guest_probe32::layout::{self as l, GIB1, KIB4, MIB1, MIB2};
@@ -325,4 +324,20 @@ pub fn map_window(shape: Shape, address: u64, pl0: bool) -> u32 {
     }
     regs::tlb_invalidate_all();
     l::window_va(shape, address)
+}
+
+/// A range of physical memory, `[base, base + size)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Region {
+    /// First byte.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Region {
+    /// Whether `[address, address + len)` shares a byte with the region.
+    pub fn touches(&self, address: u64, len: u64) -> bool {
+        address < self.base + self.size && self.base < address.saturating_add(len)
+    }
 }

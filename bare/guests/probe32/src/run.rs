@@ -2,6 +2,7 @@
 //! and the MMU up, run every selected case in protocol order and print one line each.
 
 use crate::enter::{self, Outcome as Run};
+use crate::mmu::Region;
 use crate::{console, mmu, println, psci, regs};
 use moat_guest_probe32::config::{self, Config, Mmu};
 use moat_guest_probe32::kinds::{Kind, MODES, Mode, REFERENCES, Shape, Snippet};
@@ -15,22 +16,6 @@ const SCTLR_TE: u32 = 1 << 30;
 const SCTLR_DSSBS: u32 = 1 << 31;
 /// What a store writes (r1, and r2/r3 for `STRD`).
 const STORE_VALUE: u32 = 0;
-
-/// A range of physical memory, `[base, base + size)`.
-#[derive(Debug, Clone, Copy)]
-pub struct Region {
-    /// First byte.
-    pub base: u64,
-    /// Length in bytes.
-    pub size: u64,
-}
-
-impl Region {
-    /// Whether `[address, address + len)` shares a byte with the region.
-    pub fn touches(&self, address: u64, len: u64) -> bool {
-        address < self.base + self.size && self.base < address.saturating_add(len)
-    }
-}
 
 /// What the probe learnt at boot.
 #[derive(Debug, Clone, Copy)]
