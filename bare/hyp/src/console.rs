@@ -1,36 +1,75 @@
 //! Moat's own console: the machine's PL011, found in the device tree, shared by Moat's log
-//! lines and the bytes the guest writes to its emulated UART.
+//! lines and the bytes the VMs write to their emulated UARTs. With several VMs each VM's lines
+//! are prefixed with its name and its input comes by focus (`moat_devices::console`: Ctrl-T
+//! three times gives the focus to the next VM).
 //!
 //! Log lines start with `moat: ` and always begin on a fresh line, even when the guest left its
 //! last line unfinished. The fault path writes through [`emergency_write`], which does not take
 //! the lock, so that a fault while the lock is held still gets its diagnostic out.
 
+use alloc::vec::Vec;
 use arm_pl011_uart::{Interrupts, PL011Registers, Uart};
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use moat_devices::console::{ConsoleMux, FocusSwitch, Received};
 use safe_mmio::UniqueMmioPointer;
 
 use crate::lock::Lock;
 
 struct Console {
     uart: Uart<'static>,
+    /// The VMs' output, line by line (`moat_devices::console`); made once the heap is up and
+    /// the VMs are known.
+    mux: Option<ConsoleMux>,
+    /// The console is at the start of a line (before the VMs share it).
     at_line_start: bool,
+    /// The focus-switch key sequence in the input.
+    switch: FocusSwitch,
+    /// Received bytes for the focused VM not yet given to it (held presses of the switch key
+    /// followed by another byte), in order.
+    held_input: Vec<u8>,
 }
 
 impl Console {
-    fn put(&mut self, byte: u8) {
-        if byte == b'\n' {
-            self.uart.write_word(b'\r');
+    /// Writes bytes to the UART as they are.
+    fn raw(uart: &mut Uart<'static>, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| uart.write_word(b));
+    }
+
+    /// Writes one `moat: ` line, on a line of its own.
+    fn line(&mut self, args: fmt::Arguments<'_>) {
+        self.status(format_args!("moat: {args}"));
+    }
+
+    /// Writes one line, on a line of its own.
+    fn status(&mut self, args: fmt::Arguments<'_>) {
+        let uart = &mut self.uart;
+        match self.mux.as_mut() {
+            Some(mux) => mux.before_log_line(&mut |b| Self::raw(uart, b)),
+            None if !self.at_line_start => Self::raw(uart, b"\r\n"),
+            None => {}
         }
-        self.uart.write_word(byte);
-        self.at_line_start = byte == b'\n';
+        // Writing to the UART cannot fail.
+        let _ = LineWriter(&mut self.uart).write_fmt(format_args!("{args}\n"));
+        if let Some(mux) = self.mux.as_mut() {
+            mux.after_log_line();
+        }
+        self.at_line_start = true;
     }
 }
 
-impl Write for Console {
+/// Moat's own text: `\n` becomes `\r\n`.
+struct LineWriter<'a>(&'a mut Uart<'static>);
+
+impl Write for LineWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        s.bytes().for_each(|b| self.put(b));
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.0.write_word(b'\r');
+            }
+            self.0.write_word(b);
+        }
         Ok(())
     }
 }
@@ -39,6 +78,11 @@ static CONSOLE: Lock<Option<Console>> = Lock::new(None);
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
 /// The receive interrupt is off because the guest's UART had no room.
 static RX_PAUSED: AtomicBool = AtomicBool::new(false);
+/// The VM whose UART gets the console's input.
+static FOCUS: AtomicUsize = AtomicUsize::new(0);
+/// Input is waiting for a VM other than the one whose exit found it (the focus moved, or the
+/// receive interrupt came while another VM ran): the CPU hands it over once it holds no VM.
+static INPUT_DEFERRED: AtomicBool = AtomicBool::new(false);
 
 /// Takes the PL011 at physical address `base` as Moat's console.
 ///
@@ -54,37 +98,109 @@ pub unsafe fn init(base: usize) {
     let uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
     *CONSOLE.lock() = Some(Console {
         uart,
+        mux: None,
         at_line_start: true,
+        switch: FocusSwitch::default(),
+        held_input: Vec::new(),
     });
     UART_BASE.store(base, Ordering::Release);
+}
+
+/// Shares the console among VMs named `names`, in the machine's order; the first has the
+/// focus. With one VM its output goes out unchanged.
+pub fn share<'a>(names: impl IntoIterator<Item = &'a str>) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        console.mux = Some(ConsoleMux::new(names));
+    }
+    FOCUS.store(0, Ordering::Relaxed);
 }
 
 /// Writes one `moat: ` log line.
 pub fn log_line(args: fmt::Arguments<'_>) {
     if let Some(console) = CONSOLE.lock().as_mut() {
-        if !console.at_line_start {
-            console.put(b'\n');
-        }
-        // Writing to the UART cannot fail.
-        let _ = writeln!(console, "moat: {args}");
+        console.line(args);
     }
 }
 
-/// Writes a byte the guest sent to its UART.
-pub fn guest_byte(byte: u8) {
+/// Writes one machine-readable line (`MOAT-VM: ...`), on a line of its own.
+pub fn status_line(args: fmt::Arguments<'_>) {
     if let Some(console) = CONSOLE.lock().as_mut() {
-        console.uart.write_word(byte);
-        console.at_line_start = byte == b'\n';
+        console.status(args);
     }
 }
 
-/// A byte received on the console, if one waits (errors are dropped: a framing or parity
-/// error on a host terminal means nothing to the guest).
+/// Writes a byte VM `vm` sent to its UART.
+pub fn guest_byte(vm: usize, byte: u8) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        let uart = &mut console.uart;
+        match console.mux.as_mut() {
+            Some(mux) => mux.guest_byte(vm, byte, &mut |b| Console::raw(uart, b)),
+            None => {
+                Console::raw(uart, &[byte]);
+                console.at_line_start = byte == b'\n';
+            }
+        }
+    }
+}
+
+/// VM `vm` has nothing to do (a vCPU waits for an interrupt): its partial line, a prompt
+/// waiting for input, is shown.
+pub fn idle(vm: usize) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        let uart = &mut console.uart;
+        if let Some(mux) = console.mux.as_mut() {
+            mux.idle(vm, &mut |b| Console::raw(uart, b));
+        }
+    }
+}
+
+/// The VM whose UART gets the console's input.
+pub fn focus() -> usize {
+    FOCUS.load(Ordering::Relaxed)
+}
+
+/// Notes that received input waits for the focused VM while another is locked.
+pub fn defer_input() {
+    INPUT_DEFERRED.store(true, Ordering::Release);
+}
+
+/// Whether input waits to be handed to the focused VM (and forgets it: the caller hands it).
+pub fn take_deferred_input() -> bool {
+    // A plain load first: the exit path asks after every exit, and input is rare.
+    INPUT_DEFERRED.load(Ordering::Relaxed) && INPUT_DEFERRED.swap(false, Ordering::AcqRel)
+}
+
+/// A byte received on the console for the focused VM, if one waits (errors are dropped: a
+/// framing or parity error on a host terminal means nothing to the guest). With several VMs,
+/// Ctrl-T pressed three times moves the focus to the next VM instead: then `None`, and the
+/// rest of the input waits for the new focus ([`take_deferred_input`]).
 pub fn receive() -> Option<u8> {
-    CONSOLE
-        .lock()
-        .as_mut()
-        .and_then(|c| c.uart.read_word().ok().flatten())
+    let mut guard = CONSOLE.lock();
+    let console = guard.as_mut()?;
+    loop {
+        if !console.held_input.is_empty() {
+            return Some(console.held_input.remove(0));
+        }
+        let byte = console.uart.read_word().ok().flatten()?;
+        let Some(mux) = console.mux.as_mut().filter(|mux| mux.vms() > 1) else {
+            return Some(byte);
+        };
+        match console.switch.receive(byte) {
+            Received::Held => {}
+            Received::Deliver { bytes, len } => console.held_input.extend_from_slice(&bytes[..len]),
+            Received::Switch => {
+                let uart = &mut console.uart;
+                let focus = mux.switch_focus(&mut |b| Console::raw(uart, b));
+                let name = alloc::string::String::from(mux.name(focus));
+                FOCUS.store(focus, Ordering::Relaxed);
+                console.line(format_args!(
+                    "console: input goes to VM '{name}' (Ctrl-T three times: the next VM)"
+                ));
+                defer_input();
+                return None;
+            }
+        }
+    }
 }
 
 /// Turns the console's receive interrupts (`UARTIMSC.RXIM`, `RTIM`) on or off: off while the

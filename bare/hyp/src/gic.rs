@@ -153,6 +153,67 @@ impl CpuInterface {
         }
     }
 
+    /// The vCPU this CPU ran is gone for good (its VM halted, or restarts from its images):
+    /// nothing of its interrupt state may reach the next run here. Its EL1 timers are
+    /// switched off (`CNTV_CTL_EL0`, `CNTP_CTL_EL0` = 0), the timer PPIs Moat held masked are
+    /// given back, and the virtual CPU interface is returned to its reset state: every list
+    /// register invalid, `ICH_VMCR_EL2` (the guest's priority mask, binary points and group
+    /// enables) and the active-priority registers `ICH_AP0R<n>_EL2`/`ICH_AP1R<n>_EL2` zero
+    /// (GICv3 IHI 0069, 12.4: their reset values). The next VM's model starts believing no list
+    /// register is loaded, which is now true.
+    pub fn release(&mut self) {
+        // SAFETY: switches off the guest's EL1 timers of this CPU, whose vCPU will never run
+        // again; system register writes, no memory accessed.
+        unsafe {
+            core::arch::asm!(
+                "msr cntv_ctl_el0, xzr",
+                "msr cntp_ctl_el0, xzr",
+                "isb",
+                options(nomem, nostack)
+            )
+        };
+        for (slot, &intid) in TIMERS.iter().enumerate() {
+            if self.timer_masked[slot] {
+                self.timer_masked[slot] = false;
+                self.set_physical(intid, true);
+            }
+        }
+        for n in 0..self.vtr.list_regs {
+            write_lr(n, 0);
+        }
+        // ICH_VTR_EL2.PREbits, bits [28:26]: the number of preemption bits minus one; 5 bits
+        // use AP<g>R0 only, 6 bits AP<g>R0..1, 7 bits AP<g>R0..3 (IHI 0069, ICH_AP1R<n>_EL2).
+        let pre_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) + 1;
+        // SAFETY: resets the virtual CPU interface's registers of a vCPU that is gone; they
+        // affect only the virtual interrupts of the next guest run here, which must start
+        // from their reset values. No memory is accessed.
+        unsafe {
+            core::arch::asm!(
+                "msr ich_vmcr_el2, xzr",
+                "msr ich_ap0r0_el2, xzr",
+                "msr ich_ap1r0_el2, xzr",
+                options(nomem, nostack)
+            );
+            if pre_bits >= 6 {
+                core::arch::asm!(
+                    "msr ich_ap0r1_el2, xzr",
+                    "msr ich_ap1r1_el2, xzr",
+                    options(nomem, nostack)
+                );
+            }
+            if pre_bits == 7 {
+                core::arch::asm!(
+                    "msr ich_ap0r2_el2, xzr",
+                    "msr ich_ap1r2_el2, xzr",
+                    "msr ich_ap0r3_el2, xzr",
+                    "msr ich_ap1r3_el2, xzr",
+                    "isb",
+                    options(nomem, nostack)
+                );
+            }
+        }
+    }
+
     /// Reads back the live list registers after vCPU `vcpu` ran (none when the model loaded
     /// none) and updates the model; returns the other vCPUs the model asks to kick.
     pub fn sync(&self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {

@@ -24,6 +24,7 @@ mod guest;
 mod idregs;
 mod irqs;
 mod lock;
+mod machine;
 mod mm;
 mod mmio;
 mod outcome;
@@ -38,6 +39,7 @@ mod sysregs;
 mod vcpu;
 mod vm;
 
+use alloc::vec::Vec;
 use console::log;
 use mm::PhysAllocator;
 use platform::{PhysRange, Platform};
@@ -86,7 +88,7 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
     };
     // SAFETY: the loader put the initrd in RAM at this range and it is reserved at boot, so
     // nothing writes it while the slice lives; Moat's translation maps all RAM.
-    let blob =
+    let blob: &'static [u8] =
         unsafe { core::slice::from_raw_parts(initrd.base as *const u8, initrd.size as usize) };
     let bundle = match moat_config::Bundle::parse(blob) {
         Ok(bundle) => bundle,
@@ -96,17 +98,19 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
         }
     };
     let cpus = &platform.cpus[..platform.cpu_count];
-    match vm::Vm::create(&bundle, phys, ipa_limit, cpus) {
-        Ok(vm) => {
-            let irq = take_interrupts(platform);
-            vm.report();
-            smp::run(vm, irq)
-        }
-        Err(e) => {
-            log!("error: VM '{}' refused: {e}", bundle.config().name);
-            EndStatus::ConfigError
+    let mut vms = Vec::new();
+    for (id, source) in [bundle].iter().enumerate() {
+        match vm::Vm::create(id, source, phys, ipa_limit, cpus) {
+            Ok(vm) => vms.push(vm),
+            Err(e) => {
+                log!("error: VM '{}' refused: {e}", source.config().name);
+                return EndStatus::ConfigError;
+            }
         }
     }
+    let irq = take_interrupts(platform);
+    vms.iter().for_each(vm::Vm::report);
+    smp::run(vms, cpus, irq)
 }
 
 /// The machine's GICv3, driven by Moat: physical interrupts reach EL2 and become the guest's

@@ -17,6 +17,7 @@ pub mod guest_dtb;
 mod hex;
 #[cfg(feature = "host")]
 pub mod initrd;
+pub mod lifecycle;
 #[cfg(feature = "host")]
 pub mod loader;
 pub mod parange;
@@ -42,7 +43,8 @@ pub use loader::{
 pub use moat_arm::addr::Ipa;
 pub use parange::guest_parange_bits;
 pub use schema::{
-    DeviceKind, DeviceWindow, GuestArch, HolePolicy, ParangeMode, RamRegion, VmConfig,
+    DeviceKind, DeviceWindow, GuestArch, HolePolicy, OnPowerOff, OnReset, ParangeMode, RamRegion,
+    VmConfig,
 };
 pub use size::{SizeError, parse_size};
 #[cfg(feature = "host")]

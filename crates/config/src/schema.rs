@@ -120,6 +120,70 @@ impl HolePolicy {
     }
 }
 
+/// What happens when a VM powers itself off (PSCI `SYSTEM_OFF`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnPowerOff {
+    /// The VM stops; the machine runs on while another VM does, and powers off after the last.
+    HaltVm,
+    /// The whole machine powers off, ending every VM: what a single VM does today.
+    #[default]
+    PowerOffMachine,
+}
+
+impl OnPowerOff {
+    /// Every value, in a fixed order.
+    pub const ALL: [Self; 2] = [Self::HaltVm, Self::PowerOffMachine];
+
+    /// The name used in TOML files (`on-poweroff`) and in the bundle.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::HaltVm => "halt-vm",
+            Self::PowerOffMachine => "power-off-machine",
+        }
+    }
+
+    /// The action called `name` in TOML files and in the bundle.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// What happens when a VM resets itself (PSCI `SYSTEM_RESET`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnReset {
+    /// The VM alone restarts from its images: its devices reset, its RAM scrubbed.
+    Restart,
+    /// The VM stops, as [`OnPowerOff::HaltVm`].
+    HaltVm,
+    /// The whole machine powers off (Moat's `MOAT-EXIT: reset`): what a single VM does today,
+    /// and so the default of a single-VM description.
+    #[default]
+    PowerOffMachine,
+}
+
+impl OnReset {
+    /// Every value, in a fixed order.
+    pub const ALL: [Self; 3] = [Self::Restart, Self::HaltVm, Self::PowerOffMachine];
+
+    /// The name used in TOML files (`on-reset`) and in the bundle.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Restart => "restart",
+            Self::HaltVm => "halt-vm",
+            Self::PowerOffMachine => "power-off-machine",
+        }
+    }
+
+    /// The action called `name` in TOML files and in the bundle.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
 /// The kind of device behind a window. Deliberately not `#[non_exhaustive]`: a new kind must
 /// make every `match` in Moat that places or emulates devices fail to build until it is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -198,6 +262,12 @@ pub struct VmConfig {
     pub arch: GuestArch,
     /// The number of vCPUs, with MPIDR affinities 0..cpus.
     pub cpus: u32,
+    /// The machine's CPUs that run vCPU 0, 1, ... (their index in the machine's `/cpus`).
+    pub physical_cpus: Vec<u32>,
+    /// What the VM's power-off does.
+    pub on_poweroff: OnPowerOff,
+    /// What the VM's reset does.
+    pub on_reset: OnReset,
     /// What a data access to an unbacked IPA below `2^S` does.
     pub hole_policy: HolePolicy,
     /// The VM's RAM; the first region is where images and the guest's device tree go.
@@ -219,6 +289,9 @@ impl VmConfig {
             parange: ParangeMode::Max,
             arch: GuestArch::Aarch64,
             cpus: 1,
+            physical_cpus: vec![0],
+            on_poweroff: OnPowerOff::PowerOffMachine,
+            on_reset: OnReset::PowerOffMachine,
             hole_policy: HolePolicy::Abort,
             ram: vec![RamRegion {
                 base: VIRT_RAM_BASE,
@@ -250,6 +323,7 @@ impl VmConfig {
     /// The result still needs [`validate`](VmConfig::validate): a grown window may now overlap.
     pub fn set_cpus(&mut self, cpus: u32) {
         self.cpus = cpus;
+        self.physical_cpus = (0..cpus).collect();
         let needed = GICR_SIZE_PER_CPU.saturating_mul(u64::from(cpus));
         for window in &mut self.devices {
             if window.kind == DeviceKind::GicV3Redistributors {

@@ -249,12 +249,15 @@ fn parse_vm<'a>(vm: &Node<'a>) -> Result<Bundle<'a>, BundleError> {
         node,
     };
     let (entry, dtb_ipa) = parts.boot.ok_or(missing("boot"))?;
-    let config = VmConfig {
+    let mut config = VmConfig {
         name: props.string("vm-name")?.into(),
         ipa_bits: props.u32("ipa-bits")?,
         parange: props.named("parange", ParangeMode::from_name, "\"max\" or \"tight\"")?,
         arch: props.named("arch", GuestArch::from_name, "\"aarch64\" or \"aarch32\"")?,
         cpus: props.u32("cpus")?,
+        physical_cpus: Vec::new(),
+        on_poweroff: crate::schema::OnPowerOff::PowerOffMachine,
+        on_reset: crate::schema::OnReset::PowerOffMachine,
         hole_policy: props.named(
             "hole-policy",
             HolePolicy::from_name,
@@ -265,6 +268,7 @@ fn parse_vm<'a>(vm: &Node<'a>) -> Result<Bundle<'a>, BundleError> {
         bootargs: props.string("bootargs")?.into(),
     };
     let dtb = parts.dtb.ok_or(missing("guest-dtb"))?;
+    config.physical_cpus = (0..config.cpus).collect();
     Ok(Bundle {
         config,
         entry,
