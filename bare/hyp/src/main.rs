@@ -95,15 +95,22 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
             return EndStatus::ConfigError;
         }
     };
+    let [vm_bundle] = bundle.vms() else {
+        log!(
+            "error: this build runs one VM; the bundle has {}",
+            bundle.vms().len()
+        );
+        return EndStatus::ConfigError;
+    };
     let cpus = &platform.cpus[..platform.cpu_count];
-    match vm::Vm::create(&bundle, phys, ipa_limit, cpus) {
+    match vm::Vm::create(vm_bundle, phys, ipa_limit, cpus) {
         Ok(vm) => {
             let irq = take_interrupts(platform);
             vm.report();
             smp::run(vm, irq)
         }
         Err(e) => {
-            log!("error: VM '{}' refused: {e}", bundle.config().name);
+            log!("error: VM '{}' refused: {e}", vm_bundle.config().name);
             EndStatus::ConfigError
         }
     }

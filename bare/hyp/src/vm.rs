@@ -22,7 +22,7 @@ use core::fmt;
 use moat_arm::addr::{Ipa, Pa};
 use moat_arm::parange::PaRange;
 use moat_config::guest_parange_bits;
-use moat_config::{Bundle, ConfigError, DeviceKind, GuestArch, VmConfig};
+use moat_config::{ConfigError, DeviceKind, GuestArch, VmBundle, VmConfig};
 use moat_devices::Access;
 use moat_devices::bus::{Bus, BusEffects, BusError, ModelKind};
 use moat_devices::gic::VcpuSet;
@@ -189,7 +189,7 @@ impl Vm {
     ///
     /// [`VmError`] when the configuration does not fit this machine or memory runs out.
     pub fn create(
-        bundle: &Bundle<'_>,
+        bundle: &VmBundle<'_>,
         phys: &mut PhysAllocator,
         ipa_limit: u32,
         cpus: &[u64],
