@@ -236,6 +236,9 @@ mod tests {
     /// The initrd images of a bundle and the `/chosen` range its device tree names.
     fn initrd_of(bundle: &[u8], data_len: usize) -> (u64, u64, u64) {
         let bundle = moat_config::Bundle::parse(bundle).expect("a valid bundle");
+        let [bundle] = bundle.vms() else {
+            panic!("one VM")
+        };
         let placed = bundle
             .images()
             .find(|i| i.data.len() == data_len && i.data.starts_with(b"INITRD"))

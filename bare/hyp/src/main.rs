@@ -99,11 +99,12 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
     };
     let cpus = &platform.cpus[..platform.cpu_count];
     let mut vms = Vec::new();
-    for (id, source) in [bundle].iter().enumerate() {
+    for (id, source) in bundle.into_vms().into_iter().enumerate() {
+        let name = source.config().name.clone();
         match vm::Vm::create(id, source, phys, ipa_limit, cpus) {
             Ok(vm) => vms.push(vm),
             Err(e) => {
-                log!("error: VM '{}' refused: {e}", source.config().name);
+                log!("error: VM '{name}' refused: {e}");
                 return EndStatus::ConfigError;
             }
         }

@@ -21,7 +21,7 @@ use core::fmt;
 use moat_arm::addr::{Ipa, Pa};
 use moat_arm::parange::PaRange;
 use moat_config::guest_parange_bits;
-use moat_config::{Bundle, ConfigError, DeviceKind, GuestArch, VmConfig};
+use moat_config::{ConfigError, DeviceKind, GuestArch, VmBundle, VmConfig};
 use moat_devices::Access;
 use moat_devices::bus::{Bus, BusEffects, BusError, ModelKind};
 use moat_devices::gic::VcpuSet;
@@ -124,7 +124,7 @@ pub struct Vm {
     /// The VM runs (or restarts); false once it halted.
     pub running: bool,
     /// What the VM was built from, kept to restart it from its images.
-    source: Bundle<'static>,
+    source: VmBundle<'static>,
     /// The validated configuration.
     pub config: VmConfig,
     /// The stage-2 tables.
@@ -215,12 +215,13 @@ impl Vm {
     /// [`VmError`] when the configuration does not fit this machine or memory runs out.
     pub fn create(
         id: usize,
-        bundle: &Bundle<'static>,
+        bundle: VmBundle<'static>,
         phys: &mut PhysAllocator,
         ipa_limit: u32,
         cpus: &[u64],
     ) -> Result<Self, VmError> {
         let config = bundle.config().clone();
+        let (entry, dtb_ipa) = (bundle.entry().0, bundle.dtb_ipa().0);
         config.validate(Some(ipa_limit)).map_err(VmError::Config)?;
         let mut cpu_mpidrs = [0; MAX_CPUS];
         for (vcpu, &physical) in config.physical_cpus.iter().enumerate() {
@@ -254,7 +255,7 @@ impl Vm {
             generation: 0,
             in_guest: VcpuSet::EMPTY,
             running: true,
-            source: bundle.clone(),
+            source: bundle,
             config,
             stage2,
             ram: Vec::new(),
@@ -267,7 +268,7 @@ impl Vm {
             },
             id_policy: IdPolicy { parange },
             scxtnum: !aarch32 && guest_shows_scxtnum(&IdPolicy { parange }),
-            boot: (bundle.entry().0, bundle.dtb_ipa().0),
+            boot: (entry, dtb_ipa),
             power: PowerStates::power_on(config_cpus),
             cpu_mpidrs,
         };

@@ -1,4 +1,6 @@
-//! VM description files (`configs/*.toml`), read by the host tool.
+//! VM description files (`configs/*.toml`), read by the host tool: a single VM described by
+//! top-level keys (below), or a system of several VMs in `[[vm]]` tables (see
+//! [`crate::system_file`]).
 //!
 //! Keys are kebab-case like the host tool's options (`ipa-bits` for `--ipa-bits`); unknown keys
 //! are refused, so a typo never silently falls back to a default. Sizes and addresses are TOML
@@ -12,6 +14,8 @@
 //! cpus = 1
 //! hole-policy = "abort"  # or "raz-wi"
 //! bootargs = "console=ttyAMA0"
+//! on-poweroff = "power-off-machine"   # or "halt-vm"
+//! on-reset = "power-off-machine"      # or "restart", "halt-vm"
 //!
 //! [[ram]]
 //! base = 0x4000_0000
@@ -30,7 +34,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::schema::{
     DEFAULT_IPA_BITS, DeviceKind, DeviceWindow, GICD_SIZE, GICR_SIZE_PER_CPU, GuestArch,
-    HolePolicy, PL011_SIZE, ParangeMode, RamRegion, VmConfig,
+    HolePolicy, OnPowerOff, OnReset, PL011_SIZE, ParangeMode, RamRegion, VmConfig, first_cpus,
 };
 use crate::size::parse_size;
 
@@ -54,6 +58,14 @@ impl TomlError {
         let message = error.message().trim().replace('\n', "; ");
         Self { location, message }
     }
+
+    /// An error about the file as a whole, without a position.
+    pub(crate) fn plain(message: String) -> Self {
+        Self {
+            location: String::new(),
+            message,
+        }
+    }
 }
 
 impl VmConfig {
@@ -62,12 +74,17 @@ impl VmConfig {
     ///
     /// # Errors
     ///
-    /// [`TomlError`] for a syntax error, an unknown key, a value of the wrong type, an unknown
-    /// device kind, PARange mode or hole policy, or a malformed size.
+    /// [`TomlError`] for a syntax error, an unknown key (a system description's `[[vm]]`
+    /// tables included), a value of the wrong type, an unknown device kind, PARange mode, hole
+    /// policy or lifecycle action, or a malformed size.
     pub fn from_toml_str(text: &str) -> Result<Self, TomlError> {
-        let file: VmFile = ::toml::from_str(text).map_err(|e| TomlError::new(text, &e))?;
-        Ok(file.into_config())
+        Ok(parse::<VmFile>(text)?.into_config())
     }
+}
+
+/// Parses `text` as a `T`, errors with their position.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, TomlError> {
+    ::toml::from_str(text).map_err(|e| TomlError::new(text, &e))
 }
 
 /// The file's top level, as written.
@@ -92,6 +109,51 @@ struct VmFile {
     ram: Vec<RamEntry>,
     #[serde(default)]
     device: Vec<DeviceEntry>,
+    #[serde(default, deserialize_with = "named")]
+    on_poweroff: OnPowerOff,
+    #[serde(default, deserialize_with = "named")]
+    on_reset: OnReset,
+}
+
+/// One `[[vm]]` table of a system description: a single-VM file's keys, with `cpus` the list
+/// of the machine's CPUs, and the VM's images.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct VmTable {
+    name: String,
+    #[serde(default = "default_ipa_bits")]
+    ipa_bits: u32,
+    #[serde(default, deserialize_with = "named")]
+    parange: ParangeMode,
+    #[serde(default, deserialize_with = "named")]
+    arch: GuestArch,
+    #[serde(default, deserialize_with = "cpu_list")]
+    cpus: Vec<u32>,
+    #[serde(default, deserialize_with = "named")]
+    hole_policy: HolePolicy,
+    #[serde(default)]
+    bootargs: String,
+    #[serde(default)]
+    ram: Vec<RamEntry>,
+    #[serde(default)]
+    device: Vec<DeviceEntry>,
+    #[serde(default, deserialize_with = "named")]
+    on_poweroff: OnPowerOff,
+    #[serde(default = "default_vm_on_reset", deserialize_with = "named")]
+    on_reset: OnReset,
+    /// `kernel = "path"` or `"linux"`.
+    pub(crate) kernel: Option<String>,
+    /// `guest = "path"` or a built-in guest's name.
+    pub(crate) guest: Option<String>,
+    /// `initrd = "path"`.
+    pub(crate) initrd: Option<String>,
+}
+
+/// A system description's top level: `[[vm]]` tables only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SystemToml {
+    pub(crate) vm: Vec<VmTable>,
 }
 
 /// One `[[ram]]` table.
@@ -128,33 +190,72 @@ fn default_cpus() -> u32 {
     1
 }
 
+/// A VM of a system description restarts alone when it resets.
+fn default_vm_on_reset() -> OnReset {
+    OnReset::Restart
+}
+
 impl VmFile {
     fn into_config(self) -> VmConfig {
         let cpus = self.cpus;
-        let ram = self.ram.iter().map(|r| RamRegion {
-            base: Ipa(r.base),
-            size: r.size,
-        });
-        let devices = self.device.iter().map(|d| DeviceWindow {
-            kind: d.kind,
-            base: Ipa(d.base),
-            size: d.size.unwrap_or_else(|| default_window_size(d.kind, cpus)),
-        });
         VmConfig {
             name: self.name,
             ipa_bits: self.ipa_bits,
             parange: self.parange,
             arch: self.arch,
             cpus,
-            physical_cpus: (0..cpus).collect(),
-            on_poweroff: crate::schema::OnPowerOff::PowerOffMachine,
-            on_reset: crate::schema::OnReset::PowerOffMachine,
+            physical_cpus: first_cpus(cpus),
             hole_policy: self.hole_policy,
-            ram: ram.collect(),
-            devices: devices.collect(),
+            ram: ram_regions(&self.ram),
+            devices: device_windows(&self.device, cpus),
             bootargs: self.bootargs,
+            on_poweroff: self.on_poweroff,
+            on_reset: self.on_reset,
         }
     }
+}
+
+impl VmTable {
+    /// The VM's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The VM's description (its images are the caller's).
+    pub(crate) fn config(&self) -> VmConfig {
+        let cpus = u32::try_from(self.cpus.len()).unwrap_or(u32::MAX);
+        VmConfig {
+            name: self.name.clone(),
+            ipa_bits: self.ipa_bits,
+            parange: self.parange,
+            arch: self.arch,
+            cpus,
+            physical_cpus: self.cpus.clone(),
+            hole_policy: self.hole_policy,
+            ram: ram_regions(&self.ram),
+            devices: device_windows(&self.device, cpus),
+            bootargs: self.bootargs.clone(),
+            on_poweroff: self.on_poweroff,
+            on_reset: self.on_reset,
+        }
+    }
+}
+
+fn ram_regions(entries: &[RamEntry]) -> Vec<RamRegion> {
+    let ram = entries.iter().map(|r| RamRegion {
+        base: Ipa(r.base),
+        size: r.size,
+    });
+    ram.collect()
+}
+
+fn device_windows(entries: &[DeviceEntry], cpus: u32) -> Vec<DeviceWindow> {
+    let devices = entries.iter().map(|d| DeviceWindow {
+        kind: d.kind,
+        base: Ipa(d.base),
+        size: d.size.unwrap_or_else(|| default_window_size(d.kind, cpus)),
+    });
+    devices.collect()
 }
 
 /// The window a device of `kind` needs in a VM of `cpus` vCPUs, when the file gives no size.
@@ -199,6 +300,22 @@ impl Named for HolePolicy {
     }
 }
 
+impl Named for OnPowerOff {
+    const WHAT: &'static str = "on-poweroff action";
+    const NAMES: &'static [&'static str] = &["halt-vm", "power-off-machine"];
+    fn from_name(name: &str) -> Option<Self> {
+        Self::from_name(name)
+    }
+}
+
+impl Named for OnReset {
+    const WHAT: &'static str = "on-reset action";
+    const NAMES: &'static [&'static str] = &["restart", "halt-vm", "power-off-machine"];
+    fn from_name(name: &str) -> Option<Self> {
+        Self::from_name(name)
+    }
+}
+
 impl Named for DeviceKind {
     const WHAT: &'static str = "device kind";
     const NAMES: &'static [&'static str] = &["pl011", "gicv3-dist", "gicv3-redist"];
@@ -216,6 +333,29 @@ fn named<'de, D: Deserializer<'de>, T: Named>(deserializer: D) -> Result<T, D::E
             T::WHAT
         ))
     })
+}
+
+fn cpu_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u32>, D::Error> {
+    deserializer.deserialize_seq(CpuListVisitor)
+}
+
+/// Accepts a list of CPU numbers, and says so when given anything else.
+struct CpuListVisitor;
+
+impl<'de> Visitor<'de> for CpuListVisitor {
+    type Value = Vec<u32>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of the machine's CPUs such as [2, 3] (vCPU n runs on the n-th listed)")
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u32>, A::Error> {
+        let mut cpus = Vec::new();
+        while let Some(cpu) = seq.next_element()? {
+            cpus.push(cpu);
+        }
+        Ok(cpus)
+    }
 }
 
 fn number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
