@@ -252,7 +252,9 @@ struct RunArgs {
     /// Boot the kernel directly on QEMU, without Moat (a reference for `--kernel`/`--linux`).
     #[arg(long)]
     bare: bool,
-    /// A VM description (TOML); see configs/. Options below override it.
+    /// A VM description (TOML); see configs/. Options below override it. A system description
+    /// (`[[vm]]` tables) names every VM's images and CPUs itself: the options that describe one
+    /// VM are refused with it, and QEMU gets CPUs 0 to the highest one a VM names.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The VM's IPA size S in bits (32..=48, at most the CPU's IPA limit).
@@ -424,6 +426,23 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
 }
 
 fn run(args: &RunArgs) -> XResult<ExitCode> {
+    if let Some(path) = &args.config {
+        let file = Named::new("--config", path);
+        let dir = path.parent().unwrap_or_else(|| std::path::Path::new(""));
+        let parsed = moat_config::SystemFile::from_toml_str(&file.read_text()?, dir)
+            .map_err(|e| file.refuse(e))?;
+        if let Some(images) = parsed.images {
+            crate::system::refuse_single_vm_options(path, &single_vm_options(args))?;
+            let run = crate::system::SystemRun {
+                path,
+                system: parsed.system,
+                images,
+                cpu: &args.cpu,
+                timeout: args.timeout,
+            };
+            return run.run();
+        }
+    }
     // Without a guest named, `./x run` boots Debian's Linux on 2 vCPUs.
     let default_linux = args.guest.is_none() && args.kernel.is_none() && !args.hello;
     let default_cpus = (default_linux && args.config.is_none()).then_some(2);
@@ -511,10 +530,20 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         args.timeout.map(Duration::from_secs),
     )?;
     drop(scratch);
+    exit_code(&outcome, args.timeout)
+}
+
+/// `./x run`'s exit status for a run under Moat: 124 when `--timeout` stopped QEMU, else what
+/// Moat's `MOAT-EXIT:` line says (1 without one).
+///
+/// # Errors
+///
+/// None; the `Result` is `./x run`'s.
+pub fn exit_code(outcome: &crate::qemu::Outcome, timeout: Option<u64>) -> XResult<ExitCode> {
     if outcome.timed_out {
         eprintln!(
             "x: stopped QEMU after {} s (--timeout)",
-            args.timeout.unwrap_or(0)
+            timeout.unwrap_or(0)
         );
         return Ok(ExitCode::from(124));
     }
@@ -524,6 +553,25 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
             eprintln!("x: QEMU ended without Moat's MOAT-EXIT line");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// The options of `./x run` that describe one VM (refused with a system description).
+fn single_vm_options(args: &RunArgs) -> crate::system::SingleVmOptions {
+    crate::system::SingleVmOptions {
+        given: vec![
+            ("--guest", args.guest.is_some()),
+            ("--kernel", args.kernel.is_some()),
+            ("--initrd", args.initrd.is_some()),
+            ("--linux", args.linux),
+            ("--hello", args.hello),
+            ("--bare", args.bare),
+            ("--ipa-bits", args.ipa_bits.is_some()),
+            ("--parange", args.parange.is_some()),
+            ("--mem", args.mem.is_some()),
+            ("--append", args.append.is_some()),
+        ],
+        smp: args.smp.is_some(),
     }
 }
 

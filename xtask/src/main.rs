@@ -22,6 +22,7 @@ mod linux;
 mod qemu;
 mod scratch;
 mod sweep;
+mod system;
 mod vm;
 
 use clap::Parser;

@@ -230,3 +230,53 @@ fn a_vm_table_without_cpus_parses_and_is_refused_by_validation() {
         Err(crate::SystemError::NoCpu { vm: "a".into() })
     );
 }
+
+fn config_file(name: &str) -> SystemFile {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let text = std::fs::read_to_string(dir.join(name)).unwrap();
+    SystemFile::from_toml_str(&text, &dir).unwrap()
+}
+
+#[test]
+fn two_linux_is_two_debian_linux_vms_on_cpus_0_and_1_that_halt_and_restart_alone() {
+    let file = config_file("two-linux.toml");
+    let vms = &file.system.vms;
+    let names: Vec<&str> = vms.iter().map(|vm| vm.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    for (vm, cpu) in vms.iter().zip([0, 1]) {
+        assert_eq!((vm.cpus, &vm.physical_cpus[..]), (1, &[cpu][..]));
+        assert_eq!(
+            vm.ram,
+            [RamRegion {
+                base: Ipa(0x4000_0000),
+                size: 256 << 20
+            }]
+        );
+        assert_eq!(
+            (vm.on_poweroff, vm.on_reset),
+            (OnPowerOff::HaltVm, OnReset::Restart)
+        );
+    }
+    let images = file.images.unwrap();
+    assert!(
+        images
+            .iter()
+            .all(|i| i.guest == GuestSource::DebianLinux && i.initrd.is_none())
+    );
+    assert_eq!(file.system.machine_cpus_needed(), 2);
+}
+
+#[test]
+fn linux_and_bare_puts_linux_on_cpus_0_and_1_and_the_greeting_guest_on_cpu_2() {
+    let file = config_file("linux-and-bare.toml");
+    let [linux, bare] = &file.system.vms[..] else {
+        panic!("{:?}", file.system)
+    };
+    assert_eq!((linux.cpus, &linux.physical_cpus[..]), (2, &[0, 1][..]));
+    assert_eq!((bare.cpus, &bare.physical_cpus[..]), (1, &[2][..]));
+    assert_eq!(bare.on_poweroff, OnPowerOff::HaltVm);
+    let images = file.images.unwrap();
+    assert_eq!(images[0].guest, GuestSource::DebianLinux);
+    assert_eq!(images[1].guest, GuestSource::Builtin("hello".into()));
+    assert_eq!(file.system.machine_cpus_needed(), 3);
+}
