@@ -19,8 +19,9 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// The test guests built from `bare/guests/`, by binary name.
-pub const GUESTS: [&str; 6] = [
+pub const GUESTS: [&str; 7] = [
     "moat-guest-hello",
+    "moat-guest-partner",
     "moat-guest-selftest",
     "moat-guest-exitbench",
     "moat-guest-probe",

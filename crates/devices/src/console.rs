@@ -25,7 +25,7 @@ pub const SWITCH_KEY: u8 = 0x14;
 /// How many presses in a row of [`SWITCH_KEY`] switch the focus.
 pub const SWITCH_PRESSES: u8 = 3;
 /// The longest line held for a VM without the focus; a longer one is written in pieces.
-pub const LINE_BUFFER: usize = 256;
+pub const LINE_BUFFER: usize = 4096;
 
 /// One VM's side of the console.
 #[derive(Debug)]
@@ -98,7 +98,7 @@ impl ConsoleMux {
     /// Moves the focus to the next VM, writing out what it held back; returns the new focus.
     pub fn switch_focus(&mut self, out: &mut impl FnMut(&[u8])) -> usize {
         self.focus = (self.focus + 1) % self.streams.len().max(1);
-        self.flush(self.focus, out);
+        self.flush(self.focus, stream_len(&self.streams, self.focus), out);
         self.focus
     }
 
@@ -113,14 +113,27 @@ impl ConsoleMux {
             return;
         };
         stream.held.push(byte);
-        if vm == self.focus || byte == b'\n' || stream.held.len() >= LINE_BUFFER {
-            self.flush(vm, out);
+        let full = stream.held.len() >= LINE_BUFFER;
+        if vm == self.focus {
+            self.flush(vm, stream_len(&self.streams, vm), out);
+            if byte == b'\n' {
+                self.release_others(out);
+            }
+        } else if full {
+            self.flush(vm, LINE_BUFFER, out);
+        } else if byte == b'\n' && !self.focus_mid_line() {
+            self.flush_lines(vm, out);
         }
     }
 
-    /// VM `vm` went idle: its partial line (a prompt) is written out.
+    /// VM `vm` went idle: its partial line (a prompt) is written out, unless the focused VM is
+    /// in the middle of a line; when the focused VM idles, what the others held back is.
     pub fn idle(&mut self, vm: usize, out: &mut impl FnMut(&[u8])) {
-        self.flush(vm, out);
+        if vm == self.focus {
+            self.release_others(out);
+        } else if !self.focus_mid_line() {
+            self.flush(vm, stream_len(&self.streams, vm), out);
+        }
     }
 
     /// Before a line of Moat's own: ends an open partial line.
@@ -138,36 +151,63 @@ impl ConsoleMux {
         self.at_line_start = true;
     }
 
-    /// Writes what VM `vm` holds, prefixed where it starts a line on the console.
-    fn flush(&mut self, vm: usize, out: &mut impl FnMut(&[u8])) {
+    /// Whether the focused VM's partial line is open on the console: other VMs' lines wait
+    /// for it, so that what the user is typing at is not broken up.
+    fn focus_mid_line(&self) -> bool {
+        self.open == Some(self.focus)
+    }
+
+    /// Writes the complete lines every VM without the focus holds.
+    fn release_others(&mut self, out: &mut impl FnMut(&[u8])) {
+        let focus = self.focus;
+        for vm in (0..self.streams.len()).filter(|&vm| vm != focus) {
+            self.flush_lines(vm, out);
+        }
+    }
+
+    /// Writes the complete lines VM `vm` holds; a partial line stays held.
+    fn flush_lines(&mut self, vm: usize, out: &mut impl FnMut(&[u8])) {
+        let complete = self.streams.get(vm).map_or(0, |s| {
+            s.held
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+        });
+        self.flush(vm, complete, out);
+    }
+
+    /// Writes the first `len` bytes VM `vm` holds, each line prefixed where it starts one on
+    /// the console.
+    fn flush(&mut self, vm: usize, len: usize, out: &mut impl FnMut(&[u8])) {
         let Some(stream) = self.streams.get_mut(vm) else {
             return;
         };
-        if stream.held.is_empty() {
+        let len = len.min(stream.held.len());
+        if len == 0 {
             return;
         }
-        let continues = self.open == Some(vm) && stream.mid_line;
-        if !continues {
-            if !self.at_line_start {
-                out(b"\r\n");
-            }
-            out(stream.prefix.as_bytes());
+        let mut continues = self.open == Some(vm) && stream.mid_line;
+        if !continues && !self.at_line_start {
+            out(b"\r\n");
         }
-        // Each line of the held bytes gets its prefix; the first has it already.
-        let mut first = true;
-        for line in stream.held.split_inclusive(|&b| b == b'\n') {
-            if !first {
+        for line in stream.held[..len].split_inclusive(|&b| b == b'\n') {
+            if !continues {
                 out(stream.prefix.as_bytes());
             }
             out(line);
-            first = false;
+            continues = false;
         }
-        let ends_line = stream.held.last() == Some(&b'\n');
-        stream.held.clear();
+        let ends_line = stream.held[len - 1] == b'\n';
+        stream.held.drain(..len);
         stream.mid_line = !ends_line;
         self.at_line_start = ends_line;
         self.open = (!ends_line).then_some(vm);
     }
+}
+
+/// How many bytes VM `vm` holds.
+fn stream_len(streams: &[Stream], vm: usize) -> usize {
+    streams.get(vm).map_or(0, |s| s.held.len())
 }
 
 /// What a received byte does.
@@ -241,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn the_focused_vm_writes_at_once_and_is_resumed_with_a_prefix_after_an_interruption() {
+    fn the_focused_vm_writes_at_once_and_others_wait_for_its_line_to_end() {
         let mut mux = ConsoleMux::new(["a", "b"]);
         let mut out = Vec::new();
         let mut sink = |bytes: &[u8]| out.extend_from_slice(bytes);
@@ -255,7 +295,11 @@ mod tests {
         for &b in b"ls\n" {
             mux.guest_byte(0, b, &mut sink);
         }
-        assert_eq!(String::from_utf8(out).unwrap(), "[a] $ \r\n[b] x\n[a] ls\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[a] $ ls\n[b] x\n",
+            "b's line waits until the line the user types at is complete"
+        );
     }
 
     #[test]
@@ -273,6 +317,20 @@ mod tests {
             mux.guest_byte(1, b, &mut sink);
         }
         assert_eq!(String::from_utf8(out).unwrap(), "[b] ~ # ok\n");
+    }
+
+    #[test]
+    fn the_focused_vm_idle_at_its_prompt_lets_the_others_lines_out() {
+        let mut mux = ConsoleMux::new(["a", "b"]);
+        assert_eq!(run(&mut mux, &[(0, "/ # "), (1, "up\n")]), "[a] / # ");
+        let mut out = Vec::new();
+        mux.idle(0, &mut |bytes: &[u8]| out.extend_from_slice(bytes));
+        assert_eq!(String::from_utf8(out).unwrap(), "\r\n[b] up\n");
+        assert_eq!(
+            run(&mut mux, &[(0, "x")]),
+            "[a] x",
+            "typing resumes on a new line"
+        );
     }
 
     #[test]
