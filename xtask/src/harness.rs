@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 #[path = "harness/run_cases.rs"]
 mod run_cases;
+mod systems;
 
 /// The CPU models every guest test runs on: a 44-bit-PARange core and QEMU's `max` (52-bit
 /// PARange, so the IPA limit is the 48 of the 4K granule); pointer authentication uses QEMU's
@@ -79,6 +80,9 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     run_cases::initrd_with_guest(&mut tally)?;
     run_cases::kvm_unit_tests_environment(&mut tally)?;
     run_cases::two_runs_at_once(&mut tally)?;
+    systems::side_by_side(&mut tally)?;
+    systems::restart_alone(&mut tally)?;
+    systems::isolation_scan(&mut tally)?;
     kvm_unit_tests(&artifacts, &mut tally)?;
     config_cases(&mut tally)?;
     fuzz_cases(&mut tally)?;

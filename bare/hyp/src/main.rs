@@ -23,6 +23,7 @@ mod gic;
 mod guest;
 mod idregs;
 mod irqs;
+mod isolation;
 mod lock;
 mod machine;
 mod mm;
@@ -111,6 +112,9 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
     }
     let irq = take_interrupts(platform);
     vms.iter().for_each(vm::Vm::report);
+    vms.iter().for_each(vm::Vm::check_confinement);
+    let marked = isolation::place(phys);
+    log!("isolation: canaries in a page of Moat's own data and in {marked} free pages");
     smp::run(vms, cpus, irq)
 }
 

@@ -136,6 +136,11 @@ impl PhysAllocator {
         Ok(best)
     }
 
+    /// The free ranges.
+    pub fn free_ranges(&self) -> &[PhysRange] {
+        &self.free[..self.count]
+    }
+
     /// Total free bytes.
     pub fn free_bytes(&self) -> u64 {
         self.free[..self.count].iter().map(|r| r.size).sum()

@@ -373,6 +373,24 @@ impl Vm {
         Ok(())
     }
 
+    /// Proves, by walking its stage-2 tables leaf by leaf over the whole IPA space, that the VM
+    /// maps nothing but the RAM it was given: no other VM's memory, none of Moat's (its image,
+    /// heap, stacks, tables) and no free memory. A leaf that strays is a Moat bug.
+    pub fn check_confinement(&self) {
+        let owned: Vec<(Pa, u64)> = self.ram.iter().map(|b| (b.pa, b.size)).collect();
+        match self.stage2.confined_to(&IdentityTables, &owned) {
+            Ok(mapped) => log!(
+                "VM '{}': stage 2 maps {} MiB, all of it its own RAM (every leaf checked)",
+                self.config.name,
+                mapped >> 20
+            ),
+            Err(escape) => panic!(
+                "VM '{}': stage 2 maps IPA {} to PA {} ({:#x} bytes), outside its RAM",
+                self.config.name, escape.0.ipa, escape.0.pa, escape.0.size
+            ),
+        }
+    }
+
     /// Says what the VM is.
     pub fn report(&self) {
         let c = &self.config;
