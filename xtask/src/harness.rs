@@ -775,17 +775,22 @@ kind = "pl011"
 base = 0x0900_0000
 "#;
 
-/// The command line as a user meets it: `./x run` on an external image, and the refusals.
-fn cli_cases(_artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
-    let external = assemble_guest("external", EXTERNAL_GUEST)?;
-    let ok = cli(&["run", "--guest", path_str(&external), "--timeout", "30"])?;
-    let verdict = expect_status(&ok, 0).and_then(|()| {
-        if String::from_utf8_lossy(&ok.stdout).contains("OK") {
+/// The external guest's run: exit status 0 and its `OK` on the console.
+fn printed_ok(out: &std::process::Output) -> Result<(), String> {
+    expect_status(out, 0).and_then(|()| {
+        if String::from_utf8_lossy(&out.stdout).contains("OK") {
             Ok(())
         } else {
             Err("no OK on the console".into())
         }
-    });
+    })
+}
+
+/// The command line as a user meets it: `./x run` on an external image, and the refusals.
+fn cli_cases(_artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let external = assemble_guest("external", EXTERNAL_GUEST)?;
+    let ok = cli(&["run", "--guest", path_str(&external), "--timeout", "30"])?;
+    let verdict = printed_ok(&ok);
     tally.record(
         "run_boots_an_image_assembled_outside_the_project",
         "max",
@@ -803,13 +808,7 @@ fn cli_cases(_artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
     std::fs::write(&description, SYSTEM_OF_ONE_VM)
         .map_err(|e| failed(format!("{}: {e}", description.display())))?;
     let ok = cli(&["run", "--config", path_str(&description), "--timeout", "30"])?;
-    let verdict = expect_status(&ok, 0).and_then(|()| {
-        if String::from_utf8_lossy(&ok.stdout).contains("OK") {
-            Ok(())
-        } else {
-            Err("no OK on the console".into())
-        }
-    });
+    let verdict = printed_ok(&ok);
     tally.record(
         "run_boots_the_guest_a_system_description_names_beside_it",
         "max",
