@@ -765,19 +765,56 @@ fn assemble_with(prefix: &str, name: &str, source: &str) -> XResult<Assembled> {
     Ok(Assembled { _dir: dir, bin })
 }
 
-/// The command line as a user meets it: `./x run` on an external image, and the refusals.
-fn cli_cases(_artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
-    let external = assemble_guest("external", EXTERNAL_GUEST)?;
-    let ok = cli(&["run", "--guest", path_str(&external), "--timeout", "30"])?;
-    let verdict = expect_status(&ok, 0).and_then(|()| {
-        if String::from_utf8_lossy(&ok.stdout).contains("OK") {
+/// A system description of one VM, on the machine's CPU 0, booting `external.bin` beside it.
+const SYSTEM_OF_ONE_VM: &str = r#"
+[[vm]]
+name = "external"
+cpus = [0]
+guest = "./external.bin"
+[[vm.ram]]
+base = 0x4000_0000
+size = "16M"
+[[vm.device]]
+kind = "pl011"
+base = 0x0900_0000
+"#;
+
+/// The external guest's run: exit status 0 and its `OK` on the console.
+fn printed_ok(out: &std::process::Output) -> Result<(), String> {
+    expect_status(out, 0).and_then(|()| {
+        if String::from_utf8_lossy(&out.stdout).contains("OK") {
             Ok(())
         } else {
             Err("no OK on the console".into())
         }
-    });
+    })
+}
+
+/// The command line as a user meets it: `./x run` on an external image, and the refusals.
+fn cli_cases(_artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let external = assemble_guest("external", EXTERNAL_GUEST)?;
+    let ok = cli(&["run", "--guest", path_str(&external), "--timeout", "30"])?;
+    let verdict = printed_ok(&ok);
     tally.record(
         "run_boots_an_image_assembled_outside_the_project",
+        "max",
+        None,
+        verdict,
+    );
+
+    // The same image named by a system description beside it (`guest = "./external.bin"`):
+    // the `[[vm]]` path of `./x run --config`, its image found relative to the file.
+    let dir = Scratch::new("system")?;
+    let copied = dir.join("external.bin");
+    std::fs::copy(&external.bin, &copied)
+        .map_err(|e| failed(format!("copying the external guest: {e}")))?;
+    let description = dir.join("one-vm.toml");
+    std::fs::write(&description, SYSTEM_OF_ONE_VM)
+        .map_err(|e| failed(format!("{}: {e}", description.display())))?;
+    let ok = cli(&["run", "--config", path_str(&description), "--timeout", "30"])?;
+    let verdict = printed_ok(&ok);
+    tally.record(
+        "run_boots_the_guest_a_system_description_names_beside_it",
         "max",
         None,
         verdict,

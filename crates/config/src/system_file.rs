@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 
 use crate::schema::VmConfig;
 use crate::system::SystemConfig;
-use crate::toml_file::{SystemToml, TomlError, VmTable, parse};
+use crate::toml_file::{SystemToml, TomlError, VmKeys, parse};
 
 /// The built-in kernel of `kernel = "linux"`.
 pub const BUILTIN_LINUX: &str = "linux";
@@ -86,8 +86,9 @@ impl SystemFile {
     /// # Errors
     ///
     /// [`TomlError`] as [`VmConfig::from_toml_str`] for either form, and for a file mixing
-    /// top-level VM keys with `[[vm]]` tables, a `[[vm]]` table naming no image or both a
-    /// kernel and a guest, or a built-in kernel name other than `"linux"`.
+    /// top-level VM keys with `[[vm]]` tables, a `[[vm]]` table without a `name`, with a
+    /// `cpus` that is not a list, naming no image or both a kernel and a guest, or a built-in
+    /// kernel name other than `"linux"`.
     pub fn from_toml_str(text: &str, dir: &Path) -> Result<Self, TomlError> {
         let table: ::toml::Table = parse(text)?;
         if !table.contains_key("vm") {
@@ -109,13 +110,16 @@ impl SystemFile {
             )));
         }
         let file: SystemToml = parse(text)?;
-        let images = file.vm.iter().map(|vm| images(vm, dir));
-        let images = images.collect::<Result<Vec<_>, _>>()?;
+        let mut vms = Vec::with_capacity(file.vm.len());
+        let mut all_images = Vec::with_capacity(file.vm.len());
+        for table in &file.vm {
+            let vm = table.get_ref().table(text, table.span())?;
+            all_images.push(images(table.get_ref(), &vm.name, text, dir)?);
+            vms.push(vm);
+        }
         Ok(Self {
-            system: SystemConfig {
-                vms: file.vm.iter().map(VmTable::config).collect(),
-            },
-            images: Some(images),
+            system: SystemConfig { vms },
+            images: Some(all_images),
         })
     }
 }
@@ -137,33 +141,42 @@ fn is_builtin_name(value: &str) -> bool {
     !value.is_empty() && !value.contains(['/', '.'])
 }
 
-fn images(vm: &VmTable, dir: &Path) -> Result<VmImages, TomlError> {
-    let name = vm.name();
-    let refuse = |problem: String| TomlError::plain(format!("VM '{name}': {problem}"));
-    let guest = match (&vm.kernel, &vm.guest) {
-        (Some(_), Some(_)) => {
+fn images(keys: &VmKeys, name: &str, text: &str, dir: &Path) -> Result<VmImages, TomlError> {
+    let refuse = |at: &toml::Spanned<String>, problem: String| {
+        TomlError::at(text, at.span(), format!("VM '{name}': {problem}"))
+    };
+    let guest = match (&keys.kernel, &keys.guest) {
+        (Some(_), Some(guest)) => {
             return Err(refuse(
+                guest,
                 "both kernel and guest are given: a VM boots one image".into(),
             ));
         }
         (None, None) => {
-            return Err(refuse(
-                "no image: give kernel = \"linux\" or a path to an arm64 Image, or guest = a path or a built-in guest's name".into(),
-            ));
-        }
-        (Some(kernel), None) if kernel == BUILTIN_LINUX => GuestSource::DebianLinux,
-        (Some(kernel), None) if is_builtin_name(kernel) => {
-            return Err(refuse(format!(
-                "kernel = {kernel:?} is neither a path nor the built-in \"linux\" (write \"./{kernel}\" for a file beside the description)"
+            return Err(TomlError::plain(format!(
+                "VM '{name}': no image: give kernel = \"linux\" or a path to an arm64 Image, or guest = a path or a built-in guest's name"
             )));
         }
-        (Some(kernel), None) => GuestSource::LinuxKernel(dir.join(kernel)),
-        (None, Some(guest)) if is_builtin_name(guest) => GuestSource::Builtin(guest.clone()),
-        (None, Some(guest)) => GuestSource::File(dir.join(guest)),
+        (Some(kernel), None) => match kernel.get_ref().as_str() {
+            BUILTIN_LINUX => GuestSource::DebianLinux,
+            word if is_builtin_name(word) => {
+                return Err(refuse(
+                    kernel,
+                    format!(
+                        "kernel = {word:?} is neither a path nor the built-in \"linux\" (write \"./{word}\" for a file beside the description)"
+                    ),
+                ));
+            }
+            path => GuestSource::LinuxKernel(dir.join(path)),
+        },
+        (None, Some(guest)) => match guest.get_ref().as_str() {
+            word if is_builtin_name(word) => GuestSource::Builtin(word.into()),
+            path => GuestSource::File(dir.join(path)),
+        },
     };
     Ok(VmImages {
         guest,
-        initrd: vm.initrd.as_ref().map(|path| dir.join(path)),
+        initrd: keys.initrd.as_ref().map(|path| dir.join(path.get_ref())),
     })
 }
 

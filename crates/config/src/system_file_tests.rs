@@ -147,9 +147,9 @@ fn image_paths_are_relative_to_the_files_directory_unless_absolute() {
 fn a_vm_table_with_two_images_or_none_is_refused_by_name() {
     let message =
         refused("[[vm]]\nname = \"a\"\ncpus = [0]\nkernel = \"linux\"\nguest = \"hello\"\n");
-    assert!(
-        message.starts_with("VM 'a': both kernel and guest are given"),
-        "{message}"
+    assert_eq!(
+        message,
+        "line 5, column 9: VM 'a': both kernel and guest are given: a VM boots one image"
     );
     let message = refused("[[vm]]\nname = \"b\"\ncpus = [0]\n");
     assert!(message.starts_with("VM 'b': no image"), "{message}");
@@ -190,6 +190,26 @@ fn unknown_keys_in_a_vm_table_are_refused_with_their_position() {
 }
 
 #[test]
+fn a_single_vm_file_names_no_image_and_counts_its_cpus() {
+    let message = refused("cpus = 2\nkernel = \"linux\"\n");
+    assert_eq!(
+        message,
+        "line 2, column 10: `kernel` belongs in a [[vm]] table: a single-VM file takes its images from the command line (--kernel)"
+    );
+    let message = refused("initrd = \"x.cpio\"\n");
+    assert!(message.contains("(--initrd)"), "{message}");
+    let message = refused("name = \"x\"\ncpus = [1, 2]\n");
+    assert!(
+        message.starts_with("line 2, column 8: a single-VM file's `cpus` is its vCPU count"),
+        "{message}"
+    );
+    let message = refused("cpus = \"two\"\n");
+    assert!(message.contains("a vCPU count such as 2"), "{message}");
+    let message = refused("cpus = 4294967296\n");
+    assert!(message.starts_with("line 1, column 8: "), "{message}");
+}
+
+#[test]
 fn a_vm_tables_cpus_is_a_list() {
     let message = refused("[[vm]]\nname = \"a\"\ncpus = 2\nguest = \"hello\"\n");
     assert!(message.starts_with("line 3, column 8: "), "{message}");
@@ -203,8 +223,9 @@ fn a_vm_tables_cpus_is_a_list() {
 
 #[test]
 fn a_vm_table_needs_a_name_and_known_lifecycle_actions() {
-    let message = refused("[[vm]]\ncpus = [0]\nguest = \"hello\"\n");
-    assert!(message.contains("missing field `name`"), "{message}");
+    let message =
+        refused("[[vm]]\nname = \"a\"\ncpus = [0]\nguest = \"hello\"\n\n[[vm]]\ncpus = [1]\n");
+    assert_eq!(message, "line 6, column 1: a [[vm]] table needs a `name`");
     let message =
         refused("[[vm]]\nname = \"a\"\ncpus = [0]\nguest = \"hello\"\non-reset = \"reboot\"\n");
     assert!(

@@ -27,10 +27,12 @@
 //! ```
 
 use core::fmt;
+use core::ops::Range;
 
 use moat_arm::addr::Ipa;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
 
 use crate::schema::{
     DEFAULT_IPA_BITS, DeviceKind, DeviceWindow, GICD_SIZE, GICR_SIZE_PER_CPU, GuestArch,
@@ -49,14 +51,19 @@ pub struct TomlError {
 
 impl TomlError {
     fn new(text: &str, error: &::toml::de::Error) -> Self {
-        let location = error.span().map_or_else(String::new, |span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: ")
-        });
+        let location = error
+            .span()
+            .map_or_else(String::new, |span| location(text, &span));
         let message = error.message().trim().replace('\n', "; ");
         Self { location, message }
+    }
+
+    /// An error about what stands at `span` of `text`.
+    pub(crate) fn at(text: &str, span: Range<usize>, message: String) -> Self {
+        Self {
+            location: location(text, &span),
+            message,
+        }
     }
 
     /// An error about the file as a whole, without a position.
@@ -68,6 +75,14 @@ impl TomlError {
     }
 }
 
+/// `line L, column C: ` of the start of `span`.
+fn location(text: &str, span: &Range<usize>) -> String {
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}: ")
+}
+
 impl VmConfig {
     /// Reads a VM description file. The result is not validated: apply command-line overrides,
     /// then call [`VmConfig::validate`].
@@ -75,10 +90,11 @@ impl VmConfig {
     /// # Errors
     ///
     /// [`TomlError`] for a syntax error, an unknown key (a system description's `[[vm]]`
-    /// tables included), a value of the wrong type, an unknown device kind, PARange mode, hole
-    /// policy or lifecycle action, or a malformed size.
+    /// tables included), a value of the wrong type (`cpus` is a count here), an image key
+    /// (`kernel`, `guest`, `initrd`: the command line names a single VM's images), an unknown
+    /// device kind, PARange mode, hole policy or lifecycle action, or a malformed size.
     pub fn from_toml_str(text: &str) -> Result<Self, TomlError> {
-        Ok(parse::<VmFile>(text)?.into_config())
+        parse::<VmKeys>(text)?.single(text)
     }
 }
 
@@ -87,20 +103,21 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Tom
     ::toml::from_str(text).map_err(|e| TomlError::new(text, &e))
 }
 
-/// The file's top level, as written.
+/// The keys of one VM: the top level of a single-VM file, or one `[[vm]]` table of a system
+/// description. The keys whose meaning depends on the form (`name`, `cpus`, `on-reset`, the
+/// images) are kept as written, with their position, for [`VmKeys::single`] and
+/// [`VmKeys::table`] to check.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct VmFile {
-    #[serde(default = "default_name")]
-    name: String,
+pub(crate) struct VmKeys {
+    name: Option<String>,
     #[serde(default = "default_ipa_bits")]
     ipa_bits: u32,
     #[serde(default, deserialize_with = "named")]
     parange: ParangeMode,
     #[serde(default, deserialize_with = "named")]
     arch: GuestArch,
-    #[serde(default = "default_cpus")]
-    cpus: u32,
+    cpus: Option<Spanned<Cpus>>,
     #[serde(default, deserialize_with = "named")]
     hole_policy: HolePolicy,
     #[serde(default)]
@@ -111,49 +128,28 @@ struct VmFile {
     device: Vec<DeviceEntry>,
     #[serde(default, deserialize_with = "named")]
     on_poweroff: OnPowerOff,
-    #[serde(default, deserialize_with = "named")]
-    on_reset: OnReset,
+    #[serde(default, deserialize_with = "optional_named")]
+    on_reset: Option<OnReset>,
+    /// `kernel = "path"` or `"linux"` (`[[vm]]` tables only).
+    pub(crate) kernel: Option<Spanned<String>>,
+    /// `guest = "path"` or a built-in guest's name (`[[vm]]` tables only).
+    pub(crate) guest: Option<Spanned<String>>,
+    /// `initrd = "path"` (`[[vm]]` tables only).
+    pub(crate) initrd: Option<Spanned<String>>,
 }
 
-/// One `[[vm]]` table of a system description: a single-VM file's keys, with `cpus` the list
-/// of the machine's CPUs, and the VM's images.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(crate) struct VmTable {
-    name: String,
-    #[serde(default = "default_ipa_bits")]
-    ipa_bits: u32,
-    #[serde(default, deserialize_with = "named")]
-    parange: ParangeMode,
-    #[serde(default, deserialize_with = "named")]
-    arch: GuestArch,
-    #[serde(default, deserialize_with = "cpu_list")]
-    cpus: Vec<u32>,
-    #[serde(default, deserialize_with = "named")]
-    hole_policy: HolePolicy,
-    #[serde(default)]
-    bootargs: String,
-    #[serde(default)]
-    ram: Vec<RamEntry>,
-    #[serde(default)]
-    device: Vec<DeviceEntry>,
-    #[serde(default, deserialize_with = "named")]
-    on_poweroff: OnPowerOff,
-    #[serde(default = "default_vm_on_reset", deserialize_with = "named")]
-    on_reset: OnReset,
-    /// `kernel = "path"` or `"linux"`.
-    pub(crate) kernel: Option<String>,
-    /// `guest = "path"` or a built-in guest's name.
-    pub(crate) guest: Option<String>,
-    /// `initrd = "path"`.
-    pub(crate) initrd: Option<String>,
+/// `cpus` as written: a vCPU count (a single-VM file) or a list of machine CPUs (a `[[vm]]`
+/// table).
+enum Cpus {
+    Count(u32),
+    List(Vec<u32>),
 }
 
 /// A system description's top level: `[[vm]]` tables only.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SystemToml {
-    pub(crate) vm: Vec<VmTable>,
+    pub(crate) vm: Vec<Spanned<VmKeys>>,
 }
 
 /// One `[[ram]]` table.
@@ -178,68 +174,102 @@ struct DeviceEntry {
     size: Option<u64>,
 }
 
-fn default_name() -> String {
-    "vm".into()
-}
-
 fn default_ipa_bits() -> u32 {
     DEFAULT_IPA_BITS
 }
 
-fn default_cpus() -> u32 {
-    1
-}
-
-/// A VM of a system description restarts alone when it resets.
-fn default_vm_on_reset() -> OnReset {
-    OnReset::Restart
-}
-
-impl VmFile {
-    fn into_config(self) -> VmConfig {
-        let cpus = self.cpus;
-        VmConfig {
-            name: self.name,
-            ipa_bits: self.ipa_bits,
-            parange: self.parange,
-            arch: self.arch,
-            cpus,
-            physical_cpus: first_cpus(cpus),
-            hole_policy: self.hole_policy,
-            ram: ram_regions(&self.ram),
-            devices: device_windows(&self.device, cpus),
-            bootargs: self.bootargs,
-            on_poweroff: self.on_poweroff,
-            on_reset: self.on_reset,
+impl VmKeys {
+    /// The VM of a single-VM file: `cpus` is its vCPU count (1 if absent), on the machine's
+    /// CPUs `0..cpus`; it names no image (the command line does); a reset ends the machine
+    /// unless `on-reset` says otherwise.
+    fn single(self, text: &str) -> Result<VmConfig, TomlError> {
+        let images = [
+            ("kernel", &self.kernel),
+            ("guest", &self.guest),
+            ("initrd", &self.initrd),
+        ];
+        if let Some((key, Some(value))) = images.into_iter().find(|(_, v)| v.is_some()) {
+            return Err(TomlError::at(
+                text,
+                value.span(),
+                format!(
+                    "`{key}` belongs in a [[vm]] table: a single-VM file takes its images from the command line (--{key})"
+                ),
+            ));
         }
+        let cpus = match &self.cpus {
+            None => 1,
+            Some(cpus) => match cpus.get_ref() {
+                Cpus::Count(count) => *count,
+                Cpus::List(_) => {
+                    return Err(TomlError::at(
+                        text,
+                        cpus.span(),
+                        "a single-VM file's `cpus` is its vCPU count, such as 2, on the machine's CPUs 0 to cpus - 1; a list of the machine's CPUs belongs in a [[vm]] table".into(),
+                    ));
+                }
+            },
+        };
+        let name = self.name.clone().unwrap_or_else(|| "vm".into());
+        let on_reset = self.on_reset.unwrap_or(OnReset::PowerOffMachine);
+        Ok(self.config(name, cpus, first_cpus(cpus), on_reset))
     }
-}
 
-impl VmTable {
-    /// The VM's name.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
+    /// The VM of a `[[vm]]` table at `span` of `text` (its images are the caller's): it needs
+    /// a name; `cpus` lists the machine's CPUs (none if absent: refused by validation); a reset
+    /// restarts it unless `on-reset` says otherwise.
+    pub(crate) fn table(&self, text: &str, span: Range<usize>) -> Result<VmConfig, TomlError> {
+        let Some(name) = self.name.clone() else {
+            return Err(TomlError::at(
+                text,
+                span,
+                "a [[vm]] table needs a `name`".into(),
+            ));
+        };
+        let physical_cpus = match &self.cpus {
+            None => Vec::new(),
+            Some(cpus) => match cpus.get_ref() {
+                Cpus::List(list) => list.clone(),
+                Cpus::Count(_) => {
+                    return Err(TomlError::at(
+                        text,
+                        cpus.span(),
+                        format!("VM '{name}': {CPU_LIST}"),
+                    ));
+                }
+            },
+        };
+        let cpus = u32::try_from(physical_cpus.len()).unwrap_or(u32::MAX);
+        let on_reset = self.on_reset.unwrap_or(OnReset::Restart);
+        Ok(self.config(name, cpus, physical_cpus, on_reset))
     }
 
-    /// The VM's description (its images are the caller's).
-    pub(crate) fn config(&self) -> VmConfig {
-        let cpus = u32::try_from(self.cpus.len()).unwrap_or(u32::MAX);
+    fn config(
+        &self,
+        name: String,
+        cpus: u32,
+        physical_cpus: Vec<u32>,
+        on_reset: OnReset,
+    ) -> VmConfig {
         VmConfig {
-            name: self.name.clone(),
+            name,
             ipa_bits: self.ipa_bits,
             parange: self.parange,
             arch: self.arch,
             cpus,
-            physical_cpus: self.cpus.clone(),
+            physical_cpus,
             hole_policy: self.hole_policy,
             ram: ram_regions(&self.ram),
             devices: device_windows(&self.device, cpus),
             bootargs: self.bootargs.clone(),
             on_poweroff: self.on_poweroff,
-            on_reset: self.on_reset,
+            on_reset,
         }
     }
 }
+
+/// What a `[[vm]]` table's `cpus` is.
+const CPU_LIST: &str = "a [[vm]] table's `cpus` is a list of the machine's CPUs such as [2, 3] (vCPU n runs on the n-th listed)";
 
 fn ram_regions(entries: &[RamEntry]) -> Vec<RamRegion> {
     let ram = entries.iter().map(|r| RamRegion {
@@ -335,27 +365,51 @@ fn named<'de, D: Deserializer<'de>, T: Named>(deserializer: D) -> Result<T, D::E
     })
 }
 
-fn cpu_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u32>, D::Error> {
-    deserializer.deserialize_seq(CpuListVisitor)
+impl<'de> Deserialize<'de> for Cpus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CpusVisitor)
+    }
 }
 
-/// Accepts a list of CPU numbers, and says so when given anything else.
-struct CpuListVisitor;
+/// Accepts a vCPU count or a list of CPU numbers, and says which when given anything else.
+struct CpusVisitor;
 
-impl<'de> Visitor<'de> for CpuListVisitor {
-    type Value = Vec<u32>;
+impl<'de> Visitor<'de> for CpusVisitor {
+    type Value = Cpus;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of the machine's CPUs such as [2, 3] (vCPU n runs on the n-th listed)")
+        f.write_str(
+            "a vCPU count such as 2, or in a [[vm]] table a list of the machine's CPUs such as [2, 3]",
+        )
     }
 
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u32>, A::Error> {
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Cpus, E> {
+        let count = u32::try_from(value);
+        count
+            .map(Cpus::Count)
+            .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Cpus, E> {
+        let count = u32::try_from(value);
+        count
+            .map(Cpus::Count)
+            .map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Cpus, A::Error> {
         let mut cpus = Vec::new();
         while let Some(cpu) = seq.next_element()? {
             cpus.push(cpu);
         }
-        Ok(cpus)
+        Ok(Cpus::List(cpus))
     }
+}
+
+fn optional_named<'de, D: Deserializer<'de>, T: Named>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    named(deserializer).map(Some)
 }
 
 fn number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {

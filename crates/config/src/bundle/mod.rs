@@ -29,8 +29,9 @@
 //! that a writer and a reader that disagree are caught at boot rather than half-understood; a
 //! change of the format bumps [`BUNDLE_VERSION`] (version 1 had a single `vm` node and no
 //! physical CPUs or lifecycle; the host tool and Moat are built together, so a version-1 blob
-//! is refused, not converted). The reader also refuses VMs that share a name or a CPU. The VM's name is `vm-name`, not `name`, which the
-//! device-tree tools reserve for a node's own name (`dtc` refuses the tree otherwise).
+//! is refused, not converted). The reader also refuses VMs that share a name or a CPU. The
+//! VM's name is `vm-name`, not `name`, which the device-tree tools reserve for a node's own
+//! name (`dtc` refuses the tree otherwise).
 
 mod fdt;
 mod reader;
