@@ -77,13 +77,14 @@ enum Resolved {
 }
 
 impl SystemRun<'_> {
-    /// Checks, builds, boots: see the module's description.
+    /// Checks and builds: the machine that boots the system, and the private directory its
+    /// bundle lives in (removed when it is dropped).
     ///
     /// # Errors
     ///
     /// A usage error (exit status 2) for a description the rules refuse or an image that
-    /// cannot be loaded; a failure (exit status 1) when the build or QEMU fails.
-    pub fn run(&self) -> XResult<ExitCode> {
+    /// cannot be loaded; a failure (exit status 1) when the build fails.
+    pub fn machine(&self) -> XResult<(Machine, Scratch)> {
         crate::qemu::check_cpu(self.cpu)?;
         let limit = cpu_pa_bits(self.cpu).map(|pa| pa.min(48));
         self.system
@@ -144,6 +145,16 @@ impl SystemRun<'_> {
             el2: true,
             smp: self.system.machine_cpus_needed(),
         };
+        Ok((machine, scratch))
+    }
+
+    /// Checks, builds, boots with the console attached: see the module's description.
+    ///
+    /// # Errors
+    ///
+    /// As [`SystemRun::machine`]; a failure (exit status 1) when QEMU fails.
+    pub fn run(&self) -> XResult<ExitCode> {
+        let (machine, scratch) = self.machine()?;
         let limit = self.timeout.map(Duration::from_secs);
         let outcome = machine.run(ConsoleMode::Interactive, limit)?;
         drop(scratch);
