@@ -534,11 +534,15 @@ impl Vm {
         }
     }
 
-    /// Moves bytes received on the console into the guest's UART while it has room, keeps
+    /// Moves bytes received on the console into the guest's UART while it has room (when this
+    /// VM has the console's focus; otherwise the input is left for the VM that has), keeps
     /// the console's receive interrupt on only while there is room, and kicks the vCPU the
     /// UART's interrupt goes to.
     pub fn console_input(&mut self, me: usize) {
         if console::focus() != self.id {
+            // Not this VM's input: the CPU hands it to the VM with the focus once it holds
+            // no VM (`machine::hand_over_input`).
+            console::defer_input();
             return;
         }
         let input = self.bus.console_input(console::receive);
