@@ -18,7 +18,7 @@ use aarch64_cpu::registers::{ICH_HCR_EL2, ICH_VTR_EL2, Readable, Writeable};
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, Trigger};
 use core::ptr::NonNull;
-use moat_devices::gic::list_regs::{IchVtr, MAX_LIST_REGS};
+use moat_devices::gic::list_regs::IchVtr;
 use moat_devices::gic::{VcpuSet, VirtGic};
 use safe_mmio::UniqueMmioPointer;
 
@@ -154,32 +154,23 @@ impl CpuInterface {
     }
 
     /// Reads back the live list registers after vCPU `vcpu` ran (none when the model loaded
-    /// none) and updates the model; returns the other vCPUs the model asks to kick.
+    /// none), one register at a time into the model; returns the other vCPUs the model asks to
+    /// kick.
     pub fn sync(&self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
-        let n = gic.live_list_registers(vcpu).min(self.vtr.list_regs);
-        if n == 0 {
-            return gic.sync_from_list_registers(vcpu, &[]);
-        }
-        let mut lrs = [0u64; MAX_LIST_REGS];
-        for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-            *lr = read_lr(i);
-        }
-        gic.sync_from_list_registers(vcpu, &lrs[..n])
+        let implemented = self.vtr.list_regs;
+        gic.sync_from_list_registers_with(vcpu, |n| (n < implemented).then(|| read_lr(n)))
     }
 
     /// Loads vCPU `vcpu`'s deliverable interrupts into the list registers before its entry,
     /// when they changed (nothing is written, not even `ICH_HCR_EL2`, when the model says they
     /// did not); returns the vCPUs the model asks to kick (an SPI re-routed while loaded).
     pub fn fill(&self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
-        let fill = gic.fill_list_registers(vcpu, self.vtr);
-        let Some(writes) = fill.writes() else {
+        let Some((ich_hcr_el2, kick)) = gic.fill_list_registers_with(vcpu, self.vtr, write_lr)
+        else {
             return VcpuSet::EMPTY;
         };
-        for (i, &value) in writes.values().iter().enumerate() {
-            write_lr(i, value);
-        }
-        ICH_HCR_EL2.set(writes.ich_hcr_el2());
-        writes.kick()
+        ICH_HCR_EL2.set(ich_hcr_el2);
+        kick
     }
 }
 
