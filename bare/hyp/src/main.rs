@@ -24,6 +24,7 @@ mod guest;
 mod idregs;
 mod irqs;
 mod lock;
+mod mem;
 mod mm;
 mod mmio;
 mod outcome;
