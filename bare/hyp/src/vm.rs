@@ -73,10 +73,28 @@ unsafe fn scrub(pa: u64, len: u64) {
         core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
     }
     let mut at = first;
-    while at < last {
+    // Sixteen blocks per iteration: under -icount the loop's own instructions cost as much as
+    // the `DC ZVA`s (512 MiB: 8 M blocks; one per iteration took 4 instructions a block).
+    const UNROLL: u64 = 16;
+    while last - at >= UNROLL * block {
         // SAFETY: `at` is a block-aligned address inside the caller's range of Normal WB RAM
-        // (the contract), so the block `DC ZVA` zeroes is the caller's; DZP is 0, so the
-        // instruction is permitted at EL2. It writes memory, hence no `nomem`.
+        // (the contract) with sixteen blocks before `last`, so the blocks `DC ZVA` zeroes are
+        // the caller's; DZP is 0, so the instruction is permitted at EL2. It writes memory,
+        // hence no `nomem`.
+        unsafe {
+            core::arch::asm!(
+                ".rept 16",
+                "dc zva, {at}",
+                "add {at}, {at}, {block}",
+                ".endr",
+                at = inout(reg) at,
+                block = in(reg) block,
+                options(nostack, preserves_flags)
+            )
+        };
+    }
+    while at < last {
+        // SAFETY: as above, one block.
         unsafe { core::arch::asm!("dc zva, {}", in(reg) at, options(nostack, preserves_flags)) };
         at += block;
     }
