@@ -9,10 +9,8 @@ use core::fmt;
 /// itself in the Arm ARM's terms.
 pub(crate) trait IssField: Sized {
     /// The value of the field's raw (right-aligned, already masked) bits.
-    #[inline]
     fn from_raw(raw: u64) -> Self;
     /// The raw bits of the value.
-    #[inline]
     fn to_raw(self) -> u64;
     /// The value as printed after `NAME=`.
     fn fmt_value(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;

@@ -331,6 +331,11 @@ impl<const SPIS: usize> Gic<SPIS> {
             };
             kick |= self.update(irq, |record| {
                 record.fold(vcpu, now.state.pending(), now.state.active());
+                // Invalid now, loaded with `HW` = 1: the guest's deactivation deactivated the
+                // physical interrupt (a list register goes invalid no other way).
+                if loaded.hw && now.state == LrState::Invalid {
+                    record.hw_active = false;
+                }
             });
         }
         kick.without(vcpu)
@@ -409,14 +414,24 @@ impl<const SPIS: usize> Gic<SPIS> {
             record.latch = false;
         }
         record.set_lr_of(Some(vcpu));
+        let state = LrState::from_parts(pending, record.active);
+        // A hardware-backed interrupt (IHI 0069, `ICH_LR<n>_EL2.HW`): the guest's deactivation
+        // deactivates physical INTID `pINTID` (the same INTID), so no maintenance interrupt is
+        // needed for it. Pending and active is not a state a hardware interrupt may be loaded
+        // in (the physical one cannot be pending again while it is active): then it is loaded
+        // as a virtual-only interrupt, with the EOI maintenance interrupt of a level one, and
+        // goes back to `HW` = 1 on the fill after its deactivation.
+        let hw = record.hw_active && state != LrState::PendingActive;
         ListRegister {
             vintid: intid,
-            pintid: 0,
-            eoi_maintenance: !record.edge,
+            // Truncation impossible: an INTID below 1020.
+            #[allow(clippy::cast_possible_truncation)]
+            pintid: if hw { intid as u16 } else { 0 },
+            eoi_maintenance: !hw && !record.edge,
             priority: record.priority & priority_mask,
             group1: record.group1,
-            hw: false,
-            state: LrState::from_parts(pending, record.active),
+            hw,
+            state,
         }
         .encode()
     }
