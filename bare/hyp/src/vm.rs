@@ -453,6 +453,10 @@ impl Vm {
     /// Makes the physical CPUs of `targets` other than `me`'s exit their guests (or leave
     /// their `WFI`) so that they load their new virtual interrupts.
     pub fn kick(&self, targets: VcpuSet, me: usize) {
+        // Most exits kick nobody: no set arithmetic or iterator for them.
+        if targets.is_empty() {
+            return;
+        }
         for target in targets.without(me).iter() {
             if let Some(&mpidr) = self.cpu_mpidrs.get(target) {
                 gic::kick(mpidr);
