@@ -281,7 +281,8 @@ impl<const SPIS: usize> Gic<SPIS> {
         let kick = self.take_back(vcpu, |_| None);
         let count = vtr.list_regs.min(MAX_LIST_REGS);
         // One more than fit: whether any is left over decides the underflow request.
-        let best = self.best_candidates(vcpu, count + 1);
+        let mut best = Candidates::new(count + 1);
+        self.offer_candidates(vcpu, &mut best);
         let loaded = best.len().min(count);
         for (n, irq) in best.irqs(vcpu).take(loaded).enumerate() {
             let value = self.load(irq, vcpu, vtr.priority_mask());
@@ -394,14 +395,20 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// list register: loading one interrupt changes no other's place, so these are the
     /// interrupts that choosing the best, loading it and choosing again would load, in the
     /// same order.
-    #[inline]
     pub(crate) fn best_candidates(&self, vcpu: usize, limit: usize) -> Candidates {
         let mut best = Candidates::new(limit);
+        self.offer_candidates(vcpu, &mut best);
+        best
+    }
+
+    /// Offers every interrupt that wants a list register of `vcpu` to `best` (filled in place:
+    /// the refill before an entry builds no copy of it).
+    #[inline]
+    fn offer_candidates(&self, vcpu: usize, best: &mut Candidates) {
         // The summary is in INTID order: private interrupts, then SPIs.
         for irq in self.wanted_irqs(vcpu) {
             best.offer(self.irq(irq), irq);
         }
-        best
     }
 
     /// Hands `irq` to a list register of `vcpu` and returns the register's value.
