@@ -418,7 +418,7 @@ impl Vm {
     pub fn device_access(&mut self, index: usize, request: Access, me: usize) -> u64 {
         let (data, effects) = self.bus.access(index, request);
         self.carry_out(effects, me);
-        if self.bus.kind(index) == Some(ModelKind::Pl011) && console::receive_paused() {
+        if console::receive_paused() && self.bus.kind(index) == Some(ModelKind::Pl011) {
             // The guest may have made room in its receive FIFO: take what the console holds.
             self.console_input(me);
         }
