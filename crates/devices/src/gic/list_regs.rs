@@ -395,6 +395,7 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// list register: loading one interrupt changes no other's place, so these are the
     /// interrupts that choosing the best, loading it and choosing again would load, in the
     /// same order.
+    #[cfg(test)]
     pub(crate) fn best_candidates(&self, vcpu: usize, limit: usize) -> Candidates {
         let mut best = Candidates::new(limit);
         self.offer_candidates(vcpu, &mut best);
