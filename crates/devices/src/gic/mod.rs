@@ -436,6 +436,10 @@ impl<const SPIS: usize> Gic<SPIS> {
         if record.lr_of().is_some() || record.active || (record.pending() && asserted) {
             return (HwPpi::Held, VcpuSet::EMPTY);
         }
+        if !record.latch && !record.hw_active {
+            // The guest deactivated it through its list register: nothing to change.
+            return (HwPpi::Released { deactivate: false }, VcpuSet::EMPTY);
+        }
         let kick = self.update(irq, |record| {
             record.write_latch(false);
             record.hw_active = false;
