@@ -112,11 +112,15 @@ impl CpuInterface {
     }
 
     /// Ends a physical interrupt Moat served: drops the running priority and deactivates it,
-    /// except a timer PPI, which stays active until the guest deactivates its virtual PPI
-    /// (`timer_fired`).
+    /// except a timer PPI handed to the guest (`timer_fired`), which stays active until the
+    /// guest deactivates its virtual PPI.
     pub fn end(&self, intid: u32) {
         GicCpuInterface::end_interrupt(int_id(intid), InterruptGroup::Group1);
-        if !TIMERS.contains(&intid) {
+        let handed_over = TIMERS
+            .iter()
+            .position(|&t| t == intid)
+            .is_some_and(|slot| self.timer_held[slot]);
+        if !handed_over {
             deactivate(intid);
         }
     }

@@ -429,7 +429,8 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// (`deactivate`). Also returns the vCPUs to kick.
     pub fn settle_hw_ppi(&mut self, vcpu: usize, intid: u32, asserted: bool) -> (HwPpi, VcpuSet) {
         if vcpu >= self.vcpus || !(SGI_COUNT..PRIVATE_COUNT).contains(&intid) {
-            return (HwPpi::Released { deactivate: false }, VcpuSet::EMPTY);
+            // No virtual PPI took it (`raise_hw_ppi` ignored it): the hypervisor deactivates.
+            return (HwPpi::Released { deactivate: true }, VcpuSet::EMPTY);
         }
         let irq = IrqRef::Private { vcpu, intid };
         let record = *self.irq(irq);

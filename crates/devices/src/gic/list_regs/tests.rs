@@ -764,3 +764,18 @@ fn a_pending_and_active_hardware_ppi_is_loaded_without_hw_until_deactivated() {
     let lr = ListRegister::decode(writes(&fill).values()[0]);
     assert_eq!((lr.state, lr.hw), (LrState::Pending, true));
 }
+
+#[test]
+fn a_hardware_ppi_no_virtual_ppi_took_is_deactivated_by_the_hypervisor() {
+    let mut gic = linux_gic(1);
+    assert!(gic.raise_hw_ppi(1, VIRTUAL_TIMER).is_empty(), "no vCPU 1");
+    assert_eq!(
+        gic.settle_hw_ppi(1, VIRTUAL_TIMER, true).0,
+        HwPpi::Released { deactivate: true }
+    );
+    assert_eq!(
+        gic.settle_hw_ppi(0, 5, true).0,
+        HwPpi::Released { deactivate: true },
+        "an SGI is no PPI"
+    );
+}
