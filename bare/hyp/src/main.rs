@@ -26,6 +26,7 @@ mod irqs;
 mod isolation;
 mod lock;
 mod machine;
+mod mem;
 mod mm;
 mod mmio;
 mod outcome;
