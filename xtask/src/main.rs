@@ -20,6 +20,7 @@ mod kut;
 mod kvm;
 mod linux;
 mod qemu;
+mod relocs;
 mod scratch;
 mod sweep;
 mod vm;
