@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 #[path = "harness/run_cases.rs"]
 mod run_cases;
 
+#[path = "harness/boot_chain.rs"]
+mod boot_chain;
+
 /// The CPU models every guest test runs on: a 44-bit-PARange core and QEMU's `max` (52-bit
 /// PARange, so the IPA limit is the 48 of the 4K granule); pointer authentication uses QEMU's
 /// fast implementation-defined algorithm.
@@ -67,6 +70,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     moat_refuses_s_above_l(&artifacts, &mut tally)?;
     aarch32_cases(&artifacts, &mut tally)?;
     race::cpu_on_race(&artifacts, &mut tally)?;
+    boot_chain::uboot_cases(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;
     tally.record(

@@ -23,6 +23,7 @@ mod qemu;
 mod relocs;
 mod scratch;
 mod sweep;
+mod uboot;
 mod vm;
 
 use clap::Parser;

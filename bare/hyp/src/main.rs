@@ -64,6 +64,8 @@ extern "C" fn moat_main(dtb: u64) -> ! {
         env!("CARGO_PKG_VERSION"),
         cpu::current_el()
     );
+    // Where the loader put Moat (it relocated itself there, `boot.rs`).
+    log!("image: {}", mm::image_range());
     if cpu::current_el() != 2 {
         log!("error: Moat must be entered at EL2 (a hypervisor needs virtualization=on)");
         power::end(EndStatus::ConfigError);

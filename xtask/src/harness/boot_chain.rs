@@ -1,0 +1,64 @@
+//! Moat started by U-Boot's `booti` (`uboot.rs`) at two load addresses: the relocatable image
+//! (issue 13 item 1) and a firmware boot chain (item 5) in one case per address. Each boot must
+//! show Moat reporting its image where it was put and the greeting guest powering off.
+
+use super::{BOOT_LIMIT, Tally, expect_exit, expect_line};
+use crate::build::Artifacts;
+use crate::error::XResult;
+use crate::qemu::{ConsoleMode, MoatExit};
+use crate::scratch::Scratch;
+use crate::uboot::{Placement, UbootMachine};
+use crate::vm::{self, VmRequest};
+
+/// The CPU of these boots: the relocation does not depend on the model.
+const CPU: &str = "cortex-a72";
+
+/// Two placements: low in RAM (above U-Boot's early stack and QEMU's device tree at RAM base),
+/// and 192 MiB higher, with the bundle on the other side of the image each time. Neither is
+/// where QEMU's `-kernel` puts Moat (RAM base + 0x200000), which every other case uses.
+const PLACEMENTS: [Placement; 2] = [
+    Placement {
+        moat: 0x4060_0000,
+        bundle: 0x4800_0000,
+    },
+    Placement {
+        moat: 0x4c20_0000,
+        bundle: 0x4800_0000,
+    },
+];
+
+/// `uboot_booti_places_moat_at_<address>_and_the_guest_powers_off`, one boot per placement.
+pub(super) fn uboot_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let request = VmRequest::default();
+    let vm = vm::describe(&request, CPU)?;
+    let dir = Scratch::new("test")?;
+    let bundle = dir.join("hello.bundle");
+    vm::write_bundle(&vm, &artifacts.guest("moat-guest-hello"), &bundle)?;
+    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    for at in PLACEMENTS {
+        let machine = UbootMachine {
+            cpu: CPU,
+            mem_mib: vm::machine_mem_mib(&vm, size),
+            smp: vm.cpus,
+            moat: &artifacts.moat,
+            bundle: &bundle,
+            at,
+        };
+        let outcome = machine.run(dir.path(), ConsoleMode::Captured, BOOT_LIMIT)?;
+        let verdict = expect_line(&outcome, "Starting kernel ...")
+            .and_then(|()| expect_line(&outcome, "starting at EL2"))
+            .and_then(|()| expect_line(&outcome, &format!("image: [{:#x}, ", at.moat)))
+            .and_then(|()| expect_line(&outcome, "Hello from a Moat guest!"))
+            .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
+        tally.record(
+            &format!(
+                "uboot_booti_places_moat_at_{:#x}_and_the_guest_powers_off",
+                at.moat
+            ),
+            CPU,
+            Some(&outcome),
+            verdict,
+        );
+    }
+    Ok(())
+}
