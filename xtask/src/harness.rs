@@ -188,6 +188,7 @@ fn static_checks() -> XResult<()> {
         "moat-vcpu",
         "moat-devices",
         "moat-config",
+        "moat-platform",
     ];
     let mut cmd = bare_cargo();
     cmd.args(["build", "--release", "--quiet"]);
