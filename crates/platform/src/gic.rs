@@ -3,8 +3,8 @@
 //! GICV; `interrupts` = the maintenance interrupt).
 
 use crate::PhysRange;
+use crate::fdt::{Node, Tree};
 use crate::read::{cells, gic_intid, is_compatible, is_enabled, nth_reg};
-use fdt::Fdt;
 
 /// The machine's GIC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,9 +78,9 @@ pub fn contiguous_cpu_interface(frame: PhysRange) -> PhysRange {
 }
 
 /// The first enabled GIC of the tree, v3 before v2.
-pub fn find(fdt: &Fdt<'_>) -> Option<Gic> {
+pub fn find(tree: &Tree<'_>) -> Option<Gic> {
     let gic = |with: &[&str]| {
-        fdt.all_nodes()
+        tree.nodes()
             .find(|n| is_compatible(*n, with) && is_enabled(*n))
     };
     if let Some(node) = gic(&["arm,gic-v3"]) {
@@ -100,6 +100,6 @@ pub fn find(fdt: &Fdt<'_>) -> Option<Gic> {
     }))
 }
 
-fn maintenance(node: fdt::node::FdtNode<'_, '_>) -> Option<u32> {
+fn maintenance(node: Node<'_>) -> Option<u32> {
     gic_intid(&mut cells(node.property("interrupts")?.value))
 }

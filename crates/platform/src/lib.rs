@@ -12,11 +12,12 @@
 //!
 //! Pure: [`Platform::parse`] takes the tree's bytes. The EL2 binary makes the slice from the
 //! address in `x0`; the host tests parse trees of QEMU `virt` (GICv2 and GICv3) and of the
-//! Xilinx ZCU102 board (`testdata/`). The tree is the firmware's, trusted like Moat's own image:
-//! a malformed one is bad configuration (the `fdt` crate may panic on one), never guest input.
+//! Xilinx ZCU102 board (`testdata/`), also as QEMU edits it. The tree is the firmware's, but a
+//! malformed one still never makes the reader panic: what cannot be read is absent.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod fdt;
 mod gic;
 mod read;
 
@@ -24,8 +25,7 @@ mod read;
 mod tests;
 
 use core::fmt;
-use fdt::Fdt;
-use fdt::node::FdtNode;
+use fdt::{Node, Tree};
 
 pub use gic::{Gic, GicV2, GicV3};
 use read::{cells, first_reg, gic_intid, is_compatible, is_enabled, nth_reg};
@@ -178,7 +178,7 @@ impl Platform {
     ///
     /// [`PlatformError::BadDeviceTree`] when `dtb` is not a flattened device tree.
     pub fn parse(dtb: &[u8], base: u64) -> Result<Self, PlatformError> {
-        let fdt = Fdt::new(dtb).map_err(|_| PlatformError::BadDeviceTree(base))?;
+        let fdt = Tree::new(dtb).ok_or(PlatformError::BadDeviceTree(base))?;
         let mut platform = Self {
             dtb: PhysRange {
                 base,
@@ -225,8 +225,8 @@ impl Platform {
 }
 
 /// Every enabled `device_type = "memory"` node's ranges, empty ones left out.
-fn memory_ranges<'a>(fdt: &'a Fdt<'a>) -> impl Iterator<Item = PhysRange> + 'a {
-    fdt.all_nodes()
+fn memory_ranges<'a>(fdt: &Tree<'a>) -> impl Iterator<Item = PhysRange> + 'a {
+    fdt.nodes()
         .filter(|n| {
             n.property("device_type").and_then(|p| p.as_str()) == Some("memory") && is_enabled(*n)
         })
@@ -236,36 +236,34 @@ fn memory_ranges<'a>(fdt: &'a Fdt<'a>) -> impl Iterator<Item = PhysRange> + 'a {
 
 /// The `reg` of every `/cpus` child whose `device_type` is `cpu`: its MPIDR affinity fields
 /// in `#address-cells` (1 or 2) cells.
-fn cpu_ids<'a>(fdt: &'a Fdt<'a>) -> impl Iterator<Item = u64> + 'a {
-    let cpus = fdt.find_node("/cpus");
-    let address_cells = cpus.map_or(1, |c| c.cell_sizes().address_cells);
-    cpus.into_iter()
-        .flat_map(|c| c.children())
+fn cpu_ids<'a>(fdt: &Tree<'a>) -> impl Iterator<Item = u64> + 'a {
+    fdt.nodes()
+        .filter(|n| n.is_child_of("/cpus") && is_enabled(*n))
         .filter(|n| n.property("device_type").and_then(|p| p.as_str()) == Some("cpu"))
-        .filter(|n| is_enabled(*n))
-        .filter_map(move |n| {
+        .filter_map(|n| {
             let mut reg = cells(n.property("reg")?.value);
-            read::take_cells(&mut reg, address_cells)
+            read::take_cells(&mut reg, n.reg_cells().0 as usize)
         })
 }
 
 /// The node `stdout-path` names: a path, or an alias (`serial0`), either perhaps followed by
 /// `:` and the line settings (`serial0:115200n8`), which are not part of the name.
-fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Option<FdtNode<'a, 'a>> {
-    let chosen = fdt.find_node("/chosen")?;
+fn stdout_node<'a>(fdt: &Tree<'a>) -> Option<Node<'a>> {
+    let chosen = fdt.find("/chosen")?;
     let path = chosen.property("stdout-path")?.as_str()?;
     let name = path.split(':').next()?;
     if name.starts_with('/') {
-        fdt.find_node(name)
+        fdt.find(name)
     } else {
-        fdt.aliases()?.resolve_node(name)
+        let alias = fdt.find("/aliases")?.property(name)?.as_str()?;
+        fdt.find(alias)
     }
 }
 
-fn uart_of(node: FdtNode<'_, '_>) -> Option<Uart> {
+fn uart_of(node: Node<'_>) -> Option<Uart> {
     let kind = node
-        .compatible()?
-        .all()
+        .property("compatible")?
+        .strings()
         .find_map(UartKind::from_compatible)?;
     Some(Uart {
         regs: first_reg(node)?,
@@ -276,15 +274,15 @@ fn uart_of(node: FdtNode<'_, '_>) -> Option<Uart> {
     })
 }
 
-fn find_console(fdt: &Fdt<'_>) -> Option<Uart> {
+fn find_console(fdt: &Tree<'_>) -> Option<Uart> {
     stdout_node(fdt)
         .and_then(uart_of)
-        .or_else(|| fdt.all_nodes().filter(|n| is_enabled(*n)).find_map(uart_of))
+        .or_else(|| fdt.nodes().filter(|n| is_enabled(*n)).find_map(uart_of))
 }
 
-fn find_timer(fdt: &Fdt<'_>) -> Option<Timer> {
+fn find_timer(fdt: &Tree<'_>) -> Option<Timer> {
     let node = fdt
-        .all_nodes()
+        .nodes()
         .find(|n| is_compatible(*n, &["arm,armv8-timer"]))?;
     let mut interrupts = cells(node.property("interrupts")?.value);
     Some(Timer {
@@ -295,21 +293,21 @@ fn find_timer(fdt: &Fdt<'_>) -> Option<Timer> {
     })
 }
 
-fn find_initrd(fdt: &Fdt<'_>) -> Option<PhysRange> {
-    let chosen = fdt.find_node("/chosen")?;
-    let start = chosen.property("linux,initrd-start")?.as_usize()? as u64;
-    let end = chosen.property("linux,initrd-end")?.as_usize()? as u64;
+fn find_initrd(fdt: &Tree<'_>) -> Option<PhysRange> {
+    let chosen = fdt.find("/chosen")?;
+    let start = chosen.property("linux,initrd-start")?.as_u64()?;
+    let end = chosen.property("linux,initrd-end")?.as_u64()?;
     (end > start).then_some(PhysRange {
         base: start,
         size: end - start,
     })
 }
 
-fn find_psci_conduit(fdt: &Fdt<'_>) -> Conduit {
+fn find_psci_conduit(fdt: &Tree<'_>) -> Conduit {
     let method = fdt
-        .all_nodes()
+        .nodes()
         .find(|n| is_compatible(*n, &["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]))
-        .or_else(|| fdt.find_node("/psci"))
+        .or_else(|| fdt.find("/psci"))
         .and_then(|n| n.property("method"))
         .and_then(|p| p.as_str());
     match method {

@@ -2,7 +2,7 @@
 //! interrupt specifiers, `status` and `compatible`.
 
 use crate::PhysRange;
-use fdt::node::FdtNode;
+use crate::fdt::Node;
 
 /// The big-endian 32-bit cells of a property value (a trailing partial cell is ignored).
 pub fn cells(value: &[u8]) -> impl Iterator<Item = u32> + '_ {
@@ -21,16 +21,13 @@ pub fn take_cells(cells: &mut impl Iterator<Item = u32>, n: usize) -> Option<u64
 }
 
 /// Entry `index` of the node's `reg`, in its parent's `#address-cells`/`#size-cells`.
-pub fn nth_reg(node: FdtNode<'_, '_>, index: usize) -> Option<PhysRange> {
-    let reg = node.reg()?.nth(index)?;
-    Some(PhysRange {
-        base: reg.starting_address as u64,
-        size: reg.size.unwrap_or(0) as u64,
-    })
+pub fn nth_reg(node: Node<'_>, index: usize) -> Option<PhysRange> {
+    let (base, size) = node.reg(index)?;
+    Some(PhysRange { base, size })
 }
 
 /// The node's first `reg` entry.
-pub fn first_reg(node: FdtNode<'_, '_>) -> Option<PhysRange> {
+pub fn first_reg(node: Node<'_>) -> Option<PhysRange> {
     nth_reg(node, 0)
 }
 
@@ -49,14 +46,14 @@ pub fn gic_intid(cells: &mut impl Iterator<Item = u32>) -> Option<u32> {
 }
 
 /// Whether the node is enabled: no `status`, or `okay`/`ok`.
-pub fn is_enabled(node: FdtNode<'_, '_>) -> bool {
+pub fn is_enabled(node: Node<'_>) -> bool {
     node.property("status")
         .and_then(|p| p.as_str())
         .is_none_or(|s| s == "okay" || s == "ok")
 }
 
 /// Whether the node's `compatible` lists one of `with`.
-pub fn is_compatible(node: FdtNode<'_, '_>, with: &[&str]) -> bool {
-    node.compatible()
-        .is_some_and(|c| c.all().any(|s| with.contains(&s)))
+pub fn is_compatible(node: Node<'_>, with: &[&str]) -> bool {
+    node.property("compatible")
+        .is_some_and(|c| c.strings().any(|s| with.contains(&s)))
 }

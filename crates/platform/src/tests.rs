@@ -8,6 +8,9 @@ use vm_fdt::FdtWriter;
 const VIRT_GICV3: &[u8] = include_bytes!("../testdata/qemu-virt-gicv3.dtb");
 const VIRT_GICV2: &[u8] = include_bytes!("../testdata/qemu-virt-gicv2.dtb");
 const ZCU102: &[u8] = include_bytes!("../testdata/zynqmp-zcu102-rev1.0.dtb");
+/// The ZCU102 tree as QEMU's `xlnx-zcu102` passes it with `-dtb`, `-m 2G` and `-initrd`:
+/// libfdt's edits left `FDT_NOP` tokens between nodes.
+const ZCU102_QEMU: &[u8] = include_bytes!("../testdata/zcu102-qemu-2g.dtb");
 
 fn range(base: u64, size: u64) -> PhysRange {
     PhysRange { base, size }
@@ -234,4 +237,59 @@ fn hvc_conduit_two_cell_cpu_ids_and_no_gic_or_timer_are_read_as_given() {
     assert_eq!(p.gic, None);
     assert_eq!(p.timer, None);
     assert_eq!(p.initrd, None);
+}
+#[test]
+fn zcu102_tree_as_qemu_edits_it_keeps_chosen_console_gic_and_gains_one_ram_range_and_the_initrd() {
+    let p = parse(ZCU102_QEMU);
+    assert_eq!(p.memory(), &[range(0, 0x8000_0000)]);
+    assert_eq!(p.initrd, Some(range(0x800_0000, 0x1_6942)));
+    assert_eq!(p.console.map(|u| u.regs.base), Some(0xff00_0000));
+    assert!(matches!(p.gic, Some(Gic::V2(_))));
+    assert_eq!(p.cpus(), &[0, 1, 2, 3]);
+}
+
+#[test]
+fn stdout_path_alias_is_followed_not_just_the_first_uart() {
+    // serial1 is the second Cadence UART: only the alias leads there.
+    let mut dtb = ZCU102.to_vec();
+    let from = b"serial0:115200n8";
+    let at = dtb.windows(from.len()).position(|w| w == from).unwrap();
+    dtb[at + 6] = b'1';
+    let p = parse(&dtb);
+    assert_eq!(p.console.map(|u| u.regs), Some(range(0xff01_0000, 0x1000)));
+    assert_eq!(p.console.and_then(|u| u.intid), Some(32 + 22));
+}
+
+#[test]
+fn nodes_are_found_by_path_with_or_without_their_unit_address() {
+    let tree = fdt::Tree::new(ZCU102).unwrap();
+    let by_address = tree.find("/axi/serial@ff010000").unwrap();
+    assert_eq!(by_address.name(), "serial@ff010000");
+    assert_eq!(tree.find("/axi/serial").unwrap().name(), "serial@ff000000");
+    assert!(tree.find("/serial@ff000000").is_none());
+    assert!(tree.find("/axi/serial@ff000000/x").is_none());
+    assert_eq!(tree.find("/").unwrap().name(), "");
+}
+
+#[test]
+fn every_truncation_of_a_tree_parses_without_panicking() {
+    for len in (0..ZCU102_QEMU.len()).step_by(61) {
+        let mut blob = ZCU102_QEMU[..len].to_vec();
+        if len >= 8 {
+            // Claim the truncated length, so the blocks, not the header, run short.
+            blob[4..8].copy_from_slice(&(len as u32).to_be_bytes());
+        }
+        let _ = Platform::parse(&blob, 0);
+    }
+}
+
+#[test]
+fn a_tree_whose_blocks_lie_beyond_it_is_refused() {
+    let mut blob = VIRT_GICV3.to_vec();
+    // off_dt_struct past the end.
+    blob[8..12].copy_from_slice(&0x00ff_0000u32.to_be_bytes());
+    assert_eq!(
+        Platform::parse(&blob, 0x1000).unwrap_err(),
+        PlatformError::BadDeviceTree(0x1000)
+    );
 }
