@@ -23,6 +23,9 @@ mod run_cases;
 #[path = "harness/boot_chain.rs"]
 mod boot_chain;
 
+#[path = "harness/board.rs"]
+mod board;
+
 /// The CPU models every guest test runs on: a 44-bit-PARange core and QEMU's `max` (52-bit
 /// PARange, so the IPA limit is the 48 of the 4K granule); pointer authentication uses QEMU's
 /// fast implementation-defined algorithm.
@@ -71,6 +74,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     aarch32_cases(&artifacts, &mut tally)?;
     race::cpu_on_race(&artifacts, &mut tally)?;
     boot_chain::uboot_cases(&artifacts, &mut tally)?;
+    board::zcu102_cases(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;
     tally.record(

@@ -5,6 +5,7 @@
 //! lacks and then runs this program.
 
 mod benchmarks;
+mod board;
 mod bootbench;
 mod build;
 mod cli;

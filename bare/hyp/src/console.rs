@@ -1,29 +1,28 @@
-//! Moat's own console: the machine's PL011, found in the device tree, shared by Moat's log
-//! lines and the bytes the guest writes to its emulated UART.
+//! Moat's own console: the machine's UART (a PL011 or a Cadence UART, `uart.rs`), found in the
+//! device tree, shared by Moat's log lines and the bytes the guest writes to its emulated UART.
 //!
 //! Log lines start with `moat: ` and always begin on a fresh line, even when the guest left its
 //! last line unfinished. The fault path writes through [`emergency_write`], which does not take
 //! the lock, so that a fault while the lock is held still gets its diagnostic out.
 
-use arm_pl011_uart::{Interrupts, PL011Registers, Uart};
 use core::fmt::{self, Write};
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use safe_mmio::UniqueMmioPointer;
 
 use crate::lock::Lock;
+use crate::platform::UartKind;
+use crate::uart::Port;
 
 struct Console {
-    uart: Uart<'static>,
+    uart: Port,
     at_line_start: bool,
 }
 
 impl Console {
     fn put(&mut self, byte: u8) {
         if byte == b'\n' {
-            self.uart.write_word(b'\r');
+            self.uart.write_byte(b'\r');
         }
-        self.uart.write_word(byte);
+        self.uart.write_byte(byte);
         self.at_line_start = byte == b'\n';
     }
 }
@@ -37,25 +36,27 @@ impl Write for Console {
 
 static CONSOLE: Lock<Option<Console>> = Lock::new(None);
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
+/// Whether the console is a Cadence UART rather than a PL011, for [`emergency_write`].
+static UART_CADENCE: AtomicBool = AtomicBool::new(false);
 /// The receive interrupt is off because the guest's UART had no room.
 static RX_PAUSED: AtomicBool = AtomicBool::new(false);
 
-/// Takes the PL011 at physical address `base` as Moat's console.
+/// Takes the UART of model `kind` at physical address `base` as Moat's console.
 ///
 /// # Safety
 ///
-/// `base` must be the address of a PL011's register block that nothing else drives, mapped
-/// (identity) as device memory whenever the console is used.
-pub unsafe fn init(base: usize) {
-    let Some(regs) = NonNull::new(base as *mut PL011Registers) else {
+/// `base` must be the address of such a UART's register block that nothing else drives,
+/// mapped (identity) as device memory whenever the console is used.
+pub unsafe fn init(kind: UartKind, base: usize) {
+    // SAFETY: the caller guarantees `base` is an exclusively owned register block of `kind`.
+    let Some(uart) = (unsafe { Port::new(kind, base) }) else {
         return;
     };
-    // SAFETY: the caller guarantees `base` is an exclusively owned PL011 register block.
-    let uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
     *CONSOLE.lock() = Some(Console {
         uart,
         at_line_start: true,
     });
+    UART_CADENCE.store(kind == UartKind::Cadence, Ordering::Release);
     UART_BASE.store(base, Ordering::Release);
 }
 
@@ -73,7 +74,7 @@ pub fn log_line(args: fmt::Arguments<'_>) {
 /// Writes a byte the guest sent to its UART.
 pub fn guest_byte(byte: u8) {
     if let Some(console) = CONSOLE.lock().as_mut() {
-        console.uart.write_word(byte);
+        console.uart.write_byte(byte);
         console.at_line_start = byte == b'\n';
     }
 }
@@ -81,21 +82,15 @@ pub fn guest_byte(byte: u8) {
 /// A byte received on the console, if one waits (errors are dropped: a framing or parity
 /// error on a host terminal means nothing to the guest).
 pub fn receive() -> Option<u8> {
-    CONSOLE
-        .lock()
-        .as_mut()
-        .and_then(|c| c.uart.read_word().ok().flatten())
+    CONSOLE.lock().as_mut().and_then(|c| c.uart.read_byte())
 }
 
-/// Turns the console's receive interrupts (`UARTIMSC.RXIM`, `RTIM`) on or off: off while the
-/// guest's UART has no room, so that a level interrupt Moat cannot serve does not storm.
+/// Turns the console's receive interrupts on or off: off while the guest's UART has no room,
+/// so that a level interrupt Moat cannot serve does not storm.
 pub fn set_receive_interrupt(enabled: bool) {
     RX_PAUSED.store(!enabled, Ordering::Relaxed);
     if let Some(console) = CONSOLE.lock().as_mut() {
-        let rx = Interrupts::RXI | Interrupts::RTI;
-        let masks = console.uart.interrupt_masks();
-        let masks = if enabled { masks | rx } else { masks - rx };
-        console.uart.set_interrupt_masks(masks);
+        console.uart.set_receive_interrupt(enabled);
     }
 }
 
@@ -110,12 +105,17 @@ pub fn receive_paused() -> bool {
 /// out at all.
 pub fn emergency_write(args: fmt::Arguments<'_>) {
     let base = UART_BASE.load(Ordering::Acquire);
-    let Some(regs) = NonNull::new(base as *mut PL011Registers) else {
+    let kind = if UART_CADENCE.load(Ordering::Acquire) {
+        UartKind::Cadence
+    } else {
+        UartKind::Pl011
+    };
+    // SAFETY: `base` was registered by `init` as the registers of a UART of `kind` (or is 0,
+    // and `Port::new` refuses it); a second handle to them on the fault path can only
+    // interleave bytes, never corrupt memory.
+    let Some(mut uart) = (unsafe { Port::new(kind, base) }) else {
         return;
     };
-    // SAFETY: `base` was registered by `init` as a PL011's registers; a second handle to them
-    // on the fault path can only interleave bytes, never corrupt memory.
-    let mut uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
     let _ = uart.write_fmt(format_args!("\r\n"));
     let _ = uart.write_fmt(args);
     let _ = uart.write_fmt(format_args!("\r\n"));

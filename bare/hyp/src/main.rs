@@ -14,6 +14,7 @@ extern crate alloc;
 
 mod aborts;
 mod boot;
+mod cadence_uart;
 mod console;
 mod cpacr;
 mod cpu;
@@ -35,12 +36,13 @@ mod smccc;
 mod smp;
 mod switch;
 mod sysregs;
+mod uart;
 mod vcpu;
 mod vm;
 
 use console::log;
 use mm::PhysAllocator;
-use platform::{Gic, PhysRange, Platform, UartKind};
+use platform::{Gic, PhysRange, Platform};
 use power::EndStatus;
 
 /// The Rust entry point, called by `boot.rs` with the device tree's address.
@@ -53,11 +55,11 @@ extern "C" fn moat_main(dtb: u64) -> ! {
         Err(_) => power::end(EndStatus::ConfigError),
     };
     power::set_conduit(platform.psci);
-    if let Some(uart) = platform.console.filter(|u| u.kind == UartKind::Pl011) {
-        // SAFETY: the device tree names this PL011 as the machine's console; Moat is the only
+    if let Some(uart) = platform.console {
+        // SAFETY: the device tree names this UART as the machine's console; Moat is the only
         // software driving it, and it is identity-mapped as device memory once translation is
         // on (it is passed in `devices` below).
-        unsafe { console::init(uart.regs.base as usize) };
+        unsafe { console::init(uart.kind, uart.regs.base as usize) };
     }
     log!(
         "Moat {} starting at EL{}",
