@@ -16,6 +16,13 @@
 //! header of type ramdisk, as `mkimage -A arm64 -O linux -T ramdisk -C none -d vm.bundle`
 //! would make it (U-Boot's `include/image.h` for the header). U-Boot checks both CRCs, then
 //! hands Moat the bundle itself. On a real board the user types the same `booti`.
+//!
+//! Two ways in: [`Boot::Booti`] puts Moat and the bundle in RAM with QEMU's loader at chosen
+//! addresses and sets `bootcmd` (the relocation cases: any load address), and [`Boot::Disk`]
+//! gives U-Boot only a virtio disk the host tool builds — an MBR with one ext2 partition holding
+//! `moat.bin`, `bundle.uimg` and `boot.scr` — which U-Boot's default environment finds on its
+//! own (`distro_bootcmd`: `boot_targets` up to `virtio0`, then `boot.scr` on the bootable
+//! partition), as it would on a board's SD card.
 
 use crate::error::{XResult, failed};
 use crate::qemu::{self, ConsoleMode, Outcome};
@@ -39,10 +46,27 @@ const IH_OS_LINUX: u8 = 5;
 const IH_ARCH_ARM64: u8 = 22;
 const IH_TYPE_RAMDISK: u8 = 3;
 const IH_COMP_NONE: u8 = 0;
+/// `IH_TYPE_SCRIPT`: a script `source` runs.
+const IH_TYPE_SCRIPT: u8 = 6;
 
-/// `data` behind a 64-byte legacy U-Boot image header of type ramdisk (big-endian fields:
-/// magic, header CRC, time, size, load, entry, data CRC, OS, arch, type, compression, name).
+/// `data` behind a 64-byte legacy U-Boot image header of type ramdisk.
 pub fn ramdisk_image(data: &[u8], name: &str) -> Vec<u8> {
+    legacy_image(data, name, IH_TYPE_RAMDISK)
+}
+
+/// A script for U-Boot's `source`, as `mkimage -T script` makes it: a legacy image in the
+/// multi-file layout (the length of each part, a 0, then the parts), with the script the only
+/// part.
+pub fn script_image(script: &str, name: &str) -> Vec<u8> {
+    let mut data = (script.len() as u32).to_be_bytes().to_vec();
+    data.extend(0u32.to_be_bytes());
+    data.extend_from_slice(script.as_bytes());
+    legacy_image(&data, name, IH_TYPE_SCRIPT)
+}
+
+/// `data` behind a 64-byte legacy U-Boot image header of type `kind` (big-endian fields:
+/// magic, header CRC, time, size, load, entry, data CRC, OS, arch, type, compression, name).
+fn legacy_image(data: &[u8], name: &str, kind: u8) -> Vec<u8> {
     let header = |header_crc: u32| {
         let mut h = Vec::with_capacity(64);
         h.extend(IH_MAGIC.to_be_bytes());
@@ -52,7 +76,7 @@ pub fn ramdisk_image(data: &[u8], name: &str) -> Vec<u8> {
         h.extend(0u32.to_be_bytes()); // ih_load: 0, used where it is.
         h.extend(0u32.to_be_bytes()); // ih_ep
         h.extend(crc32(data).to_be_bytes());
-        h.extend([IH_OS_LINUX, IH_ARCH_ARM64, IH_TYPE_RAMDISK, IH_COMP_NONE]);
+        h.extend([IH_OS_LINUX, IH_ARCH_ARM64, kind, IH_COMP_NONE]);
         let mut ih_name = [0u8; 32];
         let n = name.len().min(31);
         ih_name[..n].copy_from_slice(&name.as_bytes()[..n]);
@@ -105,6 +129,90 @@ pub struct Placement {
     pub bundle: u64,
 }
 
+/// How U-Boot finds Moat.
+#[derive(Clone, Copy, Debug)]
+pub enum Boot {
+    /// In RAM where QEMU's loader put it; `bootcmd` (in the environment flash) `booti`s it.
+    Booti(Placement),
+    /// On a virtio disk, through U-Boot's default environment and the disk's `boot.scr`.
+    Disk,
+}
+
+/// The boot script on the disk: U-Boot's own load addresses for a kernel and a ramdisk
+/// (`kernel_addr_r`, `ramdisk_addr_r`), the partition distro boot found it on, and the device
+/// tree QEMU gave U-Boot.
+pub const BOOT_SCRIPT: &str = "\
+load ${devtype} ${devnum}:${distro_bootpart} ${kernel_addr_r} /moat.bin
+load ${devtype} ${devnum}:${distro_bootpart} ${ramdisk_addr_r} /bundle.uimg
+booti ${kernel_addr_r} ${ramdisk_addr_r} ${fdtcontroladdr}
+";
+
+/// Where U-Boot 2023.01's `qemu_arm64` environment loads a kernel (`kernel_addr_r`): Moat
+/// stays there, 0x200000 past a 2 MiB boundary.
+pub const KERNEL_ADDR_R: u64 = 0x4040_0000;
+
+/// The first sector of the disk's one partition: 1 MiB, as partitioning tools align it.
+const PARTITION_START_LBA: u32 = 2048;
+const SECTOR: u64 = 512;
+
+/// A master boot record with one bootable Linux partition (type 0x83) of `sectors` sectors
+/// from `start_lba`; the CHS fields say "use the LBA ones" (1023/254/63).
+pub fn mbr(start_lba: u32, sectors: u32) -> [u8; 512] {
+    let mut mbr = [0u8; 512];
+    let entry = &mut mbr[446..462];
+    entry[0] = 0x80;
+    entry[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    entry[4] = 0x83;
+    entry[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    entry[8..12].copy_from_slice(&start_lba.to_le_bytes());
+    entry[12..16].copy_from_slice(&sectors.to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    mbr
+}
+
+/// Builds `dir/disk.img`: the MBR, then an ext2 file system (made by `mke2fs -d` from a
+/// folder, no privileges needed) holding `files` (name, bytes).
+///
+/// # Errors
+///
+/// When a file cannot be written or `mke2fs` fails.
+pub fn disk_image(dir: &Path, files: &[(&str, &[u8])]) -> XResult<std::path::PathBuf> {
+    let root = dir.join("disk-root");
+    std::fs::create_dir_all(&root)
+        .map_err(|e| failed(format!("creating {}: {e}", root.display())))?;
+    let mut bytes = 0u64;
+    for (name, data) in files {
+        write(&root.join(name), data)?;
+        bytes += data.len() as u64;
+    }
+    // Room for the files twice over and the file system's own tables.
+    let fs_mib = (2 * bytes).div_ceil(1 << 20) + 8;
+    let disk = dir.join("disk.img");
+    let _ = std::fs::remove_file(&disk);
+    let offset = u64::from(PARTITION_START_LBA) * SECTOR;
+    crate::build::run_step(
+        Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext2", "-L", "moat", "-d"])
+            .arg(&root)
+            .arg("-E")
+            .arg(format!("offset={offset}"))
+            .arg(&disk)
+            .arg(format!("{fs_mib}M"))
+            // It says "Creating regular file" even with -q; failures go to standard error.
+            .stdout(std::process::Stdio::null()),
+        "making the boot disk's file system (mke2fs)",
+    )?;
+    let sectors = (fs_mib << 20) / SECTOR;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk)
+        .map_err(|e| failed(format!("opening {}: {e}", disk.display())))?;
+    std::os::unix::fs::FileExt::write_all_at(&file, &mbr(PARTITION_START_LBA, sectors as u32), 0)
+        .map_err(|e| failed(format!("writing the MBR of {}: {e}", disk.display())))?;
+    Ok(disk)
+}
+
 /// One U-Boot boot of Moat on `virt`.
 #[derive(Clone, Debug)]
 pub struct UbootMachine<'a> {
@@ -118,12 +226,13 @@ pub struct UbootMachine<'a> {
     pub moat: &'a Path,
     /// The VM bundle.
     pub bundle: &'a Path,
-    /// Where each goes.
-    pub at: Placement,
+    /// How U-Boot finds them.
+    pub boot: Boot,
 }
 
 impl UbootMachine<'_> {
-    /// Writes the ramdisk image and the flash holding the environment into `dir`, and boots.
+    /// Writes the ramdisk image and the flash holding the environment, or the disk, into
+    /// `dir`, and boots.
     ///
     /// # Errors
     ///
@@ -136,43 +245,73 @@ impl UbootMachine<'_> {
         }
         let bundle = std::fs::read(self.bundle)
             .map_err(|e| failed(format!("reading {}: {e}", self.bundle.display())))?;
-        let ramdisk = dir.join("bundle.uimg");
-        write(&ramdisk, &ramdisk_image(&bundle, "moat vm bundle"))?;
-        let flash = dir.join("uboot-env.flash");
-        let env = environment(&[
-            "bootdelay=0".into(),
-            // `fdtcontroladdr`: the device tree QEMU gave U-Boot, which `booti` passes on.
-            format!(
-                "bootcmd=booti {:#x} {:#x} ${{fdtcontroladdr}}",
-                self.at.moat, self.at.bundle
-            ),
-        ])?;
-        write(&flash, &env)?;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&flash)
-            .map_err(|e| failed(format!("opening {}: {e}", flash.display())))?;
-        file.set_len(FLASH_BANK_SIZE)
-            .map_err(|e| failed(format!("sizing {}: {e}", flash.display())))?;
+        let ramdisk = ramdisk_image(&bundle, "moat vm bundle");
         let mut cmd = Command::new("qemu-system-aarch64");
         cmd.args(["-M", "virt,virtualization=on,gic-version=3,highmem=off"]);
         cmd.args(["-cpu", self.cpu, "-no-reboot", "-nic", "none"]);
         cmd.arg("-smp").arg(self.smp.max(1).to_string());
         cmd.arg("-m").arg(format!("{}M", self.mem_mib));
         cmd.args(["-bios", UBOOT_QEMU_ARM64]);
-        cmd.arg("-drive").arg(format!(
-            "if=pflash,unit=1,format=raw,file={}",
-            flash.display()
-        ));
-        for (file, addr) in [(self.moat, self.at.moat), (&ramdisk, self.at.bundle)] {
-            cmd.arg("-device").arg(format!(
-                "loader,file={},addr={addr:#x},force-raw=on",
-                file.display()
-            ));
+        match self.boot {
+            Boot::Booti(at) => {
+                let ramdisk_file = dir.join("bundle.uimg");
+                write(&ramdisk_file, &ramdisk)?;
+                let flash = environment_flash(dir, at)?;
+                cmd.arg("-drive").arg(format!(
+                    "if=pflash,unit=1,format=raw,file={}",
+                    flash.display()
+                ));
+                for (file, addr) in [(self.moat, at.moat), (&ramdisk_file, at.bundle)] {
+                    cmd.arg("-device").arg(format!(
+                        "loader,file={},addr={addr:#x},force-raw=on",
+                        file.display()
+                    ));
+                }
+            }
+            Boot::Disk => {
+                let moat = std::fs::read(self.moat)
+                    .map_err(|e| failed(format!("reading {}: {e}", self.moat.display())))?;
+                let script = script_image(BOOT_SCRIPT, "moat boot script");
+                let disk = disk_image(
+                    dir,
+                    &[
+                        ("moat.bin", &moat),
+                        ("bundle.uimg", &ramdisk),
+                        ("boot.scr", &script),
+                    ],
+                )?;
+                cmd.arg("-drive").arg(format!(
+                    "if=none,format=raw,id=boot,file={}",
+                    disk.display()
+                ));
+                cmd.args(["-device", "virtio-blk-device,drive=boot"]);
+            }
         }
         cmd.args(qemu::console_args(mode));
         qemu::run_command(cmd, mode, Some(limit), None)
     }
+}
+
+/// `dir/uboot-env.flash`: the second flash bank, holding an environment that boots at once
+/// with `booti` of what the loader placed at `at`.
+fn environment_flash(dir: &Path, at: Placement) -> XResult<std::path::PathBuf> {
+    let flash = dir.join("uboot-env.flash");
+    let env = environment(&[
+        "bootdelay=0".into(),
+        // `fdtcontroladdr`: the device tree QEMU gave U-Boot, which `booti` passes on.
+        format!(
+            "bootcmd=booti {:#x} {:#x} ${{fdtcontroladdr}}",
+            at.moat, at.bundle
+        ),
+    ])?;
+    write(&flash, &env)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&flash)
+        .map_err(|e| failed(format!("opening {}: {e}", flash.display())))?;
+    file.set_len(FLASH_BANK_SIZE)
+        .map_err(|e| failed(format!("sizing {}: {e}", flash.display())))?;
+    Ok(flash)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> XResult<()> {
@@ -214,6 +353,28 @@ mod tests {
         assert_eq!(&env[4..27], b"a=1\0bootcmd=booti 0x1\0\0");
         let crc = u32::from_le_bytes(env[..4].try_into().unwrap());
         assert_eq!(crc, crc32(&env[4..]));
+    }
+
+    #[test]
+    fn script_image_is_a_script_in_the_multi_file_layout() {
+        let image = script_image("echo hi\n", "s");
+        assert_eq!(image[30], IH_TYPE_SCRIPT);
+        // The part lengths (8 bytes of script), their terminating 0, then the script.
+        assert_eq!(&image[64..72], &[0, 0, 0, 8, 0, 0, 0, 0]);
+        assert_eq!(&image[72..], b"echo hi\n");
+        let size = u32::from_be_bytes(image[12..16].try_into().unwrap());
+        assert_eq!(size as usize, image.len() - 64);
+    }
+
+    #[test]
+    fn mbr_has_one_bootable_linux_partition_by_lba_and_the_boot_signature() {
+        let mbr = mbr(2048, 16384);
+        assert_eq!(mbr[446], 0x80);
+        assert_eq!(mbr[450], 0x83);
+        assert_eq!(&mbr[454..458], &2048u32.to_le_bytes());
+        assert_eq!(&mbr[458..462], &16384u32.to_le_bytes());
+        assert!(mbr[462..510].iter().all(|&b| b == 0));
+        assert_eq!(&mbr[510..], &[0x55, 0xaa]);
     }
 
     #[test]

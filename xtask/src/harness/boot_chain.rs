@@ -1,13 +1,15 @@
 //! Moat started by U-Boot's `booti` (`uboot.rs`) at two load addresses: the relocatable image
-//! (issue 13 item 1) and a firmware boot chain (item 5) in one case per address. Each boot must
-//! show Moat reporting its image where it was put and the greeting guest powering off.
+//! (issue 13 item 1) and a firmware boot chain (item 5) in one case per address; and U-Boot
+//! finding Moat, the bundle and its boot script on a virtio disk by itself (item 5), loading
+//! Moat at its own `kernel_addr_r`. Each boot must show Moat reporting its image where it was
+//! put and the greeting guest powering off.
 
 use super::{BOOT_LIMIT, Tally, expect_exit, expect_line};
 use crate::build::Artifacts;
 use crate::error::XResult;
 use crate::qemu::{ConsoleMode, MoatExit};
 use crate::scratch::Scratch;
-use crate::uboot::{Placement, UbootMachine};
+use crate::uboot::{Boot, KERNEL_ADDR_R, Placement, UbootMachine};
 use crate::vm::{self, VmRequest};
 
 /// The CPU of these boots: the relocation does not depend on the model.
@@ -42,7 +44,7 @@ pub(super) fn uboot_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<(
             smp: vm.cpus,
             moat: &artifacts.moat,
             bundle: &bundle,
-            at,
+            boot: Boot::Booti(at),
         };
         let outcome = machine.run(dir.path(), ConsoleMode::Captured, BOOT_LIMIT)?;
         let verdict = expect_line(&outcome, "Starting kernel ...")
@@ -60,5 +62,25 @@ pub(super) fn uboot_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<(
             verdict,
         );
     }
+    let machine = UbootMachine {
+        cpu: CPU,
+        mem_mib: vm::machine_mem_mib(&vm, size),
+        smp: vm.cpus,
+        moat: &artifacts.moat,
+        bundle: &bundle,
+        boot: Boot::Disk,
+    };
+    let outcome = machine.run(dir.path(), ConsoleMode::Captured, BOOT_LIMIT)?;
+    let verdict = expect_line(&outcome, "Found U-Boot script /boot.scr")
+        .and_then(|()| expect_line(&outcome, "starting at EL2"))
+        .and_then(|()| expect_line(&outcome, &format!("image: [{KERNEL_ADDR_R:#x}, ")))
+        .and_then(|()| expect_line(&outcome, "Hello from a Moat guest!"))
+        .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
+    tally.record(
+        "uboot_distro_boot_runs_the_disk_boot_script_that_loads_moat_and_the_bundle",
+        CPU,
+        Some(&outcome),
+        verdict,
+    );
     Ok(())
 }
