@@ -192,7 +192,7 @@ pub fn disk_image(dir: &Path, files: &[(&str, &[u8])]) -> XResult<std::path::Pat
     let _ = std::fs::remove_file(&disk);
     let offset = u64::from(PARTITION_START_LBA) * SECTOR;
     crate::build::run_step(
-        Command::new("mke2fs")
+        Command::new(mke2fs())
             .args(["-q", "-F", "-t", "ext2", "-L", "moat", "-d"])
             .arg(&root)
             .arg("-E")
@@ -211,6 +211,17 @@ pub fn disk_image(dir: &Path, files: &[(&str, &[u8])]) -> XResult<std::path::Pat
     std::os::unix::fs::FileExt::write_all_at(&file, &mbr(PARTITION_START_LBA, sectors as u32), 0)
         .map_err(|e| failed(format!("writing the MBR of {}: {e}", disk.display())))?;
     Ok(disk)
+}
+
+/// `mke2fs` (Debian's e2fsprogs, an essential package): in `/usr/sbin`, which a user's `PATH`
+/// may lack.
+fn mke2fs() -> &'static str {
+    const SBIN: &str = "/usr/sbin/mke2fs";
+    if Path::new(SBIN).exists() {
+        SBIN
+    } else {
+        "mke2fs"
+    }
 }
 
 /// One U-Boot boot of Moat on `virt`.
