@@ -29,7 +29,8 @@ const PLACEMENTS: [Placement; 2] = [
     },
 ];
 
-/// `uboot_booti_places_moat_at_<address>_and_the_guest_powers_off`, one boot per placement.
+/// `uboot_booti_places_moat_at_<address>_and_the_guest_powers_off`, one boot per placement,
+/// and the disk boot.
 pub(super) fn uboot_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
     let request = VmRequest::default();
     let vm = vm::describe(&request, CPU)?;
@@ -37,50 +38,41 @@ pub(super) fn uboot_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<(
     let bundle = dir.join("hello.bundle");
     vm::write_bundle(&vm, &artifacts.guest("moat-guest-hello"), &bundle)?;
     let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    for at in PLACEMENTS {
+    // One boot: U-Boot's own line `first`, then Moat's image at `moat`, the guest's greeting
+    // and its power-off.
+    let mut boot = |name: &str, how: Boot, first: &str, moat: u64| -> XResult<()> {
         let machine = UbootMachine {
             cpu: CPU,
             mem_mib: vm::machine_mem_mib(&vm, size),
             smp: vm.cpus,
             moat: &artifacts.moat,
             bundle: &bundle,
-            boot: Boot::Booti(at),
+            boot: how,
         };
         let outcome = machine.run(dir.path(), ConsoleMode::Captured, BOOT_LIMIT)?;
-        let verdict = expect_line(&outcome, "Starting kernel ...")
+        let verdict = expect_line(&outcome, first)
             .and_then(|()| expect_line(&outcome, "starting at EL2"))
-            .and_then(|()| expect_line(&outcome, &format!("image: [{:#x}, ", at.moat)))
+            .and_then(|()| expect_line(&outcome, &format!("image: [{moat:#x}, ")))
             .and_then(|()| expect_line(&outcome, "Hello from a Moat guest!"))
             .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
-        tally.record(
+        tally.record(name, CPU, Some(&outcome), verdict);
+        Ok(())
+    };
+    for at in PLACEMENTS {
+        boot(
             &format!(
                 "uboot_booti_places_moat_at_{:#x}_and_the_guest_powers_off",
                 at.moat
             ),
-            CPU,
-            Some(&outcome),
-            verdict,
-        );
+            Boot::Booti(at),
+            "Starting kernel ...",
+            at.moat,
+        )?;
     }
-    let machine = UbootMachine {
-        cpu: CPU,
-        mem_mib: vm::machine_mem_mib(&vm, size),
-        smp: vm.cpus,
-        moat: &artifacts.moat,
-        bundle: &bundle,
-        boot: Boot::Disk,
-    };
-    let outcome = machine.run(dir.path(), ConsoleMode::Captured, BOOT_LIMIT)?;
-    let verdict = expect_line(&outcome, "Found U-Boot script /boot.scr")
-        .and_then(|()| expect_line(&outcome, "starting at EL2"))
-        .and_then(|()| expect_line(&outcome, &format!("image: [{KERNEL_ADDR_R:#x}, ")))
-        .and_then(|()| expect_line(&outcome, "Hello from a Moat guest!"))
-        .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
-    tally.record(
+    boot(
         "uboot_distro_boot_runs_the_disk_boot_script_that_loads_moat_and_the_bundle",
-        CPU,
-        Some(&outcome),
-        verdict,
-    );
-    Ok(())
+        Boot::Disk,
+        "Found U-Boot script /boot.scr",
+        KERNEL_ADDR_R,
+    )
 }
