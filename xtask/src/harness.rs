@@ -75,6 +75,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     race::cpu_on_race(&artifacts, &mut tally)?;
     boot_chain::uboot_cases(&artifacts, &mut tally)?;
     board::zcu102_cases(&artifacts, &mut tally)?;
+    board::reservation_case(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;
     tally.record(

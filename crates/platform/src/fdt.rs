@@ -38,6 +38,8 @@ fn c_str(bytes: &[u8], at: usize) -> Option<&str> {
 pub struct Tree<'a> {
     structure: &'a [u8],
     strings: &'a [u8],
+    /// From the memory reservation block to the end of the tree.
+    reservations: &'a [u8],
     total_size: usize,
 }
 
@@ -84,7 +86,7 @@ impl<'a> Tree<'a> {
             return None;
         }
         let total_size = field(1)?;
-        let (off_struct, off_strings) = (field(2)?, field(3)?);
+        let (off_struct, off_strings, off_reservations) = (field(2)?, field(3)?, field(4)?);
         let (version, size_strings, size_struct) = (field(5)?, field(8)?, field(9)?);
         if version < FDT_VERSION_WITH_STRUCT_SIZE as usize || total_size > blob.len() {
             return None;
@@ -93,6 +95,7 @@ impl<'a> Tree<'a> {
         Some(Self {
             structure: block(off_struct, size_struct)?,
             strings: block(off_strings, size_strings)?,
+            reservations: blob.get(off_reservations..total_size)?,
             total_size,
         })
     }
@@ -100,6 +103,17 @@ impl<'a> Tree<'a> {
     /// `totalsize` from the header.
     pub fn total_size(&self) -> usize {
         self.total_size
+    }
+
+    /// The memory reservation block's entries (address, size), up to its terminating (0, 0).
+    pub fn reservations(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let block = self.reservations;
+        let be64 = move |at: usize| -> Option<u64> {
+            Some(u64::from(be32(block, at)?) << 32 | u64::from(be32(block, at + 4)?))
+        };
+        (0..)
+            .map_while(move |i: usize| Some((be64(16 * i)?, be64(16 * i + 8)?)))
+            .take_while(|&entry| entry != (0, 0))
     }
 
     /// Every node, in tree order (the root first).

@@ -34,6 +34,8 @@ use read::{cells, first_reg, gic_intid, is_compatible, is_enabled, nth_reg};
 pub const MAX_MEMORY_RANGES: usize = 8;
 /// At most this many CPUs are taken from the device tree.
 pub const MAX_CPUS: usize = 8;
+/// At most this many reserved ranges are taken from the device tree.
+pub const MAX_RESERVED: usize = 16;
 
 /// A physical address range `[base, base + size)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -130,6 +132,11 @@ pub struct Platform {
     pub memory: [PhysRange; MAX_MEMORY_RANGES],
     /// How many entries of `memory` are valid.
     pub memory_count: usize,
+    /// RAM that is the firmware's (the memory reservation block and every `/reserved-memory`
+    /// child's `reg`): never Moat's to hand out, whether `no-map` or reusable.
+    pub reserved: [PhysRange; MAX_RESERVED],
+    /// How many entries of `reserved` are valid.
+    pub reserved_count: usize,
     /// Moat's console.
     pub console: Option<Uart>,
     /// The interrupt controller.
@@ -186,6 +193,8 @@ impl Platform {
             },
             memory: [PhysRange::default(); MAX_MEMORY_RANGES],
             memory_count: 0,
+            reserved: [PhysRange::default(); MAX_RESERVED],
+            reserved_count: 0,
             console: find_console(&fdt),
             gic: gic::find(&fdt),
             timer: find_timer(&fdt),
@@ -202,12 +211,21 @@ impl Platform {
             platform.memory[platform.memory_count] = range;
             platform.memory_count += 1;
         }
+        for range in reserved_ranges(&fdt).take(MAX_RESERVED) {
+            platform.reserved[platform.reserved_count] = range;
+            platform.reserved_count += 1;
+        }
         Ok(platform)
     }
 
     /// The RAM ranges.
     pub fn memory(&self) -> &[PhysRange] {
         &self.memory[..self.memory_count]
+    }
+
+    /// The firmware's RAM.
+    pub fn reserved(&self) -> &[PhysRange] {
+        &self.reserved[..self.reserved_count]
     }
 
     /// The CPUs' MPIDR affinity values.
@@ -232,6 +250,20 @@ fn memory_ranges<'a>(fdt: &Tree<'a>) -> impl Iterator<Item = PhysRange> + 'a {
         })
         .flat_map(|n| (0..).map_while(move |i| nth_reg(n, i)))
         .filter(|r| r.size != 0)
+}
+
+/// The memory reservation block's ranges, then the `reg` of every `/reserved-memory` child
+/// (Devicetree Specification v0.4, 5.3 and 3.5), empty ones left out. A child without `reg`
+/// (a pool placed by the OS with `size`/`alloc-ranges`) reserves nothing yet.
+fn reserved_ranges<'a>(fdt: &Tree<'a>) -> impl Iterator<Item = PhysRange> + 'a {
+    let block = fdt
+        .reservations()
+        .map(|(base, size)| PhysRange { base, size });
+    let nodes = fdt
+        .nodes()
+        .filter(|n| n.is_child_of("/reserved-memory") && is_enabled(*n))
+        .flat_map(|n| (0..).map_while(move |i| nth_reg(n, i)));
+    block.chain(nodes).filter(|r| r.size != 0)
 }
 
 /// The `reg` of every `/cpus` child whose `device_type` is `cpu`: its MPIDR affinity fields

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::gic::contiguous_cpu_interface;
-use vm_fdt::FdtWriter;
+use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 const VIRT_GICV3: &[u8] = include_bytes!("../testdata/qemu-virt-gicv3.dtb");
 const VIRT_GICV2: &[u8] = include_bytes!("../testdata/qemu-virt-gicv2.dtb");
@@ -179,7 +179,8 @@ fn cpu_interface_of_an_8k_or_64k_frame_is_its_start_and_of_128k_the_last_alias()
 /// A tree with two memory nodes (one disabled), two UARTs (the first disabled, no
 /// stdout-path), HVC PSCI, and CPUs with two-cell `reg`.
 fn synthetic() -> Vec<u8> {
-    let mut f = FdtWriter::new().unwrap();
+    let reserve = [FdtReserveEntry::new(0x8000_0000, 0x1_0000).unwrap()];
+    let mut f = FdtWriter::new_with_mem_reserv(&reserve).unwrap();
     let root = f.begin_node("").unwrap();
     f.property_u32("#address-cells", 2).unwrap();
     f.property_u32("#size-cells", 2).unwrap();
@@ -201,6 +202,19 @@ fn synthetic() -> Vec<u8> {
         f.property_string("status", status).unwrap();
         f.end_node(u).unwrap();
     }
+    let reserved = f.begin_node("reserved-memory").unwrap();
+    f.property_u32("#address-cells", 2).unwrap();
+    f.property_u32("#size-cells", 2).unwrap();
+    f.property_null("ranges").unwrap();
+    let tfa = f.begin_node("tf-a@8ff00000").unwrap();
+    f.property_array_u64("reg", &[0x8ff0_0000, 0x10_0000])
+        .unwrap();
+    f.property_null("no-map").unwrap();
+    f.end_node(tfa).unwrap();
+    let pool = f.begin_node("pool").unwrap();
+    f.property_u64("size", 0x40_0000).unwrap();
+    f.end_node(pool).unwrap();
+    f.end_node(reserved).unwrap();
     let psci = f.begin_node("psci").unwrap();
     f.property_string("compatible", "arm,psci-1.0").unwrap();
     f.property_string("method", "hvc").unwrap();
@@ -227,6 +241,22 @@ fn disabled_memory_and_uarts_are_skipped_and_the_first_enabled_uart_is_the_conso
     assert_eq!(console.kind, UartKind::Cadence);
     assert_eq!(console.regs, range(0xe000_0000, 0x1000));
     assert_eq!(console.intid, None);
+}
+
+#[test]
+fn reservations_come_from_the_reservation_block_and_reserved_memory_nodes_with_reg() {
+    let p = parse(&synthetic());
+    assert_eq!(
+        p.reserved(),
+        &[range(0x8000_0000, 0x1_0000), range(0x8ff0_0000, 0x10_0000)]
+    );
+}
+
+#[test]
+fn qemu_and_debian_trees_reserve_nothing() {
+    for dtb in [VIRT_GICV3, VIRT_GICV2, ZCU102, ZCU102_QEMU] {
+        assert_eq!(parse(dtb).reserved(), &[]);
+    }
 }
 
 #[test]
