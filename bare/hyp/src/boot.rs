@@ -93,6 +93,25 @@ global_asm!(
     "stp xzr, xzr, [x1], #16",
     "b 2b",
     "3:",
+    // The relocations and the zeroed .bss went to memory (the MMU is off: Device accesses),
+    // but the data cache may still hold lines of the image from before (the loader only had to
+    // clean it to the PoC, not invalidate it; .bss and the stacks not even that). Invalidate
+    // the whole image by VA to the PoC (`DC IVAC`, line size 4 << CTR_EL0.DminLine bytes), so
+    // that nothing stale is read once `mm.rs` turns the caches on.
+    "mrs x3, ctr_el0",
+    "ubfx x3, x3, #16, #4",
+    "mov x4, #4",
+    "lsl x4, x4, x3",
+    "sub x5, x4, #1",
+    "bic x1, x20, x5",
+    "adrp x2, __image_end",
+    "add x2, x2, :lo12:__image_end",
+    "7:",
+    "dc ivac, x1",
+    "add x1, x1, x4",
+    "cmp x1, x2",
+    "b.lo 7b",
+    "dsb sy",
     "mov x0, x19",
     "bl {main}",
     // `moat_main` never returns; should it ever, stop here rather than run into the vectors.
