@@ -208,8 +208,8 @@ impl<'a> Node<'a> {
     /// Whether its parent is the node at `path`.
     pub fn is_child_of(&self, path: &str) -> bool {
         let mut parent = *self;
-        parent.depth -= 1;
-        self.depth > 1 && parent.is_at(path)
+        parent.depth = self.depth.saturating_sub(1);
+        parent.depth >= 1 && parent.is_at(path)
     }
 
     /// Entry `index` of its `reg`: (address, size) in its parent's cells.
