@@ -250,6 +250,19 @@ fn boot(
     request: &VmRequest,
     tag: &str,
 ) -> XResult<Outcome> {
+    let (_scratch, machine) = moat_machine(artifacts, guest, cpu, request, tag)?;
+    machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+}
+
+/// The machine that boots `guest` under Moat on `cpu`: its bundle is written into the returned
+/// scratch directory, which must live as long as the machine is used.
+fn moat_machine(
+    artifacts: &Artifacts,
+    guest: &Path,
+    cpu: &str,
+    request: &VmRequest,
+    tag: &str,
+) -> XResult<(Scratch, Machine)> {
     let vm = vm::describe(request, cpu)?;
     let scratch = Scratch::new("test")?;
     let bundle = scratch.join(&format!("{tag}.bundle"));
@@ -264,7 +277,7 @@ fn boot(
         el2: true,
         smp: vm.cpus,
     };
-    machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+    Ok((scratch, machine))
 }
 
 fn with_bootargs(args: &str) -> VmRequest {

@@ -6,7 +6,7 @@
 //! reservation added (as firmware in DDR, TF-A or OP-TEE, would have it) must keep the VM's
 //! RAM out of that range.
 
-use super::{BOOT_LIMIT, Tally, expect_exit, expect_line};
+use super::{BOOT_LIMIT, Tally, expect_exit, expect_line, moat_machine};
 use crate::board::{self, Zcu102};
 use crate::build::{Artifacts, run_step};
 use crate::error::{XResult, failed};
@@ -55,20 +55,9 @@ const RESERVED: (u64, u64) = (0x5c00_0000, 0x400_0000);
 
 /// `firmware_reservation_keeps_the_vm_ram_out_of_the_reserved_range`.
 pub(super) fn reservation_case(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
-    let vm = vm::describe(&VmRequest::default(), VIRT_CPU)?;
-    let dir = Scratch::new("test")?;
-    let bundle = dir.join("hello.bundle");
-    vm::write_bundle(&vm, &artifacts.guest("moat-guest-hello"), &bundle)?;
-    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let machine = Machine {
-        cpu: VIRT_CPU.into(),
-        mem_mib: vm::machine_mem_mib(&vm, size),
-        kernel: artifacts.moat.clone(),
-        initrd: Some(bundle),
-        append: None,
-        el2: true,
-        smp: vm.cpus,
-    };
+    let hello = artifacts.guest("moat-guest-hello");
+    let request = VmRequest::default();
+    let (dir, machine) = moat_machine(artifacts, &hello, VIRT_CPU, &request, "reserved")?;
     let ram_end = 0x4000_0000 + (machine.mem_mib << 20);
     if RESERVED.0 + RESERVED.1 != ram_end {
         return Err(failed(format!(
