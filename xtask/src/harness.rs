@@ -21,6 +21,12 @@ use std::time::{Duration, Instant};
 mod run_cases;
 mod systems;
 
+#[path = "harness/boot_chain.rs"]
+mod boot_chain;
+
+#[path = "harness/board.rs"]
+mod board;
+
 /// The CPU models every guest test runs on: a 44-bit-PARange core and QEMU's `max` (52-bit
 /// PARange, so the IPA limit is the 48 of the 4K granule); pointer authentication uses QEMU's
 /// fast implementation-defined algorithm.
@@ -68,6 +74,9 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     moat_refuses_s_above_l(&artifacts, &mut tally)?;
     aarch32_cases(&artifacts, &mut tally)?;
     race::cpu_on_race(&artifacts, &mut tally)?;
+    boot_chain::uboot_cases(&artifacts, &mut tally)?;
+    board::zcu102_cases(&artifacts, &mut tally)?;
+    board::reservation_case(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;
     tally.record(
@@ -189,6 +198,7 @@ fn static_checks() -> XResult<()> {
         "moat-vcpu",
         "moat-devices",
         "moat-config",
+        "moat-platform",
     ];
     let mut cmd = bare_cargo();
     cmd.args(["build", "--release", "--quiet"]);
@@ -245,6 +255,19 @@ fn boot(
     request: &VmRequest,
     tag: &str,
 ) -> XResult<Outcome> {
+    let (_scratch, machine) = moat_machine(artifacts, guest, cpu, request, tag)?;
+    machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+}
+
+/// The machine that boots `guest` under Moat on `cpu`: its bundle is written into the returned
+/// scratch directory, which must live as long as the machine is used.
+fn moat_machine(
+    artifacts: &Artifacts,
+    guest: &Path,
+    cpu: &str,
+    request: &VmRequest,
+    tag: &str,
+) -> XResult<(Scratch, Machine)> {
     let vm = vm::describe(request, cpu)?;
     let scratch = Scratch::new("test")?;
     let bundle = scratch.join(&format!("{tag}.bundle"));
@@ -259,7 +282,7 @@ fn boot(
         el2: true,
         smp: vm.cpus,
     };
-    machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+    Ok((scratch, machine))
 }
 
 fn with_bootargs(args: &str) -> VmRequest {

@@ -1,5 +1,5 @@
-//! Moat's own console: the machine's PL011, found in the device tree, shared by Moat's log
-//! lines and the bytes the VMs write to their emulated UARTs. With several VMs each VM's lines
+//! Moat's own console: the machine's UART (a PL011 or a Cadence UART, `uart.rs`), found in the
+//! device tree, shared by Moat's log lines and the bytes the VMs write to their emulated UARTs. With several VMs each VM's lines
 //! are prefixed with its name and its input comes by focus (`moat_devices::console`: Ctrl-T
 //! three times gives the focus to the next VM).
 //!
@@ -8,17 +8,16 @@
 //! the lock, so that a fault while the lock is held still gets its diagnostic out.
 
 use alloc::vec::Vec;
-use arm_pl011_uart::{Interrupts, PL011Registers, Uart};
 use core::fmt::{self, Write};
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use moat_devices::console::{ConsoleMux, FocusSwitch, Received};
-use safe_mmio::UniqueMmioPointer;
 
 use crate::lock::Lock;
+use crate::platform::UartKind;
+use crate::uart::Port;
 
 struct Console {
-    uart: Uart<'static>,
+    uart: Port,
     /// The VMs' output, line by line (`moat_devices::console`); made once the heap is up and
     /// the VMs are known.
     mux: Option<ConsoleMux>,
@@ -33,8 +32,8 @@ struct Console {
 
 impl Console {
     /// Writes bytes to the UART as they are.
-    fn raw(uart: &mut Uart<'static>, bytes: &[u8]) {
-        bytes.iter().for_each(|&b| uart.write_word(b));
+    fn raw(uart: &mut Port, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| uart.write_byte(b));
     }
 
     /// Writes one `moat: ` line, on a line of its own.
@@ -60,15 +59,15 @@ impl Console {
 }
 
 /// Moat's own text: `\n` becomes `\r\n`.
-struct LineWriter<'a>(&'a mut Uart<'static>);
+struct LineWriter<'a>(&'a mut Port);
 
 impl Write for LineWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for b in s.bytes() {
             if b == b'\n' {
-                self.0.write_word(b'\r');
+                self.0.write_byte(b'\r');
             }
-            self.0.write_word(b);
+            self.0.write_byte(b);
         }
         Ok(())
     }
@@ -76,6 +75,8 @@ impl Write for LineWriter<'_> {
 
 static CONSOLE: Lock<Option<Console>> = Lock::new(None);
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
+/// Whether the console is a Cadence UART rather than a PL011, for [`emergency_write`].
+static UART_CADENCE: AtomicBool = AtomicBool::new(false);
 /// The receive interrupt is off because the guest's UART had no room.
 static RX_PAUSED: AtomicBool = AtomicBool::new(false);
 /// The VM whose UART gets the console's input.
@@ -84,18 +85,17 @@ static FOCUS: AtomicUsize = AtomicUsize::new(0);
 /// receive interrupt came while another VM ran): the CPU hands it over once it holds no VM.
 static INPUT_DEFERRED: AtomicBool = AtomicBool::new(false);
 
-/// Takes the PL011 at physical address `base` as Moat's console.
+/// Takes the UART of model `kind` at physical address `base` as Moat's console.
 ///
 /// # Safety
 ///
-/// `base` must be the address of a PL011's register block that nothing else drives, mapped
-/// (identity) as device memory whenever the console is used.
-pub unsafe fn init(base: usize) {
-    let Some(regs) = NonNull::new(base as *mut PL011Registers) else {
+/// `base` must be the address of such a UART's register block that nothing else drives,
+/// mapped (identity) as device memory whenever the console is used.
+pub unsafe fn init(kind: UartKind, base: usize) {
+    // SAFETY: the caller guarantees `base` is an exclusively owned register block of `kind`.
+    let Some(uart) = (unsafe { Port::new(kind, base) }) else {
         return;
     };
-    // SAFETY: the caller guarantees `base` is an exclusively owned PL011 register block.
-    let uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
     *CONSOLE.lock() = Some(Console {
         uart,
         mux: None,
@@ -103,6 +103,7 @@ pub unsafe fn init(base: usize) {
         switch: FocusSwitch::default(),
         held_input: Vec::new(),
     });
+    UART_CADENCE.store(kind == UartKind::Cadence, Ordering::Release);
     UART_BASE.store(base, Ordering::Release);
 }
 
@@ -181,7 +182,7 @@ pub fn receive() -> Option<u8> {
         if !console.held_input.is_empty() {
             return Some(console.held_input.remove(0));
         }
-        let byte = console.uart.read_word().ok().flatten()?;
+        let byte = console.uart.read_byte()?;
         let Some(mux) = console.mux.as_mut().filter(|mux| mux.vms() > 1) else {
             return Some(byte);
         };
@@ -208,10 +209,7 @@ pub fn receive() -> Option<u8> {
 pub fn set_receive_interrupt(enabled: bool) {
     RX_PAUSED.store(!enabled, Ordering::Relaxed);
     if let Some(console) = CONSOLE.lock().as_mut() {
-        let rx = Interrupts::RXI | Interrupts::RTI;
-        let masks = console.uart.interrupt_masks();
-        let masks = if enabled { masks | rx } else { masks - rx };
-        console.uart.set_interrupt_masks(masks);
+        console.uart.set_receive_interrupt(enabled);
     }
 }
 
@@ -226,12 +224,17 @@ pub fn receive_paused() -> bool {
 /// out at all.
 pub fn emergency_write(args: fmt::Arguments<'_>) {
     let base = UART_BASE.load(Ordering::Acquire);
-    let Some(regs) = NonNull::new(base as *mut PL011Registers) else {
+    let kind = if UART_CADENCE.load(Ordering::Acquire) {
+        UartKind::Cadence
+    } else {
+        UartKind::Pl011
+    };
+    // SAFETY: `base` was registered by `init` as the registers of a UART of `kind` (or is 0,
+    // and `Port::new` refuses it); a second handle to them on the fault path can only
+    // interleave bytes, never corrupt memory.
+    let Some(mut uart) = (unsafe { Port::new(kind, base) }) else {
         return;
     };
-    // SAFETY: `base` was registered by `init` as a PL011's registers; a second handle to them
-    // on the fault path can only interleave bytes, never corrupt memory.
-    let mut uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
     let _ = uart.write_fmt(format_args!("\r\n"));
     let _ = uart.write_fmt(args);
     let _ = uart.write_fmt(format_args!("\r\n"));
