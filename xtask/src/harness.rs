@@ -93,6 +93,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     systems::restart_alone(&mut tally)?;
     systems::isolation_scan(&mut tally)?;
     systems::two_linux(&mut tally)?;
+    systems::linux_and_bare(&mut tally)?;
     kvm_unit_tests(&artifacts, &mut tally)?;
     config_cases(&mut tally)?;
     fuzz_cases(&mut tally)?;

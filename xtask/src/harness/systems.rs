@@ -1,5 +1,6 @@
 //! Several VMs side by side (issue 11), run as a user runs them: `./x run --config FILE` with a
-//! system description of `[[vm]]` tables, its console read whole. One QEMU per behaviour: VMs
+//! system description of `[[vm]]` tables, its console read whole; the bare-guest cases name CPU
+//! 3, so they run on 4 QEMU CPUs, some of them idle. One QEMU per behaviour: VMs
 //! running side by side and the machine ending with the last; a VM restarting alone beside a
 //! neighbour whose clock and console go on; the isolation scan; and the shipped
 //! `configs/two-linux.toml`, two Linux shells driven through the console switch.
@@ -106,15 +107,17 @@ fn record(
     tally.record(name, "max", None, verdict);
 }
 
-/// Two VMs on CPUs 0 and 1 with `on-poweroff = "halt-vm"`: each runs its guest and its stage 2
+/// Two VMs on CPUs 3 and 1 of 4 (CPUs 0 and 2 idle: the boot CPU serves only the console)
+/// with `on-poweroff = "halt-vm"`: each runs its guest and its stage 2
 /// maps only its own RAM; the first to power off halts alone while the other ticks on; the
 /// machine powers off after the last, with one `MOAT-VM` line each. A VM's vCPUs have their own
 /// virtual MPIDRs (vCPU n: Aff0 = n, whatever CPU runs it), so the one-vCPU VM on physical CPU
-/// 1 asking PSCI about MPIDR 1 gets `INVALID_PARAMETERS`: no VM has a name for another's CPU.
+/// 3 asking PSCI about MPIDR 1 (the other VM's physical CPU) gets `INVALID_PARAMETERS`: no VM
+/// has a name for another's CPU.
 pub(super) fn side_by_side(tally: &mut Tally) -> XResult<()> {
     let halt = "on-poweroff = \"halt-vm\"";
-    let description = partner("quick", 1, "partner.other-cpu=1", halt)
-        + &partner("ticker", 0, "partner.ticks=20", halt);
+    let description = partner("quick", 3, "partner.other-cpu=1", halt)
+        + &partner("ticker", 1, "partner.ticks=20", halt);
     let console = run_system("side-by-side", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
         in_order(
@@ -158,10 +161,10 @@ pub(super) fn side_by_side(tally: &mut Tally) -> XResult<()> {
 pub(super) fn restart_alone(tally: &mut Tally) -> XResult<()> {
     let description = partner(
         "ticker",
-        0,
+        2,
         "partner.ticks=100",
         "on-poweroff = \"power-off-machine\"",
-    ) + &partner("resetter", 1, "partner.reset", "on-reset = \"restart\"");
+    ) + &partner("resetter", 3, "partner.reset", "on-reset = \"restart\"");
     let console = run_system("restart", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
         let ticks: Vec<String> = (1..=100)
@@ -208,7 +211,7 @@ pub(super) fn isolation_scan(tally: &mut Tally) -> XResult<()> {
         0,
         "partner.scan=36",
         "ipa-bits = 36\non-poweroff = \"power-off-machine\"",
-    ) + &partner("neighbour", 1, "partner.canary", "");
+    ) + &partner("neighbour", 3, "partner.canary", "");
     let console = run_system("isolation", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
         in_order(c, &["isolation: canaries in a page of Moat's own data and in "])?;
@@ -231,6 +234,33 @@ pub(super) fn isolation_scan(tally: &mut Tally) -> XResult<()> {
         verdict,
     );
     Ok(())
+}
+
+/// Boots `configs/<name>` as shipped, its console driven by `script`.
+fn shipped_system(name: &str, script: &'static [ScriptStep]) -> XResult<crate::qemu::Outcome> {
+    let path = crate::build::repo_root().join("configs").join(name);
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let dir = path.parent().unwrap_or(&path);
+    let file = moat_config::SystemFile::from_toml_str(&text, dir)
+        .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let images = file
+        .images
+        .ok_or_else(|| failed(format!("configs/{name} is not a system description")))?;
+    let run = crate::system::SystemRun {
+        path: &path,
+        system: file.system,
+        images,
+        cpu: "max",
+        timeout: None,
+    };
+    let (machine, scratch) = run.machine()?;
+    let outcome = machine.run(
+        ConsoleMode::Scripted(script),
+        Some(Duration::from_secs(300)),
+    )?;
+    drop(scratch);
+    Ok(outcome)
 }
 
 /// The console script of [`two_linux`]: each VM's shell answers, the focus moves with Ctrl-T
@@ -289,30 +319,7 @@ const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
 /// `configs/two-linux.toml` as shipped: two Debian Linux VMs, one CPU each, driven through the
 /// console switch by [`TWO_LINUX_SCRIPT`].
 pub(super) fn two_linux(tally: &mut Tally) -> XResult<()> {
-    let path = crate::build::repo_root()
-        .join("configs")
-        .join("two-linux.toml");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| failed(format!("{}: {e}", path.display())))?;
-    let dir = path.parent().unwrap_or(&path);
-    let file = moat_config::SystemFile::from_toml_str(&text, dir)
-        .map_err(|e| failed(format!("{}: {e}", path.display())))?;
-    let images = file
-        .images
-        .ok_or_else(|| failed("configs/two-linux.toml is not a system description"))?;
-    let run = crate::system::SystemRun {
-        path: &path,
-        system: file.system,
-        images,
-        cpu: "max",
-        timeout: None,
-    };
-    let (machine, scratch) = run.machine()?;
-    let outcome = machine.run(
-        ConsoleMode::Scripted(TWO_LINUX_SCRIPT),
-        Some(Duration::from_secs(300)),
-    )?;
-    drop(scratch);
+    let outcome = shipped_system("two-linux.toml", TWO_LINUX_SCRIPT)?;
     let console = &outcome.console;
     let verdict = in_order(
         console,
@@ -329,6 +336,47 @@ pub(super) fn two_linux(tally: &mut Tally) -> XResult<()> {
     .and_then(|()| super::expect_exit(&outcome, MoatExit::PowerOff));
     tally.record(
         "two_linux_vms_answer_through_the_console_switch_and_reboot_and_power_off_alone",
+        "max",
+        Some(&outcome),
+        verdict,
+    );
+    Ok(())
+}
+
+/// The console script of [`linux_and_bare`]: Linux sees its two vCPUs, then powers off.
+const LINUX_AND_BARE_SCRIPT: &[ScriptStep] = &[
+    ScriptStep {
+        wait_for: "[linux] Moat guest: Linux up",
+        send: "echo cpus=$(nproc)\n",
+    },
+    ScriptStep {
+        wait_for: "cpus=2",
+        send: "poweroff -f\n",
+    },
+];
+
+/// `configs/linux-and-bare.toml` as shipped: Linux on CPUs 0 and 1 beside the greeting guest on
+/// CPU 2, which halts alone (`halt-vm`); Linux, with its two vCPUs, powers the machine off.
+pub(super) fn linux_and_bare(tally: &mut Tally) -> XResult<()> {
+    let outcome = shipped_system("linux-and-bare.toml", LINUX_AND_BARE_SCRIPT)?;
+    let console = &outcome.console;
+    let verdict = in_order(
+        console,
+        &["[bare] Hello from a Moat guest!", "MOAT-VM: bare poweroff"],
+    )
+    .and_then(|()| {
+        in_order(
+            console,
+            &[
+                "[linux] cpus=2",
+                "MOAT-VM: linux poweroff",
+                "MOAT-EXIT: poweroff",
+            ],
+        )
+    })
+    .and_then(|()| super::expect_exit(&outcome, MoatExit::PowerOff));
+    tally.record(
+        "linux_on_two_cpus_runs_beside_a_bare_guest_that_halts_alone",
         "max",
         Some(&outcome),
         verdict,
