@@ -243,18 +243,8 @@ fn boot(
     let vm = vm::describe(request, cpu)?;
     let scratch = Scratch::new("test")?;
     let bundle = scratch.join(&format!("{tag}.bundle"));
-    vm::write_bundle(&vm, guest, &bundle)?;
-    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let machine = Machine {
-        cpu: cpu.into(),
-        mem_mib: vm::machine_mem_mib(&vm, size),
-        kernel: artifacts.moat.clone(),
-        initrd: Some(bundle),
-        append: None,
-        el2: true,
-        smp: vm.cpus,
-    };
-    machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+    vm::moat_machine(&vm, &artifacts.moat, guest, cpu, &bundle)?
+        .run(ConsoleMode::Captured, Some(BOOT_LIMIT))
 }
 
 fn with_bootargs(args: &str) -> VmRequest {
