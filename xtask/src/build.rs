@@ -19,13 +19,14 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// The test guests built from `bare/guests/`, by binary name.
-pub const GUESTS: [&str; 6] = [
+pub const GUESTS: [&str; 7] = [
     "moat-guest-hello",
     "moat-guest-selftest",
     "moat-guest-exitbench",
     "moat-guest-probe",
     "moat-guest-shim32",
     "moat-guest-sysregsweep",
+    "moat-guest-chaos",
 ];
 
 /// The AArch32 guests are built for this target.

@@ -55,6 +55,12 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
             None,
             verdict,
         );
+        tally.record(
+            "chaos_3000_ops_on_2_vcpus_match_bare_qemu_without_a_vm_stop_or_hang",
+            cpu,
+            None,
+            crate::chaos::smoke(&artifacts, cpu)?,
+        );
         let (outcome, verdict) = crate::exitbench::smoke(&artifacts, cpu)?;
         tally.record(
             "bench_exits_quick_runs_every_operation_under_moat",

@@ -7,6 +7,7 @@
 mod benchmarks;
 mod bootbench;
 mod build;
+mod chaos;
 mod cli;
 mod difftest;
 mod error;
