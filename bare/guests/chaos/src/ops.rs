@@ -168,8 +168,13 @@ const NEVER_READ: [(u8, u8, u8, u8); 2] = [(0, 12, 0, 1), (6, 4, 1, 0)];
 /// Values that follow time or chance (the sweep's `VOLATILE`), the registers whose reset
 /// value is UNKNOWN and differs (`SCTLR_EL1`), and those that hold the last exception's or
 /// `AT`'s address (`FAR_EL1`, `ELR_EL1`, `PAR_EL1`), which the per-side mapping of the
-/// address classes makes differ: read, but their value is not compared.
-const UNCOMPARED: [(u8, u8, u8, u8); 15] = [
+/// address classes makes differ, or its syndrome and PSTATE (`ESR_EL1`, `SPSR_EL1`), which
+/// differ where the outcomes are compared by meaning (an SVE trap bare is UNDEFINED under
+/// Moat, a bare SMC's UNDEFINED is an answer under Moat): read, but their value is not
+/// compared.
+const UNCOMPARED: [(u8, u8, u8, u8); 17] = [
+    (0, 5, 2, 0),
+    (0, 4, 0, 0),
     (0, 6, 0, 0),
     (0, 4, 0, 1),
     (0, 7, 4, 0),
@@ -288,8 +293,10 @@ fn outcome(tag: u64, ctx: &Ctx, pc: u64, addr: u64) -> Record {
 
 /// An address of `class` for an access of `size` bytes, aligned or not.
 fn address(rng: &mut Rng, layout: &Layout, class: Class, size: u64) -> u64 {
-    let misalign = if rng.below(4) == 0 {
-        1 + rng.below(size.max(2) - 1)
+    // Misaligned by 1..size-1 bytes at times: the access stays inside the register (and the
+    // vCPU's own state) it was aligned to.
+    let misalign = if size > 1 && rng.below(4) == 0 {
+        1 + rng.below(size - 1)
     } else {
         0
     };
@@ -299,7 +306,7 @@ fn address(rng: &mut Rng, layout: &Layout, class: Class, size: u64) -> u64 {
         Class::Gicr => {
             let frame = GICR + 0x2_0000 * layout.cpu as u64;
             let offset = match rng.below(4) {
-                0 => rng.below(0x2_0000),
+                0 => rng.below(0x2_0000 - 16),
                 1 => rng.below(0x80),
                 2 => 0xffd0 + rng.below(0x30),
                 _ => 0x1_0000 + 0x80 + rng.below(0xc80),
