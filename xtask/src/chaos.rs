@@ -50,6 +50,8 @@ pub struct Params {
     pub block: u64,
     /// Only these operation indices (the reducer's list), if given.
     pub only: Option<Vec<u64>>,
+    /// Also the operations that differ by design (`chaos.full=1`).
+    pub full: bool,
 }
 
 impl Params {
@@ -58,6 +60,9 @@ impl Params {
             "chaos.seed={:#x} chaos.ops={} chaos.smp={} chaos.block={}",
             self.seed, self.ops, self.smp, self.block
         );
+        if self.full {
+            args.push_str(" chaos.full=1");
+        }
         if let Some(only) = &self.only {
             let _ = write!(args, " chaos.only={}", ranges(only));
         }
@@ -467,7 +472,7 @@ pub fn describe_tag(tag: u64) -> String {
         3 => {
             let insns = [
                 "DC CIVAC", "DC CVAC", "DC CVAU", "DC IVAC", "DC CVAP", "DC CVADP", "IC IVAU",
-                "AT S1E1R", "AT S1E1W",
+                "AT S1E1R", "AT S1E1W", "DC ZVA",
             ];
             format!(
                 "{} of {class_name}",
@@ -727,11 +732,12 @@ pub fn reduce(
     let list = ddmin(&items, &keep, &mut fails)?;
     println!("{tests} runs; minimal list: {}", ranges(&list));
     println!(
-        "reproduce: ./x chaos --cpu {} --smp {} --seed {:#x} --ops {} --only {}",
+        "reproduce: ./x chaos --cpu {} --smp {} --seed {:#x} --ops {}{} --only {}",
         params.cpu,
         params.smp,
         params.seed,
         last + 1,
+        if params.full { " --full" } else { "" },
         ranges(&list)
     );
     Ok(Some(list))
@@ -751,6 +757,7 @@ pub fn smoke(artifacts: &Artifacts, cpu: &str) -> XResult<Result<(), String>> {
         smp: 2,
         block: 1024,
         only: None,
+        full: false,
     };
     let summary = compare(artifacts, &params)?;
     let mut report: Vec<String> = summary.failures.clone();

@@ -10,7 +10,9 @@
 //! Bootargs: `chaos.seed=S` (decimal or 0x-hex), `chaos.ops=N` (per vCPU), `chaos.smp=N`
 //! (the vCPUs to start, with PSCI `CPU_ON`), `chaos.block=B` (ops per hashed block, default
 //! 1024), `chaos.detail=b,b,..` (at most 4 blocks whose every record is printed) or
-//! `chaos.detail=all`, `chaos.only=a-b,c,..` (run only these op indices: the reducer's list).
+//! `chaos.detail=all`, `chaos.only=a-b,c,..` (run only these op indices: the reducer's list),
+//! `chaos.full=1` (also the operations that differ by design, left out of the default mix:
+//! `ops.rs`).
 //!
 //! Output, once every vCPU is done (vCPU 0 prints for all, so lines never interleave):
 //! `CHAOS-BLOCK <cpu> <block> <hash> <ops>` (FNV-1a over the block's records),
@@ -121,6 +123,7 @@ struct Params {
     only_given: bool,
     uart: u64,
     pa_bits: u32,
+    full: bool,
 }
 
 struct Shared(UnsafeCell<Params>);
@@ -139,6 +142,7 @@ static PARAMS: Shared = Shared(UnsafeCell::new(Params {
     only_given: false,
     uart: 0x0900_0000,
     pa_bits: 40,
+    full: false,
 }));
 
 fn params() -> &'static Params {
@@ -305,6 +309,7 @@ fn run_ops(cpu: usize) {
         pa_bits: p.pa_bits,
         uart: p.uart,
         vcpus: p.smp,
+        full: p.full,
     };
     // SAFETY: this vCPU's own elements (see `PerCpu`).
     let (hashes, counts, detail, detail_len) = unsafe {
@@ -463,6 +468,7 @@ fn parse(bootargs: &'static str, p: &mut Params) -> Result<(), &'static str> {
                     .ok_or("chaos.block: want a positive number")?;
             }
             "chaos.detail" if value == "all" => p.detail_all = true,
+            "chaos.full" => p.full = value == "1",
             "chaos.detail" => {
                 for item in value.split(',') {
                     if p.detail_len == MAX_DETAIL {

@@ -103,9 +103,12 @@ pub struct Layout {
     pub pa_bits: u32,
     /// The PL011.
     pub uart: u64,
-    /// Whether the CPU has `DC CVAP` (`ID_AA64ISAR1_EL1.DPB` != 0); unused: both sides run
-    /// the same core, and the instruction is UNDEFINED without it on both.
+    /// The vCPUs started.
     pub vcpus: usize,
+    /// `chaos.full=1`: also the operations left out of the default mix because they differ
+    /// by design (a branch to a device window, `DC ZVA`): for measuring those differences and
+    /// for exercising the reducer.
+    pub full: bool,
 }
 
 /// The data area's size.
@@ -509,9 +512,17 @@ fn fetch(rng: &mut Rng, layout: &Layout) -> Record {
         Class::Hole,
         Class::AboveIpa,
         Class::BeyondPa,
+        Class::Uart,
+        Class::Gicd,
     ];
-    let class = pick_class(rng, layout, &classes);
-    let target = address(rng, layout, class, 4);
+    let n = if layout.full { 6 } else { 4 };
+    let class = pick_class(rng, layout, &classes[..n]);
+    let target = match class {
+        // The identification registers: small constants, UNDEFINED as instructions.
+        Class::Uart => layout.uart + 0xfe0 + 4 * rng.below(8),
+        Class::Gicd => GICD + 0xffd0 + 4 * rng.below(12),
+        _ => address(rng, layout, class, 4),
+    };
     let tag = tag(Kind::Fetch, class as u8, (target & 3) as u8);
     let ctx = exec::exec(layout.cpu, target, [0; 8]);
     let mut record = outcome(tag, ctx, target, target);
@@ -531,7 +542,8 @@ fn fetch(rng: &mut Rng, layout: &Layout) -> Record {
 fn cache_or_at(rng: &mut Rng, layout: &Layout) -> Record {
     let class = pick_class(rng, layout, &LOAD_CLASSES);
     let mut addr = address(rng, layout, class, 1);
-    // DC CIVAC, CVAC, CVAU, IVAC, CVAP, CVADP; IC IVAU; AT S1E1R, S1E1W. Not `DC ZVA`: with
+    // DC CIVAC, CVAC, CVAU, IVAC, CVAP, CVADP; IC IVAU; AT S1E1R, S1E1W; `DC ZVA` only with
+    // `chaos.full=1`: with
     // the MMU off all memory is Device, where the Arm ARM gives it an Alignment fault however
     // aligned and QEMU 7.2 does not check (zeroes a device, or the bus's external abort on a
     // hole) — `docs/qemu-departures.md` §1, measured by `./x difftest`'s `dc_zva` kinds.
@@ -545,11 +557,17 @@ fn cache_or_at(rng: &mut Rng, layout: &Layout) -> Record {
         0xd50b_7521,
         0xd508_7801,
         0xd508_7821,
+        0xd50b_7421,
     ];
-    let variant = rng.below(insns.len() as u64) as usize;
+    let n = if layout.full { 10 } else { 9 };
+    let variant = rng.below(n) as usize;
+    if variant == 9 && class == Class::Data {
+        // DC ZVA of the data area would zero it where it does not fault.
+        addr = address(rng, layout, Class::Hole, 1);
+    }
     let tag = tag(Kind::CacheOrAt, class as u8, variant as u8);
     let mrs_par = 0xd538_7400;
-    let at = variant >= 7;
+    let at = matches!(variant, 7 | 8);
     if at && class == Class::BeyondPa {
         // `AT` is not trapped (`HCR_EL2.AT` needs FEAT_NV, which QEMU 7.2 lacks), so under
         // Moat on `max` (P = 48, QEMU's PA size 52) an MMU-off `AT` of `[2^48, 2^52)`
