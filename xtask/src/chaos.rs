@@ -52,6 +52,8 @@ pub struct Params {
     pub only: Option<Vec<u64>>,
     /// Also the operations that differ by design (`chaos.full=1`).
     pub full: bool,
+    /// The GIC enabled and interrupt probes among the ops (`chaos.irq=1`).
+    pub irq: bool,
 }
 
 impl Params {
@@ -62,6 +64,9 @@ impl Params {
         );
         if self.full {
             args.push_str(" chaos.full=1");
+        }
+        if self.irq {
+            args.push_str(" chaos.irq=1");
         }
         if let Some(only) = &self.only {
             let _ = write!(args, " chaos.only={}", ranges(only));
@@ -498,6 +503,21 @@ pub fn describe_tag(tag: u64) -> String {
         ),
         6 => format!("instruction word {:#010x}", (tag >> 24) & 0xffff_ffff),
         7 => format!("GIC write at offset {:#x}", (tag >> 24) & 0xff_ffff),
+        8 => format!(
+            "interrupt probe: INTID {} priority {:#x}, {}, pending by {}",
+            (tag >> 24) & 0xffff,
+            (tag >> 40) & 0xff,
+            if variant == 1 {
+                "enabled"
+            } else {
+                "not enabled"
+            },
+            if class == 1 {
+                "ICC_SGI1R_EL1"
+            } else {
+                "ISPENDR"
+            }
+        ),
         _ => format!("tag {tag:#x}"),
     }
 }
@@ -506,6 +526,11 @@ pub fn describe_tag(tag: u64) -> String {
 pub fn describe_record(record: Option<OpRecord>) -> String {
     match record {
         None => "no record".to_owned(),
+        Some([tag, 0, value, ..]) if (tag >> 16) & 0xff == 8 => format!(
+            "ICC_HPPIR1_EL1 {}, ICC_IAR1_EL1 {}",
+            value & 0xff_ffff,
+            value >> 32
+        ),
         Some([_, 0, value, ..]) => format!("completed, value {value:#x}"),
         Some([_, 1, esr, far, elr, spsr, vector]) => format!(
             "exception EC {:#04x} ESR {esr:#x} FAR-addr {:#x} ELR-pc {:#x} SPSR {spsr:#x} vector {vector:#x}",
@@ -732,12 +757,13 @@ pub fn reduce(
     let list = ddmin(&items, &keep, &mut fails)?;
     println!("{tests} runs; minimal list: {}", ranges(&list));
     println!(
-        "reproduce: ./x chaos --cpu {} --smp {} --seed {:#x} --ops {}{} --only {}",
+        "reproduce: ./x chaos --cpu {} --smp {} --seed {:#x} --ops {}{}{} --only {}",
         params.cpu,
         params.smp,
         params.seed,
         last + 1,
         if params.full { " --full" } else { "" },
+        if params.irq { " --irq" } else { "" },
         ranges(&list)
     );
     Ok(Some(list))
@@ -758,6 +784,7 @@ pub fn smoke(artifacts: &Artifacts, cpu: &str) -> XResult<Result<(), String>> {
         block: 1024,
         only: None,
         full: false,
+        irq: false,
     };
     let summary = compare(artifacts, &params)?;
     let mut report: Vec<String> = summary.failures.clone();

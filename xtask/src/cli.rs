@@ -234,6 +234,10 @@ struct ChaosArgs {
     /// branch to a device window, `DC ZVA` with the MMU off): docs/chaos.md.
     #[arg(long)]
     full: bool,
+    /// Enable the GIC and put interrupt probes among the ops (an own SGI, PPI or SPI made
+    /// pending, then ICC_HPPIR1_EL1/ICC_IAR1_EL1 read and the interrupt ended).
+    #[arg(long)]
+    irq: bool,
 }
 
 fn parse_seed(text: &str) -> Result<u64, String> {
@@ -479,6 +483,7 @@ fn chaos(args: &ChaosArgs) -> XResult<ExitCode> {
             block: args.block,
             only: only.clone(),
             full: args.full,
+            irq: args.irq,
         };
         println!(
             "chaos -cpu {}, {} vCPUs, seed {:#x}, {} ops per vCPU",

@@ -12,7 +12,7 @@
 //! 1024), `chaos.detail=b,b,..` (at most 4 blocks whose every record is printed) or
 //! `chaos.detail=all`, `chaos.only=a-b,c,..` (run only these op indices: the reducer's list),
 //! `chaos.full=1` (also the operations that differ by design, left out of the default mix:
-//! `ops.rs`).
+//! `ops.rs`), `chaos.irq=1` (the GIC enabled and interrupt probes: `ops::irq_probe`).
 //!
 //! Output, once every vCPU is done (vCPU 0 prints for all, so lines never interleave):
 //! `CHAOS-BLOCK <cpu> <block> <hash> <ops>` (FNV-1a over the block's records),
@@ -124,6 +124,7 @@ struct Params {
     uart: u64,
     pa_bits: u32,
     full: bool,
+    irq: bool,
 }
 
 struct Shared(UnsafeCell<Params>);
@@ -143,6 +144,7 @@ static PARAMS: Shared = Shared(UnsafeCell::new(Params {
     uart: 0x0900_0000,
     pa_bits: 40,
     full: false,
+    irq: false,
 }));
 
 fn params() -> &'static Params {
@@ -193,6 +195,9 @@ fn main(boot: &BootInfo) {
         "CHAOS-START seed={:#x} ops={} smp={} block={} pa_bits={}",
         p.seed, p.ops, p.smp, p.block, p.pa_bits
     );
+    if p.irq {
+        ops::enable_distributor();
+    }
     for cpu in 1..p.smp {
         if let Err(e) = start(cpu) {
             println!("CHAOS-ERROR vCPU {cpu}: {e}");
@@ -298,6 +303,9 @@ extern "C" fn chaos_secondary_main() -> ! {
 fn run_ops(cpu: usize) {
     let p = params();
     exec::install_vectors();
+    if p.irq {
+        ops::enable_gic(cpu);
+    }
     let scratch = SCRATCH.get(cpu) as u64;
     // The branch target of the fetch op's scratch class: a RET at scratch + 0x800.
     // SAFETY: the vCPU's own scratch page.
@@ -310,6 +318,7 @@ fn run_ops(cpu: usize) {
         uart: p.uart,
         vcpus: p.smp,
         full: p.full,
+        irq: p.irq,
     };
     // SAFETY: this vCPU's own elements (see `PerCpu`).
     let (hashes, counts, detail, detail_len) = unsafe {
@@ -333,6 +342,12 @@ fn run_ops(cpu: usize) {
                     .any(|&(a, b)| a <= index && index <= b)
             {
                 continue;
+            }
+            // SAFETY: this vCPU's own executor state, between operations: an op that calls
+            // no words (the interrupt probe) leaves it empty in its detail record.
+            unsafe {
+                (*exec::ctx(cpu)).entry = 0;
+                (*exec::ctx(cpu)).input = [0; 8];
             }
             let record = ops::run(p.seed, &layout, index);
             hash = fnv1a(hash, &record.words());
@@ -469,6 +484,7 @@ fn parse(bootargs: &'static str, p: &mut Params) -> Result<(), &'static str> {
             }
             "chaos.detail" if value == "all" => p.detail_all = true,
             "chaos.full" => p.full = value == "1",
+            "chaos.irq" => p.irq = value == "1",
             "chaos.detail" => {
                 for item in value.split(',') {
                     if p.detail_len == MAX_DETAIL {

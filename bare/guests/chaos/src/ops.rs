@@ -13,7 +13,7 @@
 //! Stores go only to the data area, holes, the ranges above, and (the GIC op) to the vCPU's own
 //! GIC registers with values that cannot wedge the run (`GICD_CTLR`, `GICR_CTLR`, `WAKER` and
 //! the LPI tables are never written). System-register writes write back the value just read,
-//! never to the registers in [`NEVER_WRITTEN`] — `ICC_BPR0/1_EL1` among them: writing 8 to
+//! never to the registers in [`never_written`] — `ICC_BPR0/1_EL1` among them: writing 8 to
 //! `ICC_BPR1_EL1` kills QEMU itself (`docs/qemu-departures.md` §4), so it is out of the mix.
 
 use crate::exec::{self, Ctx};
@@ -109,6 +109,10 @@ pub struct Layout {
     /// by design (a branch to a device window, `DC ZVA`): for measuring those differences and
     /// for exercising the reducer.
     pub full: bool,
+    /// `chaos.irq=1`: the GIC is enabled (Group 1, every vCPU's CPU interface) and half the
+    /// GIC ops are interrupt probes ([`irq_probe`]); SPIs are routed only to their own vCPU or
+    /// to none.
+    pub irq: bool,
 }
 
 /// The data area's size.
@@ -141,33 +145,26 @@ enum Class {
     Scratch = 7,
 }
 
-/// Encodings (`op0` 3, `op1`, `CRn`, `CRm`, `op2`) never written, even with the value just
-/// read (the sweep's list, `bare/guests/sysregsweep`): the translation regime, the vectors,
-/// the stack pointers and masks, FP/SIMD trap control, `ICC_BPR0/1_EL1` (QEMU assertion,
-/// `docs/qemu-departures.md` §4), `CNTFRQ_EL0` (writable only at the highest EL, which EL1 is
-/// bare and not under Moat), `ICC_IGRPEN0/1_EL1` and `ICC_PMR_EL1` (left as reset, so that no
-/// interrupt is ever signalled).
-const NEVER_WRITTEN: [(u8, u8, u8, u8); 16] = [
-    (0, 1, 0, 0),
-    (0, 1, 0, 2),
-    (0, 2, 0, 0),
-    (0, 2, 0, 1),
-    (0, 2, 0, 2),
-    (0, 10, 2, 0),
-    (0, 12, 0, 0),
-    (0, 4, 1, 0),
-    (4, 4, 1, 0),
-    (0, 4, 2, 0),
-    (3, 4, 2, 1),
-    (0, 12, 8, 3),
-    (0, 12, 12, 3),
-    (3, 14, 0, 0),
-    (0, 12, 12, 6),
-    (0, 4, 6, 0),
-];
-/// Encodings not read either: `RVBAR_EL1` exists only at the highest EL (bare, not under Moat;
-/// the sweep's "EL1 not the highest EL" category), `ICC_IGRPEN1_EL1`'s neighbours are fine.
-const NEVER_READ: [(u8, u8, u8, u8); 2] = [(0, 12, 0, 1), (6, 4, 1, 0)];
+/// Encodings (`op0` 3: `op1`, `CRn`, `CRm`, `op2`) never written besides the runtime's
+/// [`moat_guest_rt::sysreg::NEVER_WRITTEN`] (the translation regime, the vectors, the stack
+/// pointers and masks, FP/SIMD trap control, `ICC_BPR0/1_EL1`: QEMU's assertion,
+/// `docs/qemu-departures.md` §4): `CNTFRQ_EL0` (writable only at the highest EL, which EL1 is
+/// bare and not under Moat), `ICC_IGRPEN0/1_EL1` and `ICC_PMR_EL1` (left as reset, so that
+/// no interrupt is ever signalled).
+const ALSO_NEVER_WRITTEN: [(u8, u8, u8, u8); 4] =
+    [(3, 14, 0, 0), (0, 12, 12, 6), (0, 12, 12, 7), (0, 4, 6, 0)];
+
+/// Whether the generator never writes `(op1, CRn, CRm, op2)` of `op0` 3.
+fn never_written(enc: (u8, u8, u8, u8)) -> bool {
+    ALSO_NEVER_WRITTEN.contains(&enc)
+        || moat_guest_rt::sysreg::NEVER_WRITTEN
+            .iter()
+            .any(|n| (n.0, n.1, n.2, n.3, n.4) == (3, enc.0, enc.1, enc.2, enc.3))
+}
+
+/// Encodings not read either: `RVBAR_EL1` exists only at the highest EL (bare, not under Moat:
+/// the sweep's "EL1 not the highest EL" category).
+const NEVER_READ: [(u8, u8, u8, u8); 1] = [(0, 12, 0, 1)];
 /// Values that follow time or chance (the sweep's `VOLATILE`), the registers whose reset
 /// value is UNKNOWN and differs (`SCTLR_EL1`), and those that hold the last exception's or
 /// `AT`'s address (`FAR_EL1`, `ELR_EL1`, `PAR_EL1`), which the per-side mapping of the
@@ -207,6 +204,7 @@ enum Kind {
     Smccc = 5,
     Word = 6,
     GicWrite = 7,
+    IrqProbe = 8,
 }
 
 /// Runs operation `index` of this vCPU and returns its record.
@@ -220,6 +218,7 @@ pub fn run(seed: u64, layout: &Layout, index: u64) -> Record {
         50..68 => Kind::SysReg,
         68..78 => Kind::Smccc,
         78..90 => Kind::Word,
+        _ if layout.irq && rng.below(2) == 0 => Kind::IrqProbe,
         _ => Kind::GicWrite,
     };
     match kind {
@@ -230,6 +229,7 @@ pub fn run(seed: u64, layout: &Layout, index: u64) -> Record {
         Kind::Smccc => smccc(&mut rng, layout),
         Kind::Word => word(&mut rng, layout),
         Kind::GicWrite => gic_write(&mut rng, layout),
+        Kind::IrqProbe => irq_probe(&mut rng, layout),
     }
 }
 
@@ -614,7 +614,7 @@ fn sysreg(rng: &mut Rng, layout: &Layout) -> Record {
         return read;
     }
     let value = read.value;
-    let write = !NEVER_WRITTEN.contains(&(op1, crn, crm, op2)) && rng.below(2) == 0;
+    let write = !never_written((op1, crn, crm, op2)) && rng.below(2) == 0;
     if (op1, crn) == (0, 0) || UNCOMPARED.contains(&(op1, crn, crm, op2)) {
         // The ID registers (Moat shows the sanitised values, by design) and volatile values.
         read.value = 0;
@@ -812,7 +812,11 @@ fn gic_write(rng: &mut Rng, layout: &Layout) -> Record {
     };
     // STRB, STR W, STR X.
     let insn = [0x3900_0020, 0, 0xb900_0020, 0xf900_0020][variant];
-    let value = if variant == 3 {
+    let value = if variant == 3 && layout.irq {
+        // GICD_IROUTER with the GIC enabled: this vCPU or one that does not exist, so that
+        // what a vCPU sees depends on its own operations only.
+        [layout.cpu as u64, 7][rng.below(2) as usize]
+    } else if variant == 3 {
         // GICD_IROUTER: this vCPU, another, one that does not exist, or any (IRM).
         [0, 1, 7, 1 << 31][rng.below(4) as usize]
     } else {
@@ -834,4 +838,114 @@ fn gic_write(rng: &mut Rng, layout: &Layout) -> Record {
 
 const fn tag(kind: Kind, class: u8, variant: u8) -> u64 {
     (kind as u64) << 16 | (class as u64) << 8 | variant as u64
+}
+
+/// An interrupt probe: one of the vCPU's own interrupts (an SGI, a PPI that is no timer or PMU
+/// interrupt, or one of its SPIs) is put in Group 1 with a random priority, enabled (three
+/// times in four) and made pending (an SGI to itself by `ICC_SGI1R_EL1`, or `ISPENDR`); then
+/// `ICC_HPPIR1_EL1` and `ICC_IAR1_EL1` are read, and what was acknowledged is ended
+/// (`ICC_EOIR1_EL1`, and `ICC_DIR_EL1` when `ICC_CTLR_EL1.EOImode` is 1). The value recorded
+/// is `HPPIR1 | IAR1 << 32`: the GIC's choice among everything this vCPU left pending, active
+/// or enabled before (GICv3 "Interrupt prioritization", IHI 0069), compared with bare QEMU's.
+fn irq_probe(rng: &mut Rng, layout: &Layout) -> Record {
+    let cpu = layout.cpu as u64;
+    let sgi_frame = GICR + 0x2_0000 * cpu + 0x1_0000;
+    let (intid, base) = match rng.below(3) {
+        1 => (16 + rng.below(7), sgi_frame),
+        2 if cpu < 3 => (32 * (1 + cpu) + rng.below(32), GICD),
+        _ => (rng.below(16), sgi_frame),
+    };
+    let word = 4 * (intid / 32);
+    let bit = 1u32 << (intid % 32);
+    let priority = [0x00u8, 0x40, 0x80, 0xc0, 0xf0][rng.below(5) as usize];
+    let enable = rng.below(4) != 0;
+    let by_sgi1r = intid < 16 && rng.below(2) == 0;
+    // SAFETY: the vCPU's own GIC registers (its redistributor's SGI frame, or the distributor
+    // registers of its own SPIs), 32-bit and byte accesses the GIC supports.
+    unsafe {
+        let group = (base + 0x080 + word) as *mut u32;
+        group.write_volatile(group.read_volatile() | bit);
+        ((base + 0x400 + intid) as *mut u8).write_volatile(priority);
+        if enable {
+            ((base + 0x100 + word) as *mut u32).write_volatile(bit);
+        }
+        if !by_sgi1r {
+            ((base + 0x200 + word) as *mut u32).write_volatile(bit);
+        }
+    }
+    if by_sgi1r {
+        // TargetList bit Aff0 = this vCPU (Aff1..3 = 0 on both sides).
+        let sgi1r = intid << 24 | 1 << cpu;
+        // SAFETY: ICC_SGI1R_EL1 write: an SGI to this vCPU; no memory.
+        unsafe {
+            core::arch::asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) sgi1r, options(nostack))
+        };
+    }
+    let (hppir, iar, ctlr): (u64, u64, u64);
+    // SAFETY: reads of ICC_HPPIR1_EL1, ICC_IAR1_EL1 (acknowledges what it returns) and
+    // ICC_CTLR_EL1; no memory.
+    unsafe {
+        core::arch::asm!(
+            "isb",
+            "mrs {h}, S3_0_C12_C12_2",
+            "mrs {i}, S3_0_C12_C12_0",
+            "mrs {c}, S3_0_C12_C12_4",
+            h = out(reg) hppir, i = out(reg) iar, c = out(reg) ctlr,
+            options(nostack),
+        );
+    }
+    if iar < 1020 {
+        // SAFETY: ends the acknowledged interrupt (EOImode 1: priority drop, then deactivate).
+        unsafe {
+            core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) iar, options(nostack));
+            if ctlr & 2 != 0 {
+                core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) iar, options(nostack));
+            }
+        }
+    }
+    Record {
+        tag: tag(Kind::IrqProbe, u8::from(by_sgi1r), u8::from(enable))
+            | intid << 24
+            | u64::from(priority) << 40,
+        value: hppir & 0xff_ffff | (iar & 0xff_ffff) << 32,
+        ..Record::default()
+    }
+}
+
+/// Enables the distributor's Group 1 with affinity routing for [`irq_probe`] (vCPU 0, before
+/// the others start).
+pub fn enable_distributor() {
+    let ctlr = GICD as *mut u32;
+    // SAFETY: GICD_CTLR: ARE_NS (bit 4) | EnableGrp1NS (bit 1); with one Security state DS
+    // reads 1.
+    unsafe { ctlr.write_volatile(ctlr.read_volatile() | 0x12) };
+}
+
+/// Enables this vCPU's redistributor (awake) and CPU interface (`ICC_SRE_EL1.SRE`,
+/// `ICC_PMR_EL1` = 0xff, `ICC_IGRPEN1_EL1` = 1) for [`irq_probe`].
+pub fn enable_gic(cpu: usize) {
+    let rd = GICR + 0x2_0000 * cpu as u64;
+    // SAFETY: this vCPU's GICR_WAKER; then CPU interface registers, no memory.
+    unsafe {
+        let waker = (rd + 0x14) as *mut u32;
+        waker.write_volatile(waker.read_volatile() & !2);
+        for _ in 0..100_000 {
+            if waker.read_volatile() & 4 == 0 {
+                break;
+            }
+        }
+        core::arch::asm!(
+            "mrs {t}, S3_0_C12_C12_5",
+            "orr {t}, {t}, #1",
+            "msr S3_0_C12_C12_5, {t}",
+            "isb",
+            "mov {t}, #0xff",
+            "msr S3_0_C4_C6_0, {t}",
+            "mov {t}, #1",
+            "msr S3_0_C12_C12_7, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
 }
