@@ -822,6 +822,7 @@ fn gic_write(rng: &mut Rng, layout: &Layout) -> Record {
     } else {
         value
     };
+    let value = defined_icfgr(layout, addr, value);
     let tag = tag(Kind::GicWrite, 0, variant as u8) | (addr & 0xff_ffff) << 24;
     let mut record = run_words(
         layout,
@@ -838,6 +839,35 @@ fn gic_write(rng: &mut Rng, layout: &Layout) -> Record {
 
 const fn tag(kind: Kind, class: u8, variant: u8) -> u64 {
     (kind as u64) << 16 | (class as u64) << 8 | variant as u64
+}
+
+/// A write of `value` at `addr`, made architecturally defined if `addr` is a `GICD_ICFGR<n>` or
+/// `GICR_ICFGR1`: GICv3 makes changing `Int_config` of an enabled interrupt UNPREDICTABLE
+/// (IHI 0069, `GICD_ICFGR<n>`), so the fields of the interrupts enabled now keep their value.
+fn defined_icfgr(layout: &Layout, addr: u64, value: u64) -> u64 {
+    let sgi_frame = GICR + 0x2_0000 * layout.cpu as u64 + 0x1_0000;
+    let (enabler, half) = if addr == sgi_frame + 0xc04 {
+        (sgi_frame + 0x100, 1)
+    } else if (GICD + 0xc08..GICD + 0xd00).contains(&addr) {
+        let index = (addr - GICD - 0xc00) / 4;
+        (GICD + 0x100 + 4 * (index / 2), index % 2)
+    } else {
+        return value;
+    };
+    // SAFETY: 32-bit reads of the vCPU's own ISENABLER and ICFGR registers; no side effects.
+    let (enabled, current) = unsafe {
+        (
+            u64::from((enabler as *const u32).read_volatile()),
+            u64::from((addr as *const u32).read_volatile()),
+        )
+    };
+    let mut keep = 0u64;
+    for i in 0..16 {
+        if enabled >> (16 * half + i) & 1 != 0 {
+            keep |= 3 << (2 * i);
+        }
+    }
+    (value & !keep) | (current & keep)
 }
 
 /// An interrupt probe: one of the vCPU's own interrupts (an SGI, a PPI that is no timer or PMU
@@ -922,11 +952,19 @@ pub fn enable_distributor() {
 }
 
 /// Enables this vCPU's redistributor (awake) and CPU interface (`ICC_SRE_EL1.SRE`,
-/// `ICC_PMR_EL1` = 0xff, `ICC_IGRPEN1_EL1` = 1) for [`irq_probe`].
+/// `ICC_PMR_EL1` = 0xff, `ICC_IGRPEN1_EL1` = 1) for [`irq_probe`], after routing its own SPIs
+/// to itself (`GICD_IROUTER` resets to 0, vCPU 0).
 pub fn enable_gic(cpu: usize) {
     let rd = GICR + 0x2_0000 * cpu as u64;
-    // SAFETY: this vCPU's GICR_WAKER; then CPU interface registers, no memory.
+    // SAFETY: the IROUTER registers of this vCPU's own SPIs, its GICR_WAKER; then CPU
+    // interface registers, no memory.
     unsafe {
+        if cpu < 3 {
+            for spi in 0..32 {
+                let irouter = (GICD + 0x6000 + 8 * (32 * (1 + cpu as u64) + spi)) as *mut u64;
+                irouter.write_volatile(cpu as u64);
+            }
+        }
         let waker = (rd + 0x14) as *mut u32;
         waker.write_volatile(waker.read_volatile() & !2);
         for _ in 0..100_000 {
