@@ -769,28 +769,41 @@ pub fn reduce(
     Ok(Some(list))
 }
 
-/// The short runs of `./x test`: 2 vCPUs, a few thousand ops, on `cpu`. `Err` names every
-/// difference and failure.
+/// The short runs of `./x test`: 2 vCPUs, 3,000 ops each, on `cpu`, the default mix and with
+/// `--irq`. `Err` names every difference and failure.
 ///
 /// # Errors
 ///
 /// When a run cannot be started.
 pub fn smoke(artifacts: &Artifacts, cpu: &str) -> XResult<Result<(), String>> {
-    let params = Params {
-        cpu: cpu.to_owned(),
-        seed: SMOKE_SEED,
-        ops: 3000,
-        smp: 2,
-        block: 1024,
-        only: None,
-        full: false,
-        irq: false,
-    };
-    let summary = compare(artifacts, &params)?;
-    let mut report: Vec<String> = summary.failures.clone();
+    let mut report = Vec::new();
+    for irq in [false, true] {
+        let params = Params {
+            cpu: cpu.to_owned(),
+            seed: SMOKE_SEED,
+            ops: 3000,
+            smp: 2,
+            block: 1024,
+            only: None,
+            full: false,
+            irq,
+        };
+        smoke_run(artifacts, &params, &mut report)?;
+    }
+    Ok(if report.is_empty() {
+        Ok(())
+    } else {
+        Err(report.join("; "))
+    })
+}
+
+fn smoke_run(artifacts: &Artifacts, params: &Params, report: &mut Vec<String>) -> XResult<()> {
+    let summary = compare(artifacts, params)?;
+    let mode = if params.irq { "--irq: " } else { "" };
+    report.extend(summary.failures.iter().map(|f| format!("{mode}{f}")));
     for d in &summary.differences {
         report.push(format!(
-            "vCPU {} op {} ({}): bare {}, moat {}",
+            "{mode}vCPU {} op {} ({}): bare {}, moat {}",
             d.cpu,
             d.index,
             describe_tag(d.bare.or(d.moat).map_or(0, |r| r[0])),
@@ -799,16 +812,15 @@ pub fn smoke(artifacts: &Artifacts, cpu: &str) -> XResult<Result<(), String>> {
         ));
     }
     if summary.differing_blocks.len() > summary.differences.len() {
-        report.push(format!("{} blocks differ", summary.differing_blocks.len()));
+        report.push(format!(
+            "{mode}{} blocks differ",
+            summary.differing_blocks.len()
+        ));
     }
-    if report.is_empty() && summary.ops != 6000 {
-        report.push(format!("{} ops ran, want 6000", summary.ops));
+    if summary.failures.is_empty() && summary.ops != 6000 {
+        report.push(format!("{mode}{} ops ran, want 6000", summary.ops));
     }
-    Ok(if report.is_empty() {
-        Ok(())
-    } else {
-        Err(report.join("; "))
-    })
+    Ok(())
 }
 
 /// The seed of `./x test`'s run.

@@ -823,6 +823,16 @@ fn gic_write(rng: &mut Rng, layout: &Layout) -> Record {
         value
     };
     let value = defined_icfgr(layout, addr, value);
+    let priority = (GICD + 0x400..GICD + 0x800).contains(&addr)
+        || (addr & 0x1_ffff) >= 0x1_0400 && (addr & 0x1_ffff) < 0x1_0420 && addr >= GICR;
+    let value = if layout.irq && priority {
+        // The CPU interface implements 5 priority bits (`ICC_CTLR_EL1.PRIbits` = 4); QEMU's
+        // distributor keeps all 8 and takes 0xff for "no interrupt" (`docs/qemu-departures.md`
+        // §7): with interrupts delivered, priorities are written with bits [2:0] = 0.
+        value & 0xf8f8_f8f8_f8f8_f8f8
+    } else {
+        value
+    };
     let tag = tag(Kind::GicWrite, 0, variant as u8) | (addr & 0xff_ffff) << 24;
     let mut record = run_words(
         layout,
