@@ -1,29 +1,25 @@
 //! The bundle reader (Moat parses the bundle from its loader at boot): any bytes parse or are
-//! refused, never a panic. A bundle that parses keeps the reader's promise — its images and
-//! guest device tree lie inside the configuration's RAM without overlapping — and, when its
-//! configuration validates, written again with the same parts it reads back the same.
+//! refused, never a panic. A bundle that parses keeps the reader's promises — its VMs pass the
+//! system rules (their own, and no name or CPU shared), and each VM's images and guest device
+//! tree lie inside its RAM without overlapping — and, written again with the same parts, it
+//! reads back the same.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use moat_config::loader::{GuestImage, ImageFormat, Segment};
-use moat_config::{Bundle, write_bundle};
+use moat_config::{Bundle, BundleVm, VmBundle, write_system_bundle};
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(bundle) = Bundle::parse(data) else {
-        return;
-    };
-    let vm = bundle.config();
-    let _ = vm.validate(Some(48));
-    let mut parts: Vec<(u128, u128)> = bundle
+/// Checks that `vm`'s parts lie inside its RAM without overlapping.
+fn check_parts(vm: &VmBundle<'_>) {
+    let config = vm.config();
+    let _ = config.validate(Some(48));
+    let mut parts: Vec<(u128, u128)> = vm
         .images()
         .map(|i| (u128::from(i.load_ipa.raw()), i.data.len() as u128))
         .collect();
-    parts.push((
-        u128::from(bundle.dtb_ipa().raw()),
-        bundle.dtb().len() as u128,
-    ));
+    parts.push((u128::from(vm.dtb_ipa().raw()), vm.dtb().len() as u128));
     for &(start, len) in &parts {
-        let inside = vm.ram.iter().any(|r| {
+        let inside = config.ram.iter().any(|r| {
             let (base, size) = (u128::from(r.base.raw()), u128::from(r.size));
             start >= base && start + len <= base + size
         });
@@ -37,22 +33,45 @@ fuzz_target!(|data: &[u8]| {
             "parts overlap: {pair:x?}"
         );
     }
-    if vm.validate(None).is_err() {
-        return;
-    }
-    let image = GuestImage {
-        segments: bundle
+}
+
+fn image_of(vm: &VmBundle<'_>) -> GuestImage {
+    GuestImage {
+        segments: vm
             .images()
             .map(|i| Segment {
                 ipa: i.load_ipa,
                 data: i.data.to_vec(),
             })
             .collect(),
-        entry: bundle.entry(),
+        entry: vm.entry(),
         format: ImageFormat::Raw,
         arch: None,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(bundle) = Bundle::parse(data) else {
+        return;
     };
-    let Ok(blob) = write_bundle(vm, &image, bundle.dtb(), bundle.dtb_ipa()) else {
+    assert!(!bundle.vms().is_empty(), "a bundle without VMs parsed");
+    if let Err(e) = bundle.system().validate(None, None) {
+        panic!("a parsed bundle breaks the system rules: {e}");
+    }
+    bundle.vms().iter().for_each(check_parts);
+    let images: Vec<GuestImage> = bundle.vms().iter().map(image_of).collect();
+    let parts: Vec<BundleVm<'_>> = bundle
+        .vms()
+        .iter()
+        .zip(&images)
+        .map(|(vm, image)| BundleVm {
+            config: vm.config(),
+            image,
+            dtb: vm.dtb(),
+            dtb_ipa: vm.dtb_ipa(),
+        })
+        .collect();
+    let Ok(blob) = write_system_bundle(&parts) else {
         return;
     };
     match Bundle::parse(&blob) {

@@ -185,7 +185,13 @@ fn write_bundle_dtb(bundle: &Path, dtb: &Path) -> XResult<()> {
     let bytes = std::fs::read(bundle).map_err(|e| failed(format!("{}: {e}", bundle.display())))?;
     let parsed = moat_config::Bundle::parse(&bytes)
         .map_err(|e| failed(format!("{}: {e:?}", bundle.display())))?;
-    std::fs::write(dtb, parsed.dtb()).map_err(|e| failed(format!("{}: {e}", dtb.display())))
+    let [vm] = parsed.vms() else {
+        return Err(failed(format!(
+            "{}: not a single-VM bundle",
+            bundle.display()
+        )));
+    };
+    std::fs::write(dtb, vm.dtb()).map_err(|e| failed(format!("{}: {e}", dtb.display())))
 }
 
 fn bare_boot(linux: &crate::linux::LinuxGuest, cpus: u32, dtb: &Path) -> XResult<Outcome> {

@@ -19,8 +19,9 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// The test guests built from `bare/guests/`, by binary name.
-pub const GUESTS: [&str; 7] = [
+pub const GUESTS: [&str; 8] = [
     "moat-guest-hello",
+    "moat-guest-partner",
     "moat-guest-selftest",
     "moat-guest-exitbench",
     "moat-guest-probe",
@@ -110,12 +111,22 @@ pub fn build_bare() -> XResult<Artifacts> {
     std::fs::create_dir_all(&guests)
         .map_err(|e| failed(format!("creating {}: {e}", guests.display())))?;
     let moat = out.join("moat.bin");
+    check_relocations(&elf_dir.join("moat"))?;
     objcopy(&elf_dir.join("moat"), &moat)?;
     for guest in GUESTS {
         objcopy(&elf_dir.join(guest), &guests.join(format!("{guest}.bin")))?;
     }
     build_aarch32_probe(&guests)?;
     Ok(Artifacts { moat, guests })
+}
+
+/// Refuses a Moat ELF whose relocations its boot code cannot apply (`relocs.rs`).
+fn check_relocations(elf: &Path) -> XResult<()> {
+    let bytes =
+        std::fs::read(elf).map_err(|e| failed(format!("reading {}: {e}", elf.display())))?;
+    crate::relocs::check(&bytes)
+        .map(|_| ())
+        .map_err(|e| failed(format!("{} cannot relocate itself: {e}", elf.display())))
 }
 
 /// Builds the AArch32 probe for its own target (a workspace-wide build makes it an empty stub:

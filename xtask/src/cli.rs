@@ -301,7 +301,9 @@ struct RunArgs {
     /// Boot the kernel directly on QEMU, without Moat (a reference for `--kernel`/`--linux`).
     #[arg(long)]
     bare: bool,
-    /// A VM description (TOML); see configs/. Options below override it.
+    /// A VM description (TOML); see configs/. Options below override it. A system description
+    /// (`[[vm]]` tables) names every VM's images and CPUs itself: the options that describe one
+    /// VM are refused with it, and QEMU gets CPUs 0 to the highest one a VM names.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The VM's IPA size S in bits (32..=48, at most the CPU's IPA limit).
@@ -312,7 +314,7 @@ struct RunArgs {
     #[arg(long, value_enum)]
     parange: Option<Parange>,
     /// QEMU's CPU model.
-    #[arg(long, value_name = "NAME", default_value = "max,pauth-impdef=on")]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_CPU)]
     cpu: String,
     /// The size of the VM's RAM, e.g. 128M or 1G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -328,6 +330,18 @@ struct RunArgs {
     /// Stop QEMU after this many seconds (default: no limit).
     #[arg(long, allow_negative_numbers = true, value_name = "SECONDS")]
     timeout: Option<u64>,
+    /// The machine Moat runs on: QEMU's `virt` (GICv3, PL011), or its model of the Xilinx
+    /// ZCU102 board (4 Cortex-A53s, 2 GiB, GIC-400, Cadence UART, Debian's device tree of the
+    /// board). Moat does not drive the ZCU102's GICv2 yet: there the guest runs without
+    /// interrupts.
+    #[arg(long, value_enum, default_value = "virt")]
+    board: Board,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Board {
+    Virt,
+    Zcu102,
 }
 
 /// Options of `./x test`.
@@ -531,7 +545,58 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The CPU model of the run: `--cpu` on `virt`; the board's Cortex-A53 on the ZCU102, where
+/// `--cpu` (and `--bare`, which boots on `virt`) are refused.
+fn board_cpu(args: &RunArgs) -> XResult<&str> {
+    match args.board {
+        Board::Virt => Ok(&args.cpu),
+        Board::Zcu102 if args.bare => Err(usage(
+            "--bare: the bare reference boots on virt, not with --board zcu102",
+        )),
+        Board::Zcu102 if args.cpu != DEFAULT_CPU && args.cpu != ZCU102_CPU => Err(usage(format!(
+            "--cpu {}: the ZCU102's cores are Cortex-A53s ({ZCU102_CPU}); --board zcu102 takes no other",
+            args.cpu
+        ))),
+        Board::Zcu102 => Ok(ZCU102_CPU),
+    }
+}
+
+/// `--cpu`'s default.
+const DEFAULT_CPU: &str = "max,pauth-impdef=on";
+/// The ZCU102's cores.
+const ZCU102_CPU: &str = "cortex-a53";
+
+/// Refuses a VM that, with Moat and its bundle, does not fit the ZCU102 model's 2 GiB.
+fn check_fits_zcu102(config: &moat_config::VmConfig, bundle_bytes: u64) -> XResult<()> {
+    let need = vm::machine_mem_mib(config, bundle_bytes);
+    let board = crate::board::ZCU102_MEM_MIB;
+    if need <= board {
+        return Ok(());
+    }
+    let guest: u64 = config.ram.iter().map(|r| r.size >> 20).sum();
+    Err(usage(format!(
+        "--mem: the VM's {guest} MiB of RAM need a {need} MiB machine (with Moat and the bundle), but the ZCU102 model runs with {board} MiB"
+    )))
+}
+
 fn run(args: &RunArgs) -> XResult<ExitCode> {
+    if let Some(path) = &args.config {
+        let file = Named::new("--config", path);
+        let dir = path.parent().unwrap_or_else(|| std::path::Path::new(""));
+        let parsed = moat_config::SystemFile::from_toml_str(&file.read_text()?, dir)
+            .map_err(|e| file.refuse(e))?;
+        if let Some(images) = parsed.images {
+            crate::system::refuse_single_vm_options(path, &single_vm_options(args))?;
+            let run = crate::system::SystemRun {
+                path,
+                system: parsed.system,
+                images,
+                cpu: &args.cpu,
+                timeout: args.timeout,
+            };
+            return run.run();
+        }
+    }
     // Without a guest named, `./x run` boots Debian's Linux on 2 vCPUs.
     let default_linux = args.guest.is_none() && args.kernel.is_none() && !args.hello;
     let default_cpus = (default_linux && args.config.is_none()).then_some(2);
@@ -547,8 +612,9 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         cpus: args.smp.or(default_cpus),
     };
     // The VM and the files named are checked before anything is fetched or built.
-    crate::qemu::check_cpu(&args.cpu)?;
-    let mut config = vm::describe(&request, &args.cpu)?;
+    let cpu = board_cpu(args)?;
+    crate::qemu::check_cpu(cpu)?;
+    let mut config = vm::describe(&request, cpu)?;
     let choice = guest_choice(args, &config, default_linux)?;
     let (guest, initrd) = match choice {
         GuestChoice::Linux(boot) => {
@@ -600,6 +666,9 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
             vm::bundle(&config, Named::new("guest image", &hello), kind, None)?
         }
     };
+    if args.board == Board::Zcu102 {
+        check_fits_zcu102(&config, bundle_bytes.len() as u64)?;
+    }
     // Everything this run writes is in a directory of its own, removed when the run ends.
     let scratch = Scratch::new("run")?;
     let bundle = scratch.join("vm.bundle");
@@ -608,21 +677,40 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         cpu: args.cpu.clone(),
         mem_mib: vm::checked_machine_mem_mib(&config, bundle_bytes.len() as u64)?,
         kernel: artifacts.moat,
-        initrd: Some(bundle),
+        initrd: Some(bundle.clone()),
         append: None,
         el2: true,
         smp: config.cpus,
     };
     drop(bundle_bytes);
-    let outcome = machine.run(
-        ConsoleMode::Interactive,
-        args.timeout.map(Duration::from_secs),
-    )?;
+    let limit = args.timeout.map(Duration::from_secs);
+    let outcome = match args.board {
+        Board::Virt => machine.run(ConsoleMode::Interactive, limit)?,
+        Board::Zcu102 => {
+            let dtb = crate::board::zcu102_dtb();
+            let board = crate::board::Zcu102 {
+                moat: &machine.kernel,
+                bundle: &bundle,
+                dtb: &dtb,
+            };
+            board.run(ConsoleMode::Interactive, limit)?
+        }
+    };
     drop(scratch);
+    exit_code(&outcome, args.timeout)
+}
+
+/// `./x run`'s exit status for a run under Moat: 124 when `--timeout` stopped QEMU, else what
+/// Moat's `MOAT-EXIT:` line says (1 without one).
+///
+/// # Errors
+///
+/// None; the `Result` is `./x run`'s.
+pub fn exit_code(outcome: &crate::qemu::Outcome, timeout: Option<u64>) -> XResult<ExitCode> {
     if outcome.timed_out {
         eprintln!(
             "x: stopped QEMU after {} s (--timeout)",
-            args.timeout.unwrap_or(0)
+            timeout.unwrap_or(0)
         );
         return Ok(ExitCode::from(124));
     }
@@ -632,6 +720,25 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
             eprintln!("x: QEMU ended without Moat's MOAT-EXIT line");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// The options of `./x run` that describe one VM (refused with a system description).
+fn single_vm_options(args: &RunArgs) -> crate::system::SingleVmOptions {
+    crate::system::SingleVmOptions {
+        given: vec![
+            ("--guest", args.guest.is_some()),
+            ("--kernel", args.kernel.is_some()),
+            ("--initrd", args.initrd.is_some()),
+            ("--linux", args.linux),
+            ("--hello", args.hello),
+            ("--bare", args.bare),
+            ("--ipa-bits", args.ipa_bits.is_some()),
+            ("--parange", args.parange.is_some()),
+            ("--mem", args.mem.is_some()),
+            ("--append", args.append.is_some()),
+        ],
+        smp: args.smp.is_some(),
     }
 }
 

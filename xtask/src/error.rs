@@ -21,6 +21,17 @@ impl XError {
     }
 }
 
+impl XError {
+    /// The same kind of error with its message rewritten by `f`.
+    #[must_use]
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Self::Usage(m) => Self::Usage(f(m)),
+            Self::Failed(m) => Self::Failed(f(m)),
+        }
+    }
+}
+
 impl fmt::Display for XError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

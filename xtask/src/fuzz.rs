@@ -22,7 +22,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 /// Every target in `fuzz/fuzz_targets/`, in the order they run.
-pub const TARGETS: [&str; 6] = ["esr", "insn", "devices", "smccc", "config", "bundle"];
+pub const TARGETS: [&str; 7] = [
+    "esr", "insn", "devices", "smccc", "config", "bundle", "platform",
+];
 
 /// The cargo-fuzz release series the project uses.
 const CARGO_FUZZ_VERSION: &str = "^0.13";

@@ -19,6 +19,13 @@ use std::time::{Duration, Instant};
 
 #[path = "harness/run_cases.rs"]
 mod run_cases;
+mod systems;
+
+#[path = "harness/boot_chain.rs"]
+mod boot_chain;
+
+#[path = "harness/board.rs"]
+mod board;
 
 /// The CPU models every guest test runs on: a 44-bit-PARange core and QEMU's `max` (52-bit
 /// PARange, so the IPA limit is the 48 of the 4K granule); pointer authentication uses QEMU's
@@ -73,6 +80,9 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     moat_refuses_s_above_l(&artifacts, &mut tally)?;
     aarch32_cases(&artifacts, &mut tally)?;
     race::cpu_on_race(&artifacts, &mut tally)?;
+    boot_chain::uboot_cases(&artifacts, &mut tally)?;
+    board::zcu102_cases(&artifacts, &mut tally)?;
+    board::reservation_case(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;
     tally.record(
@@ -85,6 +95,10 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     run_cases::initrd_with_guest(&mut tally)?;
     run_cases::kvm_unit_tests_environment(&mut tally)?;
     run_cases::two_runs_at_once(&mut tally)?;
+    systems::side_by_side(&mut tally)?;
+    systems::restart_alone(&mut tally)?;
+    systems::isolation_scan(&mut tally)?;
+    systems::two_linux(&mut tally)?;
     kvm_unit_tests(&artifacts, &mut tally)?;
     config_cases(&mut tally)?;
     fuzz_cases(&mut tally)?;
@@ -190,6 +204,7 @@ fn static_checks() -> XResult<()> {
         "moat-vcpu",
         "moat-devices",
         "moat-config",
+        "moat-platform",
     ];
     let mut cmd = bare_cargo();
     cmd.args(["build", "--release", "--quiet"]);
@@ -246,11 +261,24 @@ fn boot(
     request: &VmRequest,
     tag: &str,
 ) -> XResult<Outcome> {
+    let (_scratch, machine) = moat_machine(artifacts, guest, cpu, request, tag)?;
+    machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+}
+
+/// The machine that boots `guest` under Moat on `cpu`: its bundle is written into the returned
+/// scratch directory, which must live as long as the machine is used.
+fn moat_machine(
+    artifacts: &Artifacts,
+    guest: &Path,
+    cpu: &str,
+    request: &VmRequest,
+    tag: &str,
+) -> XResult<(Scratch, Machine)> {
     let vm = vm::describe(request, cpu)?;
     let scratch = Scratch::new("test")?;
     let bundle = scratch.join(&format!("{tag}.bundle"));
-    vm::moat_machine(&vm, &artifacts.moat, guest, cpu, &bundle)?
-        .run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+    let machine = vm::moat_machine(&vm, &artifacts.moat, guest, cpu, &bundle)?;
+    Ok((scratch, machine))
 }
 
 fn with_bootargs(args: &str) -> VmRequest {
@@ -757,19 +785,56 @@ fn assemble_with(prefix: &str, name: &str, source: &str) -> XResult<Assembled> {
     Ok(Assembled { _dir: dir, bin })
 }
 
-/// The command line as a user meets it: `./x run` on an external image, and the refusals.
-fn cli_cases(_artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
-    let external = assemble_guest("external", EXTERNAL_GUEST)?;
-    let ok = cli(&["run", "--guest", path_str(&external), "--timeout", "30"])?;
-    let verdict = expect_status(&ok, 0).and_then(|()| {
-        if String::from_utf8_lossy(&ok.stdout).contains("OK") {
+/// A system description of one VM, on the machine's CPU 0, booting `external.bin` beside it.
+const SYSTEM_OF_ONE_VM: &str = r#"
+[[vm]]
+name = "external"
+cpus = [0]
+guest = "./external.bin"
+[[vm.ram]]
+base = 0x4000_0000
+size = "16M"
+[[vm.device]]
+kind = "pl011"
+base = 0x0900_0000
+"#;
+
+/// The external guest's run: exit status 0 and its `OK` on the console.
+fn printed_ok(out: &std::process::Output) -> Result<(), String> {
+    expect_status(out, 0).and_then(|()| {
+        if String::from_utf8_lossy(&out.stdout).contains("OK") {
             Ok(())
         } else {
             Err("no OK on the console".into())
         }
-    });
+    })
+}
+
+/// The command line as a user meets it: `./x run` on an external image, and the refusals.
+fn cli_cases(_artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let external = assemble_guest("external", EXTERNAL_GUEST)?;
+    let ok = cli(&["run", "--guest", path_str(&external), "--timeout", "30"])?;
+    let verdict = printed_ok(&ok);
     tally.record(
         "run_boots_an_image_assembled_outside_the_project",
+        "max",
+        None,
+        verdict,
+    );
+
+    // The same image named by a system description beside it (`guest = "./external.bin"`):
+    // the `[[vm]]` path of `./x run --config`, its image found relative to the file.
+    let dir = Scratch::new("system")?;
+    let copied = dir.join("external.bin");
+    std::fs::copy(&external.bin, &copied)
+        .map_err(|e| failed(format!("copying the external guest: {e}")))?;
+    let description = dir.join("one-vm.toml");
+    std::fs::write(&description, SYSTEM_OF_ONE_VM)
+        .map_err(|e| failed(format!("{}: {e}", description.display())))?;
+    let ok = cli(&["run", "--config", path_str(&description), "--timeout", "30"])?;
+    let verdict = printed_ok(&ok);
+    tally.record(
+        "run_boots_the_guest_a_system_description_names_beside_it",
         "max",
         None,
         verdict,
@@ -842,9 +907,6 @@ fn one_line_naming(out: &std::process::Output, needle: &str) -> Result<(), Strin
     }
 }
 
-/// Every VM description in `configs/` boots the greeting guest (or is refused with exit
-/// status 2 where it asks for what Moat does not offer yet), and every one in
-/// `configs/invalid/` is refused before anything runs, with the message its first line names.
 /// A short run of every fuzz target (built once), each a case: it passes when libFuzzer found
 /// nothing in that time. `./x fuzz` runs them for longer.
 fn fuzz_cases(tally: &mut Tally) -> XResult<()> {
@@ -865,11 +927,22 @@ fn fuzz_cases(tally: &mut Tally) -> XResult<()> {
     Ok(())
 }
 
+/// Every single-VM description in `configs/` boots the greeting guest (or is refused with
+/// exit status 2 where it asks for what Moat does not offer yet), and every one in
+/// `configs/invalid/` (both forms) is refused before anything runs, with the message its first
+/// line names.
 fn config_cases(tally: &mut Tally) -> XResult<()> {
     let dir = build::repo_root().join("configs");
     for path in toml_files(&dir)? {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        // A system description (`[[vm]]` tables) names its own guests, so `--hello` does not
+        // apply: its VMs boot in the system cases; the host tests read and bundle every file.
+        let system = moat_config::SystemFile::from_toml_str(&text, &dir)
+            .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        if system.images.is_some() {
+            continue;
+        }
         let name = format!("config_{}_boots", stem(&path));
         let out = cli(&[
             "run",

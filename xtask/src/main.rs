@@ -5,6 +5,7 @@
 //! lacks and then runs this program.
 
 mod benchmarks;
+mod board;
 mod bootbench;
 mod build;
 mod chaos;
@@ -21,8 +22,11 @@ mod kut;
 mod kvm;
 mod linux;
 mod qemu;
+mod relocs;
 mod scratch;
 mod sweep;
+mod system;
+mod uboot;
 mod vm;
 
 use clap::Parser;

@@ -136,12 +136,7 @@ impl Machine {
         if let Some(append) = &self.append {
             cmd.arg("-append").arg(append);
         }
-        match mode {
-            ConsoleMode::Interactive => cmd.arg("-nographic"),
-            ConsoleMode::Captured | ConsoleMode::Scripted(_) => {
-                cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-            }
-        };
+        cmd.args(console_args(mode));
         cmd
     }
 
@@ -185,80 +180,105 @@ impl Machine {
     ) -> XResult<Outcome> {
         let mut cmd = self.command(mode);
         cmd.args(extra);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        cmd.stdin(match mode {
-            ConsoleMode::Interactive => Stdio::inherit(),
-            ConsoleMode::Scripted(_) => Stdio::piped(),
-            ConsoleMode::Captured => Stdio::null(),
-        });
-        let start = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| failed(format!("cannot start qemu-system-aarch64: {e}")))?;
-        let captured = Arc::new(Mutex::new(Vec::new()));
-        let reader = {
-            let mut stdout = child.stdout.take().expect("stdout is piped");
-            let captured = Arc::clone(&captured);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stdout.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if mode == ConsoleMode::Interactive {
-                        let mut out = std::io::stdout().lock();
-                        let _ = out.write_all(&buf[..n]);
-                        let _ = out.flush();
-                    }
-                    captured
-                        .lock()
-                        .expect("console buffer")
-                        .extend_from_slice(&buf[..n]);
-                }
-            })
-        };
-        let mut script = Script::new(mode, child.stdin.take());
-        let mut timed_out = false;
-        let mut end_seen: Option<Instant> = None;
-        loop {
-            {
-                let console = captured.lock().expect("console buffer");
-                script.advance(&console);
-                if end_seen.is_none() && end.is_some_and(|e| find(&console, e.as_bytes()).is_some())
-                {
-                    end_seen = Some(Instant::now());
-                }
-            }
-            if child
-                .try_wait()
-                .map_err(|e| failed(format!("waiting for QEMU: {e}")))?
-                .is_some()
-            {
-                break;
-            }
-            if end_seen.is_some_and(|t| t.elapsed() > END_GRACE) {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            if limit.is_some_and(|l| start.elapsed() > l) {
-                timed_out = true;
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = reader.join();
-        let bytes = captured.lock().expect("console buffer").clone();
-        let console = String::from_utf8_lossy(&bytes).replace('\r', "");
-        Ok(Outcome {
-            exit: parse_exit(&console),
-            console,
-            timed_out,
-            elapsed: start.elapsed(),
-        })
+        run_command(cmd, mode, limit, end)
     }
+}
+
+/// The console arguments of `mode`: the user's terminal, or the first serial port on stdout.
+pub fn console_args(mode: ConsoleMode) -> &'static [&'static str] {
+    match mode {
+        ConsoleMode::Interactive => &["-nographic"],
+        ConsoleMode::Captured | ConsoleMode::Scripted(_) => {
+            &["-display", "none", "-monitor", "none", "-serial", "stdio"]
+        }
+    }
+}
+
+/// Runs a QEMU command line made elsewhere (a firmware boot, another board) as
+/// [`Machine::run_until`] runs its own: `cmd` must put the console on stdio
+/// ([`console_args`]).
+///
+/// # Errors
+///
+/// When QEMU cannot be started.
+pub fn run_command(
+    mut cmd: Command,
+    mode: ConsoleMode,
+    limit: Option<Duration>,
+    end: Option<&str>,
+) -> XResult<Outcome> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdin(match mode {
+        ConsoleMode::Interactive => Stdio::inherit(),
+        ConsoleMode::Scripted(_) => Stdio::piped(),
+        ConsoleMode::Captured => Stdio::null(),
+    });
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| failed(format!("cannot start qemu-system-aarch64: {e}")))?;
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let captured = Arc::clone(&captured);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if mode == ConsoleMode::Interactive {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+                captured
+                    .lock()
+                    .expect("console buffer")
+                    .extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let mut script = Script::new(mode, child.stdin.take());
+    let mut timed_out = false;
+    let mut end_seen: Option<Instant> = None;
+    loop {
+        {
+            let console = captured.lock().expect("console buffer");
+            script.advance(&console);
+            if end_seen.is_none() && end.is_some_and(|e| find(&console, e.as_bytes()).is_some()) {
+                end_seen = Some(Instant::now());
+            }
+        }
+        if child
+            .try_wait()
+            .map_err(|e| failed(format!("waiting for QEMU: {e}")))?
+            .is_some()
+        {
+            break;
+        }
+        if end_seen.is_some_and(|t| t.elapsed() > END_GRACE) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        if limit.is_some_and(|l| start.elapsed() > l) {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = reader.join();
+    let bytes = captured.lock().expect("console buffer").clone();
+    let console = String::from_utf8_lossy(&bytes).replace('\r', "");
+    Ok(Outcome {
+        exit: parse_exit(&console),
+        console,
+        timed_out,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// How long [`Machine::run_until`] lets a guest run after its last line: time to power off.

@@ -79,20 +79,31 @@ pub enum GuestKind {
     Any,
 }
 
+/// What a VM's bundle node carries besides its description: the loaded image (the initrd,
+/// if any, one more segment), the guest device tree and where it goes.
+pub struct VmParts {
+    /// The guest image.
+    pub image: moat_config::GuestImage,
+    /// The guest device tree.
+    pub dtb: Vec<u8>,
+    /// Where the device tree goes.
+    pub dtb_ipa: moat_config::Ipa,
+}
+
 /// Loads `guest` into `vm` (with `initrd`, if any, placed after it by
 /// `moat_config::initrd` as one more image segment and named in the guest device tree's
-/// `/chosen`), generates the device tree, and returns the bundle.
+/// `/chosen`), and generates the device tree.
 ///
 /// # Errors
 ///
 /// A usage error naming the file (and the option that named it) when a file is missing,
 /// unreadable, not what `kind` asks for, or the images do not fit the VM's RAM.
-pub fn bundle(
+pub fn prepare(
     vm: &VmConfig,
     guest: Named<'_>,
     kind: GuestKind,
     initrd: Option<Named<'_>>,
-) -> XResult<Vec<u8>> {
+) -> XResult<VmParts> {
     let bytes = guest.read()?;
     let ram = vm.ram.first().ok_or_else(|| usage("the VM has no RAM"))?;
     let load = match kind {
@@ -109,7 +120,27 @@ pub fn bundle(
     };
     let dtb = moat_config::generate_guest_dtb(vm, initrd)
         .map_err(|e| failed(format!("guest device tree: {e}")))?;
-    moat_config::write_bundle(vm, &image, &dtb, dtb_ipa).map_err(|e| guest.refuse(e))
+    Ok(VmParts {
+        image,
+        dtb,
+        dtb_ipa,
+    })
+}
+
+/// [`prepare`]s the single VM `vm` and returns its bundle.
+///
+/// # Errors
+///
+/// As [`prepare`].
+pub fn bundle(
+    vm: &VmConfig,
+    guest: Named<'_>,
+    kind: GuestKind,
+    initrd: Option<Named<'_>>,
+) -> XResult<Vec<u8>> {
+    let parts = prepare(vm, guest, kind, initrd)?;
+    moat_config::write_bundle(vm, &parts.image, &parts.dtb, parts.dtb_ipa)
+        .map_err(|e| guest.refuse(e))
 }
 
 /// Writes `bytes` to `out`, creating its directory.
@@ -196,11 +227,21 @@ fn add_initrd(
     Ok(moat_config::add_initrd(image, ipa, data))
 }
 
+/// The room the machine's RAM keeps beside the VMs' for Moat itself (its image, heap and
+/// stage-2 tables) and the bundle.
+pub const MOAT_ROOM_MIB: u64 = 256;
+
 /// The machine's RAM for a VM: all of the VM's RAM plus room for Moat, the bundle and the
 /// device tree, rounded up to 64 MiB, at least 512 MiB.
 pub fn machine_mem_mib(vm: &VmConfig, bundle_bytes: u64) -> u64 {
-    let guest: u64 = vm.ram.iter().map(|r| r.size).sum();
-    let total = guest + bundle_bytes + (256 << 20);
+    mem_mib_for(vm.ram.iter().map(|r| r.size).sum(), bundle_bytes)
+}
+
+/// The machine's RAM for `guest_ram` bytes of VM RAM and the bundle, as [`machine_mem_mib`].
+fn mem_mib_for(guest_ram: u64, bundle_bytes: u64) -> u64 {
+    let total = guest_ram
+        .saturating_add(bundle_bytes)
+        .saturating_add(MOAT_ROOM_MIB << 20);
     (total >> 20).next_multiple_of(64).max(512)
 }
 
@@ -208,19 +249,45 @@ pub fn machine_mem_mib(vm: &VmConfig, bundle_bytes: u64) -> u64 {
 /// starts at 1 GiB and must end by 4 GiB ("Addressing limited to 32 bits" beyond).
 pub const MACHINE_MEM_MAX_MIB: u64 = 3072;
 
+/// The largest machine `./x run` gives QEMU, as the system description's rules see it: Moat's
+/// CPU limit, and the board's RAM less [`MOAT_ROOM_MIB`].
+pub const LARGEST_MACHINE: moat_config::Machine = moat_config::Machine {
+    cpus: moat_config::MAX_MACHINE_CPUS,
+    ram_bytes: (MACHINE_MEM_MAX_MIB - MOAT_ROOM_MIB) << 20,
+};
+
 /// [`machine_mem_mib`], refused when QEMU's board cannot hold it.
 ///
 /// # Errors
 ///
 /// A usage error naming the VM's RAM, what the machine would need and the board's limit.
 pub fn checked_machine_mem_mib(vm: &VmConfig, bundle_bytes: u64) -> XResult<u64> {
-    let mib = machine_mem_mib(vm, bundle_bytes);
+    let guest: u64 = vm.ram.iter().map(|r| r.size).sum();
+    checked_mem_mib(guest, bundle_bytes, "--mem: the VM's")
+}
+
+/// The machine's RAM for all the VMs of `system` and their bundle, refused when QEMU's board
+/// cannot hold it.
+///
+/// # Errors
+///
+/// A usage error naming the VMs' RAM, what the machine would need and the board's limit.
+pub fn checked_system_mem_mib(
+    system: &moat_config::SystemConfig,
+    bundle_bytes: u64,
+) -> XResult<u64> {
+    let guest = u64::try_from(system.ram_bytes()).unwrap_or(u64::MAX);
+    checked_mem_mib(guest, bundle_bytes, "the VMs'")
+}
+
+fn checked_mem_mib(guest: u64, bundle_bytes: u64, whose: &str) -> XResult<u64> {
+    let mib = mem_mib_for(guest, bundle_bytes);
     if mib <= MACHINE_MEM_MAX_MIB {
         return Ok(mib);
     }
-    let guest: u64 = vm.ram.iter().map(|r| r.size >> 20).sum();
     Err(usage(format!(
-        "--mem: the VM's {guest} MiB of RAM need a {mib} MiB machine (with Moat and the bundle), but QEMU's virt board (highmem=off) addresses at most {MACHINE_MEM_MAX_MIB} MiB"
+        "{whose} {} MiB of RAM need a {mib} MiB machine (with Moat and the bundle), but QEMU's virt board (highmem=off) addresses at most {MACHINE_MEM_MAX_MIB} MiB",
+        guest >> 20
     )))
 }
 
@@ -263,6 +330,9 @@ mod tests {
     /// The initrd images of a bundle and the `/chosen` range its device tree names.
     fn initrd_of(bundle: &[u8], data_len: usize) -> (u64, u64, u64) {
         let bundle = moat_config::Bundle::parse(bundle).expect("a valid bundle");
+        let [bundle] = bundle.vms() else {
+            panic!("one VM")
+        };
         let placed = bundle
             .images()
             .find(|i| i.data.len() == data_len && i.data.starts_with(b"INITRD"))

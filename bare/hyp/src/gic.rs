@@ -7,10 +7,15 @@
 //! Around every guest entry the model's pending interrupts are loaded into the `ICH_LR<n>_EL2`
 //! list registers, and read back after the exit (GICv3 IHI 0069, "Virtual interrupt handling").
 //!
-//! A level-triggered timer interrupt stays asserted until the guest reprograms the timer, so
-//! its physical PPI is disabled while the virtual one is pending or active, and enabled again
-//! once the timer's condition is false (the guest's EOI of it raises a maintenance interrupt,
-//! which brings Moat back to sample the timer).
+//! A level-triggered timer interrupt stays asserted until the guest reprograms the timer.
+//! Moat's CPU interface runs with `ICC_CTLR_EL1.EOImode` = 1 (IHI 0069: a write to
+//! `ICC_EOIR1_EL1` only drops the running priority; `ICC_DIR_EL1` deactivates): a timer PPI
+//! Moat acknowledges stays active, so it cannot fire again, and its virtual PPI goes into a
+//! list register with `HW` = 1 and `pINTID` = the same INTID (`ICH_LR<n>_EL2`), so that the
+//! guest's deactivation of the virtual interrupt deactivates the physical one in hardware — no
+//! maintenance interrupt, no masking — and a timer still asserted fires again at once. Moat
+//! deactivates it itself only when no list register will (`VirtGic::settle_hw_ppi`). Every
+//! other interrupt Moat takes is deactivated as soon as it is served.
 
 use crate::lock::Lock;
 use crate::platform::PhysRange;
@@ -18,8 +23,8 @@ use aarch64_cpu::registers::{ICH_HCR_EL2, ICH_VTR_EL2, Readable, Writeable};
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, Trigger};
 use core::ptr::NonNull;
-use moat_devices::gic::list_regs::{IchVtr, MAX_LIST_REGS};
-use moat_devices::gic::{VcpuSet, VirtGic};
+use moat_devices::gic::list_regs::IchVtr;
+use moat_devices::gic::{HwPpi, VcpuSet, VirtGic};
 use safe_mmio::UniqueMmioPointer;
 
 /// The GIC maintenance interrupt (PPI 9, INTID 25, as on QEMU virt and SBSA systems).
@@ -39,8 +44,7 @@ const TIMERS: [u32; 2] = [VIRTUAL_TIMER_INTID, PHYSICAL_TIMER_INTID];
 const PRIORITY: u8 = 0x80;
 
 /// The machine's GIC distributor and redistributors, shared by every physical CPU; taken only
-/// to set one up and to mask or unmask a timer PPI (each CPU touches its own redistributor's
-/// bits, but the driver is one object).
+/// to set one up (each CPU touches its own redistributor, but the driver is one object).
 static MACHINE_GIC: Lock<Option<GicV3<'static>>> = Lock::new(None);
 
 /// Takes the GIC at `dist`/`redist` of a machine of `cpus` CPUs, sets it up from CPU 0 and
@@ -58,6 +62,7 @@ pub unsafe fn init(dist: PhysRange, redist: PhysRange, cpus: usize) -> Option<Cp
         unsafe { GicV3::new(UniqueMmioPointer::new(dist_ptr), redist_ptr, cpus.max(1)) }.ok()?;
     GicCpuInterface::enable_system_register_el2(true);
     gic.setup(0);
+    split_eoi();
     enable_private(&mut gic, 0)?;
     let uart = IntId::spi(UART_INTID - 32);
     gic.set_interrupt_priority(uart, None, PRIORITY).ok()?;
@@ -66,7 +71,7 @@ pub unsafe fn init(dist: PhysRange, redist: PhysRange, cpus: usize) -> Option<Cp
     GicCpuInterface::set_priority_mask(0xFF);
     GicCpuInterface::enable_group1(true);
     *MACHINE_GIC.lock() = Some(gic);
-    Some(CpuInterface::new(0))
+    Some(CpuInterface::new())
 }
 
 /// Brings up physical CPU `cpu`'s redistributor and CPU interface (run on that CPU) and
@@ -77,28 +82,27 @@ pub fn init_cpu(cpu: usize) -> Option<CpuInterface> {
     let gic = guard.as_mut()?;
     GicCpuInterface::enable_system_register_el2(true);
     gic.init_cpu(cpu);
+    split_eoi();
     enable_private(gic, cpu)?;
     GicCpuInterface::set_priority_mask(0xFF);
     GicCpuInterface::enable_group1(true);
-    Some(CpuInterface::new(cpu))
+    Some(CpuInterface::new())
 }
 
 /// One physical CPU's side of the GIC: its CPU interface's registers, the list registers of
-/// its virtual CPU interface, and which of its timer PPIs Moat holds masked. Owned by the CPU's
-/// run loop; nothing here is shared.
+/// its virtual CPU interface, and which of its timer PPIs Moat holds active for the guest.
+/// Owned by the CPU's run loop; nothing here is shared.
 pub struct CpuInterface {
-    cpu: usize,
     vtr: IchVtr,
-    /// The timer PPIs whose physical interrupt is disabled while the virtual one is asserted.
-    timer_masked: [bool; TIMERS.len()],
+    /// The timer PPIs Moat acknowledged and watches until the guest, or Moat, deactivates them.
+    timer_held: [bool; TIMERS.len()],
 }
 
 impl CpuInterface {
-    fn new(cpu: usize) -> Self {
+    fn new() -> Self {
         Self {
-            cpu,
             vtr: IchVtr::decode(ICH_VTR_EL2.get()),
-            timer_masked: [false; TIMERS.len()],
+            timer_held: [false; TIMERS.len()],
         }
     }
 
@@ -107,79 +111,138 @@ impl CpuInterface {
         GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map(u32::from)
     }
 
-    /// Ends (drops the priority of and deactivates) a physical interrupt.
+    /// Ends a physical interrupt Moat served: drops the running priority and deactivates it,
+    /// except a timer PPI handed to the guest (`timer_fired`), which stays active until the
+    /// guest deactivates its virtual PPI.
     pub fn end(&self, intid: u32) {
         GicCpuInterface::end_interrupt(int_id(intid), InterruptGroup::Group1);
+        let handed_over = TIMERS
+            .iter()
+            .position(|&t| t == intid)
+            .is_some_and(|slot| self.timer_held[slot]);
+        if !handed_over {
+            deactivate(intid);
+        }
     }
 
-    /// A timer PPI fired: the guest's model gets the virtual PPI of vCPU `vcpu`, and the
-    /// physical one is disabled until the timer's condition is false again. Returns the vCPUs
-    /// the model asks to kick.
+    /// A timer PPI fired (acknowledged, and left active by [`CpuInterface::end`]): the
+    /// guest's model gets the virtual PPI of vCPU `vcpu`, backed by the physical one. Returns
+    /// the vCPUs the model asks to kick.
     pub fn timer_fired(&mut self, intid: u32, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
         let Some(slot) = TIMERS.iter().position(|&t| t == intid) else {
             return VcpuSet::EMPTY;
         };
-        self.set_physical(intid, false);
-        self.timer_masked[slot] = true;
-        gic.set_ppi_level(vcpu, intid, true)
+        self.timer_held[slot] = true;
+        gic.raise_hw_ppi(vcpu, intid)
     }
 
-    /// Whether a timer's virtual PPI is held asserted (its condition must be sampled again).
+    /// Whether Moat watches a timer PPI it acknowledged (see [`CpuInterface::resample_timers`]).
     pub fn timer_held(&self) -> bool {
-        self.timer_masked.iter().any(|&m| m)
+        self.timer_held.iter().any(|&held| held)
     }
 
-    /// Samples the guest's timers (`CNTV_CTL_EL0`, `CNTP_CTL_EL0`) whose virtual PPI is held:
-    /// a timer whose condition is gone lowers its virtual PPI and gets its physical interrupt
-    /// back. Returns the vCPUs the model asks to kick.
+    /// Samples the guest's timers (`CNTV_CTL_EL0`, `CNTP_CTL_EL0`) whose physical PPI Moat
+    /// holds, and lets the model settle each (`VirtGic::settle_hw_ppi`): one still in the
+    /// guest's hands stays held; one whose virtual PPI is gone, or pending while its timer's
+    /// condition is false (the virtual PPI is then cleared), is released, and deactivated here
+    /// when no guest deactivation reached it. Returns the vCPUs the model asks to kick.
     pub fn resample_timers(&mut self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
         let mut kick = VcpuSet::EMPTY;
         for (slot, &intid) in TIMERS.iter().enumerate() {
-            if self.timer_masked[slot] && !timer_asserted(intid) {
-                kick |= gic.set_ppi_level(vcpu, intid, false);
-                self.timer_masked[slot] = false;
-                self.set_physical(intid, true);
+            if !self.timer_held[slot] {
+                continue;
+            }
+            let (settled, k) = gic.settle_hw_ppi(vcpu, intid, timer_asserted(intid));
+            kick |= k;
+            if let HwPpi::Released { deactivate: owed } = settled {
+                self.timer_held[slot] = false;
+                if owed {
+                    deactivate(intid);
+                }
             }
         }
         kick
     }
 
-    /// Enables or disables one of this CPU's PPIs.
-    fn set_physical(&self, intid: u32, enable: bool) {
-        if let Some(gic) = MACHINE_GIC.lock().as_mut() {
-            // The PPI exists (it was configured at init); the driver only fails for an INTID
-            // out of range.
-            let _ = gic.enable_interrupt(int_id(intid), Some(self.cpu), enable);
+    /// The vCPU this CPU ran is gone for good (its VM halted, or restarts from its images):
+    /// nothing of its interrupt state may reach the next run here. Its EL1 timers are
+    /// switched off (`CNTV_CTL_EL0`, `CNTP_CTL_EL0` = 0), a timer PPI Moat left active for
+    /// the guest to deactivate (`timer_fired`) is deactivated here, and the virtual CPU interface is returned to its reset state: every list
+    /// register invalid, `ICH_VMCR_EL2` (the guest's priority mask, binary points and group
+    /// enables) and the active-priority registers `ICH_AP0R<n>_EL2`/`ICH_AP1R<n>_EL2` zero
+    /// (GICv3 IHI 0069, 12.4: their reset values). The next VM's model starts believing no list
+    /// register is loaded, which is now true.
+    pub fn release(&mut self) {
+        // SAFETY: switches off the guest's EL1 timers of this CPU, whose vCPU will never run
+        // again; system register writes, no memory accessed.
+        unsafe {
+            core::arch::asm!(
+                "msr cntv_ctl_el0, xzr",
+                "msr cntp_ctl_el0, xzr",
+                "isb",
+                options(nomem, nostack)
+            )
+        };
+        for n in 0..self.vtr.list_regs {
+            write_lr(n, 0);
+        }
+        for (slot, &intid) in TIMERS.iter().enumerate() {
+            if self.timer_held[slot] {
+                self.timer_held[slot] = false;
+                deactivate(intid);
+            }
+        }
+        // ICH_VTR_EL2.PREbits, bits [28:26]: the number of preemption bits minus one; 5 bits
+        // use AP<g>R0 only, 6 bits AP<g>R0..1, 7 bits AP<g>R0..3 (IHI 0069, ICH_AP1R<n>_EL2).
+        let pre_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) + 1;
+        // SAFETY: resets the virtual CPU interface's registers of a vCPU that is gone; they
+        // affect only the virtual interrupts of the next guest run here, which must start
+        // from their reset values. No memory is accessed.
+        unsafe {
+            core::arch::asm!(
+                "msr ich_vmcr_el2, xzr",
+                "msr ich_ap0r0_el2, xzr",
+                "msr ich_ap1r0_el2, xzr",
+                options(nomem, nostack)
+            );
+            if pre_bits >= 6 {
+                core::arch::asm!(
+                    "msr ich_ap0r1_el2, xzr",
+                    "msr ich_ap1r1_el2, xzr",
+                    options(nomem, nostack)
+                );
+            }
+            if pre_bits == 7 {
+                core::arch::asm!(
+                    "msr ich_ap0r2_el2, xzr",
+                    "msr ich_ap1r2_el2, xzr",
+                    "msr ich_ap0r3_el2, xzr",
+                    "msr ich_ap1r3_el2, xzr",
+                    "isb",
+                    options(nomem, nostack)
+                );
+            }
         }
     }
 
     /// Reads back the live list registers after vCPU `vcpu` ran (none when the model loaded
-    /// none) and updates the model; returns the other vCPUs the model asks to kick.
+    /// none), one register at a time into the model; returns the other vCPUs the model asks to
+    /// kick.
     pub fn sync(&self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
-        let n = gic.live_list_registers(vcpu).min(self.vtr.list_regs);
-        if n == 0 {
-            return gic.sync_from_list_registers(vcpu, &[]);
-        }
-        let mut lrs = [0u64; MAX_LIST_REGS];
-        for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-            *lr = read_lr(i);
-        }
-        gic.sync_from_list_registers(vcpu, &lrs[..n])
+        let implemented = self.vtr.list_regs;
+        gic.sync_from_list_registers_with(vcpu, |n| (n < implemented).then(|| read_lr(n)))
     }
 
     /// Loads vCPU `vcpu`'s deliverable interrupts into the list registers before its entry,
     /// when they changed (nothing is written, not even `ICH_HCR_EL2`, when the model says they
     /// did not); returns the vCPUs the model asks to kick (an SPI re-routed while loaded).
     pub fn fill(&self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
-        let fill = gic.fill_list_registers(vcpu, self.vtr);
-        let Some(writes) = fill.writes() else {
+        let Some((ich_hcr_el2, kick)) = gic.fill_list_registers_with(vcpu, self.vtr, write_lr)
+        else {
             return VcpuSet::EMPTY;
         };
-        for (i, &value) in writes.values().iter().enumerate() {
-            write_lr(i, value);
-        }
-        ICH_HCR_EL2.set(writes.ich_hcr_el2());
-        writes.kick()
+        ICH_HCR_EL2.set(ich_hcr_el2);
+        kick
     }
 }
 
@@ -212,6 +275,34 @@ pub fn kick(mpidr: u64) {
     unsafe {
         core::arch::asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) value, options(nomem, nostack))
     };
+}
+
+/// Sets `ICC_CTLR_EL1.EOImode` (bit 1) on this CPU, after the driver's set-up cleared it: a
+/// write to `ICC_EOIR1_EL1` only drops the running priority, and [`deactivate`] deactivates
+/// (IHI 0069, `ICC_CTLR_EL1`; with no EL3, the one register governs EL2).
+fn split_eoi() {
+    const EOIMODE: u64 = 1 << 1;
+    // SAFETY: a read-modify-write of this CPU's GIC CPU interface control; Moat deactivates
+    // every interrupt it takes accordingly (`CpuInterface::end`). No memory is accessed.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, icc_ctlr_el1",
+            "orr {t}, {t}, {mode}",
+            "msr icc_ctlr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            mode = const EOIMODE,
+            options(nomem, nostack)
+        )
+    };
+}
+
+/// Deactivates the active physical interrupt `intid` of this CPU (`ICC_DIR_EL1`; EOImode = 1).
+fn deactivate(intid: u32) {
+    let value = u64::from(intid);
+    // SAFETY: a GIC CPU interface register write that deactivates an interrupt Moat
+    // acknowledged and still holds active; no memory is accessed.
+    unsafe { core::arch::asm!("msr icc_dir_el1, {}", in(reg) value, options(nomem, nostack)) };
 }
 
 /// The driver's name for INTID `raw` (SGIs 0–15, PPIs 16–31, SPIs from 32).

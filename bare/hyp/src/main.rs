@@ -14,6 +14,7 @@ extern crate alloc;
 
 mod aborts;
 mod boot;
+mod cadence_uart;
 mod console;
 mod cpacr;
 mod cpu;
@@ -23,7 +24,10 @@ mod gic;
 mod guest;
 mod idregs;
 mod irqs;
+mod isolation;
 mod lock;
+mod machine;
+mod mem;
 mod mm;
 mod mmio;
 mod outcome;
@@ -35,35 +39,39 @@ mod smccc;
 mod smp;
 mod switch;
 mod sysregs;
+mod uart;
 mod vcpu;
 mod vm;
 
+use alloc::vec::Vec;
 use console::log;
 use mm::PhysAllocator;
-use platform::{PhysRange, Platform};
+use platform::{Gic, PhysRange, Platform};
 use power::EndStatus;
 
 /// The Rust entry point, called by `boot.rs` with the device tree's address.
 extern "C" fn moat_main(dtb: u64) -> ! {
     // SAFETY: `dtb` is the loader's `x0`; the tree stays untouched: its range is reserved
     // below before any memory is handed out.
-    let platform = match unsafe { Platform::from_device_tree(dtb) } {
+    let platform = match unsafe { platform::from_device_tree(dtb) } {
         Ok(platform) => platform,
         // No device tree means no console to say so on: power off.
         Err(_) => power::end(EndStatus::ConfigError),
     };
     power::set_conduit(platform.psci);
-    if let Some(uart) = platform.uart {
-        // SAFETY: the device tree names this PL011 as the machine's console; Moat is the only
+    if let Some(uart) = platform.console {
+        // SAFETY: the device tree names this UART as the machine's console; Moat is the only
         // software driving it, and it is identity-mapped as device memory once translation is
         // on (it is passed in `devices` below).
-        unsafe { console::init(uart.base as usize) };
+        unsafe { console::init(uart.kind, uart.regs.base as usize) };
     }
     log!(
         "Moat {} starting at EL{}",
         env!("CARGO_PKG_VERSION"),
         cpu::current_el()
     );
+    // Where the loader put Moat (it relocated itself there, `boot.rs`).
+    log!("image: {}", mm::image_range());
     if cpu::current_el() != 2 {
         log!("error: Moat must be entered at EL2 (a hypervisor needs virtualization=on)");
         power::end(EndStatus::ConfigError);
@@ -86,7 +94,7 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
     };
     // SAFETY: the loader put the initrd in RAM at this range and it is reserved at boot, so
     // nothing writes it while the slice lives; Moat's translation maps all RAM.
-    let blob =
+    let blob: &'static [u8] =
         unsafe { core::slice::from_raw_parts(initrd.base as *const u8, initrd.size as usize) };
     let bundle = match moat_config::Bundle::parse(blob) {
         Ok(bundle) => bundle,
@@ -96,24 +104,30 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
         }
     };
     let cpus = &platform.cpus[..platform.cpu_count];
-    match vm::Vm::create(&bundle, phys, ipa_limit, cpus) {
-        Ok(vm) => {
-            let irq = take_interrupts(platform);
-            vm.report();
-            smp::run(vm, irq)
-        }
-        Err(e) => {
-            log!("error: VM '{}' refused: {e}", bundle.config().name);
-            EndStatus::ConfigError
+    let mut vms = Vec::new();
+    for (id, source) in bundle.into_vms().into_iter().enumerate() {
+        let name = source.config().name.clone();
+        match vm::Vm::create(id, source, phys, ipa_limit, cpus) {
+            Ok(vm) => vms.push(vm),
+            Err(e) => {
+                log!("error: VM '{name}' refused: {e}");
+                return EndStatus::ConfigError;
+            }
         }
     }
+    let irq = take_interrupts(platform);
+    vms.iter().for_each(vm::Vm::report);
+    vms.iter().for_each(vm::Vm::check_confinement);
+    let marked = isolation::place(phys);
+    log!("isolation: canaries in a page of Moat's own data and in {marked} free pages");
+    smp::run(vms, cpus, irq)
 }
 
 /// The machine's GICv3, driven by Moat: physical interrupts reach EL2 and become the guest's
 /// virtual ones. Without one (no GIC in the device tree) the guest runs without interrupts.
 /// Returns the boot CPU's interface.
 fn take_interrupts(platform: &Platform) -> Option<gic::CpuInterface> {
-    let (dist, redist) = platform.gic?;
+    let (dist, redist) = platform.gic_v3()?;
     // SAFETY: the device tree names these as the GIC's registers; Moat is the only software
     // driving them, and `device_ranges` identity-mapped them as device memory.
     let irq = unsafe { gic::init(dist, redist, platform.cpu_count) };
@@ -145,8 +159,9 @@ fn boot_reservations(platform: &Platform) -> [PhysRange; 4] {
 
 /// Device ranges Moat maps for itself: its console and the GIC.
 fn device_ranges(platform: &Platform) -> [PhysRange; 3] {
-    let (dist, redist) = platform.gic.unwrap_or_default();
-    [platform.uart.unwrap_or_default(), dist, redist]
+    let (dist, redist) = platform.gic_v3().unwrap_or_default();
+    let uart = platform.console.map(|u| u.regs).unwrap_or_default();
+    [uart, dist, redist]
 }
 
 /// Reports the machine; returns the IPA limit `L`.
@@ -167,12 +182,21 @@ fn report(platform: &Platform, phys: &PhysAllocator) -> u32 {
         log!("memory: {ram} ({} MiB)", ram.size >> 20);
     }
     log!("free for VMs: {} MiB", phys.free_bytes() >> 20);
-    if let Some(uart) = platform.uart {
-        log!("console: PL011 at {:#x}", uart.base);
+    if let Some(uart) = platform.console {
+        log!("console: {} at {:#x}", uart.kind, uart.regs.base);
     }
     match platform.gic {
-        Some((dist, redist)) => log!("GICv3: distributor {dist}, redistributors {redist}"),
-        None => log!("GICv3: not found in the device tree"),
+        Some(Gic::V3(v3)) => log!(
+            "GICv3: distributor {}, redistributors {}",
+            v3.dist,
+            v3.redist
+        ),
+        Some(Gic::V2(v2)) => log!(
+            "GICv2: distributor {}, CPU interface {}, not driven yet: the guest gets no interrupts",
+            v2.dist,
+            v2.cpu_interface()
+        ),
+        None => log!("GIC: not found in the device tree"),
     }
     limit
 }

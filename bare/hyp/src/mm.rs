@@ -1,7 +1,8 @@
 //! Moat's memory: the physical page allocator, the heap, and Moat's own EL2 translation.
 //!
 //! Physical RAM from the device tree, less what is in use at boot (Moat's image, the device
-//! tree, the VM bundle, and the loader's area below Moat), is handed out top-down in aligned
+//! tree, the VM bundle, and the loader's area below Moat) and what the tree reserves for the
+//! firmware (its memory reservation block, `/reserved-memory`), is handed out top-down in aligned
 //! blocks: guest RAM, stage-2 tables and the heap all come from here. Moat's EL2 stage 1 is an
 //! identity map built with `aarch64-paging` (RAM normal write-back, devices nGnRE), so
 //! physical addresses can be used as pointers everywhere in Moat.
@@ -69,7 +70,7 @@ impl fmt::Display for OutOfMemory {
 }
 
 impl PhysAllocator {
-    /// All RAM of `platform` minus `reserved` ranges.
+    /// All RAM of `platform` minus `reserved` ranges and the firmware's.
     pub fn new(platform: &Platform, reserved: &[PhysRange]) -> Self {
         let mut this = Self {
             free: [PhysRange::default(); MAX_FREE_RANGES],
@@ -78,7 +79,7 @@ impl PhysAllocator {
         for ram in platform.memory() {
             this.add(*ram);
         }
-        for r in reserved {
+        for r in reserved.iter().chain(platform.reserved()) {
             this.remove(*r);
         }
         this
@@ -134,6 +135,11 @@ impl PhysAllocator {
             .ok_or(OutOfMemory { size, align })?;
         self.remove(PhysRange { base: best, size });
         Ok(best)
+    }
+
+    /// The free ranges.
+    pub fn free_ranges(&self) -> &[PhysRange] {
+        &self.free[..self.count]
     }
 
     /// Total free bytes.

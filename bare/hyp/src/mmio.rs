@@ -10,6 +10,8 @@ use moat_vcpu::insn::{BusError, DevicePort};
 
 /// One device window, or read-as-zero/write-ignore.
 pub struct Port<'a> {
+    /// The VM whose device this is (its console lines are its own).
+    pub vm: usize,
     /// The VM's bus and the window accessed, or `None` for read-as-zero/write-ignore.
     pub device: Option<(&'a mut Bus, usize)>,
     /// The faulting IPA.
@@ -51,7 +53,7 @@ impl Port<'_> {
         };
         let (data, effects) = bus.access(*index, request);
         if let Some(byte) = effects.console_out {
-            crate::console::guest_byte(byte);
+            crate::console::guest_byte(self.vm, byte);
         }
         self.kick |= effects.kick;
         Ok(data)

@@ -1,21 +1,25 @@
-//! Several vCPUs: each runs on its own physical CPU (vCPU `n` on physical CPU `n`), started
-//! through the firmware's PSCI `CPU_ON` at Moat's secondary entry, with the boot CPU's EL2
-//! translation and its own stack. Every CPU runs [`run_cpu`]: wait until its vCPU is powered on
-//! (the boot vCPU at once, the others by the guest's PSCI `CPU_ON`), then enter the guest and
-//! handle its exits with the shared [`VM`] locked — never across a guest run or a `WFI`.
+//! The physical CPUs: each runs one vCPU of one VM (its seat: vCPU `n` of a VM on the `n`-th
+//! CPU its description lists), started through the firmware's PSCI `CPU_ON` at Moat's
+//! secondary entry, with the boot CPU's EL2 translation and its own stack; a CPU no VM names
+//! idles. Every CPU runs [`run_cpu`]: wait until its vCPU is started (the boot vCPU at once,
+//! the others by the guest's PSCI `CPU_ON`), then enter the guest and handle its exits with its
+//! VM locked — never across a guest run or a `WFI` — until the vCPU leaves: switched off, or
+//! its VM's run over (`machine.rs` carries out what follows).
 //!
 //! What is the machine's stays with the physical CPU: its GIC CPU interface and list registers
 //! ([`CpuInterface`], owned by the CPU's loop), the machine's GIC (`gic.rs`). What is the VM's
 //! is in the [`Vm`]; the vCPU's own state is in the [`Vcpu`] the loop holds.
 
-use crate::console::log;
+use crate::console::{self, log};
 use crate::gic::{self, CpuInterface};
+use crate::machine::{self, Left, Seat};
 use crate::outcome::Next;
-use crate::power::{self, EndStatus};
+use crate::power;
 use crate::vcpu::Vcpu;
-use crate::vm::{VM, Vm};
+use crate::vm::Vm;
 use crate::{boot, mm, switch};
 use crate::{exits, fastpath};
+use alloc::vec::Vec;
 use core::arch::global_asm;
 
 global_asm!(
@@ -62,16 +66,16 @@ extern "C" fn moat_secondary(index: usize) -> ! {
     run_cpu(index, irq)
 }
 
-/// Puts `vm` where every CPU finds it, starts the physical CPUs its vCPUs need, and runs the
-/// boot vCPU on this CPU, whose GIC interface is `irq`.
-pub fn run(mut vm: Vm, irq: Option<CpuInterface>) -> ! {
-    // The console's receive interrupt goes on once the guest's UART can take input.
-    vm.console_input(0);
-    let cpus = vm.config.cpus as usize;
-    let mpidrs = vm.cpu_mpidrs;
-    *VM.lock() = Some(vm);
+/// Puts the VMs where every CPU finds them, starts the physical CPUs their vCPUs sit on
+/// (`cpus`: the machine's CPUs' MPIDRs, CPU 0 being this one), and runs this CPU's vCPU, whose
+/// GIC interface is `irq`.
+pub fn run(vms: Vec<Vm>, cpus: &[u64], irq: Option<CpuInterface>) -> ! {
+    machine::install(vms);
     let entry = moat_secondary_entry as *const () as u64;
-    for (index, &mpidr) in mpidrs.iter().enumerate().take(cpus.min(STACKS)).skip(1) {
+    for (index, &mpidr) in cpus.iter().enumerate().take(STACKS).skip(1) {
+        if machine::seat_of(index).is_none() {
+            continue;
+        }
         let status = power::firmware_cpu_on(mpidr, entry, index as u64);
         if status != 0 {
             log!("CPU {index} (MPIDR {mpidr:#x}) did not start: PSCI status {status}");
@@ -80,42 +84,43 @@ pub fn run(mut vm: Vm, irq: Option<CpuInterface>) -> ! {
     run_cpu(0, irq)
 }
 
-/// Runs vCPU `index` on this CPU, through every power cycle the guest gives it.
+/// Runs physical CPU `index`'s vCPU through every power cycle and restart its VM gives it; a
+/// CPU without a vCPU idles.
 fn run_cpu(index: usize, mut irq: Option<CpuInterface>) -> ! {
-    let mut vcpu = Vcpu::new(index);
+    let Some(seat) = machine::seat_of(index) else {
+        machine::idle(irq)
+    };
+    let mut vcpu = Vcpu::new(seat.vcpu);
     loop {
-        wait_for_power_on(&mut vcpu);
-        if let Some(status) = run_until_off(&mut vcpu, irq.as_mut()) {
-            power::end(status);
-        }
+        let generation = machine::wait_for_start(seat, &mut vcpu);
+        let why = run_until_left(seat, generation, &mut vcpu, irq.as_mut());
+        machine::left(seat, generation, why, irq.as_mut());
     }
 }
 
-/// Waits (in `WFE`: a `CPU_ON` sends an event) until the vCPU is powered on, then sets it up.
-fn wait_for_power_on(vcpu: &mut Vcpu) {
-    loop {
-        if let Some(vm) = VM.lock().as_mut()
-            && let Some(start) = vm.power.take_start(vcpu.index)
-        {
-            vm.enter_at(vcpu, start);
-            vm.configure_el2(vcpu);
-            return;
-        }
-        aarch64_cpu::asm::wfe();
+/// Runs the vCPU until it leaves its guest. The VM is locked once per exit: the list registers
+/// read back, the exit handled and, when the guest resumes at once, its interrupts loaded for
+/// the next entry, in one critical section. A vCPU whose VM's run ended elsewhere (halted or
+/// restarting) leaves at its next exit.
+fn run_until_left(
+    seat: Seat,
+    generation: u32,
+    vcpu: &mut Vcpu,
+    mut irq: Option<&mut CpuInterface>,
+) -> Left {
+    let prepared = machine::with_run(seat.vm, generation, |vm| {
+        prepare_entry(vm, vcpu, irq.as_deref_mut());
+        Next::Resume
+    });
+    if prepared.is_none() {
+        return Left::Superseded;
     }
-}
-
-/// Runs the vCPU until it is switched off (`None`) or the VM ends (`Some`). The VM is locked
-/// once per exit: the list registers read back, the exit handled and, when the guest resumes
-/// at once, its interrupts loaded for the next entry, in one critical section.
-fn run_until_off(vcpu: &mut Vcpu, mut irq: Option<&mut CpuInterface>) -> Option<EndStatus> {
-    with_vm(|vm| prepare_entry(vm, vcpu, irq.as_deref_mut()));
     loop {
         let vector = switch::enter_guest(&mut vcpu.frame);
         if fastpath::serve(vcpu, vector) {
             continue;
         }
-        let next = with_vm(|vm| {
+        let next = machine::with_run(seat.vm, generation, |vm| {
             if let Some(irq) = irq.as_deref() {
                 vm.after_exit(vcpu, irq);
             }
@@ -125,17 +130,28 @@ fn run_until_off(vcpu: &mut Vcpu, mut irq: Option<&mut CpuInterface>) -> Option<
             }
             next
         });
+        if console::take_deferred_input() {
+            machine::hand_over_input();
+        }
         match next {
-            Next::Resume => {}
-            Next::Wait => {
+            None => return Left::Superseded,
+            Some(Next::Resume) => {}
+            Some(Next::Wait) => {
+                console::idle(seat.vm);
                 // SAFETY: waits for an interrupt with the VM unlocked; no memory is accessed.
                 // PSTATE.I is set at EL2, so a pending IRQ wakes the CPU without being taken
                 // here; the exit it causes after the next entry serves it.
                 unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
-                with_vm(|vm| prepare_entry(vm, vcpu, irq.as_deref_mut()));
+                let prepared = machine::with_run(seat.vm, generation, |vm| {
+                    prepare_entry(vm, vcpu, irq.as_deref_mut());
+                    Next::Resume
+                });
+                if prepared.is_none() {
+                    return Left::Superseded;
+                }
             }
-            Next::Off => return None,
-            Next::End(status) => return Some(status),
+            Some(Next::Off) => return Left::Off,
+            Some(Next::End(status)) => return Left::End(status),
         }
     }
 }
@@ -145,11 +161,4 @@ fn prepare_entry(vm: &mut Vm, vcpu: &Vcpu, irq: Option<&mut CpuInterface>) {
     if let Some(irq) = irq {
         vm.before_entry(vcpu, irq);
     }
-}
-
-/// Runs `f` with the VM locked.
-fn with_vm<R>(f: impl FnOnce(&mut Vm) -> R) -> R {
-    let mut guard = VM.lock();
-    let vm = guard.as_mut().expect("a vCPU runs only once its VM exists");
-    f(vm)
 }

@@ -6,7 +6,6 @@ use crate::console::{self, log};
 use crate::cpu;
 use crate::gic::{self, CpuInterface, UART_INTID};
 use crate::guest::El1Regs;
-use crate::lock::Lock;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::mmio::Port;
 use crate::platform::MAX_CPUS;
@@ -22,7 +21,7 @@ use core::fmt;
 use moat_arm::addr::{Ipa, Pa};
 use moat_arm::parange::PaRange;
 use moat_config::guest_parange_bits;
-use moat_config::{Bundle, ConfigError, DeviceKind, GuestArch, VmConfig};
+use moat_config::{ConfigError, DeviceKind, GuestArch, VmBundle, VmConfig};
 use moat_devices::Access;
 use moat_devices::bus::{Bus, BusEffects, BusError, ModelKind};
 use moat_devices::gic::VcpuSet;
@@ -73,10 +72,28 @@ unsafe fn scrub(pa: u64, len: u64) {
         core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
     }
     let mut at = first;
-    while at < last {
+    // Sixteen blocks per iteration: under -icount the loop's own instructions cost as much as
+    // the `DC ZVA`s (512 MiB: 8 M blocks; one per iteration took 4 instructions a block).
+    const UNROLL: u64 = 16;
+    while last - at >= UNROLL * block {
         // SAFETY: `at` is a block-aligned address inside the caller's range of Normal WB RAM
-        // (the contract), so the block `DC ZVA` zeroes is the caller's; DZP is 0, so the
-        // instruction is permitted at EL2. It writes memory, hence no `nomem`.
+        // (the contract) with sixteen blocks before `last`, so the blocks `DC ZVA` zeroes are
+        // the caller's; DZP is 0, so the instruction is permitted at EL2. It writes memory,
+        // hence no `nomem`.
+        unsafe {
+            core::arch::asm!(
+                ".rept 16",
+                "dc zva, {at}",
+                "add {at}, {at}, {block}",
+                ".endr",
+                at = inout(reg) at,
+                block = in(reg) block,
+                options(nostack, preserves_flags)
+            )
+        };
+    }
+    while at < last {
+        // SAFETY: as above, one block.
         unsafe { core::arch::asm!("dc zva, {}", in(reg) at, options(nostack, preserves_flags)) };
         at += block;
     }
@@ -85,9 +102,14 @@ unsafe fn scrub(pa: u64, len: u64) {
     unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
 }
 
-/// The VMID of Moat's one VM (VMID 0 is left unused, so a stray stage-2 walk with a reset
-/// `VTTBR_EL2` never hits this VM's TLB entries).
-const VMID: u16 = 1;
+/// The VMID of VM `id` (its index in the machine's table): `id + 1`. VMID 0 is left unused, so
+/// a stray stage-2 walk with a reset `VTTBR_EL2` never hits a VM's TLB entries. Every VM has
+/// its own, so no VM's stage-2 translations are ever used for another's accesses (Arm ARM
+/// D8.14 "Translation Lookaside Buffers": entries are tagged with the VMID); the 8-bit VMIDs
+/// every CPU has are enough for the at most `MAX_CPUS` VMs a machine runs.
+fn vmid(id: usize) -> u16 {
+    u16::try_from(id + 1).expect("a VM index fits a VMID")
+}
 
 /// The guest's PSTATE at its first instruction: EL1h, AArch64, D, A, I and F masked — the
 /// state a CPU leaves reset in (`SPSR_EL2.M` = 0b0101, DAIF = 0b1111).
@@ -110,6 +132,17 @@ const SCTLR_AARCH32_RESET: u64 = 0x00C5_0838;
 
 /// A VM.
 pub struct Vm {
+    /// Its index in the machine's table of VMs.
+    pub id: usize,
+    /// How often it was halted or restarted: a vCPU that began its run in an earlier
+    /// generation is over, and leaves its guest at its next exit.
+    pub generation: u32,
+    /// The vCPUs whose physical CPUs are between taking their start and leaving the guest.
+    pub in_guest: VcpuSet,
+    /// The VM runs (or restarts); false once it halted.
+    pub running: bool,
+    /// What the VM was built from, kept to restart it from its images.
+    source: VmBundle<'static>,
     /// The validated configuration.
     pub config: VmConfig,
     /// The stage-2 tables.
@@ -133,12 +166,10 @@ pub struct Vm {
     pub boot: (u64, u64),
     /// Each vCPU's PSCI power state.
     pub power: PowerStates,
-    /// The MPIDR of the physical CPU that runs each vCPU (vCPU `n` on physical CPU `n`).
+    /// The MPIDR of the physical CPU that runs each vCPU (vCPU `n` on the `n`-th CPU of the
+    /// configuration's `physical_cpus`).
     pub cpu_mpidrs: [u64; MAX_CPUS],
 }
-
-/// The VM, shared by the physical CPUs that run its vCPUs; held only while an exit is handled.
-pub static VM: Lock<Option<Vm>> = Lock::new(None);
 
 /// Why a VM could not be created: a refused configuration or a lack of memory.
 #[derive(Debug)]
@@ -153,6 +184,13 @@ pub enum VmError {
     Memory(OutOfMemory),
     /// The VM asks for something Moat does not offer yet.
     Unsupported(&'static str),
+    /// The VM names a physical CPU the machine does not have.
+    AbsentCpu {
+        /// The CPU it names.
+        physical: u32,
+        /// How many CPUs the machine has.
+        machine: usize,
+    },
     /// A part of the image does not lie inside the VM's RAM.
     OutsideRam {
         /// What was being loaded.
@@ -172,6 +210,11 @@ impl fmt::Display for VmError {
             Self::Devices(e) => write!(f, "devices: {e}"),
             Self::Memory(e) => write!(f, "{e}"),
             Self::Unsupported(what) => write!(f, "{what} is not supported yet"),
+            Self::AbsentCpu { physical, machine } => write!(
+                f,
+                "it names CPU {physical}, but the machine has {machine} CPUs (0-{})",
+                machine.saturating_sub(1)
+            ),
             Self::OutsideRam { what, ipa, len } => {
                 write!(
                     f,
@@ -189,15 +232,24 @@ impl Vm {
     ///
     /// [`VmError`] when the configuration does not fit this machine or memory runs out.
     pub fn create(
-        bundle: &Bundle<'_>,
+        id: usize,
+        bundle: VmBundle<'static>,
         phys: &mut PhysAllocator,
         ipa_limit: u32,
         cpus: &[u64],
     ) -> Result<Self, VmError> {
         let config = bundle.config().clone();
+        let (entry, dtb_ipa) = (bundle.entry().0, bundle.dtb_ipa().0);
         config.validate(Some(ipa_limit)).map_err(VmError::Config)?;
-        if config.cpus as usize > cpus.len() {
-            return Err(VmError::Unsupported("more vCPUs than the machine has CPUs"));
+        let mut cpu_mpidrs = [0; MAX_CPUS];
+        for (vcpu, &physical) in config.physical_cpus.iter().enumerate() {
+            let mpidr = cpus.get(physical as usize).ok_or(VmError::AbsentCpu {
+                physical,
+                machine: cpus.len(),
+            })?;
+            *cpu_mpidrs
+                .get_mut(vcpu)
+                .ok_or(VmError::Unsupported("more vCPUs than Moat has CPU stacks"))? = *mpidr;
         }
         let aarch32 = config.arch == GuestArch::Aarch32;
         if aarch32 && !cpu::el1_supports_aarch32() {
@@ -206,13 +258,8 @@ impl Vm {
             ));
         }
         let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
-        let stage2 = Stage2::new(geometry, VMID, &mut Frames(phys)).map_err(VmError::Stage2)?;
-        let kinds = config.devices.iter().map(|w| match w.kind {
-            DeviceKind::Pl011 => ModelKind::Pl011,
-            DeviceKind::GicV3Distributor => ModelKind::GicDistributor,
-            DeviceKind::GicV3Redistributors => ModelKind::GicRedistributors,
-        });
-        let bus = Bus::new(kinds, config.cpus as usize, UART_INTID).map_err(VmError::Devices)?;
+        let stage2 = Stage2::new(geometry, vmid(id), &mut Frames(phys)).map_err(VmError::Stage2)?;
+        let bus = new_bus(&config)?;
         let device_windows = ranges(config.devices.iter().map(|w| (w.base, w.size)));
         let ram_windows = ranges(config.ram.iter().map(|r| (r.base, r.size)));
         let guest_pa_bits = guest_parange_bits(config.parange, config.ipa_bits, ipa_limit);
@@ -222,6 +269,11 @@ impl Vm {
             .unwrap_or_else(|| panic!("no PARange encoding covers {guest_pa_bits} bits"));
         let config_cpus = config.cpus as usize;
         let mut vm = Self {
+            id,
+            generation: 0,
+            in_guest: VcpuSet::EMPTY,
+            running: true,
+            source: bundle,
             config,
             stage2,
             ram: Vec::new(),
@@ -234,17 +286,56 @@ impl Vm {
             },
             id_policy: IdPolicy { parange },
             scxtnum: !aarch32 && guest_shows_scxtnum(&IdPolicy { parange }),
-            boot: (bundle.entry().0, bundle.dtb_ipa().0),
+            boot: (entry, dtb_ipa),
             power: PowerStates::power_on(config_cpus),
-            cpu_mpidrs: [0; MAX_CPUS],
+            cpu_mpidrs,
         };
-        vm.cpu_mpidrs[..cpus.len()].copy_from_slice(cpus);
         vm.back_ram(phys)?;
-        for image in bundle.images() {
-            vm.copy_in("image", image.load_ipa, image.data)?;
-        }
-        vm.copy_in("device tree", bundle.dtb_ipa(), bundle.dtb())?;
+        vm.load_images()?;
         Ok(vm)
+    }
+
+    /// Copies the images and the guest device tree of the bundle into the VM's RAM.
+    fn load_images(&mut self) -> Result<(), VmError> {
+        let source = self.source.clone();
+        for image in source.images() {
+            self.copy_in("image", image.load_ipa, image.data)?;
+        }
+        self.copy_in("device tree", source.dtb_ipa(), source.dtb())
+    }
+
+    /// Ends the VM's current run: a new generation, every vCPU off, nothing to start. Its
+    /// vCPUs leave their guests at their next exit; the caller kicks them.
+    pub fn halt(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        self.power = PowerStates::all_off(self.config.cpus as usize);
+    }
+
+    /// Starts the halted VM again as at power-on (PSCI `SYSTEM_RESET` with
+    /// `on-reset = "restart"`), once every vCPU has left its guest: its devices reset (new
+    /// models), its RAM scrubbed, its images and device tree copied in again, vCPU 0 about
+    /// to boot.
+    pub fn restart(&mut self) {
+        debug_assert!(self.in_guest.is_empty());
+        self.bus = match new_bus(&self.config) {
+            Ok(bus) => bus,
+            Err(e) => panic!(
+                "VM '{}': its devices were built once: {e}",
+                self.config.name
+            ),
+        };
+        for backing in &self.ram {
+            // SAFETY: the VM's own backing memory, identity-mapped Normal RAM; none of its
+            // vCPUs runs (`in_guest` is empty), so nothing else uses it while it is zeroed.
+            unsafe { scrub(backing.pa.0, backing.size) };
+        }
+        if let Err(e) = self.load_images() {
+            panic!(
+                "VM '{}': its images fitted at creation: {e}",
+                self.config.name
+            );
+        }
+        self.power = PowerStates::power_on(self.config.cpus as usize);
     }
 
     /// Gives every RAM region zeroed machine memory and maps it at stage 2.
@@ -298,6 +389,24 @@ impl Vm {
         // (reserved at boot), so the ranges do not overlap.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
         Ok(())
+    }
+
+    /// Proves, by walking its stage-2 tables leaf by leaf over the whole IPA space, that the VM
+    /// maps nothing but the RAM it was given: no other VM's memory, none of Moat's (its image,
+    /// heap, stacks, tables) and no free memory. A leaf that strays is a Moat bug.
+    pub fn check_confinement(&self) {
+        let owned: Vec<(Pa, u64)> = self.ram.iter().map(|b| (b.pa, b.size)).collect();
+        match self.stage2.confined_to(&IdentityTables, &owned) {
+            Ok(mapped) => log!(
+                "VM '{}': stage 2 maps {} MiB, all of it its own RAM (every leaf checked)",
+                self.config.name,
+                mapped >> 20
+            ),
+            Err(escape) => panic!(
+                "VM '{}': stage 2 maps IPA {} to PA {} ({:#x} bytes), outside its RAM",
+                self.config.name, escape.0.ipa, escape.0.pa, escape.0.size
+            ),
+        }
     }
 
     /// Says what the VM is.
@@ -400,7 +509,7 @@ impl Vm {
     pub fn device_access(&mut self, index: usize, request: Access, me: usize) -> u64 {
         let (data, effects) = self.bus.access(index, request);
         self.carry_out(effects, me);
-        if self.bus.kind(index) == Some(ModelKind::Pl011) && console::receive_paused() {
+        if console::receive_paused() && self.bus.kind(index) == Some(ModelKind::Pl011) {
             // The guest may have made room in its receive FIFO: take what the console holds.
             self.console_input(me);
         }
@@ -414,6 +523,7 @@ impl Vm {
             .and_then(|i| self.device_windows.get(i))
             .map_or((0, 0), |w| (w.base.0, w.size));
         Port {
+            vm: self.id,
             device: index.map(|i| (&mut self.bus, i)),
             fault_ipa,
             far,
@@ -427,7 +537,7 @@ impl Vm {
     /// enters the guest again).
     pub fn carry_out(&self, effects: BusEffects, me: usize) {
         if let Some(byte) = effects.console_out {
-            console::guest_byte(byte);
+            console::guest_byte(self.id, byte);
         }
         self.kick(effects.kick, me);
     }
@@ -435,6 +545,10 @@ impl Vm {
     /// Makes the physical CPUs of `targets` other than `me`'s exit their guests (or leave
     /// their `WFI`) so that they load their new virtual interrupts.
     pub fn kick(&self, targets: VcpuSet, me: usize) {
+        // Most exits kick nobody: no set arithmetic or iterator for them.
+        if targets.is_empty() {
+            return;
+        }
         for target in targets.without(me).iter() {
             if let Some(&mpidr) = self.cpu_mpidrs.get(target) {
                 gic::kick(mpidr);
@@ -442,10 +556,17 @@ impl Vm {
         }
     }
 
-    /// Moves bytes received on the console into the guest's UART while it has room, keeps
+    /// Moves bytes received on the console into the guest's UART while it has room (when this
+    /// VM has the console's focus; otherwise the input is left for the VM that has), keeps
     /// the console's receive interrupt on only while there is room, and kicks the vCPU the
     /// UART's interrupt goes to.
     pub fn console_input(&mut self, me: usize) {
+        if console::focus() != self.id {
+            // Not this VM's input: the CPU hands it to the VM with the focus once it holds
+            // no VM (`machine::hand_over_input`).
+            console::defer_input();
+            return;
+        }
         let input = self.bus.console_input(console::receive);
         console::set_receive_interrupt(input.room);
         self.carry_out(input.effects, me);
@@ -572,6 +693,16 @@ fn hcr_el2(aarch32: bool, scxtnum: bool) -> u64 {
     const ENSCXT: u64 = 1 << 53;
     let scxt = if scxtnum { ENSCXT } else { 0 };
     VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TID3 | TSC | rw | pauth | scxt
+}
+
+/// The device models of `config`'s windows, in their order, at their reset state.
+fn new_bus(config: &VmConfig) -> Result<Bus, VmError> {
+    let kinds = config.devices.iter().map(|w| match w.kind {
+        DeviceKind::Pl011 => ModelKind::Pl011,
+        DeviceKind::GicV3Distributor => ModelKind::GicDistributor,
+        DeviceKind::GicV3Redistributors => ModelKind::GicRedistributors,
+    });
+    Bus::new(kinds, config.cpus as usize, UART_INTID).map_err(VmError::Devices)
 }
 
 /// IPA ranges from (base, size) pairs.

@@ -15,6 +15,7 @@ const FIPA_PAGE_SHIFT: u32 = 12;
 
 /// The IPA of the faulting page (`HPFAR_EL2.FIPA` << 12), page offset 0.
 #[must_use]
+#[inline]
 pub const fn hpfar_page(hpfar_el2: u64) -> Ipa {
     Ipa(HPFAR_FIPA.get(hpfar_el2) << FIPA_PAGE_SHIFT)
 }
@@ -22,12 +23,14 @@ pub const fn hpfar_page(hpfar_el2: u64) -> Ipa {
 /// The faulting IPA: the page from `HPFAR_EL2` and the offset from `FAR_EL2`. Valid only when
 /// `Fsc::hpfar_valid` says `HPFAR_EL2` is.
 #[must_use]
+#[inline]
 pub const fn fault_ipa(hpfar_el2: u64, far_el2: u64) -> Ipa {
     Ipa(hpfar_page(hpfar_el2).0 | FAR_PAGE_OFFSET.get(far_el2))
 }
 
 /// The faulting virtual address (`FAR_EL2`).
 #[must_use]
+#[inline]
 pub const fn fault_va(far_el2: u64) -> Va {
     Va(far_el2)
 }

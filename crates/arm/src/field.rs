@@ -19,6 +19,7 @@ impl Field {
     /// When the field is empty or does not fit in 64 bits (a mistake in a layout table, caught
     /// at compile time when the field is a constant).
     #[must_use]
+    #[inline]
     pub const fn new(lsb: u32, width: u32) -> Self {
         assert!(
             width > 0 && lsb + width <= 64,
@@ -29,54 +30,63 @@ impl Field {
 
     /// The one-bit field `[n]`.
     #[must_use]
+    #[inline]
     pub const fn bit(n: u32) -> Self {
         Self::new(n, 1)
     }
 
     /// The lowest bit of the field.
     #[must_use]
+    #[inline]
     pub const fn lsb(self) -> u32 {
         self.lsb
     }
 
     /// The number of bits in the field.
     #[must_use]
+    #[inline]
     pub const fn width(self) -> u32 {
         self.width
     }
 
     /// The largest value the field can hold, right-aligned.
     #[must_use]
+    #[inline]
     pub const fn max(self) -> u64 {
         u64::MAX >> (64 - self.width)
     }
 
     /// The field's bits in place within the register.
     #[must_use]
+    #[inline]
     pub const fn mask(self) -> u64 {
         self.max() << self.lsb
     }
 
     /// The field's value in `reg`, right-aligned.
     #[must_use]
+    #[inline]
     pub const fn get(self, reg: u64) -> u64 {
         (reg >> self.lsb) & self.max()
     }
 
     /// Whether the field is non-zero in `reg` (for one-bit fields: whether the bit is set).
     #[must_use]
+    #[inline]
     pub const fn is_set(self, reg: u64) -> bool {
         self.get(reg) != 0
     }
 
     /// `reg` with the field replaced by `value` (bits of `value` beyond the field are dropped).
     #[must_use]
+    #[inline]
     pub const fn insert(self, reg: u64, value: u64) -> u64 {
         (reg & !self.mask()) | ((value & self.max()) << self.lsb)
     }
 
     /// `reg` with a one-bit field set to `flag` (a wider field gets 0 or 1).
     #[must_use]
+    #[inline]
     pub const fn with_flag(self, reg: u64, flag: bool) -> u64 {
         self.insert(reg, flag as u64)
     }

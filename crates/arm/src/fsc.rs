@@ -233,6 +233,7 @@ const DECODED: [Fsc; 64] = {
 impl Fsc {
     /// Decodes a 6-bit fault status code. Never fails: unallocated codes become `Reserved`.
     #[must_use]
+    #[inline]
     pub const fn from_code(code: u8) -> Self {
         if (code as usize) < DECODED.len() {
             DECODED[code as usize]
@@ -290,6 +291,7 @@ impl Fsc {
 
     /// The 6-bit code. `Reserved(c)` gives `c` back unchanged.
     #[must_use]
+    #[inline]
     pub const fn code(self) -> u8 {
         match self {
             Self::AddressSize { level } => level_code(base::ADDRESS_SIZE, level.number()),
@@ -338,6 +340,7 @@ impl Fsc {
     /// and with `S1PTW` = 1 also permission faults. An external abort, even on a walk, leaves
     /// it UNKNOWN.
     #[must_use]
+    #[inline]
     pub const fn hpfar_valid(self, s1ptw: bool) -> bool {
         match self {
             Self::Translation { .. } | Self::AccessFlag { .. } | Self::AddressSize { .. } => true,

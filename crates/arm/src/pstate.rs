@@ -75,42 +75,49 @@ impl Spsr64 {
 
     /// The saved value `bits`.
     #[must_use]
+    #[inline]
     pub const fn new(bits: u64) -> Self {
         Self(bits)
     }
 
     /// The register value.
     #[must_use]
+    #[inline]
     pub const fn bits(self) -> u64 {
         self.0
     }
 
     /// Whether the one-bit field `field` is set.
     #[must_use]
+    #[inline]
     pub const fn flag(self, field: Field) -> bool {
         field.is_set(self.0)
     }
 
     /// This value with `field` set to `value`.
     #[must_use]
+    #[inline]
     pub const fn with(self, field: Field, value: u64) -> Self {
         Self(field.insert(self.0, value))
     }
 
     /// This value with the one-bit `field` set to `flag`.
     #[must_use]
+    #[inline]
     pub const fn with_flag(self, field: Field, flag: bool) -> Self {
         Self(field.with_flag(self.0, flag))
     }
 
     /// `M[3:0]` as a mode.
     #[must_use]
+    #[inline]
     pub const fn mode(self) -> Aarch64Mode {
         Aarch64Mode::from_m(Self::M.get(self.0) as u8)
     }
 
     /// This value with mode `mode` (`M[4]` = 0: AArch64).
     #[must_use]
+    #[inline]
     pub const fn with_mode(self, mode: Aarch64Mode) -> Self {
         let bits = M4_NRW.with_flag(self.0, false);
         Self(Self::M.insert(bits, mode.m() as u64))
@@ -147,6 +154,7 @@ pub enum Aarch64Mode {
 impl Aarch64Mode {
     /// The mode of `M[3:0]` = `m`: `EL` in `M[3:2]`, `SP` in `M[0]`.
     #[must_use]
+    #[inline]
     pub const fn from_m(m: u8) -> Self {
         match m {
             0b0000 => Self::El0t,
@@ -162,6 +170,7 @@ impl Aarch64Mode {
 
     /// The `M[3:0]` encoding.
     #[must_use]
+    #[inline]
     pub const fn m(self) -> u8 {
         match self {
             Self::El0t => 0b0000,
@@ -177,12 +186,14 @@ impl Aarch64Mode {
 
     /// The exception level (`M[3:2]`).
     #[must_use]
+    #[inline]
     pub const fn el(self) -> u8 {
         self.m() >> 2
     }
 
     /// Whether the mode uses `SP_ELx` rather than `SP_EL0` (`M[0]`, `PSTATE.SP`).
     #[must_use]
+    #[inline]
     pub const fn sp_elx(self) -> bool {
         self.m() & 1 == 1
     }
@@ -216,6 +227,7 @@ pub enum Aarch32Mode {
 impl Aarch32Mode {
     /// The mode of `M[4:0]` = `m`.
     #[must_use]
+    #[inline]
     pub const fn from_m(m: u8) -> Self {
         match m {
             0b10000 => Self::User,
@@ -233,6 +245,7 @@ impl Aarch32Mode {
 
     /// The `M[4:0]` encoding.
     #[must_use]
+    #[inline]
     pub const fn m(self) -> u8 {
         match self {
             Self::User => 0b10000,
@@ -250,6 +263,7 @@ impl Aarch32Mode {
 
     /// The exception level the mode runs at (User 0, Hyp 2, Monitor 3, the others 1).
     #[must_use]
+    #[inline]
     pub const fn el(self) -> u8 {
         match self {
             Self::User => 0,
@@ -303,42 +317,49 @@ impl Spsr32 {
 
     /// The saved value `bits`.
     #[must_use]
+    #[inline]
     pub const fn new(bits: u32) -> Self {
         Self(bits)
     }
 
     /// The register value.
     #[must_use]
+    #[inline]
     pub const fn bits(self) -> u32 {
         self.0
     }
 
     /// Whether the one-bit field `field` is set.
     #[must_use]
+    #[inline]
     pub const fn flag(self, field: Field) -> bool {
         field.is_set(self.0 as u64)
     }
 
     /// This value with `field` set to `value`.
     #[must_use]
+    #[inline]
     pub const fn with(self, field: Field, value: u64) -> Self {
         Self(field.insert(self.0 as u64, value) as u32)
     }
 
     /// This value with the one-bit `field` set to `flag`.
     #[must_use]
+    #[inline]
     pub const fn with_flag(self, field: Field, flag: bool) -> Self {
         Self(field.with_flag(self.0 as u64, flag) as u32)
     }
 
     /// The mode in `M[4:0]`.
     #[must_use]
+    #[inline]
     pub const fn mode(self) -> Aarch32Mode {
         Aarch32Mode::from_m(Self::M.get(self.0 as u64) as u8)
     }
 
     /// This value with mode `mode`.
     #[must_use]
+    #[inline]
     pub const fn with_mode(self, mode: Aarch32Mode) -> Self {
         self.with(Self::M, mode.m() as u64)
     }

@@ -3,7 +3,8 @@
 //! tool hands a VM and its images to Moat.
 //!
 //! Without features the crate is `no_std` + `alloc` and is what Moat links: the schema
-//! ([`VmConfig`]), [`VmConfig::validate`], [`guest_parange_bits`] and the bundle reader
+//! ([`VmConfig`], the [`SystemConfig`] of several VMs), [`VmConfig::validate`],
+//! [`SystemConfig::validate`], [`guest_parange_bits`] and the bundle reader
 //! ([`Bundle::parse`]). The `host` feature adds what only the host tool needs: TOML parsing,
 //! guest image loading, initrd placement, guest device-tree generation and the bundle writer.
 #![cfg_attr(not(any(test, feature = "host")), no_std)]
@@ -17,18 +18,22 @@ pub mod guest_dtb;
 mod hex;
 #[cfg(feature = "host")]
 pub mod initrd;
+pub mod lifecycle;
 #[cfg(feature = "host")]
 pub mod loader;
 pub mod parange;
 pub mod schema;
 pub mod size;
+pub mod system;
+#[cfg(feature = "host")]
+pub mod system_file;
 #[cfg(feature = "host")]
 pub mod toml_file;
 pub mod validate;
 
-pub use bundle::{Bundle, BundleError, BundleImage};
+pub use bundle::{Bundle, BundleError, BundleImage, VmBundle};
 #[cfg(feature = "host")]
-pub use bundle::{BundleWriteError, default_dtb_ipa, write_bundle};
+pub use bundle::{BundleVm, BundleWriteError, default_dtb_ipa, write_bundle, write_system_bundle};
 #[cfg(feature = "host")]
 pub use guest_dtb::{GuestDtbError, generate_guest_dtb};
 pub use hex::Hex;
@@ -42,9 +47,13 @@ pub use loader::{
 pub use moat_arm::addr::Ipa;
 pub use parange::guest_parange_bits;
 pub use schema::{
-    DeviceKind, DeviceWindow, GuestArch, HolePolicy, ParangeMode, RamRegion, VmConfig,
+    DeviceKind, DeviceWindow, GuestArch, HolePolicy, OnPowerOff, OnReset, ParangeMode, RamRegion,
+    VmConfig,
 };
 pub use size::{SizeError, parse_size};
+pub use system::{MAX_MACHINE_CPUS, Machine, SystemConfig, SystemError};
+#[cfg(feature = "host")]
+pub use system_file::{GuestSource, SystemFile, VmImages};
 #[cfg(feature = "host")]
 pub use toml_file::TomlError;
 pub use validate::{ConfigError, Region, RegionId};

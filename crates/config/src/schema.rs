@@ -120,6 +120,70 @@ impl HolePolicy {
     }
 }
 
+/// What happens when a VM powers itself off (PSCI `SYSTEM_OFF`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnPowerOff {
+    /// The VM stops; the machine runs on while another VM does, and powers off after the last.
+    HaltVm,
+    /// The whole machine powers off, ending every VM: what a single VM does today.
+    #[default]
+    PowerOffMachine,
+}
+
+impl OnPowerOff {
+    /// Every value, in a fixed order.
+    pub const ALL: [Self; 2] = [Self::HaltVm, Self::PowerOffMachine];
+
+    /// The name used in TOML files (`on-poweroff`) and in the bundle.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::HaltVm => "halt-vm",
+            Self::PowerOffMachine => "power-off-machine",
+        }
+    }
+
+    /// The action called `name` in TOML files and in the bundle.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// What happens when a VM resets itself (PSCI `SYSTEM_RESET`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnReset {
+    /// The VM alone restarts from its images: its devices reset, its RAM scrubbed.
+    Restart,
+    /// The VM stops, as [`OnPowerOff::HaltVm`].
+    HaltVm,
+    /// The whole machine powers off (Moat's `MOAT-EXIT: reset`): what a single VM does today,
+    /// and so the default of a single-VM description.
+    #[default]
+    PowerOffMachine,
+}
+
+impl OnReset {
+    /// Every value, in a fixed order.
+    pub const ALL: [Self; 3] = [Self::Restart, Self::HaltVm, Self::PowerOffMachine];
+
+    /// The name used in TOML files (`on-reset`) and in the bundle.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Restart => "restart",
+            Self::HaltVm => "halt-vm",
+            Self::PowerOffMachine => "power-off-machine",
+        }
+    }
+
+    /// The action called `name` in TOML files and in the bundle.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
 /// The kind of device behind a window. Deliberately not `#[non_exhaustive]`: a new kind must
 /// make every `match` in Moat that places or emulates devices fail to build until it is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -198,6 +262,9 @@ pub struct VmConfig {
     pub arch: GuestArch,
     /// The number of vCPUs, with MPIDR affinities 0..cpus.
     pub cpus: u32,
+    /// The machine's CPUs that run vCPU 0, 1, ... (`cpus` of them): each one's index in the
+    /// machine device tree's `/cpus` order, which on QEMU virt is its `MPIDR_EL1.Aff0`.
+    pub physical_cpus: Vec<u32>,
     /// What a data access to an unbacked IPA below `2^S` does.
     pub hole_policy: HolePolicy,
     /// The VM's RAM; the first region is where images and the guest's device tree go.
@@ -206,11 +273,16 @@ pub struct VmConfig {
     pub devices: Vec<DeviceWindow>,
     /// The guest kernel's command line, given to it in `/chosen/bootargs`.
     pub bootargs: String,
+    /// What the VM's PSCI `SYSTEM_OFF` does.
+    pub on_poweroff: OnPowerOff,
+    /// What the VM's PSCI `SYSTEM_RESET` does.
+    pub on_reset: OnReset,
 }
 
 impl VmConfig {
-    /// QEMU virt's memory map with one vCPU: 128 MiB of RAM at 1 GiB, the PL011 and a GICv3,
-    /// a 40-bit IPA space. Equal to `configs/default.toml`.
+    /// QEMU virt's memory map with one vCPU (on the machine's CPU 0): 128 MiB of RAM at 1 GiB,
+    /// the PL011 and a GICv3, a 40-bit IPA space; powering off or resetting ends the machine.
+    /// Equal to `configs/default.toml`.
     #[must_use]
     pub fn default_virt() -> Self {
         Self {
@@ -219,6 +291,7 @@ impl VmConfig {
             parange: ParangeMode::Max,
             arch: GuestArch::Aarch64,
             cpus: 1,
+            physical_cpus: vec![0],
             hole_policy: HolePolicy::Abort,
             ram: vec![RamRegion {
                 base: VIRT_RAM_BASE,
@@ -242,14 +315,18 @@ impl VmConfig {
                 },
             ],
             bootargs: String::from("console=ttyAMA0"),
+            on_poweroff: OnPowerOff::PowerOffMachine,
+            on_reset: OnReset::PowerOffMachine,
         }
     }
 
-    /// Sets the vCPU count, as `--cpus` does, growing every redistributor window to one frame
-    /// pair per vCPU where it is smaller (a window never shrinks, so a larger map is kept).
-    /// The result still needs [`validate`](VmConfig::validate): a grown window may now overlap.
+    /// Sets the vCPU count, as `--smp` does, on the machine's CPUs `0..cpus`, growing every
+    /// redistributor window to one frame pair per vCPU where it is smaller (a window never
+    /// shrinks, so a larger map is kept). The result still needs
+    /// [`validate`](VmConfig::validate): a grown window may now overlap.
     pub fn set_cpus(&mut self, cpus: u32) {
         self.cpus = cpus;
+        self.physical_cpus = first_cpus(cpus);
         let needed = GICR_SIZE_PER_CPU.saturating_mul(u64::from(cpus));
         for window in &mut self.devices {
             if window.kind == DeviceKind::GicV3Redistributors {
@@ -262,6 +339,15 @@ impl VmConfig {
     pub fn devices_of(&self, kind: DeviceKind) -> impl Iterator<Item = &DeviceWindow> {
         self.devices.iter().filter(move |d| d.kind == kind)
     }
+}
+
+/// The machine's CPUs `0..cpus`, the CPUs of a VM described without a list. A count above
+/// [`MAX_CPUS`](crate::validate::MAX_CPUS), which [`VmConfig::validate`] refuses before it
+/// looks at the list, gets a list of `MAX_CPUS + 1` (a count from a file or the command line
+/// never allocates more).
+#[must_use]
+pub fn first_cpus(cpus: u32) -> Vec<u32> {
+    (0..cpus.min(crate::validate::MAX_CPUS + 1)).collect()
 }
 
 #[cfg(test)]
@@ -279,7 +365,14 @@ mod tests {
         for policy in [HolePolicy::Abort, HolePolicy::ReadAsZeroWriteIgnore] {
             assert_eq!(HolePolicy::from_name(policy.name()), Some(policy));
         }
+        for action in OnPowerOff::ALL {
+            assert_eq!(OnPowerOff::from_name(action.name()), Some(action));
+        }
+        for action in OnReset::ALL {
+            assert_eq!(OnReset::from_name(action.name()), Some(action));
+        }
         assert_eq!(DeviceKind::from_name("virtio"), None);
+        assert_eq!(OnReset::from_name("reboot"), None);
     }
 
     #[test]
@@ -293,8 +386,10 @@ mod tests {
                 .size
         };
         assert_eq!((vm.cpus, gicr(&vm)), (4, 4 * GICR_SIZE_PER_CPU));
+        assert_eq!(vm.physical_cpus, [0, 1, 2, 3]);
         vm.set_cpus(2);
         assert_eq!((vm.cpus, gicr(&vm)), (2, 4 * GICR_SIZE_PER_CPU));
+        assert_eq!(vm.physical_cpus, [0, 1]);
     }
 
     #[test]
@@ -310,5 +405,10 @@ mod tests {
         );
         let uart = vm.devices_of(DeviceKind::Pl011).next().unwrap();
         assert_eq!((uart.base, uart.size), (Ipa(0x0900_0000), 0x1000));
+        assert_eq!(vm.physical_cpus, [0]);
+        assert_eq!(
+            (vm.on_poweroff, vm.on_reset),
+            (OnPowerOff::PowerOffMachine, OnReset::PowerOffMachine)
+        );
     }
 }

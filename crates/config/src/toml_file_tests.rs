@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::guest_parange_bits;
+use crate::system::{Machine, SystemConfig};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
@@ -19,17 +20,34 @@ fn toml_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Parses and validates, turning either failure into its message.
-fn load(text: &str) -> Result<VmConfig, String> {
-    let vm = VmConfig::from_toml_str(text).map_err(|e| e.to_string())?;
-    vm.validate(None).map_err(|e| e.to_string())?;
-    Ok(vm)
+/// The machine the files of `configs/` are checked against (configs/README.md): 4 CPUs and
+/// 1 GiB of RAM for VMs.
+const MACHINE: Machine = Machine {
+    cpus: 4,
+    ram_bytes: 1 << 30,
+};
+
+/// Parses either form and validates against [`MACHINE`], turning either failure into its
+/// message.
+fn load(text: &str) -> Result<SystemConfig, String> {
+    let system = SystemConfig::from_toml_str(text).map_err(|e| e.to_string())?;
+    system
+        .validate(Some(MACHINE), None)
+        .map_err(|e| e.to_string())?;
+    Ok(system)
 }
 
 #[test]
 fn default_toml_equals_default_virt() {
     let text = std::fs::read_to_string(configs_dir().join("default.toml")).unwrap();
-    assert_eq!(load(&text), Ok(VmConfig::default_virt()));
+    assert_eq!(
+        load(&text),
+        Ok(SystemConfig::single(VmConfig::default_virt()))
+    );
+    assert_eq!(
+        VmConfig::from_toml_str(&text).unwrap(),
+        VmConfig::default_virt()
+    );
 }
 
 #[test]
@@ -66,7 +84,7 @@ fn every_invalid_config_is_refused_with_the_message_its_first_line_expects() {
 #[test]
 fn tight44_shows_the_guest_a_44_bit_parange() {
     let text = std::fs::read_to_string(configs_dir().join("tight44.toml")).unwrap();
-    let vm = load(&text).unwrap();
+    let vm = load(&text).unwrap().vms.remove(0);
     assert_eq!(guest_parange_bits(vm.parange, vm.ipa_bits, 48), 44);
 }
 

@@ -119,6 +119,22 @@ pub enum ConfigError {
         /// The requested number of vCPUs.
         cpus: u32,
     },
+    /// A physical-CPU list whose length is not the vCPU count.
+    #[error(
+        "cpus = {cpus} but {listed} machine CPUs are listed for the VM: vCPU n runs on the n-th listed CPU, so the list has one CPU per vCPU"
+    )]
+    PhysicalCpuCount {
+        /// The vCPU count.
+        cpus: u32,
+        /// The length of the physical-CPU list.
+        listed: usize,
+    },
+    /// A physical CPU listed twice for one VM.
+    #[error("CPU {cpu} is listed twice for the VM: a machine CPU runs one vCPU")]
+    PhysicalCpuTwice {
+        /// The CPU.
+        cpu: u32,
+    },
     /// A VM needs somewhere to put its image.
     #[error("the VM has no RAM region: a guest needs RAM to be loaded into")]
     NoRam,
@@ -209,7 +225,8 @@ impl VmConfig {
     ///
     /// # Errors
     ///
-    /// The first rule broken, in this order: the IPA size, the vCPU count, no RAM, each region
+    /// The first rule broken, in this order: the IPA size, the vCPU count, the physical CPUs
+    /// (one per vCPU, none twice), no RAM, each region
     /// on its own (empty, unaligned, beyond `2^S`), overlaps, duplicate interrupt controllers,
     /// the redistributor size.
     pub fn validate(&self, ipa_limit: Option<u32>) -> Result<(), ConfigError> {
@@ -217,6 +234,7 @@ impl VmConfig {
         if self.cpus == 0 || self.cpus > MAX_CPUS {
             return Err(ConfigError::CpuCount { cpus: self.cpus });
         }
+        self.check_physical_cpus()?;
         if self.ram.is_empty() {
             return Err(ConfigError::NoRam);
         }
@@ -242,6 +260,22 @@ impl VmConfig {
             }),
             _ => Ok(()),
         }
+    }
+
+    fn check_physical_cpus(&self) -> Result<(), ConfigError> {
+        let listed = self.physical_cpus.len();
+        if listed != self.cpus as usize {
+            return Err(ConfigError::PhysicalCpuCount {
+                cpus: self.cpus,
+                listed,
+            });
+        }
+        for (i, &cpu) in self.physical_cpus.iter().enumerate() {
+            if self.physical_cpus[..i].contains(&cpu) {
+                return Err(ConfigError::PhysicalCpuTwice { cpu });
+            }
+        }
+        Ok(())
     }
 
     fn check_region(&self, region: Region) -> Result<(), ConfigError> {

@@ -74,6 +74,34 @@ fn zero_and_too_many_cpus_are_refused() {
 }
 
 #[test]
+fn a_physical_cpu_list_of_another_length_than_cpus_is_refused() {
+    let mut vm = vm();
+    vm.set_cpus(2);
+    vm.physical_cpus = vec![3];
+    let (err, message) = refusal(&vm, None);
+    assert_eq!(err, ConfigError::PhysicalCpuCount { cpus: 2, listed: 1 });
+    assert!(
+        message.starts_with("cpus = 2 but 1 machine CPUs are listed"),
+        "{message}"
+    );
+    vm.physical_cpus = vec![3, 1];
+    assert_eq!(vm.validate(None), Ok(()));
+}
+
+#[test]
+fn a_physical_cpu_listed_twice_in_one_vm_is_refused() {
+    let mut vm = vm();
+    vm.set_cpus(3);
+    vm.physical_cpus = vec![2, 0, 2];
+    let (err, message) = refusal(&vm, None);
+    assert_eq!(err, ConfigError::PhysicalCpuTwice { cpu: 2 });
+    assert!(
+        message.starts_with("CPU 2 is listed twice for the VM"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_vm_without_ram_is_refused() {
     let mut vm = vm();
     vm.ram.clear();
@@ -247,6 +275,7 @@ fn a_second_uart_is_accepted() {
 fn redistributors_need_a_frame_pair_per_cpu() {
     let mut vm = vm();
     vm.cpus = 2;
+    vm.physical_cpus = vec![0, 1];
     let (err, message) = refusal(&vm, None);
     assert!(matches!(
         err,

@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod bus;
+pub mod console;
 pub mod gic;
 pub mod pl011;
 

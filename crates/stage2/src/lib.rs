@@ -85,4 +85,4 @@ pub use error::Stage2Error;
 pub use geometry::{Geometry, ipa_limit_bits, parange_bits, vttbr_el2};
 pub use hw::{FrameAllocator, TableMemory, TlbMaintenance};
 pub use stage2::{MAX_VMID, Stage2};
-pub use walk::{Leaf, Translation};
+pub use walk::{Escape, Leaf, Translation};

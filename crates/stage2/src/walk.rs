@@ -94,6 +94,40 @@ impl Stage2 {
     }
 }
 
+/// A leaf that maps memory outside what its VM owns: found by [`Stage2::confined_to`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Escape(pub Leaf);
+
+impl Stage2 {
+    /// Proves that the whole IPA space `[0, 2^S)` maps only into `owned` (physical ranges as
+    /// `(base, size)`): every leaf's output range lies inside one of them. Returns the bytes
+    /// mapped, or the first leaf that reaches anything else — another VM's memory, Moat's own,
+    /// or memory nobody was given. The tables themselves are not leaves: a VM that maps them
+    /// fails here, since they are never in `owned`.
+    ///
+    /// # Errors
+    ///
+    /// [`Escape`] with the first leaf, in IPA order, that is not confined.
+    pub fn confined_to<M: TableMemory>(&self, mem: &M, owned: &[(Pa, u64)]) -> Result<u64, Escape> {
+        let mut mapped = 0u64;
+        let mut escape = None;
+        let end = self.geometry().ipa_end();
+        // The whole IPA space is a valid, page-aligned range of the VM: the walk cannot fail.
+        let walked = self.walk(mem, Ipa(0), end, |leaf| {
+            let inside = owned.iter().any(|&(base, size)| {
+                leaf.pa.0 >= base.0 && leaf.pa.0 - base.0 <= size.saturating_sub(leaf.size)
+            });
+            if inside {
+                mapped += leaf.size;
+            } else if escape.is_none() {
+                escape = Some(Escape(leaf));
+            }
+        });
+        debug_assert!(walked.is_ok(), "the whole IPA space is walkable");
+        escape.map_or(Ok(mapped), Err)
+    }
+}
+
 fn walk_table<M: TableMemory, F: FnMut(Leaf)>(
     mem: &M,
     table: Pa,

@@ -616,3 +616,61 @@ fn failing_inside_a_nested_split_frees_the_half_built_tables() {
     );
     assert_eq!(fake.live_frames(), 2);
 }
+
+/// Two VMs' tables built from one frame allocator, as Moat builds them at boot: each maps only
+/// the RAM it was given, and the check names the leaf that strays.
+#[test]
+fn each_vms_stage2_is_confined_to_its_own_ram_and_a_stray_leaf_is_named() {
+    let mut fake = Fake::new();
+    let mut a = Stage2::new(Geometry::new(40, 48).unwrap(), 1, &mut fake).unwrap();
+    let mut b = Stage2::new(Geometry::new(36, 48).unwrap(), 2, &mut fake).unwrap();
+    let (ram_a, ram_b) = ((0x5000_0000, 64 << 20), (0x6000_0000, 16 << 20));
+    map(
+        &mut fake,
+        &mut a,
+        0x4000_0000,
+        ram_a.0,
+        ram_a.1,
+        S2Attrs::RAM,
+    );
+    map(
+        &mut fake,
+        &mut b,
+        0x4000_0000,
+        ram_b.0,
+        8 << 20,
+        S2Attrs::RAM,
+    );
+    // Pages as well as blocks: the second part of b's RAM at a page-aligned, not 2 MiB-aligned IPA.
+    map(
+        &mut fake,
+        &mut b,
+        0x8000_1000,
+        ram_b.0 + (8 << 20),
+        8 << 20,
+        S2Attrs::RAM,
+    );
+    let owned = |(base, size): (u64, u64)| [(Pa(base), size)];
+    assert_eq!(a.confined_to(&fake, &owned(ram_a)), Ok(ram_a.1));
+    assert_eq!(b.confined_to(&fake, &owned(ram_b)), Ok(ram_b.1));
+    // Neither VM reaches the other's RAM.
+    assert!(a.confined_to(&fake, &owned(ram_b)).is_err());
+    assert!(b.confined_to(&fake, &owned(ram_a)).is_err());
+    // One page of a's RAM mapped into b is caught, whatever its neighbours.
+    map(
+        &mut fake,
+        &mut b,
+        0xC000_0000,
+        ram_a.0 + 0x3000,
+        FRAME,
+        S2Attrs::RAM,
+    );
+    let stray = b.confined_to(&fake, &owned(ram_b)).unwrap_err().0;
+    assert_eq!(
+        (stray.ipa, stray.pa, stray.size),
+        (Ipa(0xC000_0000), Pa(ram_a.0 + 0x3000), FRAME)
+    );
+    // A leaf straddling the end of what is owned is not confined either.
+    let short = [(Pa(ram_a.0), ram_a.1 - FRAME)];
+    assert!(a.confined_to(&fake, &short).is_err());
+}

@@ -206,21 +206,26 @@ fn from_el0(spsr_el2: u64) -> bool {
 fn aarch64_abort_syndrome(spsr_el2: u64, abort: &Abort) -> Esr {
     let lower = from_el0(spsr_el2);
     let fsc = abort.cause.fsc();
-    let syndrome = match abort.access {
+    // Each class's ISS encoded alone, straight into the ESR (no `Syndrome` built and matched
+    // again: this runs on every injected abort).
+    let (class, iss) = match abort.access {
         AbortAccess::Data { wnr, cm } => {
             let iss = DataAbortIss {
                 wnr,
                 cm,
                 ..data_abort_iss(fsc)
             };
-            if lower {
-                Syndrome::DataAbortLower(iss)
+            let class = if lower {
+                ExceptionClass::DataAbortLower
             } else {
-                Syndrome::DataAbortSame(iss)
-            }
+                ExceptionClass::DataAbortSame
+            };
+            (class, iss.encode())
         }
         // `AArch64.PCAlignmentFault()`: `ExceptionSyndrome(Exception_PCAlignment)`, no ISS.
-        AbortAccess::Instruction if abort.cause == AbortCause::Alignment => Syndrome::PcAlignment,
+        AbortAccess::Instruction if abort.cause == AbortCause::Alignment => {
+            (ExceptionClass::PcAlignment, 0)
+        }
         AbortAccess::Instruction => {
             let iss = InstrAbortIss {
                 toplevel: false,
@@ -231,14 +236,15 @@ fn aarch64_abort_syndrome(spsr_el2: u64, abort: &Abort) -> Esr {
                 s1ptw: false,
                 ifsc: fsc,
             };
-            if lower {
-                Syndrome::InstrAbortLower(iss)
+            let class = if lower {
+                ExceptionClass::InstrAbortLower
             } else {
-                Syndrome::InstrAbortSame(iss)
-            }
+                ExceptionClass::InstrAbortSame
+            };
+            (class, iss.encode())
         }
     };
-    syndrome.to_esr(true)
+    Esr::from_parts(class, true, iss)
 }
 
 /// A data abort ISS with no instruction syndrome and every optional field 0.

@@ -92,6 +92,16 @@ impl PowerStates {
         }
     }
 
+    /// A VM of `vcpus` vCPUs whose run is over: every vCPU off, none to start until the VM is
+    /// powered on again.
+    #[must_use]
+    pub fn all_off(vcpus: usize) -> Self {
+        Self {
+            states: [Power::Off; MAX_VCPUS],
+            vcpus: vcpus.clamp(1, MAX_VCPUS),
+        }
+    }
+
     /// The number of vCPUs.
     #[must_use]
     pub const fn vcpus(&self) -> usize {
@@ -217,6 +227,14 @@ mod tests {
         assert_eq!(power.take_start(3), Some(START));
         assert_eq!(power.take_start(3), None, "the vCPU starts once");
         assert_eq!(power.cpu_on(3, START).status, ALREADY_ON);
+    }
+
+    #[test]
+    fn a_halted_vm_starts_nothing_until_its_guest_is_powered_on_again() {
+        let mut power = PowerStates::all_off(2);
+        assert_eq!(power.take_start(0), None);
+        assert_eq!(power.take_start(1), None);
+        assert_eq!(power.affinity_info(0, 0), Power::Off.affinity_info());
     }
 
     #[test]

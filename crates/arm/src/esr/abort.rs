@@ -23,6 +23,7 @@ field_enum!(
 impl AccessSize {
     /// The access size in bytes.
     #[must_use]
+    #[inline]
     pub const fn bytes(self) -> u8 {
         match self {
             Self::Byte => 1,

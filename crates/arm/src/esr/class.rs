@@ -29,6 +29,7 @@ macro_rules! exception_classes {
         impl ExceptionClass {
             /// The class for `ESR_ELx.EC` = `code`. Never fails.
             #[must_use]
+            #[inline]
             pub const fn from_code(code: u8) -> Self {
                 if (code as usize) < DECODED.len() {
                     DECODED[code as usize]
@@ -47,6 +48,7 @@ macro_rules! exception_classes {
 
             /// The 6-bit `EC` value.
             #[must_use]
+            #[inline]
             pub const fn code(self) -> u8 {
                 match self {
                     $(Self::$variant => $code,)*

@@ -17,9 +17,11 @@ pub(crate) trait IssField: Sized {
 }
 
 impl IssField for bool {
+    #[inline]
     fn from_raw(raw: u64) -> Self {
         raw != 0
     }
+    #[inline]
     fn to_raw(self) -> u64 {
         u64::from(self)
     }
@@ -29,9 +31,11 @@ impl IssField for bool {
 }
 
 impl IssField for u8 {
+    #[inline]
     fn from_raw(raw: u64) -> Self {
         raw as u8
     }
+    #[inline]
     fn to_raw(self) -> u64 {
         u64::from(self)
     }
@@ -41,9 +45,11 @@ impl IssField for u8 {
 }
 
 impl IssField for u16 {
+    #[inline]
     fn from_raw(raw: u64) -> Self {
         raw as u16
     }
+    #[inline]
     fn to_raw(self) -> u64 {
         u64::from(self)
     }
@@ -53,9 +59,11 @@ impl IssField for u16 {
 }
 
 impl IssField for u32 {
+    #[inline]
     fn from_raw(raw: u64) -> Self {
         raw as u32
     }
+    #[inline]
     fn to_raw(self) -> u64 {
         u64::from(self)
     }
@@ -65,9 +73,11 @@ impl IssField for u32 {
 }
 
 impl IssField for crate::fsc::Fsc {
+    #[inline]
     fn from_raw(raw: u64) -> Self {
         Self::from_code(raw as u8)
     }
+    #[inline]
     fn to_raw(self) -> u64 {
         u64::from(self.code())
     }
@@ -101,12 +111,14 @@ macro_rules! field_enum {
         }
 
         impl $crate::esr::layout::IssField for $name {
+            #[inline]
             fn from_raw(raw: u64) -> Self {
                 match raw {
                     $($value => Self::$variant,)*
                     _ => unreachable!("field_enum covers every value of its field"),
                 }
             }
+            #[inline]
             fn to_raw(self) -> u64 {
                 match self {
                     $(Self::$variant => $value,)*
@@ -142,6 +154,7 @@ macro_rules! iss_struct {
 
             /// Decodes `ESR_ELx.ISS` (bits \[24:0\]); RES0 bits are ignored.
             #[must_use]
+            #[inline]
             pub fn decode(iss: u32) -> Self {
                 use $crate::esr::layout::IssField;
                 let iss = u64::from(iss);

@@ -66,6 +66,7 @@ pub struct Esr(u64);
 impl Esr {
     /// The syndrome register value `bits`, as read.
     #[must_use]
+    #[inline]
     pub const fn new(bits: u64) -> Self {
         Self(bits)
     }
@@ -81,12 +82,14 @@ impl Esr {
 
     /// The register value.
     #[must_use]
+    #[inline]
     pub const fn bits(self) -> u64 {
         self.0
     }
 
     /// `EC`, the exception class.
     #[must_use]
+    #[inline]
     pub const fn ec(self) -> ExceptionClass {
         ExceptionClass::from_code(EC.get(self.0) as u8)
     }
@@ -94,12 +97,14 @@ impl Esr {
     /// `IL`: the trapped instruction was 32 bits long (see the Arm ARM for the classes that
     /// always report 1).
     #[must_use]
+    #[inline]
     pub const fn il(self) -> bool {
         IL.is_set(self.0)
     }
 
     /// `ISS`, bits \[24:0\].
     #[must_use]
+    #[inline]
     pub const fn iss(self) -> u32 {
         ISS.get(self.0) as u32
     }

@@ -50,6 +50,7 @@ macro_rules! syndromes {
 
             /// The exception class of this syndrome.
             #[must_use]
+            #[inline]
             pub const fn class(&self) -> ExceptionClass {
                 match self {
                     $(Self::$unit => ExceptionClass::$unit,)*
@@ -60,6 +61,7 @@ macro_rules! syndromes {
 
             /// The ISS bits of this syndrome (RES0 bits zero).
             #[must_use]
+            #[inline]
             pub fn iss(&self) -> u32 {
                 match self {
                     $(Self::$unit => 0,)*
@@ -190,6 +192,7 @@ syndromes! {
 impl Syndrome {
     /// The `ESR_ELx` value for this syndrome with the given `IL` (`ISS2` = 0).
     #[must_use]
+    #[inline]
     pub fn to_esr(&self, il: bool) -> super::Esr {
         super::Esr::from_parts(self.class(), il, self.iss())
     }

@@ -1,15 +1,19 @@
-//! The bundle: how the host tool hands a VM to Moat. QEMU loads it as Moat's initrd; it is a
-//! flattened device tree of Moat's own schema, so that it is versioned, self-describing and
+//! The bundle: how the host tool hands the VMs to Moat. QEMU loads it as Moat's initrd; it is
+//! a flattened device tree of Moat's own schema, so that it is versioned, self-describing and
 //! readable with `dtc -I dtb` when something goes wrong.
 //!
 //! ```text
 //! / {
 //!     compatible = "moat,bundle";
-//!     moat,bundle-version = <1>;
-//!     vm {
+//!     moat,bundle-version = <2>;
+//!     vm@0 {                                   // one node per VM: vm@0, vm@1, ... in order
 //!         #address-cells = <2>; #size-cells = <2>;
 //!         vm-name = "default"; ipa-bits = <40>; parange = "max" | "tight";
-//!         hole-policy = "abort" | "raz-wi"; cpus = <1>; bootargs = "...";
+//!         arch = "aarch64" | "aarch32"; hole-policy = "abort" | "raz-wi";
+//!         cpus = <1>; physical-cpus = <0>;     // the machine CPU of vCPU 0, 1, ...
+//!         bootargs = "...";
+//!         on-poweroff = "halt-vm" | "power-off-machine";
+//!         on-reset = "restart" | "halt-vm" | "power-off-machine";
 //!         ram@40000000 { reg = <base-hi base-lo size-hi size-lo>; };          // per RAM region
 //!         device@9000000 { compatible = "moat,pl011" | "moat,gicv3-dist"
 //!                                      | "moat,gicv3-redist"; reg = <...>; }; // per window
@@ -20,11 +24,14 @@
 //! };
 //! ```
 //!
-//! Regions and segments keep their configuration order. The reader is strict: an unknown node
-//! or property, a duplicate, a missing one or a value of the wrong size is an error, so that a
-//! writer and a reader that disagree are caught at boot rather than half-understood; a change
-//! of the format bumps [`BUNDLE_VERSION`]. The VM's name is `vm-name`, not `name`, which the
-//! device-tree tools reserve for a node's own name (`dtc` refuses the tree otherwise).
+//! VMs, regions and segments keep their configuration order. The reader is strict: an unknown
+//! node or property, a duplicate, a missing one or a value of the wrong size is an error, so
+//! that a writer and a reader that disagree are caught at boot rather than half-understood; a
+//! change of the format bumps [`BUNDLE_VERSION`] (version 1 had a single `vm` node and no
+//! physical CPUs or lifecycle; the host tool and Moat are built together, so a version-1 blob
+//! is refused, not converted). The reader also refuses VMs that share a name or a CPU. The
+//! VM's name is `vm-name`, not `name`, which the device-tree tools reserve for a node's own
+//! name (`dtc` refuses the tree otherwise).
 
 mod fdt;
 mod reader;
@@ -42,12 +49,12 @@ use crate::hex::Hex;
 use crate::schema::VmConfig;
 
 pub use fdt::FdtError;
-pub use reader::{Bundle, BundleError, BundleImage};
+pub use reader::{Bundle, BundleError, BundleImage, VmBundle};
 #[cfg(feature = "host")]
-pub use writer::{BundleWriteError, default_dtb_ipa, write_bundle};
+pub use writer::{BundleVm, BundleWriteError, default_dtb_ipa, write_bundle, write_system_bundle};
 
 /// The format version this crate writes and reads.
-pub const BUNDLE_VERSION: u32 = 1;
+pub const BUNDLE_VERSION: u32 = 2;
 /// The root's `compatible`.
 pub const BUNDLE_COMPATIBLE: &str = "moat,bundle";
 /// The largest guest device tree Linux accepts (`booting.rst`: "must not exceed 2 megabytes").

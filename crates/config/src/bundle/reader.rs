@@ -1,9 +1,11 @@
-//! Reading a bundle, in Moat at boot. `no_std`: the images and the guest device tree are
-//! borrowed from the blob, the configuration is rebuilt on the heap.
+//! Reading a bundle, in Moat at boot. `no_std`: the images and the guest device trees are
+//! borrowed from the blob, the configurations are rebuilt on the heap.
 //!
-//! A parsed [`Bundle`] guarantees that its images and guest device tree lie inside the RAM of
-//! its configuration without overlapping; the configuration itself still has to be checked
-//! against the machine with [`VmConfig::validate`]`(Some(L))` before the VM is built.
+//! A parsed [`Bundle`] guarantees that its VMs pass [`SystemConfig::validate`]`(None, None)`
+//! (each VM's own rules without the IPA limit, and no name or CPU shared between VMs), and
+//! that each VM's images and guest device tree lie inside its RAM without overlapping; the
+//! system still has to be checked against the machine (its CPUs, its RAM, its IPA limit `L`)
+//! before the VMs are built.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -14,8 +16,10 @@ use moat_arm::addr::Ipa;
 use super::fdt::{self, FdtError, Node};
 use super::{BUNDLE_COMPATIBLE, BUNDLE_VERSION, Part, Placed, PlacementError, check_placement};
 use crate::schema::{
-    DeviceKind, DeviceWindow, GuestArch, HolePolicy, ParangeMode, RamRegion, VmConfig,
+    DeviceKind, DeviceWindow, GuestArch, HolePolicy, OnPowerOff, OnReset, ParangeMode, RamRegion,
+    VmConfig,
 };
+use crate::system::{SystemConfig, SystemError};
 
 /// A segment of the guest image: bytes to copy to guest RAM at `load_ipa`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,9 +30,9 @@ pub struct BundleImage<'a> {
     pub data: &'a [u8],
 }
 
-/// A parsed bundle: the VM, where to start it, and what to copy into its RAM.
+/// One VM of a bundle: its description, where to start it, and what to copy into its RAM.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Bundle<'a> {
+pub struct VmBundle<'a> {
     config: VmConfig,
     entry: Ipa,
     dtb_ipa: Ipa,
@@ -36,8 +40,14 @@ pub struct Bundle<'a> {
     images: Vec<BundleImage<'a>>,
 }
 
+/// A parsed bundle: one or more VMs, in the order of their nodes `vm@0`, `vm@1`, ...
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundle<'a> {
+    vms: Vec<VmBundle<'a>>,
+}
+
 /// Why a blob is not a bundle this Moat can boot. Node paths are device-tree paths
-/// (`/vm/ram@40000000`).
+/// (`/vm@0/ram@40000000`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BundleError {
     /// Not a well-formed device tree.
@@ -60,7 +70,7 @@ pub enum BundleError {
     #[error("the bundle has no {node} node under {parent}")]
     MissingNode {
         /// The parent's path.
-        parent: &'static str,
+        parent: String,
         /// The node's name.
         node: &'static str,
     },
@@ -110,9 +120,27 @@ pub enum BundleError {
         /// What it should be.
         expected: &'static str,
     },
-    /// Images or the guest device tree outside RAM or overlapping.
-    #[error("the bundle cannot be loaded: {0}")]
-    Placement(#[from] PlacementError),
+    /// A VM node out of the sequence `vm@0`, `vm@1`, ...
+    #[error(
+        "the bundle's VM nodes are not numbered vm@0, vm@1, ... in order: node {index} is {node}"
+    )]
+    VmOrder {
+        /// The node's position among the root's children.
+        index: usize,
+        /// Its name.
+        node: String,
+    },
+    /// VMs breaking their own rules or sharing a name or a CPU.
+    #[error("{0}")]
+    System(#[from] SystemError),
+    /// A VM's images or guest device tree outside its RAM or overlapping.
+    #[error("VM '{vm}' cannot be loaded: {error}")]
+    Placement {
+        /// The VM.
+        vm: String,
+        /// What lies where it cannot.
+        error: PlacementError,
+    },
 }
 
 impl<'a> Bundle<'a> {
@@ -120,19 +148,68 @@ impl<'a> Bundle<'a> {
     ///
     /// # Errors
     ///
-    /// [`BundleError`] for a malformed device tree, a tree that is not a version-1 bundle, a
-    /// missing, unknown or malformed node or property, or images and the guest device tree not
-    /// fitting in the VM's RAM.
+    /// [`BundleError`] for a malformed device tree, a tree that is not a bundle of
+    /// [`BUNDLE_VERSION`], a missing, unknown or malformed node or property, VM nodes out of
+    /// sequence, VMs that [`SystemConfig::validate`] refuses (without a machine or an IPA
+    /// limit), or a VM's images and guest device tree not fitting in its RAM.
     pub fn parse(blob: &'a [u8]) -> Result<Self, BundleError> {
         let root = fdt::parse(blob)?;
         check_root(&root)?;
-        let vm = unique_child(&root, "/", "vm")?;
-        let bundle = parse_vm(vm)?;
-        check_placement(&bundle.config, &bundle.placed())?;
+        if root.children.is_empty() {
+            return Err(BundleError::MissingNode {
+                parent: "/".into(),
+                node: "vm@0",
+            });
+        }
+        let mut vms = Vec::with_capacity(root.children.len());
+        for (index, node) in root.children.iter().enumerate() {
+            if node.base_name() != "vm" {
+                return Err(BundleError::UnknownNode {
+                    node: format!("/{}", node.name),
+                });
+            }
+            if node.name.strip_prefix("vm@") != Some(index.to_string().as_str()) {
+                return Err(BundleError::VmOrder {
+                    index,
+                    node: node.name.into(),
+                });
+            }
+            vms.push(parse_vm(node, format!("/{}", node.name))?);
+        }
+        let bundle = Self { vms };
+        bundle.system().validate(None, None)?;
+        for vm in &bundle.vms {
+            check_placement(&vm.config, &vm.placed()).map_err(|error| BundleError::Placement {
+                vm: vm.config.name.clone(),
+                error,
+            })?;
+        }
         Ok(bundle)
     }
 
-    /// The VM description, to validate against the machine's IPA limit.
+    /// The VMs, in the order written (at least one).
+    #[must_use]
+    pub fn vms(&self) -> &[VmBundle<'a>] {
+        &self.vms
+    }
+
+    /// The VMs, owned.
+    #[must_use]
+    pub fn into_vms(self) -> Vec<VmBundle<'a>> {
+        self.vms
+    }
+
+    /// The VMs' descriptions as a system, to validate against the machine.
+    #[must_use]
+    pub fn system(&self) -> SystemConfig {
+        SystemConfig {
+            vms: self.vms.iter().map(|vm| vm.config.clone()).collect(),
+        }
+    }
+}
+
+impl<'a> VmBundle<'a> {
+    /// The VM description.
     #[must_use]
     pub fn config(&self) -> &VmConfig {
         &self.config
@@ -191,30 +268,6 @@ fn check_root(root: &Node<'_>) -> Result<(), BundleError> {
     Ok(())
 }
 
-/// The only child of `node` called `name`.
-fn unique_child<'n, 'a>(
-    node: &'n Node<'a>,
-    path: &'static str,
-    name: &'static str,
-) -> Result<&'n Node<'a>, BundleError> {
-    let mut found = node.children.iter().filter(|c| c.name == name);
-    let first = found.next().ok_or(BundleError::MissingNode {
-        parent: path,
-        node: name,
-    })?;
-    if found.next().is_some() {
-        return Err(BundleError::DuplicateNode {
-            node: format!("{path}{name}"),
-        });
-    }
-    if let Some(other) = node.children.iter().find(|c| c.name != name) {
-        return Err(BundleError::UnknownNode {
-            node: format!("{path}{}", other.name),
-        });
-    }
-    Ok(first)
-}
-
 const VM_PROPERTIES: &[&str] = &[
     "#address-cells",
     "#size-cells",
@@ -224,10 +277,13 @@ const VM_PROPERTIES: &[&str] = &[
     "arch",
     "hole-policy",
     "cpus",
+    "physical-cpus",
     "bootargs",
+    "on-poweroff",
+    "on-reset",
 ];
 
-/// The parts of `/vm` other than the configuration's own properties.
+/// The parts of a VM node other than the configuration's own properties.
 struct VmParts<'a> {
     ram: Vec<RamRegion>,
     devices: Vec<DeviceWindow>,
@@ -236,25 +292,26 @@ struct VmParts<'a> {
     dtb: Option<&'a [u8]>,
 }
 
-fn parse_vm<'a>(vm: &Node<'a>) -> Result<Bundle<'a>, BundleError> {
-    let props = Props::new(vm, "/vm".into(), VM_PROPERTIES)?;
+fn parse_vm<'a>(vm: &Node<'a>, path: String) -> Result<VmBundle<'a>, BundleError> {
+    let props = Props::new(vm, path.clone(), VM_PROPERTIES)?;
     for cells in ["#address-cells", "#size-cells"] {
         if props.u32(cells)? != 2 {
             return Err(props.bad(cells, "2"));
         }
     }
-    let parts = parse_vm_children(vm)?;
+    let parts = parse_vm_children(vm, &path)?;
     let missing = |node| BundleError::MissingNode {
-        parent: "/vm",
+        parent: path.clone(),
         node,
     };
-    let (entry, dtb_ipa) = parts.boot.ok_or(missing("boot"))?;
+    let (entry, dtb_ipa) = parts.boot.ok_or_else(|| missing("boot"))?;
     let config = VmConfig {
         name: props.string("vm-name")?.into(),
         ipa_bits: props.u32("ipa-bits")?,
         parange: props.named("parange", ParangeMode::from_name, "\"max\" or \"tight\"")?,
         arch: props.named("arch", GuestArch::from_name, "\"aarch64\" or \"aarch32\"")?,
         cpus: props.u32("cpus")?,
+        physical_cpus: props.u32_list("physical-cpus")?,
         hole_policy: props.named(
             "hole-policy",
             HolePolicy::from_name,
@@ -263,9 +320,19 @@ fn parse_vm<'a>(vm: &Node<'a>) -> Result<Bundle<'a>, BundleError> {
         ram: parts.ram,
         devices: parts.devices,
         bootargs: props.string("bootargs")?.into(),
+        on_poweroff: props.named(
+            "on-poweroff",
+            OnPowerOff::from_name,
+            "\"halt-vm\" or \"power-off-machine\"",
+        )?,
+        on_reset: props.named(
+            "on-reset",
+            OnReset::from_name,
+            "\"restart\", \"halt-vm\" or \"power-off-machine\"",
+        )?,
     };
-    let dtb = parts.dtb.ok_or(missing("guest-dtb"))?;
-    Ok(Bundle {
+    let dtb = parts.dtb.ok_or_else(|| missing("guest-dtb"))?;
+    Ok(VmBundle {
         config,
         entry,
         dtb_ipa,
@@ -274,7 +341,7 @@ fn parse_vm<'a>(vm: &Node<'a>) -> Result<Bundle<'a>, BundleError> {
     })
 }
 
-fn parse_vm_children<'a>(vm: &Node<'a>) -> Result<VmParts<'a>, BundleError> {
+fn parse_vm_children<'a>(vm: &Node<'a>, vm_path: &str) -> Result<VmParts<'a>, BundleError> {
     let mut parts = VmParts {
         ram: Vec::new(),
         devices: Vec::new(),
@@ -283,7 +350,7 @@ fn parse_vm_children<'a>(vm: &Node<'a>) -> Result<VmParts<'a>, BundleError> {
         dtb: None,
     };
     for child in &vm.children {
-        let path = format!("/vm/{}", child.name);
+        let path = format!("{vm_path}/{}", child.name);
         let duplicate = || BundleError::DuplicateNode { node: path.clone() };
         match child.base_name() {
             "ram" => parts.ram.push(parse_ram(child, path)?),
@@ -383,6 +450,18 @@ impl<'n, 'a> Props<'n, 'a> {
 
     fn u64(&self, property: &'static str) -> Result<u64, BundleError> {
         Ok(u64::from_be_bytes(self.cells(property)?))
+    }
+
+    /// A list of 32-bit cells (possibly empty).
+    fn u32_list(&self, property: &'static str) -> Result<Vec<u32>, BundleError> {
+        let value = self.bytes(property)?;
+        if !value.len().is_multiple_of(4) {
+            return Err(self.bad(property, "a list of 32-bit cells"));
+        }
+        let cells = value.chunks_exact(4);
+        Ok(cells
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     /// A `reg` of one (base, size) pair of two cells each.

@@ -1,5 +1,5 @@
-//! Writing a bundle, in the host tool: the validated configuration, the loaded guest image and
-//! the guest device tree, in the format of [`super`].
+//! Writing a bundle, in the host tool: for each VM the validated configuration, the loaded
+//! guest image and the guest device tree, in the format of [`super`].
 
 use moat_arm::addr::Ipa;
 use vm_fdt::FdtWriter;
@@ -11,7 +11,21 @@ use super::{
 use crate::hex::Hex;
 use crate::loader::GuestImage;
 use crate::schema::VmConfig;
+use crate::system::{SystemConfig, SystemError};
 use crate::validate::ConfigError;
+
+/// One VM of a bundle, as the writer takes it.
+#[derive(Clone, Copy, Debug)]
+pub struct BundleVm<'a> {
+    /// The VM's description.
+    pub config: &'a VmConfig,
+    /// Its loaded guest image (the initrd, if any, is one more segment).
+    pub image: &'a GuestImage,
+    /// Its guest device tree.
+    pub dtb: &'a [u8],
+    /// Where the guest device tree goes.
+    pub dtb_ipa: Ipa,
+}
 
 /// The alignment, and the size of the window at the end of the first RAM region, of the
 /// default guest device-tree address: Linux maps the tree with blocks of up to 2 MiB
@@ -24,6 +38,17 @@ pub enum BundleWriteError {
     /// The configuration breaks a rule (checked without knowing the machine's IPA limit).
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// The VMs break a rule, their own or one between them (checked without the machine).
+    #[error("{0}")]
+    System(#[from] SystemError),
+    /// One VM of several cannot be written.
+    #[error("VM '{vm}': {error}")]
+    Vm {
+        /// The VM.
+        vm: String,
+        /// Why.
+        error: Box<BundleWriteError>,
+    },
     /// The first RAM region has no 2 MiB-aligned address for the guest device tree.
     #[error("RAM region 0 [{}, {}) has no 2 MiB-aligned address for the guest device tree: give the first RAM region a 2 MiB-aligned base or end", Hex((*base).into()), Hex(*base as u128 + *size as u128))]
     NoRoomForDtb {
@@ -75,7 +100,7 @@ pub fn default_dtb_ipa(vm: &VmConfig) -> Result<Ipa, BundleWriteError> {
     ipa.map(Ipa).ok_or_else(no_room)
 }
 
-/// The bundle for `vm` booting `image`, with `guest_dtb` placed at `dtb_ipa`.
+/// The bundle of the single VM `vm` booting `image`, with `guest_dtb` placed at `dtb_ipa`.
 ///
 /// # Errors
 ///
@@ -89,28 +114,68 @@ pub fn write_bundle(
     dtb_ipa: Ipa,
 ) -> Result<Vec<u8>, BundleWriteError> {
     vm.validate(None)?;
-    check_dtb(guest_dtb, dtb_ipa)?;
-    check_placement(vm, &placed(image, guest_dtb, dtb_ipa))?;
+    let only = BundleVm {
+        config: vm,
+        image,
+        dtb: guest_dtb,
+        dtb_ipa,
+    };
+    check_parts(&only)?;
+    write_vms(&[only])
+}
+
+/// The bundle of the VMs `vms`, numbered `vm@0`, `vm@1`, ... in this order.
+///
+/// # Errors
+///
+/// [`BundleWriteError::System`] if [`SystemConfig::validate`] refuses the VMs (without a
+/// machine or an IPA limit); [`BundleWriteError::Vm`] naming the VM whose device tree is too
+/// large or unaligned, or whose segments or device tree lie outside its RAM or overlap; or a
+/// part that does not fit the device-tree format (4 GiB).
+pub fn write_system_bundle(vms: &[BundleVm<'_>]) -> Result<Vec<u8>, BundleWriteError> {
+    let system = SystemConfig {
+        vms: vms.iter().map(|vm| vm.config.clone()).collect(),
+    };
+    system.validate(None, None)?;
+    for vm in vms {
+        check_parts(vm).map_err(|error| BundleWriteError::Vm {
+            vm: vm.config.name.clone(),
+            error: Box::new(error),
+        })?;
+    }
+    write_vms(vms)
+}
+
+fn check_parts(vm: &BundleVm<'_>) -> Result<(), BundleWriteError> {
+    check_dtb(vm.dtb, vm.dtb_ipa)?;
+    check_placement(vm.config, &placed(vm.image, vm.dtb, vm.dtb_ipa))?;
+    Ok(())
+}
+
+/// Writes checked VMs.
+fn write_vms(vms: &[BundleVm<'_>]) -> Result<Vec<u8>, BundleWriteError> {
     let mut fdt = FdtWriter::new()?;
     let root = fdt.begin_node("")?;
     fdt.property_string("compatible", BUNDLE_COMPATIBLE)?;
     fdt.property_u32("moat,bundle-version", BUNDLE_VERSION)?;
-    let vm_node = fdt.begin_node("vm")?;
-    write_config(&mut fdt, vm)?;
-    let boot = fdt.begin_node("boot")?;
-    fdt.property_u64("entry", image.entry.raw())?;
-    fdt.property_u64("dtb-ipa", dtb_ipa.raw())?;
-    fdt.end_node(boot)?;
-    for segment in &image.segments {
-        let node = fdt.begin_node(&format!("image@{:x}", segment.ipa.raw()))?;
-        fdt.property_u64("load-ipa", segment.ipa.raw())?;
-        fdt.property("data", &segment.data)?;
-        fdt.end_node(node)?;
+    for (index, vm) in vms.iter().enumerate() {
+        let vm_node = fdt.begin_node(&format!("vm@{index}"))?;
+        write_config(&mut fdt, vm.config)?;
+        let boot = fdt.begin_node("boot")?;
+        fdt.property_u64("entry", vm.image.entry.raw())?;
+        fdt.property_u64("dtb-ipa", vm.dtb_ipa.raw())?;
+        fdt.end_node(boot)?;
+        for segment in &vm.image.segments {
+            let node = fdt.begin_node(&format!("image@{:x}", segment.ipa.raw()))?;
+            fdt.property_u64("load-ipa", segment.ipa.raw())?;
+            fdt.property("data", &segment.data)?;
+            fdt.end_node(node)?;
+        }
+        let dtb_node = fdt.begin_node("guest-dtb")?;
+        fdt.property("data", vm.dtb)?;
+        fdt.end_node(dtb_node)?;
+        fdt.end_node(vm_node)?;
     }
-    let dtb_node = fdt.begin_node("guest-dtb")?;
-    fdt.property("data", guest_dtb)?;
-    fdt.end_node(dtb_node)?;
-    fdt.end_node(vm_node)?;
     fdt.end_node(root)?;
     Ok(fdt.finish()?)
 }
@@ -141,7 +206,7 @@ fn placed(image: &GuestImage, guest_dtb: &[u8], dtb_ipa: Ipa) -> Vec<Placed> {
     segments.chain(core::iter::once(dtb)).collect()
 }
 
-/// `/vm`'s own properties, its RAM regions and its device windows.
+/// A VM node's own properties, its RAM regions and its device windows.
 fn write_config(fdt: &mut FdtWriter, vm: &VmConfig) -> Result<(), BundleWriteError> {
     fdt.property_u32("#address-cells", 2)?;
     fdt.property_u32("#size-cells", 2)?;
@@ -151,7 +216,10 @@ fn write_config(fdt: &mut FdtWriter, vm: &VmConfig) -> Result<(), BundleWriteErr
     fdt.property_string("arch", vm.arch.name())?;
     fdt.property_string("hole-policy", vm.hole_policy.name())?;
     fdt.property_u32("cpus", vm.cpus)?;
+    fdt.property_array_u32("physical-cpus", &vm.physical_cpus)?;
     fdt.property_string("bootargs", &vm.bootargs)?;
+    fdt.property_string("on-poweroff", vm.on_poweroff.name())?;
+    fdt.property_string("on-reset", vm.on_reset.name())?;
     for ram in &vm.ram {
         let node = fdt.begin_node(&format!("ram@{:x}", ram.base.raw()))?;
         fdt.property_array_u64("reg", &[ram.base.raw(), ram.size])?;

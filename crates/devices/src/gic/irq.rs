@@ -33,6 +33,12 @@ pub(crate) struct Irq {
     pub pending_written: bool,
     /// As `pending_written`, for `ISACTIVER`/`ICACTIVER`.
     pub active_written: bool,
+    /// The physical PPI of the same INTID is active and owes its deactivation to this
+    /// interrupt (raised by `Gic::raise_hw_ppi`): loaded with `ICH_LR<n>_EL2.HW` = 1, so that
+    /// the guest's deactivation deactivates the physical interrupt too; cleared when a list
+    /// register loaded so comes back invalid (the guest did), or by `Gic::settle_hw_ppi`
+    /// (the hypervisor must).
+    pub hw_active: bool,
 }
 
 impl Irq {
@@ -50,6 +56,7 @@ impl Irq {
             active_on: None,
             pending_written: false,
             active_written: false,
+            hw_active: false,
         }
     }
 

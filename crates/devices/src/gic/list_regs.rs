@@ -198,15 +198,33 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// SPI the guest left pending may now belong to another vCPU).
     #[inline]
     pub fn sync_from_list_registers(&mut self, vcpu: usize, lrs: &[u64]) -> VcpuSet {
+        self.sync_from_list_registers_with(vcpu, |n| lrs.get(n).copied())
+    }
+
+    /// [`Gic::sync_from_list_registers`] with the list registers read one at a time through
+    /// `read` (`read(n)` is `ICH_LR<n>_EL2` as read back, `None` for one not read, which counts
+    /// as unchanged), for a hypervisor that reads the hardware registers directly instead of
+    /// copying them into an array first. `read` is called only for `n` below
+    /// [`Gic::live_list_registers`], and may be called more than once for the same `n`.
+    #[inline]
+    pub fn sync_from_list_registers_with(
+        &mut self,
+        vcpu: usize,
+        mut read: impl FnMut(usize) -> Option<u64>,
+    ) -> VcpuSet {
         let Some(shadow) = self.shadows.get_mut(vcpu) else {
             return VcpuSet::EMPTY;
         };
-        let consumed = shadow.loaded().iter().zip(lrs).any(|(a, b)| a != b);
+        let consumed = shadow
+            .loaded()
+            .iter()
+            .enumerate()
+            .any(|(n, &loaded)| read(n).is_some_and(|now| now != loaded));
         if !consumed && !shadow.stale {
             return VcpuSet::EMPTY;
         }
         shadow.stale = true;
-        self.take_back(vcpu, lrs)
+        self.take_back(vcpu, read)
     }
 
     /// Decides what vCPU `vcpu`'s list registers hold next (see the module documentation);
@@ -216,41 +234,78 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// and the best candidates are loaded afresh.
     #[inline]
     pub fn fill_list_registers(&mut self, vcpu: usize, vtr: IchVtr) -> LrFill {
-        if vcpu >= self.vcpus || !self.shadows[vcpu].stale {
+        let mut values = [0; MAX_LIST_REGS];
+        let mut count = 0;
+        let Some((ich_hcr_el2, kick)) = self.fill_list_registers_with(vcpu, vtr, |n, value| {
+            values[n] = value;
+            count = n + 1;
+        }) else {
             return LrFill::Unchanged;
+        };
+        LrFill::Write(LrWrites {
+            values,
+            count,
+            underflow: ich_hcr_el2 & hcr::UIE != 0,
+            kick,
+        })
+    }
+
+    /// [`Gic::fill_list_registers`] with the writes handed to `write` one at a time instead of
+    /// returned in an array: `write(n, value)` for `ICH_LR<n>_EL2`, `n` = 0, 1, ... in order
+    /// (nothing when the list registers are unchanged). Returns `None` when nothing is to be
+    /// written, else the `ICH_HCR_EL2` value to write after the list registers
+    /// ([`LrWrites::ich_hcr_el2`]) and the vCPUs to kick ([`LrWrites::kick`]).
+    #[inline]
+    pub fn fill_list_registers_with(
+        &mut self,
+        vcpu: usize,
+        vtr: IchVtr,
+        mut write: impl FnMut(usize, u64),
+    ) -> Option<(u64, VcpuSet)> {
+        if vcpu >= self.vcpus || !self.shadows[vcpu].stale {
+            return None;
         }
-        self.refill(vcpu, vtr)
+        Some(self.refill(vcpu, vtr, &mut write))
     }
 
     /// The fill of stale list registers, kept out of line so that the unchanged case is a few
-    /// instructions in the caller.
+    /// instructions in the caller. The loaded values go straight into the shadow and to
+    /// `write`, never through a whole-array copy.
     #[inline(never)]
-    fn refill(&mut self, vcpu: usize, vtr: IchVtr) -> LrFill {
-        let kick = self.take_back(vcpu, &[]);
+    fn refill(
+        &mut self,
+        vcpu: usize,
+        vtr: IchVtr,
+        write: &mut impl FnMut(usize, u64),
+    ) -> (u64, VcpuSet) {
+        let kick = self.take_back(vcpu, |_| None);
         let count = vtr.list_regs.min(MAX_LIST_REGS);
         // One more than fit: whether any is left over decides the underflow request.
-        let best = self.best_candidates(vcpu, count + 1);
+        let mut best = Candidates::new(count + 1);
+        self.offer_candidates(vcpu, &mut best);
         let loaded = best.len().min(count);
-        let mut values = [0; MAX_LIST_REGS];
-        for (value, irq) in values.iter_mut().zip(best.irqs(vcpu).take(loaded)) {
-            *value = self.load(irq, vcpu, vtr.priority_mask());
+        for (n, irq) in best.irqs(vcpu).take(loaded).enumerate() {
+            let value = self.load(irq, vcpu, vtr.priority_mask());
+            self.shadows[vcpu].values[n] = value;
+            write(n, value);
         }
         let shadow = &mut self.shadows[vcpu];
         let writes = shadow
             .extent
             .map_or(count, |extent| extent.max(loaded).min(count));
-        *shadow = LrShadow {
-            values,
-            live: loaded,
-            extent: Some(loaded),
-            stale: false,
+        for n in loaded..writes {
+            shadow.values[n] = 0;
+            write(n, 0);
+        }
+        shadow.live = loaded;
+        shadow.extent = Some(loaded);
+        shadow.stale = false;
+        let ich_hcr_el2 = if best.len() > loaded {
+            hcr::EN | hcr::UIE
+        } else {
+            hcr::EN
         };
-        LrFill::Write(LrWrites {
-            values,
-            count: writes,
-            underflow: best.len() > loaded,
-            kick,
-        })
+        (ich_hcr_el2, kick)
     }
 
     /// Marks vCPU `vcpu`'s list registers stale: its next fill writes them.
@@ -261,9 +316,9 @@ impl<const SPIS: usize> Gic<SPIS> {
     }
 
     /// Takes every interrupt in vCPU `vcpu`'s list registers back into the model, in the
-    /// state `lrs` gives (missing ones as loaded); returns the other vCPUs to kick.
+    /// state `read` gives (`None`: as loaded); returns the other vCPUs to kick.
     #[inline(never)]
-    fn take_back(&mut self, vcpu: usize, lrs: &[u64]) -> VcpuSet {
+    fn take_back(&mut self, vcpu: usize, mut read: impl FnMut(usize) -> Option<u64>) -> VcpuSet {
         // One register at a time rather than a copy of the whole shadow: this runs on every
         // exit that finds a list register consumed.
         let live = self.shadows[vcpu].live;
@@ -271,14 +326,17 @@ impl<const SPIS: usize> Gic<SPIS> {
         let mut kick = VcpuSet::EMPTY;
         for n in 0..live {
             let loaded = ListRegister::decode(self.shadows[vcpu].values[n]);
-            let now = lrs
-                .get(n)
-                .map_or(loaded, |&value| ListRegister::decode(value));
+            let now = read(n).map_or(loaded, ListRegister::decode);
             let Some(irq) = self.vcpu_irq(vcpu, loaded.vintid) else {
                 continue;
             };
             kick |= self.update(irq, |record| {
                 record.fold(vcpu, now.state.pending(), now.state.active());
+                // Invalid now, loaded with `HW` = 1: the guest's deactivation deactivated the
+                // physical interrupt (a list register goes invalid no other way).
+                if loaded.hw && now.state == LrState::Invalid {
+                    record.hw_active = false;
+                }
             });
         }
         kick.without(vcpu)
@@ -337,13 +395,21 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// list register: loading one interrupt changes no other's place, so these are the
     /// interrupts that choosing the best, loading it and choosing again would load, in the
     /// same order.
+    #[cfg(test)]
     pub(crate) fn best_candidates(&self, vcpu: usize, limit: usize) -> Candidates {
         let mut best = Candidates::new(limit);
+        self.offer_candidates(vcpu, &mut best);
+        best
+    }
+
+    /// Offers every interrupt that wants a list register of `vcpu` to `best` (filled in place:
+    /// the refill before an entry builds no copy of it).
+    #[inline]
+    fn offer_candidates(&self, vcpu: usize, best: &mut Candidates) {
         // The summary is in INTID order: private interrupts, then SPIs.
         for irq in self.wanted_irqs(vcpu) {
             best.offer(self.irq(irq), irq);
         }
-        best
     }
 
     /// Hands `irq` to a list register of `vcpu` and returns the register's value.
@@ -356,14 +422,24 @@ impl<const SPIS: usize> Gic<SPIS> {
             record.latch = false;
         }
         record.set_lr_of(Some(vcpu));
+        let state = LrState::from_parts(pending, record.active);
+        // A hardware-backed interrupt (IHI 0069, `ICH_LR<n>_EL2.HW`): the guest's deactivation
+        // deactivates physical INTID `pINTID` (the same INTID), so no maintenance interrupt is
+        // needed for it. Pending and active is not a state a hardware interrupt may be loaded
+        // in (the physical one cannot be pending again while it is active): then it is loaded
+        // as a virtual-only interrupt, with the EOI maintenance interrupt of a level one, and
+        // goes back to `HW` = 1 on the fill after its deactivation.
+        let hw = record.hw_active && state != LrState::PendingActive;
         ListRegister {
             vintid: intid,
-            pintid: 0,
-            eoi_maintenance: !record.edge,
+            // Truncation impossible: an INTID below 1020.
+            #[allow(clippy::cast_possible_truncation)]
+            pintid: if hw { intid as u16 } else { 0 },
+            eoi_maintenance: !hw && !record.edge,
             priority: record.priority & priority_mask,
             group1: record.group1,
-            hw: false,
-            state: LrState::from_parts(pending, record.active),
+            hw,
+            state,
         }
         .encode()
     }
@@ -375,11 +451,10 @@ impl<const SPIS: usize> Gic<SPIS> {
 
 /// What [`Gic::best_candidates`] chose, best first: room for every list register and one more.
 pub(crate) struct Candidates {
-    /// The interrupts' sort keys: (not active, priority).
-    keys: [(bool, u8); MAX_LIST_REGS + 1],
-    /// Their INTIDs (all of one vCPU, so the INTID names the interrupt): two bytes each keep
-    /// the whole choice small enough to build and return cheaply before every entry.
-    intids: [u16; MAX_LIST_REGS + 1],
+    /// The chosen interrupts' sort keys, each packed into one word so that the whole choice is
+    /// small to build before every refill: (not active, priority, INTID) from the high bits
+    /// down (see [`Candidates::key`]), all of one vCPU, so the INTID names the interrupt.
+    keys: [u32; MAX_LIST_REGS + 1],
     len: usize,
     /// The most it keeps.
     limit: usize,
@@ -389,30 +464,33 @@ impl Candidates {
     /// None chosen yet; room for `limit` (at most every list register and one more).
     fn new(limit: usize) -> Self {
         Self {
-            keys: [(false, 0); MAX_LIST_REGS + 1],
-            intids: [0; MAX_LIST_REGS + 1],
+            keys: [0; MAX_LIST_REGS + 1],
             len: 0,
             limit: limit.min(MAX_LIST_REGS + 1),
         }
     }
 
-    /// Keeps `irq` (whose state is `record`) if it is among the best `limit` so far. Offered
-    /// in INTID order, so that earlier INTIDs win ties: a candidate goes after every one kept
-    /// with an equal key.
+    /// The sort key of `irq` in state `record`: active ones first, then by priority, then by
+    /// INTID (below 1020, so within the low 16 bits).
+    fn key(record: &Irq, irq: IrqRef) -> u32 {
+        (u32::from(!record.active) << 24) | (u32::from(record.priority) << 16) | irq.intid()
+    }
+
+    /// Keeps `irq` (whose state is `record`) if it is among the best `limit` so far.
+    #[inline]
     fn offer(&mut self, record: &Irq, irq: IrqRef) {
-        let key = (!record.active, record.priority);
-        let place = self.keys[..self.len].partition_point(|&kept| kept <= key);
+        let key = Self::key(record, irq);
+        let place = self.keys[..self.len].partition_point(|&kept| kept < key);
         if place >= self.limit {
             return;
         }
         let end = (self.len + 1).min(self.limit);
-        self.keys.copy_within(place..end - 1, place + 1);
-        self.intids.copy_within(place..end - 1, place + 1);
+        let mut n = end - 1;
+        while n > place {
+            self.keys[n] = self.keys[n - 1];
+            n -= 1;
+        }
         self.keys[place] = key;
-        // Truncation impossible: INTIDs are below 1020.
-        #[allow(clippy::cast_possible_truncation)]
-        let intid = irq.intid() as u16;
-        self.intids[place] = intid;
         self.len = end;
     }
 
@@ -422,8 +500,8 @@ impl Candidates {
 
     /// The chosen interrupts of vCPU `vcpu` (the one they were chosen for), best first.
     pub(crate) fn irqs(&self, vcpu: usize) -> impl Iterator<Item = IrqRef> + '_ {
-        self.intids[..self.len].iter().map(move |&intid| {
-            let intid = u32::from(intid);
+        self.keys[..self.len].iter().map(move |&key| {
+            let intid = key & 0xFFFF;
             if intid < PRIVATE_COUNT {
                 IrqRef::Private { vcpu, intid }
             } else {

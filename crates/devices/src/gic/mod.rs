@@ -88,6 +88,22 @@ pub const VIRTUAL_TIMER_PPI: u32 = 27;
 /// The virtual GIC of QEMU `virt` with the default number of SPIs.
 pub type VirtGic = Gic<DEFAULT_SPIS>;
 
+/// What the hypervisor does with a physical PPI it watches for the model
+/// ([`Gic::settle_hw_ppi`]).
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HwPpi {
+    /// Keep watching: the virtual PPI is still in a list register, active, or pending with
+    /// its source asserted.
+    Held,
+    /// Stop watching; with `deactivate`, first deactivate the physical interrupt (`ICC_DIR_EL1`):
+    /// no guest deactivation reached it.
+    Released {
+        /// The physical interrupt is still active.
+        deactivate: bool,
+    },
+}
+
 /// A set of vCPUs, by index (bit `n` is vCPU `n`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VcpuSet(u32);
@@ -379,6 +395,62 @@ impl<const SPIS: usize> Gic<SPIS> {
             return VcpuSet::EMPTY;
         }
         self.set_line(IrqRef::Private { vcpu, intid }, level)
+    }
+
+    /// The physical PPI `intid` (16–31) of the CPU that runs vCPU `vcpu` fired and the
+    /// hypervisor acknowledged it, leaving it active: the vCPU's virtual PPI of the same INTID
+    /// becomes pending (as an `ISPENDR` write would make it) and is from now on loaded with
+    /// `ICH_LR<n>_EL2.HW` = 1 and `pINTID` = `intid`, so that the guest's deactivation of the
+    /// virtual interrupt deactivates the physical one (IHI 0069, "Virtual interrupts" and
+    /// `ICH_LR<n>_EL2`). While the physical interrupt is active it cannot fire again; once the
+    /// guest deactivates it, a source still asserted (a level-sensitive timer whose condition
+    /// holds) fires again at once: the level is the hardware's, not the model's. The
+    /// hypervisor asks [`Gic::settle_hw_ppi`] whether it must deactivate the physical
+    /// interrupt itself. Returns the vCPUs to kick; anything else is ignored.
+    pub fn raise_hw_ppi(&mut self, vcpu: usize, intid: u32) -> VcpuSet {
+        if vcpu >= self.vcpus || !(SGI_COUNT..PRIVATE_COUNT).contains(&intid) {
+            return VcpuSet::EMPTY;
+        }
+        self.update(IrqRef::Private { vcpu, intid }, |record| {
+            record.hw_active = true;
+            record.write_latch(true);
+        })
+    }
+
+    /// For a physical PPI `intid` raised by [`Gic::raise_hw_ppi`] on vCPU `vcpu`'s CPU: what
+    /// the hypervisor does now, with `asserted` the level of its source sampled now (the
+    /// timer's condition). While a list register holds the virtual PPI, or it is active, or
+    /// pending with its source still asserting it, the hypervisor keeps watching it
+    /// ([`HwPpi::Held`]). Otherwise it stops ([`HwPpi::Released`]); a pending state whose
+    /// source no longer asserts it is cleared first, as a level-sensitive interrupt's is when
+    /// its line falls; and when the physical interrupt is still active because no guest
+    /// deactivation reached it (the guest cleared the virtual one's pending or active state
+    /// with `ICPENDR`/`ICACTIVER`, or it was never delivered), the hypervisor deactivates it
+    /// (`deactivate`). Also returns the vCPUs to kick.
+    pub fn settle_hw_ppi(&mut self, vcpu: usize, intid: u32, asserted: bool) -> (HwPpi, VcpuSet) {
+        if vcpu >= self.vcpus || !(SGI_COUNT..PRIVATE_COUNT).contains(&intid) {
+            // No virtual PPI took it (`raise_hw_ppi` ignored it): the hypervisor deactivates.
+            return (HwPpi::Released { deactivate: true }, VcpuSet::EMPTY);
+        }
+        let irq = IrqRef::Private { vcpu, intid };
+        let record = *self.irq(irq);
+        if record.lr_of().is_some() || record.active || (record.pending() && asserted) {
+            return (HwPpi::Held, VcpuSet::EMPTY);
+        }
+        if !record.latch && !record.hw_active {
+            // The guest deactivated it through its list register: nothing to change.
+            return (HwPpi::Released { deactivate: false }, VcpuSet::EMPTY);
+        }
+        let kick = self.update(irq, |record| {
+            record.write_latch(false);
+            record.hw_active = false;
+        });
+        (
+            HwPpi::Released {
+                deactivate: record.hw_active,
+            },
+            kick,
+        )
     }
 
     /// Whether vCPU `vcpu` has an interrupt that is pending, enabled and of an enabled group,

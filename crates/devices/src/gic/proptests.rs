@@ -23,6 +23,8 @@ enum Input {
     Sgi(usize, u64),
     Sync(usize, Vec<u64>),
     Fill(usize, u64),
+    RaiseHwPpi(usize, u32),
+    SettleHwPpi(usize, u32, bool),
 }
 
 fn access(window: u64) -> impl Strategy<Value = Access> {
@@ -47,6 +49,8 @@ fn input() -> impl Strategy<Value = Input> {
         (0usize..10, prop::collection::vec(any::<u64>(), 0..6))
             .prop_map(|(v, lrs)| Input::Sync(v, lrs)),
         (0usize..10, any::<u64>()).prop_map(|(v, vtr)| Input::Fill(v, vtr)),
+        (0usize..10, 0u32..40).prop_map(|(v, i)| Input::RaiseHwPpi(v, i)),
+        (0usize..10, 0u32..40, any::<bool>()).prop_map(|(v, i, a)| Input::SettleHwPpi(v, i, a)),
     ]
 }
 
@@ -59,6 +63,10 @@ fn apply(gic: &mut VirtGic, input: Input) {
         Input::Sgi(sender, value) => drop(gic.send_sgi(sender, value)),
         Input::Sync(vcpu, lrs) => drop(gic.sync_from_list_registers(vcpu, &lrs)),
         Input::Fill(vcpu, vtr) => drop(gic.fill_list_registers(vcpu, IchVtr::decode(vtr))),
+        Input::RaiseHwPpi(vcpu, intid) => drop(gic.raise_hw_ppi(vcpu, intid)),
+        Input::SettleHwPpi(vcpu, intid, asserted) => {
+            let _ = gic.settle_hw_ppi(vcpu, intid, asserted);
+        }
     }
 }
 

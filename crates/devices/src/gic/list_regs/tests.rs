@@ -1,8 +1,8 @@
 //! List-register tests: the encoding, then the sync/fill scheduling as a guest would drive it.
 
 use super::*;
-use crate::gic::VirtGic;
 use crate::gic::tests::{enable, linux_gic, poke, route};
+use crate::gic::{HwPpi, VirtGic};
 
 /// QEMU's `ICH_VTR_EL2`: 4 list registers, 5 priority bits.
 const QEMU_VTR: u64 = 0x90b8_0003;
@@ -664,4 +664,118 @@ fn a_loaded_edge_interrupt_reads_pending_and_active_as_its_list_register_was_loa
     assert_eq!(crate::gic::tests::gicd_read(&mut gic, 0x304), 0);
     // Reading changes nothing.
     assert_eq!(hw.enter(&mut gic, 0), LrFill::Unchanged);
+}
+
+/// A Linux-like GIC whose vCPU 0 has its virtual timer PPI enabled and raised by the
+/// physical one (`raise_hw_ppi`), then loaded: returns the GIC and the list registers.
+fn with_hw_timer_loaded() -> (VirtGic, Vec<u64>) {
+    let mut gic = linux_gic(1);
+    enable(&mut gic, 0, VIRTUAL_TIMER);
+    assert!(gic.raise_hw_ppi(0, VIRTUAL_TIMER).contains(0));
+    let fill = gic.fill_list_registers(0, qemu());
+    let lrs = writes(&fill).values().to_vec();
+    (gic, lrs)
+}
+
+#[test]
+fn a_hardware_ppi_is_loaded_with_hw_and_its_pintid_and_no_eoi_maintenance() {
+    let (_, lrs) = with_hw_timer_loaded();
+    let lr = ListRegister::decode(lrs[0]);
+    assert_eq!((lr.vintid, lr.state), (VIRTUAL_TIMER, LrState::Pending));
+    assert!(
+        lr.hw,
+        "the guest's deactivation deactivates the physical PPI"
+    );
+    assert_eq!(u32::from(lr.pintid), VIRTUAL_TIMER);
+    assert!(!lr.eoi_maintenance);
+}
+
+#[test]
+fn a_hardware_ppi_in_a_list_register_or_active_stays_held() {
+    let (mut gic, lrs) = with_hw_timer_loaded();
+    assert_eq!(gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0, HwPpi::Held);
+    // The guest acknowledged it: active, then taken back on a stale refill.
+    let acked = guest_sets(&lrs, VIRTUAL_TIMER, LrState::Active);
+    gic.sync_from_list_registers(0, &acked);
+    let _ = gic.fill_list_registers(0, qemu());
+    assert_eq!(gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0, HwPpi::Held);
+}
+
+#[test]
+fn a_hardware_ppi_the_guest_deactivated_is_released_without_a_deactivation() {
+    let (mut gic, lrs) = with_hw_timer_loaded();
+    // Acknowledged and deactivated by the guest: the list register reads back invalid.
+    gic.sync_from_list_registers(0, &guest_sets(&lrs, VIRTUAL_TIMER, LrState::Invalid));
+    assert_eq!(
+        gic.settle_hw_ppi(0, VIRTUAL_TIMER, true).0,
+        HwPpi::Released { deactivate: false },
+        "the hardware deactivated the physical PPI with the virtual one"
+    );
+    assert!(loaded(&gic.fill_list_registers(0, qemu())).is_empty());
+}
+
+#[test]
+fn a_hardware_ppi_whose_pending_state_the_guest_cleared_is_deactivated_by_the_hypervisor() {
+    let (mut gic, lrs) = with_hw_timer_loaded();
+    // GICR_ICPENDR0 while the list register holds it pending: the write wins at the sync.
+    poke(&mut gic, 0, VIRTUAL_TIMER, |irq| irq.write_latch(false));
+    gic.sync_from_list_registers(0, &lrs);
+    let _ = gic.fill_list_registers(0, qemu());
+    assert_eq!(
+        gic.settle_hw_ppi(0, VIRTUAL_TIMER, true).0,
+        HwPpi::Released { deactivate: true }
+    );
+}
+
+#[test]
+fn a_pending_hardware_ppi_whose_source_fell_is_cleared_and_deactivated() {
+    let mut gic = linux_gic(1);
+    // Disabled: pending but never loaded.
+    assert!(gic.raise_hw_ppi(0, VIRTUAL_TIMER).is_empty());
+    assert_eq!(gic.settle_hw_ppi(0, VIRTUAL_TIMER, true).0, HwPpi::Held);
+    assert_eq!(
+        gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0,
+        HwPpi::Released { deactivate: true }
+    );
+    enable(&mut gic, 0, VIRTUAL_TIMER);
+    assert!(
+        loaded(&gic.fill_list_registers(0, qemu())).is_empty(),
+        "a level interrupt whose line fell is no longer pending"
+    );
+}
+
+#[test]
+fn a_pending_and_active_hardware_ppi_is_loaded_without_hw_until_deactivated() {
+    let (mut gic, lrs) = with_hw_timer_loaded();
+    gic.sync_from_list_registers(0, &guest_sets(&lrs, VIRTUAL_TIMER, LrState::Active));
+    // GICR_ISPENDR0 while active.
+    poke(&mut gic, 0, VIRTUAL_TIMER, |irq| irq.write_latch(true));
+    let fill = gic.fill_list_registers(0, qemu());
+    let lr = ListRegister::decode(writes(&fill).values()[0]);
+    assert_eq!(lr.state, LrState::PendingActive);
+    assert!(
+        !lr.hw && lr.eoi_maintenance,
+        "HW = 1 forbids pending and active"
+    );
+    // The guest deactivates the active instance: pending remains, now with HW again.
+    let lrs = guest_sets(writes(&fill).values(), VIRTUAL_TIMER, LrState::Pending);
+    gic.sync_from_list_registers(0, &lrs);
+    let fill = gic.fill_list_registers(0, qemu());
+    let lr = ListRegister::decode(writes(&fill).values()[0]);
+    assert_eq!((lr.state, lr.hw), (LrState::Pending, true));
+}
+
+#[test]
+fn a_hardware_ppi_no_virtual_ppi_took_is_deactivated_by_the_hypervisor() {
+    let mut gic = linux_gic(1);
+    assert!(gic.raise_hw_ppi(1, VIRTUAL_TIMER).is_empty(), "no vCPU 1");
+    assert_eq!(
+        gic.settle_hw_ppi(1, VIRTUAL_TIMER, true).0,
+        HwPpi::Released { deactivate: true }
+    );
+    assert_eq!(
+        gic.settle_hw_ppi(0, 5, true).0,
+        HwPpi::Released { deactivate: true },
+        "an SGI is no PPI"
+    );
 }

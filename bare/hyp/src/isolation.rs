@@ -1,0 +1,52 @@
+//! Canaries for the isolation scan (issue 11): marks Moat places in its own memory and in the
+//! memory no VM was given, which no guest may ever read. The `partner` guest's
+//! `partner.scan` reads all of its RAM and probes the rest of its IPA space for them; the
+//! stage-2 walk of every VM (`Vm::check_confinement`) proves the same from the tables.
+//!
+//! A canary is a doubleword: the upper half [`CANARY_HI`] (the partner guest builds the same
+//! value at run time), the lower half a tag — `MOAT` for Moat's own memory, `FREE` for free
+//! memory.
+
+use crate::mm::PhysAllocator;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The upper half of every canary.
+const CANARY_HI: u32 = 0xA5A5_5A5A ^ 0x6102_4407;
+/// The tag of Moat's own memory, "MOAT".
+const TAG_MOAT: u32 = 0x4D4F_4154;
+/// The tag of free memory, "FREE".
+const TAG_FREE: u32 = 0x4652_4545;
+/// The granule stage 2 maps at the finest: a page of free memory mapped by mistake holds a
+/// canary in its first doubleword.
+const PAGE: u64 = 4096;
+
+/// A page of Moat's own data, all canaries.
+#[repr(align(4096))]
+struct OwnPage([AtomicU64; 512]);
+
+static OWN: OwnPage = OwnPage([const { AtomicU64::new(0) }; 512]);
+
+const fn canary(tag: u32) -> u64 {
+    ((CANARY_HI as u64) << 32) | tag as u64
+}
+
+/// Places the canaries: a page of Moat's own data, and the first doubleword of every free page
+/// (after the VMs took their memory, so nothing a VM owns is marked). Returns the free pages
+/// marked.
+pub fn place(phys: &PhysAllocator) -> u64 {
+    for word in &OWN.0 {
+        word.store(canary(TAG_MOAT), Ordering::Relaxed);
+    }
+    let mut pages = 0;
+    for range in phys.free_ranges() {
+        let mut at = range.base.next_multiple_of(PAGE);
+        while at + 8 <= range.end() {
+            // SAFETY: `at` lies in a range the allocator holds free: RAM that no VM, heap or
+            // table uses, identity-mapped by Moat's own translation; nothing else writes it.
+            unsafe { (at as *mut u64).write_volatile(canary(TAG_FREE)) };
+            pages += 1;
+            at += PAGE;
+        }
+    }
+    pages
+}

@@ -1,0 +1,211 @@
+//! The machine's VMs: the table every physical CPU finds its VM in, which CPU runs which vCPU
+//! (its seat), the console's input handed to the VM with the focus, and what follows the end of
+//! a VM's run (`moat_config::lifecycle`): it halts alone, restarts alone, or the machine powers
+//! off.
+//!
+//! Each VM has its own lock; a CPU holds at most one VM's lock at a time, and never while its
+//! guest runs or waits, so a VM's exits never wait for another VM.
+
+use crate::console::{self, log};
+use crate::cpu;
+use crate::gic::{self, CpuInterface, UART_INTID};
+use crate::lock::Lock;
+use crate::platform::MAX_CPUS;
+use crate::power::{self, EndStatus};
+use crate::vm::Vm;
+use alloc::vec::Vec;
+use moat_config::lifecycle::{self, Action, Ledger, VmEnd};
+
+/// The most VMs a machine runs: each needs a CPU of its own.
+pub const MAX_VMS: usize = MAX_CPUS;
+
+/// The VMs, by index; each shared by the physical CPUs that run its vCPUs and held only while
+/// one of its exits is handled.
+static VMS: [Lock<Option<Vm>>; MAX_VMS] = [const { Lock::new(None) }; MAX_VMS];
+
+/// The VMs' ends so far.
+static LEDGER: Lock<Ledger> = Lock::new(Ledger::new(0));
+
+/// Where a physical CPU sits: the VM and the vCPU it runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Seat {
+    /// The VM's index.
+    pub vm: usize,
+    /// The vCPU's index in its VM.
+    pub vcpu: usize,
+}
+
+/// Why a vCPU's run on its CPU is over.
+pub enum Left {
+    /// The guest switched the vCPU off (PSCI `CPU_OFF`).
+    Off,
+    /// The VM's run ended on this vCPU (its power-off, reset, or a stop).
+    End(EndStatus),
+    /// The VM's run ended on another vCPU, or the VM restarts: this one left at its next exit.
+    Superseded,
+}
+
+/// Puts the VMs where every CPU finds them, shares the console among them and gives the
+/// first VM the console's input.
+pub fn install(vms: Vec<Vm>) {
+    let names: Vec<alloc::string::String> = vms.iter().map(|vm| vm.config.name.clone()).collect();
+    console::share(names.iter().map(alloc::string::String::as_str));
+    *LEDGER.lock() = Ledger::new(vms.len());
+    for (slot, vm) in VMS.iter().zip(vms) {
+        *slot.lock() = Some(vm);
+    }
+    hand_over_input();
+}
+
+/// The seat of physical CPU `cpu`, if a VM runs a vCPU on it.
+pub fn seat_of(cpu: usize) -> Option<Seat> {
+    VMS.iter().enumerate().find_map(|(index, slot)| {
+        let guard = slot.lock();
+        let vm = guard.as_ref()?;
+        let vcpu = vm
+            .config
+            .physical_cpus
+            .iter()
+            .position(|&p| p as usize == cpu)?;
+        Some(Seat { vm: index, vcpu })
+    })
+}
+
+/// Runs `f` with VM `vm` locked, if its run is still generation `generation`.
+pub fn with_run<R>(vm: usize, generation: u32, f: impl FnOnce(&mut Vm) -> R) -> Option<R> {
+    with_vm(vm, |vm| (vm.generation == generation).then(|| f(vm)))
+}
+
+/// Runs `f` with VM `vm` locked.
+pub fn with_vm<R>(vm: usize, f: impl FnOnce(&mut Vm) -> R) -> R {
+    let mut guard = VMS[vm].lock();
+    let vm = guard.as_mut().expect("a seat names a VM that exists");
+    f(vm)
+}
+
+/// Waits (in `WFE`: a `CPU_ON` or a restart sends an event) until the vCPU of `seat` is to
+/// start, then sets it up on this CPU; returns the generation of the VM's run it joins.
+pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu) -> u32 {
+    loop {
+        let started = with_vm(seat.vm, |vm| {
+            let start = vm.power.take_start(seat.vcpu)?;
+            vm.enter_at(vcpu, start);
+            vm.configure_el2(vcpu);
+            vm.in_guest = vm
+                .in_guest
+                .union(moat_devices::gic::VcpuSet::single(seat.vcpu));
+            Some(vm.generation)
+        });
+        if let Some(generation) = started {
+            return generation;
+        }
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+/// The vCPU of `seat` left its guest for `why` after a run of generation `generation`: its
+/// CPU's interrupt state is cleared where the run is over for good, and the VM's end, if it
+/// is one, is carried out. Returns when this CPU should wait for its vCPU's next start; does
+/// not return when the machine powers off.
+pub fn left(seat: Seat, generation: u32, why: Left, irq: Option<&mut CpuInterface>) {
+    if !matches!(why, Left::Off)
+        && let Some(irq) = irq
+    {
+        irq.release();
+    }
+    with_vm(seat.vm, |vm| {
+        vm.in_guest = vm.in_guest.without(seat.vcpu);
+    });
+    cpu::send_event();
+    if let Left::End(status) = why {
+        ended(seat, generation, status);
+    }
+}
+
+/// Carries out the end of VM `seat.vm`'s run of generation `generation` with `status`.
+fn ended(seat: Seat, generation: u32, status: EndStatus) {
+    let end = match status {
+        EndStatus::PowerOff => VmEnd::PowerOff,
+        EndStatus::Reset => VmEnd::Reset,
+        _ => VmEnd::Stopped,
+    };
+    let decided = with_run(seat.vm, generation, |vm| {
+        let action = lifecycle::action(&vm.config, end);
+        vm.halt();
+        vm.running = action == Action::Restart;
+        for other in vm.in_guest.iter() {
+            gic::kick(vm.cpu_mpidrs[other]);
+        }
+        (action, vm.config.name.clone())
+    });
+    // Another vCPU ended this run first: its end is the VM's.
+    let Some((action, name)) = decided else {
+        return;
+    };
+    let machine_end = LEDGER.lock().record(end, action);
+    if let Some(machine_end) = machine_end {
+        console::status_line(format_args!("MOAT-VM: {name} {}", end.word()));
+        for (index, slot) in VMS.iter().enumerate() {
+            if index != seat.vm
+                && let Some(other) = slot.lock().as_ref()
+                && other.running
+            {
+                console::status_line(format_args!("MOAT-VM: {} machine-off", other.config.name));
+            }
+        }
+        power::end(match machine_end {
+            VmEnd::PowerOff => EndStatus::PowerOff,
+            VmEnd::Reset => EndStatus::Reset,
+            VmEnd::Stopped => EndStatus::VmStopped,
+        });
+    }
+    match action {
+        Action::Halt => {
+            log!("VM '{name}' halted; the other VMs run on");
+            console::status_line(format_args!("MOAT-VM: {name} {}", end.word()));
+        }
+        Action::Restart => {
+            console::status_line(format_args!("MOAT-VM: {name} restart"));
+            // Every vCPU of the run leaves its guest at its next exit (kicked above).
+            while !with_vm(seat.vm, |vm| vm.in_guest.is_empty()) {
+                aarch64_cpu::asm::wfe();
+            }
+            with_vm(seat.vm, Vm::restart);
+            log!("VM '{name}' restarts from its images");
+            cpu::send_event();
+        }
+        Action::EndMachine => unreachable!("the ledger ends the machine for this action"),
+    }
+}
+
+/// Hands the console's waiting input to the VM with the focus (the caller holds no VM).
+pub fn hand_over_input() {
+    let focus = console::focus();
+    if let Some(slot) = VMS.get(focus)
+        && let Some(vm) = slot.lock().as_mut()
+    {
+        vm.console_input(usize::MAX);
+    }
+}
+
+/// A physical CPU no VM runs on: it serves the console's receive interrupt, which the GIC
+/// routes to the boot CPU, and otherwise sleeps.
+pub fn idle(irq: Option<CpuInterface>) -> ! {
+    loop {
+        // SAFETY: waits for an interrupt; PSTATE.I is set at EL2, so a pending IRQ wakes the
+        // CPU without being taken, and is acknowledged below. No memory is accessed.
+        unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
+        let Some(irq) = irq.as_ref() else {
+            continue;
+        };
+        while let Some(intid) = irq.acknowledge() {
+            if intid == UART_INTID {
+                hand_over_input();
+            }
+            irq.end(intid);
+        }
+        if console::take_deferred_input() {
+            hand_over_input();
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The system description: the VMs that share one machine, each on CPUs of its own
+//! ([`VmConfig::physical_cpus`]) and in RAM of its own, and the rules they must satisfy
+//! together. The host tool builds it from a TOML file (`SystemConfig::from_toml_str`, with the
+//! `host` feature) and checks it against the machine it will give QEMU; Moat reads it from the
+//! bundle and checks it against the machine its device tree describes.
+//!
+//! Each VM has its own IPA space, so two VMs may both put RAM at the same IPA: what they must
+//! not share is the machine's CPUs, and their RAM together must fit the machine's.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::schema::VmConfig;
+use crate::validate::ConfigError;
+
+/// The most CPUs of a machine Moat drives (its per-CPU state is a fixed array).
+pub const MAX_MACHINE_CPUS: u32 = 8;
+
+/// What the VMs share: the machine as Moat sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// The machine's CPUs, numbered 0.. in the order of its device tree's `/cpus`.
+    pub cpus: u32,
+    /// The RAM that can back the VMs' RAM: in Moat, what is left after its own boot
+    /// reservations (its image, heap, the device tree and the bundle); on the host, what QEMU
+    /// gets less the room the host tool leaves for Moat and the bundle.
+    pub ram_bytes: u64,
+}
+
+/// The VMs of one machine, in the order they are listed (and numbered in the bundle).
+/// Build it from TOML or with [`SystemConfig::single`], then [`validate`](Self::validate) it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemConfig {
+    /// The VMs.
+    pub vms: Vec<VmConfig>,
+}
+
+/// Shows a byte count as `N MiB`, or in hexadecimal when it is not a whole number of MiB.
+struct Size(u128);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_multiple_of(1 << 20) {
+            write!(f, "{} MiB", self.0 >> 20)
+        } else {
+            write!(f, "{} bytes", crate::hex::Hex(self.0))
+        }
+    }
+}
+
+/// The VMs and their RAM sizes, as `VM 'a' 256 MiB, VM 'b' 64 MiB`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RamShares(pub Vec<(String, u64)>);
+
+impl fmt::Display for RamShares {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, bytes)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}VM '{name}' {}", Size(u128::from(*bytes)))?;
+        }
+        Ok(())
+    }
+}
+
+/// The machine's CPU numbers, as `0-3` (or `0` for one CPU).
+struct CpuRange(u32);
+
+impl fmt::Display for CpuRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => f.write_str("none"),
+            1 => f.write_str("0"),
+            n => write!(f, "0-{}", n - 1),
+        }
+    }
+}
+
+/// Why a system description was refused: one line naming the VMs and the resource.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SystemError {
+    /// Nothing to run.
+    #[error("the system description has no VM: give it at least one [[vm]] table")]
+    NoVm,
+    /// A VM without a CPU to run on.
+    #[error("VM '{vm}' has no CPU: list the machine's CPUs that run its vCPUs, e.g. cpus = [0]")]
+    NoCpu {
+        /// The VM.
+        vm: String,
+    },
+    /// A VM breaking one of its own rules.
+    #[error("VM '{vm}': {error}")]
+    Vm {
+        /// The VM.
+        vm: String,
+        /// The rule it breaks.
+        error: ConfigError,
+    },
+    /// Two VMs of one name (names tell VMs apart in messages and on the console).
+    #[error("VMs {first} and {second} are both named '{name}': each VM needs a name of its own")]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The first VM's index in the description.
+        first: usize,
+        /// The second one's.
+        second: usize,
+    },
+    /// A machine CPU given to two VMs.
+    #[error(
+        "CPU {cpu} is given to both VM '{first}' and VM '{second}': a machine CPU runs the vCPU of one VM only"
+    )]
+    SharedCpu {
+        /// The CPU.
+        cpu: u32,
+        /// The VM listed first.
+        first: String,
+        /// The VM listed later.
+        second: String,
+    },
+    /// A CPU the machine does not have.
+    #[error("VM '{vm}' names CPU {cpu}, but the machine has {machine_cpus} CPUs ({})", CpuRange(*machine_cpus))]
+    AbsentCpu {
+        /// The VM.
+        vm: String,
+        /// The CPU it names.
+        cpu: u32,
+        /// The machine's CPU count.
+        machine_cpus: u32,
+    },
+    /// More RAM asked for than the machine has for VMs.
+    #[error(
+        "the VMs' RAM together ({shares}: {} in all) exceeds the {} the machine has for VMs",
+        Size(*total),
+        Size(u128::from(*available))
+    )]
+    RamExceedsMachine {
+        /// Each VM's RAM.
+        shares: RamShares,
+        /// Their sum.
+        total: u128,
+        /// [`Machine::ram_bytes`].
+        available: u64,
+    },
+}
+
+impl SystemConfig {
+    /// A system of one VM: what a single-VM description means.
+    #[must_use]
+    pub fn single(vm: VmConfig) -> Self {
+        Self { vms: vec![vm] }
+    }
+
+    /// The number of CPUs a machine needs to run every VM: the highest CPU named, plus one
+    /// (0 without any).
+    #[must_use]
+    pub fn machine_cpus_needed(&self) -> u32 {
+        let highest = self.vms.iter().flat_map(|vm| vm.physical_cpus.iter());
+        highest.max().map_or(0, |&cpu| cpu.saturating_add(1))
+    }
+
+    /// The VMs' RAM together, in bytes.
+    #[must_use]
+    pub fn ram_bytes(&self) -> u128 {
+        let regions = self.vms.iter().flat_map(|vm| vm.ram.iter());
+        regions.map(|r| u128::from(r.size)).sum()
+    }
+
+    /// Checks each VM against its own rules ([`VmConfig::validate`] with `ipa_limit`), then
+    /// the rules between VMs, and, where the machine is known, against the machine.
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken, in this order: no VM; per VM in order, no CPU, then its own
+    /// rules; two VMs of one name; a CPU given to two VMs; a CPU the machine lacks; the VMs'
+    /// RAM together above the machine's.
+    pub fn validate(
+        &self,
+        machine: Option<Machine>,
+        ipa_limit: Option<u32>,
+    ) -> Result<(), SystemError> {
+        if self.vms.is_empty() {
+            return Err(SystemError::NoVm);
+        }
+        for vm in &self.vms {
+            if vm.cpus == 0 || vm.physical_cpus.is_empty() {
+                return Err(SystemError::NoCpu {
+                    vm: vm.name.clone(),
+                });
+            }
+            vm.validate(ipa_limit).map_err(|error| SystemError::Vm {
+                vm: vm.name.clone(),
+                error,
+            })?;
+        }
+        self.check_names()?;
+        self.check_shared_cpus()?;
+        match machine {
+            Some(machine) => self.check_machine(machine),
+            None => Ok(()),
+        }
+    }
+
+    fn check_names(&self) -> Result<(), SystemError> {
+        for (second, vm) in self.vms.iter().enumerate() {
+            if let Some(first) = self.vms[..second].iter().position(|v| v.name == vm.name) {
+                return Err(SystemError::DuplicateName {
+                    name: vm.name.clone(),
+                    first,
+                    second,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_shared_cpus(&self) -> Result<(), SystemError> {
+        for (i, vm) in self.vms.iter().enumerate() {
+            for &cpu in &vm.physical_cpus {
+                let earlier = self.vms[..i].iter();
+                if let Some(first) = earlier.into_iter().find(|v| v.physical_cpus.contains(&cpu)) {
+                    return Err(SystemError::SharedCpu {
+                        cpu,
+                        first: first.name.clone(),
+                        second: vm.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_machine(&self, machine: Machine) -> Result<(), SystemError> {
+        for vm in &self.vms {
+            if let Some(&cpu) = vm.physical_cpus.iter().find(|&&c| c >= machine.cpus) {
+                return Err(SystemError::AbsentCpu {
+                    vm: vm.name.clone(),
+                    cpu,
+                    machine_cpus: machine.cpus,
+                });
+            }
+        }
+        let total = self.ram_bytes();
+        if total > u128::from(machine.ram_bytes) {
+            let shares = self.vms.iter().map(|vm| {
+                let ram = vm
+                    .ram
+                    .iter()
+                    .fold(0u64, |sum, r| sum.saturating_add(r.size));
+                (vm.name.clone(), ram)
+            });
+            return Err(SystemError::RamExceedsMachine {
+                shares: RamShares(shares.collect()),
+                total,
+                available: machine.ram_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "system_tests.rs"]
+mod tests;

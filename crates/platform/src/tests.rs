@@ -1,0 +1,325 @@
+//! The parser on recorded trees (QEMU `virt` with GICv3 and GICv2, the ZCU102 board from
+//! Debian's kernel package; `testdata/README.md`) and on small synthetic ones.
+
+use super::*;
+use crate::gic::contiguous_cpu_interface;
+use vm_fdt::{FdtReserveEntry, FdtWriter};
+
+const VIRT_GICV3: &[u8] = include_bytes!("../testdata/qemu-virt-gicv3.dtb");
+const VIRT_GICV2: &[u8] = include_bytes!("../testdata/qemu-virt-gicv2.dtb");
+const ZCU102: &[u8] = include_bytes!("../testdata/zynqmp-zcu102-rev1.0.dtb");
+/// The ZCU102 tree as QEMU's `xlnx-zcu102` passes it with `-dtb`, `-m 2G` and `-initrd`:
+/// libfdt's edits left `FDT_NOP` tokens between nodes.
+const ZCU102_QEMU: &[u8] = include_bytes!("../testdata/zcu102-qemu-2g.dtb");
+
+fn range(base: u64, size: u64) -> PhysRange {
+    PhysRange { base, size }
+}
+
+fn parse(dtb: &[u8]) -> Platform {
+    Platform::parse(dtb, 0x4000_0000).expect("a valid device tree")
+}
+
+/// The arm,armv8-timer interrupts of both QEMU `virt` and the ZCU102: PPIs 13, 14, 11, 10.
+const ARMV8_TIMER: Timer = Timer {
+    secure_phys: 29,
+    phys: 30,
+    virt: 27,
+    hyp_phys: 26,
+};
+
+#[test]
+fn virt_gicv3_tree_gives_ram_pl011_gicv3_timer_psci_cpus_and_initrd() {
+    let p = parse(VIRT_GICV3);
+    assert_eq!(p.dtb, range(0x4000_0000, VIRT_GICV3.len() as u64));
+    assert_eq!(p.memory(), &[range(0x4000_0000, 0x2000_0000)]);
+    assert_eq!(
+        p.console,
+        Some(Uart {
+            regs: range(0x900_0000, 0x1000),
+            kind: UartKind::Pl011,
+            intid: Some(33),
+        })
+    );
+    assert_eq!(
+        p.gic,
+        Some(Gic::V3(GicV3 {
+            dist: range(0x800_0000, 0x1_0000),
+            redist: range(0x80a_0000, 0xf6_0000),
+            maintenance: Some(25),
+        }))
+    );
+    assert_eq!(
+        p.gic_v3(),
+        Some((range(0x800_0000, 0x1_0000), range(0x80a_0000, 0xf6_0000)))
+    );
+    assert_eq!(p.timer, Some(ARMV8_TIMER));
+    assert_eq!(p.psci, Conduit::Smc);
+    assert_eq!(p.cpus(), &[0, 1]);
+    assert_eq!(p.initrd, Some(range(0x4800_0000, 0x1_6942)));
+}
+
+#[test]
+fn virt_gicv2_tree_gives_the_four_frames_and_the_maintenance_interrupt() {
+    let p = parse(VIRT_GICV2);
+    let Some(Gic::V2(gic)) = p.gic else {
+        panic!("expected a GICv2, got {:?}", p.gic);
+    };
+    assert_eq!(
+        gic,
+        GicV2 {
+            dist: range(0x800_0000, 0x1_0000),
+            cpu: range(0x801_0000, 0x1_0000),
+            hyp: Some(range(0x803_0000, 0x1_0000)),
+            vcpu: Some(range(0x804_0000, 0x1_0000)),
+            maintenance: Some(25),
+        }
+    );
+    // virt's frames are not aliased: the interfaces start at their frames.
+    assert_eq!(gic.cpu_interface(), range(0x801_0000, 0x2000));
+    assert_eq!(gic.vcpu_interface(), Some(range(0x804_0000, 0x2000)));
+    assert_eq!(p.gic_v3(), None);
+    assert_eq!(p.console.map(|u| u.kind), Some(UartKind::Pl011));
+    assert_eq!(p.timer, Some(ARMV8_TIMER));
+}
+
+#[test]
+fn zcu102_tree_gives_two_ddr_ranges() {
+    let p = parse(ZCU102);
+    assert_eq!(
+        p.memory(),
+        &[range(0, 0x8000_0000), range(0x8_0000_0000, 0x8000_0000)]
+    );
+}
+
+#[test]
+fn zcu102_console_is_the_cadence_uart_stdout_path_names_through_an_alias() {
+    // stdout-path = "serial0:115200n8"; serial0 = "/axi/serial@ff000000".
+    let p = parse(ZCU102);
+    assert_eq!(
+        p.console,
+        Some(Uart {
+            regs: range(0xff00_0000, 0x1000),
+            kind: UartKind::Cadence,
+            intid: Some(32 + 21),
+        })
+    );
+}
+
+#[test]
+fn zcu102_gic_400_has_four_frames_and_its_interfaces_at_frame_base_plus_0xf000() {
+    let p = parse(ZCU102);
+    let Some(Gic::V2(gic)) = p.gic else {
+        panic!("expected a GICv2, got {:?}", p.gic);
+    };
+    assert_eq!(
+        gic,
+        GicV2 {
+            dist: range(0xf901_0000, 0x1_0000),
+            cpu: range(0xf902_0000, 0x2_0000),
+            hyp: Some(range(0xf904_0000, 0x2_0000)),
+            vcpu: Some(range(0xf906_0000, 0x2_0000)),
+            maintenance: Some(25),
+        }
+    );
+    assert_eq!(gic.cpu_interface(), range(0xf902_f000, 0x2000));
+    assert_eq!(gic.vcpu_interface(), Some(range(0xf906_f000, 0x2000)));
+}
+
+#[test]
+fn zcu102_has_psci_over_smc_four_cpus_the_timer_and_no_initrd() {
+    let p = parse(ZCU102);
+    assert_eq!(p.psci, Conduit::Smc);
+    assert_eq!(p.cpus(), &[0, 1, 2, 3]);
+    assert_eq!(p.timer, Some(ARMV8_TIMER));
+    assert_eq!(p.initrd, None);
+}
+
+#[test]
+fn not_a_device_tree_is_refused_with_its_address() {
+    let err = Platform::parse(&[0u8; 64], 0x4000_0000).unwrap_err();
+    assert_eq!(err, PlatformError::BadDeviceTree(0x4000_0000));
+    assert_eq!(
+        err.to_string(),
+        "no valid device tree at 0x40000000 (x0 at entry)"
+    );
+}
+
+#[test]
+fn header_size_is_read_only_behind_the_magic() {
+    let header: [u8; 8] = VIRT_GICV3[..8].try_into().unwrap();
+    assert_eq!(device_tree_size(&header), Some(VIRT_GICV3.len()));
+    assert_eq!(device_tree_size(&[0, 0, 0, 0, 0, 0, 0x10, 0]), None);
+}
+
+#[test]
+fn gic_interrupt_specifiers_number_spis_from_32_and_ppis_from_16() {
+    assert_eq!(gic_intid(&mut [0, 1, 4].into_iter()), Some(33));
+    assert_eq!(gic_intid(&mut [1, 9, 0xf04].into_iter()), Some(25));
+    assert_eq!(gic_intid(&mut [2, 9, 4].into_iter()), None);
+    assert_eq!(gic_intid(&mut [0, 1].into_iter()), None);
+}
+
+#[test]
+fn cpu_interface_of_an_8k_or_64k_frame_is_its_start_and_of_128k_the_last_alias() {
+    assert_eq!(
+        contiguous_cpu_interface(range(0x801_0000, 0x2000)),
+        range(0x801_0000, 0x2000)
+    );
+    assert_eq!(
+        contiguous_cpu_interface(range(0x801_0000, 0x1_0000)),
+        range(0x801_0000, 0x2000)
+    );
+    assert_eq!(
+        contiguous_cpu_interface(range(0xf906_0000, 0x2_0000)),
+        range(0xf906_f000, 0x2000)
+    );
+}
+
+/// A tree with two memory nodes (one disabled), two UARTs (the first disabled, no
+/// stdout-path), HVC PSCI, and CPUs with two-cell `reg`.
+fn synthetic() -> Vec<u8> {
+    let reserve = [FdtReserveEntry::new(0x8000_0000, 0x1_0000).unwrap()];
+    let mut f = FdtWriter::new_with_mem_reserv(&reserve).unwrap();
+    let root = f.begin_node("").unwrap();
+    f.property_u32("#address-cells", 2).unwrap();
+    f.property_u32("#size-cells", 2).unwrap();
+    for (base, status) in [(0x8000_0000u64, "okay"), (0x1_0000_0000, "disabled")] {
+        let m = f.begin_node(&format!("memory@{base:x}")).unwrap();
+        f.property_string("device_type", "memory").unwrap();
+        f.property_array_u64("reg", &[base, 0x1000_0000]).unwrap();
+        f.property_string("status", status).unwrap();
+        f.end_node(m).unwrap();
+    }
+    for (base, status, compatible) in [
+        (0x1c09_0000u64, "disabled", "arm,pl011"),
+        (0xe000_0000, "okay", "xlnx,xuartps"),
+    ] {
+        let u = f.begin_node(&format!("serial@{base:x}")).unwrap();
+        f.property_string_list("compatible", vec![compatible.into()])
+            .unwrap();
+        f.property_array_u64("reg", &[base, 0x1000]).unwrap();
+        f.property_string("status", status).unwrap();
+        f.end_node(u).unwrap();
+    }
+    let reserved = f.begin_node("reserved-memory").unwrap();
+    f.property_u32("#address-cells", 2).unwrap();
+    f.property_u32("#size-cells", 2).unwrap();
+    f.property_null("ranges").unwrap();
+    let tfa = f.begin_node("tf-a@8ff00000").unwrap();
+    f.property_array_u64("reg", &[0x8ff0_0000, 0x10_0000])
+        .unwrap();
+    f.property_null("no-map").unwrap();
+    f.end_node(tfa).unwrap();
+    let pool = f.begin_node("pool").unwrap();
+    f.property_u64("size", 0x40_0000).unwrap();
+    f.end_node(pool).unwrap();
+    f.end_node(reserved).unwrap();
+    let psci = f.begin_node("psci").unwrap();
+    f.property_string("compatible", "arm,psci-1.0").unwrap();
+    f.property_string("method", "hvc").unwrap();
+    f.end_node(psci).unwrap();
+    let cpus = f.begin_node("cpus").unwrap();
+    f.property_u32("#address-cells", 2).unwrap();
+    f.property_u32("#size-cells", 0).unwrap();
+    for mpidr in [0x1_0000_0000u64, 0x100] {
+        let c = f.begin_node(&format!("cpu@{mpidr:x}")).unwrap();
+        f.property_string("device_type", "cpu").unwrap();
+        f.property_u64("reg", mpidr).unwrap();
+        f.end_node(c).unwrap();
+    }
+    f.end_node(cpus).unwrap();
+    f.end_node(root).unwrap();
+    f.finish().unwrap()
+}
+
+#[test]
+fn disabled_memory_and_uarts_are_skipped_and_the_first_enabled_uart_is_the_console() {
+    let p = parse(&synthetic());
+    assert_eq!(p.memory(), &[range(0x8000_0000, 0x1000_0000)]);
+    let console = p.console.expect("a console");
+    assert_eq!(console.kind, UartKind::Cadence);
+    assert_eq!(console.regs, range(0xe000_0000, 0x1000));
+    assert_eq!(console.intid, None);
+}
+
+#[test]
+fn reservations_come_from_the_reservation_block_and_reserved_memory_nodes_with_reg() {
+    let p = parse(&synthetic());
+    assert_eq!(
+        p.reserved(),
+        &[range(0x8000_0000, 0x1_0000), range(0x8ff0_0000, 0x10_0000)]
+    );
+}
+
+#[test]
+fn qemu_and_debian_trees_reserve_nothing() {
+    for dtb in [VIRT_GICV3, VIRT_GICV2, ZCU102, ZCU102_QEMU] {
+        assert_eq!(parse(dtb).reserved(), &[]);
+    }
+}
+
+#[test]
+fn hvc_conduit_two_cell_cpu_ids_and_no_gic_or_timer_are_read_as_given() {
+    let p = parse(&synthetic());
+    assert_eq!(p.psci, Conduit::Hvc);
+    assert_eq!(p.cpus(), &[0x1_0000_0000, 0x100]);
+    assert_eq!(p.gic, None);
+    assert_eq!(p.timer, None);
+    assert_eq!(p.initrd, None);
+}
+#[test]
+fn zcu102_tree_as_qemu_edits_it_keeps_chosen_console_gic_and_gains_one_ram_range_and_the_initrd() {
+    let p = parse(ZCU102_QEMU);
+    assert_eq!(p.memory(), &[range(0, 0x8000_0000)]);
+    assert_eq!(p.initrd, Some(range(0x800_0000, 0x1_6942)));
+    assert_eq!(p.console.map(|u| u.regs.base), Some(0xff00_0000));
+    assert!(matches!(p.gic, Some(Gic::V2(_))));
+    assert_eq!(p.cpus(), &[0, 1, 2, 3]);
+}
+
+#[test]
+fn stdout_path_alias_is_followed_not_just_the_first_uart() {
+    // serial1 is the second Cadence UART: only the alias leads there.
+    let mut dtb = ZCU102.to_vec();
+    let from = b"serial0:115200n8";
+    let at = dtb.windows(from.len()).position(|w| w == from).unwrap();
+    dtb[at + 6] = b'1';
+    let p = parse(&dtb);
+    assert_eq!(p.console.map(|u| u.regs), Some(range(0xff01_0000, 0x1000)));
+    assert_eq!(p.console.and_then(|u| u.intid), Some(32 + 22));
+}
+
+#[test]
+fn nodes_are_found_by_path_with_or_without_their_unit_address() {
+    let tree = fdt::Tree::new(ZCU102).unwrap();
+    let by_address = tree.find("/axi/serial@ff010000").unwrap();
+    assert_eq!(by_address.name(), "serial@ff010000");
+    assert_eq!(tree.find("/axi/serial").unwrap().name(), "serial@ff000000");
+    assert!(tree.find("/serial@ff000000").is_none());
+    assert!(tree.find("/axi/serial@ff000000/x").is_none());
+    assert_eq!(tree.find("/").unwrap().name(), "");
+}
+
+#[test]
+fn every_truncation_of_a_tree_parses_without_panicking() {
+    for len in (0..ZCU102_QEMU.len()).step_by(61) {
+        let mut blob = ZCU102_QEMU[..len].to_vec();
+        if len >= 8 {
+            // Claim the truncated length, so the blocks, not the header, run short.
+            blob[4..8].copy_from_slice(&(len as u32).to_be_bytes());
+        }
+        let _ = Platform::parse(&blob, 0);
+    }
+}
+
+#[test]
+fn a_tree_whose_blocks_lie_beyond_it_is_refused() {
+    let mut blob = VIRT_GICV3.to_vec();
+    // off_dt_struct past the end.
+    blob[8..12].copy_from_slice(&0x00ff_0000u32.to_be_bytes());
+    assert_eq!(
+        Platform::parse(&blob, 0x1000).unwrap_err(),
+        PlatformError::BadDeviceTree(0x1000)
+    );
+}

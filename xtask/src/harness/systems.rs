@@ -1,0 +1,337 @@
+//! Several VMs side by side (issue 11), run as a user runs them: `./x run --config FILE` with a
+//! system description of `[[vm]]` tables, its console read whole. One QEMU per behaviour: VMs
+//! running side by side and the machine ending with the last; a VM restarting alone beside a
+//! neighbour whose clock and console go on; the isolation scan; and the shipped
+//! `configs/two-linux.toml`, two Linux shells driven through the console switch.
+
+use super::{Tally, cli, expect_status};
+use crate::error::{XResult, failed};
+use crate::qemu::{ConsoleMode, MoatExit, ScriptStep};
+use crate::scratch::Scratch;
+use std::time::Duration;
+
+/// The virt map every VM of these cases has: RAM, PL011, GICv3 (each VM its own IPA space, so
+/// all of them use the same addresses).
+const VIRT_MAP: &str = r#"
+[[vm.ram]]
+base = 0x4000_0000
+size = "16M"
+
+[[vm.device]]
+kind = "pl011"
+base = 0x0900_0000
+
+[[vm.device]]
+kind = "gicv3-dist"
+base = 0x0800_0000
+
+[[vm.device]]
+kind = "gicv3-redist"
+base = 0x080A_0000
+"#;
+
+/// One `[[vm]]` table running the `partner` guest with `bootargs` on physical CPU `cpu`.
+fn partner(name: &str, cpu: u32, bootargs: &str, extra: &str) -> String {
+    format!(
+        "[[vm]]\nname = \"{name}\"\ncpus = [{cpu}]\nguest = \"partner\"\nbootargs = \"{bootargs}\"\n{extra}\n{VIRT_MAP}\n"
+    )
+}
+
+/// Runs `./x run --config` on `description`; returns its console (stdout) after checking the
+/// exit status is 0.
+fn run_system(name: &str, description: &str) -> XResult<Result<String, String>> {
+    let dir = Scratch::new("test")?;
+    let path = dir.join(&format!("{name}.toml"));
+    std::fs::write(&path, description).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let path = path.to_str().expect("the repository path is UTF-8");
+    let out = cli(&["run", "--config", path, "--timeout", "120"])?;
+    let console = String::from_utf8_lossy(&out.stdout).into_owned();
+    Ok(expect_status(&out, 0).map(|()| console))
+}
+
+/// Every needle appears in `console`, in order.
+fn in_order(console: &str, needles: &[&str]) -> Result<(), String> {
+    let mut from = 0;
+    for needle in needles {
+        match console[from..].find(needle) {
+            Some(at) => from += at + needle.len(),
+            None => {
+                return Err(format!(
+                    "{needle:?} missing (or out of order) in the console"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What VM `name` wrote, taken back out of the shared console: its lines (prefixed
+/// `[name] `), where a line that another VM's line or Moat's log interrupted (the console ends
+/// it with `\r\n`; the partner guest itself ends lines with `\n` alone) is joined again with its
+/// continuation.
+fn vm_stream(console: &str, name: &str) -> String {
+    let prefix = format!("[{name}] ");
+    let mut stream = String::new();
+    for line in console.split('\n') {
+        if let Some(text) = line.strip_prefix(&prefix) {
+            match text.strip_suffix('\r') {
+                Some(interrupted) => stream.push_str(interrupted),
+                None => {
+                    stream.push_str(text);
+                    stream.push('\n');
+                }
+            }
+        }
+    }
+    stream
+}
+
+fn record(
+    tally: &mut Tally,
+    name: &str,
+    console: &Result<String, String>,
+    verdict: Result<(), String>,
+) {
+    let verdict = match console {
+        Ok(_) => verdict,
+        Err(e) => Err(e.clone()),
+    };
+    if verdict.is_err()
+        && let Ok(text) = console
+    {
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        eprintln!("--- console tail of {name}:");
+        tail.iter().rev().for_each(|l| eprintln!("{l}"));
+    }
+    tally.record(name, "max", None, verdict);
+}
+
+/// Two VMs on CPUs 0 and 1 with `on-poweroff = "halt-vm"`: each runs its guest and its stage 2
+/// maps only its own RAM; the first to power off halts alone while the other ticks on; the
+/// machine powers off after the last, with one `MOAT-VM` line each. A VM's vCPUs have their own
+/// virtual MPIDRs (vCPU n: Aff0 = n, whatever CPU runs it), so the one-vCPU VM on physical CPU
+/// 1 asking PSCI about MPIDR 1 gets `INVALID_PARAMETERS`: no VM has a name for another's CPU.
+pub(super) fn side_by_side(tally: &mut Tally) -> XResult<()> {
+    let halt = "on-poweroff = \"halt-vm\"";
+    let description = partner("quick", 1, "partner.other-cpu=1", halt)
+        + &partner("ticker", 0, "partner.ticks=20", halt);
+    let console = run_system("side-by-side", &description)?;
+    let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
+        in_order(
+            c,
+            &["VM 'quick': stage 2 maps 16 MiB, all of it its own RAM"],
+        )?;
+        in_order(
+            c,
+            &["VM 'ticker': stage 2 maps 16 MiB, all of it its own RAM"],
+        )?;
+        in_order(
+            c,
+            &[
+                "MOAT-VM: quick poweroff",
+                "MOAT-VM: ticker poweroff",
+                "MOAT-EXIT: poweroff",
+            ],
+        )?;
+        // The ticker went on after its neighbour halted.
+        let halted = c.find("MOAT-VM: quick poweroff").unwrap_or(0);
+        if vm_stream(&c[halted..], "ticker").contains("partner: tick") {
+            Ok(())
+        } else {
+            Err("the ticker printed nothing after its neighbour halted".into())
+        }
+    });
+    let verdict = verdict.and(console.as_ref().map(|_| ()).map_err(Clone::clone));
+    record(
+        tally,
+        "two_vms_run_side_by_side_and_one_halting_leaves_the_other_running",
+        &console,
+        verdict,
+    );
+    Ok(())
+}
+
+/// A VM with `on-reset = "restart"` resets again and again beside a ticking neighbour: each
+/// restart finds its RAM scrubbed (the marker it wrote is gone), the neighbour's ticks come
+/// all, in order, and it powers the machine off (`on-poweroff = "power-off-machine"`), the
+/// restarting VM reported as cut off by it.
+pub(super) fn restart_alone(tally: &mut Tally) -> XResult<()> {
+    let description = partner(
+        "ticker",
+        0,
+        "partner.ticks=100",
+        "on-poweroff = \"power-off-machine\"",
+    ) + &partner("resetter", 1, "partner.reset", "on-reset = \"restart\"");
+    let console = run_system("restart", &description)?;
+    let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
+        let ticks: Vec<String> = (1..=100)
+            .map(|i| format!("[ticker] partner: tick {i}\n"))
+            .collect();
+        in_order(c, &ticks.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let restarts = c.matches("MOAT-VM: resetter restart").count();
+        let clean = vm_stream(c, "resetter")
+            .matches("partner: boot, RAM clean")
+            .count();
+        if restarts == 0 || clean < 2 {
+            return Err(format!(
+                "{restarts} restarts and {clean} clean boots: the resetter never came back"
+            ));
+        }
+        if c.contains("RAM dirty") {
+            return Err("a restarted VM found the marker of its previous run".into());
+        }
+        in_order(
+            c,
+            &[
+                "MOAT-VM: ticker poweroff",
+                "MOAT-VM: resetter machine-off",
+                "MOAT-EXIT: poweroff",
+            ],
+        )
+    });
+    record(
+        tally,
+        "a_vm_restarts_alone_with_its_ram_scrubbed_beside_a_ticking_neighbour",
+        &console,
+        verdict,
+    );
+    Ok(())
+}
+
+/// The isolation scan: a VM reads all of its RAM and probes its whole IPA space (2^36) at a
+/// 2 MiB stride, beside a neighbour whose RAM is full of canaries, with Moat's own canaries in
+/// its data and in every free page: it finds none, and every probe outside its RAM and devices
+/// aborts. The neighbour's own count proves the scan sees canaries where they are.
+pub(super) fn isolation_scan(tally: &mut Tally) -> XResult<()> {
+    let description = partner(
+        "scanner",
+        0,
+        "partner.scan=36",
+        "ipa-bits = 36\non-poweroff = \"power-off-machine\"",
+    ) + &partner("neighbour", 1, "partner.canary", "");
+    let console = run_system("isolation", &description)?;
+    let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
+        in_order(c, &["isolation: canaries in a page of Moat's own data and in "])?;
+        in_order(
+            c,
+            &["[neighbour] partner: 8 MiB marked with canaries; reading its RAM finds 1048576 of 1048576"],
+        )?;
+        in_order(
+            c,
+            &[
+                "[scanner] partner: scan of 16 MiB of RAM and 2^36 IPAs (32758 probes: 32758 aborted, 0 readable outside RAM): canaries 0",
+                "MOAT-EXIT: poweroff",
+            ],
+        )
+    });
+    record(
+        tally,
+        "isolation_scan_finds_no_canary_of_moat_free_memory_or_the_neighbour",
+        &console,
+        verdict,
+    );
+    Ok(())
+}
+
+/// The console script of [`two_linux`]: each VM's shell answers, the focus moves with Ctrl-T
+/// three times, one VM's `reboot -f` restarts only it and its `poweroff -f` halts only it, and
+/// the other still answers before it powers the machine off.
+const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
+    // The script reads the console forward only, and the VMs boot in either order: wait for
+    // both inits' line (each VM's console is open from then on, and its tty keeps what is
+    // typed until its shell reads it; typed earlier, the kernel would drop it).
+    ScriptStep {
+        wait_for: "Moat guest: Linux up",
+        send: "",
+    },
+    ScriptStep {
+        wait_for: "Moat guest: Linux up",
+        send: "echo alpha-says-$((6*7))\n",
+    },
+    ScriptStep {
+        wait_for: "alpha-says-42",
+        send: "\x14\x14\x14",
+    },
+    ScriptStep {
+        wait_for: "console: input goes to VM 'beta'",
+        send: "echo beta-says-$((6*7))\n",
+    },
+    ScriptStep {
+        wait_for: "beta-says-42",
+        send: "reboot -f\n",
+    },
+    ScriptStep {
+        wait_for: "MOAT-VM: beta restart",
+        send: "",
+    },
+    ScriptStep {
+        wait_for: "[beta] Moat guest: Linux up",
+        send: "echo beta-again-$((6*7))\n",
+    },
+    ScriptStep {
+        wait_for: "beta-again-42",
+        send: "poweroff -f\n",
+    },
+    ScriptStep {
+        wait_for: "MOAT-VM: beta poweroff",
+        send: "\x14\x14\x14",
+    },
+    ScriptStep {
+        wait_for: "console: input goes to VM 'alpha'",
+        send: "echo alpha-still-$((6*7))\n",
+    },
+    ScriptStep {
+        wait_for: "alpha-still-42",
+        send: "poweroff -f\n",
+    },
+];
+
+/// `configs/two-linux.toml` as shipped: two Debian Linux VMs, one CPU each, driven through the
+/// console switch by [`TWO_LINUX_SCRIPT`].
+pub(super) fn two_linux(tally: &mut Tally) -> XResult<()> {
+    let path = crate::build::repo_root()
+        .join("configs")
+        .join("two-linux.toml");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let dir = path.parent().unwrap_or(&path);
+    let file = moat_config::SystemFile::from_toml_str(&text, dir)
+        .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let images = file
+        .images
+        .ok_or_else(|| failed("configs/two-linux.toml is not a system description"))?;
+    let run = crate::system::SystemRun {
+        path: &path,
+        system: file.system,
+        images,
+        cpu: "max",
+        timeout: None,
+    };
+    let (machine, scratch) = run.machine()?;
+    let outcome = machine.run(
+        ConsoleMode::Scripted(TWO_LINUX_SCRIPT),
+        Some(Duration::from_secs(300)),
+    )?;
+    drop(scratch);
+    let console = &outcome.console;
+    let verdict = in_order(
+        console,
+        &[
+            "alpha-says-42",
+            "beta-says-42",
+            "MOAT-VM: beta restart",
+            "beta-again-42",
+            "MOAT-VM: beta poweroff",
+            "alpha-still-42",
+            "MOAT-VM: alpha poweroff",
+        ],
+    )
+    .and_then(|()| super::expect_exit(&outcome, MoatExit::PowerOff));
+    tally.record(
+        "two_linux_vms_answer_through_the_console_switch_and_reboot_and_power_off_alone",
+        "max",
+        Some(&outcome),
+        verdict,
+    );
+    Ok(())
+}
