@@ -41,6 +41,10 @@ enum Command {
     /// `sysregsweep` guest, bare on QEMU and under Moat, compared encoding by encoding; prints
     /// per CPU the accesses, those equal, and those differing by category.
     Sweep(SweepArgs),
+    /// The differential chaos run (issue 10): the `chaos` guest's seeded operations on every
+    /// vCPU, bare on QEMU and under Moat, compared by block hashes; a differing block is run
+    /// again op by op. Prints the differences, VM stops, hangs and per-EC exception counts.
+    Chaos(ChaosArgs),
     /// Fetch Debian's arm64 cloud kernel and busybox into the cache (`$MOAT_CACHE`, else
     /// target/moat/linux-cache) and build the initramfs; prints the paths `./x run --linux`
     /// boots. Without `--refresh`, a complete cache is used without network access.
@@ -197,6 +201,51 @@ struct SweepArgs {
     /// Print every differing access with its category, not only the unexplained ones.
     #[arg(long)]
     list: bool,
+}
+
+/// Options of `./x chaos`.
+#[derive(Args, Debug)]
+struct ChaosArgs {
+    /// Operations per vCPU.
+    #[arg(long, default_value_t = 10_000)]
+    ops: u64,
+    /// The seed (decimal or 0x-hex).
+    #[arg(long, default_value = "1", value_parser = parse_seed)]
+    seed: u64,
+    /// vCPUs (1..=4).
+    #[arg(long, default_value_t = 2)]
+    smp: u32,
+    /// The CPU model, for both runs [default: cortex-a72, then max].
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Run the guest bare on QEMU only and print its block hashes.
+    #[arg(long)]
+    bare: bool,
+    /// Operations per hashed block.
+    #[arg(long, default_value_t = 1024)]
+    block: u64,
+    /// Run only these op indices (`a-b,c,...`), with every record compared.
+    #[arg(long, value_name = "LIST")]
+    only: Option<String>,
+    /// Reduce the first failure to a minimal op list (delta debugging) and print the command.
+    #[arg(long)]
+    reduce: bool,
+    /// Also the operations left out of the default mix because they differ by design (a
+    /// branch to a device window, `DC ZVA` with the MMU off): docs/chaos.md.
+    #[arg(long)]
+    full: bool,
+    /// Enable the GIC and put interrupt probes among the ops (an own SGI, PPI or SPI made
+    /// pending, then ICC_HPPIR1_EL1/ICC_IAR1_EL1 read and the interrupt ended).
+    #[arg(long)]
+    irq: bool,
+}
+
+fn parse_seed(text: &str) -> Result<u64, String> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// Options of `./x bench`.
@@ -358,6 +407,7 @@ impl Cli {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Sweep(args) => sweep(&args),
+            Command::Chaos(args) => chaos(&args),
             Command::Kut(args) => {
                 let dir = args
                     .dir
@@ -405,6 +455,64 @@ fn sweep(args: &SweepArgs) -> XResult<ExitCode> {
         let summary = crate::sweep::sweep(&artifacts, cpu, lo, hi)?;
         crate::sweep::print(cpu, &summary, args.list);
         clean &= summary.clean();
+    }
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn chaos(args: &ChaosArgs) -> XResult<ExitCode> {
+    if !(1..=4).contains(&args.smp) {
+        return Err(usage(format!("--smp: want 1..=4, got {}", args.smp)));
+    }
+    if args.block == 0 || args.ops.div_ceil(args.block) > 16 * 1024 {
+        return Err(usage("--block: want at most 16384 blocks of at least 1 op"));
+    }
+    let only = match &args.only {
+        None => None,
+        Some(text) => Some(
+            crate::chaos::parse_ranges(text)
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| usage(format!("--only: want a list like 1-5,9, got {text:?}")))?,
+        ),
+    };
+    let cpus: Vec<String> = match &args.cpu {
+        Some(cpu) => {
+            crate::qemu::check_cpu(cpu)?;
+            vec![cpu.clone()]
+        }
+        None => harness::CPUS.iter().map(|c| (*c).to_owned()).collect(),
+    };
+    let artifacts = build::build_bare()?;
+    println!("{}", crate::chaos::qemu_version());
+    let mut clean = true;
+    for cpu in cpus {
+        let params = crate::chaos::Params {
+            cpu,
+            seed: args.seed,
+            ops: args.ops,
+            smp: args.smp,
+            block: args.block,
+            only: only.clone(),
+            full: args.full,
+            irq: args.irq,
+        };
+        println!(
+            "chaos -cpu {}, {} vCPUs, seed {:#x}, {} ops per vCPU",
+            params.cpu, params.smp, params.seed, params.ops
+        );
+        if args.bare {
+            clean &= crate::chaos::bare_only(&artifacts, &params)?;
+            continue;
+        }
+        let summary = crate::chaos::compare(&artifacts, &params)?;
+        crate::chaos::print(&params, &summary);
+        clean &= summary.clean();
+        if args.reduce && !summary.clean() {
+            crate::chaos::reduce(&artifacts, &params, &summary)?;
+        }
     }
     Ok(if clean {
         ExitCode::SUCCESS

@@ -462,18 +462,8 @@ fn boot_moat(artifacts: &Artifacts, probe: &std::path::Path, config: &Config) ->
     let vm = vm::describe(&request, config.moat_cpu)?;
     let scratch = Scratch::new("difftest")?;
     let bundle = scratch.join("probe.bundle");
-    vm::write_bundle(&vm, probe, &bundle)?;
-    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let machine = Machine {
-        cpu: config.moat_cpu.into(),
-        mem_mib: vm::machine_mem_mib(&vm, size),
-        kernel: artifacts.moat.clone(),
-        initrd: Some(bundle),
-        append: None,
-        el2: true,
-        smp: vm.cpus,
-    };
-    machine.run(ConsoleMode::Captured, Some(LIMIT))
+    vm::moat_machine(&vm, &artifacts.moat, probe, config.moat_cpu, &bundle)?
+        .run(ConsoleMode::Captured, Some(LIMIT))
 }
 
 /// An AArch32 configuration: an `arch = "aarch32"` VM under Moat on `cpu`, against the same
@@ -606,18 +596,8 @@ fn boot_moat32(artifacts: &Artifacts, config: &Config32) -> XResult<Outcome> {
     let probe = artifacts.guests.join(format!("{}.elf", build::PROBE32));
     let scratch = Scratch::new("difftest")?;
     let bundle = scratch.join("probe32.bundle");
-    vm::write_bundle(&vm, &probe, &bundle)?;
-    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let machine = Machine {
-        cpu: config.cpu.into(),
-        mem_mib: vm::machine_mem_mib(&vm, size),
-        kernel: artifacts.moat.clone(),
-        initrd: Some(bundle),
-        append: None,
-        el2: true,
-        smp: vm.cpus,
-    };
-    machine.run(ConsoleMode::Captured, Some(LIMIT))
+    vm::moat_machine(&vm, &artifacts.moat, &probe, config.cpu, &bundle)?
+        .run(ConsoleMode::Captured, Some(LIMIT))
 }
 
 /// Runs the AArch32 configurations, adding to `totals` and the table.

@@ -149,18 +149,14 @@ pub fn boot_moat(ctx: &Context, cpu: &str, group: Group) -> XResult<Outcome> {
     config.bootargs = bootargs(ctx.params, group);
     let tag = format!("exitbench-{}-{}", cpu_tag(cpu), group.word());
     let bundle = build::out_dir().join("bench").join(format!("{tag}.bundle"));
-    vm::write_bundle(&config, &guest(&ctx.artifacts), &bundle)?;
-    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let machine = Machine {
-        cpu: cpu.into(),
-        mem_mib: vm::machine_mem_mib(&config, size),
-        kernel: ctx.artifacts.moat.clone(),
-        initrd: Some(bundle),
-        append: None,
-        el2: true,
-        smp: config.cpus,
-    };
-    machine.run_with(&icount(), ConsoleMode::Captured, Some(LIMIT))
+    vm::moat_machine(
+        &config,
+        &ctx.artifacts.moat,
+        &guest(&ctx.artifacts),
+        cpu,
+        &bundle,
+    )?
+    .run_with(&icount(), ConsoleMode::Captured, Some(LIMIT))
 }
 
 /// The guest on QEMU alone at EL1: QEMU answers PSCI on HVC itself, and the GIC, the UART and

@@ -62,6 +62,12 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
             None,
             verdict,
         );
+        tally.record(
+            "chaos_3000_ops_on_2_vcpus_with_and_without_interrupts_match_bare_qemu_without_a_vm_stop_or_hang",
+            cpu,
+            None,
+            crate::chaos::smoke(&artifacts, cpu)?,
+        );
         let (outcome, verdict) = crate::exitbench::smoke(&artifacts, cpu)?;
         tally.record(
             "bench_exits_quick_runs_every_operation_under_moat",
@@ -272,17 +278,7 @@ fn moat_machine(
     let vm = vm::describe(request, cpu)?;
     let scratch = Scratch::new("test")?;
     let bundle = scratch.join(&format!("{tag}.bundle"));
-    vm::write_bundle(&vm, guest, &bundle)?;
-    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let machine = Machine {
-        cpu: cpu.into(),
-        mem_mib: vm::machine_mem_mib(&vm, size),
-        kernel: artifacts.moat.clone(),
-        initrd: Some(bundle),
-        append: None,
-        el2: true,
-        smp: vm.cpus,
-    };
+    let machine = vm::moat_machine(&vm, &artifacts.moat, guest, cpu, &bundle)?;
     Ok((scratch, machine))
 }
 

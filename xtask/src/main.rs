@@ -8,6 +8,7 @@ mod benchmarks;
 mod board;
 mod bootbench;
 mod build;
+mod chaos;
 mod cli;
 mod difftest;
 mod error;

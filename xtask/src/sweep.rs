@@ -335,18 +335,8 @@ fn boot_moat(artifacts: &Artifacts, cpu: &str, bootargs: &str) -> XResult<Outcom
     let vm = vm::describe(&request, cpu)?;
     let scratch = Scratch::new("sweep")?;
     let bundle = scratch.join("sweep.bundle");
-    vm::write_bundle(&vm, &artifacts.guest(GUEST), &bundle)?;
-    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    Machine {
-        cpu: cpu.into(),
-        mem_mib: vm::machine_mem_mib(&vm, size),
-        kernel: artifacts.moat.clone(),
-        initrd: Some(bundle),
-        append: None,
-        el2: true,
-        smp: vm.cpus,
-    }
-    .run(ConsoleMode::Captured, Some(LIMIT))
+    vm::moat_machine(&vm, &artifacts.moat, &artifacts.guest(GUEST), cpu, &bundle)?
+        .run(ConsoleMode::Captured, Some(LIMIT))
 }
 
 /// Why a run did not finish: its last lines.

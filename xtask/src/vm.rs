@@ -182,6 +182,33 @@ pub fn write_bundle_with_initrd(
     write_file(out, &bundle(vm, guest, GuestKind::Any, initrd)?)
 }
 
+/// Writes the bundle of `guest` in `vm` to `bundle` and returns the machine that boots it under
+/// Moat (`moat`, the EL2 image) on QEMU's `cpu`: one QEMU CPU per vCPU, RAM by
+/// [`machine_mem_mib`].
+///
+/// # Errors
+///
+/// A usage error when the guest file is missing or does not fit the VM's RAM.
+pub fn moat_machine(
+    vm: &VmConfig,
+    moat: &Path,
+    guest: &Path,
+    cpu: &str,
+    bundle: &Path,
+) -> XResult<crate::qemu::Machine> {
+    write_bundle(vm, guest, bundle)?;
+    let size = std::fs::metadata(bundle).map(|m| m.len()).unwrap_or(0);
+    Ok(crate::qemu::Machine {
+        cpu: cpu.into(),
+        mem_mib: machine_mem_mib(vm, size),
+        kernel: moat.to_path_buf(),
+        initrd: Some(bundle.to_path_buf()),
+        append: None,
+        el2: true,
+        smp: vm.cpus,
+    })
+}
+
 /// Places the initrd by its size before reading it (a file too large for the VM's RAM is
 /// refused unread), reads it and adds it to `image`; returns its IPA and size.
 fn add_initrd(

@@ -7,6 +7,29 @@
 #[cfg(target_os = "none")]
 use core::arch::asm;
 
+/// Encodings (`op0`, `op1`, `CRn`, `CRm`, `op2`) that a guest writing system registers back
+/// (`sysregsweep`, `chaos`) never writes, even with the value just read, because a write could break the guest between the read and the write or change
+/// how it runs: the translation regime and the vectors (the guest relies on them staying as
+/// the runtime set them), its stack pointers and interrupt masks, the FP/SIMD trap control
+/// (the compiler may use SIMD registers), and `ICC_BPR0/1_EL1` (issue 10 item 6: QEMU's
+/// virtual `VBPR1` write path can kill QEMU under a hypervisor).
+pub const NEVER_WRITTEN: [(u8, u8, u8, u8, u8, &str); 14] = [
+    (3, 0, 1, 0, 0, "SCTLR_EL1"),
+    (3, 0, 1, 0, 2, "CPACR_EL1"),
+    (3, 0, 2, 0, 0, "TTBR0_EL1"),
+    (3, 0, 2, 0, 1, "TTBR1_EL1"),
+    (3, 0, 2, 0, 2, "TCR_EL1"),
+    (3, 0, 10, 2, 0, "MAIR_EL1"),
+    (3, 0, 12, 0, 0, "VBAR_EL1"),
+    (3, 0, 4, 1, 0, "SP_EL0"),
+    (3, 4, 4, 1, 0, "SP_EL1"),
+    (3, 6, 4, 1, 0, "SP_EL2"),
+    (3, 0, 4, 2, 0, "SPSel"),
+    (3, 3, 4, 2, 1, "DAIF"),
+    (3, 0, 12, 8, 3, "ICC_BPR0_EL1"),
+    (3, 0, 12, 12, 3, "ICC_BPR1_EL1"),
+];
+
 /// Defines a function that reads one system register with `MRS`.
 macro_rules! reader {
     ($(#[$doc:meta])* $name:ident, $reg:literal) => {

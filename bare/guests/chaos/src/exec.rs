@@ -1,0 +1,259 @@
+//! The executor: every operation is a few instruction words written to the vCPU's own scratch
+//! page (or, for a fetch, a branch target) and called with `BLR`, X0..X7 loaded from the vCPU's
+//! [`Ctx`]. The chaos vectors ([`chaos_vectors`]) record any exception the words take into the
+//! same [`Ctx`] (vector offset, `ESR_EL1`, `FAR_EL1`, `ELR_EL1`, `SPSR_EL1`), count it by
+//! exception class, and return to the executor's resume point, which restores the stack and
+//! the callee-saved registers whatever the words did.
+//!
+//! The per-vCPU state is found from `MPIDR_EL1.Aff0` (QEMU `virt` numbers CPUs 0.. in Aff0, and
+//! Moat gives vCPU `n` `VMPIDR_EL2.Aff0` = `n`), so the vectors need no memory shared between
+//! vCPUs and no atomics (with the MMU off every access is Device-nGnRnE). An exception outside
+//! an operation (no resume point) is a stray: it is recorded and the vCPU is sent to
+//! [`chaos_stray`], which reports it and powers the machine off.
+
+use core::arch::global_asm;
+use core::cell::UnsafeCell;
+use core::mem::{offset_of, size_of};
+
+/// The most vCPUs the guest drives.
+pub const MAX_CPUS: usize = 4;
+
+/// One vCPU's executor state (shared with the vector code by offset).
+#[repr(C, align(64))]
+pub struct Ctx {
+    /// X0..X7 at the call.
+    pub input: [u64; 8],
+    /// X0..X3 after the words returned.
+    pub output: [u64; 4],
+    /// Where an exception returns to; 0 outside an operation.
+    pub resume: u64,
+    /// The stack pointer at the call.
+    pub saved_sp: u64,
+    /// 1 when the operation took an exception.
+    pub taken: u64,
+    /// The exception's vector offset.
+    pub vector: u64,
+    /// Its `ESR_EL1`.
+    pub esr: u64,
+    /// Its `FAR_EL1`.
+    pub far: u64,
+    /// Its `ELR_EL1`.
+    pub elr: u64,
+    /// Its `SPSR_EL1`.
+    pub spsr: u64,
+    /// Exceptions taken, by `ESR_EL1.EC`.
+    pub ec_counts: [u64; 64],
+    /// A stray exception: vector offset, `ESR_EL1`, `FAR_EL1`, `ELR_EL1`.
+    pub stray: [u64; 4],
+    /// The address the last operation called.
+    pub entry: u64,
+}
+
+const CTX_SIZE: usize = size_of::<Ctx>();
+
+/// Every vCPU's [`Ctx`], by `MPIDR_EL1.Aff0`.
+pub struct Ctxs(UnsafeCell<[Ctx; MAX_CPUS]>);
+// SAFETY: each vCPU touches only its own element (by `MPIDR_EL1.Aff0`), from its own code and
+// its own exception handler, which never run at once.
+unsafe impl Sync for Ctxs {}
+
+const EMPTY: Ctx = Ctx {
+    input: [0; 8],
+    output: [0; 4],
+    resume: 0,
+    saved_sp: 0,
+    taken: 0,
+    vector: 0,
+    esr: 0,
+    far: 0,
+    elr: 0,
+    spsr: 0,
+    ec_counts: [0; 64],
+    stray: [0; 4],
+    entry: 0,
+};
+
+/// The vCPUs' executor state.
+#[unsafe(no_mangle)]
+pub static CHAOS_CTX: Ctxs = Ctxs(UnsafeCell::new([EMPTY; MAX_CPUS]));
+
+/// This vCPU's [`Ctx`].
+pub fn ctx(cpu: usize) -> *mut Ctx {
+    // Only the element's address is formed; the caller is that vCPU.
+    (CHAOS_CTX.0.get() as *mut Ctx).wrapping_add(cpu)
+}
+
+global_asm!(
+    r#"
+    .macro chaos_vector offset
+    .balign 0x80
+    sub     sp, sp, #32
+    stp     x0, x1, [sp]
+    stp     x2, x3, [sp, #16]
+    mov     x2, #\offset
+    b       chaos_exception_common
+    .endm
+
+    .pushsection .text.chaos_vectors, "ax"
+    .balign 0x800
+    .global chaos_vectors
+chaos_vectors:
+    chaos_vector 0x000
+    chaos_vector 0x080
+    chaos_vector 0x100
+    chaos_vector 0x180
+    chaos_vector 0x200
+    chaos_vector 0x280
+    chaos_vector 0x300
+    chaos_vector 0x380
+    chaos_vector 0x400
+    chaos_vector 0x480
+    chaos_vector 0x500
+    chaos_vector 0x580
+    chaos_vector 0x600
+    chaos_vector 0x680
+    chaos_vector 0x700
+    chaos_vector 0x780
+
+    .balign 0x80
+chaos_exception_common:
+    mrs     x0, mpidr_el1
+    and     x0, x0, #0xff                 // Aff0: this vCPU's index
+    mov     x1, #{CTX_SIZE}
+    mul     x0, x0, x1
+    adrp    x1, CHAOS_CTX
+    add     x1, x1, :lo12:CHAOS_CTX
+    add     x0, x0, x1                    // X0 = this vCPU's Ctx
+    mrs     x3, esr_el1
+    ubfx    x3, x3, #26, #6               // ESR_EL1.EC
+    add     x3, x0, x3, lsl #3
+    ldr     x1, [x3, #{ECS}]
+    add     x1, x1, #1
+    str     x1, [x3, #{ECS}]
+    ldr     x3, [x0, #{RESUME}]
+    cbz     x3, 2f
+    str     x2, [x0, #{VECTOR}]
+    mrs     x1, esr_el1
+    str     x1, [x0, #{ESR}]
+    mrs     x1, far_el1
+    str     x1, [x0, #{FAR}]
+    mrs     x1, elr_el1
+    str     x1, [x0, #{ELR}]
+    mrs     x1, spsr_el1
+    str     x1, [x0, #{SPSR}]
+    mov     x1, #1
+    str     x1, [x0, #{TAKEN}]
+    str     xzr, [x0, #{RESUME}]          // a second exception before the resume is a stray
+    msr     elr_el1, x3
+    b       3f
+2:  str     x2, [x0, #{STRAY}]
+    mrs     x1, esr_el1
+    str     x1, [x0, #{STRAY} + 8]
+    mrs     x1, far_el1
+    str     x1, [x0, #{STRAY} + 16]
+    mrs     x1, elr_el1
+    str     x1, [x0, #{STRAY} + 24]
+    adrp    x1, chaos_stray
+    add     x1, x1, :lo12:chaos_stray
+    msr     elr_el1, x1
+    mov     x1, #0x3c5                    // EL1h, D, A, I, F masked
+    msr     spsr_el1, x1
+3:  ldp     x2, x3, [sp, #16]
+    ldp     x0, x1, [sp]
+    add     sp, sp, #32
+    eret
+
+    .global chaos_exec
+chaos_exec:                               // X0 = Ctx, X1 = the words' address
+    stp     x29, x30, [sp, #-96]!
+    stp     x19, x20, [sp, #16]
+    stp     x21, x22, [sp, #32]
+    stp     x23, x24, [sp, #48]
+    stp     x25, x26, [sp, #64]
+    stp     x27, x28, [sp, #80]
+    mov     x19, x0
+    mov     x2, sp
+    str     x2, [x19, #{SAVED_SP}]
+    str     xzr, [x19, #{TAKEN}]
+    adr     x2, 9f
+    str     x2, [x19, #{RESUME}]
+    mov     x16, x1
+    ldp     x0, x1, [x19, #0]
+    ldp     x2, x3, [x19, #16]
+    ldp     x4, x5, [x19, #32]
+    ldp     x6, x7, [x19, #48]
+    blr     x16
+9:  str     xzr, [x19, #{RESUME}]
+    stp     x0, x1, [x19, #{OUTPUT}]
+    stp     x2, x3, [x19, #{OUTPUT} + 16]
+    ldr     x2, [x19, #{SAVED_SP}]
+    mov     sp, x2
+    ldp     x19, x20, [sp, #16]
+    ldp     x21, x22, [sp, #32]
+    ldp     x23, x24, [sp, #48]
+    ldp     x25, x26, [sp, #64]
+    ldp     x27, x28, [sp, #80]
+    ldp     x29, x30, [sp], #96
+    ret
+    .popsection
+"#,
+    CTX_SIZE = const CTX_SIZE,
+    ECS = const offset_of!(Ctx, ec_counts),
+    RESUME = const offset_of!(Ctx, resume),
+    VECTOR = const offset_of!(Ctx, vector),
+    ESR = const offset_of!(Ctx, esr),
+    FAR = const offset_of!(Ctx, far),
+    ELR = const offset_of!(Ctx, elr),
+    SPSR = const offset_of!(Ctx, spsr),
+    TAKEN = const offset_of!(Ctx, taken),
+    STRAY = const offset_of!(Ctx, stray),
+    SAVED_SP = const offset_of!(Ctx, saved_sp),
+    OUTPUT = const offset_of!(Ctx, output),
+);
+
+unsafe extern "C" {
+    fn chaos_exec(ctx: *mut Ctx, words: u64);
+    /// The chaos vector table.
+    pub static chaos_vectors: u8;
+}
+
+/// Calls the words at `entry` with X0..X7 = `input`; the outcome is in the vCPU's [`Ctx`].
+pub fn exec(cpu: usize, entry: u64, input: [u64; 8]) -> &'static Ctx {
+    let ctx = ctx(cpu);
+    // SAFETY: `ctx` is this vCPU's own element; no reference to it is alive across the call.
+    unsafe {
+        (*ctx).input = input;
+        (*ctx).entry = entry;
+    }
+    // SAFETY: `chaos_exec` saves and restores every callee-saved register and the stack
+    // pointer itself, whatever the words do; the words are those the generator writes (no
+    // store but to the addresses the module docs of `ops` allow). An exception returns to
+    // its resume point through the chaos vectors.
+    unsafe { chaos_exec(ctx, entry) };
+    // SAFETY: the call is over; only this vCPU reads its element.
+    unsafe { &*ctx }
+}
+
+/// Installs the chaos vectors on this vCPU.
+pub fn install_vectors() {
+    let table = &raw const chaos_vectors as u64;
+    // SAFETY: VBAR_EL1 = a 2 KiB-aligned table whose every entry ends in an ERET or the stray
+    // report; ISB so that it is in effect before the first operation.
+    unsafe { core::arch::asm!("msr vbar_el1, {}", "isb", in(reg) table, options(nostack)) };
+}
+
+/// Where a stray exception (one outside any operation) ends: reported, then power-off.
+#[unsafe(no_mangle)]
+extern "C" fn chaos_stray() -> ! {
+    let cpu = crate::cpu_index();
+    // SAFETY: this vCPU's own element, written by its vector code just before.
+    let stray = unsafe { (*ctx(cpu)).stray };
+    moat_guest_rt::println!(
+        "CHAOS-STRAY {cpu} vector={:#x} esr={:#x} far={:#x} elr={:#x}",
+        stray[0],
+        stray[1],
+        stray[2],
+        stray[3]
+    );
+    moat_guest_rt::psci::system_off()
+}
