@@ -110,8 +110,13 @@ pub unsafe fn init(kind: UartKind, base: usize) {
 /// Shares the console among VMs named `names`, in the machine's order; the first has the
 /// focus. With one VM its output goes out unchanged.
 pub fn share<'a>(names: impl IntoIterator<Item = &'a str>) {
-    if let Some(console) = CONSOLE.lock().as_mut() {
-        console.mux = Some(ConsoleMux::new(names));
+    let mux = ConsoleMux::new(names);
+    // One VM has nothing to tell apart: its bytes go straight to the UART, as Moat's own
+    // console path does before the VMs exist (the cheapest write an MMIO exit can make).
+    if mux.vms() > 1
+        && let Some(console) = CONSOLE.lock().as_mut()
+    {
+        console.mux = Some(mux);
     }
     FOCUS.store(0, Ordering::Relaxed);
 }
