@@ -204,6 +204,12 @@ impl VirtioNet {
         }
     }
 
+    /// The MAC address its configuration space reports.
+    #[must_use]
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
     /// The driver-visible `Status`.
     #[must_use]
     pub fn status(&self) -> u8 {
