@@ -1,4 +1,5 @@
-//! The PL011 and GIC models under sequences of guest register accesses and hypervisor inputs.
+//! The PL011, GIC and virtio-net models under sequences of guest register accesses and
+//! hypervisor inputs (virtio-net: see `virtio_net` below).
 //!
 //! PL011: read data fits the access size, writes read 0, an interrupt-level effect is reported
 //! exactly when the level changed. GIC: the fuzz input drives the model the way EL2 does — guest
@@ -18,6 +19,7 @@ use libfuzzer_sys::fuzz_target;
 use moat_devices::gic::list_regs::{IchVtr, ListRegister, LrFill, LrState, MAX_LIST_REGS};
 use moat_devices::gic::{DISTRIBUTOR_SIZE, MAX_VCPUS, REDISTRIBUTOR_STRIDE, VcpuSet, VirtGic};
 use moat_devices::pl011::Pl011;
+use moat_devices::virtio_net::{GuestMemory, MAX_FRAME, OutsideRam, VirtioNet};
 use moat_devices::{Access, MmioDevice};
 
 /// QEMU's `ICH_VTR_EL2`: 4 list registers, 5 priority bits.
@@ -205,11 +207,86 @@ fn gic(u: &mut Unstructured<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A small guest RAM at [`RAM_BASE`] for the virtio-net model, its bytes chosen by the input.
+struct Ram(Vec<u8>);
+
+const RAM_BASE: u64 = 0x4000_0000;
+
+impl Ram {
+    fn range(&self, ipa: u64, len: u64) -> Result<core::ops::Range<usize>, OutsideRam> {
+        let start = ipa.checked_sub(RAM_BASE).ok_or(OutsideRam)?;
+        let end = start.checked_add(len).ok_or(OutsideRam)?;
+        if end > self.0.len() as u64 {
+            return Err(OutsideRam);
+        }
+        Ok(start as usize..end as usize)
+    }
+}
+
+impl GuestMemory for Ram {
+    fn read(&self, ipa: u64, buf: &mut [u8]) -> core::result::Result<(), OutsideRam> {
+        let range = self.range(ipa, buf.len() as u64)?;
+        buf.copy_from_slice(&self.0[range]);
+        Ok(())
+    }
+    fn write(&mut self, ipa: u64, data: &[u8]) -> core::result::Result<(), OutsideRam> {
+        let range = self.range(ipa, data.len() as u64)?;
+        self.0[range].copy_from_slice(data);
+        Ok(())
+    }
+    fn check(&self, ipa: u64, len: u64) -> core::result::Result<(), OutsideRam> {
+        self.range(ipa, len).map(|_| ())
+    }
+}
+
+/// The virtio-net model driven by arbitrary register accesses (biased to the transport's
+/// registers and to ring addresses inside the RAM) and frame deliveries over RAM of arbitrary
+/// bytes: no panic, read data fits the access, no transmitted frame is longer than
+/// `MAX_FRAME`, the line's effects alternate, and a device needing reset moves nothing.
+fn virtio_net(u: &mut Unstructured<'_>) -> Result<()> {
+    let mut ram = Ram(u.bytes(0x2000)?.to_vec());
+    ram.0.resize(0x2000, 0);
+    let mut net = VirtioNet::new([2, 0, 0, 0, 0, 1]);
+    let mut level = false;
+    while !u.is_empty() {
+        let before_reset = net.needs_reset();
+        let (frames, irq) = if u.ratio(1, 6)? {
+            let len = u.int_in_range(0..=1600)?;
+            let (delivered, effects) = net.deliver(&vec![0x5A; len], &mut ram);
+            assert!(
+                !(delivered && before_reset),
+                "delivered while needing reset"
+            );
+            (effects.frames, effects.irq_level)
+        } else {
+            let mut a = access(u, 0x200)?;
+            if let Some(value) = a.write.as_mut()
+                && u.ratio(1, 2)?
+            {
+                *value = RAM_BASE + u.int_in_range(0..=0x2000)?;
+            }
+            let (data, effects) = net.access(a, &mut ram);
+            check_access(&a, data);
+            (effects.frames, effects.irq_level)
+        };
+        assert!(frames.iter().all(|f| f.len() <= MAX_FRAME));
+        assert!(
+            frames.is_empty() || !before_reset,
+            "frames sent while needing reset"
+        );
+        if let Some(now) = irq {
+            assert_ne!(now, level, "a line effect without a change");
+            level = now;
+        }
+    }
+    Ok(())
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let _ = if u.arbitrary::<bool>().unwrap_or(false) {
-        pl011(&mut u)
-    } else {
-        gic(&mut u)
+    let _ = match u.int_in_range(0..=2u8).unwrap_or(0) {
+        0 => pl011(&mut u),
+        1 => gic(&mut u),
+        _ => virtio_net(&mut u),
     };
 });

@@ -98,6 +98,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     systems::side_by_side(&mut tally)?;
     systems::restart_alone(&mut tally)?;
     systems::isolation_scan(&mut tally)?;
+    systems::virtio_net_link(&mut tally)?;
     systems::two_linux(&mut tally)?;
     systems::linux_and_bare(&mut tally)?;
     kvm_unit_tests(&artifacts, &mut tally)?;

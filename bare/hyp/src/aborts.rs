@@ -206,6 +206,8 @@ fn emulate_instruction(
     };
     let kick = port.kick;
     vm.kick(kick, vcpu.index);
+    // A notification written by an emulated instruction may have transmitted frames.
+    vm.send_frames();
     match result {
         Ok(done) => {
             vcpu.frame.pc = vcpu.frame.pc.wrapping_add(u64::from(done.length));

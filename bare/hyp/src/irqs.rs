@@ -2,7 +2,8 @@
 //! `WFI`.
 
 use crate::gic::{
-    CpuInterface, MAINTENANCE_INTID, PHYSICAL_TIMER_INTID, UART_INTID, VIRTUAL_TIMER_INTID,
+    CpuInterface, KICK_SGI, MAINTENANCE_INTID, PHYSICAL_TIMER_INTID, UART_INTID,
+    VIRTUAL_TIMER_INTID,
 };
 use crate::outcome::Next;
 use crate::vcpu::Vcpu;
@@ -29,6 +30,8 @@ pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
                 }
             }
             UART_INTID => vm.console_input(vcpu.index),
+            // A kick may also say that frames wait for this VM (`net`).
+            KICK_SGI => vm.receive_frames(vcpu.index),
             // The kick SGI has done its work by making this CPU exit; the maintenance
             // interrupt is answered by the sync and fill around the next entry.
             _ => {}

@@ -12,7 +12,7 @@ use crate::gic::{self, CpuInterface, UART_INTID};
 use crate::lock::Lock;
 use crate::platform::MAX_CPUS;
 use crate::power::{self, EndStatus};
-use crate::vm::Vm;
+use crate::vm::{NetLink, Vm};
 use alloc::vec::Vec;
 use moat_config::lifecycle::{self, Action, Ledger, VmEnd};
 
@@ -47,7 +47,8 @@ pub enum Left {
 
 /// Puts the VMs where every CPU finds them, shares the console among them and gives the
 /// first VM the console's input.
-pub fn install(vms: Vec<Vm>) {
+pub fn install(mut vms: Vec<Vm>) {
+    connect(&mut vms);
     let names: Vec<alloc::string::String> = vms.iter().map(|vm| vm.config.name.clone()).collect();
     console::share(names.iter().map(alloc::string::String::as_str));
     *LEDGER.lock() = Ledger::new(vms.len());
@@ -55,6 +56,39 @@ pub fn install(vms: Vec<Vm>) {
         *slot.lock() = Some(vm);
     }
     hand_over_input();
+}
+
+/// Gives each VM's network windows their links' other ends. The system was validated (each
+/// link names another VM, which names it back), so a missing end is a Moat bug.
+fn connect(vms: &mut [Vm]) {
+    let mut links = Vec::new();
+    for (index, vm) in vms.iter().enumerate() {
+        for (window, device) in vm.config.devices.iter().enumerate() {
+            let Some(peer_name) = &device.link else {
+                continue;
+            };
+            let peer = vms
+                .iter()
+                .position(|v| &v.config.name == peer_name)
+                .expect("a validated link names a VM");
+            let peer_window = vms[peer]
+                .config
+                .devices
+                .iter()
+                .position(|d| d.link.as_ref() == Some(&vm.config.name))
+                .expect("a validated link is named back");
+            let link = NetLink {
+                window,
+                peer,
+                peer_window,
+                peer_mpidr: vms[peer].cpu_mpidrs[0],
+            };
+            links.push((index, link));
+        }
+    }
+    for (index, link) in links {
+        vms[index].links.push(link);
+    }
 }
 
 /// The seat of physical CPU `cpu`, if a VM runs a vCPU on it.

@@ -30,6 +30,7 @@ mod machine;
 mod mem;
 mod mm;
 mod mmio;
+mod net;
 mod outcome;
 mod platform;
 mod power;

@@ -3,6 +3,7 @@
 //! window. Console bytes go out as each element is written; the vCPUs to kick are gathered
 //! for the caller to carry out once the instruction is done.
 
+use crate::ram::{Backing, VmRam};
 use moat_devices::Access;
 use moat_devices::bus::Bus;
 use moat_devices::gic::VcpuSet;
@@ -14,6 +15,8 @@ pub struct Port<'a> {
     pub vm: usize,
     /// The VM's bus and the window accessed, or `None` for read-as-zero/write-ignore.
     pub device: Option<(&'a mut Bus, usize)>,
+    /// The VM's RAM, which a network device reaches.
+    pub ram: &'a [Backing],
     /// The faulting IPA.
     pub fault_ipa: u64,
     /// The faulting VA.
@@ -51,7 +54,7 @@ impl Port<'_> {
             size,
             write: value,
         };
-        let (data, effects) = bus.access(*index, request);
+        let (data, effects) = bus.access(*index, request, &mut VmRam(self.ram));
         if let Some(byte) = effects.console_out {
             crate::console::guest_byte(self.vm, byte);
         }

@@ -8,8 +8,9 @@ use crate::gic::{self, CpuInterface, UART_INTID};
 use crate::guest::El1Regs;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::mmio::Port;
+use crate::net;
 use crate::platform::MAX_CPUS;
-use crate::ram::Backing;
+use crate::ram::{Backing, VmRam};
 use crate::s2hw::{Frames, IdentityTables, Tlb};
 use crate::vcpu::Vcpu;
 use aarch64_cpu::registers::{
@@ -169,6 +170,23 @@ pub struct Vm {
     /// The MPIDR of the physical CPU that runs each vCPU (vCPU `n` on the `n`-th CPU of the
     /// configuration's `physical_cpus`).
     pub cpu_mpidrs: [u64; MAX_CPUS],
+    /// Where each of its network windows' frames go (set by `machine::install`, which knows
+    /// every VM).
+    pub links: Vec<NetLink>,
+}
+
+/// The other end of a virtio-net link, as the sending VM finds it without taking the
+/// receiver's lock.
+#[derive(Clone, Copy, Debug)]
+pub struct NetLink {
+    /// The sending window's index in this VM's bus.
+    pub window: usize,
+    /// The receiving VM's index.
+    pub peer: usize,
+    /// The receiving window's index in the receiver's bus.
+    pub peer_window: usize,
+    /// The MPIDR of the CPU of the receiver's vCPU 0, which takes the frames in.
+    pub peer_mpidr: u64,
 }
 
 /// Why a VM could not be created: a refused configuration or a lack of memory.
@@ -259,7 +277,7 @@ impl Vm {
         }
         let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
         let stage2 = Stage2::new(geometry, vmid(id), &mut Frames(phys)).map_err(VmError::Stage2)?;
-        let bus = new_bus(&config)?;
+        let bus = new_bus(&config, id)?;
         let device_windows = ranges(config.devices.iter().map(|w| (w.base, w.size)));
         let ram_windows = ranges(config.ram.iter().map(|r| (r.base, r.size)));
         let guest_pa_bits = guest_parange_bits(config.parange, config.ipa_bits, ipa_limit);
@@ -289,6 +307,7 @@ impl Vm {
             boot: (entry, dtb_ipa),
             power: PowerStates::power_on(config_cpus),
             cpu_mpidrs,
+            links: Vec::new(),
         };
         vm.back_ram(phys)?;
         vm.load_images()?;
@@ -317,7 +336,7 @@ impl Vm {
     /// to boot.
     pub fn restart(&mut self) {
         debug_assert!(self.in_guest.is_empty());
-        self.bus = match new_bus(&self.config) {
+        self.bus = match new_bus(&self.config, self.id) {
             Ok(bus) => bus,
             Err(e) => panic!(
                 "VM '{}': its devices were built once: {e}",
@@ -435,6 +454,7 @@ impl Vm {
                 Some(ModelKind::Pl011) => "PL011",
                 Some(ModelKind::GicDistributor) => "GICv3 distributor",
                 Some(ModelKind::GicRedistributors) => "GICv3 redistributors",
+                Some(ModelKind::VirtioNet { .. }) => "virtio-net",
                 None => "no device",
             };
             log!("VM '{}': {name} at IPA {} (emulated)", c.name, window.base);
@@ -507,8 +527,12 @@ impl Vm {
 
     /// One access to device window `index`, its effects carried out; returns the read data.
     pub fn device_access(&mut self, index: usize, request: Access, me: usize) -> u64 {
-        let (data, effects) = self.bus.access(index, request);
+        let (data, effects) = self.bus.access(index, request, &mut VmRam(&self.ram));
         self.carry_out(effects, me);
+        if matches!(self.bus.kind(index), Some(ModelKind::VirtioNet { .. })) {
+            // The guest may have posted receive buffers: take in what waits for it.
+            self.receive_frames(me);
+        }
         if console::receive_paused() && self.bus.kind(index) == Some(ModelKind::Pl011) {
             // The guest may have made room in its receive FIFO: take what the console holds.
             self.console_input(me);
@@ -525,6 +549,7 @@ impl Vm {
         Port {
             vm: self.id,
             device: index.map(|i| (&mut self.bus, i)),
+            ram: &self.ram,
             fault_ipa,
             far,
             window,
@@ -535,11 +560,47 @@ impl Vm {
     /// Carries out what the bus asked for on behalf of vCPU `me`: the console byte, and a kick
     /// of every other vCPU whose virtual interrupts changed (`me` loads its own before it
     /// enters the guest again).
-    pub fn carry_out(&self, effects: BusEffects, me: usize) {
+    pub fn carry_out(&mut self, effects: BusEffects, me: usize) {
         if let Some(byte) = effects.console_out {
             console::guest_byte(self.id, byte);
         }
         self.kick(effects.kick, me);
+        if effects.frames_sent {
+            self.send_frames();
+        }
+    }
+
+    /// Carries the frames the VM's network devices transmitted to their links' other ends:
+    /// each is copied into the receiver's inbox, and the receiver's vCPU 0's CPU is kicked to
+    /// take it in. Only this VM's lock is held (`net`'s inboxes have their own).
+    pub fn send_frames(&mut self) {
+        // The VMs already kicked, by index (fewer than 32: one per CPU).
+        let mut kicked = 0u32;
+        for (window, frame) in self.bus.take_sent() {
+            let Some(link) = self.links.iter().find(|l| l.window == window) else {
+                panic!(
+                    "VM '{}': network window {window} has no link",
+                    self.config.name
+                );
+            };
+            // A full inbox drops the frame, as a switch does.
+            let bit = 1 << link.peer;
+            if net::post(link.peer, link.peer_window, frame) && kicked & bit == 0 {
+                kicked |= bit;
+                gic::kick(link.peer_mpidr);
+            }
+        }
+    }
+
+    /// Puts the frames waiting in this VM's inbox into its network devices' receive queues
+    /// (a frame without a posted buffer is dropped, as a NIC drops it), on behalf of vCPU `me`.
+    pub fn receive_frames(&mut self, me: usize) {
+        for delivery in net::take(self.id) {
+            let (_, effects) =
+                self.bus
+                    .deliver(delivery.window, &delivery.frame, &mut VmRam(&self.ram));
+            self.carry_out(effects, me);
+        }
     }
 
     /// Makes the physical CPUs of `targets` other than `me`'s exit their guests (or leave
@@ -696,12 +757,28 @@ fn hcr_el2(aarch32: bool, scxtnum: bool) -> u64 {
 }
 
 /// The device models of `config`'s windows, in their order, at their reset state.
-fn new_bus(config: &VmConfig) -> Result<Bus, VmError> {
-    let kinds = config.devices.iter().map(|w| match w.kind {
-        DeviceKind::Pl011 => ModelKind::Pl011,
-        DeviceKind::GicV3Distributor => ModelKind::GicDistributor,
-        DeviceKind::GicV3Redistributors => ModelKind::GicRedistributors,
-    });
+/// A virtio-net device's MAC address: locally administered (`02`), "MOAT", and the VM's index
+/// plus one, so that every VM's address differs.
+fn net_mac(vm: usize) -> [u8; 6] {
+    [0x02, b'M', b'O', b'A', b'T', (vm as u8).wrapping_add(1)]
+}
+
+fn new_bus(config: &VmConfig, id: usize) -> Result<Bus, VmError> {
+    let kinds = config
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, w)| match w.kind {
+            DeviceKind::Pl011 => ModelKind::Pl011,
+            DeviceKind::GicV3Distributor => ModelKind::GicDistributor,
+            DeviceKind::GicV3Redistributors => ModelKind::GicRedistributors,
+            DeviceKind::VirtioNet => ModelKind::VirtioNet {
+                intid: config
+                    .virtio_net_intid(i)
+                    .expect("a virtio-net window has an INTID"),
+                mac: net_mac(id),
+            },
+        });
     Bus::new(kinds, config.cpus as usize, UART_INTID).map_err(VmError::Devices)
 }
 

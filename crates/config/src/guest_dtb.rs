@@ -87,8 +87,8 @@ fn generate(
     if first_pl011(vm).is_some() {
         apb_pclk_node(&mut fdt)?;
     }
-    for device in &vm.devices {
-        device_node(&mut fdt, device, gic.is_some())?;
+    for (index, device) in vm.devices.iter().enumerate() {
+        device_node(&mut fdt, device, vm.virtio_net_intid(index), gic.is_some())?;
     }
     chosen_node(&mut fdt, vm, initrd)?;
     fdt.end_node(root)?;
@@ -153,13 +153,36 @@ fn apb_pclk_node(fdt: &mut FdtWriter) -> Result<(), GuestDtbError> {
 fn device_node(
     fdt: &mut FdtWriter,
     device: &DeviceWindow,
+    net_intid: Option<u32>,
     with_irq: bool,
 ) -> Result<(), GuestDtbError> {
-    match device.kind {
-        DeviceKind::Pl011 => pl011_node(fdt, device, with_irq),
+    match (device.kind, net_intid) {
+        (DeviceKind::Pl011, _) => pl011_node(fdt, device, with_irq),
+        (DeviceKind::VirtioNet, Some(intid)) => virtio_mmio_node(fdt, device, intid, with_irq),
+        (DeviceKind::VirtioNet, None) => unreachable!("a virtio-net window without its INTID"),
         // Both windows are in the one `intc@...` node (`Gic::intc_node`), if the guest sees it.
-        DeviceKind::GicV3Distributor | DeviceKind::GicV3Redistributors => Ok(()),
+        (DeviceKind::GicV3Distributor | DeviceKind::GicV3Redistributors, _) => Ok(()),
     }
+}
+
+/// A virtio-mmio transport as QEMU virt describes one (`virtio,mmio`, Linux
+/// `Documentation/devicetree/bindings/virtio/mmio.yaml`), with its SPI `intid - 32`
+/// (level-sensitive, active high: the line follows `InterruptStatus`) when the guest sees the
+/// GIC. `dma-coherent`: the device's accesses are Moat's, through the caches.
+fn virtio_mmio_node(
+    fdt: &mut FdtWriter,
+    device: &DeviceWindow,
+    intid: u32,
+    with_irq: bool,
+) -> Result<(), GuestDtbError> {
+    let node = begin(fdt, "virtio_mmio", device.base.raw())?;
+    fdt.property_string("compatible", "virtio,mmio")?;
+    fdt.property_array_u64("reg", &reg(device.base.raw(), device.size))?;
+    if with_irq {
+        fdt.property_array_u32("interrupts", &[GIC_SPI, intid - 32, IRQ_LEVEL_HIGH])?;
+    }
+    fdt.property_null("dma-coherent")?;
+    Ok(fdt.end_node(node)?)
 }
 
 /// A PL011 as QEMU virt describes it, with its SPI when the guest sees the GIC.

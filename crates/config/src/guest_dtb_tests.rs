@@ -253,3 +253,28 @@ fn a_vm_without_gic_windows_gets_no_gic_nodes_even_when_asked() {
             .is_none()
     );
 }
+
+#[test]
+fn a_virtio_net_device_is_a_virtio_mmio_node_with_spi_16_and_up() {
+    let mut vm = VmConfig::default_virt();
+    for (n, peer) in [(0u64, "b"), (1, "c")] {
+        vm.devices.push(DeviceWindow {
+            kind: DeviceKind::VirtioNet,
+            base: Ipa(0x0a00_0000 + 0x1000 * n),
+            size: crate::schema::VIRTIO_NET_SIZE,
+            link: Some(peer.into()),
+        });
+    }
+    let blob = dtb_with_gic(&vm);
+    let fdt = Fdt::new(&blob).unwrap();
+    for (n, name) in ["/virtio_mmio@a000000", "/virtio_mmio@a001000"]
+        .iter()
+        .enumerate()
+    {
+        let node = fdt.find_node(name).unwrap();
+        assert_eq!(strings(node, "compatible"), ["virtio,mmio"]);
+        assert_eq!(regs(node), [(0x0a00_0000 + 0x1000 * n as u64, 0x1000)]);
+        assert_eq!(u32s(node, "interrupts"), [0, 16 + n as u32, 4]);
+        assert!(node.property("dma-coherent").is_some());
+    }
+}

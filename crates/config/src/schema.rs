@@ -194,14 +194,18 @@ pub enum DeviceKind {
     GicV3Distributor,
     /// The GICv3 redistributors of all vCPUs, one after another (`GICR_*`, IHI 0069).
     GicV3Redistributors,
+    /// A virtio network device on the virtio-mmio transport (virtio 1.2 §4.2, §5.1), one end
+    /// of a link to another VM ([`DeviceWindow::link`]).
+    VirtioNet,
 }
 
 impl DeviceKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::Pl011,
         Self::GicV3Distributor,
         Self::GicV3Redistributors,
+        Self::VirtioNet,
     ];
 
     /// The name used in TOML files; the bundle's `compatible` is `"moat,"` + this name.
@@ -211,6 +215,7 @@ impl DeviceKind {
             Self::Pl011 => "pl011",
             Self::GicV3Distributor => "gicv3-dist",
             Self::GicV3Redistributors => "gicv3-redist",
+            Self::VirtioNet => "virtio-net",
         }
     }
 
@@ -228,6 +233,18 @@ impl DeviceKind {
     }
 }
 
+/// The INTID of a VM's first virtio-net device's interrupt: SPI 16, where QEMU virt wires its
+/// first virtio-mmio transport. The n-th virtio-net window of a VM (in the order of
+/// [`VmConfig::devices`]) has INTID `VIRTIO_NET_FIRST_INTID + n`.
+pub const VIRTIO_NET_FIRST_INTID: u32 = 48;
+/// The most virtio-net devices (links) a VM may have: INTIDs 48 to 55.
+pub const MAX_NET_LINKS: usize = 8;
+/// The default size of a virtio-net window: one 4 KiB page. The virtio-mmio registers and the
+/// network configuration space take 0x108 bytes (QEMU virt spaces its transports 0x200 apart),
+/// but every region of a VM must be whole pages (`REGION_ALIGN`): stage 2 decides per page
+/// whether an access traps.
+pub const VIRTIO_NET_SIZE: u64 = 0x1000;
+
 /// A range of guest RAM: IPAs `[base, base + size)` backed by memory Moat owns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RamRegion {
@@ -238,7 +255,7 @@ pub struct RamRegion {
 }
 
 /// A device's register window: IPAs `[base, base + size)` whose data accesses Moat emulates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceWindow {
     /// Which device model answers accesses to this window.
     pub kind: DeviceKind,
@@ -246,6 +263,9 @@ pub struct DeviceWindow {
     pub base: Ipa,
     /// The window's length in bytes.
     pub size: u64,
+    /// For a [`DeviceKind::VirtioNet`], the name of the VM at the link's other end; `None`
+    /// for every other kind.
+    pub link: Option<String>,
 }
 
 /// The description of one VM. Build it with [`VmConfig::default_virt`] or from TOML, then
@@ -302,16 +322,19 @@ impl VmConfig {
                     kind: DeviceKind::Pl011,
                     base: VIRT_PL011_BASE,
                     size: PL011_SIZE,
+                    link: None,
                 },
                 DeviceWindow {
                     kind: DeviceKind::GicV3Distributor,
                     base: VIRT_GICD_BASE,
                     size: GICD_SIZE,
+                    link: None,
                 },
                 DeviceWindow {
                     kind: DeviceKind::GicV3Redistributors,
                     base: VIRT_GICR_BASE,
                     size: GICR_SIZE_PER_CPU,
+                    link: None,
                 },
             ],
             bootargs: String::from("console=ttyAMA0"),
@@ -335,7 +358,28 @@ impl VmConfig {
         }
     }
 
-    /// The windows of devices of `kind`, in configuration order.
+    /// The names of the VMs this VM's virtio-net devices link to, in configuration order.
+    pub fn links(&self) -> impl Iterator<Item = &str> {
+        self.devices_of(DeviceKind::VirtioNet)
+            .filter_map(|d| d.link.as_deref())
+    }
+
+    /// The INTID of the interrupt of device window `index`, when it is a virtio-net device
+    /// (see [`VIRTIO_NET_FIRST_INTID`]).
+    #[must_use]
+    pub fn virtio_net_intid(&self, index: usize) -> Option<u32> {
+        let window = self.devices.get(index)?;
+        if window.kind != DeviceKind::VirtioNet {
+            return None;
+        }
+        let earlier = self.devices[..index]
+            .iter()
+            .filter(|d| d.kind == DeviceKind::VirtioNet)
+            .count();
+        VIRTIO_NET_FIRST_INTID.checked_add(u32::try_from(earlier).ok()?)
+    }
+
+    /// The windows of `kind`, in configuration order.
     pub fn devices_of(&self, kind: DeviceKind) -> impl Iterator<Item = &DeviceWindow> {
         self.devices.iter().filter(move |d| d.kind == kind)
     }

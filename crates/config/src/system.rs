@@ -119,6 +119,38 @@ pub enum SystemError {
         /// The VM listed later.
         second: String,
     },
+    /// A link to a VM the description does not have.
+    #[error("VM '{vm}' has a virtio-net link to '{peer}', but no VM is named '{peer}'")]
+    UnknownLinkPeer {
+        /// The VM.
+        vm: String,
+        /// The name its link gives.
+        peer: String,
+    },
+    /// A link from a VM to itself.
+    #[error("VM '{vm}' has a virtio-net link to itself: a link joins two VMs")]
+    LinkToItself {
+        /// The VM.
+        vm: String,
+    },
+    /// Two links between the same two VMs.
+    #[error("VM '{vm}' has two virtio-net devices linked to VM '{peer}': two VMs share one link")]
+    DuplicateLink {
+        /// The VM.
+        vm: String,
+        /// The peer named twice.
+        peer: String,
+    },
+    /// A link its other end does not name back.
+    #[error(
+        "VM '{vm}' has a virtio-net link to VM '{peer}', but VM '{peer}' has no virtio-net device with link = \"{vm}\""
+    )]
+    LinkNotReturned {
+        /// The VM.
+        vm: String,
+        /// Its peer.
+        peer: String,
+    },
     /// A CPU the machine does not have.
     #[error("VM '{vm}' names CPU {cpu}, but the machine has {machine_cpus} CPUs ({})", CpuRange(*machine_cpus))]
     AbsentCpu {
@@ -173,7 +205,8 @@ impl SystemConfig {
     /// # Errors
     ///
     /// The first rule broken, in this order: no VM; per VM in order, no CPU, then its own
-    /// rules; two VMs of one name; a CPU given to two VMs; a CPU the machine lacks; the VMs'
+    /// rules; two VMs of one name; a link to an unknown VM, to itself, twice to one VM, or not
+    /// named back; a CPU given to two VMs; a CPU the machine lacks; the VMs'
     /// RAM together above the machine's.
     pub fn validate(
         &self,
@@ -195,6 +228,7 @@ impl SystemConfig {
             })?;
         }
         self.check_names()?;
+        self.check_links()?;
         self.check_shared_cpus()?;
         match machine {
             Some(machine) => self.check_machine(machine),
@@ -210,6 +244,34 @@ impl SystemConfig {
                     first,
                     second,
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Each virtio-net link names another VM of the description, once, and that VM names this
+    /// one back: a link has exactly two ends.
+    fn check_links(&self) -> Result<(), SystemError> {
+        for vm in &self.vms {
+            let peers: Vec<&str> = vm.links().collect();
+            for (i, &peer) in peers.iter().enumerate() {
+                let error = |make: fn(String, String) -> SystemError| {
+                    Err(make(vm.name.clone(), peer.into()))
+                };
+                if peer == vm.name {
+                    return Err(SystemError::LinkToItself {
+                        vm: vm.name.clone(),
+                    });
+                }
+                if peers[..i].contains(&peer) {
+                    return error(|vm, peer| SystemError::DuplicateLink { vm, peer });
+                }
+                let Some(other) = self.vms.iter().find(|v| v.name == peer) else {
+                    return error(|vm, peer| SystemError::UnknownLinkPeer { vm, peer });
+                };
+                if !other.links().any(|back| back == vm.name) {
+                    return error(|vm, peer| SystemError::LinkNotReturned { vm, peer });
+                }
             }
         }
         Ok(())

@@ -210,3 +210,69 @@ fn ram_above_the_machines_is_refused_naming_every_vm() {
     let exactly = system(&[vm("a", &[0], 256), vm("b", &[1], 64)]);
     assert_eq!(exactly.validate(machine(2, 320), None), Ok(()));
 }
+
+/// `vm` with a virtio-net device at 0x0a00_0000 + 0x1000 × n linked to each of `peers`.
+fn linked(mut vm: VmConfig, peers: &[&str]) -> VmConfig {
+    for (n, peer) in (0u64..).zip(peers) {
+        vm.devices.push(crate::schema::DeviceWindow {
+            kind: crate::schema::DeviceKind::VirtioNet,
+            base: Ipa(0x0a00_0000 + 0x1000 * n),
+            size: crate::schema::VIRTIO_NET_SIZE,
+            link: Some((*peer).to_string()),
+        });
+    }
+    vm
+}
+
+#[test]
+fn two_vms_linked_to_each_other_are_accepted() {
+    let sys = system(&[
+        linked(vm("a", &[0], 64), &["b", "c"]),
+        linked(vm("b", &[1], 64), &["a"]),
+        linked(vm("c", &[2], 64), &["a"]),
+    ]);
+    assert_eq!(sys.validate(machine(3, 192), None), Ok(()));
+}
+
+#[test]
+fn a_link_to_an_unknown_vm_is_refused() {
+    let sys = system(&[linked(vm("a", &[0], 64), &["ghost"]), vm("b", &[1], 64)]);
+    let (_, message) = refusal(&sys, None);
+    assert_eq!(
+        message,
+        "VM 'a' has a virtio-net link to 'ghost', but no VM is named 'ghost'"
+    );
+}
+
+#[test]
+fn a_link_to_itself_is_refused() {
+    let sys = system(&[linked(vm("a", &[0], 64), &["a"])]);
+    let (err, _) = refusal(&sys, None);
+    assert_eq!(err, SystemError::LinkToItself { vm: "a".into() });
+}
+
+#[test]
+fn a_link_not_named_back_is_refused() {
+    let sys = system(&[linked(vm("a", &[0], 64), &["b"]), vm("b", &[1], 64)]);
+    let (_, message) = refusal(&sys, None);
+    assert_eq!(
+        message,
+        "VM 'a' has a virtio-net link to VM 'b', but VM 'b' has no virtio-net device with link = \"a\""
+    );
+}
+
+#[test]
+fn two_links_between_the_same_vms_are_refused() {
+    let sys = system(&[
+        linked(vm("a", &[0], 64), &["b", "b"]),
+        linked(vm("b", &[1], 64), &["a"]),
+    ]);
+    let (err, _) = refusal(&sys, None);
+    assert_eq!(
+        err,
+        SystemError::DuplicateLink {
+            vm: "a".into(),
+            peer: "b".into()
+        }
+    );
+}

@@ -36,7 +36,8 @@ use toml::Spanned;
 
 use crate::schema::{
     DEFAULT_IPA_BITS, DeviceKind, DeviceWindow, GICD_SIZE, GICR_SIZE_PER_CPU, GuestArch,
-    HolePolicy, OnPowerOff, OnReset, PL011_SIZE, ParangeMode, RamRegion, VmConfig, first_cpus,
+    HolePolicy, OnPowerOff, OnReset, PL011_SIZE, ParangeMode, RamRegion, VIRTIO_NET_SIZE, VmConfig,
+    first_cpus,
 };
 use crate::size::parse_size;
 
@@ -172,6 +173,9 @@ struct DeviceEntry {
     base: u64,
     #[serde(default, deserialize_with = "optional_number")]
     size: Option<u64>,
+    /// A virtio-net device's peer VM.
+    #[serde(default)]
+    link: Option<String>,
 }
 
 fn default_ipa_bits() -> u32 {
@@ -284,6 +288,7 @@ fn device_windows(entries: &[DeviceEntry], cpus: u32) -> Vec<DeviceWindow> {
         kind: d.kind,
         base: Ipa(d.base),
         size: d.size.unwrap_or_else(|| default_window_size(d.kind, cpus)),
+        link: d.link.clone(),
     });
     devices.collect()
 }
@@ -294,6 +299,7 @@ fn default_window_size(kind: DeviceKind, cpus: u32) -> u64 {
         DeviceKind::Pl011 => PL011_SIZE,
         DeviceKind::GicV3Distributor => GICD_SIZE,
         DeviceKind::GicV3Redistributors => GICR_SIZE_PER_CPU * u64::from(cpus.max(1)),
+        DeviceKind::VirtioNet => VIRTIO_NET_SIZE,
     }
 }
 
@@ -348,7 +354,7 @@ impl Named for OnReset {
 
 impl Named for DeviceKind {
     const WHAT: &'static str = "device kind";
-    const NAMES: &'static [&'static str] = &["pl011", "gicv3-dist", "gicv3-redist"];
+    const NAMES: &'static [&'static str] = &["pl011", "gicv3-dist", "gicv3-redist", "virtio-net"];
     fn from_name(name: &str) -> Option<Self> {
         Self::from_name(name)
     }

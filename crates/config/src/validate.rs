@@ -10,7 +10,9 @@ use core::fmt;
 use moat_arm::addr::Ipa;
 
 use crate::hex::Hex;
-use crate::schema::{DeviceKind, GICR_SIZE_PER_CPU, VmConfig};
+use crate::schema::{
+    DeviceKind, GICR_SIZE_PER_CPU, MAX_NET_LINKS, VIRTIO_NET_FIRST_INTID, VmConfig,
+};
 
 /// The smallest IPA size Moat gives a VM: the smallest PARange encoding (32 bits).
 pub const MIN_IPA_BITS: u32 = 32;
@@ -188,6 +190,26 @@ pub enum ConfigError {
         /// The kind it lacks.
         missing: DeviceKind,
     },
+    /// A virtio-net device that names no peer.
+    #[error(
+        "{region} has no `link`: a virtio-net device is one end of a link and names the VM at the other"
+    )]
+    NetWithoutLink {
+        /// The window.
+        region: Region,
+    },
+    /// A `link` on a device that is not a network device.
+    #[error("{region} has a `link`, but only a virtio-net device is the end of a link")]
+    LinkOnOtherDevice {
+        /// The window.
+        region: Region,
+    },
+    /// More virtio-net devices than there are INTIDs for them.
+    #[error("the VM has {count} virtio-net devices: at most {MAX_NET_LINKS} (their interrupts are INTIDs {VIRTIO_NET_FIRST_INTID} to {})", VIRTIO_NET_FIRST_INTID + MAX_NET_LINKS as u32 - 1)]
+    TooManyLinks {
+        /// The number of virtio-net windows.
+        count: usize,
+    },
     /// A redistributor region without a frame pair for every vCPU.
     #[error("{region} is too small for {cpus} vCPUs: GICv3 needs {} bytes (0x2_0000 per vCPU) of redistributors", Hex((*needed).into()))]
     RedistributorsTooSmall {
@@ -227,8 +249,9 @@ impl VmConfig {
     ///
     /// The first rule broken, in this order: the IPA size, the vCPU count, the physical CPUs
     /// (one per vCPU, none twice), no RAM, each region
-    /// on its own (empty, unaligned, beyond `2^S`), overlaps, duplicate interrupt controllers,
-    /// the redistributor size.
+    /// on its own (empty, unaligned, beyond `2^S`), overlaps, the links (a virtio-net device
+    /// without one, one on another device, too many), duplicate interrupt controllers, the
+    /// redistributor size.
     pub fn validate(&self, ipa_limit: Option<u32>) -> Result<(), ConfigError> {
         self.check_ipa_bits(ipa_limit)?;
         if self.cpus == 0 || self.cpus > MAX_CPUS {
@@ -312,7 +335,28 @@ impl VmConfig {
         Ok(())
     }
 
+    fn check_links(&self) -> Result<(), ConfigError> {
+        for region in self.regions() {
+            let RegionId::Device { index, kind } = region.id else {
+                continue;
+            };
+            match (kind, &self.devices[index].link) {
+                (DeviceKind::VirtioNet, None) => {
+                    return Err(ConfigError::NetWithoutLink { region });
+                }
+                (DeviceKind::VirtioNet, Some(_)) | (_, None) => {}
+                (_, Some(_)) => return Err(ConfigError::LinkOnOtherDevice { region }),
+            }
+        }
+        let count = self.devices_of(DeviceKind::VirtioNet).count();
+        if count > MAX_NET_LINKS {
+            return Err(ConfigError::TooManyLinks { count });
+        }
+        Ok(())
+    }
+
     fn check_devices(&self) -> Result<(), ConfigError> {
+        self.check_links()?;
         for kind in DeviceKind::ALL.into_iter().filter(|k| k.is_singleton()) {
             let mut windows = self.regions().filter(|r| is_device_of(r, kind));
             if let (Some(first), Some(second)) = (windows.next(), windows.next()) {

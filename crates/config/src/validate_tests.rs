@@ -223,6 +223,7 @@ fn overlapping_devices_are_refused() {
         kind: DeviceKind::Pl011,
         base: Ipa(0x0800_F000),
         size: 0x2000,
+        link: None,
     });
     let (_, message) = refusal(&vm, None);
     assert!(
@@ -247,6 +248,7 @@ fn a_second_distributor_is_refused() {
         kind: DeviceKind::GicV3Distributor,
         base: Ipa(0x0a00_0000),
         size: 0x1_0000,
+        link: None,
     };
     vm.devices.push(gicd);
     let (err, message) = refusal(&vm, None);
@@ -267,6 +269,7 @@ fn a_second_uart_is_accepted() {
         kind: DeviceKind::Pl011,
         base: Ipa(0x0900_1000),
         size: 0x1000,
+        link: None,
     });
     assert_eq!(vm.validate(None), Ok(()));
 }
@@ -327,4 +330,61 @@ fn redistributors_without_a_distributor_are_refused() {
             ..
         }
     ));
+}
+
+fn with_net(link: Option<&str>) -> VmConfig {
+    let mut vm = VmConfig::default_virt();
+    vm.devices.push(DeviceWindow {
+        kind: DeviceKind::VirtioNet,
+        base: Ipa(0x0a00_0000),
+        size: crate::schema::VIRTIO_NET_SIZE,
+        link: link.map(Into::into),
+    });
+    vm
+}
+
+#[test]
+fn a_virtio_net_device_without_a_link_is_refused() {
+    let err = with_net(None).validate(None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "device 3 (virtio-net) [0xa00_0000, 0xa00_1000) has no `link`: a virtio-net device is one end of a link and names the VM at the other"
+    );
+    assert_eq!(with_net(Some("peer")).validate(None), Ok(()));
+}
+
+#[test]
+fn a_link_on_a_uart_is_refused() {
+    let mut vm = VmConfig::default_virt();
+    vm.devices[0].link = Some("peer".into());
+    let err = vm.validate(None).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::LinkOnOtherDevice { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn more_virtio_net_devices_than_intids_are_refused() {
+    let mut vm = VmConfig::default_virt();
+    for n in 0..=crate::schema::MAX_NET_LINKS as u64 {
+        vm.devices.push(DeviceWindow {
+            kind: DeviceKind::VirtioNet,
+            base: Ipa(0x0a00_0000 + 0x1000 * n),
+            size: crate::schema::VIRTIO_NET_SIZE,
+            link: Some(alloc::format!("peer{n}")),
+        });
+    }
+    let err = vm.validate(None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the VM has 9 virtio-net devices: at most 8 (their interrupts are INTIDs 48 to 55)"
+    );
+    assert_eq!(vm.virtio_net_intid(3), Some(48));
+    assert_eq!(vm.virtio_net_intid(10), Some(55));
+    assert_eq!(
+        vm.virtio_net_intid(0),
+        None,
+        "the UART is not a virtio-net device"
+    );
 }

@@ -9,6 +9,7 @@
 
 use crate::gic::{GicError, VcpuSet, VirtGic};
 use crate::pl011::Pl011;
+use crate::virtio_net::{GuestMemory, VirtioEffects, VirtioNet};
 use crate::{Access, DeviceEffects, MmioDevice};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -22,6 +23,13 @@ pub enum ModelKind {
     GicDistributor,
     /// The GICv3 redistributors (`GICR_*`) of the bus's GIC, one per vCPU.
     GicRedistributors,
+    /// A virtio-net device reporting `mac`, its interrupt line wired to INTID `intid`.
+    VirtioNet {
+        /// The INTID of its interrupt (an SPI).
+        intid: u32,
+        /// Its MAC address.
+        mac: [u8; 6],
+    },
 }
 
 /// A window's model.
@@ -30,6 +38,7 @@ enum Model {
     Pl011(Pl011),
     GicDistributor,
     GicRedistributors,
+    VirtioNet { net: VirtioNet, intid: u32 },
 }
 
 /// What the hypervisor must carry out after the bus served an access or an input.
@@ -41,6 +50,8 @@ pub struct BusEffects {
     /// The vCPUs whose virtual interrupt state changed: each must leave the guest or `WFI`
     /// and have its list registers synced and filled again.
     pub kick: VcpuSet,
+    /// A network device transmitted frames: [`Bus::take_sent`] has them for the links.
+    pub frames_sent: bool,
 }
 
 impl BusEffects {
@@ -51,6 +62,7 @@ impl BusEffects {
         Self {
             console_out: self.console_out.or(later.console_out),
             kick: self.kick.union(later.kick),
+            frames_sent: self.frames_sent || later.frames_sent,
         }
     }
 }
@@ -93,6 +105,8 @@ pub struct Bus {
     gic: Option<Box<VirtGic>>,
     /// The INTID of the UARTs' interrupt line.
     uart_intid: u32,
+    /// Frames the network devices transmitted, with their windows, not yet taken.
+    sent: Vec<(usize, Vec<u8>)>,
 }
 
 impl Bus {
@@ -111,6 +125,7 @@ impl Bus {
             models: Vec::new(),
             gic: None,
             uart_intid,
+            sent: Vec::new(),
         };
         let (mut dist, mut redist) = (false, false);
         for kind in kinds {
@@ -124,6 +139,10 @@ impl Bus {
                     redist = true;
                     Model::GicRedistributors
                 }
+                ModelKind::VirtioNet { intid, mac } => Model::VirtioNet {
+                    net: VirtioNet::new(mac),
+                    intid,
+                },
             });
         }
         match (dist, redist) {
@@ -153,6 +172,10 @@ impl Bus {
             Model::Pl011(_) => ModelKind::Pl011,
             Model::GicDistributor => ModelKind::GicDistributor,
             Model::GicRedistributors => ModelKind::GicRedistributors,
+            Model::VirtioNet { net, intid } => ModelKind::VirtioNet {
+                intid: *intid,
+                mac: net.mac(),
+            },
         })
     }
 
@@ -169,12 +192,23 @@ impl Bus {
 
     /// One access to window `index` (an index past the last window reads as zero and ignores
     /// writes: the caller's decision named a window this bus has, so that is a caller bug the
-    /// guest cannot cause). A UART's new interrupt level goes to the GIC here.
-    pub fn access(&mut self, index: usize, access: Access) -> (u64, BusEffects) {
+    /// guest cannot cause). A UART's or network device's new interrupt level goes to the GIC
+    /// here; a network device reaches the VM's RAM through `mem`.
+    pub fn access(
+        &mut self,
+        index: usize,
+        access: Access,
+        mem: &mut impl GuestMemory,
+    ) -> (u64, BusEffects) {
         let gic = &mut self.gic;
         let Some(model) = self.models.get_mut(index) else {
             return (0, BusEffects::default());
         };
+        if let Model::VirtioNet { net, intid } = model {
+            let intid = *intid;
+            let (data, effects) = net.access(access, mem);
+            return (data, self.net_effects(index, intid, effects));
+        }
         let (data, effects) = match (model, gic.as_mut()) {
             (Model::Pl011(uart), _) => uart.access(access),
             (Model::GicDistributor, Some(gic)) => gic.distributor_access(access),
@@ -183,8 +217,47 @@ impl Bus {
             (Model::GicDistributor | Model::GicRedistributors, None) => {
                 unreachable!("a GIC window without its GIC")
             }
+            (Model::VirtioNet { .. }, _) => unreachable!("served above"),
         };
         (data, self.effects(effects))
+    }
+
+    /// Puts `frame` into the receive queue of network window `index` through `mem`; returns
+    /// whether it was delivered (a window that is not a network device drops it).
+    pub fn deliver(
+        &mut self,
+        index: usize,
+        frame: &[u8],
+        mem: &mut impl GuestMemory,
+    ) -> (bool, BusEffects) {
+        let Some(Model::VirtioNet { net, intid }) = self.models.get_mut(index) else {
+            return (false, BusEffects::default());
+        };
+        let intid = *intid;
+        let (delivered, effects) = net.deliver(frame, mem);
+        (delivered, self.net_effects(index, intid, effects))
+    }
+
+    /// The frames the network devices transmitted since the last call, with their windows'
+    /// indices, in order.
+    pub fn take_sent(&mut self) -> Vec<(usize, Vec<u8>)> {
+        core::mem::take(&mut self.sent)
+    }
+
+    /// A network device's effects: its frames wait in the bus, its line drives its SPI.
+    fn net_effects(&mut self, index: usize, intid: u32, effects: VirtioEffects) -> BusEffects {
+        let frames_sent = !effects.frames.is_empty();
+        self.sent
+            .extend(effects.frames.into_iter().map(|frame| (index, frame)));
+        let kick = match (effects.irq_level, self.gic.as_mut()) {
+            (Some(level), Some(gic)) => gic.set_spi_level(intid, level),
+            _ => VcpuSet::EMPTY,
+        };
+        BusEffects {
+            console_out: None,
+            kick,
+            frames_sent,
+        }
     }
 
     /// Turns a model's effects into the bus's: a new interrupt level drives the UART line.
@@ -196,6 +269,7 @@ impl Bus {
         BusEffects {
             console_out: effects.console_out,
             kick,
+            frames_sent: false,
         }
     }
 
@@ -226,6 +300,7 @@ impl Bus {
             effects: BusEffects {
                 console_out: None,
                 kick,
+                frames_sent: false,
             },
             room,
         }
@@ -263,6 +338,22 @@ pub struct ConsoleInput {
 mod tests {
     use super::*;
     use crate::gic::REDISTRIBUTOR_STRIDE;
+    use crate::virtio_net::OutsideRam;
+
+    /// A VM without RAM a device could reach.
+    struct NoRam;
+
+    impl GuestMemory for NoRam {
+        fn read(&self, _: u64, _: &mut [u8]) -> Result<(), OutsideRam> {
+            Err(OutsideRam)
+        }
+        fn write(&mut self, _: u64, _: &[u8]) -> Result<(), OutsideRam> {
+            Err(OutsideRam)
+        }
+        fn check(&self, _: u64, _: u64) -> Result<(), OutsideRam> {
+            Err(OutsideRam)
+        }
+    }
 
     /// QEMU `virt`'s PL011 SPI (INTID 33).
     const UART_INTID: u32 = 33;
@@ -294,19 +385,19 @@ mod tests {
             (GICD_IROUTER33, 8, vcpu),
             (GICD_ISENABLER1, 4, bit),
         ] {
-            let _ = bus.access(1, Access::write(offset, size, value));
+            let _ = bus.access(1, Access::write(offset, size, value), &mut NoRam);
         }
         // Wake the redistributors (GICR_WAKER.ProcessorSleep = 0), as Linux does.
         for v in 0..2 {
             let waker = v * REDISTRIBUTOR_STRIDE + 0x0014;
-            let _ = bus.access(2, Access::write(waker, 4, 0));
+            let _ = bus.access(2, Access::write(waker, 4, 0), &mut NoRam);
         }
     }
 
     #[test]
     fn a_write_to_the_uart_data_register_is_a_console_byte() {
         let mut bus = bus(1);
-        let (_, effects) = bus.access(0, Access::write(UARTDR, 4, u64::from(b'm')));
+        let (_, effects) = bus.access(0, Access::write(UARTDR, 4, u64::from(b'm')), &mut NoRam);
         assert_eq!(effects.console_out, Some(b'm'));
     }
 
@@ -314,7 +405,7 @@ mod tests {
     fn a_uart_interrupt_routed_to_another_vcpu_kicks_that_vcpu() {
         let mut bus = bus(2);
         route_uart_to(&mut bus, 1);
-        let _ = bus.access(0, Access::write(UARTIMSC, 4, RXIM));
+        let _ = bus.access(0, Access::write(UARTIMSC, 4, RXIM), &mut NoRam);
         let mut once = Some(b'x');
         let input = bus.console_input(|| once.take());
         assert_eq!(input.effects.kick, VcpuSet::single(1));
@@ -328,7 +419,7 @@ mod tests {
         let mut once = Some(b'a');
         let input = bus.console_input(|| once.take());
         assert_eq!(input.effects.kick, VcpuSet::EMPTY, "RXIM is still masked");
-        let (_, effects) = bus.access(0, Access::write(UARTIMSC, 4, RXIM));
+        let (_, effects) = bus.access(0, Access::write(UARTIMSC, 4, RXIM), &mut NoRam);
         assert_eq!(effects.kick, VcpuSet::single(1));
     }
 
@@ -343,7 +434,7 @@ mod tests {
         assert_eq!(offered, 16, "the PL011's receive FIFO holds 16 bytes");
         assert!(!input.room);
         assert!(!bus.console_has_room());
-        let (data, _) = bus.access(0, Access::read(UARTDR, 4));
+        let (data, _) = bus.access(0, Access::read(UARTDR, 4), &mut NoRam);
         assert_eq!(data & 0xFF, u64::from(b'z'));
         assert!(bus.console_has_room());
     }
@@ -360,7 +451,7 @@ mod tests {
     fn gic_windows_reach_the_model() {
         const GICD_TYPER: u64 = 0x0004;
         let mut bus = bus(2);
-        let (typer, _) = bus.access(1, Access::read(GICD_TYPER, 4));
+        let (typer, _) = bus.access(1, Access::read(GICD_TYPER, 4), &mut NoRam);
         // ITLinesNumber [4:0] = 32 * (N + 1) - 1 INTIDs: 128 with the default 96 SPIs.
         assert_eq!(typer & 0x1F, 3);
         assert_eq!(bus.kind(2), Some(ModelKind::GicRedistributors));
@@ -369,7 +460,55 @@ mod tests {
     #[test]
     fn an_access_past_the_last_window_reads_as_zero() {
         let mut bus = bus(1);
-        let (data, effects) = bus.access(7, Access::write(0, 4, 1));
+        let (data, effects) = bus.access(7, Access::write(0, 4, 1), &mut NoRam);
         assert_eq!((data, effects), (0, BusEffects::default()));
+    }
+
+    #[test]
+    fn a_network_device_line_drives_its_spi_and_frames_wait_in_the_bus() {
+        const NET_INTID: u32 = 48;
+        const QUEUE_NOTIFY: u64 = 0x50;
+        const STATUS: u64 = 0x70;
+        let kinds = [
+            ModelKind::Pl011,
+            ModelKind::GicDistributor,
+            ModelKind::GicRedistributors,
+            ModelKind::VirtioNet {
+                intid: NET_INTID,
+                mac: [2, 0, 0, 0, 0, 1],
+            },
+        ];
+        let mut bus = Bus::new(kinds, 2, UART_INTID).unwrap();
+        assert_eq!(
+            bus.kind(3),
+            Some(ModelKind::VirtioNet {
+                intid: NET_INTID,
+                mac: [2, 0, 0, 0, 0, 1]
+            })
+        );
+        // Route INTID 48 (GICD_IGROUPR1/ISENABLER1 bit 16, GICD_IROUTER48) to vCPU 1.
+        let bit = 1 << (NET_INTID - 32);
+        for (offset, size, value) in [
+            (0x0000, 4, 0b10),
+            (0x0084, 4, bit),
+            (0x6000 + 8 * u64::from(NET_INTID), 8, 1),
+            (0x0104, 4, bit),
+        ] {
+            let _ = bus.access(1, Access::write(offset, size, value), &mut NoRam);
+        }
+        for v in 0..2 {
+            let waker = v * REDISTRIBUTOR_STRIDE + 0x0014;
+            let _ = bus.access(2, Access::write(waker, 4, 0), &mut NoRam);
+        }
+        // A notification before the queue is ready: DEVICE_NEEDS_RESET and a configuration
+        // change interrupt, which reaches vCPU 1.
+        let (_, effects) = bus.access(3, Access::write(QUEUE_NOTIFY, 4, 1), &mut NoRam);
+        assert_eq!(effects.kick, VcpuSet::single(1));
+        assert!(!effects.frames_sent);
+        assert!(bus.take_sent().is_empty());
+        let (status, _) = bus.access(3, Access::read(STATUS, 4), &mut NoRam);
+        assert_eq!(status & 64, 64);
+        let (delivered, _) = bus.deliver(0, b"not a network window", &mut NoRam);
+        assert!(!delivered);
     }
 }

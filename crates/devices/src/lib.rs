@@ -12,6 +12,7 @@ pub mod bus;
 pub mod console;
 pub mod gic;
 pub mod pl011;
+pub mod virtio_net;
 
 /// One data access to a device window, as the hypervisor decoded it from the guest's abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

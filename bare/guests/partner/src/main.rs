@@ -18,6 +18,7 @@
 //! - `partner.other-cpu=<MPIDR>`: asks PSCI `CPU_ON` and `AFFINITY_INFO` (level 0) of an
 //!   MPIDR that is not one of its vCPUs — another VM's CPU — and prints both statuses (PSCI's
 //!   `INVALID_PARAMETERS`, -2, is what a VM must get: it has no name for another VM's CPU);
+//! - `partner.net=ping|pong`: two VMs joined by a virtio-net link exchange frames (`net`);
 //! - none of these: prints its bootargs and powers off.
 //!
 //! A canary is a doubleword whose upper half is [`CANARY_HI`] (built at run time, so that the
@@ -30,6 +31,8 @@
 use moat_guest_rt::exception::{ExceptionFrame, ExceptionRecord, Resume, ec, with_exception_hook};
 use moat_guest_rt::test::bootarg;
 use moat_guest_rt::{BootInfo, println, psci};
+
+mod net;
 
 moat_guest_rt::entry!(main);
 
@@ -57,6 +60,8 @@ fn main(boot: &BootInfo) {
         tick(n.parse().unwrap_or(0));
     } else if let Some(bits) = bootarg(boot.bootargs, "partner.scan") {
         scan(boot, bits.parse().unwrap_or(32));
+    } else if let Some(role) = bootarg(boot.bootargs, "partner.net") {
+        net::run(boot, role);
     } else if let Some(mpidr) = bootarg(boot.bootargs, "partner.other-cpu") {
         other_cpu(mpidr.parse().unwrap_or(1));
     } else if boot

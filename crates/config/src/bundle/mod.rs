@@ -16,7 +16,8 @@
 //!         on-reset = "restart" | "halt-vm" | "power-off-machine";
 //!         ram@40000000 { reg = <base-hi base-lo size-hi size-lo>; };          // per RAM region
 //!         device@9000000 { compatible = "moat,pl011" | "moat,gicv3-dist"
-//!                                      | "moat,gicv3-redist"; reg = <...>; }; // per window
+//!                                      | "moat,gicv3-redist" | "moat,virtio-net";
+//!                      reg = <...>; link = "peer-vm"; };  // per window; `link` on virtio-net only
 //!         boot { entry = <hi lo>; dtb-ipa = <hi lo>; };
 //!         image@40080000 { load-ipa = <hi lo>; data = [bytes]; };            // per segment
 //!         guest-dtb { data = [bytes]; };

@@ -372,11 +372,17 @@ fn parse_ram(node: &Node<'_>, path: String) -> Result<RamRegion, BundleError> {
 }
 
 fn parse_device(node: &Node<'_>, path: String) -> Result<DeviceWindow, BundleError> {
-    let props = Props::new(node, path, &["compatible", "reg"])?;
+    let props = Props::new(node, path, &["compatible", "reg", "link"])?;
     let from_compatible = |c: &str| c.strip_prefix("moat,").and_then(DeviceKind::from_name);
     let kind = props.named("compatible", from_compatible, "a moat device compatible")?;
     let (base, size) = props.reg()?;
-    Ok(DeviceWindow { kind, base, size })
+    let link = props.optional_string("link")?;
+    Ok(DeviceWindow {
+        kind,
+        base,
+        size,
+        link,
+    })
 }
 
 fn parse_image<'a>(node: &Node<'a>, path: String) -> Result<BundleImage<'a>, BundleError> {
@@ -481,6 +487,14 @@ impl<'n, 'a> Props<'n, 'a> {
         let text = value.strip_suffix(b"\0").filter(|t| !t.contains(&0));
         let text = text.and_then(|t| core::str::from_utf8(t).ok());
         text.ok_or_else(|| self.bad(property, "a NUL-terminated UTF-8 string"))
+    }
+
+    /// A string property that may be absent.
+    fn optional_string(&self, property: &'static str) -> Result<Option<String>, BundleError> {
+        match self.node.property(property) {
+            None => Ok(None),
+            Some(_) => Ok(Some(self.string(property)?.into())),
+        }
     }
 
     /// A string naming one value of an enum.

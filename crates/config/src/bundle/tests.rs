@@ -786,3 +786,41 @@ fn the_system_writer_refuses_what_the_reader_would() {
         "{err}"
     );
 }
+
+#[test]
+fn a_virtio_net_link_is_read_from_toml_and_survives_the_bundle() {
+    let toml = r#"
+[[vm]]
+name = "a"
+cpus = [0]
+guest = "hello"
+[[vm.ram]]
+base = 0x4000_0000
+size = "64M"
+[[vm.device]]
+kind = "virtio-net"
+base = 0x0a00_0000
+link = "b"
+
+[[vm]]
+name = "b"
+cpus = [1]
+guest = "hello"
+[[vm.ram]]
+base = 0x4000_0000
+size = "64M"
+[[vm.device]]
+kind = "virtio-net"
+base = 0x0a00_0000
+link = "a"
+"#;
+    let system = SystemConfig::from_toml_str(toml).unwrap();
+    let net = &system.vms[0].devices[0];
+    assert_eq!(
+        (net.kind, net.size, net.link.as_deref()),
+        (crate::DeviceKind::VirtioNet, 0x1000, Some("b"))
+    );
+    assert_eq!(system.validate(None, None), Ok(()));
+    let blob = system_bundle_for(&system.vms);
+    assert_eq!(Bundle::parse(&blob).unwrap().system(), system);
+}

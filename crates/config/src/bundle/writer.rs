@@ -229,6 +229,9 @@ fn write_config(fdt: &mut FdtWriter, vm: &VmConfig) -> Result<(), BundleWriteErr
         let node = fdt.begin_node(&format!("device@{:x}", device.base.raw()))?;
         fdt.property_string("compatible", &device_compatible(device.kind))?;
         fdt.property_array_u64("reg", &[device.base.raw(), device.size])?;
+        if let Some(link) = &device.link {
+            fdt.property_string("link", link)?;
+        }
         fdt.end_node(node)?;
     }
     Ok(())
