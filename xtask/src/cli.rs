@@ -697,30 +697,7 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         }
     };
     drop(scratch);
-    exit_code(&outcome, args.timeout)
-}
-
-/// `./x run`'s exit status for a run under Moat: 124 when `--timeout` stopped QEMU, else what
-/// Moat's `MOAT-EXIT:` line says (1 without one).
-///
-/// # Errors
-///
-/// None; the `Result` is `./x run`'s.
-pub fn exit_code(outcome: &crate::qemu::Outcome, timeout: Option<u64>) -> XResult<ExitCode> {
-    if outcome.timed_out {
-        eprintln!(
-            "x: stopped QEMU after {} s (--timeout)",
-            timeout.unwrap_or(0)
-        );
-        return Ok(ExitCode::from(124));
-    }
-    match outcome.exit {
-        Some(exit) => Ok(ExitCode::from(exit.exit_status())),
-        None => {
-            eprintln!("x: QEMU ended without Moat's MOAT-EXIT line");
-            Ok(ExitCode::from(1))
-        }
-    }
+    Ok(outcome.run_exit_code(args.timeout))
 }
 
 /// The options of `./x run` that describe one VM (refused with a system description).

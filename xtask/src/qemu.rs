@@ -100,6 +100,25 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// `./x run`'s exit status for this run under Moat: 124 when `--timeout` (`timeout`
+    /// seconds) stopped QEMU, else what Moat's `MOAT-EXIT:` line says (1 without one).
+    pub fn run_exit_code(&self, timeout: Option<u64>) -> std::process::ExitCode {
+        if self.timed_out {
+            eprintln!(
+                "x: stopped QEMU after {} s (--timeout)",
+                timeout.unwrap_or(0)
+            );
+            return std::process::ExitCode::from(124);
+        }
+        match self.exit {
+            Some(exit) => std::process::ExitCode::from(exit.exit_status()),
+            None => {
+                eprintln!("x: QEMU ended without Moat's MOAT-EXIT line");
+                std::process::ExitCode::from(1)
+            }
+        }
+    }
+
     /// The console's lines.
     pub fn lines(&self) -> impl Iterator<Item = &str> {
         self.console.lines()

@@ -158,7 +158,7 @@ impl SystemRun<'_> {
         let limit = self.timeout.map(Duration::from_secs);
         let outcome = machine.run(ConsoleMode::Interactive, limit)?;
         drop(scratch);
-        crate::cli::exit_code(&outcome, self.timeout)
+        Ok(outcome.run_exit_code(self.timeout))
     }
 }
 
