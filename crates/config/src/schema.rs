@@ -28,6 +28,8 @@ pub const VIRT_GICD_BASE: Ipa = Ipa(0x0800_0000);
 pub const GICD_SIZE: u64 = 0x1_0000;
 /// QEMU virt's GICv3 redistributor region.
 pub const VIRT_GICR_BASE: Ipa = Ipa(0x080A_0000);
+/// The most vCPUs a VM may have.
+pub const MAX_CPUS: u32 = 8;
 /// One redistributor per vCPU: its RD_base and SGI_base frames, 64 KiB each (GICv3 IHI 0069).
 pub const GICR_SIZE_PER_CPU: u64 = 0x2_0000;
 
@@ -386,12 +388,12 @@ impl VmConfig {
 }
 
 /// The machine's CPUs `0..cpus`, the CPUs of a VM described without a list. A count above
-/// [`MAX_CPUS`](crate::validate::MAX_CPUS), which [`VmConfig::validate`] refuses before it
+/// [`MAX_CPUS`], which [`VmConfig::validate`] refuses before it
 /// looks at the list, gets a list of `MAX_CPUS + 1` (a count from a file or the command line
 /// never allocates more).
 #[must_use]
 pub fn first_cpus(cpus: u32) -> Vec<u32> {
-    (0..cpus.min(crate::validate::MAX_CPUS + 1)).collect()
+    (0..cpus.min(MAX_CPUS + 1)).collect()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use core::fmt;
 use moat_arm::addr::Ipa;
 
 use crate::hex::Hex;
+pub use crate::schema::MAX_CPUS;
 use crate::schema::{
     DeviceKind, GICR_SIZE_PER_CPU, MAX_NET_LINKS, VIRTIO_NET_FIRST_INTID, VmConfig,
 };
@@ -19,8 +20,6 @@ pub const MIN_IPA_BITS: u32 = 32;
 /// The largest IPA size Moat's stage 2 translates: 48 bits with a 4K granule and no
 /// `VTCR_EL2.DS` (SPEC §1). The IPA limit `L` never exceeds it.
 pub const MAX_IPA_BITS: u32 = 48;
-/// The most vCPUs a VM may have.
-pub const MAX_CPUS: u32 = 8;
 /// The granule every region's base and size must be a multiple of: stage 2 maps 4 KiB pages.
 pub const REGION_ALIGN: u64 = 0x1000;
 

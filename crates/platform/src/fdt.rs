@@ -222,9 +222,9 @@ impl<'a> Node<'a> {
         let value = self.property("reg")?.value;
         let at = index.checked_mul(entry)?;
         let bytes = value.get(at..at.checked_add(entry)?)?;
-        let mut cells = crate::read::cells(bytes);
-        let address = crate::read::take_cells(&mut cells, address_cells as usize)?;
-        let size = crate::read::take_cells(&mut cells, size_cells as usize)?;
+        let mut cells = cells(bytes);
+        let address = take_cells(&mut cells, address_cells as usize)?;
+        let size = take_cells(&mut cells, size_cells as usize)?;
         Some((address, size))
     }
 
@@ -332,4 +332,20 @@ impl<'a> Iterator for Nodes<'a> {
             }
         }
     }
+}
+
+/// The big-endian 32-bit cells of a property value (a trailing partial cell is ignored).
+pub fn cells(value: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    value
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+/// A number of `n` cells (0 to 2), most significant first; `None` past the end or for more
+/// than 2 cells.
+pub fn take_cells(cells: &mut impl Iterator<Item = u32>, n: usize) -> Option<u64> {
+    if n > 2 {
+        return None;
+    }
+    (0..n).try_fold(0u64, |acc, _| Some(acc << 32 | u64::from(cells.next()?)))
 }

@@ -3,8 +3,8 @@
 //! GICV; `interrupts` = the maintenance interrupt).
 
 use crate::PhysRange;
-use crate::fdt::{Node, Tree};
-use crate::read::{cells, gic_intid, is_compatible, is_enabled, nth_reg};
+use crate::fdt::{Node, Tree, cells};
+use crate::read::{gic_intid, is_compatible, is_enabled, nth_reg};
 
 /// The machine's GIC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

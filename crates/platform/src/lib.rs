@@ -25,10 +25,10 @@ mod read;
 mod tests;
 
 use core::fmt;
-use fdt::{Node, Tree};
+use fdt::{Node, Tree, cells};
 
 pub use gic::{Gic, GicV2, GicV3};
-use read::{cells, first_reg, gic_intid, is_compatible, is_enabled, nth_reg};
+use read::{first_reg, gic_intid, is_compatible, is_enabled, nth_reg};
 
 /// At most this many memory ranges are taken from the device tree.
 pub const MAX_MEMORY_RANGES: usize = 8;
@@ -274,7 +274,7 @@ fn cpu_ids<'a>(fdt: &Tree<'a>) -> impl Iterator<Item = u64> + 'a {
         .filter(|n| n.property("device_type").and_then(|p| p.as_str()) == Some("cpu"))
         .filter_map(|n| {
             let mut reg = cells(n.property("reg")?.value);
-            read::take_cells(&mut reg, n.reg_cells().0 as usize)
+            fdt::take_cells(&mut reg, n.reg_cells().0 as usize)
         })
 }
 

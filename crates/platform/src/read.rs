@@ -1,24 +1,8 @@
-//! Small readers of device-tree property values: big-endian 32-bit cells, `reg` entries, GIC
-//! interrupt specifiers, `status` and `compatible`.
+//! Small readers of device-tree property values: `reg` entries, GIC interrupt specifiers,
+//! `status` and `compatible` (the cells themselves are decoded in `fdt.rs`).
 
 use crate::PhysRange;
 use crate::fdt::Node;
-
-/// The big-endian 32-bit cells of a property value (a trailing partial cell is ignored).
-pub fn cells(value: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    value
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-}
-
-/// A number of `n` cells (0 to 2), most significant first; `None` past the end or for more
-/// than 2 cells.
-pub fn take_cells(cells: &mut impl Iterator<Item = u32>, n: usize) -> Option<u64> {
-    if n > 2 {
-        return None;
-    }
-    (0..n).try_fold(0u64, |acc, _| Some(acc << 32 | u64::from(cells.next()?)))
-}
 
 /// Entry `index` of the node's `reg`, in its parent's `#address-cells`/`#size-cells`.
 pub fn nth_reg(node: Node<'_>, index: usize) -> Option<PhysRange> {
