@@ -2,6 +2,7 @@
 
 use crate::build::{self, Artifacts};
 use crate::error::{XResult, usage};
+use crate::explain::args::ExplainArgs;
 use crate::harness;
 use crate::input::Named;
 use crate::linux;
@@ -102,48 +103,6 @@ struct KutArgs {
     /// Run each test this many times.
     #[arg(long, value_name = "N", default_value_t = 1)]
     runs: u32,
-}
-
-/// Options of `./x explain`. Values are checked by `explain` itself, so that a bad one gets a
-/// one-line error (exit status 2).
-#[derive(Args, Debug, Default)]
-pub(crate) struct ExplainArgs {
-    /// `ESR_EL2` at the trap (hexadecimal, `0x` optional).
-    #[arg(long, value_name = "HEX")]
-    pub(crate) esr: String,
-    /// `FAR_EL2`: the faulting virtual address [default: 0].
-    #[arg(long, value_name = "HEX")]
-    pub(crate) far: Option<String>,
-    /// `HPFAR_EL2` [default: FAR_EL2's page, with the MMU off (the IPA is the VA)].
-    #[arg(long, value_name = "HEX")]
-    pub(crate) hpfar: Option<String>,
-    /// `ELR_EL2`: the address of the faulting instruction [default: 0].
-    #[arg(long, value_name = "HEX")]
-    pub(crate) elr: Option<String>,
-    /// The VM's IPA size S in bits, 32..=L [default: the VM description's, 40].
-    #[arg(long, value_name = "S")]
-    pub(crate) ipa_bits: Option<String>,
-    /// The PARange P the guest reads: a size in bits (32, 36, 40, 42, 44, 48), `tight` (the
-    /// smallest covering S) or `max` (the IPA limit L) [default: the VM description's, max].
-    #[arg(long, value_name = "P")]
-    pub(crate) parange: Option<String>,
-    /// The guest's EL1: `a64`, `a32-lpae` (TTBCR.EAE = 1) or `a32` (short descriptors)
-    /// [default: a64, or a32-lpae for a VM description with arch = "aarch32"].
-    #[arg(long, value_name = "KIND")]
-    pub(crate) guest: Option<String>,
-    /// Where the guest was: `el0`, `el0-a32` (AArch32 EL0 under an AArch64 EL1), `el1t`,
-    /// `el1h` (AArch32 guests: `el0` is User, `el1` or `el1h` is Supervisor) [default: el1h].
-    #[arg(long, value_name = "STATE")]
-    pub(crate) from: Option<String>,
-    /// The guest's stage 1 (`SCTLR_EL1.M`): `on` or `off` [default: off].
-    #[arg(long, value_name = "on|off")]
-    pub(crate) mmu: Option<String>,
-    /// QEMU's CPU model, for the IPA limit L.
-    #[arg(long, value_name = "NAME", default_value = "max")]
-    pub(crate) cpu: String,
-    /// A VM description (TOML; see configs/) for S, P, RAM and devices [default: QEMU virt].
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
 }
 
 /// Options of `./x kvm-run`.

@@ -14,13 +14,13 @@
 //! `args` checks the command line, `moat` explains Moat's handling of an abort, `kvm` mirrors
 //! KVM's, `render` lays the lines out.
 
-mod args;
+pub(crate) mod args;
 mod kvm;
 mod moat;
 mod render;
 
-use crate::cli::ExplainArgs;
 use crate::error::XResult;
+use args::ExplainArgs;
 use args::Request;
 use moat::explain_abort;
 use moat_arm::esr::Syndrome;

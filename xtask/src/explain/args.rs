@@ -1,7 +1,7 @@
 //! The command line of `./x explain`, checked: every bad value is a one-line usage error.
 
-use crate::cli::ExplainArgs;
 use crate::error::{XResult, usage};
+use clap::Args;
 use moat_arm::esr::{Esr, ExceptionClass, Syndrome};
 use moat_arm::fault_addr::{HPFAR_FIPA, HPFAR_NS, hpfar_page};
 use moat_arm::fsc::Fsc;
@@ -10,6 +10,49 @@ use moat_config::parange::PARANGE_ENCODINGS;
 use moat_config::{GuestArch, ParangeMode, VmConfig, guest_parange_bits};
 use moat_vcpu::abort::{GuestAbort, GuestFormat, HolePolicy, IpaRange, VmView};
 use moat_vcpu::entry::{CpuFeatures, GuestContext};
+use std::path::PathBuf;
+
+/// Options of `./x explain`. Values are checked by `explain` itself, so that a bad one gets a
+/// one-line error (exit status 2).
+#[derive(Args, Debug, Default)]
+pub(crate) struct ExplainArgs {
+    /// `ESR_EL2` at the trap (hexadecimal, `0x` optional).
+    #[arg(long, value_name = "HEX")]
+    pub(crate) esr: String,
+    /// `FAR_EL2`: the faulting virtual address [default: 0].
+    #[arg(long, value_name = "HEX")]
+    pub(crate) far: Option<String>,
+    /// `HPFAR_EL2` [default: FAR_EL2's page, with the MMU off (the IPA is the VA)].
+    #[arg(long, value_name = "HEX")]
+    pub(crate) hpfar: Option<String>,
+    /// `ELR_EL2`: the address of the faulting instruction [default: 0].
+    #[arg(long, value_name = "HEX")]
+    pub(crate) elr: Option<String>,
+    /// The VM's IPA size S in bits, 32..=L [default: the VM description's, 40].
+    #[arg(long, value_name = "S")]
+    pub(crate) ipa_bits: Option<String>,
+    /// The PARange P the guest reads: a size in bits (32, 36, 40, 42, 44, 48), `tight` (the
+    /// smallest covering S) or `max` (the IPA limit L) [default: the VM description's, max].
+    #[arg(long, value_name = "P")]
+    pub(crate) parange: Option<String>,
+    /// The guest's EL1: `a64`, `a32-lpae` (TTBCR.EAE = 1) or `a32` (short descriptors)
+    /// [default: a64, or a32-lpae for a VM description with arch = "aarch32"].
+    #[arg(long, value_name = "KIND")]
+    pub(crate) guest: Option<String>,
+    /// Where the guest was: `el0`, `el0-a32` (AArch32 EL0 under an AArch64 EL1), `el1t`,
+    /// `el1h` (AArch32 guests: `el0` is User, `el1` or `el1h` is Supervisor) [default: el1h].
+    #[arg(long, value_name = "STATE")]
+    pub(crate) from: Option<String>,
+    /// The guest's stage 1 (`SCTLR_EL1.M`): `on` or `off` [default: off].
+    #[arg(long, value_name = "on|off")]
+    pub(crate) mmu: Option<String>,
+    /// QEMU's CPU model, for the IPA limit L.
+    #[arg(long, value_name = "NAME", default_value = "max")]
+    pub(crate) cpu: String,
+    /// A VM description (TOML; see configs/) for S, P, RAM and devices [default: QEMU virt].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
 
 /// The guest's EL1 translation regime, as `--guest` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
