@@ -53,7 +53,11 @@ fn explain(req: &Request) -> String {
                  aborts arrive as 0x20/0x24",
             );
         }
-        Some(abort) => explain_abort(&mut out, req, &abort),
+        Some(abort) => {
+            let moat = explain_abort(&mut out, req, &abort);
+            let entry = moat.entry.as_ref().map(|(e, walk)| (e, *walk));
+            kvm::kvm_section(&mut out, req, &abort, moat.place, &moat.decision, entry);
+        }
         None => explain_other(&mut out, req),
     }
     out.text

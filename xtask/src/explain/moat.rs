@@ -2,7 +2,6 @@
 //! and the exception it injects (`moat_vcpu::inject`, SPEC §3).
 
 use super::args::{GuestKind, Request};
-use super::kvm::kvm_section;
 use super::render::{Out, entry_lines, syndrome_summary, vm_lines};
 use moat_arm::addr::{Ipa, Va};
 use moat_arm::esr::{DataAbortIss, Esr, Syndrome};
@@ -112,7 +111,18 @@ impl GuestView for NoGuestMemory {
     }
 }
 
-pub(super) fn explain_abort(out: &mut Out, req: &Request, abort: &GuestAbort) {
+/// What Moat decided for a guest abort, for the KVM section to set beside it.
+pub(super) struct MoatVerdict {
+    /// Where the IPA falls in the VM.
+    pub(super) place: Option<Place>,
+    /// The SPEC §2 decision.
+    pub(super) decision: Decision,
+    /// The exception Moat injects, if any, and whether it depends on the guest's walk.
+    pub(super) entry: Option<(Entry, bool)>,
+}
+
+/// Moat's side of a guest abort; returns the verdict the KVM section compares with.
+pub(super) fn explain_abort(out: &mut Out, req: &Request, abort: &GuestAbort) -> MoatVerdict {
     address_lines(out, req, abort);
     out.blank();
     vm_lines(out, req);
@@ -133,8 +143,11 @@ pub(super) fn explain_abort(out: &mut Out, req: &Request, abort: &GuestAbort) {
         decision_lines(out, req, abort, place, &decision)
     };
     out.blank();
-    let moat = moat_entry.as_ref().map(|e| (e, walk_level));
-    kvm_section(out, req, abort, place, &decision, moat);
+    MoatVerdict {
+        place,
+        decision,
+        entry: moat_entry.map(|e| (e, walk_level)),
+    }
 }
 
 pub(super) fn address_lines(out: &mut Out, req: &Request, abort: &GuestAbort) {
