@@ -46,6 +46,10 @@ enum Command {
     /// vCPU, bare on QEMU and under Moat, compared by block hashes; a differing block is run
     /// again op by op. Prints the differences, VM stops, hangs and per-EC exception counts.
     Chaos(ChaosArgs),
+    /// The hostile neighbour (issue 11): a Linux VM beside a VM running rounds of the `chaos`
+    /// guest, each ending with a reset that restarts that VM alone; passes when Linux's
+    /// checksums never changed, its shell answers and no chaos vCPU hung or was stopped.
+    Neighbour(NeighbourArgs),
     /// Fetch Debian's arm64 cloud kernel and busybox into the cache (`$MOAT_CACHE`, else
     /// target/moat/linux-cache) and build the initramfs; prints the paths `./x run --linux`
     /// boots. Without `--refresh`, a complete cache is used without network access.
@@ -160,6 +164,20 @@ struct SweepArgs {
     /// Print every differing access with its category, not only the unexplained ones.
     #[arg(long)]
     list: bool,
+}
+
+/// Options of `./x neighbour`.
+#[derive(Args, Debug)]
+struct NeighbourArgs {
+    /// Chaos operations in all (over every round and both chaos vCPUs).
+    #[arg(long, default_value_t = 10_000_000)]
+    ops: u64,
+    /// Rounds: the chaos VM resets and restarts after each.
+    #[arg(long, default_value_t = 10)]
+    rounds: u32,
+    /// The CPU model.
+    #[arg(long, default_value = "max")]
+    cpu: String,
 }
 
 /// Options of `./x chaos`.
@@ -367,6 +385,14 @@ impl Cli {
             }
             Command::Sweep(args) => sweep(&args),
             Command::Chaos(args) => chaos(&args),
+            Command::Neighbour(args) => {
+                crate::qemu::check_cpu(&args.cpu)?;
+                crate::neighbour::command(&crate::neighbour::Params {
+                    ops: args.ops,
+                    rounds: args.rounds,
+                    cpu: args.cpu,
+                })
+            }
             Command::Kut(args) => {
                 let dir = args
                     .dir

@@ -13,6 +13,11 @@
 //! `chaos.detail=all`, `chaos.only=a-b,c,..` (run only these op indices: the reducer's list),
 //! `chaos.full=1` (also the operations that differ by design, left out of the default mix:
 //! `ops.rs`), `chaos.irq=1` (the GIC enabled and interrupt probes: `ops::irq_probe`).
+//! `chaos.seed=clock` takes the seed from the virtual counter at start (printed on the
+//! `CHAOS-START` line, so the run can be repeated with `./x chaos --seed`), and
+//! `chaos.end=reset` ends the run with PSCI `SYSTEM_RESET` instead of `SYSTEM_OFF`: with
+//! `on-reset = "restart"` the VM runs round after round, each with a seed of its own
+//! (`./x neighbour`, the hostile neighbour of issue 11).
 //!
 //! Output, once every vCPU is done (vCPU 0 prints for all, so lines never interleave):
 //! `CHAOS-BLOCK <cpu> <block> <hash> <ops>` (FNV-1a over the block's records),
@@ -125,6 +130,7 @@ struct Params {
     pa_bits: u32,
     full: bool,
     irq: bool,
+    end_reset: bool,
 }
 
 struct Shared(UnsafeCell<Params>);
@@ -145,6 +151,7 @@ static PARAMS: Shared = Shared(UnsafeCell::new(Params {
     pa_bits: 40,
     full: false,
     irq: false,
+    end_reset: false,
 }));
 
 fn params() -> &'static Params {
@@ -213,6 +220,9 @@ fn main(boot: &BootInfo) {
         *hang = !wait_done(cpu);
     }
     report(&hung);
+    if p.end_reset {
+        psci::system_reset();
+    }
 }
 
 /// PSCI `CPU_ON` of vCPU `cpu`, then waits until it is ready.
@@ -470,7 +480,15 @@ fn parse(bootargs: &'static str, p: &mut Params) -> Result<(), &'static str> {
             continue;
         };
         match key {
+            "chaos.seed" if value == "clock" => p.seed = counter().0,
             "chaos.seed" => p.seed = number(value).ok_or("chaos.seed: not a number")?,
+            "chaos.end" => {
+                p.end_reset = match value {
+                    "reset" => true,
+                    "off" => false,
+                    _ => return Err("chaos.end: want reset or off"),
+                };
+            }
             "chaos.ops" => p.ops = number(value).ok_or("chaos.ops: not a number")?,
             "chaos.smp" => {
                 p.smp = number(value)
