@@ -195,3 +195,57 @@ fn bad_values_get_one_line_and_exit_status_2() {
         assert!(line.contains(expected), "{args:?}: {line}");
     }
 }
+
+/// A system description of two VMs, "small" with a 32-bit IPA space and "big" with the
+/// default 40, written where the test can name it.
+fn two_vm_description() -> std::path::PathBuf {
+    let vm = |name: &str, cpu: u32, extra: &str| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\ncpus = [{cpu}]\nguest = \"hello\"\n{extra}\n\
+             [[vm.ram]]\nbase = 0x4000_0000\nsize = \"16M\"\n\n\
+             [[vm.device]]\nkind = \"pl011\"\nbase = 0x0900_0000\n\n\
+             [[vm.device]]\nkind = \"gicv3-dist\"\nbase = 0x0800_0000\n\n\
+             [[vm.device]]\nkind = \"gicv3-redist\"\nbase = 0x080A_0000\n"
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("moat-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let path = dir.join("two.toml");
+    std::fs::write(&path, vm("small", 0, "ipa-bits = 32") + &vm("big", 1, "")).expect("written");
+    path
+}
+
+#[test]
+fn a_system_description_explains_the_trap_of_the_vm_named() {
+    let path = two_vm_description();
+    let config = path.to_str().expect("UTF-8 path");
+    // A load at 4 GiB: beyond the IPA space of "small", a hole in that of "big".
+    let trap = [
+        "--esr",
+        "0x93800005",
+        "--far",
+        "0x100000010",
+        "--hpfar",
+        "0x1000000",
+    ];
+    let small = explained(&[&trap[..], &["--config", config, "--vm", "small"]].concat());
+    assert!(value(&small, "S").starts_with("32 "), "{small}");
+    let big = explained(&[&trap[..], &["--config", config, "--vm", "big"]].concat());
+    assert!(value(&big, "S").starts_with("40 "), "{big}");
+    assert!(
+        value(&small, "IPA is").contains("beyond the IPA space"),
+        "{small}"
+    );
+    assert!(value(&big, "IPA is").contains("(a hole)"), "{big}");
+    let unnamed = refused(&[&trap[..], &["--config", config]].concat());
+    assert!(
+        unnamed.contains("several VMs (small, big): name the trap's with --vm"),
+        "{unnamed}"
+    );
+    let unknown = refused(&[&trap[..], &["--config", config, "--vm", "huge"]].concat());
+    assert!(
+        unknown.contains("--vm huge:") && unknown.contains("(it has small, big)"),
+        "{unknown}"
+    );
+    let _ = std::fs::remove_dir_all(path.parent().expect("a directory"));
+}

@@ -49,9 +49,14 @@ pub(crate) struct ExplainArgs {
     /// QEMU's CPU model, for the IPA limit L.
     #[arg(long, value_name = "NAME", default_value = "max")]
     pub(crate) cpu: String,
-    /// A VM description (TOML; see configs/) for S, P, RAM and devices [default: QEMU virt].
+    /// A VM description (TOML; see configs/) for S, P, RAM and devices [default: QEMU virt];
+    /// a system description of `[[vm]]` tables with `--vm`.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// The VM of a system description (`--config` with `[[vm]]` tables) the trap came from,
+    /// by its name.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    pub(crate) vm: Option<String>,
 }
 
 /// The guest's EL1 translation regime, as `--guest` names it.
@@ -250,7 +255,7 @@ impl Request {
                      neoverse-n1, max)"
                 ))
             })?;
-        let mut vm = load_vm(args.config.as_deref())?;
+        let mut vm = load_vm(args.config.as_deref(), args.vm.as_deref())?;
         if let Some(text) = &args.ipa_bits {
             vm.ipa_bits = parse_ipa_bits(text, limit, &cpu)?;
         }
@@ -336,13 +341,38 @@ pub(super) fn check_aarch32_addresses(far: u64, hpfar: u64) -> XResult<()> {
     Ok(())
 }
 
-pub(super) fn load_vm(path: Option<&std::path::Path>) -> XResult<VmConfig> {
+pub(super) fn load_vm(path: Option<&std::path::Path>, name: Option<&str>) -> XResult<VmConfig> {
     let Some(path) = path else {
         return Ok(VmConfig::default_virt());
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| usage(format!("--config {}: {e}", path.display())))?;
-    VmConfig::from_toml_str(&text).map_err(|e| usage(format!("--config {}: {e}", path.display())))
+    let file = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("--config {file}: {e}")))?;
+    let mut system = moat_config::SystemConfig::from_toml_str(&text)
+        .map_err(|e| usage(format!("--config {file}: {e}")))?;
+    let names = || {
+        let names: Vec<&str> = system.vms.iter().map(|vm| vm.name.as_str()).collect();
+        names.join(", ")
+    };
+    let chosen = match name {
+        Some(name) => system
+            .vms
+            .iter()
+            .position(|vm| vm.name == name)
+            .ok_or_else(|| {
+                usage(format!(
+                    "--vm {name}: --config {file} has no VM of that name (it has {})",
+                    names()
+                ))
+            })?,
+        None if system.vms.len() == 1 => 0,
+        None => {
+            return Err(usage(format!(
+                "--config {file} describes several VMs ({}): name the trap's with --vm",
+                names()
+            )));
+        }
+    };
+    Ok(system.vms.swap_remove(chosen))
 }
 
 /// `HPFAR_EL2` as given (bits outside `FIPA` and `NS` are RES0), or, with the MMU off, the page
