@@ -42,6 +42,7 @@ mod dt;
 pub mod exception;
 mod global;
 pub mod psci;
+mod running;
 #[cfg(target_os = "none")]
 mod start;
 pub mod sysreg;

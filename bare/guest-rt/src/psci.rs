@@ -9,7 +9,7 @@ use core::arch::asm;
 
 use crate::global::Global;
 #[cfg(target_os = "none")]
-use crate::{println, test};
+use crate::{println, running};
 
 /// PSCI_VERSION (DEN 0022, function ID 0x8400_0000).
 pub const PSCI_VERSION: u32 = 0x8400_0000;
@@ -116,7 +116,7 @@ pub fn system_reset() -> ! {
 fn returned(call: &str, status: u64) -> ! {
     println!(
         "MOAT-TEST fail {}: PSCI {call} returned {}",
-        test::current(),
+        running::current(),
         status as i32
     );
     park()

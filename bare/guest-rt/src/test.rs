@@ -15,6 +15,7 @@
 use core::panic::PanicInfo;
 
 use crate::boot::BootInfo;
+#[cfg(target_os = "none")]
 use crate::global::Global;
 use crate::println;
 #[cfg(target_os = "none")]
@@ -32,21 +33,10 @@ pub struct Test {
     pub run: fn() -> TestResult,
 }
 
-/// The test that is running, or the guest's package name outside of a test.
-static CURRENT: Global<&'static str> = Global::new("moat-guest");
+pub use crate::running::{current, set_current};
+
 #[cfg(target_os = "none")]
 static PANICKING: Global<bool> = Global::new(false);
-
-/// The name failure lines are reported under.
-pub fn current() -> &'static str {
-    CURRENT.get()
-}
-
-/// Reports later failures under `name`.
-#[doc(hidden)]
-pub fn set_current(name: &'static str) {
-    CURRENT.set(name);
-}
 
 /// The value of the first `moat.test=` in `bootargs`.
 pub fn selected(bootargs: &str) -> Option<&str> {

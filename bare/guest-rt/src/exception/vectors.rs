@@ -12,7 +12,7 @@ use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 
 use super::{DEPTH, ExceptionFrame, ExceptionRecord, HOOK, PstateAtEntry, Resume, VectorOffset};
-use crate::{println, psci, sysreg, test};
+use crate::{println, psci, running, sysreg};
 
 const _: () = assert!(
     size_of::<ExceptionFrame>().is_multiple_of(16),
@@ -136,7 +136,7 @@ fn unexpected(record: &ExceptionRecord, depth: u32) -> ! {
         println!(
             "MOAT-TEST fail {}: unexpected exception vector={:#05x} ESR={:#x} FAR={:#x} ELR={:#x} \
              SPSR={:#x}",
-            test::current(),
+            running::current(),
             record.vector.0,
             record.esr,
             record.far,
