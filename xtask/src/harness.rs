@@ -78,6 +78,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     }
     parange_cases(&artifacts, &mut tally)?;
     moat_refuses_s_above_l(&artifacts, &mut tally)?;
+    el2_stack_overflow(&artifacts, &mut tally)?;
     aarch32_cases(&artifacts, &mut tally)?;
     race::cpu_on_race(&artifacts, &mut tally)?;
     boot_chain::uboot_cases(&artifacts, &mut tally)?;
@@ -578,6 +579,37 @@ fn moat_refuses_s_above_l(artifacts: &Artifacts, tally: &mut Tally) -> XResult<(
         .and_then(|()| expect_line(&outcome, "44"));
     tally.record(
         "moat_refuses_an_ipa_size_above_its_limit_at_boot",
+        "cortex-a72",
+        Some(&outcome),
+        verdict,
+    );
+    Ok(())
+}
+
+/// A Moat bug that overflows an EL2 stack is caught by the stack's guard page and reported
+/// loudly (`stacks.rs`): Moat injects the overflow into itself at boot
+/// (`moat.self-test=el2-stack-overflow` in its own command line, `-append`), and the report
+/// names the CPU and the guard page before the machine powers off with `MOAT-EXIT: panic`.
+/// Without the guard page the recursion would run down through `.bss` and the image.
+fn el2_stack_overflow(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let vm = moat_config::VmConfig::default_virt();
+    let scratch = Scratch::new("test")?;
+    let bundle = scratch.join("stack-overflow.bundle");
+    let mut machine = vm::moat_machine(
+        &vm,
+        &artifacts.moat,
+        &artifacts.guest("moat-guest-hello"),
+        "cortex-a72",
+        &bundle,
+    )?;
+    machine.append = Some("moat.self-test=el2-stack-overflow".into());
+    let outcome = machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))?;
+    let verdict = expect_exit(&outcome, MoatExit::Panic)
+        .and_then(|()| expect_line(&outcome, "self-test: El2StackOverflow"))
+        .and_then(|()| expect_line(&outcome, "moat: BUG: EL2 stack overflow on CPU 0"))
+        .and_then(|()| expect_line(&outcome, "is in its guard page"));
+    tally.record(
+        "an_el2_stack_overflow_hits_its_guard_page_and_is_reported",
         "cortex-a72",
         Some(&outcome),
         verdict,

@@ -38,6 +38,7 @@ mod ram;
 mod s2hw;
 mod smccc;
 mod smp;
+mod stacks;
 mod switch;
 mod sysregs;
 mod uart;
@@ -47,7 +48,7 @@ mod vm;
 use alloc::vec::Vec;
 use console::log;
 use mm::PhysAllocator;
-use platform::{Gic, PhysRange, Platform};
+use platform::{Gic, PhysRange, Platform, SelfTest};
 use power::EndStatus;
 
 /// The Rust entry point, called by `boot.rs` with the device tree's address.
@@ -82,9 +83,34 @@ extern "C" fn moat_main(dtb: u64) -> ! {
         panic!("heap: {e}");
     }
     mm::enable_el2_translation(&platform, &device_ranges(&platform));
+    if let Some(test) = platform.self_test {
+        self_test(test);
+    }
     let limit = report(&platform, &phys);
     let status = run_vm(&platform, &mut phys, limit);
     power::end(status)
+}
+
+/// Injects the fault `test` names into Moat itself (`moat.self-test=`): what follows is a
+/// Moat bug's report and the machine's power-off.
+fn self_test(test: SelfTest) -> ! {
+    log!("self-test: {test:?}");
+    match test {
+        SelfTest::El2StackOverflow => {
+            /// Recurses with a frame the optimiser cannot remove, until the stack overflows.
+            fn deeper(depth: u64) -> u64 {
+                let frame = core::hint::black_box([depth; 32]);
+                // Never true (the stack is a few thousand frames deep): it only gives the
+                // recursion an end the compiler can see.
+                if core::hint::black_box(depth) == u64::MAX {
+                    return 0;
+                }
+                core::hint::black_box(deeper(depth + 1)) + frame[31]
+            }
+            let depth = deeper(0);
+            panic!("the stack did not overflow (depth {depth})")
+        }
+    }
 }
 
 /// Builds the VM of the bundle the loader passed as the initrd, and runs it.

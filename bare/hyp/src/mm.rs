@@ -8,6 +8,7 @@
 //! physical addresses can be used as pointers everywhere in Moat.
 
 use crate::platform::{PhysRange, Platform};
+use crate::stacks;
 use aarch64_cpu::registers::{
     ID_AA64MMFR0_EL1, MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable,
 };
@@ -170,8 +171,8 @@ fn attrs(index: u64) -> El23Attributes {
     El23Attributes::VALID | El23Attributes::ACCESSED | El23Attributes::USER_RES1 | idx
 }
 
-/// Builds Moat's identity map (RAM normal write-back, `devices` as device nGnRE, never
-/// executable) and turns the MMU and caches on at EL2.
+/// Builds Moat's identity map (RAM normal write-back but the stacks' guard pages, `devices` as
+/// device nGnRE, never executable) and turns the MMU and caches on at EL2.
 pub fn enable_el2_translation(platform: &Platform, devices: &[PhysRange]) {
     let mut idmap = IdMap::new(0, El2);
     let normal = attrs(MAIR_NORMAL_WB) | El23Attributes::INNER_SHAREABLE;
@@ -181,6 +182,10 @@ pub fn enable_el2_translation(platform: &Platform, devices: &[PhysRange]) {
     }
     for dev in devices {
         map(&mut idmap, *dev, device);
+    }
+    // The stacks' guard pages stay unmapped: an overflow faults instead of writing below.
+    for cpu in 0..stacks::CPUS {
+        map(&mut idmap, stacks::guard(cpu), El23Attributes::empty());
     }
     configure_translation_registers();
     // SAFETY: the map covers all RAM (Moat's image, stack, heap and everything it will
@@ -202,6 +207,8 @@ pub fn enable_el2_translation_secondary() {
     turn_mmu_and_caches_on();
 }
 
+/// Maps `range` with `flags`, or unmaps it when `flags` lacks `VALID` (`aarch64-paging`
+/// writes invalid descriptors then).
 fn map(idmap: &mut IdMap<El2>, range: PhysRange, flags: El23Attributes) {
     let start = range.base & !(PAGE_SIZE - 1);
     let end = range.end().next_multiple_of(PAGE_SIZE);

@@ -17,7 +17,7 @@ use crate::outcome::Next;
 use crate::power;
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
-use crate::{boot, mm, switch};
+use crate::{boot, mm, stacks, switch};
 use crate::{exits, fastpath};
 use alloc::vec::Vec;
 use core::arch::global_asm;
@@ -33,11 +33,11 @@ global_asm!(
     "adrp x1, {vectors}",
     "add x1, x1, :lo12:{vectors}",
     "msr vbar_el2, x1",
-    // sp = __secondary_stacks + (index + 1) * 64 KiB.
-    "adrp x1, __secondary_stacks",
-    "add x1, x1, :lo12:__secondary_stacks",
+    // sp = __stacks + (index + 1) * SLOT: the top of the CPU's slot (`stacks.rs`).
+    "adrp x1, __stacks",
+    "add x1, x1, :lo12:__stacks",
     "add x2, x0, #1",
-    "lsl x2, x2, #16",
+    "lsl x2, x2, #{slot_shift}",
     "add x1, x1, x2",
     "mov sp, x1",
     "bl {main}",
@@ -47,6 +47,7 @@ global_asm!(
     sctlr_el2_res1 = const boot::SCTLR_EL2_RES1,
     vectors = sym crate::switch::moat_el2_vectors,
     main = sym moat_secondary,
+    slot_shift = const stacks::SLOT_SHIFT,
 );
 
 unsafe extern "C" {
@@ -54,7 +55,7 @@ unsafe extern "C" {
 }
 
 /// The most CPUs [`moat_secondary_entry`] has stacks for (`link.ld`).
-const STACKS: usize = 8;
+const STACKS: usize = stacks::CPUS;
 
 /// A secondary CPU's Rust entry: the EL2 translation, its GIC CPU interface, then its vCPU.
 extern "C" fn moat_secondary(index: usize) -> ! {

@@ -10,8 +10,11 @@
 //! [`el2_fault`], which prints a diagnostic and powers the machine off.
 
 use crate::power::{self, EndStatus};
-use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable, SPSR_EL2};
+use crate::stacks;
+use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable, SP_EL0, SPSR_EL2};
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, Ordering};
+use moat_arm::esr::ExceptionClass;
 use moat_vcpu::frame::{ExitVector, OFFSET_ESR, OFFSET_HPFAR, OFFSET_PC, TrapFrame};
 
 unsafe extern "C" {
@@ -131,9 +134,38 @@ global_asm!(
     ".balign 0x800",
     ".global moat_el2_vectors",
     "moat_el2_vectors:",
-    // Current EL with SP_EL0, then current EL with SP_ELx: Moat's own faults.
-    ".irp kind, 0, 1, 2, 3, 4, 5, 6, 7",
+    // Current EL with SP_EL0: never taken (Moat runs with `SPSel` = 1), a Moat bug if it is.
+    ".irp kind, 0, 1, 2, 3",
     ".balign 0x80",
+    "stp x0, x1, [sp, #-16]!",
+    "mov x1, #\\kind",
+    "b moat_el2_fault_entry",
+    ".endr",
+    // Current EL with SP_ELx: Moat's own faults. The stack may be the one that overflowed
+    // into its guard page, so nothing is pushed on it: the faulting SP goes to SP_EL0 (the
+    // guest's, lost: Moat powers off after a fault at EL2), x0 and x1 to the EL0 thread ID
+    // registers (the same), and SP becomes the CPU's emergency stack, its slot found from the
+    // faulting SP (`stacks.rs`; an SP outside every slot is clamped into one). `SPSel` stays
+    // 1, so a fault while reporting comes back here and lands on the same emergency stack.
+    ".irp kind, 4, 5, 6, 7",
+    ".balign 0x80",
+    "msr tpidr_el0, x0",
+    "msr tpidrro_el0, x1",
+    "mov x0, sp",
+    "msr sp_el0, x0",
+    "adrp x1, __stacks",
+    "add x1, x1, :lo12:__stacks",
+    "sub x0, x0, x1",
+    "lsr x0, x0, #{slot_shift}",
+    "and x0, x0, #{cpu_mask}",
+    "add x0, x0, #1",
+    "lsl x0, x0, #{emergency_shift}",
+    "adrp x1, __emergency_stacks",
+    "add x1, x1, :lo12:__emergency_stacks",
+    "add x0, x0, x1",
+    "mov sp, x0",
+    "mrs x0, tpidr_el0",
+    "mrs x1, tpidrro_el0",
     "stp x0, x1, [sp, #-16]!",
     "mov x1, #\\kind",
     "b moat_el2_fault_entry",
@@ -149,22 +181,55 @@ global_asm!(
     esr = const OFFSET_ESR,
     hpfar = const OFFSET_HPFAR,
     fault = sym el2_fault,
+    slot_shift = const stacks::SLOT_SHIFT,
+    cpu_mask = const stacks::CPUS - 1,
+    emergency_shift = const stacks::EMERGENCY.trailing_zeros(),
 );
 
-/// An exception Moat took from EL2 itself: always a Moat bug. Reports and powers off.
+/// Whether an exception at EL2 is being reported.
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
+/// An exception Moat took from EL2 itself: always a Moat bug. Reports and powers off; a data
+/// abort in a stack's guard page is reported as that CPU's stack overflow.
 extern "C" fn el2_fault(kind: u64, regs: &[u64; 31]) -> ! {
     let names = ["synchronous", "IRQ", "FIQ", "SError"];
     let name = names.get((kind % 4) as usize).copied().unwrap_or("?");
-    let stack = if kind < 4 { "SP_EL0" } else { "SP_EL2" };
+    // A fault while reporting one (on this CPU or another) goes straight to the power-off.
+    if REPORTING.swap(true, Ordering::AcqRel) {
+        power::end(EndStatus::Panic)
+    }
     let esr = ESR_EL2.get();
+    let far = FAR_EL2.get();
+    let syndrome = moat_arm::esr::Esr::new(esr);
+    if kind == 4
+        && syndrome.ec() == ExceptionClass::DataAbortSame
+        && let Some(cpu) = stacks::guard_holding(far)
+    {
+        crate::console::emergency_write(format_args!(
+            "moat: BUG: EL2 stack overflow on CPU {cpu}: FAR_EL2={far:#x} is in its guard page; ELR_EL2={:#x} SP={:#x} x30={:#x}",
+            ELR_EL2.get(),
+            SP_EL0.get(),
+            regs[30],
+        ));
+        power::end(EndStatus::Panic)
+    }
+    // The vectors of SP_EL2 exceptions leave the faulting SP in SP_EL0 (above).
+    let stack = if kind < 4 {
+        "on the emergency stack"
+    } else {
+        "SP_EL2"
+    };
     crate::console::emergency_write(format_args!(
-        "moat: BUG: {name} exception at EL2 ({stack}): ESR_EL2={esr:#x} ({}) FAR_EL2={:#x} ELR_EL2={:#x} SPSR_EL2={:#x} x30={:#x} sp-frame={:p}",
-        moat_arm::esr::Esr::new(esr).decode(),
-        FAR_EL2.get(),
+        "moat: BUG: {name} exception at EL2 ({stack}): ESR_EL2={esr:#x} ({}) FAR_EL2={far:#x} ELR_EL2={:#x} SPSR_EL2={:#x} x30={:#x} SP={:#x}",
+        syndrome.decode(),
         ELR_EL2.get(),
         SPSR_EL2.get(),
         regs[30],
-        regs,
+        if kind < 4 {
+            regs as *const _ as u64
+        } else {
+            SP_EL0.get()
+        },
     ));
     power::end(EndStatus::Panic)
 }

@@ -4,7 +4,7 @@
 //! conduit, the CPUs, and the initrd that carries the VM bundle.
 //!
 //! The bindings read are Linux's (`Documentation/devicetree/bindings`): `memory` nodes,
-//! `/chosen` (`stdout-path`, `linux,initrd-start`/`-end`), `arm,gic-v3` and
+//! `/chosen` (`stdout-path`, `linux,initrd-start`/`-end`, `bootargs` for a [`SelfTest`]), `arm,gic-v3` and
 //! `arm,gic-400`/`arm,cortex-a15-gic` (`reg` in the order distributor, CPU interface, virtual
 //! interface control, virtual CPU interface; `interrupts` the maintenance interrupt),
 //! `arm,armv8-timer`, `arm,psci*` (`method`), `/cpus/cpu@N` (`reg` = MPIDR affinity),
@@ -152,6 +152,31 @@ pub struct Platform {
     pub cpus: [u64; MAX_CPUS],
     /// How many entries of `cpus` are valid.
     pub cpu_count: usize,
+    /// The fault Moat is asked to inject into itself (`/chosen/bootargs`), if any.
+    pub self_test: Option<SelfTest>,
+}
+
+/// A fault Moat injects into itself at boot, for the tests of what follows a Moat bug: named
+/// by `moat.self-test=<name>` in the loader's command line (`/chosen/bootargs`, QEMU's
+/// `-append`). Nothing a guest does reaches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfTest {
+    /// `el2-stack-overflow`: the boot CPU recurses until its EL2 stack overflows into its
+    /// guard page.
+    El2StackOverflow,
+}
+
+impl SelfTest {
+    /// The self-test `bootargs` names, if it names one it knows (the first wins).
+    pub fn from_bootargs(bootargs: &str) -> Option<Self> {
+        bootargs
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("moat.self-test="))
+            .and_then(|name| match name {
+                "el2-stack-overflow" => Some(Self::El2StackOverflow),
+                _ => None,
+            })
+    }
 }
 
 /// Why the device tree could not be used.
@@ -202,6 +227,7 @@ impl Platform {
             psci: find_psci_conduit(&fdt),
             cpus: [0; MAX_CPUS],
             cpu_count: 0,
+            self_test: find_self_test(&fdt),
         };
         for mpidr in cpu_ids(&fdt).take(MAX_CPUS) {
             platform.cpus[platform.cpu_count] = mpidr;
@@ -323,6 +349,11 @@ fn find_timer(fdt: &Tree<'_>) -> Option<Timer> {
         virt: gic_intid(&mut interrupts)?,
         hyp_phys: gic_intid(&mut interrupts)?,
     })
+}
+
+fn find_self_test(fdt: &Tree<'_>) -> Option<SelfTest> {
+    let bootargs = fdt.find("/chosen")?.property("bootargs")?.as_str()?;
+    SelfTest::from_bootargs(bootargs)
 }
 
 fn find_initrd(fdt: &Tree<'_>) -> Option<PhysRange> {

@@ -323,3 +323,33 @@ fn a_tree_whose_blocks_lie_beyond_it_is_refused() {
         PlatformError::BadDeviceTree(0x1000)
     );
 }
+
+#[test]
+fn a_self_test_is_named_by_the_bootargs_and_unknown_names_are_none() {
+    assert_eq!(
+        SelfTest::from_bootargs("console=x moat.self-test=el2-stack-overflow"),
+        Some(SelfTest::El2StackOverflow)
+    );
+    assert_eq!(SelfTest::from_bootargs("moat.self-test=reboot"), None);
+    assert_eq!(
+        SelfTest::from_bootargs("xmoat.self-test=el2-stack-overflow"),
+        None
+    );
+    assert_eq!(SelfTest::from_bootargs(""), None);
+    for dtb in [VIRT_GICV3, VIRT_GICV2, ZCU102, ZCU102_QEMU] {
+        assert_eq!(parse(dtb).self_test, None);
+    }
+}
+
+#[test]
+fn the_self_test_is_read_from_chosen_bootargs() {
+    let mut f = FdtWriter::new().unwrap();
+    let root = f.begin_node("").unwrap();
+    let chosen = f.begin_node("chosen").unwrap();
+    f.property_string("bootargs", "moat.self-test=el2-stack-overflow")
+        .unwrap();
+    f.end_node(chosen).unwrap();
+    f.end_node(root).unwrap();
+    let dtb = f.finish().unwrap();
+    assert_eq!(parse(&dtb).self_test, Some(SelfTest::El2StackOverflow));
+}
