@@ -307,6 +307,11 @@ struct RunArgs {
     /// Stop QEMU after this many seconds (default: no limit).
     #[arg(long, allow_negative_numbers = true, value_name = "SECONDS")]
     timeout: Option<u64>,
+    /// Moat's own command line (its `/chosen/bootargs`): `moat.self-test=stop-vm:N` stops VM
+    /// N (description order, from 0) at its next trap as Moat stops a VM it has no outcome
+    /// for; `moat.self-test=el2-stack-overflow` overflows Moat's stack (a Moat bug's report).
+    #[arg(long, value_name = "ARGS")]
+    moat_append: Option<String>,
     /// The machine Moat runs on: QEMU's `virt` (GICv3, PL011), or its model of the Xilinx
     /// ZCU102 board (4 Cortex-A53s, 2 GiB, GIC-400, Cadence UART, Debian's device tree of the
     /// board). Moat does not drive the ZCU102's GICv2 yet: there the guest runs without
@@ -578,6 +583,7 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
                 images,
                 cpu: &args.cpu,
                 timeout: args.timeout,
+                moat_append: args.moat_append.as_deref(),
             };
             return run.run();
         }
@@ -663,7 +669,7 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         mem_mib: vm::checked_machine_mem_mib(&config, bundle_bytes.len() as u64)?,
         kernel: artifacts.moat,
         initrd: Some(bundle.clone()),
-        append: None,
+        append: args.moat_append.clone(),
         el2: true,
         smp: config.cpus,
     };

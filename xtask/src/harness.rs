@@ -98,6 +98,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     run_cases::two_runs_at_once(&mut tally)?;
     systems::side_by_side(&mut tally)?;
     systems::restart_alone(&mut tally)?;
+    systems::stopped_alone(&mut tally)?;
     systems::isolation_scan(&mut tally)?;
     systems::virtio_net_link(&mut tally)?;
     systems::two_linux(&mut tally)?;

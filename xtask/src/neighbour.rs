@@ -240,6 +240,7 @@ pub fn command(params: &Params) -> XResult<ExitCode> {
         images,
         cpu: &params.cpu,
         timeout: None,
+        moat_append: None,
     };
     let (machine, machine_scratch) = run.machine()?;
     println!(

@@ -39,6 +39,8 @@ pub struct SystemRun<'a> {
     pub cpu: &'a str,
     /// `--timeout`.
     pub timeout: Option<u64>,
+    /// `--moat-append`: Moat's own command line.
+    pub moat_append: Option<&'a str>,
 }
 
 /// Refuses the options a system description makes ambiguous.
@@ -141,7 +143,7 @@ impl SystemRun<'_> {
             mem_mib,
             kernel: artifacts.moat,
             initrd: Some(bundle),
-            append: None,
+            append: self.moat_append.map(str::to_owned),
             el2: true,
             smp: self.system.machine_cpus_needed(),
         };

@@ -19,6 +19,14 @@ pub fn handle(
     cpu: Option<&mut CpuInterface>,
     vector: ExitVector,
 ) -> Next {
+    if vm.stop_at_next_exit {
+        vm.stop_at_next_exit = false;
+        return stop(
+            &vm.config.name,
+            &vcpu.frame,
+            format_args!("self-test (moat.self-test=stop-vm:{})", vm.id),
+        );
+    }
     match (vector, cpu) {
         (ExitVector::Synchronous, cpu) => synchronous(vm, vcpu, cpu.as_deref()),
         (ExitVector::Irq, Some(cpu)) => irqs::irq_exit(vm, vcpu, cpu),

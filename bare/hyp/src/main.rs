@@ -83,34 +83,30 @@ extern "C" fn moat_main(dtb: u64) -> ! {
         panic!("heap: {e}");
     }
     mm::enable_el2_translation(&platform, &device_ranges(&platform));
-    if let Some(test) = platform.self_test {
-        self_test(test);
+    if platform.self_test == Some(SelfTest::El2StackOverflow) {
+        overflow_the_stack();
     }
     let limit = report(&platform, &phys);
     let status = run_vm(&platform, &mut phys, limit);
     power::end(status)
 }
 
-/// Injects the fault `test` names into Moat itself (`moat.self-test=`): what follows is a
-/// Moat bug's report and the machine's power-off.
-fn self_test(test: SelfTest) -> ! {
-    log!("self-test: {test:?}");
-    match test {
-        SelfTest::El2StackOverflow => {
-            /// Recurses with a frame the optimiser cannot remove, until the stack overflows.
-            fn deeper(depth: u64) -> u64 {
-                let frame = core::hint::black_box([depth; 32]);
-                // Never true (the stack is a few thousand frames deep): it only gives the
-                // recursion an end the compiler can see.
-                if core::hint::black_box(depth) == u64::MAX {
-                    return 0;
-                }
-                core::hint::black_box(deeper(depth + 1)) + frame[31]
-            }
-            let depth = deeper(0);
-            panic!("the stack did not overflow (depth {depth})")
+/// The self-test `moat.self-test=el2-stack-overflow`: a Moat bug that overflows the boot CPU's
+/// stack, whose report and power-off follow (`stacks.rs`).
+fn overflow_the_stack() -> ! {
+    /// Recurses with a frame the optimiser cannot remove, until the stack overflows.
+    fn deeper(depth: u64) -> u64 {
+        let frame = core::hint::black_box([depth; 32]);
+        // Never true (the stack is a few thousand frames deep): it only gives the recursion
+        // an end the compiler can see.
+        if core::hint::black_box(depth) == u64::MAX {
+            return 0;
         }
+        core::hint::black_box(deeper(depth + 1)) + frame[31]
     }
+    log!("self-test: El2StackOverflow");
+    let depth = deeper(0);
+    panic!("the stack did not overflow (depth {depth})")
 }
 
 /// Builds the VM of the bundle the loader passed as the initrd, and runs it.
@@ -140,6 +136,15 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
                 log!("error: VM '{name}' refused: {e}");
                 return EndStatus::ConfigError;
             }
+        }
+    }
+    if let Some(SelfTest::StopVm(index)) = platform.self_test {
+        match vms.get_mut(usize::from(index)) {
+            Some(vm) => {
+                log!("self-test: VM '{}' stops at its next exit", vm.config.name);
+                vm.stop_at_next_exit = true;
+            }
+            None => log!("self-test: stop-vm:{index} names no VM; nothing is stopped"),
         }
     }
     let irq = take_interrupts(platform);

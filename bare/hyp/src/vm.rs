@@ -173,6 +173,9 @@ pub struct Vm {
     /// Where each of its network windows' frames go (set by `machine::install`, which knows
     /// every VM).
     pub links: Vec<NetLink>,
+    /// The self-test `moat.self-test=stop-vm:N` names this VM: its next exit that reaches the
+    /// trap dispatcher stops it (`exits::handle`).
+    pub stop_at_next_exit: bool,
 }
 
 /// The other end of a virtio-net link, as the sending VM finds it without taking the
@@ -308,6 +311,7 @@ impl Vm {
             power: PowerStates::power_on(config_cpus),
             cpu_mpidrs,
             links: Vec::new(),
+            stop_at_next_exit: false,
         };
         vm.back_ram(phys)?;
         vm.load_images()?;

@@ -164,6 +164,9 @@ pub enum SelfTest {
     /// `el2-stack-overflow`: the boot CPU recurses until its EL2 stack overflows into its
     /// guard page.
     El2StackOverflow,
+    /// `stop-vm:N`: Moat stops VM `N` (its index in the description) at its next exit that
+    /// reaches the trap dispatcher, as it stops a VM whose trap it has no outcome for.
+    StopVm(u8),
 }
 
 impl SelfTest {
@@ -172,8 +175,9 @@ impl SelfTest {
         bootargs
             .split_whitespace()
             .find_map(|word| word.strip_prefix("moat.self-test="))
-            .and_then(|name| match name {
-                "el2-stack-overflow" => Some(Self::El2StackOverflow),
+            .and_then(|name| match name.split_once(':') {
+                None if name == "el2-stack-overflow" => Some(Self::El2StackOverflow),
+                Some(("stop-vm", vm)) => vm.parse().ok().map(Self::StopVm),
                 _ => None,
             })
     }

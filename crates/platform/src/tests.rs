@@ -332,6 +332,23 @@ fn a_self_test_is_named_by_the_bootargs_and_unknown_names_are_none() {
     );
     assert_eq!(SelfTest::from_bootargs("moat.self-test=reboot"), None);
     assert_eq!(
+        SelfTest::from_bootargs("moat.self-test=stop-vm:1"),
+        Some(SelfTest::StopVm(1))
+    );
+    for bad in [
+        "stop-vm",
+        "stop-vm:",
+        "stop-vm:x",
+        "stop-vm:256",
+        "el2-stack-overflow:1",
+    ] {
+        assert_eq!(
+            SelfTest::from_bootargs(&format!("moat.self-test={bad}")),
+            None,
+            "{bad}"
+        );
+    }
+    assert_eq!(
         SelfTest::from_bootargs("xmoat.self-test=el2-stack-overflow"),
         None
     );
