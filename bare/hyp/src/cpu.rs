@@ -1,6 +1,9 @@
 //! Facts about the CPU Moat runs on, read from its ID registers.
 
-use aarch64_cpu::registers::{CurrentEL, ID_AA64ISAR1_EL1, ID_AA64MMFR0_EL1, MIDR_EL1, Readable};
+use aarch64_cpu::registers::{
+    CurrentEL, ID_AA64ISAR1_EL1, ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, MIDR_EL1, Readable,
+};
+use moat_stage2::VmidBits;
 
 /// The exception level Moat runs at (`CurrentEL.EL`).
 pub fn current_el() -> u64 {
@@ -17,6 +20,13 @@ pub struct CpuId {
     pub parange: u8,
     /// The physical address size that field encodes.
     pub pa_bits: u32,
+}
+
+/// The VMID width this CPU's stage 2 offers (`ID_AA64MMFR1_EL1.VMIDBits`: 0b0010 is 16 bits).
+/// The boot CPU's stands for the machine's, as its PARange does: Moat runs on CPUs of one kind.
+pub fn vmid_bits() -> VmidBits {
+    // Truncation intended: VMIDBits is a 4-bit field.
+    VmidBits::of_cpus(&[ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::VMIDBits) as u8])
 }
 
 /// Reads this CPU's identity.

@@ -210,6 +210,13 @@ fn report(platform: &Platform, phys: &PhysAllocator) -> u32 {
         Err(e) => panic!("the CPU's PARange gives no IPA limit: {e}"),
     };
     log!("IPA limit L = {limit} bits (4K stage-2 granule, no VTCR_EL2.DS)");
+    log!(
+        "VMIDs: {} (ID_AA64MMFR1_EL1.VMIDBits, VTCR_EL2.VS)",
+        match cpu::vmid_bits() {
+            moat_stage2::VmidBits::Eight => "8 bits",
+            moat_stage2::VmidBits::Sixteen => "16 bits",
+        }
+    );
     for ram in platform.memory() {
         log!("memory: {ram} ({} MiB)", ram.size >> 20);
     }

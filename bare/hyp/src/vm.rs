@@ -106,8 +106,9 @@ unsafe fn scrub(pa: u64, len: u64) {
 /// The VMID of VM `id` (its index in the machine's table): `id + 1`. VMID 0 is left unused, so
 /// a stray stage-2 walk with a reset `VTTBR_EL2` never hits a VM's TLB entries. Every VM has
 /// its own, so no VM's stage-2 translations are ever used for another's accesses (Arm ARM
-/// D8.14 "Translation Lookaside Buffers": entries are tagged with the VMID); the 8-bit VMIDs
-/// every CPU has are enough for the at most `MAX_CPUS` VMs a machine runs.
+/// D8.14 "Translation Lookaside Buffers": entries are tagged with the VMID). The VMIDs are 16
+/// bits wide where the CPU has FEAT_VMID16 (`cpu::vmid_bits`), else 8; either is enough for the
+/// at most `MAX_CPUS` VMs a machine runs.
 fn vmid(id: usize) -> u16 {
     u16::try_from(id + 1).expect("a VM index fits a VMID")
 }
@@ -278,7 +279,9 @@ impl Vm {
                 "an AArch32 EL1 on this CPU (ID_AA64PFR0_EL1.EL1 says AArch64 only)",
             ));
         }
-        let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
+        let geometry = Geometry::new(config.ipa_bits, ipa_limit)
+            .map_err(VmError::Stage2)?
+            .with_vmid_bits(cpu::vmid_bits());
         let stage2 = Stage2::new(geometry, vmid(id), &mut Frames(phys)).map_err(VmError::Stage2)?;
         let bus = new_bus(&config, id)?;
         let device_windows = ranges(config.devices.iter().map(|w| (w.base, w.size)));

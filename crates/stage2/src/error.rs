@@ -38,7 +38,7 @@ pub enum Stage2Error {
     },
     /// No CPU's `PARange` was given, so there is no limit to compute.
     NoCpus,
-    /// The VMID does not fit the 8-bit VMIDs Moat configures (`VTCR_EL2.VS` = 0).
+    /// The VMID does not fit the VMID width (`VTCR_EL2.VS`) of the geometry.
     VmidTooLarge {
         /// The VMID that was given.
         vmid: u16,
@@ -110,7 +110,10 @@ impl fmt::Display for Stage2Error {
             }
             Self::NoCpus => write!(f, "no CPU PARange given"),
             Self::VmidTooLarge { vmid, max } => {
-                write!(f, "VMID {vmid} is above the 8-bit maximum {max}")
+                write!(
+                    f,
+                    "VMID {vmid} is above the maximum {max} of the VMID width"
+                )
             }
             Self::MisalignedRange { ipa, size } => {
                 write!(f, "IPA range {ipa}+{size:#x} is not 4 KiB aligned")

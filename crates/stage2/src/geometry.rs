@@ -48,6 +48,8 @@ mod vtcr {
     pub const SH0_SHIFT: u32 = 12;
     pub const TG0_SHIFT: u32 = 14;
     pub const PS_SHIFT: u32 = 16;
+    /// `VS`, bit 19: 16-bit VMIDs (FEAT_VMID16).
+    pub const VS: u64 = 1 << 19;
     /// Bit 31 is RES1.
     pub const RES1: u64 = 1 << 31;
     /// `IRGN0`/`ORGN0`: Normal memory, Write-Back Read-Allocate Write-Allocate Cacheable.
@@ -60,7 +62,7 @@ mod vtcr {
 
 /// `VTTBR_EL2` fields (Arm ARM, register `VTTBR_EL2`).
 mod vttbr {
-    /// `VMID[7:0]` at bits [55:48] (8-bit VMIDs, `VTCR_EL2.VS` = 0).
+    /// `VMID` at bits [55:48] with 8-bit VMIDs, [63:48] with 16-bit VMIDs (`VTCR_EL2.VS` = 1).
     pub const VMID_SHIFT: u32 = 48;
     /// `BADDR`, bits [47:1]; Moat's tables are page aligned so bits [11:1] are zero anyway.
     pub const BADDR_MASK: u64 = 0x0000_ffff_ffff_fffe;
@@ -113,6 +115,40 @@ pub struct Geometry {
     pa_limit_bits: u32,
     start_level: u8,
     root_tables: u32,
+    vmid_bits: VmidBits,
+}
+
+/// The width of the VMIDs the machine's stage 2 uses: 8 bits, which every implementation has,
+/// or 16 where every CPU has FEAT_VMID16 (`ID_AA64MMFR1_EL1.VMIDBits` = 0b0010), selected by
+/// `VTCR_EL2.VS` (Arm ARM, register `VTCR_EL2`; `VTTBR_EL2.VMID`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VmidBits {
+    /// 8-bit VMIDs (`VS` = 0).
+    #[default]
+    Eight,
+    /// 16-bit VMIDs (`VS` = 1).
+    Sixteen,
+}
+
+impl VmidBits {
+    /// The width the CPUs' `ID_AA64MMFR1_EL1.VMIDBits` fields allow (16 only if all say 0b0010).
+    #[must_use]
+    pub fn of_cpus(vmid_bits_fields: &[u8]) -> Self {
+        if !vmid_bits_fields.is_empty() && vmid_bits_fields.iter().all(|&f| f == 0b0010) {
+            Self::Sixteen
+        } else {
+            Self::Eight
+        }
+    }
+
+    /// The largest VMID of this width.
+    #[must_use]
+    pub const fn max_vmid(self) -> u16 {
+        match self {
+            Self::Eight => u8::MAX as u16,
+            Self::Sixteen => u16::MAX,
+        }
+    }
 }
 
 impl Geometry {
@@ -148,7 +184,20 @@ impl Geometry {
             pa_limit_bits,
             start_level,
             root_tables,
+            vmid_bits: VmidBits::Eight,
         })
+    }
+
+    /// The same geometry with VMIDs of width `vmid_bits` (8 unless set).
+    #[must_use]
+    pub const fn with_vmid_bits(self, vmid_bits: VmidBits) -> Self {
+        Self { vmid_bits, ..self }
+    }
+
+    /// The VMID width (`VTCR_EL2.VS`).
+    #[must_use]
+    pub const fn vmid_bits(&self) -> VmidBits {
+        self.vmid_bits
     }
 
     /// The VM IPA size `S` in bits.
@@ -202,11 +251,16 @@ impl Geometry {
     }
 
     /// The `VTCR_EL2` value: `T0SZ`, `SL0`, 4K granule (`TG0`), table walks Inner Shareable
-    /// Write-Back Write-Allocate (`SH0`, `IRGN0`, `ORGN0`), `PS` from `L`, 8-bit VMIDs (`VS` = 0),
-    /// no hardware access-flag or dirty management (`HA` = `HD` = 0) and bit 31 RES1.
+    /// Write-Back Write-Allocate (`SH0`, `IRGN0`, `ORGN0`), `PS` from `L`, `VS` from the VMID
+    /// width, no hardware access-flag or dirty management (`HA` = `HD` = 0) and bit 31 RES1.
     #[must_use]
     pub fn vtcr_el2(&self) -> u64 {
+        let vs = match self.vmid_bits {
+            VmidBits::Eight => 0,
+            VmidBits::Sixteen => vtcr::VS,
+        };
         vtcr::RES1
+            | vs
             | self.t0sz() << vtcr::T0SZ_SHIFT
             | self.sl0() << vtcr::SL0_SHIFT
             | vtcr::RGN_WBWA << vtcr::IRGN0_SHIFT
@@ -229,10 +283,12 @@ const fn start_level_for(ipa_bits: u32) -> u8 {
     level
 }
 
-/// The `VTTBR_EL2` value for a VM: `VMID` in bits [55:48] (8-bit VMIDs), `BADDR` = the root
-/// (the first of the concatenated start tables, aligned to their total size), `CnP` = 0.
+/// The `VTTBR_EL2` value for a VM: `VMID` from bit 48 (bits [55:48] hold an 8-bit VMID, and
+/// with `VTCR_EL2.VS` = 1 bits [63:56] the upper half of a 16-bit one; a VMID above 255 needs
+/// that), `BADDR` = the root (the first of the concatenated start tables, aligned to their
+/// total size), `CnP` = 0.
 #[must_use]
-pub const fn vttbr_el2(vmid: u8, root: Pa) -> u64 {
+pub const fn vttbr_el2(vmid: u16, root: Pa) -> u64 {
     (vmid as u64) << vttbr::VMID_SHIFT | (root.0 & vttbr::BADDR_MASK)
 }
 

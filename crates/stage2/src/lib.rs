@@ -82,7 +82,7 @@ mod walk;
 
 pub use descriptor::{MemType, S2Access, S2Attrs};
 pub use error::Stage2Error;
-pub use geometry::{Geometry, ipa_limit_bits, parange_bits, vttbr_el2};
+pub use geometry::{Geometry, VmidBits, ipa_limit_bits, parange_bits, vttbr_el2};
 pub use hw::{FrameAllocator, TableMemory, TlbMaintenance};
 pub use stage2::{MAX_VMID, Stage2};
 pub use walk::{Escape, Leaf, Translation};

@@ -14,7 +14,8 @@ use crate::geometry::{BITS_PER_LEVEL, Geometry, PAGE_SIZE, level_shift, vttbr_el
 use crate::hw::{FrameAllocator, TableMemory, TlbMaintenance};
 use crate::ops::Ops;
 
-/// The largest VMID with 8-bit VMIDs (`VTCR_EL2.VS` = 0), which every implementation has.
+/// The largest VMID with 8-bit VMIDs (`VTCR_EL2.VS` = 0), which every implementation has
+/// (a geometry with [`crate::VmidBits::Sixteen`] allows up to `u16::MAX`).
 pub const MAX_VMID: u16 = u8::MAX as u16;
 
 /// A VM's stage-2 tables. It owns the table frames it allocated; hand them back with
@@ -36,18 +37,16 @@ impl Stage2 {
     ///
     /// # Errors
     ///
-    /// [`Stage2Error::VmidTooLarge`] for a VMID above [`MAX_VMID`];
+    /// [`Stage2Error::VmidTooLarge`] for a VMID wider than the geometry's VMID width;
     /// [`Stage2Error::OutOfTableMemory`] when the root cannot be allocated.
     pub fn new<A: FrameAllocator>(
         geometry: Geometry,
         vmid: u16,
         alloc: &mut A,
     ) -> Result<Self, Stage2Error> {
-        if vmid > MAX_VMID {
-            return Err(Stage2Error::VmidTooLarge {
-                vmid,
-                max: MAX_VMID,
-            });
+        let max = geometry.vmid_bits().max_vmid();
+        if vmid > max {
+            return Err(Stage2Error::VmidTooLarge { vmid, max });
         }
         let count = geometry.root_tables() as usize;
         let root = alloc.alloc_zeroed_tables(count, count as u64 * PAGE_SIZE);
@@ -86,7 +85,7 @@ impl Stage2 {
     /// The `VTTBR_EL2` value that selects these tables and the VM's VMID.
     #[must_use]
     pub const fn vttbr_el2(&self) -> u64 {
-        vttbr_el2(self.vmid as u8, self.root)
+        vttbr_el2(self.vmid, self.root)
     }
 
     /// The `VTCR_EL2` value for these tables (same as the geometry's).

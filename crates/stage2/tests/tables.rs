@@ -474,7 +474,7 @@ fn misaligned_and_out_of_range_requests_are_refused_before_any_change() {
 }
 
 #[test]
-fn vmid_above_8_bits_is_refused() {
+fn vmid_above_8_bits_is_refused_unless_vmids_are_16_bits() {
     let mut fake = Fake::new();
     let g = Geometry::new(40, 48).unwrap();
     assert_eq!(
@@ -484,6 +484,10 @@ fn vmid_above_8_bits_is_refused() {
             max: 255
         }
     );
+    let wide = g.with_vmid_bits(moat_stage2::VmidBits::Sixteen);
+    let s2 = Stage2::new(wide, 0x1234, &mut fake).unwrap();
+    assert_eq!(s2.vttbr_el2() >> 48, 0x1234);
+    assert_eq!(s2.vtcr_el2() & 1 << 19, 1 << 19, "VTCR_EL2.VS");
 }
 
 #[test]

@@ -121,7 +121,8 @@ fn record(
 }
 
 /// Two VMs on CPUs 3 and 1 of 4 (CPUs 0 and 2 idle: the boot CPU serves only the console)
-/// with `on-poweroff = "halt-vm"`: each runs its guest and its stage 2
+/// with `on-poweroff = "halt-vm"`, each with its own 16-bit VMID: each runs its guest and its
+/// stage 2
 /// maps only its own RAM; the first to power off halts alone while the other ticks on; the
 /// machine powers off after the last, with one `MOAT-VM` line each. A VM's vCPUs have their own
 /// virtual MPIDRs (vCPU n: Aff0 = n, whatever CPU runs it), so the one-vCPU VM on physical CPU
@@ -133,6 +134,8 @@ pub(super) fn side_by_side(tally: &mut Tally) -> XResult<()> {
         + &partner("ticker", 1, "partner.ticks=20", halt);
     let console = run_system("side-by-side", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
+        // `max` has FEAT_VMID16: each VM's VMID is 16 bits wide (VTCR_EL2.VS = 1).
+        in_order(c, &["VMIDs: 16 bits", "VTCR_EL2 0x800d3558"])?;
         in_order(
             c,
             &["VM 'quick': stage 2 maps 16 MiB, all of it its own RAM"],

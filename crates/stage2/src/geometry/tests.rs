@@ -238,3 +238,27 @@ fn vtcr_values_for_every_ipa_size_under_limits_44_and_48() {
         );
     }
 }
+
+#[test]
+fn sixteen_bit_vmids_set_vtcr_vs_and_fill_vttbr_bits_63_48() {
+    let g = Geometry::new(40, 48).unwrap();
+    assert_eq!(g.vmid_bits(), VmidBits::Eight);
+    let wide = g.with_vmid_bits(VmidBits::Sixteen);
+    // VTCR_EL2.VS is bit 19; nothing else changes.
+    assert_eq!(wide.vtcr_el2(), g.vtcr_el2() | 1 << 19);
+    assert_eq!(wide.vtcr_el2(), 0x800d_3558);
+    let v = vttbr_el2(0x1234, Pa(0x4_0123_4000));
+    assert_eq!(v >> 48, 0x1234);
+    assert_eq!(v & 0x0000_ffff_ffff_ffff, 0x4_0123_4000);
+}
+
+#[test]
+fn the_vmid_width_is_sixteen_only_when_every_cpu_has_feat_vmid16() {
+    assert_eq!(VmidBits::of_cpus(&[0b0010, 0b0010]), VmidBits::Sixteen);
+    assert_eq!(VmidBits::of_cpus(&[0b0010, 0b0000]), VmidBits::Eight);
+    // 0b0001 and the others are reserved: 8 bits.
+    assert_eq!(VmidBits::of_cpus(&[0b0001]), VmidBits::Eight);
+    assert_eq!(VmidBits::of_cpus(&[]), VmidBits::Eight);
+    assert_eq!(VmidBits::Eight.max_vmid(), 255);
+    assert_eq!(VmidBits::Sixteen.max_vmid(), 65535);
+}
