@@ -518,6 +518,10 @@ pub fn describe_tag(tag: u64) -> String {
                 "ISPENDR"
             }
         ),
+        9 => format!(
+            "virtual timer interrupt after {} ticks, from WFI",
+            (tag >> 24) & 0xffff
+        ),
         _ => format!("tag {tag:#x}"),
     }
 }
@@ -531,6 +535,13 @@ pub fn describe_record(record: Option<OpRecord>) -> String {
             value & 0xff_ffff,
             value >> 32
         ),
+        Some([tag, 1, intid, _, elr, spsr, vector]) if (tag >> 16) & 0xff == 9 => format!(
+            "interrupt taken: ICC_IAR1_EL1 {intid}, ELR-pc {:#x} SPSR {spsr:#x} vector {vector:#x}",
+            elr as i64
+        ),
+        Some([tag, 0, intid, ..]) if (tag >> 16) & 0xff == 9 => {
+            format!("no interrupt taken; ICC_IAR1_EL1 {intid}")
+        }
         Some([_, 0, value, ..]) => format!("completed, value {value:#x}"),
         Some([_, 1, esr, far, elr, spsr, vector]) => format!(
             "exception EC {:#04x} ESR {esr:#x} FAR-addr {:#x} ELR-pc {:#x} SPSR {spsr:#x} vector {vector:#x}",
@@ -574,7 +585,11 @@ pub fn print(params: &Params, summary: &Summary) {
     }
     let ecs = |m: &BTreeMap<u8, u64>| {
         m.iter()
-            .map(|(ec, n)| format!("{ec:#04x}:{n}"))
+            // 0x3f is unallocated: the guest counts interrupts (no syndrome) there.
+            .map(|(ec, n)| match ec {
+                0x3f => format!("IRQ:{n}"),
+                _ => format!("{ec:#04x}:{n}"),
+            })
             .collect::<Vec<_>>()
             .join(" ")
     };

@@ -41,7 +41,7 @@ pub struct Ctx {
     pub elr: u64,
     /// Its `SPSR_EL1`.
     pub spsr: u64,
-    /// Exceptions taken, by `ESR_EL1.EC`.
+    /// Exceptions taken, by `ESR_EL1.EC` (interrupts in [`INTERRUPT_EC`]).
     pub ec_counts: [u64; 64],
     /// A stray exception: vector offset, `ESR_EL1`, `FAR_EL1`, `ELR_EL1`.
     pub stray: [u64; 4],
@@ -126,7 +126,12 @@ chaos_exception_common:
     add     x0, x0, x1                    // X0 = this vCPU's Ctx
     mrs     x3, esr_el1
     ubfx    x3, x3, #26, #6               // ESR_EL1.EC
-    add     x3, x0, x3, lsl #3
+    and     x1, x2, #0x180                // IRQ (0x080) or FIQ (0x100) of its group?
+    sub     x1, x1, #0x080                // 0 or 0x80 for those; SError 0x100, sync wraps
+    cmp     x1, #0x080
+    b.hi    1f
+    mov     x3, #{INTERRUPT_EC}           // an interrupt has no syndrome (ESR_EL1 is stale)
+1:  add     x3, x0, x3, lsl #3
     ldr     x1, [x3, #{ECS}]
     add     x1, x1, #1
     str     x1, [x3, #{ECS}]
@@ -141,6 +146,8 @@ chaos_exception_common:
     str     x1, [x0, #{ELR}]
     mrs     x1, spsr_el1
     str     x1, [x0, #{SPSR}]
+    orr     x1, x1, #0xc0                 // resume with IRQ and FIQ masked, as ops run
+    msr     spsr_el1, x1
     mov     x1, #1
     str     x1, [x0, #{TAKEN}]
     str     xzr, [x0, #{RESUME}]          // a second exception before the resume is a stray
@@ -209,7 +216,12 @@ chaos_exec:                               // X0 = Ctx, X1 = the words' address
     STRAY = const offset_of!(Ctx, stray),
     SAVED_SP = const offset_of!(Ctx, saved_sp),
     OUTPUT = const offset_of!(Ctx, output),
+    INTERRUPT_EC = const INTERRUPT_EC,
 );
+
+/// The `ec_counts` slot interrupts are counted in: EC 0x3F is unallocated (Arm ARM,
+/// `ESR_EL1.EC`), and an IRQ or FIQ has no syndrome of its own.
+pub const INTERRUPT_EC: usize = 0x3f;
 
 unsafe extern "C" {
     fn chaos_exec(ctx: *mut Ctx, words: u64);

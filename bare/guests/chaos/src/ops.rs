@@ -205,6 +205,7 @@ enum Kind {
     Word = 6,
     GicWrite = 7,
     IrqProbe = 8,
+    TimerIrq = 9,
 }
 
 /// Runs operation `index` of this vCPU and returns its record.
@@ -218,7 +219,11 @@ pub fn run(seed: u64, layout: &Layout, index: u64) -> Record {
         50..68 => Kind::SysReg,
         68..78 => Kind::Smccc,
         78..90 => Kind::Word,
-        _ if layout.irq && rng.below(2) == 0 => Kind::IrqProbe,
+        _ if layout.irq => match rng.below(4) {
+            0 | 1 => Kind::IrqProbe,
+            2 => Kind::TimerIrq,
+            _ => Kind::GicWrite,
+        },
         _ => Kind::GicWrite,
     };
     match kind {
@@ -230,6 +235,7 @@ pub fn run(seed: u64, layout: &Layout, index: u64) -> Record {
         Kind::Word => word(&mut rng, layout),
         Kind::GicWrite => gic_write(&mut rng, layout),
         Kind::IrqProbe => irq_probe(&mut rng, layout),
+        Kind::TimerIrq => timer_irq(&mut rng, layout),
     }
 }
 
@@ -949,6 +955,99 @@ fn irq_probe(rng: &mut Rng, layout: &Layout) -> Record {
             | u64::from(priority) << 40,
         value: hppir & 0xff_ffff | (iar & 0xff_ffff) << 32,
         ..Record::default()
+    }
+}
+
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.chaos_timer_wait, "ax"
+    .global chaos_timer_wait
+chaos_timer_wait:                         // X0 = ticks; IRQs masked (PSTATE.I = 1)
+    msr     cntv_tval_el0, x0
+    mov     x1, #1                        // CNTV_CTL_EL0: ENABLE, IMASK = 0
+    msr     cntv_ctl_el0, x1
+    isb
+1:  wfi                                   // wakes on a pending interrupt, I masked or not
+    mrs     x1, isr_el1
+    tbz     x1, #7, 1b                    // ISR_EL1.I: an IRQ is pending
+    msr     daifclr, #2                   // the IRQ is taken here
+    isb
+    msr     daifset, #2                   // not reached: the exception resumes the executor
+    ret
+    .popsection
+"#
+);
+
+unsafe extern "C" {
+    /// The timer operation's words (above): arms the virtual timer, waits for its interrupt
+    /// with IRQs masked, then unmasks them.
+    fn chaos_timer_wait();
+}
+
+/// The virtual timer's PPI (`arm,armv8-timer`'s third interrupt on `virt`).
+const VTIMER_PPI: u64 = 27;
+
+/// An interrupt delivered as an exception, woken from `WFI`: the vCPU's virtual timer fires
+/// after 1..200 ticks. First everything this vCPU's own interrupts left pending is cleared
+/// (`GICR_ICPENDR0`, and `GICD_ICPENDR<n>` of its SPIs) and PPI 27 made deliverable (Group 1,
+/// priority 0x80, not active, enabled), so that the timer's is the only interrupt that can
+/// wake it: then `chaos_timer_wait` arms the timer, waits in `WFI` (with `PSTATE.I` set; a wake
+/// without a pending IRQ, which the architecture allows, waits again) until `ISR_EL1.I`, and
+/// unmasks IRQs, which takes the interrupt at a fixed instruction. The interrupt is then
+/// acknowledged (`ICC_IAR1_EL1`), the timer disabled and the interrupt ended. The record is
+/// the vector, `ELR_EL1` and `SPSR_EL1` of the exception and the INTID acknowledged (no
+/// `ESR_EL1`: an interrupt has none); under Moat the `WFI` traps and the virtual timer is a
+/// hardware interrupt its list registers forward.
+fn timer_irq(rng: &mut Rng, layout: &Layout) -> Record {
+    let cpu = layout.cpu as u64;
+    let sgi_frame = GICR + 0x2_0000 * cpu + 0x1_0000;
+    let bit = 1u32 << VTIMER_PPI;
+    let ticks = 1 + rng.below(200);
+    // SAFETY: the vCPU's own GIC registers (its redistributor's SGI frame, the distributor's
+    // clear-pending word of its own SPIs), 32-bit and byte accesses the GIC supports.
+    unsafe {
+        ((sgi_frame + 0x280) as *mut u32).write_volatile(u32::MAX);
+        if cpu < 3 {
+            ((GICD + 0x280 + 4 * (1 + cpu)) as *mut u32).write_volatile(u32::MAX);
+        }
+        let group = (sgi_frame + 0x080) as *mut u32;
+        group.write_volatile(group.read_volatile() | bit);
+        ((sgi_frame + 0x400 + VTIMER_PPI) as *mut u8).write_volatile(0x80);
+        ((sgi_frame + 0x380) as *mut u32).write_volatile(bit);
+        ((sgi_frame + 0x100) as *mut u32).write_volatile(bit);
+    }
+    let entry = chaos_timer_wait as *const () as u64;
+    let mut input = [0; 8];
+    input[0] = ticks;
+    let ctx = exec::exec(layout.cpu, entry, input);
+    let (iar, ctlr): (u64, u64);
+    // SAFETY: acknowledges the pending interrupt, disables the virtual timer (its output
+    // drops), ends what was acknowledged (EOImode 1: priority drop, then deactivate); reads
+    // ICC_CTLR_EL1. No memory.
+    unsafe {
+        core::arch::asm!(
+            "mrs {i}, S3_0_C12_C12_0",
+            "msr cntv_ctl_el0, xzr",
+            "isb",
+            "mrs {c}, S3_0_C12_C12_4",
+            i = out(reg) iar, c = out(reg) ctlr,
+            options(nostack),
+        );
+        if iar < 1020 {
+            core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) iar, options(nostack));
+            if ctlr & 2 != 0 {
+                core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) iar, options(nostack));
+            }
+        }
+    }
+    Record {
+        tag: tag(Kind::TimerIrq, 0, 0) | ticks << 24,
+        status: ctx.taken,
+        value: iar & 0xff_ffff,
+        far: 0,
+        elr: ctx.elr.wrapping_sub(entry),
+        spsr: ctx.spsr,
+        vector: ctx.vector,
     }
 }
 
