@@ -46,19 +46,7 @@ impl Params {
     /// CPUs 1 and 2 restarting at each reset; each VM has QEMU virt's map in its own IPA
     /// space.
     fn description(&self) -> String {
-        let map = r#"
-[[vm.device]]
-kind = "pl011"
-base = 0x0900_0000
-
-[[vm.device]]
-kind = "gicv3-dist"
-base = 0x0800_0000
-
-[[vm.device]]
-kind = "gicv3-redist"
-base = 0x080A_0000
-"#;
+        let map = crate::system::VIRT_DEVICES;
         format!(
             r#"[[vm]]
 name = "linux"

@@ -19,6 +19,23 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The device tables of QEMU `virt`'s map for a `[[vm]]` table: the PL011 and the GICv3
+/// distributor and redistributors, at `virt`'s addresses (each VM has its own IPA space, so
+/// every VM of a description can use them).
+pub const VIRT_DEVICES: &str = r#"
+[[vm.device]]
+kind = "pl011"
+base = 0x0900_0000
+
+[[vm.device]]
+kind = "gicv3-dist"
+base = 0x0800_0000
+
+[[vm.device]]
+kind = "gicv3-redist"
+base = 0x080A_0000
+"#;
+
 /// The options of `./x run` that describe one VM, each with whether it was given.
 pub struct SingleVmOptions {
     /// `(option, given)` pairs, in the order `./x run --help` lists them.
