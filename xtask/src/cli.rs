@@ -309,6 +309,10 @@ struct TestArgs {
     /// Only the guest tests (skip formatting, lints and host unit tests).
     #[arg(long)]
     guests_only: bool,
+    /// Only the QEMU cases of several VMs side by side (system descriptions, lifecycle,
+    /// isolation, virtio-net links, the shipped two-VM configurations): no static checks.
+    #[arg(long, conflicts_with = "guests_only")]
+    systems_only: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -331,6 +335,7 @@ impl Cli {
         match self.command {
             Command::Build => build::build_bare().map(|_| ExitCode::SUCCESS),
             Command::Run(args) => run(&args),
+            Command::Test(args) if args.systems_only => harness::test_systems(),
             Command::Test(args) => harness::test_all(args.guests_only),
             Command::Bench(args) => bench(&args),
             Command::Explain(args) => crate::explain::run(&args),

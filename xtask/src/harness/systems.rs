@@ -3,10 +3,12 @@
 //! 3, so they run on 4 QEMU CPUs, some of them idle. One QEMU per behaviour: VMs
 //! running side by side and the machine ending with the last; a VM restarting alone beside a
 //! neighbour whose clock and console go on; the isolation scan; and the shipped
-//! `configs/two-linux.toml`, two Linux shells driven through the console switch.
+//! `configs/two-linux.toml`, two Linux shells driven through the console switch that ping each
+//! other and move a file over their virtio-net link.
 
 use super::{Tally, cli, expect_status};
 use crate::error::{XResult, failed};
+use crate::initramfs::{NET_FAILED, NET_UP};
 use crate::qemu::{ConsoleMode, MoatExit, ScriptStep};
 use crate::scratch::Scratch;
 use std::time::Duration;
@@ -30,6 +32,20 @@ base = 0x0800_0000
 kind = "gicv3-redist"
 base = 0x080A_0000
 "#;
+
+/// Every case of this file, in order.
+///
+/// # Errors
+///
+/// When a case cannot be set up (a QEMU that does not start, a bundle that cannot be built).
+pub(super) fn all(tally: &mut Tally) -> XResult<()> {
+    side_by_side(tally)?;
+    restart_alone(tally)?;
+    isolation_scan(tally)?;
+    virtio_net_link(tally)?;
+    two_linux(tally)?;
+    linux_and_bare(tally)
+}
 
 /// One `[[vm]]` table running the `partner` guest with `bootargs` on physical CPU `cpu`.
 fn partner(name: &str, cpu: u32, bootargs: &str, extra: &str) -> String {
@@ -114,7 +130,7 @@ fn record(
 /// virtual MPIDRs (vCPU n: Aff0 = n, whatever CPU runs it), so the one-vCPU VM on physical CPU
 /// 3 asking PSCI about MPIDR 1 (the other VM's physical CPU) gets `INVALID_PARAMETERS`: no VM
 /// has a name for another's CPU.
-pub(super) fn side_by_side(tally: &mut Tally) -> XResult<()> {
+fn side_by_side(tally: &mut Tally) -> XResult<()> {
     let halt = "on-poweroff = \"halt-vm\"";
     let description = partner("quick", 3, "partner.other-cpu=1", halt)
         + &partner("ticker", 1, "partner.ticks=20", halt);
@@ -158,7 +174,7 @@ pub(super) fn side_by_side(tally: &mut Tally) -> XResult<()> {
 /// restart finds its RAM scrubbed (the marker it wrote is gone), the neighbour's ticks come
 /// all, in order, and it powers the machine off (`on-poweroff = "power-off-machine"`), the
 /// restarting VM reported as cut off by it.
-pub(super) fn restart_alone(tally: &mut Tally) -> XResult<()> {
+fn restart_alone(tally: &mut Tally) -> XResult<()> {
     let description = partner(
         "ticker",
         2,
@@ -209,7 +225,7 @@ pub(super) fn restart_alone(tally: &mut Tally) -> XResult<()> {
 /// virtio-mmio network device with its own MAC address (`02:4d:4f:41:54:<VM index + 1>`);
 /// `ping` broadcasts until `pong` (which may still be setting up: a frame without a posted
 /// buffer is dropped) answers to ping's address. Both frames cross by copy through Moat.
-pub(super) fn virtio_net_link(tally: &mut Tally) -> XResult<()> {
+fn virtio_net_link(tally: &mut Tally) -> XResult<()> {
     let net = |peer: &str| {
         format!("[[vm.device]]\nkind = \"virtio-net\"\nbase = 0x0a00_0000\nlink = \"{peer}\"\n")
     };
@@ -257,7 +273,7 @@ pub(super) fn virtio_net_link(tally: &mut Tally) -> XResult<()> {
 /// 2 MiB stride, beside a neighbour whose RAM is full of canaries, with Moat's own canaries in
 /// its data and in every free page: it finds none, and every probe outside its RAM and devices
 /// aborts. The neighbour's own count proves the scan sees canaries where they are.
-pub(super) fn isolation_scan(tally: &mut Tally) -> XResult<()> {
+fn isolation_scan(tally: &mut Tally) -> XResult<()> {
     let description = partner(
         "scanner",
         0,
@@ -316,8 +332,12 @@ fn shipped_system(name: &str, script: &'static [ScriptStep]) -> XResult<crate::q
 }
 
 /// The console script of [`two_linux`]: each VM's shell answers, the focus moves with Ctrl-T
-/// three times, one VM's `reboot -f` restarts only it and its `poweroff -f` halts only it, and
-/// the other still answers before it powers the machine off.
+/// three times; over their virtio-net link each VM pings the other and alpha sends beta 1 MiB
+/// of random bytes through busybox `nc`, each side printing the file's MD5; then one VM's
+/// `reboot -f` restarts only it and its `poweroff -f` halts only it, and the other still
+/// answers before it powers the machine off. Every command whose outcome the verdict reads
+/// ends by printing its exit status plus 100 (`ping=100` is success), so that a failure shows
+/// as a line instead of stalling the script, and no step waits for text its own echo holds.
 const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
     // The script reads the console forward only, and the VMs boot in either order: wait for
     // both inits' line (each VM's console is open from then on, and its tty keeps what is
@@ -332,6 +352,10 @@ const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
     },
     ScriptStep {
         wait_for: "alpha-says-42",
+        send: "ping -c 3 10.0.0.2; echo alpha-ping=$((100+$?))\n",
+    },
+    ScriptStep {
+        wait_for: "alpha-ping=1",
         send: "\x14\x14\x14",
     },
     ScriptStep {
@@ -340,6 +364,35 @@ const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
     },
     ScriptStep {
         wait_for: "beta-says-42",
+        send: "ping -c 3 10.0.0.1; echo beta-ping=$((100+$?))\n",
+    },
+    // The listener starts in the background; a second of the guest's own time is ample for it
+    // to bind before alpha connects (both run on the guest's clock, whatever the host's load).
+    ScriptStep {
+        wait_for: "beta-ping=1",
+        send: "nc -l -p 5000 > /tmp/r & sleep 1; echo beta-listens-$((6*7))\n",
+    },
+    ScriptStep {
+        wait_for: "beta-listens-42",
+        send: "\x14\x14\x14",
+    },
+    // busybox's nc shuts its sending half when its input ends, so the listener sees the end
+    // of the file, exits, and the sender's nc then ends too.
+    ScriptStep {
+        wait_for: "console: input goes to VM 'alpha'",
+        send: "dd if=/dev/urandom of=/tmp/f bs=64k count=16 2>/dev/null; md5sum /tmp/f; \
+               nc 10.0.0.2 5000 < /tmp/f; echo alpha-sent=$((100+$?))\n",
+    },
+    ScriptStep {
+        wait_for: "alpha-sent=1",
+        send: "\x14\x14\x14",
+    },
+    ScriptStep {
+        wait_for: "console: input goes to VM 'beta'",
+        send: "wait; md5sum /tmp/r; echo beta-got=$((100+$?))\n",
+    },
+    ScriptStep {
+        wait_for: "beta-got=1",
         send: "reboot -f\n",
     },
     ScriptStep {
@@ -369,8 +422,9 @@ const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
 ];
 
 /// `configs/two-linux.toml` as shipped: two Debian Linux VMs, one CPU each, driven through the
-/// console switch by [`TWO_LINUX_SCRIPT`].
-pub(super) fn two_linux(tally: &mut Tally) -> XResult<()> {
+/// console switch by [`TWO_LINUX_SCRIPT`]. One boot, two behaviours, each its own verdict: the
+/// console switch and per-VM lifecycle, and the network between the VMs.
+fn two_linux(tally: &mut Tally) -> XResult<()> {
     let outcome = shipped_system("two-linux.toml", TWO_LINUX_SCRIPT)?;
     let console = &outcome.console;
     let verdict = in_order(
@@ -392,7 +446,68 @@ pub(super) fn two_linux(tally: &mut Tally) -> XResult<()> {
         Some(&outcome),
         verdict,
     );
+    let verdict = linux_network(console);
+    tally.record(
+        "two_linux_vms_ping_each_other_and_move_1_mib_through_nc_with_equal_md5",
+        "max",
+        Some(&outcome),
+        verdict,
+    );
     Ok(())
+}
+
+/// The network half of [`two_linux`]'s verdict: both VMs configured `eth0`, each one's three
+/// pings were answered, and the MD5 of the file beta received is that of the file alpha sent.
+/// Prints each VM's boot-to-shell time and round trips.
+fn linux_network(console: &str) -> Result<(), String> {
+    let alpha = vm_stream(console, "alpha");
+    let beta = vm_stream(console, "beta");
+    for (name, stream, address, peer) in [
+        ("alpha", &alpha, "10.0.0.1/24", "10.0.0.2"),
+        ("beta", &beta, "10.0.0.2/24", "10.0.0.1"),
+    ] {
+        if let Some(line) = stream.lines().find(|l| l.contains(NET_FAILED)) {
+            return Err(format!("{name}: {line}"));
+        }
+        in_order(stream, &[&format!("{NET_UP} {address}\n")])
+            .map_err(|e| format!("{name}: {e}"))?;
+        in_order(
+            stream,
+            &[
+                "3 packets transmitted, 3 packets received",
+                &format!("{name}-ping=100\n"),
+            ],
+        )
+        .map_err(|e| format!("{name} pinging {peer}: {e}"))?;
+        println!(
+            "    {name}: {}; ping {peer}: {}",
+            line_with(stream, "Moat guest: Linux up").unwrap_or("no banner"),
+            line_with(stream, "round-trip").unwrap_or("no round trips")
+        );
+    }
+    in_order(&alpha, &["alpha-sent=100\n"])?;
+    in_order(&beta, &["beta-got=100\n"])?;
+    let sent = md5_of(&alpha, "/tmp/f").ok_or("alpha printed no MD5 of the file it sent")?;
+    let got = md5_of(&beta, "/tmp/r").ok_or("beta printed no MD5 of the file it received")?;
+    if sent == got {
+        Ok(())
+    } else {
+        Err(format!("alpha sent a file with MD5 {sent}, beta received one with MD5 {got}"))
+    }
+}
+
+/// The first line of `stream` holding `needle`.
+fn line_with<'a>(stream: &'a str, needle: &str) -> Option<&'a str> {
+    stream.lines().find(|l| l.contains(needle))
+}
+
+/// The checksum `md5sum` printed for `path` in `stream` (`<32 hex digits>  <path>`).
+fn md5_of<'a>(stream: &'a str, path: &str) -> Option<&'a str> {
+    stream.lines().find_map(|line| {
+        let (sum, name) = line.trim().split_once("  ")?;
+        let hex = sum.len() == 32 && sum.bytes().all(|b| b.is_ascii_hexdigit());
+        (hex && name == path).then_some(sum)
+    })
 }
 
 /// The console script of [`linux_and_bare`]: Linux sees its two vCPUs, then powers off.
@@ -409,7 +524,7 @@ const LINUX_AND_BARE_SCRIPT: &[ScriptStep] = &[
 
 /// `configs/linux-and-bare.toml` as shipped: Linux on CPUs 0 and 1 beside the greeting guest on
 /// CPU 2, which halts alone (`halt-vm`); Linux, with its two vCPUs, powers the machine off.
-pub(super) fn linux_and_bare(tally: &mut Tally) -> XResult<()> {
+fn linux_and_bare(tally: &mut Tally) -> XResult<()> {
     let outcome = shipped_system("linux-and-bare.toml", LINUX_AND_BARE_SCRIPT)?;
     let console = &outcome.console;
     let verdict = in_order(
