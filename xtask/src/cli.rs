@@ -230,6 +230,8 @@ enum Bench {
     Exits,
     Stage2,
     Boot,
+    /// 64 MiB through busybox nc between the two Linux VMs of configs/two-linux.toml.
+    Net,
 }
 
 /// Options of `./x run`.
@@ -491,6 +493,7 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
         Some(Bench::Exits) => return crate::exitbench::run(args.quick, args.kvm),
         Some(Bench::Stage2) => "stage2",
         Some(Bench::Boot) => return crate::bootbench::run(),
+        Some(Bench::Net) => return crate::netbench::run(),
     };
     let reps = args.reps.to_string();
     build::run_step(

@@ -370,7 +370,10 @@ mod tests {
         assert!(script.contains("moat.ip=*)"));
         assert!(script.contains("ip addr add \"$addr\" dev eth0 && ip link set eth0 up"));
         let net = script.find(NET_UP).unwrap();
-        assert!(net < script.find(BANNER).unwrap(), "eth0 is up before the banner");
+        assert!(
+            net < script.find(BANNER).unwrap(),
+            "eth0 is up before the banner"
+        );
     }
 
     #[test]

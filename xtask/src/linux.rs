@@ -558,7 +558,9 @@ Version: 6.1.176-1
         };
         assert_eq!(Fetched::parse(&fetched.record()), Some(fetched.clone()));
         // A record of the layout before the modules were kept: fetched again.
-        let old = fetched.record().replacen(&format!("{RECORD_FORMAT}\n"), "", 1);
+        let old = fetched
+            .record()
+            .replacen(&format!("{RECORD_FORMAT}\n"), "", 1);
         assert_eq!(Fetched::parse(&old), None);
         let dir = fetched.busybox.dir(Path::new("/c"));
         assert_eq!(dir, Path::new("/c/busybox-static_1_1.35.0-4+deb12u1+b1"));

@@ -21,6 +21,7 @@ mod input;
 mod kut;
 mod kvm;
 mod linux;
+mod netbench;
 mod qemu;
 mod relocs;
 mod scratch;

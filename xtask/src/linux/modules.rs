@@ -142,7 +142,9 @@ pub fn load_order(modules: Vec<Module>) -> Result<Vec<Module>, String> {
     }
     for (name, (_, depends)) in &pending {
         if let Some(missing) = depends.iter().find(|d| !pending.contains_key(*d)) {
-            return Err(format!("module {name} depends on {missing}, which is not there"));
+            return Err(format!(
+                "module {name} depends on {missing}, which is not there"
+            ));
         }
     }
     let mut ordered: Vec<Module> = Vec::new();
@@ -218,9 +220,7 @@ fn module_stem(path: &Path) -> Option<&str> {
     let file = path.file_name()?.to_str()?;
     let (stem, _) = file.split_once(".ko")?;
     let rest = &file[stem.len() + 3..];
-    ["", ".gz", ".xz", ".zst"]
-        .contains(&rest)
-        .then_some(stem)
+    ["", ".gz", ".xz", ".zst"].contains(&rest).then_some(stem)
 }
 
 /// The module object at `path`, decompressed when it is gzip-compressed.
@@ -277,7 +277,10 @@ pub fn load(dir: &Path) -> XResult<Vec<Module>> {
         let name = module_stem(&path).map(module_name).unwrap_or_default();
         modules.push(Module { name, object });
     }
-    if let Some(missing) = WANTED.iter().find(|w| !modules.iter().any(|m| m.name == **w)) {
+    if let Some(missing) = WANTED
+        .iter()
+        .find(|w| !modules.iter().any(|m| m.name == **w))
+    {
         return Err(failed(format!("{}: no {missing}.ko", dir.display())));
     }
     load_order(modules).map_err(|e| failed(format!("{}: {e}", dir.display())))
@@ -285,9 +288,7 @@ pub fn load(dir: &Path) -> XResult<Vec<Module>> {
 
 /// Whether `dir` holds every module of [`WANTED`].
 pub fn complete(dir: &Path) -> bool {
-    WANTED
-        .iter()
-        .all(|w| dir.join(format!("{w}.ko")).is_file())
+    WANTED.iter().all(|w| dir.join(format!("{w}.ko")).is_file())
 }
 
 #[cfg(test)]
@@ -325,7 +326,8 @@ mod tests {
     }
 
     fn module(name: &str, depends: &str) -> Module {
-        let info = format!("license=GPL\0depends={depends}\0retpoline=Y\0name={name}\0vermagic=6.1\0");
+        let info =
+            format!("license=GPL\0depends={depends}\0retpoline=Y\0name={name}\0vermagic=6.1\0");
         Module {
             name: name.into(),
             object: object(&info),
@@ -358,7 +360,11 @@ mod tests {
         );
         let mut truncated = module("virtio", "").object;
         truncated.truncate(100);
-        assert!(modinfo(&truncated).unwrap_err().contains("past the file's end"));
+        assert!(
+            modinfo(&truncated)
+                .unwrap_err()
+                .contains("past the file's end")
+        );
     }
 
     #[test]
@@ -375,7 +381,14 @@ mod tests {
         let ordered = load_order(given).unwrap();
         assert_eq!(
             names(&ordered),
-            ["failover", "net_failover", "virtio", "virtio_ring", "virtio_net", "virtio_mmio"]
+            [
+                "failover",
+                "net_failover",
+                "virtio",
+                "virtio_ring",
+                "virtio_net",
+                "virtio_mmio"
+            ]
         );
     }
 
@@ -392,8 +405,14 @@ mod tests {
 
     #[test]
     fn module_files_are_recognised_compressed_or_not() {
-        assert_eq!(module_stem(Path::new("d/virtio_net.ko")), Some("virtio_net"));
-        assert_eq!(module_stem(Path::new("d/net-failover.ko.xz")), Some("net-failover"));
+        assert_eq!(
+            module_stem(Path::new("d/virtio_net.ko")),
+            Some("virtio_net")
+        );
+        assert_eq!(
+            module_stem(Path::new("d/net-failover.ko.xz")),
+            Some("net-failover")
+        );
         assert_eq!(module_stem(Path::new("d/modules.order")), None);
         assert_eq!(module_stem(Path::new("d/x.ko.bak")), None);
     }
@@ -408,10 +427,22 @@ mod tests {
             fs::write(path, &m.object).unwrap();
         };
         put("drivers/virtio/virtio.ko", &module("virtio", ""));
-        put("drivers/virtio/virtio_ring.ko", &module("virtio_ring", "virtio"));
-        put("drivers/virtio/virtio_mmio.ko", &module("virtio_mmio", "virtio,virtio_ring"));
-        put("drivers/net/virtio_net.ko", &module("virtio_net", "net_failover,virtio,virtio_ring"));
-        put("drivers/net/net_failover.ko", &module("net_failover", "failover"));
+        put(
+            "drivers/virtio/virtio_ring.ko",
+            &module("virtio_ring", "virtio"),
+        );
+        put(
+            "drivers/virtio/virtio_mmio.ko",
+            &module("virtio_mmio", "virtio,virtio_ring"),
+        );
+        put(
+            "drivers/net/virtio_net.ko",
+            &module("virtio_net", "net_failover,virtio,virtio_ring"),
+        );
+        put(
+            "drivers/net/net_failover.ko",
+            &module("net_failover", "failover"),
+        );
         let gz = crate::initramfs::gzip(&module("failover", "").object).unwrap();
         let path = kernel.join("net/core/failover.ko.gz");
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -422,7 +453,14 @@ mod tests {
         found_names.sort_unstable();
         assert_eq!(
             found_names,
-            ["failover", "net_failover", "virtio", "virtio_mmio", "virtio_net", "virtio_ring"]
+            [
+                "failover",
+                "net_failover",
+                "virtio",
+                "virtio_mmio",
+                "virtio_net",
+                "virtio_ring"
+            ]
         );
         let kept = tree.join("kept");
         store(&kept, &found).unwrap();
