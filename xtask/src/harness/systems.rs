@@ -222,25 +222,25 @@ fn restart_alone(tally: &mut Tally) -> XResult<()> {
     Ok(())
 }
 
+/// Two `partner` VMs joined by a virtio-net link at QEMU virt's first virtio-mmio slot: `name`
+/// on CPU 0 runs `partner.net=<role>` and powers the machine off; `pong` on CPU 1 answers its
+/// pings and halts alone.
+fn linked_pair(name: &str, role: &str) -> String {
+    let net = |peer: &str| {
+        format!("[[vm.device]]\nkind = \"virtio-net\"\nbase = 0x0a00_0000\nlink = \"{peer}\"\n")
+    };
+    let first = format!("on-poweroff = \"power-off-machine\"\n{}", net("pong"));
+    let pong = format!("on-poweroff = \"halt-vm\"\n{}", net(name));
+    partner(name, 0, &format!("partner.net={role}"), &first)
+        + &partner("pong", 1, "partner.net=pong", &pong)
+}
+
 /// A virtio-net link between two VMs, Moat the wire: each VM's device is a version 2
 /// virtio-mmio network device with its own MAC address (`02:4d:4f:41:54:<VM index + 1>`);
 /// `ping` broadcasts until `pong` (which may still be setting up: a frame without a posted
 /// buffer is dropped) answers to ping's address. Both frames cross by copy through Moat.
 fn virtio_net_link(tally: &mut Tally) -> XResult<()> {
-    let net = |peer: &str| {
-        format!("[[vm.device]]\nkind = \"virtio-net\"\nbase = 0x0a00_0000\nlink = \"{peer}\"\n")
-    };
-    let description = partner(
-        "ping",
-        0,
-        "partner.net=ping",
-        &(String::from("on-poweroff = \"power-off-machine\"\n") + &net("pong")),
-    ) + &partner(
-        "pong",
-        1,
-        "partner.net=pong",
-        &(String::from("on-poweroff = \"halt-vm\"\n") + &net("ping")),
-    );
+    let description = linked_pair("ping", "ping");
     let console = run_system("virtio-net", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
         in_order(c, &["VM 'ping': virtio-net at IPA 0xa000000"])?;
@@ -276,20 +276,7 @@ fn virtio_net_link(tally: &mut Tally) -> XResult<()> {
 /// pending at the VM's GIC until acknowledged), writes neither those 64 bytes nor its used
 /// ring, and once the driver has reset it, carries frames again.
 fn virtio_net_needs_reset(tally: &mut Tally) -> XResult<()> {
-    let net = |peer: &str| {
-        format!("[[vm.device]]\nkind = \"virtio-net\"\nbase = 0x0a00_0000\nlink = \"{peer}\"\n")
-    };
-    let description = partner(
-        "resetter",
-        0,
-        "partner.net=reset",
-        &(String::from("on-poweroff = \"power-off-machine\"\n") + &net("pong")),
-    ) + &partner(
-        "pong",
-        1,
-        "partner.net=pong",
-        &(String::from("on-poweroff = \"halt-vm\"\n") + &net("resetter")),
-    );
+    let description = linked_pair("resetter", "reset");
     let console = run_system("virtio-net-reset", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
         in_order(

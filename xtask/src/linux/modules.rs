@@ -176,7 +176,12 @@ pub fn load_order(modules: Vec<Module>) -> Result<Vec<Module>, String> {
 /// One line naming the module when one is not in the package, is compressed in a way not
 /// handled, or cannot be read.
 pub fn from_package(tree: &Path) -> XResult<Vec<Module>> {
-    let index = index_objects(&tree.join("lib/modules"))?;
+    // Debian's 6.1 packages put them under /lib; merged-/usr packages under /usr/lib.
+    let roots = [tree.join("lib/modules"), tree.join("usr/lib/modules")];
+    let mut index = BTreeMap::new();
+    for root in roots.iter().filter(|r| r.is_dir()) {
+        index.extend(index_objects(root)?);
+    }
     let mut found: Vec<Module> = Vec::new();
     let mut wanted: Vec<String> = WANTED.iter().map(|w| (*w).to_string()).collect();
     while let Some(name) = wanted.pop() {
@@ -185,8 +190,8 @@ pub fn from_package(tree: &Path) -> XResult<Vec<Module>> {
         }
         let path = index.get(&name).ok_or_else(|| {
             failed(format!(
-                "the kernel package has no module {name} under {}",
-                tree.join("lib/modules").display()
+                "the kernel package has no module {name} under {}/{{,usr/}}lib/modules",
+                tree.display()
             ))
         })?;
         let object = uncompressed(path)?;
@@ -218,9 +223,9 @@ fn index_objects(dir: &Path) -> XResult<BTreeMap<String, PathBuf>> {
 /// The name part of `x.ko`, `x.ko.gz`, `x.ko.xz`, `x.ko.zst`.
 fn module_stem(path: &Path) -> Option<&str> {
     let file = path.file_name()?.to_str()?;
-    let (stem, _) = file.split_once(".ko")?;
-    let rest = &file[stem.len() + 3..];
-    ["", ".gz", ".xz", ".zst"].contains(&rest).then_some(stem)
+    [".ko", ".ko.gz", ".ko.xz", ".ko.zst"]
+        .iter()
+        .find_map(|suffix| file.strip_suffix(suffix))
 }
 
 /// The module object at `path`, decompressed when it is gzip-compressed.
@@ -415,39 +420,41 @@ mod tests {
         );
         assert_eq!(module_stem(Path::new("d/modules.order")), None);
         assert_eq!(module_stem(Path::new("d/x.ko.bak")), None);
+        assert_eq!(module_stem(Path::new("d/a.kobj.ko")), Some("a.kobj"));
     }
 
     #[test]
     fn the_closure_of_the_wanted_modules_is_taken_from_a_package_tree() {
         let tree = std::env::temp_dir().join(format!("moat-modules-{}", std::process::id()));
-        let kernel = tree.join("lib/modules/6.1.0-cloud-arm64/kernel");
+        let kernel = tree.join("usr/lib/modules/6.1.0-cloud-arm64/kernel");
         let put = |path: &str, m: &Module| {
             let path = kernel.join(path);
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, &m.object).unwrap();
         };
-        put("drivers/virtio/virtio.ko", &module("virtio", ""));
-        put(
-            "drivers/virtio/virtio_ring.ko",
-            &module("virtio_ring", "virtio"),
-        );
-        put(
-            "drivers/virtio/virtio_mmio.ko",
-            &module("virtio_mmio", "virtio,virtio_ring"),
-        );
-        put(
-            "drivers/net/virtio_net.ko",
-            &module("virtio_net", "net_failover,virtio,virtio_ring"),
-        );
-        put(
-            "drivers/net/net_failover.ko",
-            &module("net_failover", "failover"),
-        );
+        for (path, name, depends) in [
+            ("drivers/virtio/virtio.ko", "virtio", ""),
+            ("drivers/virtio/virtio_ring.ko", "virtio_ring", "virtio"),
+            (
+                "drivers/virtio/virtio_mmio.ko",
+                "virtio_mmio",
+                "virtio,virtio_ring",
+            ),
+            (
+                "drivers/net/virtio_net.ko",
+                "virtio_net",
+                "net_failover,virtio,virtio_ring",
+            ),
+            ("drivers/net/net_failover.ko", "net_failover", "failover"),
+            ("drivers/net/dummy.ko", "dummy", ""),
+        ] {
+            put(path, &module(name, depends));
+        }
         let gz = crate::initramfs::gzip(&module("failover", "").object).unwrap();
-        let path = kernel.join("net/core/failover.ko.gz");
+        // One module under /lib, the rest under /usr/lib: both are searched.
+        let path = tree.join("lib/modules/6.1.0-cloud-arm64/kernel/net/core/failover.ko.gz");
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, gz).unwrap();
-        put("drivers/net/dummy.ko", &module("dummy", ""));
         let found = from_package(&tree).unwrap();
         let mut found_names = names(&found);
         found_names.sort_unstable();
