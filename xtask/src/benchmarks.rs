@@ -109,7 +109,10 @@ counts the instructions of both, so the two VMs' work adds up instead of overlap
 that of a machine running both VMs on one 1 GHz core that retires an instruction per ns, with \
 memory, caches and copies costing their instructions only (TCG models no bandwidth). It leaves \
 out the host's speed (wall time) and any real NIC: Moat is the wire, copying each frame from one \
-VM's transmit buffer into the other's receive buffer, at most 64 frames waiting per VM.";
+VM's transmit buffer into the other's receive buffer, at most 64 frames waiting per VM. The device \
+offers no offloads (no checksum offload, segmentation or mergeable receive buffers), so TCP moves \
+MTU-sized frames and every frame costs exits on both sides. The round trips are busybox `ping`'s, \
+the first of them including the ARP exchange.";
 
 /// A benchmark's output, verbatim in a code block when `preformatted`, or why it is missing.
 fn section(doc: &mut String, result: XResult<String>, preformatted: bool) {
