@@ -143,7 +143,7 @@ fn initramfs(dir: &Path) -> XResult<PathBuf> {
     let read =
         |path: &Path| std::fs::read(path).map_err(|e| failed(format!("{}: {e}", path.display())));
     let entries = with_init(
-        crate::initramfs::entries(crate::linux::busybox()?),
+        crate::initramfs::entries(crate::linux::busybox()?, &[]),
         read(&init)?,
     );
     let archive = crate::initramfs::gzip(&crate::initramfs::newc_archive(&entries))
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn the_benchmark_initramfs_keeps_every_entry_and_replaces_only_init() {
-        let base = crate::initramfs::entries(vec![7]);
+        let base = crate::initramfs::entries(vec![7], &[]);
         let replaced = with_init(base.clone(), vec![0x7f, b'E']);
         assert_eq!(base.len(), replaced.len());
         let init = replaced.iter().find_map(|e| match e {

@@ -248,6 +248,8 @@ enum Bench {
     Exits,
     Stage2,
     Boot,
+    /// 64 MiB through busybox nc between the two Linux VMs of configs/two-linux.toml.
+    Net,
 }
 
 /// Options of `./x run`.
@@ -332,6 +334,10 @@ struct TestArgs {
     /// Only the guest tests (skip formatting, lints and host unit tests).
     #[arg(long)]
     guests_only: bool,
+    /// Only the QEMU cases of several VMs side by side (system descriptions, lifecycle,
+    /// isolation, virtio-net links, the shipped two-VM configurations): no static checks.
+    #[arg(long, conflicts_with = "guests_only")]
+    systems_only: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -354,6 +360,7 @@ impl Cli {
         match self.command {
             Command::Build => build::build_bare().map(|_| ExitCode::SUCCESS),
             Command::Run(args) => run(&args),
+            Command::Test(args) if args.systems_only => harness::test_systems(),
             Command::Test(args) => harness::test_all(args.guests_only),
             Command::Bench(args) => bench(&args),
             Command::Explain(args) => crate::explain::run(&args),
@@ -517,6 +524,7 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
         Some(Bench::Exits) => return crate::exitbench::run(args.quick, args.kvm),
         Some(Bench::Stage2) => "stage2",
         Some(Bench::Boot) => return crate::bootbench::run(),
+        Some(Bench::Net) => return crate::netbench::run(),
     };
     let reps = args.reps.to_string();
     build::run_step(

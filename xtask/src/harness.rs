@@ -96,13 +96,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     run_cases::initrd_with_guest(&mut tally)?;
     run_cases::kvm_unit_tests_environment(&mut tally)?;
     run_cases::two_runs_at_once(&mut tally)?;
-    systems::side_by_side(&mut tally)?;
-    systems::restart_alone(&mut tally)?;
-    systems::stopped_alone(&mut tally)?;
-    systems::isolation_scan(&mut tally)?;
-    systems::virtio_net_link(&mut tally)?;
-    systems::two_linux(&mut tally)?;
-    systems::linux_and_bare(&mut tally)?;
+    systems::all(&mut tally)?;
     kvm_unit_tests(&artifacts, &mut tally)?;
     config_cases(&mut tally)?;
     fuzz_cases(&mut tally)?;
@@ -110,16 +104,20 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     let diff = crate::difftest::run(&artifacts)?;
     tally.passed += diff.passed;
     tally.failed += diff.failed;
-    println!(
-        "QEMU cases took {:.1} s in all",
-        start.elapsed().as_secs_f64()
-    );
-    println!("{} passed, {} failed", tally.passed, tally.failed);
-    Ok(if tally.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(tally.summary(start))
+}
+
+/// `./x test --systems-only`: the cases of several VMs side by side alone.
+///
+/// # Errors
+///
+/// When the bare-metal build fails (the cases' failures are counted, not errors).
+pub fn test_systems() -> XResult<ExitCode> {
+    build::build_bare()?;
+    let start = Instant::now();
+    let mut tally = Tally::default();
+    systems::all(&mut tally)?;
+    Ok(tally.summary(start))
 }
 
 /// kvm-unit-tests from `../shared/kvm-unit-tests` (a subset: `./x kut` runs them all), under
@@ -228,6 +226,21 @@ struct Tally {
 }
 
 impl Tally {
+    /// Prints how long the QEMU cases took since `start` and the closing `N passed, N failed`
+    /// line; the exit status is 0 only when none failed.
+    fn summary(&self, start: Instant) -> ExitCode {
+        println!(
+            "QEMU cases took {:.1} s in all",
+            start.elapsed().as_secs_f64()
+        );
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+
     fn record(
         &mut self,
         name: &str,

@@ -1,13 +1,15 @@
 //! The initramfs for a Linux guest: a `newc` cpio archive (Linux
 //! `Documentation/driver-api/early-userspace/buffer-format.rst`), gzip-compressed, holding
-//! busybox, the directories it needs, `/dev/console` and an `/init` script that brings up a
-//! shell on the console and powers the VM off when that shell exits.
+//! busybox, the directories it needs, `/dev/console`, the kernel modules of Moat's virtio-net
+//! links and an `/init` script that loads them, configures `eth0`, brings up a shell on the
+//! console and powers the VM off when that shell exits.
 //!
 //! Written here rather than with the `cpio` tool (not on a fresh machine) or a crate (the format
 //! is a 110-byte ASCII header per entry; the code says every field by name). Each entry: the
 //! header, the NUL-terminated name, zeros to a multiple of 4, the data, zeros to a multiple
 //! of 4; the archive ends with the entry `TRAILER!!!`.
 
+use crate::linux::modules::Module;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::io::Write;
@@ -22,10 +24,27 @@ const S_IFDIR: u32 = 0o040_000;
 const S_IFREG: u32 = 0o100_000;
 const S_IFCHR: u32 = 0o020_000;
 
+/// The line `/init` prints when it configured `eth0` (followed by the address).
+pub const NET_UP: &str = "Moat guest: eth0 up";
+/// The start of the line `/init` prints when a module or the address could not be set up.
+pub const NET_FAILED: &str = "Moat guest: network FAILED";
+/// The kernel command-line parameter that gives `eth0` its address (`moat.ip=10.0.0.1/24`):
+/// the kernel ignores a dotted parameter of a module it does not have, and `/init` reads it
+/// from `/proc/cmdline`. (The kernel's own `ip=` cannot serve: it runs before `/init` loads the
+/// network driver.)
+pub const IP_PARAMETER: &str = "moat.ip";
+/// Where the kernel modules go in the initramfs.
+const MODULE_DIR: &str = "lib/modules";
+
 /// The `/init` script. busybox runs it as PID 1: mount the kernel's file systems, install its
-/// applets as symlinks, print the banner, start a shell on the console with job control
-/// (`cttyhack` gives it a controlling terminal) and power off when it exits.
-pub fn init_script() -> String {
+/// applets as symlinks; when the device tree has a virtio-mmio transport (a Moat virtio-net
+/// link), load `modules` (named in dependency order, from [`MODULE_DIR`]) and give `eth0` the
+/// address of [`IP_PARAMETER`], saying so or saying what failed; print the banner with the
+/// kernel's uptime (the VM's boot-to-shell time), start a shell
+/// on the console with job control (`cttyhack` gives it a controlling terminal) and power off
+/// when it exits.
+pub fn init_script(modules: &[&str]) -> String {
+    let modules = modules.join(" ");
     format!(
         "#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp
@@ -33,7 +52,27 @@ pub fn init_script() -> String {
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 /bin/busybox --install -s
-echo '{BANNER}'
+for node in /sys/firmware/devicetree/base/virtio_mmio@*; do
+\t[ -e \"$node\" ] || break
+\tfor m in {modules}; do
+\t\tinsmod /{MODULE_DIR}/$m.ko || echo \"{NET_FAILED}: insmod $m\"
+\tdone
+\tbreak
+done
+ip link set lo up
+for arg in $(cat /proc/cmdline); do
+\tcase \"$arg\" in
+\t{IP_PARAMETER}=*)
+\t\taddr=\"${{arg#{IP_PARAMETER}=}}\"
+\t\tif ip addr add \"$addr\" dev eth0 && ip link set eth0 up; then
+\t\t\techo \"{NET_UP} $addr\"
+\t\telse
+\t\t\techo \"{NET_FAILED}: eth0 $addr\"
+\t\tfi;;
+\tesac
+done
+read up idle < /proc/uptime
+echo \"{BANNER} (uptime $up s)\"
 setsid cttyhack sh
 echo 'Moat guest: shell exited, powering off'
 poweroff -f
@@ -69,14 +108,21 @@ pub enum Entry {
     },
 }
 
-/// The entries of the guest's initramfs around `busybox` (an arm64 static busybox).
-pub fn entries(busybox: Vec<u8>) -> Vec<Entry> {
+/// The entries of the guest's initramfs around `busybox` (an arm64 static busybox) and the
+/// kernel `modules`, given in load order.
+pub fn entries(busybox: Vec<u8>, modules: &[Module]) -> Vec<Entry> {
     let dir = |path: &str| Entry::Dir { path: path.into() };
     let mut entries: Vec<Entry> = ["dev", "proc", "sys", "bin", "sbin", "usr", "usr/bin"]
         .into_iter()
-        .chain(["usr/sbin", "tmp", "root", "etc"])
+        .chain(["usr/sbin", "tmp", "root", "etc", "lib", MODULE_DIR])
         .map(dir)
         .collect();
+    entries.extend(modules.iter().map(|m| Entry::File {
+        path: format!("{MODULE_DIR}/{}.ko", m.name),
+        perm: 0o644,
+        data: m.object.clone(),
+    }));
+    let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
     entries.push(Entry::CharDev {
         path: "dev/console".into(),
         major: 5,
@@ -90,7 +136,7 @@ pub fn entries(busybox: Vec<u8>) -> Vec<Entry> {
     entries.push(Entry::File {
         path: "init".into(),
         perm: 0o755,
-        data: init_script().into_bytes(),
+        data: init_script(&names).into_bytes(),
     });
     entries
 }
@@ -266,7 +312,14 @@ mod tests {
     }
 
     fn archive() -> Vec<Record> {
-        read_archive(&newc_archive(&entries(b"\x7fELF busybox".to_vec())))
+        let modules = ["virtio", "virtio_mmio"].map(|name| Module {
+            name: name.into(),
+            object: format!("{name} object").into_bytes(),
+        });
+        read_archive(&newc_archive(&entries(
+            b"\x7fELF busybox".to_vec(),
+            &modules,
+        )))
     }
 
     fn find<'a>(records: &'a [Record], name: &str) -> &'a Record {
@@ -301,6 +354,26 @@ mod tests {
             assert!(script.contains(line), "no {line}");
         }
         assert!(script.trim_end().ends_with("poweroff -f"));
+    }
+
+    #[test]
+    fn init_loads_the_modules_in_the_order_given_and_configures_eth0_from_the_command_line() {
+        let records = archive();
+        for name in ["virtio", "virtio_mmio"] {
+            let module = find(&records, &format!("lib/modules/{name}.ko"));
+            assert_eq!(module.mode(), 0o100_644);
+            assert_eq!(module.data, format!("{name} object").into_bytes());
+        }
+        let script = String::from_utf8(find(&records, "init").data.clone()).unwrap();
+        assert!(script.contains("for m in virtio virtio_mmio; do"));
+        assert!(script.contains("insmod /lib/modules/$m.ko || echo \"Moat guest: network FAILED"));
+        assert!(script.contains("moat.ip=*)"));
+        assert!(script.contains("ip addr add \"$addr\" dev eth0 && ip link set eth0 up"));
+        let net = script.find(NET_UP).unwrap();
+        assert!(
+            net < script.find(BANNER).unwrap(),
+            "eth0 is up before the banner"
+        );
     }
 
     #[test]
@@ -347,7 +420,7 @@ mod tests {
 
     #[test]
     fn gzip_round_trips_to_the_same_archive() {
-        let plain = newc_archive(&entries(vec![1, 2, 3]));
+        let plain = newc_archive(&entries(vec![1, 2, 3], &[]));
         let mut unpacked = Vec::new();
         GzDecoder::new(&gzip(&plain).unwrap()[..])
             .read_to_end(&mut unpacked)

@@ -8,7 +8,9 @@
 //! [`SUITE`] and its security suite (which carries the current kernel), at the mirror URIs this
 //! machine's own apt sources already use (read, never written). What was fetched is recorded in
 //! `current`; while that and its files exist, [`default_linux`] uses them without any network
-//! access, and `./x linux-fetch --refresh` looks for newer packages.
+//! access, and `./x linux-fetch --refresh` looks for newer packages. From the kernel package
+//! the cache keeps the `Image` and the modules of Moat's virtio-net links (`modules`), which
+//! the initramfs loads.
 
 use crate::build;
 use crate::error::{XResult, failed};
@@ -17,6 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod modules;
 mod sources;
 
 /// The Debian release the guest's kernel and busybox come from.
@@ -146,7 +149,8 @@ pub fn arm64_package(name: &str, version: &str) -> XResult<PathBuf> {
 /// never see half a file.
 fn guest(cache: &Path, fetched: &Fetched) -> XResult<LinuxGuest> {
     let busybox = read(&fetched.busybox_path(cache))?;
-    let archive = initramfs::newc_archive(&initramfs::entries(busybox));
+    let modules = modules::load(&fetched.modules_dir(cache))?;
+    let archive = initramfs::newc_archive(&initramfs::entries(busybox, &modules));
     let compressed =
         initramfs::gzip(&archive).map_err(|e| failed(format!("compressing the initramfs: {e}")))?;
     let initramfs = cache.join("initramfs.cpio.gz");
@@ -175,8 +179,13 @@ impl Package {
     }
 }
 
-/// What the cache holds, as recorded in `<cache>/current`: one `name version` line for the
-/// kernel, one for busybox.
+/// The first line of `<cache>/current`: the layout of the cache it describes. A record
+/// without it (or with another) is from an older layout, whose kernel folder lacks what is kept
+/// now (the modules), and makes the cache fetch again.
+const RECORD_FORMAT: &str = "moat-linux-cache 2";
+
+/// What the cache holds, as recorded in `<cache>/current`: [`RECORD_FORMAT`], then one
+/// `name version` line for the kernel, one for busybox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Fetched {
     kernel: Package,
@@ -192,17 +201,30 @@ impl Fetched {
         self.busybox.dir(cache).join("busybox")
     }
 
+    /// The kernel's modules that the initramfs loads ([`modules::WANTED`] and what they need).
+    fn modules_dir(&self, cache: &Path) -> PathBuf {
+        self.kernel.dir(cache).join("modules")
+    }
+
+    /// Whether the kernel's files (its `Image` and modules) are in the cache.
+    fn kernel_complete(&self, cache: &Path) -> bool {
+        self.kernel_path(cache).is_file() && modules::complete(&self.modules_dir(cache))
+    }
+
     /// The record, if it parses and its files exist.
     fn load(cache: &Path) -> Option<Self> {
         let text = fs::read_to_string(cache.join("current")).ok()?;
         let fetched = Self::parse(&text)?;
-        let complete =
-            fetched.kernel_path(cache).is_file() && fetched.busybox_path(cache).is_file();
+        let complete = fetched.kernel_complete(cache) && fetched.busybox_path(cache).is_file();
         complete.then_some(fetched)
     }
 
     fn parse(text: &str) -> Option<Self> {
-        let mut packages = text.lines().filter_map(|line| {
+        let mut lines = text.lines();
+        if lines.next()?.trim() != RECORD_FORMAT {
+            return None;
+        }
+        let mut packages = lines.filter_map(|line| {
             let (name, version) = line.trim().split_once(' ')?;
             Some(Package {
                 name: name.into(),
@@ -217,7 +239,7 @@ impl Fetched {
 
     fn record(&self) -> String {
         format!(
-            "{} {}\n{} {}\n",
+            "{RECORD_FORMAT}\n{} {}\n{} {}\n",
             self.kernel.name, self.kernel.version, self.busybox.name, self.busybox.version
         )
     }
@@ -237,9 +259,10 @@ fn fetch(cache: &Path) -> XResult<Fetched> {
         busybox: apt.candidate(BUSYBOX_PACKAGE)?,
     };
     let kernel_dir = fetched.kernel.dir(cache);
-    if !fetched.kernel_path(cache).is_file() {
+    if !fetched.kernel_complete(cache) {
         let tree = apt.download_and_unpack(&fetched.kernel)?;
         write(&fetched.kernel_path(cache), &kernel_image(&tree)?)?;
+        modules::store(&fetched.modules_dir(cache), &modules::from_package(&tree)?)?;
     }
     if !fetched.busybox_path(cache).is_file() {
         let tree = apt.download_and_unpack(&fetched.busybox)?;
@@ -534,6 +557,11 @@ Version: 6.1.176-1
             },
         };
         assert_eq!(Fetched::parse(&fetched.record()), Some(fetched.clone()));
+        // A record of the layout before the modules were kept: fetched again.
+        let old = fetched
+            .record()
+            .replacen(&format!("{RECORD_FORMAT}\n"), "", 1);
+        assert_eq!(Fetched::parse(&old), None);
         let dir = fetched.busybox.dir(Path::new("/c"));
         assert_eq!(dir, Path::new("/c/busybox-static_1_1.35.0-4+deb12u1+b1"));
         assert_eq!(Fetched::parse("only-one 1\n"), None);

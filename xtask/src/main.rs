@@ -22,6 +22,7 @@ mod kut;
 mod kvm;
 mod linux;
 mod neighbour;
+mod netbench;
 mod qemu;
 mod relocs;
 mod scratch;

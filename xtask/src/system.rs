@@ -8,7 +8,7 @@
 //! limit, then the image files, which are loaded and placed.
 
 use crate::build::{self, GUESTS};
-use crate::error::{XResult, usage};
+use crate::error::{XResult, failed, usage};
 use crate::input::Named;
 use crate::linux;
 use crate::qemu::{ConsoleMode, Machine, cpu_pa_bits};
@@ -179,6 +179,34 @@ impl SystemRun<'_> {
         drop(scratch);
         Ok(outcome.run_exit_code(self.timeout))
     }
+}
+
+/// The machine of `configs/<name>`, a system description as shipped, on CPU model `cpu`, and
+/// the private directory its bundle lives in (removed when it is dropped): for the tests and
+/// benchmarks that boot a shipped system with a script on its console.
+///
+/// # Errors
+///
+/// When the file cannot be read or is not a system description, and as [`SystemRun::machine`].
+pub fn shipped_machine(name: &str, cpu: &str) -> XResult<(Machine, Scratch)> {
+    let path = build::repo_root().join("configs").join(name);
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let dir = path.parent().unwrap_or(&path);
+    let file = moat_config::SystemFile::from_toml_str(&text, dir)
+        .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let images = file
+        .images
+        .ok_or_else(|| failed(format!("configs/{name} is not a system description")))?;
+    let run = SystemRun {
+        path: &path,
+        system: file.system,
+        images,
+        cpu,
+        timeout: None,
+        moat_append: None,
+    };
+    run.machine()
 }
 
 /// The project's built-in guests, by the name a `[[vm]]` table gives them.

@@ -3,38 +3,46 @@
 //! 3, so they run on 4 QEMU CPUs, some of them idle. One QEMU per behaviour: VMs
 //! running side by side and the machine ending with the last; a VM restarting alone beside a
 //! neighbour whose clock and console go on; the isolation scan; and the shipped
-//! `configs/two-linux.toml`, two Linux shells driven through the console switch.
+//! `configs/two-linux.toml`, two Linux shells driven through the console switch that ping each
+//! other and move a file over their virtio-net link.
 
 use super::{Tally, cli, expect_status};
 use crate::error::{XResult, failed};
+use crate::initramfs::{NET_FAILED, NET_UP};
 use crate::qemu::{ConsoleMode, MoatExit, ScriptStep};
 use crate::scratch::Scratch;
 use std::time::Duration;
 
-/// The virt map every VM of these cases has: RAM, PL011, GICv3 (each VM its own IPA space, so
-/// all of them use the same addresses).
-const VIRT_MAP: &str = r#"
+/// The RAM every VM of these cases has, at `virt`'s RAM base; its devices are
+/// [`crate::system::VIRT_DEVICES`] (each VM its own IPA space, so all of them use the same
+/// addresses).
+const VIRT_RAM: &str = r#"
 [[vm.ram]]
 base = 0x4000_0000
 size = "16M"
-
-[[vm.device]]
-kind = "pl011"
-base = 0x0900_0000
-
-[[vm.device]]
-kind = "gicv3-dist"
-base = 0x0800_0000
-
-[[vm.device]]
-kind = "gicv3-redist"
-base = 0x080A_0000
 "#;
+
+/// Every case of this file, in order.
+///
+/// # Errors
+///
+/// When a case cannot be set up (a QEMU that does not start, a bundle that cannot be built).
+pub(super) fn all(tally: &mut Tally) -> XResult<()> {
+    side_by_side(tally)?;
+    restart_alone(tally)?;
+    stopped_alone(tally)?;
+    isolation_scan(tally)?;
+    virtio_net_link(tally)?;
+    virtio_net_needs_reset(tally)?;
+    two_linux(tally)?;
+    linux_and_bare(tally)
+}
 
 /// One `[[vm]]` table running the `partner` guest with `bootargs` on physical CPU `cpu`.
 fn partner(name: &str, cpu: u32, bootargs: &str, extra: &str) -> String {
     format!(
-        "[[vm]]\nname = \"{name}\"\ncpus = [{cpu}]\nguest = \"partner\"\nbootargs = \"{bootargs}\"\n{extra}\n{VIRT_MAP}\n"
+        "[[vm]]\nname = \"{name}\"\ncpus = [{cpu}]\nguest = \"partner\"\nbootargs = \"{bootargs}\"\n{extra}\n{VIRT_RAM}{}\n",
+        crate::system::VIRT_DEVICES
     )
 }
 
@@ -128,7 +136,7 @@ fn record(
 /// virtual MPIDRs (vCPU n: Aff0 = n, whatever CPU runs it), so the one-vCPU VM on physical CPU
 /// 3 asking PSCI about MPIDR 1 (the other VM's physical CPU) gets `INVALID_PARAMETERS`: no VM
 /// has a name for another's CPU.
-pub(super) fn side_by_side(tally: &mut Tally) -> XResult<()> {
+fn side_by_side(tally: &mut Tally) -> XResult<()> {
     let halt = "on-poweroff = \"halt-vm\"";
     let description = partner("quick", 3, "partner.other-cpu=1", halt)
         + &partner("ticker", 1, "partner.ticks=20", halt);
@@ -220,7 +228,7 @@ pub(super) fn stopped_alone(tally: &mut Tally) -> XResult<()> {
 /// restart finds its RAM scrubbed (the marker it wrote is gone), the neighbour's ticks come
 /// all, in order, and it powers the machine off (`on-poweroff = "power-off-machine"`), the
 /// restarting VM reported as cut off by it.
-pub(super) fn restart_alone(tally: &mut Tally) -> XResult<()> {
+fn restart_alone(tally: &mut Tally) -> XResult<()> {
     let description = partner(
         "ticker",
         2,
@@ -267,25 +275,25 @@ pub(super) fn restart_alone(tally: &mut Tally) -> XResult<()> {
     Ok(())
 }
 
+/// Two `partner` VMs joined by a virtio-net link at QEMU virt's first virtio-mmio slot: `name`
+/// on CPU 0 runs `partner.net=<role>` and powers the machine off; `pong` on CPU 1 answers its
+/// pings and halts alone.
+fn linked_pair(name: &str, role: &str) -> String {
+    let net = |peer: &str| {
+        format!("[[vm.device]]\nkind = \"virtio-net\"\nbase = 0x0a00_0000\nlink = \"{peer}\"\n")
+    };
+    let first = format!("on-poweroff = \"power-off-machine\"\n{}", net("pong"));
+    let pong = format!("on-poweroff = \"halt-vm\"\n{}", net(name));
+    partner(name, 0, &format!("partner.net={role}"), &first)
+        + &partner("pong", 1, "partner.net=pong", &pong)
+}
+
 /// A virtio-net link between two VMs, Moat the wire: each VM's device is a version 2
 /// virtio-mmio network device with its own MAC address (`02:4d:4f:41:54:<VM index + 1>`);
 /// `ping` broadcasts until `pong` (which may still be setting up: a frame without a posted
 /// buffer is dropped) answers to ping's address. Both frames cross by copy through Moat.
-pub(super) fn virtio_net_link(tally: &mut Tally) -> XResult<()> {
-    let net = |peer: &str| {
-        format!("[[vm.device]]\nkind = \"virtio-net\"\nbase = 0x0a00_0000\nlink = \"{peer}\"\n")
-    };
-    let description = partner(
-        "ping",
-        0,
-        "partner.net=ping",
-        &(String::from("on-poweroff = \"power-off-machine\"\n") + &net("pong")),
-    ) + &partner(
-        "pong",
-        1,
-        "partner.net=pong",
-        &(String::from("on-poweroff = \"halt-vm\"\n") + &net("ping")),
-    );
+fn virtio_net_link(tally: &mut Tally) -> XResult<()> {
+    let description = linked_pair("ping", "ping");
     let console = run_system("virtio-net", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
         in_order(c, &["VM 'ping': virtio-net at IPA 0xa000000"])?;
@@ -315,11 +323,42 @@ pub(super) fn virtio_net_link(tally: &mut Tally) -> XResult<()> {
     Ok(())
 }
 
+/// A driver error end to end (virtio 1.2 §2.1.2): the `reset` VM's only receive buffer runs
+/// from the last 64 bytes of its 16 MiB of RAM past its end; the pong's answer meets it, and
+/// the device sets `DEVICE_NEEDS_RESET` with a configuration-change interrupt alone (its INTID
+/// pending at the VM's GIC until acknowledged), writes neither those 64 bytes nor its used
+/// ring, and once the driver has reset it, carries frames again.
+fn virtio_net_needs_reset(tally: &mut Tally) -> XResult<()> {
+    let description = linked_pair("resetter", "reset");
+    let console = run_system("virtio-net-reset", &description)?;
+    let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
+        in_order(
+            &vm_stream(c, "resetter"),
+            &[
+                "partner: net up, mac 02:4d:4f:41:54:01\n",
+                "partner: net receive buffer [0x40ffffc0, 0x410007c0) past RAM's end 0x41000000: after ",
+                " ping(s) status 0x4f, interrupt status 0x2, INTID 48 pending true, used idx 0, RAM tail untouched\n",
+                "partner: net interrupt acknowledged, INTID 48 pending false\n",
+                "partner: net reset by the driver, status 0xf\n",
+                "partner: net pong from 02:4d:4f:41:54:02 after ",
+            ],
+        )?;
+        in_order(c, &["MOAT-EXIT: poweroff"])
+    });
+    record(
+        tally,
+        "virtio_net_descriptor_past_ram_sets_device_needs_reset_writes_nothing_and_reset_recovers",
+        &console,
+        verdict,
+    );
+    Ok(())
+}
+
 /// The isolation scan: a VM reads all of its RAM and probes its whole IPA space (2^36) at a
 /// 2 MiB stride, beside a neighbour whose RAM is full of canaries, with Moat's own canaries in
 /// its data and in every free page: it finds none, and every probe outside its RAM and devices
 /// aborts. The neighbour's own count proves the scan sees canaries where they are.
-pub(super) fn isolation_scan(tally: &mut Tally) -> XResult<()> {
+fn isolation_scan(tally: &mut Tally) -> XResult<()> {
     let description = partner(
         "scanner",
         0,
@@ -352,24 +391,7 @@ pub(super) fn isolation_scan(tally: &mut Tally) -> XResult<()> {
 
 /// Boots `configs/<name>` as shipped, its console driven by `script`.
 fn shipped_system(name: &str, script: &'static [ScriptStep]) -> XResult<crate::qemu::Outcome> {
-    let path = crate::build::repo_root().join("configs").join(name);
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| failed(format!("{}: {e}", path.display())))?;
-    let dir = path.parent().unwrap_or(&path);
-    let file = moat_config::SystemFile::from_toml_str(&text, dir)
-        .map_err(|e| failed(format!("{}: {e}", path.display())))?;
-    let images = file
-        .images
-        .ok_or_else(|| failed(format!("configs/{name} is not a system description")))?;
-    let run = crate::system::SystemRun {
-        path: &path,
-        system: file.system,
-        images,
-        cpu: "max",
-        timeout: None,
-        moat_append: None,
-    };
-    let (machine, scratch) = run.machine()?;
+    let (machine, scratch) = crate::system::shipped_machine(name, "max")?;
     let outcome = machine.run(
         ConsoleMode::Scripted(script),
         Some(Duration::from_secs(300)),
@@ -379,8 +401,12 @@ fn shipped_system(name: &str, script: &'static [ScriptStep]) -> XResult<crate::q
 }
 
 /// The console script of [`two_linux`]: each VM's shell answers, the focus moves with Ctrl-T
-/// three times, one VM's `reboot -f` restarts only it and its `poweroff -f` halts only it, and
-/// the other still answers before it powers the machine off.
+/// three times; over their virtio-net link each VM pings the other and alpha sends beta 1 MiB
+/// of random bytes through busybox `nc`, each side printing the file's MD5; then one VM's
+/// `reboot -f` restarts only it and its `poweroff -f` halts only it, and the other still
+/// answers before it powers the machine off. Every command whose outcome the verdict reads
+/// ends by printing its exit status plus 100 (`ping=100` is success), so that a failure shows
+/// as a line instead of stalling the script, and no step waits for text its own echo holds.
 const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
     // The script reads the console forward only, and the VMs boot in either order: wait for
     // both inits' line (each VM's console is open from then on, and its tty keeps what is
@@ -395,6 +421,10 @@ const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
     },
     ScriptStep {
         wait_for: "alpha-says-42",
+        send: "ping -c 3 10.0.0.2; echo alpha-ping=$((100+$?))\n",
+    },
+    ScriptStep {
+        wait_for: "alpha-ping=1",
         send: "\x14\x14\x14",
     },
     ScriptStep {
@@ -403,6 +433,35 @@ const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
     },
     ScriptStep {
         wait_for: "beta-says-42",
+        send: "ping -c 3 10.0.0.1; echo beta-ping=$((100+$?))\n",
+    },
+    // The listener starts in the background; a second of the guest's own time is ample for it
+    // to bind before alpha connects (both run on the guest's clock, whatever the host's load).
+    ScriptStep {
+        wait_for: "beta-ping=1",
+        send: "nc -l -p 5000 > /tmp/r & sleep 1; echo beta-listens-$((6*7))\n",
+    },
+    ScriptStep {
+        wait_for: "beta-listens-42",
+        send: "\x14\x14\x14",
+    },
+    // busybox's nc shuts its sending half when its input ends, so the listener sees the end
+    // of the file, exits, and the sender's nc then ends too.
+    ScriptStep {
+        wait_for: "console: input goes to VM 'alpha'",
+        send: "dd if=/dev/urandom of=/tmp/f bs=64k count=16 2>/dev/null; md5sum /tmp/f; \
+               nc 10.0.0.2 5000 < /tmp/f; echo alpha-sent=$((100+$?))\n",
+    },
+    ScriptStep {
+        wait_for: "alpha-sent=1",
+        send: "\x14\x14\x14",
+    },
+    ScriptStep {
+        wait_for: "console: input goes to VM 'beta'",
+        send: "wait; md5sum /tmp/r; echo beta-got=$((100+$?))\n",
+    },
+    ScriptStep {
+        wait_for: "beta-got=1",
         send: "reboot -f\n",
     },
     ScriptStep {
@@ -432,8 +491,9 @@ const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
 ];
 
 /// `configs/two-linux.toml` as shipped: two Debian Linux VMs, one CPU each, driven through the
-/// console switch by [`TWO_LINUX_SCRIPT`].
-pub(super) fn two_linux(tally: &mut Tally) -> XResult<()> {
+/// console switch by [`TWO_LINUX_SCRIPT`]. One boot, two behaviours, each its own verdict: the
+/// console switch and per-VM lifecycle, and the network between the VMs.
+fn two_linux(tally: &mut Tally) -> XResult<()> {
     let outcome = shipped_system("two-linux.toml", TWO_LINUX_SCRIPT)?;
     let console = &outcome.console;
     let verdict = in_order(
@@ -455,7 +515,63 @@ pub(super) fn two_linux(tally: &mut Tally) -> XResult<()> {
         Some(&outcome),
         verdict,
     );
+    let verdict = linux_network(console);
+    tally.record(
+        "two_linux_vms_ping_each_other_and_move_1_mib_through_nc_with_equal_md5",
+        "max",
+        Some(&outcome),
+        verdict,
+    );
     Ok(())
+}
+
+/// The network half of [`two_linux`]'s verdict: both VMs configured `eth0`, each one's three
+/// pings were answered, and the MD5 of the file beta received is that of the file alpha sent.
+/// Prints each VM's boot-to-shell time and round trips.
+fn linux_network(console: &str) -> Result<(), String> {
+    let alpha = vm_stream(console, "alpha");
+    let beta = vm_stream(console, "beta");
+    for (name, stream, address, peer) in [
+        ("alpha", &alpha, "10.0.0.1/24", "10.0.0.2"),
+        ("beta", &beta, "10.0.0.2/24", "10.0.0.1"),
+    ] {
+        if let Some(line) = stream.lines().find(|l| l.contains(NET_FAILED)) {
+            return Err(format!("{name}: {line}"));
+        }
+        in_order(stream, &[&format!("{NET_UP} {address}\n")])
+            .map_err(|e| format!("{name}: {e}"))?;
+        in_order(
+            stream,
+            &[
+                "3 packets transmitted, 3 packets received",
+                &format!("{name}-ping=100\n"),
+            ],
+        )
+        .map_err(|e| format!("{name} pinging {peer}: {e}"))?;
+        println!(
+            "    {name}: {}; ping {peer}: {}",
+            line_with(stream, "Moat guest: Linux up").unwrap_or("no banner"),
+            line_with(stream, "round-trip").unwrap_or("no round trips")
+        );
+    }
+    in_order(&alpha, &["alpha-sent=100\n"])?;
+    in_order(&beta, &["beta-got=100\n"])?;
+    let sent = crate::netbench::md5_of(&alpha, "/tmp/f")
+        .ok_or("alpha printed no MD5 of the file it sent")?;
+    let got = crate::netbench::md5_of(&beta, "/tmp/r")
+        .ok_or("beta printed no MD5 of the file it received")?;
+    if sent == got {
+        Ok(())
+    } else {
+        Err(format!(
+            "alpha sent a file with MD5 {sent}, beta received one with MD5 {got}"
+        ))
+    }
+}
+
+/// The first line of `stream` holding `needle`.
+fn line_with<'a>(stream: &'a str, needle: &str) -> Option<&'a str> {
+    stream.lines().find(|l| l.contains(needle))
 }
 
 /// The console script of [`linux_and_bare`]: Linux sees its two vCPUs, then powers off.
@@ -472,7 +588,7 @@ const LINUX_AND_BARE_SCRIPT: &[ScriptStep] = &[
 
 /// `configs/linux-and-bare.toml` as shipped: Linux on CPUs 0 and 1 beside the greeting guest on
 /// CPU 2, which halts alone (`halt-vm`); Linux, with its two vCPUs, powers the machine off.
-pub(super) fn linux_and_bare(tally: &mut Tally) -> XResult<()> {
+fn linux_and_bare(tally: &mut Tally) -> XResult<()> {
     let outcome = shipped_system("linux-and-bare.toml", LINUX_AND_BARE_SCRIPT)?;
     let console = &outcome.console;
     let verdict = in_order(

@@ -18,7 +18,9 @@
 //! - `partner.other-cpu=<MPIDR>`: asks PSCI `CPU_ON` and `AFFINITY_INFO` (level 0) of an
 //!   MPIDR that is not one of its vCPUs — another VM's CPU — and prints both statuses (PSCI's
 //!   `INVALID_PARAMETERS`, -2, is what a VM must get: it has no name for another VM's CPU);
-//! - `partner.net=ping|pong`: two VMs joined by a virtio-net link exchange frames (`net`);
+//! - `partner.net=ping|pong|reset`: two VMs joined by a virtio-net link exchange frames;
+//!   `reset` first gives its device a receive buffer past the end of its RAM and checks that
+//!   the device needs a reset, wrote nothing, and works again once reset (`net`);
 //! - none of these: prints its bootargs and powers off.
 //!
 //! A canary is a doubleword whose upper half is [`CANARY_HI`] (built at run time, so that the

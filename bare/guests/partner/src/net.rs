@@ -3,10 +3,19 @@
 //! and §3.1.1: reset, `ACKNOWLEDGE`, `DRIVER`, features, `FEATURES_OK`, queues, `DRIVER_OK`)
 //! with split virtqueues of [`QSIZE`] entries in the guest's free RAM.
 //!
-//! `ping` posts receive buffers, then sends `moat ping <i>` to the broadcast address until a
-//! `moat pong <i>` comes back (its peer may not have posted buffers yet: a frame without one
-//! is dropped, as a NIC drops it), and prints what it got. `pong` waits for a ping, prints
-//! it, answers it to the sender's MAC address and ends.
+//! `ping` posts receive buffers, then sends `moat ping` to the broadcast address until a
+//! `moat pong` comes back (its peer may not have posted buffers yet: a frame without one
+//! is dropped, as a NIC drops it), and prints what it got. `pong` answers every ping to the
+//! sender's MAC address, printing the first, until the machine ends.
+//!
+//! `reset` is `ping` after a driver error (virtio 1.2 §2.1.2): its only receive buffer runs
+//! past the end of its RAM (the last [`TAIL`] bytes in RAM, marked, the rest beyond), and it
+//! pings until the pong's answer meets that buffer. The device must then set
+//! `DEVICE_NEEDS_RESET` in `Status` and raise the configuration-change interrupt
+//! (`InterruptStatus` bit 1, its INTID pending at the GIC distributor), having written
+//! nothing: neither the marked bytes nor its used ring. The driver acknowledges the interrupt
+//! (the line drops), resets the device by writing 0 to `Status`, initialises it again and pings
+//! as `ping` does: the device works again.
 
 use moat_guest_rt::{BootInfo, println};
 
@@ -52,6 +61,20 @@ const F_MAC: u32 = 1 << 5;
 const F_VERSION_1_HIGH: u32 = 1;
 /// `VIRTQ_DESC_F_WRITE`.
 const DESC_F_WRITE: u16 = 2;
+/// `Status`: `DEVICE_NEEDS_RESET` (§2.1).
+const DEVICE_NEEDS_RESET: u32 = 64;
+/// `InterruptStatus`: a used buffer notification, a configuration change (§4.2.2).
+const INT_VRING: u32 = 1;
+const INT_CONFIG: u32 = 2;
+/// The device's interrupt: the VM's first virtio-net device is INTID 48 (SPI 16).
+const INTID: usize = 48;
+/// `GICD_ISPENDR<n>` (GICv3 IHI 0069): one pending bit per INTID, at the distributor of the
+/// test's description.
+const GICD_ISPENDR: usize = 0x0800_0000 + 0x200;
+/// How many bytes of the bad receive buffer lie in RAM (its last bytes), marked.
+const TAIL: usize = 64;
+/// The mark on them.
+const TAIL_MARK: u8 = 0xA5;
 
 const RX: usize = 0;
 const TX: usize = 1;
@@ -107,10 +130,15 @@ impl Queue {
 
     /// Descriptor `i` is buffer `i`: `len` bytes, with `flags`.
     fn set_desc(&self, i: u16, len: u32, flags: u16) {
+        self.set_desc_at(i, self.buffer(i) as u64, len, flags);
+    }
+
+    /// Descriptor `i` is `len` bytes at `addr`, with `flags`.
+    fn set_desc_at(&self, i: u16, addr: u64, len: u32, flags: u16) {
         let at = self.desc + 16 * usize::from(i);
         // SAFETY: as in `put_u16`: the descriptor table is in the queues' free RAM.
         unsafe {
-            (at as *mut u64).write_volatile(self.buffer(i) as u64);
+            (at as *mut u64).write_volatile(addr);
             ((at + 8) as *mut u32).write_volatile(len);
         }
         Self::put_u16(at + 12, flags);
@@ -211,16 +239,19 @@ impl Net {
             write(reg::QUEUE_READY, 1);
         }
         write(reg::STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
-        let mut net = Self {
+        Some(Self {
             mac,
             queues,
             next_tx: 0,
-        };
+        })
+    }
+
+    /// Posts every receive buffer.
+    fn post_receive_buffers(&mut self) {
         for i in 0..QSIZE {
-            net.queues[RX].set_desc(i, BUF as u32, DESC_F_WRITE);
-            net.queues[RX].make_available(i);
+            self.queues[RX].set_desc(i, BUF as u32, DESC_F_WRITE);
+            self.queues[RX].make_available(i);
         }
-        Some(net)
     }
 
     /// Sends `payload` to `to` from this device's address.
@@ -274,7 +305,7 @@ fn show_mac(mac: &[u8]) -> [u8; 17] {
     text
 }
 
-/// Runs `role` (`ping` or `pong`).
+/// Runs `role` (`ping`, `pong` or `reset`).
 pub fn run(boot: &BootInfo, role: &str) {
     let Some(mut net) = Net::new(boot) else {
         return;
@@ -284,43 +315,145 @@ pub fn run(boot: &BootInfo, role: &str) {
         "partner: net up, mac {}",
         core::str::from_utf8(&mac).unwrap_or("?")
     );
-    let mut frame = [0u8; BUF];
     match role {
         "ping" => {
-            let (_, hz) = crate::counter();
-            for attempt in 0..200u32 {
-                net.send([0xFF; 6], b"moat ping");
-                let (start, _) = crate::counter();
-                while crate::counter().0 - start < hz / 100 {
-                    if let Some(len) = net.receive(&mut frame)
-                        && ours(&frame[..len], b"moat pong")
-                    {
-                        let from = show_mac(&frame[6..12]);
-                        println!(
-                            "partner: net pong from {} after {} ping(s), {len} bytes",
-                            core::str::from_utf8(&from).unwrap_or("?"),
-                            attempt + 1
-                        );
-                        return;
-                    }
-                }
-            }
-            println!("partner: net no pong");
+            net.post_receive_buffers();
+            ping(&mut net);
         }
-        _ => loop {
+        "reset" => {
+            if needs_reset(boot, &mut net) {
+                // §2.1.2: the driver resets the device (`Net::new` writes 0 to `Status` first).
+                let Some(mut net) = Net::new(boot) else {
+                    return;
+                };
+                println!(
+                    "partner: net reset by the driver, status {:#x}",
+                    read(reg::STATUS)
+                );
+                net.post_receive_buffers();
+                ping(&mut net);
+            }
+        }
+        _ => {
+            net.post_receive_buffers();
+            pong(&mut net);
+        }
+    }
+}
+
+/// Pings until a pong comes back; prints it.
+fn ping(net: &mut Net) {
+    let mut frame = [0u8; BUF];
+    let (_, hz) = crate::counter();
+    for attempt in 0..200u32 {
+        net.send([0xFF; 6], b"moat ping");
+        let (start, _) = crate::counter();
+        while crate::counter().0 - start < hz / 100 {
             if let Some(len) = net.receive(&mut frame)
-                && ours(&frame[..len], b"moat ping")
+                && ours(&frame[..len], b"moat pong")
             {
+                let from = show_mac(&frame[6..12]);
+                println!(
+                    "partner: net pong from {} after {} ping(s), {len} bytes",
+                    core::str::from_utf8(&from).unwrap_or("?"),
+                    attempt + 1
+                );
+                return;
+            }
+        }
+    }
+    println!("partner: net no pong");
+}
+
+/// Answers every ping, printing the first; never returns (the machine's power-off ends it).
+fn pong(net: &mut Net) -> ! {
+    let mut frame = [0u8; BUF];
+    let mut first = true;
+    loop {
+        if let Some(len) = net.receive(&mut frame)
+            && ours(&frame[..len], b"moat ping")
+        {
+            if first {
                 let from = show_mac(&frame[6..12]);
                 println!(
                     "partner: net ping from {}, {len} bytes",
                     core::str::from_utf8(&from).unwrap_or("?")
                 );
-                let mut to = [0u8; 6];
-                to.copy_from_slice(&frame[6..12]);
-                net.send(to, b"moat pong");
-                return;
+                first = false;
             }
-        },
+            let mut to = [0u8; 6];
+            to.copy_from_slice(&frame[6..12]);
+            net.send(to, b"moat pong");
+        }
     }
+}
+
+/// Whether the interrupt `INTID` is pending at the distributor (`GICD_ISPENDR<n>`).
+fn intid_pending() -> bool {
+    let at = GICD_ISPENDR + 4 * (INTID / 32);
+    // SAFETY: a register of the GIC distributor Moat emulates for the VM (MMU off: a Device
+    // access that traps); reading it has no side effect.
+    let bits = unsafe { (at as *const u32).read_volatile() };
+    bits & (1 << (INTID % 32)) != 0
+}
+
+/// The driver error of `reset`: the only receive buffer runs past the end of RAM. Pings until
+/// the answer meets it; prints what the device did and whether it kept to §2.1.2 (true when
+/// it did).
+fn needs_reset(boot: &BootInfo, net: &mut Net) -> bool {
+    let Some(ram) = boot.ram else {
+        println!("partner: no RAM in the device tree");
+        return false;
+    };
+    let tail = ram.end() - TAIL;
+    let tail_region = moat_guest_rt::Region::new(tail, TAIL);
+    if boot.image.overlaps(&tail_region) || boot.dtb.is_some_and(|d| d.overlaps(&tail_region)) {
+        println!("partner: net: the last {TAIL} bytes of RAM are not free");
+        return false;
+    }
+    let marks = tail as *mut u8;
+    for i in 0..TAIL {
+        // SAFETY: the last `TAIL` bytes of this VM's RAM, which neither the image nor the
+        // device tree holds (checked above); one CPU.
+        unsafe { marks.add(i).write_volatile(TAIL_MARK) };
+    }
+    let rx = &mut net.queues[RX];
+    rx.set_desc_at(0, tail as u64, BUF as u32, DESC_F_WRITE);
+    rx.make_available(0);
+    let mut pings = 0u32;
+    while read(reg::STATUS) & DEVICE_NEEDS_RESET == 0 && pings < 200 {
+        net.send([0xFF; 6], b"moat ping");
+        pings += 1;
+        let (start, hz) = crate::counter();
+        while crate::counter().0 - start < hz / 100 && read(reg::STATUS) & DEVICE_NEEDS_RESET == 0 {
+        }
+    }
+    // The pings' used-buffer notifications acknowledged, what keeps the line up is the
+    // configuration change alone.
+    write(reg::INTERRUPT_ACK, INT_VRING);
+    let status = read(reg::STATUS);
+    let interrupts = read(reg::INTERRUPT_STATUS);
+    let pending = intid_pending();
+    barrier();
+    let used = Queue::get_u16(net.queues[RX].used + 2);
+    // SAFETY: as above: the marked bytes, read.
+    let untouched = (0..TAIL).all(|i| unsafe { marks.add(i).read_volatile() } == TAIL_MARK);
+    println!(
+        "partner: net receive buffer [{tail:#x}, {:#x}) past RAM's end {:#x}: after {pings} ping(s) status {status:#x}, interrupt status {interrupts:#x}, INTID {INTID} pending {pending}, used idx {used}, RAM tail {}",
+        tail + BUF,
+        ram.end(),
+        if untouched { "untouched" } else { "WRITTEN" }
+    );
+    write(reg::INTERRUPT_ACK, interrupts);
+    let dropped = !intid_pending();
+    println!(
+        "partner: net interrupt acknowledged, INTID {INTID} pending {}",
+        !dropped
+    );
+    status & DEVICE_NEEDS_RESET != 0
+        && interrupts == INT_CONFIG
+        && pending
+        && used == 0
+        && untouched
+        && dropped
 }
