@@ -262,6 +262,11 @@ fn enable_private(gic: &mut GicV3<'static>, cpu: usize) -> Option<()> {
     Some(())
 }
 
+/// Whether Moat drives the machine's GIC (its CPUs then have interfaces to kick).
+pub fn driven() -> bool {
+    MACHINE_GIC.lock().is_some()
+}
+
 /// Sends the kick SGI to the physical CPU whose MPIDR is `mpidr` (`ICC_SGI1R_EL1`: INTID in
 /// bits \[27:24\], Aff3/Aff2/Aff1 and a one-bit TargetList for Aff0).
 pub fn kick(mpidr: u64) {

@@ -117,9 +117,18 @@ pub fn with_vm<R>(vm: usize, f: impl FnOnce(&mut Vm) -> R) -> R {
     f(vm)
 }
 
-/// Waits (in `WFE`: a `CPU_ON` or a restart sends an event) until the vCPU of `seat` is to
-/// start, then sets it up on this CPU; returns the generation of the VM's run it joins.
-pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu) -> u32 {
+/// Waits until the vCPU of `seat` is to start, then sets it up on this CPU; returns the
+/// generation of the VM's run it joins. With a GIC interface the CPU waits in `WFI`, serving
+/// the physical interrupts that reach it meanwhile (the console's receive interrupt among
+/// them: the VMs still running keep their input when this CPU's VM has halted), and a
+/// `CPU_ON` or a restart wakes it with the kick SGI (`Vm::wake_cpus`); without one, in `WFE`
+/// (they also send an event). A CPU's pending interrupt ends `WFI` whatever `PSTATE.I`,
+/// where `WFE` would wait on (Arm ARM, "Wait for Interrupt", "Wait for Event").
+pub fn wait_for_start(
+    seat: Seat,
+    vcpu: &mut crate::vcpu::Vcpu,
+    irq: Option<&CpuInterface>,
+) -> u32 {
     loop {
         let started = with_vm(seat.vm, |vm| {
             let start = vm.power.take_start(seat.vcpu)?;
@@ -133,7 +142,29 @@ pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu) -> u32 {
         if let Some(generation) = started {
             return generation;
         }
-        aarch64_cpu::asm::wfe();
+        match irq {
+            Some(irq) => {
+                // SAFETY: waits for an interrupt; PSTATE.I is set at EL2, so a pending IRQ
+                // wakes the CPU without being taken, and is served below. No memory.
+                unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
+                serve(irq);
+            }
+            None => aarch64_cpu::asm::wfe(),
+        }
+    }
+}
+
+/// Acknowledges and ends the physical interrupts pending at this CPU while it runs no guest:
+/// the console's receive interrupt hands the input over; a kick has done its work by waking.
+fn serve(irq: &CpuInterface) {
+    while let Some(intid) = irq.acknowledge() {
+        if intid == UART_INTID {
+            hand_over_input();
+        }
+        irq.end(intid);
+    }
+    if console::take_deferred_input() {
+        hand_over_input();
     }
 }
 
@@ -204,9 +235,11 @@ fn ended(seat: Seat, generation: u32, status: EndStatus) {
             while !with_vm(seat.vm, |vm| vm.in_guest.is_empty()) {
                 aarch64_cpu::asm::wfe();
             }
-            with_vm(seat.vm, Vm::restart);
+            with_vm(seat.vm, |vm| {
+                vm.restart();
+                vm.wake_cpus();
+            });
             log!("VM '{name}' restarts from its images");
-            cpu::send_event();
         }
         Action::EndMachine => unreachable!("the ledger ends the machine for this action"),
     }
@@ -229,17 +262,8 @@ pub fn idle(irq: Option<CpuInterface>) -> ! {
         // SAFETY: waits for an interrupt; PSTATE.I is set at EL2, so a pending IRQ wakes the
         // CPU without being taken, and is acknowledged below. No memory is accessed.
         unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
-        let Some(irq) = irq.as_ref() else {
-            continue;
-        };
-        while let Some(intid) = irq.acknowledge() {
-            if intid == UART_INTID {
-                hand_over_input();
-            }
-            irq.end(intid);
-        }
-        if console::take_deferred_input() {
-            hand_over_input();
+        if let Some(irq) = irq.as_ref() {
+            serve(irq);
         }
     }
 }

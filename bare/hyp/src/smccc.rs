@@ -25,7 +25,7 @@ pub fn call(vm: &mut Vm, vcpu: &mut Vcpu, imm16: u16) -> Next {
         After::Resume => Next::Resume,
         After::Wait => Next::Wait,
         After::Start(_) => {
-            vm.wake_starting_cpus();
+            vm.wake_cpus();
             Next::Resume
         }
         After::Off => Next::Off,

@@ -93,7 +93,7 @@ fn run_cpu(index: usize, mut irq: Option<CpuInterface>) -> ! {
     };
     let mut vcpu = Vcpu::new(seat.vcpu);
     loop {
-        let generation = machine::wait_for_start(seat, &mut vcpu);
+        let generation = machine::wait_for_start(seat, &mut vcpu, irq.as_ref());
         let why = run_until_left(seat, generation, &mut vcpu, irq.as_mut());
         machine::left(seat, generation, why, irq.as_mut());
     }

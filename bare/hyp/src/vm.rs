@@ -663,9 +663,17 @@ impl Vm {
         }
     }
 
-    /// Wakes the physical CPUs waiting for their vCPUs to be started (PSCI `CPU_ON`).
-    pub fn wake_starting_cpus(&self) {
+    /// Wakes the physical CPUs of this VM waiting for their vCPUs to be started (PSCI
+    /// `CPU_ON`, a restart): an event for those waiting in `WFE`, the kick SGI for those
+    /// waiting in `WFI` (`machine::wait_for_start`). A CPU kicked while it runs its vCPU
+    /// takes an exit that resumes at once.
+    pub fn wake_cpus(&self) {
         cpu::send_event();
+        if gic::driven() {
+            for &mpidr in &self.cpu_mpidrs[..self.config.cpus as usize] {
+                gic::kick(mpidr);
+            }
+        }
     }
 
     /// The EL2 controls that confine the guest, set before its first instruction.

@@ -402,9 +402,10 @@ fn shipped_system(name: &str, script: &'static [ScriptStep]) -> XResult<crate::q
 
 /// The console script of [`two_linux`]: each VM's shell answers, the focus moves with Ctrl-T
 /// three times; over their virtio-net link each VM pings the other and alpha sends beta 1 MiB
-/// of random bytes through busybox `nc`, each side printing the file's MD5; then one VM's
-/// `reboot -f` restarts only it and its `poweroff -f` halts only it, and the other still
-/// answers before it powers the machine off. Every command whose outcome the verdict reads
+/// of random bytes through busybox `nc`, each side printing the file's MD5; then beta's
+/// `reboot -f` restarts only beta; alpha's `poweroff -f` halts only alpha (the VM on the CPU
+/// that serves the console's receive interrupt), and beta still gets its input and answers
+/// before it powers the machine off. Every command whose outcome the verdict reads
 /// ends by printing its exit status plus 100 (`ping=100` is success), so that a failure shows
 /// as a line instead of stalling the script, and no step waits for text its own echo holds.
 const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
@@ -472,20 +473,26 @@ const TWO_LINUX_SCRIPT: &[ScriptStep] = &[
         wait_for: "[beta] Moat guest: Linux up",
         send: "echo beta-again-$((6*7))\n",
     },
+    // alpha, on the CPU the console's receive interrupt goes to, powers off first: beta must
+    // still get what is typed (that CPU serves the interrupt while it waits).
     ScriptStep {
         wait_for: "beta-again-42",
-        send: "poweroff -f\n",
-    },
-    ScriptStep {
-        wait_for: "MOAT-VM: beta poweroff",
         send: "\x14\x14\x14",
     },
     ScriptStep {
         wait_for: "console: input goes to VM 'alpha'",
-        send: "echo alpha-still-$((6*7))\n",
+        send: "poweroff -f\n",
     },
     ScriptStep {
-        wait_for: "alpha-still-42",
+        wait_for: "MOAT-VM: alpha poweroff",
+        send: "\x14\x14\x14",
+    },
+    ScriptStep {
+        wait_for: "console: input goes to VM 'beta'",
+        send: "echo beta-still-$((6*7))\n",
+    },
+    ScriptStep {
+        wait_for: "beta-still-42",
         send: "poweroff -f\n",
     },
 ];
@@ -503,9 +510,9 @@ fn two_linux(tally: &mut Tally) -> XResult<()> {
             "beta-says-42",
             "MOAT-VM: beta restart",
             "beta-again-42",
-            "MOAT-VM: beta poweroff",
-            "alpha-still-42",
             "MOAT-VM: alpha poweroff",
+            "beta-still-42",
+            "MOAT-VM: beta poweroff",
         ],
     )
     .and_then(|()| super::expect_exit(&outcome, MoatExit::PowerOff));
