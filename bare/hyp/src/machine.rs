@@ -124,11 +124,7 @@ pub fn with_vm<R>(vm: usize, f: impl FnOnce(&mut Vm) -> R) -> R {
 /// `CPU_ON` or a restart wakes it with the kick SGI (`Vm::wake_cpus`); without one, in `WFE`
 /// (they also send an event). A CPU's pending interrupt ends `WFI` whatever `PSTATE.I`,
 /// where `WFE` would wait on (Arm ARM, "Wait for Interrupt", "Wait for Event").
-pub fn wait_for_start(
-    seat: Seat,
-    vcpu: &mut crate::vcpu::Vcpu,
-    irq: Option<&CpuInterface>,
-) -> u32 {
+pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu, irq: Option<&CpuInterface>) -> u32 {
     loop {
         let started = with_vm(seat.vm, |vm| {
             let start = vm.power.take_start(seat.vcpu)?;
