@@ -1,7 +1,8 @@
 //! The machine Moat runs on, as the device tree its loader passed describes it: RAM, the
 //! console UART and its kind, the interrupt controller (GICv3, or GICv2 with its
 //! virtualization extension's frames), the generic timer's interrupts, the firmware's PSCI
-//! conduit, the CPUs, and the initrd that carries the VM bundle.
+//! conduit, the CPUs, the initrd that carries the VM bundle, and the PCIe host bridge with the
+//! SMMUv3 in front of it (`pci.rs`).
 //!
 //! The bindings read are Linux's (`Documentation/devicetree/bindings`): `memory` nodes,
 //! `/chosen` (`stdout-path`, `linux,initrd-start`/`-end`), `arm,gic-v3` and
@@ -19,6 +20,7 @@
 
 pub mod fdt;
 mod gic;
+pub mod pci;
 mod read;
 
 #[cfg(test)]
@@ -28,6 +30,7 @@ use core::fmt;
 use fdt::{Node, Tree, cells};
 
 pub use gic::{Gic, GicV2, GicV3};
+pub use pci::{PciHost, SmmuV3};
 use read::{first_reg, gic_intid, is_compatible, is_enabled, nth_reg};
 
 /// At most this many memory ranges are taken from the device tree.
@@ -152,6 +155,10 @@ pub struct Platform {
     pub cpus: [u64; MAX_CPUS],
     /// How many entries of `cpus` are valid.
     pub cpu_count: usize,
+    /// The PCIe host bridge (`pci-host-ecam-generic`), if the machine has one.
+    pub pci: Option<PciHost>,
+    /// The SMMUv3 (`arm,smmu-v3`), if the machine has one.
+    pub smmu: Option<SmmuV3>,
 }
 
 /// Why the device tree could not be used.
@@ -202,6 +209,8 @@ impl Platform {
             psci: find_psci_conduit(&fdt),
             cpus: [0; MAX_CPUS],
             cpu_count: 0,
+            pci: pci::find_host(&fdt),
+            smmu: pci::find_smmu(&fdt),
         };
         for mpidr in cpu_ids(&fdt).take(MAX_CPUS) {
             platform.cpus[platform.cpu_count] = mpidr;
