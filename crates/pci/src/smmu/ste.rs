@@ -149,7 +149,7 @@ impl Stage2Ste<'_> {
             .iter()
             .position(|&b| b == ps_bits)
             .ok_or(SteError::UnknownOas(self.oas_bits))?;
-        if self.root.0 % 0x1000 != 0 || self.root.0 >> ps_bits != 0 {
+        if !self.root.0.is_multiple_of(0x1000) || self.root.0 >> ps_bits != 0 {
             return Err(SteError::BadRoot(self.root));
         }
         let mut ste = Ste::INVALID;
