@@ -56,6 +56,16 @@ impl Bdf {
         }
     }
 
+    /// The function whose requester ID is `rid`.
+    #[must_use]
+    pub const fn from_requester_id(rid: u16) -> Self {
+        Self {
+            bus: (rid >> 8) as u8,
+            device: (rid >> 3 & 0x1f) as u8,
+            function: (rid & 7) as u8,
+        }
+    }
+
     /// The requester ID: the stream ID an SMMU sees for this function's DMA when the
     /// host bridge's `iommu-map` is the identity (QEMU `virt`).
     #[must_use]
@@ -186,5 +196,8 @@ mod tests {
     fn requester_id_is_bus_device_function_in_bits_15_8_7_3_2_0() {
         assert_eq!(Bdf::new(0, 1, 0).unwrap().requester_id(), 0x0008);
         assert_eq!(Bdf::new(0x12, 0x1f, 7).unwrap().requester_id(), 0x12ff);
+        for rid in [0u16, 8, 0x12ff, 0xffff] {
+            assert_eq!(Bdf::from_requester_id(rid).requester_id(), rid);
+        }
     }
 }
