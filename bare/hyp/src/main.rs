@@ -32,6 +32,7 @@ mod mm;
 mod mmio;
 mod net;
 mod outcome;
+mod pci;
 mod platform;
 mod power;
 mod ram;
@@ -158,11 +159,13 @@ fn boot_reservations(platform: &Platform) -> [PhysRange; 4] {
     ]
 }
 
-/// Device ranges Moat maps for itself: its console and the GIC.
-fn device_ranges(platform: &Platform) -> [PhysRange; 3] {
+/// Device ranges Moat maps for itself: its console, the GIC, the PCIe host bridge's ECAM
+/// region and the SMMU's registers.
+fn device_ranges(platform: &Platform) -> [PhysRange; 5] {
     let (dist, redist) = platform.gic_v3().unwrap_or_default();
     let uart = platform.console.map(|u| u.regs).unwrap_or_default();
-    [uart, dist, redist]
+    let [ecam, smmu] = pci::device_ranges(platform.pci, platform.smmu);
+    [uart, dist, redist, ecam, smmu]
 }
 
 /// Reports the machine; returns the IPA limit `L`.
@@ -199,6 +202,7 @@ fn report(platform: &Platform, phys: &PhysAllocator) -> u32 {
         ),
         None => log!("GIC: not found in the device tree"),
     }
+    pci::report(platform.pci, platform.smmu);
     limit
 }
 

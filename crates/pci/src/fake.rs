@@ -127,11 +127,11 @@ pub fn bdf(device: u8, function: u8) -> Bdf {
     Bdf::new(0, device, function).unwrap()
 }
 
-/// A virtio-blk-pci (modern only) as QEMU shows it: vendor 0x1af4, device 0x1042, class
-/// 01:80:00 (mass storage, other), BAR1 4 KiB 32-bit (MSI-X), BAR4 16 KiB 64-bit
+/// A virtio-blk-pci (modern only) as QEMU 7.2 shows it: vendor 0x1af4, device 0x1042, class
+/// 01:00:00 (mass storage, SCSI), BAR1 4 KiB 32-bit (MSI-X), BAR4 16 KiB 64-bit
 /// prefetchable (the virtio structures), INTA.
 pub fn virtio_blk() -> FakeFunction {
-    FakeFunction::new(0x1af4, 0x1042, 0x01_8000, 0)
+    FakeFunction::new(0x1af4, 0x1042, 0x01_0000, 0)
         .with_bar(
             1,
             BarKind::Mem32 {

@@ -18,11 +18,13 @@
 pub mod cmd;
 pub mod event;
 pub mod gerror;
+pub mod idr;
 pub mod ste;
 
 pub use cmd::{CmdSync, Command, CompletionSignal};
 pub use event::{Class, Event, EventKind, FaultRecord};
 pub use gerror::GlobalErrors;
+pub use idr::SmmuFeatures;
 pub use ste::{Stage2Ste, Ste, SteError};
 
 /// A field of a structure made of 64-bit words, numbered over the whole structure as IHI 0070

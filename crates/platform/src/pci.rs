@@ -45,6 +45,22 @@ pub enum WindowKind {
     },
 }
 
+/// `I/O`, `32-bit memory`, `64-bit memory, prefetchable`.
+impl core::fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (name, prefetchable) = match *self {
+            Self::Io => ("I/O", false),
+            Self::Mem32 { prefetchable } => ("32-bit memory", prefetchable),
+            Self::Mem64 { prefetchable } => ("64-bit memory", prefetchable),
+        };
+        f.write_str(name)?;
+        if prefetchable {
+            f.write_str(", prefetchable")?;
+        }
+        Ok(())
+    }
+}
+
 /// One `ranges` entry: bus addresses `[pci, pci + cpu.size)` appear at `cpu`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
@@ -100,6 +116,16 @@ pub struct PciHost {
 }
 
 impl PciHost {
+    /// The buses the ECAM region really decodes: `bus-range`, cut to the region's size
+    /// (1 MiB per bus), so that no scan reads beyond `reg`. `None` when not even the first
+    /// bus fits.
+    pub fn ecam_buses(&self) -> Option<(u8, u8)> {
+        let (first, last) = self.buses;
+        let fitting = (self.ecam.size >> 20).min(256) as u16;
+        let end = (u16::from(first) + fitting).checked_sub(1)?;
+        (end >= u16::from(first) && last >= first).then(|| (first, last.min(end.min(255) as u8)))
+    }
+
     /// The windows the tree gave.
     pub fn windows(&self) -> impl Iterator<Item = Window> + '_ {
         self.windows.iter().flatten().copied()

@@ -405,6 +405,12 @@ fn virt_highmem_pci_host_has_high_ecam_256_buses_and_the_64_bit_window_at_512g()
         })
     );
     assert_eq!(host.windows().count(), 3);
+    let kinds: Vec<String> = host.windows().map(|w| w.kind.to_string()).collect();
+    assert_eq!(kinds, ["I/O", "32-bit memory", "64-bit memory"]);
+    assert_eq!(
+        WindowKind::Mem64 { prefetchable: true }.to_string(),
+        "64-bit memory, prefetchable"
+    );
 }
 
 #[test]
@@ -438,4 +444,36 @@ fn virt_requester_ids_are_stream_ids_at_the_smmu() {
     assert_eq!(Some(map.iommu), VIRT_SMMU.phandle);
     assert_eq!(host.stream_id(0x0008), Some(0x0008), "00:01.0");
     assert_eq!(host.stream_id(0xffff), Some(0xffff));
+}
+
+#[test]
+fn ecam_buses_are_the_bus_range_cut_to_the_region() {
+    let host = parse(VIRT_SMMUV3).pci.expect("a PCIe host bridge");
+    assert_eq!(host.ecam_buses(), Some((0, 15)));
+    let high = parse(VIRT_SMMUV3_HIGHMEM).pci.expect("a PCIe host bridge");
+    assert_eq!(high.ecam_buses(), Some((0, 255)));
+    let small = pci::PciHost {
+        ecam: range(0x3f00_0000, 0x20_0000),
+        ..host
+    };
+    assert_eq!(
+        small.ecam_buses(),
+        Some((0, 1)),
+        "2 MiB: two buses whatever bus-range says"
+    );
+    let shifted = pci::PciHost {
+        buses: (0x10, 0x1f),
+        ..small
+    };
+    assert_eq!(shifted.ecam_buses(), Some((0x10, 0x11)));
+    let none = pci::PciHost {
+        ecam: range(0x3f00_0000, 0x8_0000),
+        ..host
+    };
+    assert_eq!(none.ecam_buses(), None, "half a bus");
+    let backwards = pci::PciHost {
+        buses: (5, 2),
+        ..host
+    };
+    assert_eq!(backwards.ecam_buses(), None);
 }

@@ -250,3 +250,58 @@ fn global_errors_are_gerror_xor_gerrorn_named_as_in_smmu_gerror() {
         GlobalErrors(0)
     );
 }
+
+#[test]
+fn idr_fields_decode_to_features() {
+    // IDR0: S2P (0), S1P (1), TTF (3:2) = 0b10, VMID16 (18), ST_LEVEL (28:27) = 0b01.
+    let idr0 = 1 | 1 << 1 | 0b10 << 2 | 1 << 18 | 0b01 << 27;
+    // IDR1: SIDSIZE (5:0) = 16, EVENTQS (20:16) = 19, CMDQS (25:21) = 19.
+    let idr1 = 16 | 19 << 16 | 19 << 21;
+    // IDR5: OAS (2:0) = 0b100 (44 bits), GRAN4K (4).
+    let idr5 = 0b100 | 1 << 4;
+    let f = SmmuFeatures::decode(idr0, idr1, idr5);
+    assert_eq!(
+        f,
+        SmmuFeatures {
+            stage1: true,
+            stage2: true,
+            aarch64_tables: true,
+            aarch32_tables: false,
+            vmid16: true,
+            two_level_stream_table: true,
+            sid_bits: 16,
+            cmdq_log2: 19,
+            eventq_log2: 19,
+            oas_bits: Some(44),
+            gran4k: true,
+        }
+    );
+    assert_eq!(f.ias_bits(), Some(44));
+    assert_eq!(f.cannot_assign(), None);
+    assert_eq!(
+        f.to_string(),
+        "stage 1 yes, stage 2 yes, OAS 44 bits, 16-bit stream IDs"
+    );
+}
+
+#[test]
+fn an_smmu_without_stage_2_cannot_take_a_vms_devices() {
+    // QEMU 7.2's virt SMMUv3: stage 1 only (S1P, TTF AArch64).
+    let f = SmmuFeatures::decode(1 << 1 | 0b10 << 2, 16, 0b100 | 1 << 4);
+    assert_eq!(
+        f.cannot_assign(),
+        Some("it has no stage 2 translation (SMMU_IDR0.S2P = 0)")
+    );
+    let no_4k = SmmuFeatures::decode(1 | 0b10 << 2, 16, 0b100);
+    assert!(no_4k.cannot_assign().unwrap().contains("GRAN4K"));
+    let reserved = SmmuFeatures::decode(1 | 0b10 << 2, 16, 0b111 | 1 << 4);
+    assert_eq!(reserved.oas_bits, None);
+    assert!(reserved.cannot_assign().is_some());
+}
+
+#[test]
+fn ias_is_40_bits_at_least_where_aarch32_tables_are_read() {
+    // TTF = 0b11, OAS 36 bits: IAS = max(40, 36).
+    let f = SmmuFeatures::decode(1 | 0b11 << 2, 16, 0b001 | 1 << 4);
+    assert_eq!((f.oas_bits, f.ias_bits()), (Some(36), Some(40)));
+}
