@@ -57,7 +57,8 @@ pub struct GuestWindow {
     /// Its length.
     pub size: u64,
     /// A prefetchable window holds only prefetchable BARs (PCI-to-PCI Bridge Architecture
-    /// 1.2, 4.3 "Prefetchable Memory Base and Limit").
+    /// 1.2, the `Prefetchable Memory Base`/`Limit` registers: non-prefetchable memory is
+    /// forwarded through the non-prefetchable range only).
     pub prefetchable: bool,
 }
 
