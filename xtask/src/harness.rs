@@ -87,6 +87,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     board::zcu102_cases(&artifacts, &mut tally)?;
     board::reservation_case(&artifacts, &mut tally)?;
     pci::scan_at_boot(&artifacts, &mut tally)?;
+    pci::absent_function_refused(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;
     tally.record(

@@ -84,12 +84,19 @@ extern "C" fn moat_main(dtb: u64) -> ! {
     }
     mm::enable_el2_translation(&platform, &device_ranges(&platform));
     let limit = report(&platform, &phys);
-    let status = run_vm(&platform, &mut phys, limit);
+    let pci = pci::report(platform.pci, platform.smmu);
+    let status = run_vm(&platform, &mut phys, limit, &pci);
     power::end(status)
 }
 
-/// Builds the VM of the bundle the loader passed as the initrd, and runs it.
-fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndStatus {
+/// Builds the VMs of the bundle the loader passed as the initrd, their PCI functions checked
+/// against what `pci` found, and runs them.
+fn run_vm(
+    platform: &Platform,
+    phys: &mut PhysAllocator,
+    ipa_limit: u32,
+    pci: &pci::Found,
+) -> EndStatus {
     let Some(initrd) = platform.initrd else {
         log!("error: no VM bundle (the host tool passes it to Moat as the initrd)");
         return EndStatus::ConfigError;
@@ -105,6 +112,10 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
             return EndStatus::ConfigError;
         }
     };
+    if let Err(e) = pci.check(&bundle.system()) {
+        log!("error: {e}");
+        return EndStatus::ConfigError;
+    }
     let cpus = &platform.cpus[..platform.cpu_count];
     let mut vms = Vec::new();
     for (id, source) in bundle.into_vms().into_iter().enumerate() {
@@ -202,7 +213,6 @@ fn report(platform: &Platform, phys: &PhysAllocator) -> u32 {
         ),
         None => log!("GIC: not found in the device tree"),
     }
-    pci::report(platform.pci, platform.smmu);
     limit
 }
 

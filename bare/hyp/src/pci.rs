@@ -1,10 +1,13 @@
 //! The machine's PCIe host bridge and SMMUv3, as Moat finds them at boot (issue 12, its first
-//! EL2 step): the ECAM region scanned for functions, the SMMU's ID registers read for what it
-//! can translate, both reported on the console. Nothing is assigned to a VM yet.
+//! EL2 steps): the ECAM region scanned for functions, the SMMU's ID registers read for what it
+//! can translate, both reported on the console; the VMs' PCI functions checked against them.
+//! Nothing is assigned to a VM yet: a description that names functions is refused.
 //!
 //! The hardware side only: [`Ecam`] is the `moat_pci::ConfigSpace` over the ECAM window; the
 //! scan, the decoding and the report's contents come from `moat-pci` and `moat-platform`.
 
+use alloc::vec::Vec;
+use moat_config::{SystemConfig, SystemError};
 use moat_pci::scan::{Function, scan};
 use moat_pci::smmu::SmmuFeatures;
 use moat_pci::{Bdf, ConfigSpace, ecam};
@@ -64,19 +67,60 @@ pub fn device_ranges(host: Option<PciHost>, smmu: Option<SmmuV3>) -> [PhysRange;
     ]
 }
 
-/// Reports the host bridge, the functions found on it and the SMMU. Needs
-/// [`device_ranges`] mapped.
-pub fn report(host: Option<PciHost>, smmu: Option<SmmuV3>) {
-    if let Some(smmu) = smmu {
-        report_smmu(smmu);
+/// What Moat found at boot.
+pub struct Found {
+    host: Option<PciHost>,
+    functions: Vec<Function>,
+    smmu: Option<SmmuFeatures>,
+}
+
+impl Found {
+    /// Checks the VMs' PCI functions against the machine
+    /// (`SystemConfig::check_pci_at_boot`), then refuses any: assignment is not built yet.
+    ///
+    /// # Errors
+    ///
+    /// The line to report.
+    pub fn check(&self, system: &SystemConfig) -> Result<(), alloc::string::String> {
+        let pin_of = |bdf: Bdf| {
+            let f = self.functions.iter().find(|f| f.bdf == bdf)?;
+            Some(f.interrupt_pin)
+        };
+        let intid_of = |bdf: Bdf, pin: u8| {
+            let host = self.host?;
+            host.intx_intid(bdf.bus, bdf.device, u32::from(pin))
+        };
+        system
+            .check_pci_at_boot(self.smmu, pin_of, intid_of)
+            .map_err(|e: SystemError| alloc::format!("{e}"))?;
+        let first = system
+            .vms
+            .iter()
+            .find_map(|vm| Some((&vm.name, vm.pci.first()?)));
+        match first {
+            Some((vm, bdf)) => Err(alloc::format!(
+                "VM '{vm}' is given PCI function {bdf}: Moat does not assign PCI functions to VMs yet"
+            )),
+            None => Ok(()),
+        }
     }
+}
+
+/// Reports the host bridge, the functions found on it and the SMMU, and returns them. Needs
+/// [`device_ranges`] mapped.
+pub fn report(host: Option<PciHost>, smmu: Option<SmmuV3>) -> Found {
+    let mut found = Found {
+        host,
+        functions: Vec::new(),
+        smmu: smmu.map(report_smmu),
+    };
     let Some(host) = host else {
         log!("PCIe: no host bridge in the device tree");
-        return;
+        return found;
     };
     let Some((first, last)) = host.ecam_buses() else {
         log!("PCIe: ECAM {} holds not one bus: not scanned", host.ecam);
-        return;
+        return found;
     };
     log!("PCIe: ECAM {}, buses {first:02x}-{last:02x}", host.ecam);
     for w in host.windows() {
@@ -87,12 +131,13 @@ pub fn report(host: Option<PciHost>, smmu: Option<SmmuV3>) {
         first,
         last,
     };
-    let mut count = 0;
     for function in scan(&ecam, first, last) {
         report_function(&host, &function);
-        count += 1;
+        found.functions.push(function);
     }
+    let count = found.functions.len();
     log!("PCI: {count} functions on buses {first:02x}-{last:02x}");
+    found
 }
 
 fn report_function(host: &PciHost, f: &Function) {
@@ -119,7 +164,7 @@ fn report_function(host: &PciHost, f: &Function) {
     );
 }
 
-fn report_smmu(smmu: SmmuV3) {
+fn report_smmu(smmu: SmmuV3) -> SmmuFeatures {
     let read = |offset: usize| {
         // SAFETY: the ID registers lie in register page 0 of the SMMU the device tree names,
         // identity-mapped as device memory by `device_ranges`; reading them has no effect.
@@ -131,4 +176,5 @@ fn report_smmu(smmu: SmmuV3) {
         Some(why) => log!("SMMUv3: cannot confine assigned devices: {why}"),
         None => log!("SMMUv3: can confine assigned devices at stage 2"),
     }
+    features
 }

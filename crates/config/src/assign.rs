@@ -19,6 +19,7 @@
 use alloc::string::String;
 
 use moat_pci::Bdf;
+use moat_pci::smmu::SmmuFeatures;
 
 pub use crate::schema::SMMU_IPA_BITS;
 use crate::schema::VmConfig;
@@ -90,6 +91,53 @@ impl SystemConfig {
             }
         }
         Ok(())
+    }
+
+    /// At boot: [`SystemConfig::check_pci_against_scan`], then the SMMU (`smmu`, `None` when
+    /// the machine has none) can confine the functions' DMA through each owning VM's stage 2:
+    /// it translates at stage 2 ([`SmmuFeatures::cannot_assign`]) and takes the VM's IPAs
+    /// (its input size at least the VM's `S`). Nothing to check without functions.
+    ///
+    /// # Errors
+    ///
+    /// The scan's refusals, then [`SystemError::NoSmmu`], [`SystemError::SmmuCannotConfine`],
+    /// [`SystemError::SmmuInputTooSmall`].
+    pub fn check_pci_at_boot(
+        &self,
+        smmu: Option<SmmuFeatures>,
+        pin_of: impl Fn(Bdf) -> Option<u8>,
+        intid_of: impl Fn(Bdf, u8) -> Option<u32>,
+    ) -> Result<(), SystemError> {
+        let Some((vm, bdf)) = functions(self).next() else {
+            return Ok(());
+        };
+        self.check_pci_against_scan(pin_of, intid_of)?;
+        let Some(smmu) = smmu else {
+            return Err(SystemError::NoSmmu {
+                vm: vm.clone(),
+                bdf,
+            });
+        };
+        if let Some(why) = smmu.cannot_assign() {
+            return Err(SystemError::SmmuCannotConfine {
+                vm: vm.clone(),
+                bdf,
+                why,
+            });
+        }
+        let ias_bits = smmu.ias_bits().unwrap_or(0);
+        let too_large = self
+            .vms
+            .iter()
+            .find(|v| !v.pci.is_empty() && v.ipa_bits > ias_bits);
+        match too_large {
+            Some(v) => Err(SystemError::SmmuInputTooSmall {
+                vm: v.name.clone(),
+                ipa_bits: v.ipa_bits,
+                ias_bits,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// At boot, against the machine's scan: every assigned function exists (`pin_of` gives

@@ -5,6 +5,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::*;
+use moat_pci::smmu::SmmuFeatures;
 
 fn bdf(text: &str) -> Bdf {
     text.parse().unwrap()
@@ -157,4 +158,51 @@ fn at_boot_a_function_without_an_interrupt_pin_shares_nothing() {
         s.check_pci_against_scan(scanned, every_intid_the_same)
             .is_err()
     );
+}
+
+/// QEMU 10.0.2's SMMUv3 (both stages, OAS 44) and QEMU 7.2's (stage 1 only).
+fn smmu(stage2: bool) -> Option<SmmuFeatures> {
+    let idr0 = u32::from(stage2) | 1 << 1 | 0b10 << 2;
+    Some(SmmuFeatures::decode(idr0, 16, 0b100 | 1 << 4))
+}
+
+fn at_boot(s: &SystemConfig, smmu: Option<SmmuFeatures>) -> Result<(), String> {
+    s.check_pci_at_boot(smmu, scanned, virt_intid)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn at_boot_functions_need_an_smmu_with_stage_2_and_the_vms_ipa_size() {
+    let s = system(&[vm("a", 0, &["00:01.0"])]);
+    assert_eq!(at_boot(&s, smmu(true)), Ok(()));
+    assert_eq!(
+        at_boot(&s, None),
+        Err("VM 'a' is given PCI function 00:01.0, but the machine has no SMMUv3 to confine its DMA".into())
+    );
+    assert_eq!(
+        at_boot(&s, smmu(false)),
+        Err("VM 'a' is given PCI function 00:01.0, but the SMMUv3 cannot confine its DMA: it has no stage 2 translation (SMMU_IDR0.S2P = 0)".into())
+    );
+    let mut big = vm("big", 0, &["00:01.0"]);
+    big.ipa_bits = 44;
+    let small_smmu = Some(SmmuFeatures::decode(1 | 0b10 << 2, 16, 0b010 | 1 << 4));
+    assert_eq!(
+        at_boot(&system(&[big]), small_smmu),
+        Err("VM 'big' has PCI functions and ipa-bits = 44, but the SMMUv3 takes input addresses of 40 bits".into())
+    );
+}
+
+#[test]
+fn at_boot_an_absent_function_is_named_before_the_smmu_is_looked_at() {
+    let s = system(&[vm("a", 0, &["00:06.0"])]);
+    assert_eq!(
+        at_boot(&s, None),
+        Err("VM 'a' is given PCI function 00:06.0, but the machine's PCI scan found no function there".into())
+    );
+}
+
+#[test]
+fn at_boot_vms_without_functions_need_nothing() {
+    let s = system(&[vm("a", 0, &[]), vm("b", 1, &[])]);
+    assert_eq!(at_boot(&s, None), Ok(()));
 }

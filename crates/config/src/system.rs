@@ -209,6 +209,39 @@ pub enum SystemError {
         /// The INTID.
         intid: u32,
     },
+    /// PCI functions on a machine without an SMMUv3 (at boot).
+    #[error(
+        "VM '{vm}' is given PCI function {bdf}, but the machine has no SMMUv3 to confine its DMA"
+    )]
+    NoSmmu {
+        /// The first VM with functions.
+        vm: String,
+        /// Its first function.
+        bdf: Bdf,
+    },
+    /// PCI functions behind an SMMU that cannot translate them through a VM's stage 2 (at
+    /// boot).
+    #[error("VM '{vm}' is given PCI function {bdf}, but the SMMUv3 cannot confine its DMA: {why}")]
+    SmmuCannotConfine {
+        /// The first VM with functions.
+        vm: String,
+        /// Its first function.
+        bdf: Bdf,
+        /// What the SMMU lacks.
+        why: &'static str,
+    },
+    /// A VM with PCI functions whose IPAs the SMMU cannot take (at boot).
+    #[error(
+        "VM '{vm}' has PCI functions and ipa-bits = {ipa_bits}, but the SMMUv3 takes input addresses of {ias_bits} bits"
+    )]
+    SmmuInputTooSmall {
+        /// The VM.
+        vm: String,
+        /// Its `S`.
+        ipa_bits: u32,
+        /// The SMMU's input size.
+        ias_bits: u32,
+    },
     /// A CPU the machine does not have.
     #[error("VM '{vm}' names CPU {cpu}, but the machine has {machine_cpus} CPUs ({})", CpuRange(*machine_cpus))]
     AbsentCpu {

@@ -1,13 +1,15 @@
 //! PCIe at boot (issue 12, the first EL2 step): QEMU `virt` with its SMMUv3 in front of the
 //! host bridge and two virtio-pci functions at chosen slots; Moat scans ECAM and reports each
 //! function with its INTx route and stream ID, and reads what the SMMU implements. The VM (the
-//! greeting guest) is given nothing and runs as ever.
+//! greeting guest) is given nothing and runs as ever; a VM given a function the scan did not
+//! find is refused at boot.
 
 use super::{BOOT_LIMIT, Tally, expect_exit, expect_line, moat_machine};
 use crate::build::Artifacts;
 use crate::error::XResult;
 use crate::qemu::{ConsoleMode, MoatExit};
-use crate::vm::VmRequest;
+use crate::scratch::Scratch;
+use crate::vm::{self, VmRequest};
 
 /// The CPU of the case.
 const CPU: &str = "cortex-a72";
@@ -64,6 +66,31 @@ pub(super) fn scan_at_boot(artifacts: &Artifacts, tally: &mut Tally) -> XResult<
         .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
     tally.record(
         "pci_scan_at_boot_reports_the_bridge_its_functions_and_the_smmu",
+        CPU,
+        Some(&outcome),
+        verdict,
+    );
+    Ok(())
+}
+
+/// `pci_function_the_scan_did_not_find_is_refused_at_boot`: the host tool refuses PCI
+/// functions before boot (assignment is not built), so the bundle is written directly.
+pub(super) fn absent_function_refused(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let mut vm = vm::describe(&VmRequest::default(), CPU)?;
+    vm.pci = vec!["00:06.0".parse().expect("a function address")];
+    let dir = Scratch::new("test")?;
+    let bundle = dir.join("pci-absent.bundle");
+    let hello = artifacts.guest("moat-guest-hello");
+    let machine = vm::moat_machine(&vm, &artifacts.moat, &hello, CPU, &bundle)?;
+    let extra: Vec<String> = QEMU_ARGS.iter().map(|a| (*a).into()).collect();
+    let outcome = machine.run_with(&extra, ConsoleMode::Captured, Some(BOOT_LIMIT))?;
+    let verdict = expect_line(
+        &outcome,
+        "error: VM 'default' is given PCI function 00:06.0, but the machine's PCI scan found no function there",
+    )
+    .and_then(|()| expect_exit(&outcome, MoatExit::ConfigError));
+    tally.record(
+        "pci_function_the_scan_did_not_find_is_refused_at_boot",
         CPU,
         Some(&outcome),
         verdict,
