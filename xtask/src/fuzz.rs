@@ -22,8 +22,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 /// Every target in `fuzz/fuzz_targets/`, in the order they run.
-pub const TARGETS: [&str; 7] = [
-    "esr", "insn", "devices", "smccc", "config", "bundle", "platform",
+pub const TARGETS: [&str; 8] = [
+    "esr", "insn", "devices", "smccc", "config", "bundle", "platform", "pci",
 ];
 
 /// The cargo-fuzz release series the project uses.

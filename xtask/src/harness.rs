@@ -27,6 +27,9 @@ mod boot_chain;
 #[path = "harness/board.rs"]
 mod board;
 
+#[path = "harness/pci.rs"]
+mod pci;
+
 /// The CPU models every guest test runs on: a 44-bit-PARange core and QEMU's `max` (52-bit
 /// PARange, so the IPA limit is the 48 of the 4K granule); pointer authentication uses QEMU's
 /// fast implementation-defined algorithm.
@@ -84,6 +87,8 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     boot_chain::uboot_cases(&artifacts, &mut tally)?;
     board::zcu102_cases(&artifacts, &mut tally)?;
     board::reservation_case(&artifacts, &mut tally)?;
+    pci::scan_at_boot(&artifacts, &mut tally)?;
+    pci::absent_function_refused(&artifacts, &mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;
     tally.record(

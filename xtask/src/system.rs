@@ -109,6 +109,9 @@ impl SystemRun<'_> {
         self.system
             .validate(Some(LARGEST_MACHINE), limit)
             .map_err(|e| usage(format!("--config {}: {e}", self.path.display())))?;
+        for vm in &self.system.vms {
+            crate::vm::refuse_pci(vm)?;
+        }
         let mut debian = None;
         let resolved = self
             .system

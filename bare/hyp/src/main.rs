@@ -32,6 +32,7 @@ mod mm;
 mod mmio;
 mod net;
 mod outcome;
+mod pci;
 mod platform;
 mod power;
 mod ram;
@@ -87,7 +88,8 @@ extern "C" fn moat_main(dtb: u64) -> ! {
         overflow_the_stack();
     }
     let limit = report(&platform, &phys);
-    let status = run_vm(&platform, &mut phys, limit);
+    let pci = pci::report(platform.pci, platform.smmu);
+    let status = run_vm(&platform, &mut phys, limit, &pci);
     power::end(status)
 }
 
@@ -109,8 +111,14 @@ fn overflow_the_stack() -> ! {
     panic!("the stack did not overflow (depth {depth})")
 }
 
-/// Builds the VM of the bundle the loader passed as the initrd, and runs it.
-fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndStatus {
+/// Builds the VMs of the bundle the loader passed as the initrd, their PCI functions checked
+/// against what `pci` found, and runs them.
+fn run_vm(
+    platform: &Platform,
+    phys: &mut PhysAllocator,
+    ipa_limit: u32,
+    pci: &pci::Found,
+) -> EndStatus {
     let Some(initrd) = platform.initrd else {
         log!("error: no VM bundle (the host tool passes it to Moat as the initrd)");
         return EndStatus::ConfigError;
@@ -126,6 +134,10 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
             return EndStatus::ConfigError;
         }
     };
+    if let Err(e) = pci.check(&bundle.system()) {
+        log!("error: {e}");
+        return EndStatus::ConfigError;
+    }
     let cpus = &platform.cpus[..platform.cpu_count];
     let mut vms = Vec::new();
     for (id, source) in bundle.into_vms().into_iter().enumerate() {
@@ -189,11 +201,13 @@ fn boot_reservations(platform: &Platform) -> [PhysRange; 4] {
     ]
 }
 
-/// Device ranges Moat maps for itself: its console and the GIC.
-fn device_ranges(platform: &Platform) -> [PhysRange; 3] {
+/// Device ranges Moat maps for itself: its console, the GIC, the PCIe host bridge's ECAM
+/// region and the SMMU's registers.
+fn device_ranges(platform: &Platform) -> [PhysRange; 5] {
     let (dist, redist) = platform.gic_v3().unwrap_or_default();
     let uart = platform.console.map(|u| u.regs).unwrap_or_default();
-    [uart, dist, redist]
+    let [ecam, smmu] = pci::device_ranges(platform.pci, platform.smmu);
+    [uart, dist, redist, ecam, smmu]
 }
 
 /// Reports the machine; returns the IPA limit `L`.

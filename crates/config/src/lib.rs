@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+pub mod assign;
 pub mod bundle;
 #[cfg(feature = "host")]
 pub mod guest_dtb;

@@ -11,6 +11,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use moat_arm::addr::Ipa;
+use moat_pci::Bdf;
 
 /// The IPA size a VM gets when its description does not say: QEMU virt's 40 bits.
 pub const DEFAULT_IPA_BITS: u32 = 40;
@@ -247,6 +248,11 @@ pub const MAX_NET_LINKS: usize = 8;
 /// whether an access traps.
 pub const VIRTIO_NET_SIZE: u64 = 0x1000;
 
+/// The largest IPA size of a VM with PCI functions: the input address size of QEMU's SMMUv3
+/// (its OAS, 44 bits; IHI 0070, 3.4 "Address sizes": `STE.S2T0SZ` ≥ 64 − IAS). Moat checks
+/// the real SMMU's at boot.
+pub const SMMU_IPA_BITS: u32 = 44;
+
 /// A range of guest RAM: IPAs `[base, base + size)` backed by memory Moat owns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RamRegion {
@@ -299,6 +305,9 @@ pub struct VmConfig {
     pub on_poweroff: OnPowerOff,
     /// What the VM's PSCI `SYSTEM_RESET` does.
     pub on_reset: OnReset,
+    /// The machine's PCI functions assigned to the VM (`pci = ["00:01.0"]`), in
+    /// configuration order: the VM owns them, their DMA confined to its memory by the SMMU.
+    pub pci: Vec<Bdf>,
 }
 
 impl VmConfig {
@@ -342,6 +351,7 @@ impl VmConfig {
             bootargs: String::from("console=ttyAMA0"),
             on_poweroff: OnPowerOff::PowerOffMachine,
             on_reset: OnReset::PowerOffMachine,
+            pci: Vec::new(),
         }
     }
 

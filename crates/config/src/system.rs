@@ -12,6 +12,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
+use moat_pci::Bdf;
+
 use crate::schema::VmConfig;
 use crate::validate::ConfigError;
 
@@ -151,6 +153,95 @@ pub enum SystemError {
         /// Its peer.
         peer: String,
     },
+    /// A PCI function given to two VMs.
+    #[error(
+        "PCI function {bdf} is given to both VM '{first}' and VM '{second}': a device belongs to one VM"
+    )]
+    SharedPciFunction {
+        /// The function.
+        bdf: Bdf,
+        /// The VM listed first.
+        first: String,
+        /// The VM listed later.
+        second: String,
+    },
+    /// Two VMs' PCI functions on one INTx line, before boot (each taken to use INTA).
+    #[error(
+        "PCI functions {first_bdf} of VM '{first}' and {second_bdf} of VM '{second}' would share INTx line {line} (INTA of slots {} and {}, equal mod 4): the four INTx lines are shared between slots, and devices of different VMs must not share one",
+        first_bdf.device,
+        second_bdf.device
+    )]
+    SharedIntxLine {
+        /// The first VM's function.
+        first_bdf: Bdf,
+        /// The first VM.
+        first: String,
+        /// The later VM's function.
+        second_bdf: Bdf,
+        /// The later VM.
+        second: String,
+        /// The line, 0..4.
+        line: u8,
+    },
+    /// An assigned PCI function the machine's scan did not find (at boot).
+    #[error(
+        "VM '{vm}' is given PCI function {bdf}, but the machine's PCI scan found no function there"
+    )]
+    AbsentPciFunction {
+        /// The VM.
+        vm: String,
+        /// The function.
+        bdf: Bdf,
+    },
+    /// Two VMs' PCI functions on one INTID, by their real pins (at boot).
+    #[error(
+        "PCI functions {first_bdf} of VM '{first}' and {second_bdf} of VM '{second}' both interrupt on INTID {intid} (their INTx pins meet on one line): devices of different VMs must not share an INTx line"
+    )]
+    SharedIntxAtBoot {
+        /// The first VM's function.
+        first_bdf: Bdf,
+        /// The first VM.
+        first: String,
+        /// The later VM's function.
+        second_bdf: Bdf,
+        /// The later VM.
+        second: String,
+        /// The INTID.
+        intid: u32,
+    },
+    /// PCI functions on a machine without an SMMUv3 (at boot).
+    #[error(
+        "VM '{vm}' is given PCI function {bdf}, but the machine has no SMMUv3 to confine its DMA"
+    )]
+    NoSmmu {
+        /// The first VM with functions.
+        vm: String,
+        /// Its first function.
+        bdf: Bdf,
+    },
+    /// PCI functions behind an SMMU that cannot translate them through a VM's stage 2 (at
+    /// boot).
+    #[error("VM '{vm}' is given PCI function {bdf}, but the SMMUv3 cannot confine its DMA: {why}")]
+    SmmuCannotConfine {
+        /// The first VM with functions.
+        vm: String,
+        /// Its first function.
+        bdf: Bdf,
+        /// What the SMMU lacks.
+        why: &'static str,
+    },
+    /// A VM with PCI functions whose IPAs the SMMU cannot take (at boot).
+    #[error(
+        "VM '{vm}' has PCI functions and ipa-bits = {ipa_bits}, but the SMMUv3 takes input addresses of {ias_bits} bits"
+    )]
+    SmmuInputTooSmall {
+        /// The VM.
+        vm: String,
+        /// Its `S`.
+        ipa_bits: u32,
+        /// The SMMU's input size.
+        ias_bits: u32,
+    },
     /// A CPU the machine does not have.
     #[error("VM '{vm}' names CPU {cpu}, but the machine has {machine_cpus} CPUs ({})", CpuRange(*machine_cpus))]
     AbsentCpu {
@@ -206,8 +297,9 @@ impl SystemConfig {
     ///
     /// The first rule broken, in this order: no VM; per VM in order, no CPU, then its own
     /// rules; two VMs of one name; a link to an unknown VM, to itself, twice to one VM, or not
-    /// named back; a CPU given to two VMs; a CPU the machine lacks; the VMs'
-    /// RAM together above the machine's.
+    /// named back; a CPU given to two VMs; a PCI function given to two VMs, or two VMs'
+    /// functions on one INTx line; a CPU the machine lacks; the VMs' RAM together above the
+    /// machine's.
     pub fn validate(
         &self,
         machine: Option<Machine>,
@@ -230,6 +322,7 @@ impl SystemConfig {
         self.check_names()?;
         self.check_links()?;
         self.check_shared_cpus()?;
+        self.check_pci()?;
         match machine {
             Some(machine) => self.check_machine(machine),
             None => Ok(()),

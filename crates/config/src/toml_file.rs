@@ -16,6 +16,7 @@
 //! bootargs = "console=ttyAMA0"
 //! on-poweroff = "power-off-machine"   # or "halt-vm"
 //! on-reset = "power-off-machine"      # or "restart", "halt-vm"
+//! pci = ["00:01.0"]      # the machine's PCI functions the VM owns
 //!
 //! [[ram]]
 //! base = 0x4000_0000
@@ -40,6 +41,7 @@ use crate::schema::{
     first_cpus,
 };
 use crate::size::parse_size;
+use moat_pci::Bdf;
 
 /// A VM description file that is not valid TOML or does not follow the schema: one line with
 /// the line and column of the offending key or value and `toml`'s message.
@@ -131,6 +133,8 @@ pub(crate) struct VmKeys {
     on_poweroff: OnPowerOff,
     #[serde(default, deserialize_with = "optional_named")]
     on_reset: Option<OnReset>,
+    #[serde(default, deserialize_with = "bdf_list")]
+    pci: Vec<Bdf>,
     /// `kernel = "path"` or `"linux"` (`[[vm]]` tables only).
     pub(crate) kernel: Option<Spanned<String>>,
     /// `guest = "path"` or a built-in guest's name (`[[vm]]` tables only).
@@ -268,6 +272,7 @@ impl VmKeys {
             bootargs: self.bootargs.clone(),
             on_poweroff: self.on_poweroff,
             on_reset,
+            pci: self.pci.clone(),
         }
     }
 }
@@ -410,6 +415,18 @@ impl<'de> Visitor<'de> for CpusVisitor {
         }
         Ok(Cpus::List(cpus))
     }
+}
+
+/// `pci = ["00:01.0", ...]`: PCI function addresses as `lspci` writes them.
+fn bdf_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Bdf>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    names
+        .iter()
+        .map(|name| {
+            name.parse()
+                .map_err(|e| de::Error::custom(format!("pci {name:?}: {e}")))
+        })
+        .collect()
 }
 
 fn optional_named<'de, D: Deserializer<'de>, T: Named>(

@@ -143,6 +143,25 @@ fn unknown_keys_are_refused_naming_the_key_and_the_accepted_ones() {
 }
 
 #[test]
+fn pci_lists_function_addresses_as_lspci_writes_them() {
+    let vm = VmConfig::from_toml_str("pci = [\"00:01.0\", \"0:2.1\"]\n").unwrap();
+    let shown: Vec<String> = vm.pci.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["00:01.0", "00:02.1"]);
+    assert!(VmConfig::from_toml_str("").unwrap().pci.is_empty());
+}
+
+#[test]
+fn a_malformed_pci_address_is_refused_at_its_position() {
+    let message = VmConfig::from_toml_str("cpus = 1\npci = [\"00:20.0\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("line 2, column 7: pci \"00:20.0\": not a PCI function address"),
+        "{message}"
+    );
+}
+
+#[test]
 fn negative_addresses_are_refused() {
     let message = VmConfig::from_toml_str("[[ram]]\nbase = -4096\nsize = 4096\n").unwrap_err();
     assert!(

@@ -8,11 +8,12 @@
 use core::fmt;
 
 use moat_arm::addr::Ipa;
+use moat_pci::Bdf;
 
 use crate::hex::Hex;
 pub use crate::schema::MAX_CPUS;
 use crate::schema::{
-    DeviceKind, GICR_SIZE_PER_CPU, MAX_NET_LINKS, VIRTIO_NET_FIRST_INTID, VmConfig,
+    DeviceKind, GICR_SIZE_PER_CPU, MAX_NET_LINKS, SMMU_IPA_BITS, VIRTIO_NET_FIRST_INTID, VmConfig,
 };
 
 /// The smallest IPA size Moat gives a VM: the smallest PARange encoding (32 bits).
@@ -209,6 +210,20 @@ pub enum ConfigError {
         /// The number of virtio-net windows.
         count: usize,
     },
+    /// A PCI function listed twice for one VM.
+    #[error("PCI function {bdf} is listed twice for the VM")]
+    PciFunctionTwice {
+        /// The function.
+        bdf: Bdf,
+    },
+    /// A VM with PCI functions whose IPA space the SMMU cannot translate.
+    #[error(
+        "ipa-bits = {ipa_bits} is above {SMMU_IPA_BITS} for a VM with PCI functions: the SMMU translates their DMA through the VM's stage 2 and takes input addresses of at most {SMMU_IPA_BITS} bits (QEMU's SMMUv3)"
+    )]
+    PciIpaBits {
+        /// The VM's `S`.
+        ipa_bits: u32,
+    },
     /// A redistributor region without a frame pair for every vCPU.
     #[error("{region} is too small for {cpus} vCPUs: GICv3 needs {} bytes (0x2_0000 per vCPU) of redistributors", Hex((*needed).into()))]
     RedistributorsTooSmall {
@@ -264,7 +279,8 @@ impl VmConfig {
             self.check_region(region)?;
         }
         self.check_overlaps()?;
-        self.check_devices()
+        self.check_devices()?;
+        self.check_pci()
     }
 
     fn check_ipa_bits(&self, ipa_limit: Option<u32>) -> Result<(), ConfigError> {

@@ -1,7 +1,8 @@
 //! The machine Moat runs on, as the device tree its loader passed describes it: RAM, the
 //! console UART and its kind, the interrupt controller (GICv3, or GICv2 with its
 //! virtualization extension's frames), the generic timer's interrupts, the firmware's PSCI
-//! conduit, the CPUs, and the initrd that carries the VM bundle.
+//! conduit, the CPUs, the initrd that carries the VM bundle, and the PCIe host bridge with the
+//! SMMUv3 in front of it (`pci.rs`).
 //!
 //! The bindings read are Linux's (`Documentation/devicetree/bindings`): `memory` nodes,
 //! `/chosen` (`stdout-path`, `linux,initrd-start`/`-end`, `bootargs` for a [`SelfTest`]), `arm,gic-v3` and
@@ -19,6 +20,7 @@
 
 pub mod fdt;
 mod gic;
+pub mod pci;
 mod read;
 
 #[cfg(test)]
@@ -28,6 +30,7 @@ use core::fmt;
 use fdt::{Node, Tree, cells};
 
 pub use gic::{Gic, GicV2, GicV3};
+pub use pci::{PciHost, SmmuV3};
 use read::{first_reg, gic_intid, is_compatible, is_enabled, nth_reg};
 
 /// At most this many memory ranges are taken from the device tree.
@@ -154,6 +157,10 @@ pub struct Platform {
     pub cpu_count: usize,
     /// The fault Moat is asked to inject into itself (`/chosen/bootargs`), if any.
     pub self_test: Option<SelfTest>,
+    /// The PCIe host bridge (`pci-host-ecam-generic`), if the machine has one.
+    pub pci: Option<PciHost>,
+    /// The SMMUv3 (`arm,smmu-v3`), if the machine has one.
+    pub smmu: Option<SmmuV3>,
 }
 
 /// A fault Moat injects into itself at boot, for the tests of what follows a Moat bug: named
@@ -232,6 +239,8 @@ impl Platform {
             cpus: [0; MAX_CPUS],
             cpu_count: 0,
             self_test: find_self_test(&fdt),
+            pci: pci::find_host(&fdt),
+            smmu: pci::find_smmu(&fdt),
         };
         for mpidr in cpu_ids(&fdt).take(MAX_CPUS) {
             platform.cpus[platform.cpu_count] = mpidr;

@@ -370,3 +370,157 @@ fn the_self_test_is_read_from_chosen_bootargs() {
     let dtb = f.finish().unwrap();
     assert_eq!(parse(&dtb).self_test, Some(SelfTest::El2StackOverflow));
 }
+
+const VIRT_SMMUV3: &[u8] = include_bytes!("../testdata/qemu-virt-smmuv3.dtb");
+const VIRT_SMMUV3_HIGHMEM: &[u8] = include_bytes!("../testdata/qemu-virt-smmuv3-highmem.dtb");
+
+/// QEMU `virt`'s SMMUv3: 128 KiB of registers at 0x905_0000, edge-triggered SPIs 74..77
+/// named eventq, priq, cmdq-sync, gerror (INTIDs 106..109).
+const VIRT_SMMU: pci::SmmuV3 = pci::SmmuV3 {
+    regs: PhysRange {
+        base: 0x905_0000,
+        size: 0x2_0000,
+    },
+    phandle: Some(0x8005),
+    eventq: Some(106),
+    priq: Some(107),
+    cmdq_sync: Some(108),
+    gerror: Some(109),
+};
+
+#[test]
+fn virt_smmuv3_node_gives_registers_phandle_and_its_four_named_interrupts() {
+    assert_eq!(parse(VIRT_SMMUV3).smmu, Some(VIRT_SMMU));
+    assert_eq!(parse(VIRT_SMMUV3_HIGHMEM).smmu, Some(VIRT_SMMU));
+}
+
+#[test]
+fn virt_without_iommu_has_a_pci_host_but_no_smmu() {
+    let p = parse(VIRT_GICV3);
+    assert_eq!(p.smmu, None);
+    assert!(p.pci.is_some());
+}
+
+#[test]
+fn virt_highmem_off_pci_host_has_low_ecam_16_buses_io_and_32_bit_windows() {
+    use pci::{Window, WindowKind};
+    let host = parse(VIRT_SMMUV3).pci.expect("a PCIe host bridge");
+    assert_eq!(host.ecam, range(0x3f00_0000, 0x100_0000));
+    assert_eq!(host.buses, (0, 15));
+    let windows: Vec<Window> = host.windows().collect();
+    assert_eq!(
+        windows,
+        [
+            Window {
+                kind: WindowKind::Io,
+                pci: 0,
+                cpu: range(0x3eff_0000, 0x1_0000),
+            },
+            Window {
+                kind: WindowKind::Mem32 {
+                    prefetchable: false
+                },
+                pci: 0x1000_0000,
+                cpu: range(0x1000_0000, 0x2eff_0000),
+            },
+        ]
+    );
+    assert_eq!(
+        host.window(WindowKind::Mem64 {
+            prefetchable: false
+        }),
+        None
+    );
+}
+
+#[test]
+fn virt_highmem_pci_host_has_high_ecam_256_buses_and_the_64_bit_window_at_512g() {
+    use pci::{Window, WindowKind};
+    let host = parse(VIRT_SMMUV3_HIGHMEM).pci.expect("a PCIe host bridge");
+    assert_eq!(host.ecam, range(0x40_1000_0000, 0x1000_0000));
+    assert_eq!(host.buses, (0, 0xff));
+    assert_eq!(
+        host.window(WindowKind::Mem64 {
+            prefetchable: false
+        }),
+        Some(Window {
+            kind: WindowKind::Mem64 {
+                prefetchable: false
+            },
+            pci: 0x80_0000_0000,
+            cpu: range(0x80_0000_0000, 0x80_0000_0000),
+        })
+    );
+    assert_eq!(host.windows().count(), 3);
+    let kinds: Vec<String> = host.windows().map(|w| w.kind.to_string()).collect();
+    assert_eq!(kinds, ["I/O", "32-bit memory", "64-bit memory"]);
+    assert_eq!(
+        WindowKind::Mem64 { prefetchable: true }.to_string(),
+        "64-bit memory, prefetchable"
+    );
+}
+
+#[test]
+fn virt_intx_of_slot_d_pin_p_is_spi_3_plus_d_plus_p_minus_1_mod_4() {
+    // QEMU virt: INTA of slot 0 on SPI 3 (INTID 35), rotated by one SPI per slot, repeating
+    // every four slots (the interrupt-map-mask keeps device bits 1:0 and the pin).
+    let host = parse(VIRT_SMMUV3).pci.expect("a PCIe host bridge");
+    for device in 0..32u8 {
+        for pin in 1..=4u32 {
+            let expected = 32 + 3 + (u32::from(device) + pin - 1) % 4;
+            assert_eq!(
+                host.intx_intid(0, device, pin),
+                Some(expected),
+                "{device}.{pin}"
+            );
+        }
+    }
+    assert_eq!(host.intx_intid(0, 1, 0), None, "pin 0: no interrupt pin");
+    assert_eq!(host.intx_intid(0, 1, 5), None, "pins are 1..=4");
+    assert_eq!(
+        host.intx_intid(1, 0, 1),
+        Some(35),
+        "the mask (0x1800) drops the bus number"
+    );
+}
+
+#[test]
+fn virt_requester_ids_are_stream_ids_at_the_smmu() {
+    let host = parse(VIRT_SMMUV3).pci.expect("a PCIe host bridge");
+    let map = host.iommu_map.expect("an iommu-map");
+    assert_eq!(Some(map.iommu), VIRT_SMMU.phandle);
+    assert_eq!(host.stream_id(0x0008), Some(0x0008), "00:01.0");
+    assert_eq!(host.stream_id(0xffff), Some(0xffff));
+}
+
+#[test]
+fn ecam_buses_are_the_bus_range_cut_to_the_region() {
+    let host = parse(VIRT_SMMUV3).pci.expect("a PCIe host bridge");
+    assert_eq!(host.ecam_buses(), Some((0, 15)));
+    let high = parse(VIRT_SMMUV3_HIGHMEM).pci.expect("a PCIe host bridge");
+    assert_eq!(high.ecam_buses(), Some((0, 255)));
+    let small = pci::PciHost {
+        ecam: range(0x3f00_0000, 0x20_0000),
+        ..host
+    };
+    assert_eq!(
+        small.ecam_buses(),
+        Some((0, 1)),
+        "2 MiB: two buses whatever bus-range says"
+    );
+    let shifted = pci::PciHost {
+        buses: (0x10, 0x1f),
+        ..small
+    };
+    assert_eq!(shifted.ecam_buses(), Some((0x10, 0x11)));
+    let none = pci::PciHost {
+        ecam: range(0x3f00_0000, 0x8_0000),
+        ..host
+    };
+    assert_eq!(none.ecam_buses(), None, "half a bus");
+    let backwards = pci::PciHost {
+        buses: (5, 2),
+        ..host
+    };
+    assert_eq!(backwards.ecam_buses(), None);
+}

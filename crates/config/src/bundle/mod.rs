@@ -5,7 +5,7 @@
 //! ```text
 //! / {
 //!     compatible = "moat,bundle";
-//!     moat,bundle-version = <2>;
+//!     moat,bundle-version = <3>;
 //!     vm@0 {                                   // one node per VM: vm@0, vm@1, ... in order
 //!         #address-cells = <2>; #size-cells = <2>;
 //!         vm-name = "default"; ipa-bits = <40>; parange = "max" | "tight";
@@ -14,6 +14,7 @@
 //!         bootargs = "...";
 //!         on-poweroff = "halt-vm" | "power-off-machine";
 //!         on-reset = "restart" | "halt-vm" | "power-off-machine";
+//!         pci-functions = <0x8>;               // assigned PCI functions' requester IDs
 //!         ram@40000000 { reg = <base-hi base-lo size-hi size-lo>; };          // per RAM region
 //!         device@9000000 { compatible = "moat,pl011" | "moat,gicv3-dist"
 //!                                      | "moat,gicv3-redist" | "moat,virtio-net";
@@ -29,7 +30,7 @@
 //! node or property, a duplicate, a missing one or a value of the wrong size is an error, so
 //! that a writer and a reader that disagree are caught at boot rather than half-understood; a
 //! change of the format bumps [`BUNDLE_VERSION`] (version 1 had a single `vm` node and no
-//! physical CPUs or lifecycle; the host tool and Moat are built together, so a version-1 blob
+//! physical CPUs or lifecycle, version 2 no `pci-functions`; the host tool and Moat are built together, so a version-1 blob
 //! is refused, not converted). The reader also refuses VMs that share a name or a CPU. The
 //! VM's name is `vm-name`, not `name`, which the device-tree tools reserve for a node's own
 //! name (`dtc` refuses the tree otherwise).
@@ -55,7 +56,7 @@ pub use reader::{Bundle, BundleError, BundleImage, VmBundle};
 pub use writer::{BundleVm, BundleWriteError, default_dtb_ipa, write_bundle, write_system_bundle};
 
 /// The format version this crate writes and reads.
-pub const BUNDLE_VERSION: u32 = 2;
+pub const BUNDLE_VERSION: u32 = 3;
 /// The root's `compatible`.
 pub const BUNDLE_COMPATIBLE: &str = "moat,bundle";
 /// The largest guest device tree Linux accepts (`booting.rst`: "must not exceed 2 megabytes").

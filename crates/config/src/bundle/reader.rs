@@ -12,6 +12,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use moat_arm::addr::Ipa;
+use moat_pci::Bdf;
 
 use super::fdt::{self, FdtError, Node};
 use super::{BUNDLE_COMPATIBLE, BUNDLE_VERSION, Part, Placed, PlacementError, check_placement};
@@ -281,6 +282,7 @@ const VM_PROPERTIES: &[&str] = &[
     "bootargs",
     "on-poweroff",
     "on-reset",
+    "pci-functions",
 ];
 
 /// The parts of a VM node other than the configuration's own properties.
@@ -330,6 +332,7 @@ fn parse_vm<'a>(vm: &Node<'a>, path: String) -> Result<VmBundle<'a>, BundleError
             OnReset::from_name,
             "\"restart\", \"halt-vm\" or \"power-off-machine\"",
         )?,
+        pci: props.requester_ids("pci-functions")?,
     };
     let dtb = parts.dtb.ok_or_else(|| missing("guest-dtb"))?;
     Ok(VmBundle {
@@ -468,6 +471,17 @@ impl<'n, 'a> Props<'n, 'a> {
         Ok(cells
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
+    }
+
+    /// PCI functions as a list of requester IDs (bus << 8 | device << 3 | function), one
+    /// cell each.
+    fn requester_ids(&self, property: &'static str) -> Result<Vec<Bdf>, BundleError> {
+        let cells = self.u32_list(property)?;
+        cells
+            .into_iter()
+            .map(|rid| u16::try_from(rid).map(Bdf::from_requester_id))
+            .collect::<Result<_, _>>()
+            .map_err(|_| self.bad(property, "requester IDs of 16 bits, one cell each"))
     }
 
     /// A `reg` of one (base, size) pair of two cells each.

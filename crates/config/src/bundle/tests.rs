@@ -266,8 +266,10 @@ fn a_guest_device_tree_is_not_a_bundle() {
 
 #[test]
 fn another_bundle_version_is_refused() {
-    let err = parse_edited(|t| t.set("moat,bundle-version", &3u32.to_be_bytes()));
-    assert_eq!(err, Err(BundleError::UnsupportedVersion { found: 3 }));
+    let err = parse_edited(|t| t.set("moat,bundle-version", &4u32.to_be_bytes()));
+    assert_eq!(err, Err(BundleError::UnsupportedVersion { found: 4 }));
+    let err = parse_edited(|t| t.set("moat,bundle-version", &2u32.to_be_bytes()));
+    assert_eq!(err, Err(BundleError::UnsupportedVersion { found: 2 }));
 }
 
 #[test]
@@ -276,7 +278,7 @@ fn a_version_1_bundle_is_refused_saying_to_rebuild_it() {
     assert_eq!(err, BundleError::UnsupportedVersion { found: 1 });
     assert_eq!(
         err.to_string(),
-        "bundle version 1 is not supported: this Moat reads version 2; rebuild the bundle with \
+        "bundle version 1 is not supported: this Moat reads version 3; rebuild the bundle with \
          the matching host tool"
     );
 }
@@ -476,6 +478,7 @@ fn two_vms() -> [VmConfig; 2] {
     linux.bootargs = "console=ttyAMA0 earlycon=pl011,0x9000000".into();
     linux.on_poweroff = OnPowerOff::HaltVm;
     linux.on_reset = OnReset::Restart;
+    linux.pci = vec!["00:01.0".parse().unwrap(), "01:1f.7".parse().unwrap()];
     let mut bare = VmConfig::default_virt();
     bare.name = "bare".into();
     bare.physical_cpus = vec![0];
@@ -536,6 +539,7 @@ fn two_vms_round_trip_field_by_field() {
         assert_eq!(config.bootargs, vm.bootargs);
         assert_eq!(config.on_poweroff, vm.on_poweroff);
         assert_eq!(config.on_reset, vm.on_reset);
+        assert_eq!(config.pci, vm.pci);
         assert_eq!(config, vm, "and nothing else");
         assert_eq!(read.entry(), images[i].entry);
         assert_eq!((read.dtb_ipa(), read.dtb()), (dtb_ipas[i], &dtbs[i][..]));

@@ -220,6 +220,8 @@ fn write_config(fdt: &mut FdtWriter, vm: &VmConfig) -> Result<(), BundleWriteErr
     fdt.property_string("bootargs", &vm.bootargs)?;
     fdt.property_string("on-poweroff", vm.on_poweroff.name())?;
     fdt.property_string("on-reset", vm.on_reset.name())?;
+    let rids: Vec<u32> = vm.pci.iter().map(|f| u32::from(f.requester_id())).collect();
+    fdt.property_array_u32("pci-functions", &rids)?;
     for ram in &vm.ram {
         let node = fdt.begin_node(&format!("ram@{:x}", ram.base.raw()))?;
         fdt.property_array_u64("reg", &[ram.base.raw(), ram.size])?;

@@ -1,0 +1,180 @@
+//! The machine's PCIe host bridge and SMMUv3, as Moat finds them at boot (issue 12, its first
+//! EL2 steps): the ECAM region scanned for functions, the SMMU's ID registers read for what it
+//! can translate, both reported on the console; the VMs' PCI functions checked against them.
+//! Nothing is assigned to a VM yet: a description that names functions is refused.
+//!
+//! The hardware side only: [`Ecam`] is the `moat_pci::ConfigSpace` over the ECAM window; the
+//! scan, the decoding and the report's contents come from `moat-pci` and `moat-platform`.
+
+use alloc::vec::Vec;
+use moat_config::{SystemConfig, SystemError};
+use moat_pci::scan::{Function, scan};
+use moat_pci::smmu::SmmuFeatures;
+use moat_pci::{Bdf, ConfigSpace, ecam};
+use moat_platform::{PciHost, PhysRange, SmmuV3};
+
+use crate::console::log;
+
+/// `SMMU_IDR0`, `SMMU_IDR1` and `SMMU_IDR5`: offsets in register page 0 (IHI 0070, 6.2
+/// "SMMU registers").
+const SMMU_IDR0: usize = 0x00;
+const SMMU_IDR1: usize = 0x04;
+const SMMU_IDR5: usize = 0x14;
+
+/// An ECAM window: configuration space of buses `first..=last` from `base`.
+struct Ecam {
+    base: usize,
+    first: u8,
+    last: u8,
+}
+
+impl Ecam {
+    /// The address of `offset` of `bdf`'s configuration space, inside the window.
+    fn address(&self, bdf: Bdf, offset: u16) -> Option<usize> {
+        (bdf.bus <= self.last && offset.is_multiple_of(4))
+            .then(|| ecam::offset(self.first, bdf, offset))
+            .flatten()
+            .map(|at| self.base + at as usize)
+    }
+}
+
+impl ConfigSpace for Ecam {
+    fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+        let Some(at) = self.address(bdf, offset) else {
+            return u32::MAX;
+        };
+        // SAFETY: `at` is a 4-byte-aligned address inside the ECAM region the device tree
+        // names (`Ecam::address` keeps to its buses), identity-mapped as device memory by
+        // `device_ranges`; a configuration read has no side effect on a function (PCIe 4.0,
+        // 7.2.2), and one that does not exist reads all-ones.
+        unsafe { core::ptr::read_volatile(at as *const u32) }
+    }
+
+    fn write32(&mut self, bdf: Bdf, offset: u16, value: u32) {
+        if let Some(at) = self.address(bdf, offset) {
+            // SAFETY: as for `read32`; Moat owns every function at boot, before any VM runs.
+            unsafe { core::ptr::write_volatile(at as *mut u32, value) };
+        }
+    }
+}
+
+/// The ranges Moat maps for itself to reach the bridge and the SMMU: the ECAM region and the
+/// SMMU's register pages (empty where the machine has none).
+pub fn device_ranges(host: Option<PciHost>, smmu: Option<SmmuV3>) -> [PhysRange; 2] {
+    [
+        host.map(|h| h.ecam).unwrap_or_default(),
+        smmu.map(|s| s.regs).unwrap_or_default(),
+    ]
+}
+
+/// What Moat found at boot.
+pub struct Found {
+    host: Option<PciHost>,
+    functions: Vec<Function>,
+    smmu: Option<SmmuFeatures>,
+}
+
+impl Found {
+    /// Checks the VMs' PCI functions against the machine
+    /// (`SystemConfig::check_pci_at_boot`), then refuses any: assignment is not built yet.
+    ///
+    /// # Errors
+    ///
+    /// The line to report.
+    pub fn check(&self, system: &SystemConfig) -> Result<(), alloc::string::String> {
+        let pin_of = |bdf: Bdf| {
+            let f = self.functions.iter().find(|f| f.bdf == bdf)?;
+            Some(f.interrupt_pin)
+        };
+        let intid_of = |bdf: Bdf, pin: u8| {
+            let host = self.host?;
+            host.intx_intid(bdf.bus, bdf.device, u32::from(pin))
+        };
+        system
+            .check_pci_at_boot(self.smmu, pin_of, intid_of)
+            .map_err(|e: SystemError| alloc::format!("{e}"))?;
+        let first = system
+            .vms
+            .iter()
+            .find_map(|vm| Some((&vm.name, vm.pci.first()?)));
+        match first {
+            Some((vm, bdf)) => Err(alloc::format!(
+                "VM '{vm}' is given PCI function {bdf}: Moat does not assign PCI functions to VMs yet"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reports the host bridge, the functions found on it and the SMMU, and returns them. Needs
+/// [`device_ranges`] mapped.
+pub fn report(host: Option<PciHost>, smmu: Option<SmmuV3>) -> Found {
+    let mut found = Found {
+        host,
+        functions: Vec::new(),
+        smmu: smmu.map(report_smmu),
+    };
+    let Some(host) = host else {
+        log!("PCIe: no host bridge in the device tree");
+        return found;
+    };
+    let Some((first, last)) = host.ecam_buses() else {
+        log!("PCIe: ECAM {} holds not one bus: not scanned", host.ecam);
+        return found;
+    };
+    log!("PCIe: ECAM {}, buses {first:02x}-{last:02x}", host.ecam);
+    for w in host.windows() {
+        log!("PCIe: window {} bus {:#x} at {}", w.kind, w.pci, w.cpu);
+    }
+    let ecam = Ecam {
+        base: host.ecam.base as usize,
+        first,
+        last,
+    };
+    for function in scan(&ecam, first, last) {
+        report_function(&host, &function);
+        found.functions.push(function);
+    }
+    let count = found.functions.len();
+    log!("PCI: {count} functions on buses {first:02x}-{last:02x}");
+    found
+}
+
+fn report_function(host: &PciHost, f: &Function) {
+    let pin = f.interrupt_pin;
+    let intx = match (
+        pin,
+        host.intx_intid(f.bdf.bus, f.bdf.device, u32::from(pin)),
+    ) {
+        (0, _) => alloc::string::String::from("no INTx"),
+        (1..=4, Some(intid)) => alloc::format!("INT{} INTID {intid}", char::from(b'A' + pin - 1)),
+        _ => alloc::format!("pin {pin}, not in the interrupt-map"),
+    };
+    let stream = host
+        .stream_id(f.bdf.requester_id())
+        .map_or(alloc::string::String::from("no stream ID"), |s| {
+            alloc::format!("stream {s:#x}")
+        });
+    log!(
+        "PCI {}: {:04x}:{:04x} class {:06x}, {intx}, {stream}",
+        f.bdf,
+        f.vendor,
+        f.device,
+        f.class
+    );
+}
+
+fn report_smmu(smmu: SmmuV3) -> SmmuFeatures {
+    let read = |offset: usize| {
+        // SAFETY: the ID registers lie in register page 0 of the SMMU the device tree names,
+        // identity-mapped as device memory by `device_ranges`; reading them has no effect.
+        unsafe { core::ptr::read_volatile((smmu.regs.base as usize + offset) as *const u32) }
+    };
+    let features = SmmuFeatures::decode(read(SMMU_IDR0), read(SMMU_IDR1), read(SMMU_IDR5));
+    log!("SMMUv3: registers {}, {features}", smmu.regs);
+    match features.cannot_assign() {
+        Some(why) => log!("SMMUv3: cannot confine assigned devices: {why}"),
+        None => log!("SMMUv3: can confine assigned devices at stage 2"),
+    }
+    features
+}

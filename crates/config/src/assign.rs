@@ -1,0 +1,188 @@
+//! PCI functions assigned to VMs (`pci = ["00:01.0"]`): the rules a description keeps before
+//! boot, and those only the machine can answer, which Moat checks at boot against its ECAM
+//! scan.
+//!
+//! Before boot: a VM lists a function once; a function belongs to one VM; a VM with functions
+//! has an IPA space the SMMU can translate (the SMMU walks the VM's own stage-2 tables, and
+//! QEMU's SMMUv3 takes input addresses of at most [`SMMU_IPA_BITS`]); and devices of different
+//! VMs do not share an INTx line. The four INTx lines of a host bridge are shared between its
+//! slots: pin `p` of slot `d` drives line `(d + p − 1) mod 4` (the swizzle of the PCI-to-PCI
+//! Bridge Architecture Specification 1.2, 9.1, which QEMU `virt`'s `interrupt-map` follows),
+//! and a line is one level-sensitive interrupt, which one VM's guest acknowledges. Before boot
+//! the pins are unknown, so every function is taken to use INTA (what single-function devices,
+//! virtio-pci among them, use); at boot the functions' own `Interrupt Pin` and the host
+//! bridge's `interrupt-map` decide ([`SystemConfig::check_pci_against_scan`]).
+//!
+//! At boot only: that each function exists. The description names addresses; what sits at
+//! them is known once Moat has scanned ECAM.
+
+use alloc::string::String;
+
+use moat_pci::Bdf;
+use moat_pci::smmu::SmmuFeatures;
+
+pub use crate::schema::SMMU_IPA_BITS;
+use crate::schema::VmConfig;
+use crate::system::{SystemConfig, SystemError};
+use crate::validate::ConfigError;
+
+/// The INTx line, 0..4, that pin `pin` (1 = INTA .. 4 = INTD) of `bdf` drives on its host
+/// bridge: `(device + pin − 1) mod 4`.
+#[must_use]
+pub fn intx_line(bdf: Bdf, pin: u8) -> u8 {
+    (bdf.device + pin.wrapping_sub(1)) % 4
+}
+
+/// The pin taken before boot, when the functions' `Interrupt Pin` is not known yet: INTA.
+const ASSUMED_PIN: u8 = 1;
+
+impl VmConfig {
+    /// The VM's own PCI rules: no function twice; an IPA space of at most [`SMMU_IPA_BITS`]
+    /// when it has functions.
+    pub(crate) fn check_pci(&self) -> Result<(), ConfigError> {
+        for (i, &bdf) in self.pci.iter().enumerate() {
+            if self.pci[..i].contains(&bdf) {
+                return Err(ConfigError::PciFunctionTwice { bdf });
+            }
+        }
+        if !self.pci.is_empty() && self.ipa_bits > SMMU_IPA_BITS {
+            return Err(ConfigError::PciIpaBits {
+                ipa_bits: self.ipa_bits,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Every (VM name, function) of the description, VMs in order.
+fn functions(system: &SystemConfig) -> impl Iterator<Item = (&String, Bdf)> {
+    system
+        .vms
+        .iter()
+        .flat_map(|vm| vm.pci.iter().map(move |&bdf| (&vm.name, bdf)))
+}
+
+impl SystemConfig {
+    /// The PCI rules between VMs: a function given to one VM only; no two VMs' functions on
+    /// one INTx line, taking every function to use INTA.
+    pub(crate) fn check_pci(&self) -> Result<(), SystemError> {
+        let all: alloc::vec::Vec<(&String, Bdf)> = functions(self).collect();
+        for (i, &(vm, bdf)) in all.iter().enumerate() {
+            let earlier = all[..i].iter().filter(|(other, _)| *other != vm);
+            if let Some(&(first, _)) = earlier.clone().find(|(_, b)| *b == bdf) {
+                return Err(SystemError::SharedPciFunction {
+                    bdf,
+                    first: first.clone(),
+                    second: vm.clone(),
+                });
+            }
+            let line = intx_line(bdf, ASSUMED_PIN);
+            if let Some(&(first, first_bdf)) = earlier
+                .clone()
+                .find(|(_, b)| intx_line(*b, ASSUMED_PIN) == line)
+            {
+                return Err(SystemError::SharedIntxLine {
+                    first_bdf,
+                    first: first.clone(),
+                    second_bdf: bdf,
+                    second: vm.clone(),
+                    line,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// At boot: [`SystemConfig::check_pci_against_scan`], then the SMMU (`smmu`, `None` when
+    /// the machine has none) can confine the functions' DMA through each owning VM's stage 2:
+    /// it translates at stage 2 ([`SmmuFeatures::cannot_assign`]) and takes the VM's IPAs
+    /// (its input size at least the VM's `S`). Nothing to check without functions.
+    ///
+    /// # Errors
+    ///
+    /// The scan's refusals, then [`SystemError::NoSmmu`], [`SystemError::SmmuCannotConfine`],
+    /// [`SystemError::SmmuInputTooSmall`].
+    pub fn check_pci_at_boot(
+        &self,
+        smmu: Option<SmmuFeatures>,
+        pin_of: impl Fn(Bdf) -> Option<u8>,
+        intid_of: impl Fn(Bdf, u8) -> Option<u32>,
+    ) -> Result<(), SystemError> {
+        let Some((vm, bdf)) = functions(self).next() else {
+            return Ok(());
+        };
+        self.check_pci_against_scan(pin_of, intid_of)?;
+        let Some(smmu) = smmu else {
+            return Err(SystemError::NoSmmu {
+                vm: vm.clone(),
+                bdf,
+            });
+        };
+        if let Some(why) = smmu.cannot_assign() {
+            return Err(SystemError::SmmuCannotConfine {
+                vm: vm.clone(),
+                bdf,
+                why,
+            });
+        }
+        let ias_bits = smmu.ias_bits().unwrap_or(0);
+        let too_large = self
+            .vms
+            .iter()
+            .find(|v| !v.pci.is_empty() && v.ipa_bits > ias_bits);
+        match too_large {
+            Some(v) => Err(SystemError::SmmuInputTooSmall {
+                vm: v.name.clone(),
+                ipa_bits: v.ipa_bits,
+                ias_bits,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// At boot, against the machine's scan: every assigned function exists (`pin_of` gives
+    /// its `Interrupt Pin`, `None` where the scan found no function), and no two VMs'
+    /// functions interrupt on one INTID (`intid_of` maps a function's pin to its INTID
+    /// through the host bridge's `interrupt-map`; pin 0, no interrupt, is skipped).
+    ///
+    /// # Errors
+    ///
+    /// [`SystemError::AbsentPciFunction`] for the first function the scan did not find,
+    /// then [`SystemError::SharedIntxAtBoot`].
+    pub fn check_pci_against_scan(
+        &self,
+        pin_of: impl Fn(Bdf) -> Option<u8>,
+        intid_of: impl Fn(Bdf, u8) -> Option<u32>,
+    ) -> Result<(), SystemError> {
+        let mut lines: alloc::vec::Vec<(&String, Bdf, u32)> = alloc::vec::Vec::new();
+        for (vm, bdf) in functions(self) {
+            let Some(pin) = pin_of(bdf) else {
+                return Err(SystemError::AbsentPciFunction {
+                    vm: vm.clone(),
+                    bdf,
+                });
+            };
+            let Some(intid) = intid_of(bdf, pin).filter(|_| pin != 0) else {
+                continue;
+            };
+            if let Some(&(first, first_bdf, _)) = lines
+                .iter()
+                .find(|(other, _, i)| *other != vm && *i == intid)
+            {
+                return Err(SystemError::SharedIntxAtBoot {
+                    first_bdf,
+                    first: first.clone(),
+                    second_bdf: bdf,
+                    second: vm.clone(),
+                    intid,
+                });
+            }
+            lines.push((vm, bdf, intid));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "assign_tests.rs"]
+mod tests;
