@@ -116,6 +116,11 @@ pub fn write_el1(writes: &SysregWrites) {
     }
 }
 
+/// `SCTLR_EL1` of the trapped guest (its data endianness, for an access Moat completes).
+pub fn sctlr_el1() -> u64 {
+    SCTLR_EL1.get()
+}
+
 /// Writes `PAR_EL1`, the result of a guest `AT` that Moat completed.
 pub fn write_par(value: u64) {
     PAR_EL1.set(value);
