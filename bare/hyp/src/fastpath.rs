@@ -69,11 +69,12 @@ pub fn abort(
     irq: Option<&mut CpuInterface>,
     vector: ExitVector,
 ) -> Option<Next> {
-    if vector != ExitVector::Synchronous {
+    let esr = Esr::new(vcpu.frame.esr);
+    // Every other exit pays only this test.
+    if vector != ExitVector::Synchronous || esr.ec() != ExceptionClass::DataAbortLower {
         return None;
     }
     let plain = decide_plain(&vcpu.frame, &vm.layout())?;
-    let esr = Esr::new(vcpu.frame.esr);
     Some(match plain {
         PlainOutcome::Device {
             device,

@@ -194,6 +194,7 @@ impl Bus {
     /// changed) returned rather than given to the GIC: the caller brings the GIC model up to
     /// date with the guest first and then hands the level over with [`Bus::uart_line`]. `None`
     /// for any other window (nothing is accessed). [`Bus::access`] is the two together.
+    #[inline]
     pub fn uart_access(&mut self, index: usize, access: Access) -> Option<(u64, DeviceEffects)> {
         match self.models.get_mut(index)? {
             Model::Pl011(uart) => Some(uart.access(access)),

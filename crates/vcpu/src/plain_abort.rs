@@ -62,7 +62,7 @@ impl PlainOutcome {
 /// Decides the abort in `frame` (its `ESR_EL2`, `FAR_EL2`, `HPFAR_EL2` and registers) when it
 /// is a plain one; `None` sends it to the general decision.
 #[must_use]
-#[inline]
+#[inline(always)]
 pub fn decide_plain(frame: &TrapFrame, layout: &IpaLayout<'_>) -> Option<PlainOutcome> {
     let (esr, far) = (Esr::new(frame.esr), frame.far);
     if esr.ec() != ExceptionClass::DataAbortLower {
