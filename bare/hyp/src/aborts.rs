@@ -77,7 +77,7 @@ pub fn carry_out_plain(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, plain: PlainOutco
             device_access(vm, vcpu, esr, device, offset, &access, swap)
         }
         PlainOutcome::ReadAsZero { access } => nothing_there(vcpu, esr, &access),
-        PlainOutcome::Inject(fault) => inject_abort(vm, vcpu, &El1Regs::read(), &fault),
+        PlainOutcome::Inject(fault) => inject_plain(vm, vcpu, &fault),
     }
 }
 
@@ -102,10 +102,16 @@ fn trapped<'a>(
 }
 
 /// Injects `fault` as `AArch64.TakeException()` would take it.
-pub fn inject_abort(vm: &mut Vm, vcpu: &mut Vcpu, el1: &El1Regs, fault: &Abort) -> Next {
+fn inject_abort(vm: &mut Vm, vcpu: &mut Vcpu, el1: &El1Regs, fault: &Abort) -> Next {
     let entry = inject::inject_abort(&el1.context(&vcpu.frame, vm.features), fault);
-    entry.apply_to_frame(&mut vcpu.frame);
-    guest::write_el1(&entry.sysreg_writes());
+    guest::enter(&mut vcpu.frame, &entry);
+    Next::Resume
+}
+
+/// Injects `fault` (of a plain abort), reading only the EL1 registers exception entry needs.
+pub fn inject_plain(vm: &Vm, vcpu: &mut Vcpu, fault: &Abort) -> Next {
+    let entry = inject::inject_abort(&guest::entry_context(&vcpu.frame, vm.features), fault);
+    guest::enter(&mut vcpu.frame, &entry);
     Next::Resume
 }
 

@@ -119,8 +119,7 @@ fn fp_access(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
     let iss = moat_arm::esr::FpAccessIss::decode(esr.iss());
     let ctx = el1.context(&vcpu.frame, vm.features);
     let entry = moat_vcpu::inject::inject_fp_access(&ctx, iss, esr.il());
-    entry.apply_to_frame(&mut vcpu.frame);
-    guest::write_el1(&entry.sysreg_writes());
+    guest::enter(&mut vcpu.frame, &entry);
     Next::Resume
 }
 
@@ -128,7 +127,6 @@ fn fp_access(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
 fn undefined(vm: &mut Vm, vcpu: &mut Vcpu) -> Next {
     let el1 = guest::El1Regs::read();
     let entry = moat_vcpu::inject::inject_undefined(&el1.context(&vcpu.frame, vm.features));
-    entry.apply_to_frame(&mut vcpu.frame);
-    guest::write_el1(&entry.sysreg_writes());
+    guest::enter(&mut vcpu.frame, &entry);
     Next::Resume
 }

@@ -21,7 +21,7 @@ use crate::aborts;
 use crate::console;
 use crate::exits::with_interrupts;
 use crate::gic::CpuInterface;
-use crate::guest::{self, El1Regs};
+use crate::guest;
 use crate::outcome::Next;
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
@@ -87,7 +87,7 @@ pub fn abort(
             }),
         },
         PlainOutcome::ReadAsZero { access } => aborts::nothing_there(vcpu, esr, &access),
-        PlainOutcome::Inject(fault) => aborts::inject_abort(vm, vcpu, &El1Regs::read(), &fault),
+        PlainOutcome::Inject(fault) => aborts::inject_plain(vm, vcpu, &fault),
     })
 }
 

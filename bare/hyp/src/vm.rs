@@ -160,6 +160,9 @@ pub struct Vm {
     pub features: CpuFeatures,
     /// What the guest's ID registers show.
     pub id_policy: IdPolicy,
+    /// The PA size its accesses are checked against (`moat_vcpu::abort::effective_pa_bits`
+    /// of the PARange `id_policy` shows).
+    pa_bits: u32,
     /// The guest's ID registers show `SCXTNUM_EL0`/`SCXTNUM_EL1` (FEAT_CSV2_2 or
     /// FEAT_CSV2_1p2): its accesses go to the hardware registers, reset at each vCPU start.
     pub scxtnum: bool,
@@ -303,6 +306,7 @@ impl Vm {
                 ..cpu::features()
             },
             id_policy: IdPolicy { parange },
+            pa_bits: effective_pa_bits(u32::from(parange.bits().unwrap_or(48)), aarch32),
             scxtnum: !aarch32 && guest_shows_scxtnum(&IdPolicy { parange }),
             boot: (entry, dtb_ipa),
             power: PowerStates::power_on(config_cpus),
@@ -503,10 +507,9 @@ impl Vm {
 
     /// The VM's IPA space, as the plain-abort decision sees it.
     pub fn layout(&self) -> IpaLayout<'_> {
-        let aarch32 = self.config.arch == GuestArch::Aarch32;
         IpaLayout {
             ipa_bits: self.config.ipa_bits,
-            pa_bits: effective_pa_bits(self.guest_pa_bits(), aarch32),
+            pa_bits: self.pa_bits,
             ram: &self.ram_windows,
             devices: &self.device_windows,
             hole_policy: self.hole_policy(),
