@@ -109,6 +109,9 @@ fn inject_abort(vm: &mut Vm, vcpu: &mut Vcpu, el1: &El1Regs, fault: &Abort) -> N
 }
 
 /// Injects `fault` (of a plain abort), reading only the EL1 registers exception entry needs.
+/// Inlined into the fast path: the entry then reads the VM's CPU features where it tests them
+/// rather than copying them all into its context first.
+#[inline(always)]
 pub fn inject_plain(vm: &Vm, vcpu: &mut Vcpu, fault: &Abort) -> Next {
     let entry = inject::inject_abort(&guest::entry_context(&vcpu.frame, vm.features), fault);
     guest::enter(&mut vcpu.frame, &entry);

@@ -150,6 +150,7 @@ pub struct Abort {
 
 /// Injects `abort` into the guest whose trap state is `ctx`.
 #[must_use]
+#[inline]
 pub fn inject_abort(ctx: &GuestContext, abort: &Abort) -> Entry {
     if ctx.features.el1_aarch32 {
         Entry::Aarch32(enter_mode_aarch32(ctx, &aarch32_abort(ctx, abort)))
