@@ -287,10 +287,12 @@ impl IpaLayout<'_> {
             Place::BeyondPaRange
         } else if Self::at_or_above(ipa, self.ipa_bits) {
             Place::BeyondIpaSpace
+        } else if let Some((device, offset)) = self.device_at(ipa) {
+            // Device windows and RAM never overlap (the configuration is refused otherwise), so
+            // the order is free: the windows first, where most exits that ask land.
+            Place::Device { device, offset }
         } else if self.ram.iter().any(|r| r.offset_of(ipa).is_some()) {
             Place::Ram
-        } else if let Some((device, offset)) = self.device_at(ipa) {
-            Place::Device { device, offset }
         } else {
             Place::Hole
         }
