@@ -10,15 +10,22 @@ use crate::vm::Vm;
 use moat_arm::esr::{DataAbortIss, Esr, ExceptionClass};
 use moat_arm::pstate::{Spsr32, is_aarch32};
 use moat_devices::Access;
-use moat_vcpu::abort::{Decision, GuestAbort, decide, plain_device_access};
+use moat_vcpu::abort::{Decision, GuestAbort, decide};
 use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::inject::{self, Abort, AbortAccess, AbortCause};
 use moat_vcpu::insn::emulate::{A64Context, Aarch32Context};
 use moat_vcpu::insn::{self, A64FrameRegs, Aarch32FrameRegs};
-use moat_vcpu::mmio::{complete_load, decode_syndrome_access, size_mask};
+use moat_vcpu::mmio::{SyndromeAccess, complete_load, decode_syndrome_access, size_mask};
+use moat_vcpu::plain_abort::{PlainOutcome, decide_plain};
 
 /// Handles an instruction or data abort the guest took to EL2.
 pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
+    // The most frequent aborts, an aligned one-register access to a device window or to
+    // nothing, need nothing of the guest's EL1 registers or memory (`decide_plain` is held to
+    // `decide` by its tests).
+    if let Some(plain) = decide_plain(&vcpu.frame, &vm.layout()) {
+        return carry_out_plain(vm, vcpu, esr, plain);
+    }
     let f = &vcpu.frame;
     let Some(abort) = GuestAbort::from_trap(f.esr, f.far, f.hpfar, f.pstate) else {
         return stop(
@@ -28,14 +35,8 @@ pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
         );
     };
     let el1 = El1Regs::read();
-    // The most frequent abort, an aligned one-register access to a device window, needs
-    // nothing of the guest's memory (`plain_device_access` is held to `decide` by its tests).
     let view = vm.view(&el1);
-    let decision = match plain_device_access(&abort, &view) {
-        Some((device, offset)) => Decision::Emulate { device, offset },
-        None => decide(&abort, &view, &trapped(vm, vcpu, &el1, &abort)),
-    };
-    match decision {
+    match decide(&abort, &view, &trapped(vm, vcpu, &el1, &abort)) {
         Decision::Emulate { device, offset } => {
             emulate(vm, vcpu, esr, &abort, &el1, device, offset)
         }
@@ -63,6 +64,23 @@ pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
     }
 }
 
+/// Carries out a plain abort's outcome: the device access (the PC advanced past it), the
+/// read-as-zero/write-ignore completion, or the injected external abort.
+pub fn carry_out_plain(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, plain: PlainOutcome) -> Next {
+    match plain {
+        PlainOutcome::Device {
+            device,
+            offset,
+            access,
+        } => {
+            let swap = big_endian(&vcpu.frame, guest::sctlr_el1());
+            device_access(vm, vcpu, esr, device, offset, &access, swap)
+        }
+        PlainOutcome::ReadAsZero { access } => nothing_there(vcpu, esr, &access),
+        PlainOutcome::Inject(fault) => inject_plain(vm, vcpu, &fault),
+    }
+}
+
 fn trapped<'a>(
     vm: &'a Vm,
     vcpu: &'a Vcpu,
@@ -86,8 +104,17 @@ fn trapped<'a>(
 /// Injects `fault` as `AArch64.TakeException()` would take it.
 fn inject_abort(vm: &mut Vm, vcpu: &mut Vcpu, el1: &El1Regs, fault: &Abort) -> Next {
     let entry = inject::inject_abort(&el1.context(&vcpu.frame, vm.features), fault);
-    entry.apply_to_frame(&mut vcpu.frame);
-    guest::write_el1(&entry.sysreg_writes());
+    guest::enter(&mut vcpu.frame, &entry);
+    Next::Resume
+}
+
+/// Injects `fault` (of a plain abort), reading only the EL1 registers exception entry needs.
+/// Inlined into the fast path: the entry then reads the VM's CPU features where it tests them
+/// rather than copying them all into its context first.
+#[inline(always)]
+pub fn inject_plain(vm: &Vm, vcpu: &mut Vcpu, fault: &Abort) -> Next {
+    let entry = inject::inject_abort(&guest::entry_context(&vcpu.frame, vm.features), fault);
+    guest::enter(&mut vcpu.frame, &entry);
     Next::Resume
 }
 
@@ -106,15 +133,16 @@ fn lower_data_abort(esr: Esr) -> Option<DataAbortIss> {
     (esr.ec() == ExceptionClass::DataAbortLower).then(|| DataAbortIss::decode(esr.iss()))
 }
 
-/// Data endianness of the trapped access: `SCTLR_EL1.EE` at EL1, `E0E` at EL0.
-fn big_endian(frame: &TrapFrame, el1: &El1Regs) -> bool {
+/// Data endianness of the trapped access: `SCTLR_EL1.EE` at EL1, `E0E` at EL0 (`sctlr` is
+/// `SCTLR_EL1`); `PSTATE.E` for an AArch32 guest.
+pub fn big_endian(frame: &TrapFrame, sctlr: u64) -> bool {
     const PSTATE_E: u64 = 1 << 9;
     if is_aarch32(frame.pstate) {
         return frame.pstate & PSTATE_E != 0;
     }
     let at_el0 = (frame.pstate >> 2) & 0b11 == 0;
     let bit = if at_el0 { 24 } else { 25 };
-    el1.sctlr & (1 << bit) != 0
+    sctlr & (1 << bit) != 0
 }
 
 /// Emulates a data access to device window `device`.
@@ -134,22 +162,45 @@ fn emulate(
             format_args!("device access from EL2's point of view not a lower-EL data abort"),
         );
     };
-    let swap = big_endian(&vcpu.frame, el1);
+    let swap = big_endian(&vcpu.frame, el1.sctlr);
     if let Some(access) = decode_syndrome_access(&iss, &vcpu.frame) {
-        let write = access.write.map(|v| order(v, access.size, swap));
-        let request = Access {
-            offset,
-            size: access.size,
-            write,
-        };
-        let data = vm.device_access(device, request, vcpu.index);
-        if access.write.is_none() {
-            complete_load(&mut vcpu.frame, &access, order(data, access.size, swap));
-        }
-        vcpu.frame.advance_pc(esr.il());
-        return Next::Resume;
+        return device_access(vm, vcpu, esr, device, offset, &access, swap);
     }
     emulate_instruction(vm, vcpu, abort, el1, Some(device), swap)
+}
+
+/// Performs the one-register `access` at `offset` in device window `device` (big-endian when
+/// `swap`), writes a load's data to its register and advances the PC.
+fn device_access(
+    vm: &mut Vm,
+    vcpu: &mut Vcpu,
+    esr: Esr,
+    device: usize,
+    offset: u64,
+    access: &SyndromeAccess,
+    swap: bool,
+) -> Next {
+    let data = vm.device_access(device, request(offset, access, swap), vcpu.index);
+    complete(vcpu, esr, access, data, swap)
+}
+
+/// The bus request of the one-register `access` at `offset` (big-endian when `swap`).
+pub fn request(offset: u64, access: &SyndromeAccess, swap: bool) -> Access {
+    Access {
+        offset,
+        size: access.size,
+        write: access.write.map(|v| order(v, access.size, swap)),
+    }
+}
+
+/// Completes the one-register `access` the device answered with `data` (big-endian when
+/// `swap`): a load's register written, the PC advanced.
+pub fn complete(vcpu: &mut Vcpu, esr: Esr, access: &SyndromeAccess, data: u64, swap: bool) -> Next {
+    if access.write.is_none() {
+        complete_load(&mut vcpu.frame, access, order(data, access.size, swap));
+    }
+    vcpu.frame.advance_pc(esr.il());
+    Next::Resume
 }
 
 /// Byte order on the bus: a big-endian access reverses the bytes of the element.
@@ -243,11 +294,16 @@ fn read_as_zero(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, abort: &GuestAbort, el1:
         return external_abort(vm, vcpu, el1, abort);
     };
     if let Some(access) = decode_syndrome_access(&iss, &vcpu.frame) {
-        if access.write.is_none() {
-            complete_load(&mut vcpu.frame, &access, 0);
-        }
-        vcpu.frame.advance_pc(esr.il());
-        return Next::Resume;
+        return nothing_there(vcpu, esr, &access);
     }
     emulate_instruction(vm, vcpu, abort, el1, None, false)
+}
+
+/// Completes a one-register `access` to read-as-zero/write-ignore: a load gets 0.
+pub fn nothing_there(vcpu: &mut Vcpu, esr: Esr, access: &SyndromeAccess) -> Next {
+    if access.write.is_none() {
+        complete_load(&mut vcpu.frame, access, 0);
+    }
+    vcpu.frame.advance_pc(esr.il());
+    Next::Resume
 }

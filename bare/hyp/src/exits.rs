@@ -12,6 +12,32 @@ use moat_arm::esr::{
 use moat_vcpu::cond::condition_holds;
 use moat_vcpu::frame::ExitVector;
 
+/// Runs `handle` between the read-back of the list registers after the exit and, when the guest
+/// resumes at once, their loading for the next entry: the general path every exit takes but the
+/// fast paths' (`fastpath.rs`), which touch no interrupt state.
+pub fn with_interrupts(
+    vm: &mut Vm,
+    vcpu: &mut Vcpu,
+    mut irq: Option<&mut CpuInterface>,
+    handle: impl FnOnce(&mut Vm, &mut Vcpu, Option<&mut CpuInterface>) -> Next,
+) -> Next {
+    if let Some(irq) = irq.as_deref() {
+        vm.after_exit(vcpu, irq);
+    }
+    let next = handle(vm, vcpu, irq.as_deref_mut());
+    if matches!(next, Next::Resume) {
+        prepare_entry(vm, vcpu, irq);
+    }
+    next
+}
+
+/// Loads what the vCPU must see on entry, when this CPU has a GIC interface to load it into.
+pub fn prepare_entry(vm: &mut Vm, vcpu: &Vcpu, irq: Option<&mut CpuInterface>) {
+    if let Some(irq) = irq {
+        vm.before_entry(vcpu, irq);
+    }
+}
+
 /// Handles one exit of `vm`'s vCPU `vcpu`, on the physical CPU whose GIC interface is `cpu`.
 pub fn handle(
     vm: &mut Vm,
@@ -101,8 +127,7 @@ fn fp_access(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
     let iss = moat_arm::esr::FpAccessIss::decode(esr.iss());
     let ctx = el1.context(&vcpu.frame, vm.features);
     let entry = moat_vcpu::inject::inject_fp_access(&ctx, iss, esr.il());
-    entry.apply_to_frame(&mut vcpu.frame);
-    guest::write_el1(&entry.sysreg_writes());
+    guest::enter(&mut vcpu.frame, &entry);
     Next::Resume
 }
 
@@ -110,7 +135,6 @@ fn fp_access(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
 fn undefined(vm: &mut Vm, vcpu: &mut Vcpu) -> Next {
     let el1 = guest::El1Regs::read();
     let entry = moat_vcpu::inject::inject_undefined(&el1.context(&vcpu.frame, vm.features));
-    entry.apply_to_frame(&mut vcpu.frame);
-    guest::write_el1(&entry.sysreg_writes());
+    guest::enter(&mut vcpu.frame, &entry);
     Next::Resume
 }

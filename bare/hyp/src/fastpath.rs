@@ -1,19 +1,36 @@
-//! Exits answered without the VM: the guest's SMCCC calls whose answer depends on no VM state
-//! (`PSCI_VERSION`, `PSCI_FEATURES`, `SMCCC_VERSION`, `MIGRATE_INFO_TYPE`, an unimplemented
-//! function's `NOT_SUPPORTED`; `moat_vcpu::smccc::answer_without_vm` decides which), served
-//! before the VM is locked, and without reading back or loading the list registers.
+//! The exits served without reading back or loading the list registers:
 //!
-//! Skipping the list registers keeps every rule of the general path: such a call changes
+//! - [`serve`]: the guest's SMCCC calls whose answer depends on no VM state (`PSCI_VERSION`,
+//!   `PSCI_FEATURES`, `SMCCC_VERSION`, `MIGRATE_INFO_TYPE`, an unimplemented function's
+//!   `NOT_SUPPORTED`; `moat_vcpu::smccc::answer_without_vm` decides which), before the VM is
+//!   locked;
+//! - [`abort`]: the plain aborts (`moat_vcpu::plain_abort`: an aligned one-register access with
+//!   a valid syndrome) with the VM locked — the external abort injected for an access to
+//!   nothing, read-as-zero/write-ignore, and a UART access whose interrupt line did not change.
+//!
+//! Skipping the list registers keeps every rule of the general path: such an exit changes
 //! nothing the GIC model holds, and whatever changes this vCPU's interrupts meanwhile (another
 //! vCPU's SGI or register write, a device line, its timer, the guest consuming a list register
 //! with a maintenance interrupt requested) makes this CPU take a physical interrupt, whose exit
-//! takes the general path and syncs. Every other exit, and every call that touches power
-//! states, goes the general path (`exits.rs`) unchanged.
+//! takes the general path and syncs. A UART access that changes its line, or finds console
+//! input waiting for room, syncs before the GIC model is told; an access to any other device
+//! (the GIC's windows, virtio-net), and every other exit, goes the general path (`exits.rs`),
+//! whose decisions are the same.
 
+use crate::aborts;
+use crate::console;
+use crate::exits::with_interrupts;
+use crate::gic::CpuInterface;
+use crate::guest;
+use crate::outcome::Next;
 use crate::vcpu::Vcpu;
+use crate::vm::Vm;
 use moat_arm::esr::{CallIss, Esr, ExceptionClass};
 use moat_arm::pstate::is_aarch32;
+use moat_devices::gic::VcpuSet;
 use moat_vcpu::frame::ExitVector;
+use moat_vcpu::mmio::SyndromeAccess;
+use moat_vcpu::plain_abort::{PlainOutcome, decide_plain};
 use moat_vcpu::smccc::answer_without_vm;
 
 /// Serves the exit in `vcpu`'s frame if it is a call answered without the VM; `true` when it
@@ -42,4 +59,73 @@ pub fn serve(vcpu: &mut Vcpu, vector: ExitVector) -> bool {
         f.advance_pc(true);
     }
     true
+}
+
+/// Serves the exit in `vcpu`'s frame if it is a plain abort (`vm` locked by the caller; `irq`
+/// this CPU's GIC interface); `None` for every other exit, which the general path takes.
+pub fn abort(
+    vm: &mut Vm,
+    vcpu: &mut Vcpu,
+    irq: Option<&mut CpuInterface>,
+    vector: ExitVector,
+) -> Option<Next> {
+    let esr = Esr::new(vcpu.frame.esr);
+    // Every other exit pays only this test.
+    if vector != ExitVector::Synchronous || esr.ec() != ExceptionClass::DataAbortLower {
+        return None;
+    }
+    let plain = decide_plain(&vcpu.frame, &vm.layout())?;
+    Some(match plain {
+        PlainOutcome::Device {
+            device,
+            offset,
+            access,
+        } => match uart(vm, vcpu, irq, esr, device, offset, &access) {
+            Ok(next) => next,
+            Err(irq) => with_interrupts(vm, vcpu, irq, |vm, vcpu, _| {
+                aborts::carry_out_plain(vm, vcpu, esr, plain)
+            }),
+        },
+        PlainOutcome::ReadAsZero { access } => aborts::nothing_there(vcpu, esr, &access),
+        PlainOutcome::Inject(fault) => aborts::inject_plain(vm, vcpu, &fault),
+    })
+}
+
+/// The one-register `access` at `offset` of device window `device` when it is a UART;
+/// otherwise nothing is accessed and `irq` is handed back. The list registers are read back
+/// and loaded only when the access changed the UART's line or console input waits for room.
+fn uart<'a>(
+    vm: &mut Vm,
+    vcpu: &mut Vcpu,
+    irq: Option<&'a mut CpuInterface>,
+    esr: Esr,
+    device: usize,
+    offset: u64,
+    access: &SyndromeAccess,
+) -> Result<Next, Option<&'a mut CpuInterface>> {
+    let swap = aborts::big_endian(&vcpu.frame, guest::sctlr_el1());
+    let Some((data, effects)) = vm
+        .bus
+        .uart_access(device, aborts::request(offset, access, swap))
+    else {
+        return Err(irq);
+    };
+    if let Some(byte) = effects.console_out {
+        console::guest_byte(vm.id, byte);
+    }
+    if effects.irq_level.is_some() || !effects.kick.is_empty() || console::receive_paused() {
+        // The GIC model learns what the guest did with its list registers before the line.
+        let _ = with_interrupts(vm, vcpu, irq, |vm, vcpu, _| {
+            let line = effects
+                .irq_level
+                .map_or(VcpuSet::EMPTY, |l| vm.bus.uart_line(l));
+            vm.kick(line.union(effects.kick), vcpu.index);
+            if console::receive_paused() {
+                // The guest may have made room in its receive FIFO: take what the console holds.
+                vm.console_input(vcpu.index);
+            }
+            Next::Resume
+        });
+    }
+    Ok(aborts::complete(vcpu, esr, access, data, swap))
 }

@@ -14,7 +14,7 @@ use moat_arm::parange::PaRange;
 use moat_config::GuestArch;
 use moat_vcpu::abort::{GuestView, IpaRange};
 use moat_vcpu::align::El1Controls;
-use moat_vcpu::entry::{CpuFeatures, GuestContext, SysregWrites};
+use moat_vcpu::entry::{CpuFeatures, Entry, GuestContext, SysregWrites};
 use moat_vcpu::frame::TrapFrame;
 pub use moat_vcpu::insn::memop::Instruction;
 use moat_vcpu::s1walk::{
@@ -82,6 +82,46 @@ impl El1Regs {
     }
 }
 
+/// The state exception entry depends on, at the trap in `frame`, read from the hardware: the
+/// registers of [`El1Regs::context`] an entry reads (`SCTLR_EL1`, `VBAR_EL1`; `TCR_EL1` and
+/// `FAR_EL1` only for an AArch32 EL1, whose fault status format and `DFAR`/`IFAR` halves
+/// depend on them).
+pub fn entry_context(frame: &TrapFrame, features: CpuFeatures) -> GuestContext {
+    let (tcr_el1, far_el1) = if features.el1_aarch32 {
+        (TCR_EL1.get(), FAR_EL1.get())
+    } else {
+        (0, 0)
+    };
+    GuestContext {
+        pc: frame.pc,
+        spsr_el2: frame.pstate,
+        sctlr_el1: SCTLR_EL1.get(),
+        vbar_el1: VBAR_EL1.get(),
+        tcr_el1,
+        far_el1,
+        features,
+    }
+}
+
+/// Carries out the exception entry `entry` of the guest trapped in `frame`: its new PC and
+/// PSTATE in the frame, its EL1 registers written (an AArch64 EL1's four straight from the
+/// entry: the most frequent case, every injected abort of an AArch64 guest).
+pub fn enter(frame: &mut TrapFrame, entry: &Entry) {
+    if let Entry::Aarch64(e) = entry {
+        frame.pc = e.elr_el2;
+        frame.pstate = e.spsr_el2;
+        ESR_EL1.set(e.esr_el1);
+        if let Some(far) = e.far_el1 {
+            FAR_EL1.set(far);
+        }
+        ELR_EL1.set(e.elr_el1);
+        SPSR_EL1.set(e.spsr_el1);
+        return;
+    }
+    entry.apply_to_frame(frame);
+    write_el1(&entry.sysreg_writes());
+}
+
 /// `MSR` to an AArch32 EL1 register's AArch64 home, which `aarch64-cpu` does not name.
 macro_rules! write_aarch32_home {
     ($reg:literal, $value:expr) => {
@@ -92,7 +132,7 @@ macro_rules! write_aarch32_home {
 }
 
 /// Performs the EL1 register writes of an exception entry.
-pub fn write_el1(writes: &SysregWrites) {
+fn write_el1(writes: &SysregWrites) {
     if let Some(v) = writes.esr_el1 {
         ESR_EL1.set(v);
     }
@@ -114,6 +154,11 @@ pub fn write_el1(writes: &SysregWrites) {
     if let Some(v) = writes.ifsr32_el2 {
         write_aarch32_home!("ifsr32_el2", v);
     }
+}
+
+/// `SCTLR_EL1` of the trapped guest (its data endianness, for an access Moat completes).
+pub fn sctlr_el1() -> u64 {
+    SCTLR_EL1.get()
 }
 
 /// Writes `PAR_EL1`, the result of a guest `AT` that Moat completed.

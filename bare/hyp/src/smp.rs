@@ -110,7 +110,7 @@ fn run_until_left(
     mut irq: Option<&mut CpuInterface>,
 ) -> Left {
     let prepared = machine::with_run(seat.vm, generation, |vm| {
-        prepare_entry(vm, vcpu, irq.as_deref_mut());
+        exits::prepare_entry(vm, vcpu, irq.as_deref_mut());
         Next::Resume
     });
     if prepared.is_none() {
@@ -122,14 +122,12 @@ fn run_until_left(
             continue;
         }
         let next = machine::with_run(seat.vm, generation, |vm| {
-            if let Some(irq) = irq.as_deref() {
-                vm.after_exit(vcpu, irq);
+            if let Some(next) = fastpath::abort(vm, vcpu, irq.as_deref_mut(), vector) {
+                return next;
             }
-            let next = exits::handle(vm, vcpu, irq.as_deref_mut(), vector);
-            if matches!(next, Next::Resume) {
-                prepare_entry(vm, vcpu, irq.as_deref_mut());
-            }
-            next
+            exits::with_interrupts(vm, vcpu, irq.as_deref_mut(), |vm, vcpu, irq| {
+                exits::handle(vm, vcpu, irq, vector)
+            })
         });
         if console::take_deferred_input() {
             machine::hand_over_input();
@@ -144,7 +142,7 @@ fn run_until_left(
                 // here; the exit it causes after the next entry serves it.
                 unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
                 let prepared = machine::with_run(seat.vm, generation, |vm| {
-                    prepare_entry(vm, vcpu, irq.as_deref_mut());
+                    exits::prepare_entry(vm, vcpu, irq.as_deref_mut());
                     Next::Resume
                 });
                 if prepared.is_none() {
@@ -154,12 +152,5 @@ fn run_until_left(
             Some(Next::Off) => return Left::Off,
             Some(Next::End(status)) => return Left::End(status),
         }
-    }
-}
-
-/// Loads what the vCPU must see on entry, when this CPU has a GIC interface to load it into.
-fn prepare_entry(vm: &mut Vm, vcpu: &Vcpu, irq: Option<&mut CpuInterface>) {
-    if let Some(irq) = irq {
-        vm.before_entry(vcpu, irq);
     }
 }

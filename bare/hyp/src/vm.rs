@@ -27,7 +27,7 @@ use moat_devices::Access;
 use moat_devices::bus::{Bus, BusEffects, BusError, ModelKind};
 use moat_devices::gic::VcpuSet;
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
-use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaRange, VmView};
+use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaLayout, IpaRange, VmView, effective_pa_bits};
 use moat_vcpu::entry::CpuFeatures;
 use moat_vcpu::idregs::IdPolicy;
 use moat_vcpu::power::{PowerStates, Start};
@@ -161,6 +161,9 @@ pub struct Vm {
     pub features: CpuFeatures,
     /// What the guest's ID registers show.
     pub id_policy: IdPolicy,
+    /// The PA size its accesses are checked against (`moat_vcpu::abort::effective_pa_bits`
+    /// of the PARange `id_policy` shows).
+    pa_bits: u32,
     /// The guest's ID registers show `SCXTNUM_EL0`/`SCXTNUM_EL1` (FEAT_CSV2_2 or
     /// FEAT_CSV2_1p2): its accesses go to the hardware registers, reset at each vCPU start.
     pub scxtnum: bool,
@@ -309,6 +312,7 @@ impl Vm {
                 ..cpu::features()
             },
             id_policy: IdPolicy { parange },
+            pa_bits: effective_pa_bits(u32::from(parange.bits().unwrap_or(48)), aarch32),
             scxtnum: !aarch32 && guest_shows_scxtnum(&IdPolicy { parange }),
             boot: (entry, dtb_ipa),
             power: PowerStates::power_on(config_cpus),
@@ -508,6 +512,29 @@ impl Vm {
         }
     }
 
+    /// The VM's IPA space, as the plain-abort decision sees it.
+    pub fn layout(&self) -> IpaLayout<'_> {
+        IpaLayout {
+            ipa_bits: self.config.ipa_bits,
+            pa_bits: self.pa_bits,
+            ram: &self.ram_windows,
+            devices: &self.device_windows,
+            hole_policy: self.hole_policy(),
+        }
+    }
+
+    /// `P`: the PA size the guest reads in `ID_AA64MMFR0_EL1.PARange`.
+    fn guest_pa_bits(&self) -> u32 {
+        u32::from(self.id_policy.parange.bits().unwrap_or(48))
+    }
+
+    fn hole_policy(&self) -> HolePolicy {
+        match self.config.hole_policy {
+            moat_config::HolePolicy::Abort => HolePolicy::Abort,
+            moat_config::HolePolicy::ReadAsZeroWriteIgnore => HolePolicy::ReadAsZeroWriteIgnore,
+        }
+    }
+
     /// The VM as the abort decision sees it.
     pub fn view(&self, el1: &El1Regs) -> VmView<'_> {
         // TTBCR.EAE (bit 31) selects the long-descriptor format of an AArch32 guest.
@@ -520,13 +547,10 @@ impl Vm {
         let mmu_on = el1.mmu_on();
         VmView {
             ipa_bits: self.config.ipa_bits,
-            pa_bits: u32::from(self.id_policy.parange.bits().unwrap_or(48)),
+            pa_bits: self.guest_pa_bits(),
             ram: &self.ram_windows,
             devices: &self.device_windows,
-            hole_policy: match self.config.hole_policy {
-                moat_config::HolePolicy::Abort => HolePolicy::Abort,
-                moat_config::HolePolicy::ReadAsZeroWriteIgnore => HolePolicy::ReadAsZeroWriteIgnore,
-            },
+            hole_policy: self.hole_policy(),
             format,
             mmu_on,
         }

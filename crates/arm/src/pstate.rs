@@ -72,6 +72,10 @@ impl Spsr64 {
     pub const F: Field = Field::bit(6);
     /// `M[3:0]`: exception level and stack pointer.
     pub const M: Field = Field::new(0, 4);
+    /// `M[3:2]`: the exception level.
+    pub const M_EL: Field = Field::new(2, 2);
+    /// `M[0]`: the stack pointer, `SP_ELx` when set.
+    pub const M_SP: Field = Field::bit(0);
 
     /// The saved value `bits`.
     #[must_use]
@@ -113,6 +117,21 @@ impl Spsr64 {
     #[inline]
     pub const fn mode(self) -> Aarch64Mode {
         Aarch64Mode::from_m(Self::M.get(self.0) as u8)
+    }
+
+    /// The exception level of the saved mode, `M[3:2]` (what `self.mode().el()` gives, read
+    /// straight from the field: every exception entry asks).
+    #[must_use]
+    #[inline]
+    pub const fn el(self) -> u8 {
+        Self::M_EL.get(self.0) as u8
+    }
+
+    /// Whether the saved mode uses `SP_ELx`, `M[0]` (`self.mode().sp_elx()`).
+    #[must_use]
+    #[inline]
+    pub const fn sp_elx(self) -> bool {
+        Self::M_SP.is_set(self.0)
     }
 
     /// This value with mode `mode` (`M[4]` = 0: AArch64).
@@ -484,6 +503,15 @@ impl fmt::Display for SavedPsr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_saved_el_and_stack_pointer_are_those_of_the_saved_mode_for_every_m() {
+        for m in 0..16u64 {
+            let spsr = Spsr64::new(0x3C0 | m);
+            assert_eq!(spsr.el(), spsr.mode().el(), "M = {m:#06b}");
+            assert_eq!(spsr.sp_elx(), spsr.mode().sp_elx(), "M = {m:#06b}");
+        }
+    }
 
     #[test]
     fn el1h_with_daif_masked_is_0x3c5() {

@@ -190,6 +190,27 @@ impl Bus {
         self.gic.as_deref()
     }
 
+    /// One access to window `index` when it is a UART, its new interrupt level (if it
+    /// changed) returned rather than given to the GIC: the caller brings the GIC model up to
+    /// date with the guest first and then hands the level over with [`Bus::uart_line`]. `None`
+    /// for any other window (nothing is accessed). [`Bus::access`] is the two together.
+    #[inline]
+    pub fn uart_access(&mut self, index: usize, access: Access) -> Option<(u64, DeviceEffects)> {
+        match self.models.get_mut(index)? {
+            Model::Pl011(uart) => Some(uart.access(access)),
+            _ => None,
+        }
+    }
+
+    /// Drives the UART's interrupt line to `level` in the GIC model (see [`Bus::uart_access`]);
+    /// returns the vCPUs to kick.
+    pub fn uart_line(&mut self, level: bool) -> VcpuSet {
+        match self.gic.as_mut() {
+            Some(gic) => gic.set_spi_level(self.uart_intid, level),
+            None => VcpuSet::EMPTY,
+        }
+    }
+
     /// One access to window `index` (an index past the last window reads as zero and ignores
     /// writes: the caller's decision named a window this bus has, so that is a caller bug the
     /// guest cannot cause). A UART's or network device's new interrupt level goes to the GIC
@@ -263,8 +284,8 @@ impl Bus {
     /// Turns a model's effects into the bus's: a new interrupt level drives the UART line.
     fn effects(&mut self, effects: DeviceEffects) -> BusEffects {
         let mut kick = effects.kick;
-        if let (Some(level), Some(gic)) = (effects.irq_level, self.gic.as_mut()) {
-            kick |= gic.set_spi_level(self.uart_intid, level);
+        if let Some(level) = effects.irq_level {
+            kick |= self.uart_line(level);
         }
         BusEffects {
             console_out: effects.console_out,
@@ -410,6 +431,35 @@ mod tests {
         let input = bus.console_input(|| once.take());
         assert_eq!(input.effects.kick, VcpuSet::single(1));
         assert!(input.room);
+    }
+
+    #[test]
+    fn a_uart_access_then_its_line_is_the_access_the_bus_makes() {
+        let (mut split, mut whole) = (bus(2), bus(2));
+        route_uart_to(&mut split, 1);
+        route_uart_to(&mut whole, 1);
+        let mut once = (Some(b'a'), Some(b'a'));
+        let _ = split.console_input(|| once.0.take());
+        let _ = whole.console_input(|| once.1.take());
+        for access in [
+            Access::read(0x018, 4),
+            Access::write(UARTDR, 4, u64::from(b'z')),
+            Access::write(UARTIMSC, 4, RXIM),
+            Access::read(UARTDR, 4),
+        ] {
+            let (data, effects) = split.uart_access(0, access).expect("window 0 is the UART");
+            let kick = effects
+                .irq_level
+                .map_or(VcpuSet::EMPTY, |l| split.uart_line(l));
+            let (want, bus_effects) = whole.access(0, access, &mut NoRam);
+            assert_eq!(data, want);
+            assert_eq!(effects.console_out, bus_effects.console_out);
+            assert_eq!(effects.kick.union(kick), bus_effects.kick);
+        }
+        assert!(
+            split.uart_access(1, Access::read(0x004, 4)).is_none(),
+            "the GIC is no UART"
+        );
     }
 
     #[test]

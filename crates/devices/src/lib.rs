@@ -50,9 +50,8 @@ impl Access {
     #[must_use]
     pub const fn size_mask(&self) -> u64 {
         match self.size {
-            1 => 0xFF,
-            2 => 0xFFFF,
-            4 => 0xFFFF_FFFF,
+            // 0xFF, 0xFFFF, 0xFFFF_FFFF: computed, not looked up.
+            1 | 2 | 4 => (1 << (8 * self.size as u32)) - 1,
             _ => u64::MAX,
         }
     }

@@ -146,6 +146,14 @@ impl Pl011 {
     fn read_register(&mut self, offset: u64) -> u32 {
         match offset {
             reg::DR => self.pop_rx(),
+            _ => self.read_stateless(offset),
+        }
+    }
+
+    /// A read of any register but `UARTDR`: none changes the UART's state.
+    #[inline]
+    fn read_stateless(&self, offset: u64) -> u32 {
+        match offset {
             reg::FR => self.flags(),
             reg::ILPR => self.ilpr,
             reg::IBRD => self.ibrd,
@@ -191,18 +199,29 @@ fn id_byte(offset: u64) -> u32 {
 }
 
 impl MmioDevice for Pl011 {
+    #[inline]
     fn access(&mut self, access: Access) -> (u64, DeviceEffects) {
-        let mut effects = DeviceEffects::default();
         if access.write.is_none() && access.offset != reg::DR {
             // Reading any register but `UARTDR` changes no state, so no interrupt level: the
-            // most frequent access (the guest polling `UARTFR`) skips the level comparison.
+            // most frequent access (the guest polling a status register) skips the level
+            // comparison, and the state-changing path's frame (`access_changing`).
             let value = if access.offset.is_multiple_of(4) {
-                u64::from(self.read_register(access.offset))
+                u64::from(self.read_stateless(access.offset))
             } else {
                 0
             };
-            return (value & access.size_mask(), effects);
+            return (value & access.size_mask(), DeviceEffects::default());
         }
+        self.access_changing(access)
+    }
+}
+
+impl Pl011 {
+    /// A write, or a read of `UARTDR` (which pops the receive FIFO): an access that may change
+    /// the interrupt level.
+    #[inline(never)]
+    fn access_changing(&mut self, access: Access) -> (u64, DeviceEffects) {
+        let mut effects = DeviceEffects::default();
         let before = self.interrupt_level();
         // The PL011's registers are 32-bit (narrower accesses see the low bits); an offset that
         // is not word-aligned reaches no register.

@@ -232,25 +232,67 @@ impl VmView<'_> {
     /// an AArch32 long-descriptor guest (SPEC §2).
     #[must_use]
     pub fn effective_pa_bits(&self) -> u32 {
-        match self.format {
-            GuestFormat::Aarch64 => self.pa_bits,
-            GuestFormat::Aarch32Long | GuestFormat::Aarch32Short => self.pa_bits.min(40),
+        effective_pa_bits(self.pa_bits, self.format != GuestFormat::Aarch64)
+    }
+
+    /// The VM's IPA space, as [`VmView::place`] and the plain-abort decision read it.
+    #[must_use]
+    pub fn layout(&self) -> IpaLayout<'_> {
+        IpaLayout {
+            ipa_bits: self.ipa_bits,
+            pa_bits: self.effective_pa_bits(),
+            ram: self.ram,
+            devices: self.devices,
+            hole_policy: self.hole_policy,
         }
     }
 
-    fn at_or_above(ipa: Ipa, bits: u32) -> bool {
+    fn place(&self, ipa: Ipa) -> Place {
+        self.layout().place(ipa)
+    }
+}
+
+/// The PA size an AArch64 guest's (`aarch32` false) or an AArch32 guest's translations are
+/// checked against, when its visible PARange is `pa_bits`: an AArch32 guest's output
+/// addresses have at most 40 bits (LPAE), so min(`P`, 40) for it (SPEC §2).
+#[must_use]
+pub const fn effective_pa_bits(pa_bits: u32, aarch32: bool) -> u32 {
+    if aarch32 && pa_bits > 40 { 40 } else { pa_bits }
+}
+
+/// The VM's IPA space: fixed for the VM's life, and all the plain-abort decision
+/// (`crate::plain_abort`) needs of the VM.
+#[derive(Clone, Copy, Debug)]
+pub struct IpaLayout<'a> {
+    /// The VM's IPA size `S`.
+    pub ipa_bits: u32,
+    /// The PA size the guest's accesses are checked against ([`VmView::effective_pa_bits`]).
+    pub pa_bits: u32,
+    /// RAM regions.
+    pub ram: &'a [IpaRange],
+    /// Emulated device windows, by index.
+    pub devices: &'a [IpaRange],
+    /// What a data access to a hole does.
+    pub hole_policy: HolePolicy,
+}
+
+impl IpaLayout<'_> {
+    const fn at_or_above(ipa: Ipa, bits: u32) -> bool {
         bits < 64 && ipa.0 >> bits != 0
     }
 
-    fn place(&self, ipa: Ipa) -> Place {
-        if Self::at_or_above(ipa, self.effective_pa_bits()) {
+    /// Where `ipa` lies: beyond `2^P`, in `[2^S, 2^P)`, in RAM, in a device window or in a hole.
+    pub(crate) fn place(&self, ipa: Ipa) -> Place {
+        if Self::at_or_above(ipa, self.pa_bits) {
             Place::BeyondPaRange
         } else if Self::at_or_above(ipa, self.ipa_bits) {
             Place::BeyondIpaSpace
+        } else if let Some((device, offset)) = self.device_at(ipa) {
+            // Device windows and RAM never overlap (the configuration is refused otherwise), so
+            // the order is free: the windows first, where most exits that ask land.
+            Place::Device { device, offset }
         } else if self.ram.iter().any(|r| r.offset_of(ipa).is_some()) {
             Place::Ram
-        } else if let Some((device, offset)) = self.device_at(ipa) {
-            Place::Device { device, offset }
         } else {
             Place::Hole
         }
@@ -266,7 +308,7 @@ impl VmView<'_> {
 
 /// Where an IPA lies in the VM's address space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Place {
+pub(crate) enum Place {
     BeyondPaRange,
     BeyondIpaSpace,
     Ram,
@@ -351,30 +393,6 @@ pub fn decide(abort: &GuestAbort, vm: &VmView<'_>, guest: &impl GuestView) -> De
         return on_walk(abort, ipa, vm, guest, op);
     }
     on_access(abort, ipa, vm, guest, op)
-}
-
-/// The one question of [`decide`] an exit asks most often, answered without the guest: a data
-/// access with a valid instruction syndrome (`ISV` = 1: one register, `SAS` bytes), aligned to
-/// its size, that took a stage-2 translation fault outside a walk and not for cache
-/// maintenance, at an IPA inside a device window. [`decide`] answers `Emulate` for it whatever
-/// the guest's tables and controls say — no alignment rule faults an aligned single access
-/// (`AArch64.UnalignedAccessFaults()`, `AArch64.S1HasAlignmentFault()`), and a device window
-/// lies below `2^S` — so the caller can skip the guest's registers and memory. Returns the
-/// window and the offset in it; `None` for everything else, which [`decide`] takes.
-#[must_use]
-pub fn plain_device_access(abort: &GuestAbort, vm: &VmView<'_>) -> Option<(usize, u64)> {
-    let rule = abort.syndrome_rule?;
-    let plain = matches!(abort.access, AbortAccess::Data { cm: false, .. })
-        && matches!(abort.fsc, Fsc::Translation { .. })
-        && !abort.s1ptw
-        && !align::misaligned(rule, abort.va.0);
-    if !plain {
-        return None;
-    }
-    match vm.place(abort.ipa?) {
-        Place::Device { device, offset } => Some((device, offset)),
-        _ => None,
-    }
 }
 
 /// Rows 1 and 2: a stage-2 fault while the hardware read a guest stage-1 descriptor at `ipa`.

@@ -723,13 +723,28 @@ fn dc_zva_of_a_normal_page_follows_the_table() {
     assert_eq!(esr & 0x3F, FSC_EXTERNAL);
 }
 
-mod plain_device_access_agrees_with_decide {
+mod decide_plain_agrees_with_decide {
     use super::*;
+    use crate::frame::TrapFrame;
+    use crate::mmio::decode_syndrome_access;
+    use crate::plain_abort::{PlainOutcome, decide_plain};
     use proptest::prelude::*;
 
+    fn frame(esr: u64, far: u64, hpfar: u64, spsr: u64, x: u64) -> TrapFrame {
+        TrapFrame {
+            x: core::array::from_fn(|n| x.rotate_left(n as u32)),
+            pc: 0x4008_0000,
+            pstate: spsr,
+            esr,
+            far,
+            hpfar,
+        }
+    }
+
     proptest! {
-        /// Whenever the shortcut answers, `decide` answers `Emulate` at the same window and
-        /// offset, for any syndrome, address and MMU state.
+        /// Whenever the plain decision answers, `decide` answers the same for a guest with its
+        /// MMU off or on (tables, an instruction that is no load, alignment checks on), and the
+        /// access is the one the syndrome describes; for any syndrome, address and hole policy.
         #[test]
         fn whenever_it_answers(
             iss in any::<u32>(),
@@ -737,11 +752,20 @@ mod plain_device_access_agrees_with_decide {
             dfsc in prop_oneof![0x04u32..=0x07, 0u32..0x40],
             data in prop::bool::weighted(0.8),
             lower in any::<bool>(),
-            far in prop_oneof![3 => UART.base.0..UART.base.0 + UART.size + 0x10, 1 => any::<u64>()],
+            far in prop_oneof![
+                3 => UART.base.0..UART.base.0 + UART.size + 0x10,
+                1 => HOLE..HOLE + 0x10,
+                1 => (1u64 << S) - 0x10..(1u64 << S) + 0x10,
+                1 => (1u64 << P) - 0x10..(1u64 << P) + 0x10,
+                1 => RAM.base.0..RAM.base.0 + 0x10,
+                1 => any::<u64>(),
+            ],
             same_page in prop::bool::weighted(0.8),
             other_page in any::<u64>(),
             mmu_on in any::<bool>(),
-            spsr in prop_oneof![Just(0x3C5u64), Just(0x3C4), Just(0x1D3)],
+            raz in any::<bool>(),
+            spsr in prop_oneof![Just(0x3C5u64), Just(0x3C4), Just(0x1D3), Just(0x3C0)],
+            x in any::<u64>(),
         ) {
             let ec: u64 = match (data, lower) {
                 (true, true) => 0x24,
@@ -753,27 +777,92 @@ mod plain_device_access_agrees_with_decide {
             let esr = (ec << 26) | (1 << 25) | u64::from(iss);
             let page = if same_page { far >> 12 } else { other_page };
             let hpfar = (page & 0xFFF_FFFF_FFFF) << 4;
-            let Some(abort) = GuestAbort::from_trap(esr, far, hpfar, spsr) else {
+            let policy = if raz { HolePolicy::ReadAsZeroWriteIgnore } else { HolePolicy::Abort };
+            let view = vm(mmu_on, GuestFormat::Aarch64, policy);
+            let f = frame(esr, far, hpfar, spsr, x);
+            let Some(plain) = decide_plain(&f, &view.layout()) else {
                 return Ok(());
             };
-            let view = vm(mmu_on, GuestFormat::Aarch64, HolePolicy::Abort);
-            if let Some((device, offset)) = plain_device_access(&abort, &view) {
-                // A guest with no tables and no instruction to read: the shortcut must not need them.
-                prop_assert_eq!(decide(&abort, &view, &Guest::mmu_off()), Decision::Emulate { device, offset });
-            }
+            let abort = GuestAbort::from_trap(esr, far, hpfar, spsr).unwrap();
+            let guest = if mmu_on {
+                Guest {
+                    insn: Some(Instruction::A64(AT_S1E1R)),
+                    controls: El1Controls { sctlr: 1 << 1, ..El1Controls::default() },
+                    ..Guest::page_to(far & !0xFFF)
+                }
+            } else {
+                Guest::mmu_off()
+            };
+            prop_assert_eq!(decide(&abort, &view, &guest), plain.decision());
+            let access = match plain {
+                PlainOutcome::Device { access, .. } | PlainOutcome::ReadAsZero { access } => access,
+                PlainOutcome::Inject(_) => return Ok(()),
+            };
+            let iss = DataAbortIss::decode(Esr::new(esr).iss());
+            prop_assert_eq!(Some(access), decode_syndrome_access(&iss, &f));
         }
     }
 
+    /// `ESR_EL2` of `LDR W2, [Xn]` (ISV, SAS = word, SRT = 2) or `STR W2` with `wnr`, DFSC
+    /// translation level 0, from a lower EL.
+    fn ldr_w2(wnr: bool) -> u64 {
+        let iss = (1 << 24) | (0b10 << 22) | (2 << 16) | (u64::from(wnr) << 6) | 0b00_0100;
+        (0x24 << 26) | (1 << 25) | iss
+    }
+
     #[test]
-    fn an_aligned_uart_load_is_plain_and_a_misaligned_one_is_not() {
+    fn an_aligned_uart_load_is_a_device_access_and_a_misaligned_one_is_not_plain() {
         let view = vm(false, GuestFormat::Aarch64, HolePolicy::Abort);
-        // LDR W2, [X1, #0x18] with the MMU off: ISV, SAS = word, SRT = 2, DFSC translation L0.
-        let iss = (1 << 24) | (0b10 << 22) | (2 << 16) | 0b00_0100;
-        let esr = (0x24 << 26) | (1 << 25) | iss;
         let uart = 0x0900_0018;
-        let abort = GuestAbort::from_trap(esr, uart, (uart >> 12) << 4, 0x3C5).unwrap();
-        assert!(plain_device_access(&abort, &view).is_some());
-        let abort = GuestAbort::from_trap(esr, uart + 2, (uart >> 12) << 4, 0x3C5).unwrap();
-        assert_eq!(plain_device_access(&abort, &view), None);
+        let f = frame(ldr_w2(false), uart, (uart >> 12) << 4, EL1H, 0);
+        let Some(PlainOutcome::Device {
+            device,
+            offset,
+            access,
+        }) = decide_plain(&f, &view.layout())
+        else {
+            panic!("not a device access");
+        };
+        assert_eq!(
+            (device, offset, access.size, access.write),
+            (0, 0x18, 4, None)
+        );
+        let f = frame(ldr_w2(false), uart + 2, (uart >> 12) << 4, EL1H, 0);
+        assert_eq!(decide_plain(&f, &view.layout()), None);
+    }
+
+    #[test]
+    fn a_store_takes_its_register_truncated_to_the_access_size() {
+        let view = vm(false, GuestFormat::Aarch64, HolePolicy::Abort);
+        let mut f = frame(ldr_w2(true), UART.base.0, (UART.base.0 >> 12) << 4, EL1H, 0);
+        f.x[2] = 0x1234_5678_9abc_def0;
+        let Some(PlainOutcome::Device { access, .. }) = decide_plain(&f, &view.layout()) else {
+            panic!("not a device access");
+        };
+        assert_eq!(access.write, Some(0x9abc_def0));
+    }
+
+    #[test]
+    fn a_load_at_two_to_the_s_is_an_external_abort_and_at_two_to_the_p_is_left_to_decide() {
+        let view = vm(false, GuestFormat::Aarch64, HolePolicy::Abort);
+        let at = |ipa: u64| {
+            decide_plain(
+                &frame(ldr_w2(false), ipa, (ipa >> 12) << 4, EL1H, 0),
+                &view.layout(),
+            )
+        };
+        let Some(PlainOutcome::Inject(abort)) = at(1 << S) else {
+            panic!("no external abort at 2^S");
+        };
+        assert_eq!(abort.cause, AbortCause::External);
+        assert_eq!(
+            abort.access,
+            AbortAccess::Data {
+                wnr: false,
+                cm: false
+            }
+        );
+        assert_eq!(at(1 << P), None);
+        assert_eq!(at(RAM.base.0), None);
     }
 }

@@ -150,6 +150,7 @@ pub struct Abort {
 
 /// Injects `abort` into the guest whose trap state is `ctx`.
 #[must_use]
+#[inline]
 pub fn inject_abort(ctx: &GuestContext, abort: &Abort) -> Entry {
     if ctx.features.el1_aarch32 {
         Entry::Aarch32(enter_mode_aarch32(ctx, &aarch32_abort(ctx, abort)))
@@ -197,7 +198,7 @@ pub fn inject_fp_access(ctx: &GuestContext, iss: FpAccessIss, il: bool) -> Entry
 
 /// Whether the exception comes from EL0 (a lower EL than the target EL1).
 fn from_el0(spsr_el2: u64) -> bool {
-    is_aarch32(spsr_el2) || Spsr64::new(spsr_el2).mode().el() == 0
+    is_aarch32(spsr_el2) || Spsr64::new(spsr_el2).el() == 0
 }
 
 /// The AArch64 abort syndrome (SPEC.md §3): `EC` 0x20/0x24 from EL0, 0x21/0x25 from EL1;

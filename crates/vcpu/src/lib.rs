@@ -16,6 +16,7 @@ pub mod idregs;
 pub mod inject;
 pub mod insn;
 pub mod mmio;
+pub mod plain_abort;
 pub mod power;
 pub mod psci;
 pub mod s1walk;

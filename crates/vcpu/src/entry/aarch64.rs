@@ -63,8 +63,8 @@ fn vector_source(spsr_el2: u64) -> VectorSource {
         // A guest with an AArch64 EL1 runs AArch32 only at EL0.
         return VectorSource::LowerAarch32;
     }
-    let mode = Spsr64::new(spsr_el2).mode();
-    match (mode.el(), mode.sp_elx()) {
+    let spsr = Spsr64::new(spsr_el2);
+    match (spsr.el(), spsr.sp_elx()) {
         (0, _) => VectorSource::LowerAarch64,
         (_, false) => VectorSource::CurrentElSp0,
         (_, true) => VectorSource::CurrentElSpx,
