@@ -23,6 +23,7 @@ use aarch64_cpu::registers::{ICH_HCR_EL2, ICH_VTR_EL2, Readable, Writeable};
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, Trigger};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
 use moat_devices::gic::list_regs::IchVtr;
 use moat_devices::gic::{HwPpi, VcpuSet, VirtGic};
 use safe_mmio::UniqueMmioPointer;
@@ -36,8 +37,18 @@ pub const PHYSICAL_TIMER_INTID: u32 = 30;
 /// The SGI one physical CPU sends another to make its vCPU exit and see new virtual
 /// interrupts (Moat owns the physical GIC, so no other software uses SGI 8).
 pub const KICK_SGI: u32 = 8;
-/// Moat's console's interrupt on QEMU virt (SPI 1, INTID 33); also the guest's UART's.
-pub const UART_INTID: u32 = 33;
+/// The INTID of Moat's console's receive interrupt, from the device tree's UART node
+/// (`platform.console.intid`: SPI 1, INTID 33, on QEMU virt; SPI 21, INTID 53, for the
+/// ZCU102's UART0); [`NO_CONSOLE_INTID`] until [`init`] sets it, or when the tree gives none.
+static CONSOLE_INTID: AtomicU32 = AtomicU32::new(NO_CONSOLE_INTID);
+/// No console interrupt: an INTID no GIC delivers (1023 is the spurious INTID).
+const NO_CONSOLE_INTID: u32 = 1023;
+
+/// The INTID of Moat's console's receive interrupt (never equal to an acknowledged INTID when
+/// the machine's tree gives none).
+pub fn console_intid() -> u32 {
+    CONSOLE_INTID.load(Ordering::Relaxed)
+}
 /// The timers whose interrupts Moat forwards, with their control registers' names.
 const TIMERS: [u32; 2] = [VIRTUAL_TIMER_INTID, PHYSICAL_TIMER_INTID];
 /// The priority Moat gives the interrupts it takes (all equal: Moat never nests them).
@@ -48,13 +59,19 @@ const PRIORITY: u8 = 0x80;
 static MACHINE_GIC: Lock<Option<GicV3<'static>>> = Lock::new(None);
 
 /// Takes the GIC at `dist`/`redist` of a machine of `cpus` CPUs, sets it up from CPU 0 and
-/// enables the interrupts Moat handles there; `None` when it cannot be driven.
+/// enables the interrupts Moat handles there, its console's receive interrupt `console` (an
+/// SPI) among them; `None` when it cannot be driven.
 ///
 /// # Safety
 ///
 /// `dist` and `redist` must be the machine's GICv3 distributor and redistributor regions from
 /// the device tree, identity-mapped as device memory, driven by nothing else.
-pub unsafe fn init(dist: PhysRange, redist: PhysRange, cpus: usize) -> Option<CpuInterface> {
+pub unsafe fn init(
+    dist: PhysRange,
+    redist: PhysRange,
+    cpus: usize,
+    console: Option<u32>,
+) -> Option<CpuInterface> {
     let dist_ptr = NonNull::new(dist.base as *mut arm_gic::gicv3::registers::Gicd)?;
     let redist_ptr = NonNull::new(redist.base as *mut arm_gic::gicv3::registers::GicrSgi)?;
     // SAFETY: the caller guarantees both are the GIC's registers, exclusively Moat's.
@@ -64,10 +81,13 @@ pub unsafe fn init(dist: PhysRange, redist: PhysRange, cpus: usize) -> Option<Cp
     gic.setup(0);
     split_eoi();
     enable_private(&mut gic, 0)?;
-    let uart = IntId::spi(UART_INTID - 32);
-    gic.set_interrupt_priority(uart, None, PRIORITY).ok()?;
-    gic.set_trigger(uart, None, Trigger::Level).ok()?;
-    gic.enable_interrupt(uart, None, true).ok()?;
+    if let Some(intid) = console.filter(|&intid| intid >= 32) {
+        let uart = int_id(intid);
+        gic.set_interrupt_priority(uart, None, PRIORITY).ok()?;
+        gic.set_trigger(uart, None, Trigger::Level).ok()?;
+        gic.enable_interrupt(uart, None, true).ok()?;
+        CONSOLE_INTID.store(intid, Ordering::Relaxed);
+    }
     GicCpuInterface::set_priority_mask(0xFF);
     GicCpuInterface::enable_group1(true);
     *MACHINE_GIC.lock() = Some(gic);

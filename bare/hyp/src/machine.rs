@@ -8,7 +8,7 @@
 
 use crate::console::{self, log};
 use crate::cpu;
-use crate::gic::{self, CpuInterface, UART_INTID};
+use crate::gic::{self, CpuInterface};
 use crate::lock::Lock;
 use crate::platform::MAX_CPUS;
 use crate::power::{self, EndStatus};
@@ -233,7 +233,7 @@ pub fn idle(irq: Option<CpuInterface>) -> ! {
             continue;
         };
         while let Some(intid) = irq.acknowledge() {
-            if intid == UART_INTID {
+            if intid == gic::console_intid() {
                 hand_over_input();
             }
             irq.end(intid);

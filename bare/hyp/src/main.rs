@@ -129,9 +129,10 @@ fn run_vm(platform: &Platform, phys: &mut PhysAllocator, ipa_limit: u32) -> EndS
 /// Returns the boot CPU's interface.
 fn take_interrupts(platform: &Platform) -> Option<gic::CpuInterface> {
     let (dist, redist) = platform.gic_v3()?;
+    let console = platform.console.and_then(|uart| uart.intid);
     // SAFETY: the device tree names these as the GIC's registers; Moat is the only software
     // driving them, and `device_ranges` identity-mapped them as device memory.
-    let irq = unsafe { gic::init(dist, redist, platform.cpu_count) };
+    let irq = unsafe { gic::init(dist, redist, platform.cpu_count, console) };
     if irq.is_none() {
         log!("GICv3 at {dist} could not be initialised: the guest gets no interrupts");
     }

@@ -4,7 +4,7 @@
 
 use crate::console::{self, log};
 use crate::cpu;
-use crate::gic::{self, CpuInterface, UART_INTID};
+use crate::gic::{self, CpuInterface};
 use crate::guest::El1Regs;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::mmio::Port;
@@ -756,13 +756,17 @@ fn hcr_el2(aarch32: bool, scxtnum: bool) -> u64 {
     VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TID3 | TSC | rw | pauth | scxt
 }
 
-/// The device models of `config`'s windows, in their order, at their reset state.
+/// The INTID of the guest's PL011 interrupt: SPI 1, as on QEMU virt, whatever the machine's
+/// own console uses (the guest's device tree says so, `moat_config::guest_dtb`).
+const GUEST_UART_INTID: u32 = 33;
+
 /// A virtio-net device's MAC address: locally administered (`02`), "MOAT", and the VM's index
 /// plus one, so that every VM's address differs.
 fn net_mac(vm: usize) -> [u8; 6] {
     [0x02, b'M', b'O', b'A', b'T', (vm as u8).wrapping_add(1)]
 }
 
+/// The device models of `config`'s windows, in their order, at their reset state.
 fn new_bus(config: &VmConfig, id: usize) -> Result<Bus, VmError> {
     let kinds = config
         .devices
@@ -779,7 +783,7 @@ fn new_bus(config: &VmConfig, id: usize) -> Result<Bus, VmError> {
                 mac: net_mac(id),
             },
         });
-    Bus::new(kinds, config.cpus as usize, UART_INTID).map_err(VmError::Devices)
+    Bus::new(kinds, config.cpus as usize, GUEST_UART_INTID).map_err(VmError::Devices)
 }
 
 /// IPA ranges from (base, size) pairs.
