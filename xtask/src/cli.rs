@@ -289,10 +289,11 @@ struct RunArgs {
     /// Stop QEMU after this many seconds (default: no limit).
     #[arg(long, allow_negative_numbers = true, value_name = "SECONDS")]
     timeout: Option<u64>,
-    /// The machine Moat runs on: QEMU's `virt` (GICv3, PL011), or its model of the Xilinx
-    /// ZCU102 board (4 Cortex-A53s, 2 GiB, GIC-400, Cadence UART, Debian's device tree of the
-    /// board). Moat does not drive the ZCU102's GICv2 yet: there the guest runs without
-    /// interrupts.
+    /// The machine Moat runs on: QEMU's `virt` (GICv3, PL011), `virt-gicv2` (the same with a
+    /// GICv2 and its virtualization extension, `gic-version=2`: the VM gets a GICv2, its CPU
+    /// interface the hardware's), or QEMU's model of the Xilinx ZCU102 board (4 Cortex-A53s,
+    /// 2 GiB, GIC-400, Cadence UART, Debian's device tree of the board). Moat does not drive
+    /// the ZCU102's GICv2 yet: there the guest runs without interrupts.
     #[arg(long, value_enum, default_value = "virt")]
     board: Board,
 }
@@ -300,6 +301,7 @@ struct RunArgs {
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Board {
     Virt,
+    VirtGicv2,
     Zcu102,
 }
 
@@ -508,7 +510,7 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
 /// `--cpu` (and `--bare`, which boots on `virt`) are refused.
 fn board_cpu(args: &RunArgs) -> XResult<&str> {
     match args.board {
-        Board::Virt => Ok(&args.cpu),
+        Board::Virt | Board::VirtGicv2 => Ok(&args.cpu),
         Board::Zcu102 if args.bare => Err(usage(
             "--bare: the bare reference boots on virt, not with --board zcu102",
         )),
@@ -569,6 +571,7 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         mem: args.mem,
         bootargs: args.append.clone(),
         cpus: args.smp.or(default_cpus),
+        gic_v2: args.board == Board::VirtGicv2,
     };
     // The VM and the files named are checked before anything is fetched or built.
     let cpu = board_cpu(args)?;
@@ -639,12 +642,13 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         initrd: Some(bundle.clone()),
         append: None,
         el2: true,
+        gic_version: if config.has_gic_v2() { 2 } else { 3 },
         smp: config.cpus,
     };
     drop(bundle_bytes);
     let limit = args.timeout.map(Duration::from_secs);
     let outcome = match args.board {
-        Board::Virt => machine.run(ConsoleMode::Interactive, limit)?,
+        Board::Virt | Board::VirtGicv2 => machine.run(ConsoleMode::Interactive, limit)?,
         Board::Zcu102 => {
             let dtb = crate::board::zcu102_dtb();
             let board = crate::board::Zcu102 {
@@ -784,6 +788,7 @@ fn run_bare(args: &RunArgs, config: &moat_config::VmConfig, boot: &LinuxBoot) ->
         initrd: boot.initrd.clone(),
         append: Some(config.bootargs.clone()),
         el2: false,
+        gic_version: 3,
         smp: 1,
     };
     let outcome = machine.run(

@@ -375,6 +375,7 @@ fn run_test(
         initrd: Some(env.to_path_buf()),
         append: Some(args.clone()),
         el2: false,
+        gic_version: 3,
         smp: test.smp,
     };
     let mut bare_extra: Vec<String> = ICOUNT.iter().map(|s| (*s).into()).collect();
@@ -420,6 +421,7 @@ fn run_test(
             initrd: Some(bundle),
             append: None,
             el2: true,
+            gic_version: 3,
             smp: config.cpus,
         };
         let extra: Vec<String> = ICOUNT.iter().map(|s| (*s).into()).collect();

@@ -143,6 +143,7 @@ impl SystemRun<'_> {
             initrd: Some(bundle),
             append: None,
             el2: true,
+            gic_version: 3,
             smp: self.system.machine_cpus_needed(),
         };
         Ok((machine, scratch))

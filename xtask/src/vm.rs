@@ -23,6 +23,9 @@ pub struct VmRequest {
     pub bootargs: Option<String>,
     /// `--smp`: the number of vCPUs.
     pub cpus: Option<u32>,
+    /// `--board virt-gicv2`: the VM gets a GICv2 (`VmConfig::use_gic_v2`) unless its
+    /// description gives it one.
+    pub gic_v2: bool,
 }
 
 /// The VM description with the overrides applied, validated as far as the host can.
@@ -56,6 +59,9 @@ pub fn describe(request: &VmRequest, cpu: &str) -> XResult<VmConfig> {
     }
     if let Some(cpus) = request.cpus {
         vm.set_cpus(cpus);
+    }
+    if request.gic_v2 && !vm.has_gic_v2() {
+        vm.use_gic_v2();
     }
     // The IPA limit L of the CPU model, when the host knows it: Moat refuses S > L at boot
     // anyway, but the user gets the message before QEMU starts.
@@ -205,6 +211,7 @@ pub fn moat_machine(
         initrd: Some(bundle.to_path_buf()),
         append: None,
         el2: true,
+        gic_version: if vm.has_gic_v2() { 2 } else { 3 },
         smp: vm.cpus,
     })
 }
@@ -318,6 +325,7 @@ pub fn linux_under_moat(
         initrd: Some(bundle.to_path_buf()),
         append: None,
         el2: true,
+        gic_version: 3,
         smp: vm.cpus,
     })
 }

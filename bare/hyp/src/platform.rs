@@ -2,7 +2,9 @@
 //! controller, timer, PSCI conduit, CPUs, the initrd with the VM bundle). This module only
 //! turns the address in `x0` into the slice that crate parses.
 
-pub use moat_platform::{Conduit, Gic, MAX_CPUS, PhysRange, Platform, PlatformError, UartKind};
+pub use moat_platform::{
+    Conduit, Gic, GicV2, MAX_CPUS, PhysRange, Platform, PlatformError, UartKind,
+};
 
 /// Reads the device tree at physical address `dtb`.
 ///

@@ -10,6 +10,7 @@ use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::mmio::Port;
 use crate::net;
 use crate::platform::MAX_CPUS;
+use crate::platform::{Gic, PhysRange};
 use crate::ram::{Backing, VmRam};
 use crate::s2hw::{Frames, IdentityTables, Tlb};
 use crate::vcpu::Vcpu;
@@ -173,6 +174,9 @@ pub struct Vm {
     /// Where each of its network windows' frames go (set by `machine::install`, which knows
     /// every VM).
     pub links: Vec<NetLink>,
+    /// A GICv2 VM's CPU interface window and the machine's virtual CPU interface (`GICV`)
+    /// mapped there at stage 2.
+    pub gicv: Option<(Ipa, PhysRange)>,
 }
 
 /// The other end of a virtio-net link, as the sending VM finds it without taking the
@@ -244,7 +248,8 @@ impl fmt::Display for VmError {
 }
 
 impl Vm {
-    /// Builds the VM of `bundle` on a machine whose IPA limit is `ipa_limit` bits.
+    /// Builds the VM of `bundle` on a machine whose IPA limit is `ipa_limit` bits and whose
+    /// GIC is `machine_gic`.
     ///
     /// # Errors
     ///
@@ -255,6 +260,7 @@ impl Vm {
         phys: &mut PhysAllocator,
         ipa_limit: u32,
         cpus: &[u64],
+        machine_gic: Option<Gic>,
     ) -> Result<Self, VmError> {
         let config = bundle.config().clone();
         let (entry, dtb_ipa) = (bundle.entry().0, bundle.dtb_ipa().0);
@@ -277,6 +283,7 @@ impl Vm {
         }
         let geometry = Geometry::new(config.ipa_bits, ipa_limit).map_err(VmError::Stage2)?;
         let stage2 = Stage2::new(geometry, vmid(id), &mut Frames(phys)).map_err(VmError::Stage2)?;
+        let gicv = guest_cpu_interface(&config, machine_gic)?;
         let bus = new_bus(&config, id)?;
         let device_windows = ranges(config.devices.iter().map(|w| (w.base, w.size)));
         let ram_windows = ranges(config.ram.iter().map(|r| (r.base, r.size)));
@@ -308,8 +315,10 @@ impl Vm {
             power: PowerStates::power_on(config_cpus),
             cpu_mpidrs,
             links: Vec::new(),
+            gicv,
         };
         vm.back_ram(phys)?;
+        vm.map_gicv(phys)?;
         vm.load_images()?;
         Ok(vm)
     }
@@ -395,6 +404,29 @@ impl Vm {
         Ok(())
     }
 
+    /// Maps the machine's virtual CPU interface (`GICV`, 8 KiB) at a GICv2 VM's CPU
+    /// interface window: the guest's `GICC_*` accesses go to the hardware, which presents the
+    /// list registers' interrupts (IHI 0048B, 5.5 "GIC virtual CPU interface registers").
+    fn map_gicv(&mut self, phys: &mut PhysAllocator) -> Result<(), VmError> {
+        let Some((ipa, frame)) = self.gicv else {
+            return Ok(());
+        };
+        let mut tlb = Tlb {
+            vttbr: self.stage2.vttbr_el2(),
+        };
+        self.stage2
+            .map(
+                &mut IdentityTables,
+                &mut Frames(phys),
+                &mut tlb,
+                ipa,
+                Pa(frame.base),
+                frame.size,
+                S2Attrs::DEVICE,
+            )
+            .map_err(VmError::Stage2)
+    }
+
     /// Copies `data` into guest RAM at `ipa`.
     fn copy_in(&mut self, what: &'static str, ipa: Ipa, data: &[u8]) -> Result<(), VmError> {
         let len = data.len() as u64;
@@ -414,10 +446,12 @@ impl Vm {
     /// maps nothing but the RAM it was given: no other VM's memory, none of Moat's (its image,
     /// heap, stacks, tables) and no free memory. A leaf that strays is a Moat bug.
     pub fn check_confinement(&self) {
-        let owned: Vec<(Pa, u64)> = self.ram.iter().map(|b| (b.pa, b.size)).collect();
+        let mut owned: Vec<(Pa, u64)> = self.ram.iter().map(|b| (b.pa, b.size)).collect();
+        // A GICv2 VM's own window on the machine's virtual CPU interface.
+        owned.extend(self.gicv.map(|(_, frame)| (Pa(frame.base), frame.size)));
         match self.stage2.confined_to(&IdentityTables, &owned) {
             Ok(mapped) => log!(
-                "VM '{}': stage 2 maps {} MiB, all of it its own RAM (every leaf checked)",
+                "VM '{}': stage 2 maps {} MiB, all of it its own RAM or its GICV window (every leaf checked)",
                 self.config.name,
                 mapped >> 20
             ),
@@ -454,6 +488,16 @@ impl Vm {
                 Some(ModelKind::Pl011) => "PL011",
                 Some(ModelKind::GicDistributor) => "GICv3 distributor",
                 Some(ModelKind::GicRedistributors) => "GICv3 redistributors",
+                Some(ModelKind::GicV2Distributor) => "GICv2 distributor",
+                Some(ModelKind::GicV2CpuInterface) => {
+                    let frame = self.gicv.map_or(0, |(_, frame)| frame.base);
+                    log!(
+                        "VM '{}': GICv2 CPU interface at IPA {} (the machine's GICV at {frame:#x})",
+                        c.name,
+                        window.base
+                    );
+                    continue;
+                }
                 Some(ModelKind::VirtioNet { .. }) => "virtio-net",
                 None => "no device",
             };
@@ -527,7 +571,9 @@ impl Vm {
 
     /// One access to device window `index`, its effects carried out; returns the read data.
     pub fn device_access(&mut self, index: usize, request: Access, me: usize) -> u64 {
-        let (data, effects) = self.bus.access(index, request, &mut VmRam(&self.ram));
+        let (data, effects) = self
+            .bus
+            .access_by(me, index, request, &mut VmRam(&self.ram));
         self.carry_out(effects, me);
         if matches!(self.bus.kind(index), Some(ModelKind::VirtioNet { .. })) {
             // The guest may have posted receive buffers: take in what waits for it.
@@ -540,14 +586,21 @@ impl Vm {
         data
     }
 
-    /// A port to device window `index` (read-as-zero/write-ignore for `None`) for the access
-    /// that faulted at `fault_ipa` / `far`; the caller carries out its kicks.
-    pub fn device_port(&mut self, index: Option<usize>, fault_ipa: u64, far: u64) -> Port<'_> {
+    /// A port to device window `index` (read-as-zero/write-ignore for `None`) for vCPU `me`'s
+    /// access that faulted at `fault_ipa` / `far`; the caller carries out its kicks.
+    pub fn device_port(
+        &mut self,
+        index: Option<usize>,
+        me: usize,
+        fault_ipa: u64,
+        far: u64,
+    ) -> Port<'_> {
         let window = index
             .and_then(|i| self.device_windows.get(i))
             .map_or((0, 0), |w| (w.base.0, w.size));
         Port {
             vm: self.id,
+            vcpu: me,
             device: index.map(|i| (&mut self.bus, i)),
             ram: &self.ram,
             fault_ipa,
@@ -776,6 +829,8 @@ fn new_bus(config: &VmConfig, id: usize) -> Result<Bus, VmError> {
             DeviceKind::Pl011 => ModelKind::Pl011,
             DeviceKind::GicV3Distributor => ModelKind::GicDistributor,
             DeviceKind::GicV3Redistributors => ModelKind::GicRedistributors,
+            DeviceKind::GicV2Distributor => ModelKind::GicV2Distributor,
+            DeviceKind::GicV2CpuInterface => ModelKind::GicV2CpuInterface,
             DeviceKind::VirtioNet => ModelKind::VirtioNet {
                 intid: config
                     .virtio_net_intid(i)
@@ -784,6 +839,32 @@ fn new_bus(config: &VmConfig, id: usize) -> Result<Bus, VmError> {
             },
         });
     Bus::new(kinds, config.cpus as usize, GUEST_UART_INTID).map_err(VmError::Devices)
+}
+
+/// Where a VM's GIC meets the machine's: a GICv3 VM needs a GICv3 machine (or one without a
+/// GIC, where it runs without interrupts), a GICv2 VM a GICv2 with the virtualization
+/// extension, whose virtual CPU interface it gets at its CPU interface window (returned).
+fn guest_cpu_interface(
+    config: &VmConfig,
+    machine_gic: Option<Gic>,
+) -> Result<Option<(Ipa, PhysRange)>, VmError> {
+    let window = config.devices_of(DeviceKind::GicV2CpuInterface).next();
+    let v3 = config.devices.iter().any(|d| d.kind.is_gic_v3());
+    match (machine_gic, window) {
+        (Some(Gic::V2(machine)), Some(window)) => {
+            let frame = machine.vcpu_interface().ok_or(VmError::Unsupported(
+                "a GICv2 VM on a GICv2 without the virtualization extension (no GICV frame)",
+            ))?;
+            Ok(Some((window.base, frame)))
+        }
+        (_, Some(_)) => Err(VmError::Unsupported(
+            "a GICv2 VM (gicv2-dist, gicv2-cpu) on a machine whose GIC is not a GICv2",
+        )),
+        (Some(Gic::V2(_)), None) if v3 => Err(VmError::Unsupported(
+            "a GICv3 VM (gicv3-dist, gicv3-redist) on a machine with a GICv2: give it gicv2-dist and gicv2-cpu windows",
+        )),
+        _ => Ok(None),
+    }
 }
 
 /// IPA ranges from (base, size) pairs.
