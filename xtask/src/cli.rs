@@ -571,7 +571,8 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         mem: args.mem,
         bootargs: args.append.clone(),
         cpus: args.smp.or(default_cpus),
-        gic_v2: args.board == Board::VirtGicv2,
+        // The ZCU102's GIC-400 is a GICv2: so is the VM's.
+        gic_v2: matches!(args.board, Board::VirtGicv2 | Board::Zcu102),
     };
     // The VM and the files named are checked before anything is fetched or built.
     let cpu = board_cpu(args)?;

@@ -451,9 +451,14 @@ impl Vm {
         owned.extend(self.gicv.map(|(_, frame)| (Pa(frame.base), frame.size)));
         match self.stage2.confined_to(&IdentityTables, &owned) {
             Ok(mapped) => log!(
-                "VM '{}': stage 2 maps {} MiB, all of it its own RAM or its GICV window (every leaf checked)",
+                "VM '{}': stage 2 maps {} MiB, all of it its own RAM{} (every leaf checked)",
                 self.config.name,
-                mapped >> 20
+                mapped >> 20,
+                if self.gicv.is_some() {
+                    " and its window on the GICV"
+                } else {
+                    ""
+                }
             ),
             Err(escape) => panic!(
                 "VM '{}': stage 2 maps IPA {} to PA {} ({:#x} bytes), outside its RAM",

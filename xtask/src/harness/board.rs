@@ -20,7 +20,12 @@ const CPU: &str = "cortex-a53";
 
 /// `zcu102_moat_reports_on_the_cadence_uart_and_the_guest_powers_off`.
 pub(super) fn zcu102_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
-    let vm = vm::describe(&VmRequest::default(), CPU)?;
+    // The board's GIC-400 is a GICv2: so is the VM's.
+    let request = VmRequest {
+        gic_v2: true,
+        ..VmRequest::default()
+    };
+    let vm = vm::describe(&request, CPU)?;
     let dir = Scratch::new("test")?;
     let bundle = dir.join("hello.bundle");
     vm::write_bundle(&vm, &artifacts.guest("moat-guest-hello"), &bundle)?;
