@@ -292,8 +292,8 @@ struct RunArgs {
     /// The machine Moat runs on: QEMU's `virt` (GICv3, PL011), `virt-gicv2` (the same with a
     /// GICv2 and its virtualization extension, `gic-version=2`: the VM gets a GICv2, its CPU
     /// interface the hardware's), or QEMU's model of the Xilinx ZCU102 board (4 Cortex-A53s,
-    /// 2 GiB, GIC-400, Cadence UART, Debian's device tree of the board). Moat does not drive
-    /// the ZCU102's GICv2 yet: there the guest runs without interrupts.
+    /// 2 GiB, GIC-400, Cadence UART, Debian's device tree of the board; the VM gets a GICv2,
+    /// its CPU interface the GIC-400's GICV at frame base + 0xF000).
     #[arg(long, value_enum, default_value = "virt")]
     board: Board,
 }

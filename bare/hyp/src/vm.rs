@@ -381,20 +381,7 @@ impl Vm {
             // that only this VM will use. Zeroing it keeps Moat's and earlier data from the
             // guest (QEMU's zeroed RAM is not relied on).
             unsafe { scrub(pa, region.size) };
-            let mut tlb = Tlb {
-                vttbr: self.stage2.vttbr_el2(),
-            };
-            self.stage2
-                .map(
-                    &mut IdentityTables,
-                    &mut Frames(phys),
-                    &mut tlb,
-                    region.base,
-                    Pa(pa),
-                    region.size,
-                    S2Attrs::RAM,
-                )
-                .map_err(VmError::Stage2)?;
+            self.map_stage2(phys, region.base, Pa(pa), region.size, S2Attrs::RAM)?;
             self.ram.push(Backing {
                 ipa: region.base,
                 pa: Pa(pa),
@@ -411,6 +398,18 @@ impl Vm {
         let Some((ipa, frame)) = self.gicv else {
             return Ok(());
         };
+        self.map_stage2(phys, ipa, Pa(frame.base), frame.size, S2Attrs::DEVICE)
+    }
+
+    /// Maps `size` bytes at `ipa` to `pa` at stage 2 with `attrs`.
+    fn map_stage2(
+        &mut self,
+        phys: &mut PhysAllocator,
+        ipa: Ipa,
+        pa: Pa,
+        size: u64,
+        attrs: S2Attrs,
+    ) -> Result<(), VmError> {
         let mut tlb = Tlb {
             vttbr: self.stage2.vttbr_el2(),
         };
@@ -420,9 +419,9 @@ impl Vm {
                 &mut Frames(phys),
                 &mut tlb,
                 ipa,
-                Pa(frame.base),
-                frame.size,
-                S2Attrs::DEVICE,
+                pa,
+                size,
+                attrs,
             )
             .map_err(VmError::Stage2)
     }

@@ -8,11 +8,10 @@
 //! is a GICv2 test of its own (the runner boots the `gicv2_` tests with 2 vCPUs on a GICv2
 //! machine only).
 
-use core::arch::{asm, global_asm};
-use core::cell::UnsafeCell;
+use core::arch::asm;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use moat_guest_rt::{TestResult, check_eq, psci};
+use moat_guest_rt::{TestResult, check_eq, psci, secondary};
 
 const GICD: usize = 0x0800_0000;
 const GICC: usize = 0x0801_0000;
@@ -104,8 +103,7 @@ fn wait_and_acknowledge() -> u32 {
 /// The SGI vCPU 0 sends vCPU 1, and the one vCPU 1 answers with.
 const PING: u32 = 4;
 const PONG: u32 = 6;
-/// PSCI `CPU_ON` (SMC64) and `CPU_OFF`.
-const CPU_ON: u32 = 0xC400_0003;
+/// PSCI `CPU_OFF`.
 const CPU_OFF: u32 = 0x8400_0002;
 
 /// vCPU 1's progress, and the `GICC_IAR` value with which it took the ping.
@@ -115,42 +113,9 @@ const OFFLINE: u32 = 0;
 const READY: u32 = 1;
 const DONE: u32 = 2;
 
-/// vCPU 1's stack.
-#[repr(C, align(16))]
-struct Stack(UnsafeCell<[u8; 16 * 1024]>);
-// SAFETY: only vCPU 1 uses it, as its stack, through the stack pointer alone.
-unsafe impl Sync for Stack {}
-static STACK: Stack = Stack(UnsafeCell::new([0; 16 * 1024]));
-
-global_asm!(
-    r#"
-    .pushsection .text.selftest_gicv2_secondary, "ax"
-    .global selftest_gicv2_secondary_entry
-selftest_gicv2_secondary_entry:     // PSCI CPU_ON: EL1, MMU off, X0 = context_id = stack top
-    msr     daifset, #0xf
-    msr     spsel, #1
-    mov     sp, x0
-    adrp    x1, moat_rt_vectors
-    add     x1, x1, :lo12:moat_rt_vectors
-    msr     vbar_el1, x1
-    isb
-    mov     x29, xzr
-    mov     x30, xzr
-    bl      selftest_gicv2_secondary_main
-1:  wfe
-    b       1b
-    .popsection
-"#
-);
-
-unsafe extern "C" {
-    fn selftest_gicv2_secondary_entry();
-}
-
 /// vCPU 1: brings up its CPU interface and its banked SGI, takes the ping, answers with the
 /// pong to vCPU 0, and switches itself off.
-#[unsafe(no_mangle)]
-extern "C" fn selftest_gicv2_secondary_main() -> ! {
+extern "C" fn secondary_main() -> ! {
     enable_private_interrupt(PING);
     PARTNER.store(READY, Ordering::SeqCst);
     let iar = wait_and_acknowledge();
@@ -197,9 +162,7 @@ pub fn gicv2_sgis_between_two_vcpus_carry_their_source() -> TestResult {
         return Err("the CPU has the GICv3 system registers: this is not a GICv2 machine");
     }
     enable_private_interrupt(PONG);
-    let entry = selftest_gicv2_secondary_entry as *const () as u64;
-    let stack_top = STACK.0.get() as u64 + size_of::<Stack>() as u64;
-    if psci::smccc_call(CPU_ON, &[1, entry, stack_top])[0] != 0 {
+    if secondary::cpu_on(1, secondary_main) != 0 {
         return Err("PSCI CPU_ON of vCPU 1 failed (boot with 2 vCPUs)");
     }
     if !wait_partner(READY) {

@@ -16,46 +16,7 @@ use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use moat_devices::gic::list_regs::IchVtr;
 use moat_devices::gic::list_regs::gich::{from_gich_lr, gich_vtr, to_gich_lr};
-
-/// Distributor register offsets (IHI 0048B, Table 4-1).
-mod gicd {
-    pub const CTLR: usize = 0x000;
-    pub const ISENABLER: usize = 0x100;
-    pub const IPRIORITYR: usize = 0x400;
-    pub const ITARGETSR: usize = 0x800;
-    pub const ICFGR: usize = 0xC00;
-    pub const SGIR: usize = 0xF00;
-    /// `GICD_CTLR.EnableGrp0` and `EnableGrp1` (Non-secure view: bit 0 is `EnableGrp1`).
-    pub const ENABLE: u32 = 0b11;
-    /// `GICD_SGIR.CPUTargetList`, bits \[23:16\].
-    pub const SGIR_TARGET_LIST_SHIFT: u32 = 16;
-}
-
-/// CPU interface register offsets (IHI 0048B, Table 4-2).
-mod gicc {
-    pub const CTLR: usize = 0x000;
-    pub const PMR: usize = 0x004;
-    pub const IAR: usize = 0x00C;
-    pub const EOIR: usize = 0x010;
-    pub const DIR: usize = 0x1000;
-    /// `GICC_CTLR`: `EnableGrp0`, `EnableGrp1` (bit 0 is `EnableGrp1` in the Non-secure view),
-    /// and `EOImode` (bit 9; `EOImodeNS` in the Non-secure view).
-    pub const ENABLE_SPLIT_EOI: u32 = 0b11 | 1 << 9;
-    /// `GICC_IAR.InterruptID`, bits \[9:0\]; with `CPUID` \[12:10\] the value `GICC_EOIR` and
-    /// `GICC_DIR` take back.
-    pub const INTERRUPT_ID_MASK: u32 = 0x3FF;
-    /// The first special INTID (1020–1023: 1023 when nothing is pending).
-    pub const FIRST_SPECIAL: u32 = 1020;
-}
-
-/// Virtual interface control register offsets (IHI 0048B, Table 5-1).
-mod gich {
-    pub const HCR: usize = 0x000;
-    pub const VTR: usize = 0x004;
-    pub const VMCR: usize = 0x008;
-    pub const APR: usize = 0x0F0;
-    pub const LR: usize = 0x100;
-}
+use moat_devices::gic::regs_v2::{gicc, gicd, gich};
 
 /// The machine GICv2's frames Moat drives, as identity-mapped addresses.
 #[derive(Clone, Copy, Debug)]
@@ -97,23 +58,23 @@ impl Frames {
         })
     }
 
-    fn read(base: usize, offset: usize) -> u32 {
+    fn read(base: usize, offset: u64) -> u32 {
         // SAFETY: `base` is one of the machine GIC's frames from the device tree, identity-
         // mapped as device memory at boot (`ranges`), and `offset` one of its 32-bit
         // registers; a volatile read, no Rust object lives there.
-        unsafe { core::ptr::read_volatile((base + offset) as *const u32) }
+        unsafe { core::ptr::read_volatile((base + offset as usize) as *const u32) }
     }
 
-    fn write(base: usize, offset: usize, value: u32) {
+    fn write(base: usize, offset: u64, value: u32) {
         // SAFETY: as for `read`; Moat is the only software driving these registers.
-        unsafe { core::ptr::write_volatile((base + offset) as *mut u32, value) }
+        unsafe { core::ptr::write_volatile((base + offset as usize) as *mut u32, value) }
     }
 
     /// Sets one byte of a byte-per-interrupt distributor register (priority, targets) with a
     /// read-modify-write of its word (IHI 0048B allows byte accesses there, but one word
     /// access is what every GICv2 takes).
-    fn set_dist_byte(self, register: usize, intid: u32, value: u8) {
-        let offset = register + (intid as usize & !3);
+    fn set_dist_byte(self, register: u64, intid: u32, value: u8) {
+        let offset = register + u64::from(intid & !3);
         let shift = 8 * (intid % 4);
         let word = Self::read(self.dist, offset) & !(0xFF << shift);
         Self::write(self.dist, offset, word | u32::from(value) << shift);
@@ -122,7 +83,7 @@ impl Frames {
     fn enable(self, intid: u32) {
         Self::write(
             self.dist,
-            gicd::ISENABLER + 4 * (intid as usize / 32),
+            gicd::ISENABLER + 4 * u64::from(intid / 32),
             1 << (intid % 32),
         );
     }
@@ -141,7 +102,7 @@ impl Frames {
     /// whole value, which its end gives back.
     pub fn acknowledge(self) -> Option<(u32, u32)> {
         let iar = Self::read(self.cpu, gicc::IAR);
-        let intid = iar & gicc::INTERRUPT_ID_MASK;
+        let intid = iar & gicc::IAR_INTERRUPT_ID_MASK;
         (intid < gicc::FIRST_SPECIAL).then_some((intid, iar))
     }
 
@@ -157,12 +118,12 @@ impl Frames {
 
     /// `GICH_LR<n>` in the model's layout.
     pub fn read_lr(self, n: usize) -> u64 {
-        from_gich_lr(Self::read(self.hyp, gich::LR + 4 * n))
+        from_gich_lr(Self::read(self.hyp, gich::LR + 4 * n as u64))
     }
 
     /// Writes the model's list-register value `value` to `GICH_LR<n>`.
     pub fn write_lr(self, n: usize, value: u64) {
-        Self::write(self.hyp, gich::LR + 4 * n, to_gich_lr(value));
+        Self::write(self.hyp, gich::LR + 4 * n as u64, to_gich_lr(value));
     }
 
     /// Writes `GICH_HCR` (`En` bit 0, `UIE` bit 1: where `ICH_HCR_EL2` has them).
@@ -190,7 +151,7 @@ pub fn init(gic: &GicV2, console: Option<u32>, private: &[u32], priority: u8) ->
         frames.set_dist_byte(gicd::IPRIORITYR, intid, priority);
         frames.set_dist_byte(gicd::ITARGETSR, intid, frames.own_target());
         // GICD_ICFGRn Int_config[1] = 0: level-sensitive.
-        let offset = gicd::ICFGR + 4 * (intid as usize / 16);
+        let offset = gicd::ICFGR + 4 * u64::from(intid / 16);
         let edge = 0b10 << (2 * (intid % 16));
         Frames::write(
             frames.dist,
@@ -199,7 +160,11 @@ pub fn init(gic: &GicV2, console: Option<u32>, private: &[u32], priority: u8) ->
         );
         frames.enable(intid);
     }
-    Frames::write(frames.dist, gicd::CTLR, gicd::ENABLE);
+    Frames::write(
+        frames.dist,
+        gicd::CTLR,
+        gicd::CTLR_ENABLE_GRP0 | gicd::CTLR_ENABLE_GRP1,
+    );
     CPU_FRAME.store(frames.cpu, Ordering::Relaxed);
     HYP_FRAME.store(frames.hyp, Ordering::Relaxed);
     DIST.store(frames.dist, Ordering::Release);
@@ -220,7 +185,11 @@ pub fn init_cpu(cpu: usize, private: &[u32], priority: u8) -> Option<Frames> {
         frames.enable(intid);
     }
     Frames::write(frames.cpu, gicc::PMR, 0xFF);
-    Frames::write(frames.cpu, gicc::CTLR, gicc::ENABLE_SPLIT_EOI);
+    Frames::write(
+        frames.cpu,
+        gicc::CTLR,
+        gicc::CTLR_ENABLE_GRPS | gicc::CTLR_EOIMODE,
+    );
     Frames::write(frames.hyp, gich::HCR, 0);
     let mpidr = MPIDR_EL1.get() & MPIDR_AFFINITY;
     let slot = cpu.min(crate::platform::MAX_CPUS - 1);

@@ -12,57 +12,13 @@
 
 use super::distributor::{id_register, low_word};
 use super::irq_regs::{Bank, Width};
+use super::regs_v2::gicd as reg;
 use super::{Gic, IrqRef, PRIVATE_COUNT, SGI_COUNT, VcpuSet};
 use crate::{Access, DeviceEffects};
 
 /// The size of a GICv2 distributor's register map: 4 KiB (a window may be larger; the rest
 /// is reserved).
 pub const DISTRIBUTOR_V2_SIZE: u64 = 0x1000;
-
-/// Register offsets from the distributor's base (IHI 0048B, Table 4-1).
-mod reg {
-    pub const CTLR: u64 = 0x000;
-    pub const TYPER: u64 = 0x004;
-    pub const IIDR: u64 = 0x008;
-    /// `GICD_ITARGETSRn`, one byte per INTID 0–1019; bytes 0–31 read-only and banked.
-    pub const ITARGETSR: u64 = 0x800;
-    pub const ITARGETSR_END: u64 = 0x800 + 1020;
-    pub const SGIR: u64 = 0xF00;
-    /// `GICD_CPENDSGIRn` and `GICD_SPENDSGIRn`: one byte per SGI, one bit per source CPU.
-    pub const CPENDSGIR: u64 = 0xF10;
-    pub const SPENDSGIR: u64 = 0xF20;
-    pub const PENDSGIR_LEN: u64 = 0x10;
-    /// `GICD_PIDR4` .. `GICD_CIDR3`, one byte per word.
-    pub const ID_START: u64 = 0xFD0;
-    pub const ID_END: u64 = 0x1000;
-}
-
-/// `GICD_CTLR` without the Security Extensions (IHI 0048B, 4.3.1).
-mod ctlr {
-    /// `EnableGrp0`.
-    pub const ENABLE_GRP0: u32 = 1 << 0;
-    /// `EnableGrp1`.
-    pub const ENABLE_GRP1: u32 = 1 << 1;
-}
-
-/// `GICD_TYPER` fields (IHI 0048B, 4.3.2).
-mod typer {
-    /// `ITLinesNumber`, bits \[4:0\]: 32 * (N + 1) INTIDs.
-    pub const IT_LINES_NUMBER_MASK: u32 = 0x1F;
-    /// `CPUNumber`, bits \[7:5\]: CPU interfaces minus 1. `SecurityExtn` (bit 10) is 0.
-    pub const CPU_NUMBER_SHIFT: u32 = 5;
-}
-
-/// `GICD_SGIR` fields (IHI 0048B, 4.3.15).
-mod sgir {
-    /// `SGIINTID`, bits \[3:0\].
-    pub const INTID_MASK: u32 = 0xF;
-    /// `CPUTargetList`, bits \[23:16\].
-    pub const TARGET_LIST_SHIFT: u32 = 16;
-    /// `TargetListFilter`, bits \[25:24\]: 0 the list, 1 all but the sender, 2 the sender.
-    pub const FILTER_SHIFT: u32 = 24;
-    pub const FILTER_MASK: u32 = 0b11;
-}
 
 /// `GICD_IIDR`: `Implementer` 0x43B (Arm, JEP106), product and revision 0, as the GICv3 side.
 const IIDR: u32 = 0x43B;
@@ -77,8 +33,8 @@ const ID_BYTES: [u8; 12] = [
 #[must_use]
 pub fn sgir_targets(value: u32, sender: usize, vcpus: usize) -> VcpuSet {
     let all = VcpuSet::first(vcpus);
-    let bits = match (value >> sgir::FILTER_SHIFT) & sgir::FILTER_MASK {
-        0 => (value >> sgir::TARGET_LIST_SHIFT) & 0xFF,
+    let bits = match (value >> reg::SGIR_FILTER_SHIFT) & reg::SGIR_FILTER_MASK {
+        0 => (value >> reg::SGIR_TARGET_LIST_SHIFT) & 0xFF,
         1 => all.without(sender).bits(),
         2 => VcpuSet::single(sender).bits(),
         // 0b11 is reserved: no SGI.
@@ -107,7 +63,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         // Truncation impossible: vcpus <= MAX_VCPUS = 8.
         #[allow(clippy::cast_possible_truncation)]
         let cpus = self.vcpus as u32 - 1;
-        (lines & typer::IT_LINES_NUMBER_MASK) | (cpus << typer::CPU_NUMBER_SHIFT)
+        (lines & reg::TYPER_IT_LINES_NUMBER_MASK) | (cpus << reg::TYPER_CPU_NUMBER_SHIFT)
     }
 
     fn gicd_v2(&mut self, vcpu: usize, access: Access) -> Option<(u32, VcpuSet)> {
@@ -142,8 +98,9 @@ impl<const SPIS: usize> Gic<SPIS> {
     ) -> Option<(u32, VcpuSet)> {
         let read = |value| Some((value, VcpuSet::EMPTY));
         match (offset, write) {
-            (reg::CTLR, None) => read(self.gicd_v2_ctlr()),
-            (reg::CTLR, Some(value)) => Some((0, self.write_gicd_v2_ctlr(value))),
+            // GICD_CTLR: EnableGrp0 and EnableGrp1, the same bits as the GICv3's.
+            (reg::CTLR, None) => read(self.group_enable_bits()),
+            (reg::CTLR, Some(value)) => Some((0, self.write_gicd_ctlr(value))),
             (reg::TYPER, None) => read(self.gicd_v2_typer()),
             (reg::IIDR, None) => read(IIDR),
             (reg::SGIR, Some(value)) => Some((0, self.send_sgi_v2(vcpu, value))),
@@ -151,31 +108,6 @@ impl<const SPIS: usize> Gic<SPIS> {
                 read(id_register(offset, reg::ID_START, &ID_BYTES))
             }
             _ => self.irq_block_access(Bank::BankedDistributor(vcpu), offset, Width::Word, write),
-        }
-    }
-
-    fn gicd_v2_ctlr(&self) -> u32 {
-        let grp0 = if self.enables.grp0 {
-            ctlr::ENABLE_GRP0
-        } else {
-            0
-        };
-        let grp1 = if self.enables.grp1 {
-            ctlr::ENABLE_GRP1
-        } else {
-            0
-        };
-        grp0 | grp1
-    }
-
-    fn write_gicd_v2_ctlr(&mut self, value: u32) -> VcpuSet {
-        let before = self.enables;
-        self.enables.grp0 = value & ctlr::ENABLE_GRP0 != 0;
-        self.enables.grp1 = value & ctlr::ENABLE_GRP1 != 0;
-        if self.enables == before {
-            VcpuSet::EMPTY
-        } else {
-            self.resummarise()
         }
     }
 
@@ -274,7 +206,7 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// Extensions, so `NSATT` is not implemented). Like an edge, it does not override what a
     /// list register holding the same SGI says. Returns the vCPUs to kick.
     fn send_sgi_v2(&mut self, sender: usize, value: u32) -> VcpuSet {
-        let intid = value & sgir::INTID_MASK;
+        let intid = value & reg::SGIR_INTID_MASK;
         debug_assert!(intid < SGI_COUNT);
         let Ok(source) = u8::try_from(sender) else {
             return VcpuSet::EMPTY;

@@ -31,6 +31,17 @@
 //! An interrupt made active by `ISACTIVER` that no vCPU acknowledged wants no list register: it
 //! never starves a pending interrupt out of them.
 //!
+//! The same model is a GICv2 (IHI 0048B) for a VM on a GICv2 machine ([`Gic::new_v2`],
+//! [`GicArch::V2`]): its distributor (`distributor_v2`, banked per vCPU) replaces the GICv3's
+//! distributor and redistributors, SPIs are routed by `GICD_ITARGETSR<n>`, SGIs come from
+//! `GICD_SGIR` and keep their source CPU (`GICD_SPENDSGIR<n>`, one source per list register,
+//! in `GICH_LR<n>.CPUID`), and the hypervisor writes the list registers as `GICH_LR<n>`
+//! (`list_regs::gich` translates). The interrupts' state machine, the per-vCPU summary and the
+//! list-register scheduling are shared. Not modelled for GICv2: the Security Extensions,
+//! `GICD_SGIR.NSATT`, an SGI active from one source and pending from another at once (the
+//! list register shows one source's), and an SPI targeting several vCPUs is offered to the
+//! lowest (the others do not see it pending).
+//!
 //! Not modelled: LPIs and ITS, the extended SPI and PPI ranges, GICv4 direct injection,
 //! hardware-mapped list registers (`HW` = 1; the encoding is there, the fill never uses it),
 //! more simultaneously active interrupts on one vCPU than it has list registers (the excess
@@ -45,6 +56,7 @@ mod irq;
 mod irq_regs;
 pub mod list_regs;
 mod redistributor;
+pub mod regs_v2;
 pub mod sgi;
 mod summary;
 
