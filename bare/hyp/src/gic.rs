@@ -268,30 +268,29 @@ impl CpuInterface {
 
     /// Reads back the live list registers after vCPU `vcpu` ran (none when the model loaded
     /// none), one register at a time into the model; returns the other vCPUs the model asks to
-    /// kick.
+    /// kick. One instantiation of the model's sync whatever the GIC: the version is matched
+    /// only for a list register actually read, so an exit with none live costs what it did
+    /// before Moat knew two GICs.
     pub fn sync(&self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
         let implemented = self.vtr.list_regs;
+        gic.sync_from_list_registers_with(vcpu, |n| (n < implemented).then(|| self.read_lr(n)))
+    }
+
+    fn read_lr(&self, n: usize) -> u64 {
         match self.hw {
-            Hw::V3 => gic
-                .sync_from_list_registers_with(vcpu, |n| (n < implemented).then(|| v3::read_lr(n))),
-            Hw::V2(frames) => gic.sync_from_list_registers_with(vcpu, |n| {
-                (n < implemented).then(|| frames.read_lr(n))
-            }),
+            Hw::V3 => v3::read_lr(n),
+            Hw::V2(frames) => frames.read_lr(n),
         }
     }
 
     /// Loads vCPU `vcpu`'s deliverable interrupts into the list registers before its entry,
     /// when they changed (nothing is written, not even `ICH_HCR_EL2`/`GICH_HCR`, when the
     /// model says they did not); returns the vCPUs the model asks to kick (an SPI re-routed
-    /// while loaded).
+    /// while loaded). As for [`CpuInterface::sync`], the version is matched only for a write.
     pub fn fill(&self, gic: &mut VirtGic, vcpu: usize) -> VcpuSet {
-        let filled = match self.hw {
-            Hw::V3 => gic.fill_list_registers_with(vcpu, self.vtr, v3::write_lr),
-            Hw::V2(frames) => {
-                gic.fill_list_registers_with(vcpu, self.vtr, |n, value| frames.write_lr(n, value))
-            }
-        };
-        let Some((hcr, kick)) = filled else {
+        let Some((hcr, kick)) =
+            gic.fill_list_registers_with(vcpu, self.vtr, |n, value| self.write_lr(n, value))
+        else {
             return VcpuSet::EMPTY;
         };
         match self.hw {
