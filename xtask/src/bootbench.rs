@@ -202,6 +202,7 @@ fn bare_boot(linux: &crate::linux::LinuxGuest, cpus: u32, dtb: &Path) -> XResult
         initrd: Some(linux.initramfs.clone()),
         append: Some(crate::linux::default_append(0x0900_0000)),
         el2: false,
+        gic_version: 3,
         smp: cpus,
     };
     let extra = ["-dtb".to_string(), dtb.display().to_string()];

@@ -268,6 +268,7 @@ fn boot_bare(artifacts: &Artifacts, params: &Params, detail: &str) -> XResult<Si
         initrd: None,
         append: Some(params.bootargs(detail)),
         el2: false,
+        gic_version: 3,
         smp: params.smp,
     }
     .run_until(

@@ -314,10 +314,11 @@ struct RunArgs {
     /// for; `moat.self-test=el2-stack-overflow` overflows Moat's stack (a Moat bug's report).
     #[arg(long, value_name = "ARGS")]
     moat_append: Option<String>,
-    /// The machine Moat runs on: QEMU's `virt` (GICv3, PL011), or its model of the Xilinx
-    /// ZCU102 board (4 Cortex-A53s, 2 GiB, GIC-400, Cadence UART, Debian's device tree of the
-    /// board). Moat does not drive the ZCU102's GICv2 yet: there the guest runs without
-    /// interrupts.
+    /// The machine Moat runs on: QEMU's `virt` (GICv3, PL011), `virt-gicv2` (the same with a
+    /// GICv2 and its virtualization extension, `gic-version=2`: the VM gets a GICv2, its CPU
+    /// interface the hardware's), or QEMU's model of the Xilinx ZCU102 board (4 Cortex-A53s,
+    /// 2 GiB, GIC-400, Cadence UART, Debian's device tree of the board; the VM gets a GICv2,
+    /// its CPU interface the GIC-400's GICV at frame base + 0xF000).
     #[arg(long, value_enum, default_value = "virt")]
     board: Board,
 }
@@ -325,6 +326,7 @@ struct RunArgs {
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Board {
     Virt,
+    VirtGicv2,
     Zcu102,
 }
 
@@ -547,7 +549,7 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
 /// `--cpu` (and `--bare`, which boots on `virt`) are refused.
 fn board_cpu(args: &RunArgs) -> XResult<&str> {
     match args.board {
-        Board::Virt => Ok(&args.cpu),
+        Board::Virt | Board::VirtGicv2 => Ok(&args.cpu),
         Board::Zcu102 if args.bare => Err(usage(
             "--bare: the bare reference boots on virt, not with --board zcu102",
         )),
@@ -609,6 +611,8 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         mem: args.mem,
         bootargs: args.append.clone(),
         cpus: args.smp.or(default_cpus),
+        // The ZCU102's GIC-400 is a GICv2: so is the VM's.
+        gic_v2: matches!(args.board, Board::VirtGicv2 | Board::Zcu102),
     };
     // The VM and the files named are checked before anything is fetched or built.
     let cpu = board_cpu(args)?;
@@ -679,12 +683,13 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
         initrd: Some(bundle.clone()),
         append: args.moat_append.clone(),
         el2: true,
+        gic_version: if config.has_gic_v2() { 2 } else { 3 },
         smp: config.cpus,
     };
     drop(bundle_bytes);
     let limit = args.timeout.map(Duration::from_secs);
     let outcome = match args.board {
-        Board::Virt => machine.run(ConsoleMode::Interactive, limit)?,
+        Board::Virt | Board::VirtGicv2 => machine.run(ConsoleMode::Interactive, limit)?,
         Board::Zcu102 => {
             let dtb = crate::board::zcu102_dtb();
             let board = crate::board::Zcu102 {
@@ -824,6 +829,7 @@ fn run_bare(args: &RunArgs, config: &moat_config::VmConfig, boot: &LinuxBoot) ->
         initrd: boot.initrd.clone(),
         append: Some(config.bootargs.clone()),
         el2: false,
+        gic_version: 3,
         smp: 1,
     };
     let outcome = machine.run(

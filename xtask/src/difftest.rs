@@ -446,6 +446,7 @@ fn boot_bare(artifacts: &Artifacts, config: &Config) -> XResult<Outcome> {
         initrd: None,
         append: Some(config.bootargs()),
         el2: false,
+        gic_version: 3,
         smp: 1,
     };
     machine.run(ConsoleMode::Captured, Some(LIMIT))
@@ -577,6 +578,7 @@ fn boot_bare32(artifacts: &Artifacts, config: &Config32) -> XResult<Outcome> {
         initrd: None,
         append: Some(config.bootargs()),
         el2: true,
+        gic_version: 3,
         smp: 1,
     };
     let probe = artifacts.guests.join(format!("{}.bin", build::PROBE32));

@@ -169,6 +169,7 @@ pub fn boot_bare(ctx: &Context, cpu: &str, group: Group) -> XResult<Outcome> {
         initrd: None,
         append: Some(bootargs(ctx.params, group)),
         el2: false,
+        gic_version: 3,
         smp: group.cpus(),
     };
     machine.run_with(&icount(), ConsoleMode::Captured, Some(LIMIT))

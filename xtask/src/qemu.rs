@@ -25,6 +25,9 @@ pub struct Machine {
     pub el2: bool,
     /// The number of CPUs (`-smp`): a VM's vCPUs each need one.
     pub smp: u32,
+    /// The GIC QEMU gives the machine (`gic-version=`): 3, or 2 (a GIC-400-like GICv2 with its
+    /// virtualization extension when `el2`).
+    pub gic_version: u8,
 }
 
 /// How the console is handled.
@@ -140,12 +143,9 @@ impl Machine {
         // highmem=off: nothing above RAM (no high PCIe window, no high redistributors), so that
         // a bare guest's access there is an architectural abort (SPEC §6), and Moat's machine
         // is the same board.
-        let machine = if self.el2 {
-            "virt,virtualization=on,gic-version=3,highmem=off"
-        } else {
-            "virt,gic-version=3,highmem=off"
-        };
-        cmd.args(["-M", machine, "-cpu", &self.cpu, "-no-reboot"]);
+        let el2 = if self.el2 { "virtualization=on," } else { "" };
+        let machine = format!("virt,{el2}gic-version={},highmem=off", self.gic_version);
+        cmd.args(["-M", &machine, "-cpu", &self.cpu, "-no-reboot"]);
         cmd.arg("-smp").arg(self.smp.max(1).to_string());
         cmd.arg("-m").arg(format!("{}M", self.mem_mib));
         cmd.arg("-kernel").arg(&self.kernel);

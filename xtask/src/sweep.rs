@@ -321,6 +321,7 @@ fn boot_bare(artifacts: &Artifacts, cpu: &str, bootargs: &str) -> XResult<Outcom
         initrd: None,
         append: Some(bootargs.to_owned()),
         el2: false,
+        gic_version: 3,
         smp: 1,
     }
     .run(ConsoleMode::Captured, Some(LIMIT))

@@ -165,6 +165,7 @@ impl SystemRun<'_> {
             initrd: Some(bundle),
             append: self.moat_append.map(str::to_owned),
             el2: true,
+            gic_version: 3,
             smp: self.system.machine_cpus_needed(),
         };
         Ok((machine, scratch))

@@ -23,6 +23,9 @@ pub struct VmRequest {
     pub bootargs: Option<String>,
     /// `--smp`: the number of vCPUs.
     pub cpus: Option<u32>,
+    /// `--board virt-gicv2`: the VM gets a GICv2 (`VmConfig::use_gic_v2`) unless its
+    /// description gives it one.
+    pub gic_v2: bool,
 }
 
 /// The VM description with the overrides applied, validated as far as the host can.
@@ -56,6 +59,9 @@ pub fn describe(request: &VmRequest, cpu: &str) -> XResult<VmConfig> {
     }
     if let Some(cpus) = request.cpus {
         vm.set_cpus(cpus);
+    }
+    if request.gic_v2 && !vm.has_gic_v2() {
+        vm.use_gic_v2();
     }
     // The IPA limit L of the CPU model, when the host knows it: Moat refuses S > L at boot
     // anyway, but the user gets the message before QEMU starts.
@@ -223,6 +229,7 @@ pub fn moat_machine(
         initrd: Some(bundle.to_path_buf()),
         append: None,
         el2: true,
+        gic_version: if vm.has_gic_v2() { 2 } else { 3 },
         smp: vm.cpus,
     })
 }
@@ -323,19 +330,40 @@ pub fn linux_under_moat(
     ram_mib: u64,
     bundle: &Path,
 ) -> XResult<crate::qemu::Machine> {
+    linux_machine(&linux_vm(cpus, ram_mib), moat, linux, bundle)
+}
+
+/// The default `virt` VM of `cpus` vCPUs and `ram_mib` MiB with Linux's default command line.
+pub fn linux_vm(cpus: u32, ram_mib: u64) -> VmConfig {
     let mut vm = VmConfig::default_virt();
     vm.ram[0].size = ram_mib << 20;
     vm.set_cpus(cpus);
     vm.bootargs = crate::linux::default_append(0x0900_0000);
-    write_bundle_with_initrd(&vm, &linux.kernel, Some(&linux.initramfs), bundle)?;
+    vm
+}
+
+/// Writes the bundle of `linux` in `vm` to `bundle` and returns the machine that boots it
+/// under Moat (a GICv2 machine for a GICv2 VM).
+///
+/// # Errors
+///
+/// When the bundle cannot be written.
+pub fn linux_machine(
+    vm: &VmConfig,
+    moat: &Path,
+    linux: &crate::linux::LinuxGuest,
+    bundle: &Path,
+) -> XResult<crate::qemu::Machine> {
+    write_bundle_with_initrd(vm, &linux.kernel, Some(&linux.initramfs), bundle)?;
     let size = std::fs::metadata(bundle).map(|m| m.len()).unwrap_or(0);
     Ok(crate::qemu::Machine {
         cpu: "max,pauth-impdef=on".into(),
-        mem_mib: machine_mem_mib(&vm, size),
+        mem_mib: machine_mem_mib(vm, size),
         kernel: moat.to_path_buf(),
         initrd: Some(bundle.to_path_buf()),
         append: None,
         el2: true,
+        gic_version: if vm.has_gic_v2() { 2 } else { 3 },
         smp: vm.cpus,
     })
 }

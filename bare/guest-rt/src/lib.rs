@@ -9,6 +9,7 @@
 //! - [`boot`]: the [`BootInfo`] found in the device tree (bootargs, PL011, PSCI conduit, RAM);
 //! - [`console`]: PL011 output and the [`print!`]/[`println!`] macros;
 //! - [`psci`]: PSCI and generic SMCCC calls over the conduit the device tree names;
+//! - `secondary`: a second CPU started with PSCI `CPU_ON` on a stack of its own;
 //! - [`exception`]: EL1 vectors that capture an [`ExceptionRecord`] and hand it to a hook a
 //!   test installs;
 //! - [`test`](mod@test): the test registry ([`tests!`]) and the `MOAT-TEST` result-line protocol that the
@@ -43,6 +44,8 @@ pub mod exception;
 mod global;
 pub mod psci;
 mod running;
+#[cfg(target_os = "none")]
+pub mod secondary;
 #[cfg(target_os = "none")]
 mod start;
 pub mod sysreg;

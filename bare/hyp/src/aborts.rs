@@ -229,7 +229,7 @@ fn emulate_instruction(
         return external_abort(vm, vcpu, el1, abort);
     };
     let (pc, far, pstate) = (vcpu.frame.pc, abort.va.0, vcpu.frame.pstate);
-    let mut port = vm.device_port(device, fault_ipa.0, far);
+    let mut port = vm.device_port(device, vcpu.index, fault_ipa.0, far);
     let frame = &mut vcpu.frame;
     let result = match insn {
         Instruction::A64(word) => {

@@ -2,8 +2,8 @@
 //! `WFI`.
 
 use crate::gic::{
-    CpuInterface, KICK_SGI, MAINTENANCE_INTID, PHYSICAL_TIMER_INTID, UART_INTID,
-    VIRTUAL_TIMER_INTID,
+    CpuInterface, KICK_SGI, MAINTENANCE_INTID, PHYSICAL_TIMER_INTID, VIRTUAL_TIMER_INTID,
+    console_intid,
 };
 use crate::outcome::Next;
 use crate::vcpu::Vcpu;
@@ -18,6 +18,7 @@ const MAX_PER_EXIT: usize = 8;
 /// A physical IRQ routed to EL2: acknowledge and serve the pending ones, then resume (the
 /// model's new pending interrupts reach the list registers before the next entry).
 pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
+    let console = console_intid();
     for _ in 0..MAX_PER_EXIT {
         let Some(intid) = cpu.acknowledge() else {
             break;
@@ -29,7 +30,7 @@ pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
                     vm.kick(kick, vcpu.index);
                 }
             }
-            UART_INTID => vm.console_input(vcpu.index),
+            _ if intid == console => vm.console_input(vcpu.index),
             // A kick may also say that frames wait for this VM (`net`).
             KICK_SGI => vm.receive_frames(vcpu.index),
             // The kick SGI has done its work by making this CPU exit; the maintenance

@@ -8,7 +8,7 @@
 
 use crate::console::{self, log};
 use crate::cpu;
-use crate::gic::{self, CpuInterface, UART_INTID};
+use crate::gic::{self, CpuInterface};
 use crate::lock::Lock;
 use crate::platform::MAX_CPUS;
 use crate::power::{self, EndStatus};
@@ -154,7 +154,7 @@ pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu, irq: Option<&Cpu
 /// the console's receive interrupt hands the input over; a kick has done its work by waking.
 fn serve(irq: &CpuInterface) {
     while let Some(intid) = irq.acknowledge() {
-        if intid == UART_INTID {
+        if intid == gic::console_intid() {
             hand_over_input();
         }
         irq.end(intid);

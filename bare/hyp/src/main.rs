@@ -142,7 +142,7 @@ fn run_vm(
     let mut vms = Vec::new();
     for (id, source) in bundle.into_vms().into_iter().enumerate() {
         let name = source.config().name.clone();
-        match vm::Vm::create(id, source, phys, ipa_limit, cpus) {
+        match vm::Vm::create(id, source, phys, ipa_limit, cpus, platform.gic) {
             Ok(vm) => vms.push(vm),
             Err(e) => {
                 log!("error: VM '{name}' refused: {e}");
@@ -167,16 +167,17 @@ fn run_vm(
     smp::run(vms, cpus, irq)
 }
 
-/// The machine's GICv3, driven by Moat: physical interrupts reach EL2 and become the guest's
-/// virtual ones. Without one (no GIC in the device tree) the guest runs without interrupts.
-/// Returns the boot CPU's interface.
+/// The machine's GIC (a GICv3, or a GICv2 with its virtualization extension), driven by
+/// Moat: physical interrupts reach EL2 and become the guest's virtual ones. Without one (no
+/// GIC in the device tree) the guest runs without interrupts. Returns the boot CPU's interface.
 fn take_interrupts(platform: &Platform) -> Option<gic::CpuInterface> {
-    let (dist, redist) = platform.gic_v3()?;
+    let machine_gic = platform.gic?;
+    let console = platform.console.and_then(|uart| uart.intid);
     // SAFETY: the device tree names these as the GIC's registers; Moat is the only software
     // driving them, and `device_ranges` identity-mapped them as device memory.
-    let irq = unsafe { gic::init(dist, redist, platform.cpu_count) };
+    let irq = unsafe { gic::init(machine_gic, platform.cpu_count, console) };
     if irq.is_none() {
-        log!("GICv3 at {dist} could not be initialised: the guest gets no interrupts");
+        log!("the GIC could not be initialised: the guest gets no interrupts");
     }
     irq
 }
@@ -201,13 +202,13 @@ fn boot_reservations(platform: &Platform) -> [PhysRange; 4] {
     ]
 }
 
-/// Device ranges Moat maps for itself: its console, the GIC, the PCIe host bridge's ECAM
-/// region and the SMMU's registers.
-fn device_ranges(platform: &Platform) -> [PhysRange; 5] {
-    let (dist, redist) = platform.gic_v3().unwrap_or_default();
+/// Device ranges Moat maps for itself: its console, the GIC's frames, the PCIe host bridge's
+/// ECAM region and the SMMU's registers.
+fn device_ranges(platform: &Platform) -> [PhysRange; 6] {
     let uart = platform.console.map(|u| u.regs).unwrap_or_default();
+    let [a, b, c] = gic::ranges(platform.gic);
     let [ecam, smmu] = pci::device_ranges(platform.pci, platform.smmu);
-    [uart, dist, redist, ecam, smmu]
+    [uart, a, b, c, ecam, smmu]
 }
 
 /// Reports the machine; returns the IPA limit `L`.
@@ -245,9 +246,11 @@ fn report(platform: &Platform, phys: &PhysAllocator) -> u32 {
             v3.redist
         ),
         Some(Gic::V2(v2)) => log!(
-            "GICv2: distributor {}, CPU interface {}, not driven yet: the guest gets no interrupts",
+            "GICv2: distributor {}, CPU interface {}, virtual interface control {}, virtual CPU interface {}",
             v2.dist,
-            v2.cpu_interface()
+            v2.cpu_interface(),
+            v2.hyp.unwrap_or_default(),
+            v2.vcpu_interface().unwrap_or_default()
         ),
         None => log!("GIC: not found in the device tree"),
     }

@@ -13,6 +13,8 @@ use moat_vcpu::insn::{BusError, DevicePort};
 pub struct Port<'a> {
     /// The VM whose device this is (its console lines are its own).
     pub vm: usize,
+    /// The vCPU that accesses it (a GICv2 distributor's banked registers are its own).
+    pub vcpu: usize,
     /// The VM's bus and the window accessed, or `None` for read-as-zero/write-ignore.
     pub device: Option<(&'a mut Bus, usize)>,
     /// The VM's RAM, which a network device reaches.
@@ -54,7 +56,7 @@ impl Port<'_> {
             size,
             write: value,
         };
-        let (data, effects) = bus.access(*index, request, &mut VmRam(self.ram));
+        let (data, effects) = bus.access_by(self.vcpu, *index, request, &mut VmRam(self.ram));
         if let Some(byte) = effects.console_out {
             crate::console::guest_byte(self.vm, byte);
         }

@@ -3,7 +3,7 @@
 //! turns the address in `x0` into the slice that crate parses.
 
 pub use moat_platform::{
-    Conduit, Gic, MAX_CPUS, PhysRange, Platform, PlatformError, SelfTest, UartKind,
+    Conduit, Gic, GicV2, MAX_CPUS, PhysRange, Platform, PlatformError, SelfTest, UartKind,
 };
 
 /// Reads the device tree at physical address `dtb`.

@@ -4,12 +4,13 @@
 
 use crate::console::{self, log};
 use crate::cpu;
-use crate::gic::{self, CpuInterface, UART_INTID};
+use crate::gic::{self, CpuInterface};
 use crate::guest::El1Regs;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::mmio::Port;
 use crate::net;
 use crate::platform::MAX_CPUS;
+use crate::platform::{Gic, PhysRange};
 use crate::ram::{Backing, VmRam};
 use crate::s2hw::{Frames, IdentityTables, Tlb};
 use crate::vcpu::Vcpu;
@@ -180,6 +181,9 @@ pub struct Vm {
     /// The self-test `moat.self-test=stop-vm:N` names this VM: its next exit that reaches the
     /// trap dispatcher stops it (`exits::handle`).
     pub stop_at_next_exit: bool,
+    /// A GICv2 VM's CPU interface window and the machine's virtual CPU interface (`GICV`)
+    /// mapped there at stage 2.
+    pub gicv: Option<(Ipa, PhysRange)>,
 }
 
 /// The other end of a virtio-net link, as the sending VM finds it without taking the
@@ -251,7 +255,8 @@ impl fmt::Display for VmError {
 }
 
 impl Vm {
-    /// Builds the VM of `bundle` on a machine whose IPA limit is `ipa_limit` bits.
+    /// Builds the VM of `bundle` on a machine whose IPA limit is `ipa_limit` bits and whose
+    /// GIC is `machine_gic`.
     ///
     /// # Errors
     ///
@@ -262,6 +267,7 @@ impl Vm {
         phys: &mut PhysAllocator,
         ipa_limit: u32,
         cpus: &[u64],
+        machine_gic: Option<Gic>,
     ) -> Result<Self, VmError> {
         let config = bundle.config().clone();
         let (entry, dtb_ipa) = (bundle.entry().0, bundle.dtb_ipa().0);
@@ -286,6 +292,7 @@ impl Vm {
             .map_err(VmError::Stage2)?
             .with_vmid_bits(cpu::vmid_bits());
         let stage2 = Stage2::new(geometry, vmid(id), &mut Frames(phys)).map_err(VmError::Stage2)?;
+        let gicv = guest_cpu_interface(&config, machine_gic)?;
         let bus = new_bus(&config, id)?;
         let device_windows = ranges(config.devices.iter().map(|w| (w.base, w.size)));
         let ram_windows = ranges(config.ram.iter().map(|r| (r.base, r.size)));
@@ -319,8 +326,10 @@ impl Vm {
             cpu_mpidrs,
             links: Vec::new(),
             stop_at_next_exit: false,
+            gicv,
         };
         vm.back_ram(phys)?;
+        vm.map_gicv(phys)?;
         vm.load_images()?;
         Ok(vm)
     }
@@ -383,20 +392,7 @@ impl Vm {
             // that only this VM will use. Zeroing it keeps Moat's and earlier data from the
             // guest (QEMU's zeroed RAM is not relied on).
             unsafe { scrub(pa, region.size) };
-            let mut tlb = Tlb {
-                vttbr: self.stage2.vttbr_el2(),
-            };
-            self.stage2
-                .map(
-                    &mut IdentityTables,
-                    &mut Frames(phys),
-                    &mut tlb,
-                    region.base,
-                    Pa(pa),
-                    region.size,
-                    S2Attrs::RAM,
-                )
-                .map_err(VmError::Stage2)?;
+            self.map_stage2(phys, region.base, Pa(pa), region.size, S2Attrs::RAM)?;
             self.ram.push(Backing {
                 ipa: region.base,
                 pa: Pa(pa),
@@ -404,6 +400,41 @@ impl Vm {
             });
         }
         Ok(())
+    }
+
+    /// Maps the machine's virtual CPU interface (`GICV`, 8 KiB) at a GICv2 VM's CPU
+    /// interface window: the guest's `GICC_*` accesses go to the hardware, which presents the
+    /// list registers' interrupts (IHI 0048B, 5.5 "GIC virtual CPU interface registers").
+    fn map_gicv(&mut self, phys: &mut PhysAllocator) -> Result<(), VmError> {
+        let Some((ipa, frame)) = self.gicv else {
+            return Ok(());
+        };
+        self.map_stage2(phys, ipa, Pa(frame.base), frame.size, S2Attrs::DEVICE)
+    }
+
+    /// Maps `size` bytes at `ipa` to `pa` at stage 2 with `attrs`.
+    fn map_stage2(
+        &mut self,
+        phys: &mut PhysAllocator,
+        ipa: Ipa,
+        pa: Pa,
+        size: u64,
+        attrs: S2Attrs,
+    ) -> Result<(), VmError> {
+        let mut tlb = Tlb {
+            vttbr: self.stage2.vttbr_el2(),
+        };
+        self.stage2
+            .map(
+                &mut IdentityTables,
+                &mut Frames(phys),
+                &mut tlb,
+                ipa,
+                pa,
+                size,
+                attrs,
+            )
+            .map_err(VmError::Stage2)
     }
 
     /// Copies `data` into guest RAM at `ipa`.
@@ -425,12 +456,19 @@ impl Vm {
     /// maps nothing but the RAM it was given: no other VM's memory, none of Moat's (its image,
     /// heap, stacks, tables) and no free memory. A leaf that strays is a Moat bug.
     pub fn check_confinement(&self) {
-        let owned: Vec<(Pa, u64)> = self.ram.iter().map(|b| (b.pa, b.size)).collect();
+        let mut owned: Vec<(Pa, u64)> = self.ram.iter().map(|b| (b.pa, b.size)).collect();
+        // A GICv2 VM's own window on the machine's virtual CPU interface.
+        owned.extend(self.gicv.map(|(_, frame)| (Pa(frame.base), frame.size)));
         match self.stage2.confined_to(&IdentityTables, &owned) {
             Ok(mapped) => log!(
-                "VM '{}': stage 2 maps {} MiB, all of it its own RAM (every leaf checked)",
+                "VM '{}': stage 2 maps {} MiB, all of it its own RAM{} (every leaf checked)",
                 self.config.name,
-                mapped >> 20
+                mapped >> 20,
+                if self.gicv.is_some() {
+                    " and its window on the GICV"
+                } else {
+                    ""
+                }
             ),
             Err(escape) => panic!(
                 "VM '{}': stage 2 maps IPA {} to PA {} ({:#x} bytes), outside its RAM",
@@ -465,6 +503,16 @@ impl Vm {
                 Some(ModelKind::Pl011) => "PL011",
                 Some(ModelKind::GicDistributor) => "GICv3 distributor",
                 Some(ModelKind::GicRedistributors) => "GICv3 redistributors",
+                Some(ModelKind::GicV2Distributor) => "GICv2 distributor",
+                Some(ModelKind::GicV2CpuInterface) => {
+                    let frame = self.gicv.map_or(0, |(_, frame)| frame.base);
+                    log!(
+                        "VM '{}': GICv2 CPU interface at IPA {} (the machine's GICV at {frame:#x})",
+                        c.name,
+                        window.base
+                    );
+                    continue;
+                }
                 Some(ModelKind::VirtioNet { .. }) => "virtio-net",
                 None => "no device",
             };
@@ -558,7 +606,9 @@ impl Vm {
 
     /// One access to device window `index`, its effects carried out; returns the read data.
     pub fn device_access(&mut self, index: usize, request: Access, me: usize) -> u64 {
-        let (data, effects) = self.bus.access(index, request, &mut VmRam(&self.ram));
+        let (data, effects) = self
+            .bus
+            .access_by(me, index, request, &mut VmRam(&self.ram));
         self.carry_out(effects, me);
         if matches!(self.bus.kind(index), Some(ModelKind::VirtioNet { .. })) {
             // The guest may have posted receive buffers: take in what waits for it.
@@ -571,14 +621,21 @@ impl Vm {
         data
     }
 
-    /// A port to device window `index` (read-as-zero/write-ignore for `None`) for the access
-    /// that faulted at `fault_ipa` / `far`; the caller carries out its kicks.
-    pub fn device_port(&mut self, index: Option<usize>, fault_ipa: u64, far: u64) -> Port<'_> {
+    /// A port to device window `index` (read-as-zero/write-ignore for `None`) for vCPU `me`'s
+    /// access that faulted at `fault_ipa` / `far`; the caller carries out its kicks.
+    pub fn device_port(
+        &mut self,
+        index: Option<usize>,
+        me: usize,
+        fault_ipa: u64,
+        far: u64,
+    ) -> Port<'_> {
         let window = index
             .and_then(|i| self.device_windows.get(i))
             .map_or((0, 0), |w| (w.base.0, w.size));
         Port {
             vm: self.id,
+            vcpu: me,
             device: index.map(|i| (&mut self.bus, i)),
             ram: &self.ram,
             fault_ipa,
@@ -795,13 +852,17 @@ fn hcr_el2(aarch32: bool, scxtnum: bool) -> u64 {
     VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TWE | TID3 | TSC | rw | pauth | scxt
 }
 
-/// The device models of `config`'s windows, in their order, at their reset state.
+/// The INTID of the guest's PL011 interrupt: SPI 1, as on QEMU virt, whatever the machine's
+/// own console uses (the guest's device tree says so, `moat_config::guest_dtb`).
+const GUEST_UART_INTID: u32 = 33;
+
 /// A virtio-net device's MAC address: locally administered (`02`), "MOAT", and the VM's index
 /// plus one, so that every VM's address differs.
 fn net_mac(vm: usize) -> [u8; 6] {
     [0x02, b'M', b'O', b'A', b'T', (vm as u8).wrapping_add(1)]
 }
 
+/// The device models of `config`'s windows, in their order, at their reset state.
 fn new_bus(config: &VmConfig, id: usize) -> Result<Bus, VmError> {
     let kinds = config
         .devices
@@ -811,6 +872,8 @@ fn new_bus(config: &VmConfig, id: usize) -> Result<Bus, VmError> {
             DeviceKind::Pl011 => ModelKind::Pl011,
             DeviceKind::GicV3Distributor => ModelKind::GicDistributor,
             DeviceKind::GicV3Redistributors => ModelKind::GicRedistributors,
+            DeviceKind::GicV2Distributor => ModelKind::GicV2Distributor,
+            DeviceKind::GicV2CpuInterface => ModelKind::GicV2CpuInterface,
             DeviceKind::VirtioNet => ModelKind::VirtioNet {
                 intid: config
                     .virtio_net_intid(i)
@@ -818,7 +881,33 @@ fn new_bus(config: &VmConfig, id: usize) -> Result<Bus, VmError> {
                 mac: net_mac(id),
             },
         });
-    Bus::new(kinds, config.cpus as usize, UART_INTID).map_err(VmError::Devices)
+    Bus::new(kinds, config.cpus as usize, GUEST_UART_INTID).map_err(VmError::Devices)
+}
+
+/// Where a VM's GIC meets the machine's: a GICv3 VM needs a GICv3 machine (or one without a
+/// GIC, where it runs without interrupts), a GICv2 VM a GICv2 with the virtualization
+/// extension, whose virtual CPU interface it gets at its CPU interface window (returned).
+fn guest_cpu_interface(
+    config: &VmConfig,
+    machine_gic: Option<Gic>,
+) -> Result<Option<(Ipa, PhysRange)>, VmError> {
+    let window = config.devices_of(DeviceKind::GicV2CpuInterface).next();
+    let v3 = config.devices.iter().any(|d| d.kind.is_gic_v3());
+    match (machine_gic, window) {
+        (Some(Gic::V2(machine)), Some(window)) => {
+            let frame = machine.vcpu_interface().ok_or(VmError::Unsupported(
+                "a GICv2 VM on a GICv2 without the virtualization extension (no GICV frame)",
+            ))?;
+            Ok(Some((window.base, frame)))
+        }
+        (_, Some(_)) => Err(VmError::Unsupported(
+            "a GICv2 VM (gicv2-dist, gicv2-cpu) on a machine whose GIC is not a GICv2",
+        )),
+        (Some(Gic::V2(_)), None) if v3 => Err(VmError::Unsupported(
+            "a GICv3 VM (gicv3-dist, gicv3-redist) on a machine with a GICv2: give it gicv2-dist and gicv2-cpu windows",
+        )),
+        _ => Ok(None),
+    }
 }
 
 /// IPA ranges from (base, size) pairs.

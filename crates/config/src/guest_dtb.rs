@@ -9,7 +9,9 @@
 //! A device window gets a node only once Moat emulates its kind, so that a guest never probes a
 //! device that is not there. With the GIC ([`GUEST_SEES_GIC`]) the tree has, as QEMU virt has
 //! them for GICv3, `intc@...` (`arm,gic-v3`: the
-//! distributor and the redistributors of the VM's vCPUs, 128 KiB each), the root's
+//! distributor and the redistributors of the VM's vCPUs, 128 KiB each) — or, for a GICv2, as
+//! QEMU virt has it with `gic-version=2`, `arm,cortex-a15-gic` with the distributor and the
+//! 8 KiB CPU interface, and the timer's PPIs naming the vCPUs in their CPU mask — the root's
 //! `interrupt-parent`, the architected timer (PPIs 13, 14, 11, 10: secure and non-secure
 //! physical, virtual, hypervisor; level-high) and the PL011's SPI 1. No maintenance interrupt is
 //! given: the guest has no EL2.
@@ -77,7 +79,7 @@ fn generate(
     if let Some(gic) = &gic {
         fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
         gic.intc_node(&mut fdt, vm.cpus)?;
-        timer_node(&mut fdt)?;
+        timer_node(&mut fdt, gic.ppi_cpu_mask(vm.cpus))?;
     }
     psci_node(&mut fdt)?;
     for ram in &vm.ram {
@@ -161,7 +163,13 @@ fn device_node(
         (DeviceKind::VirtioNet, Some(intid)) => virtio_mmio_node(fdt, device, intid, with_irq),
         (DeviceKind::VirtioNet, None) => unreachable!("a virtio-net window without its INTID"),
         // Both windows are in the one `intc@...` node (`Gic::intc_node`), if the guest sees it.
-        (DeviceKind::GicV3Distributor | DeviceKind::GicV3Redistributors, _) => Ok(()),
+        (
+            DeviceKind::GicV3Distributor
+            | DeviceKind::GicV3Redistributors
+            | DeviceKind::GicV2Distributor
+            | DeviceKind::GicV2CpuInterface,
+            _,
+        ) => Ok(()),
     }
 }
 
@@ -203,48 +211,78 @@ fn pl011_node(
     Ok(fdt.end_node(node)?)
 }
 
-/// The VM's GICv3: its distributor and redistributor windows.
-struct Gic<'a> {
-    dist: &'a DeviceWindow,
-    redist: &'a DeviceWindow,
+/// The VM's GIC: a GICv3's distributor and redistributor windows, or a GICv2's distributor
+/// and CPU interface.
+enum Gic<'a> {
+    V3 {
+        dist: &'a DeviceWindow,
+        redist: &'a DeviceWindow,
+    },
+    V2 {
+        dist: &'a DeviceWindow,
+        cpu: &'a DeviceWindow,
+    },
 }
 
 impl<'a> Gic<'a> {
-    /// The GIC of `vm`, if it has both windows.
+    /// The GIC of `vm`, if it has both windows of one.
     fn of(vm: &'a VmConfig) -> Option<Self> {
-        Some(Self {
-            dist: vm.devices_of(DeviceKind::GicV3Distributor).next()?,
-            redist: vm.devices_of(DeviceKind::GicV3Redistributors).next()?,
+        let first = |kind| vm.devices_of(kind).next();
+        if let (Some(dist), Some(redist)) = (
+            first(DeviceKind::GicV3Distributor),
+            first(DeviceKind::GicV3Redistributors),
+        ) {
+            return Some(Self::V3 { dist, redist });
+        }
+        Some(Self::V2 {
+            dist: first(DeviceKind::GicV2Distributor)?,
+            cpu: first(DeviceKind::GicV2CpuInterface)?,
         })
     }
 
-    /// `intc@...`: `reg` is the distributor and the redistributors of `cpus` vCPUs (at most
-    /// the window), so that the guest's redistributor walk covers exactly its vCPUs.
+    /// `intc@...`: for a GICv3, `reg` is the distributor and the redistributors of `cpus`
+    /// vCPUs (at most the window), so that the guest's redistributor walk covers exactly its
+    /// vCPUs; for a GICv2, the distributor and the CPU interface (`arm,gic` binding).
     fn intc_node(&self, fdt: &mut FdtWriter, cpus: u32) -> Result<(), GuestDtbError> {
-        let node = begin(fdt, "intc", self.dist.base.raw())?;
-        fdt.property_string_list("compatible", vec!["arm,gic-v3".into()])?;
+        let (dist, second, compatible) = match *self {
+            Self::V3 { dist, redist } => {
+                let size = (u64::from(cpus) * GICR_SIZE_PER_CPU).min(redist.size);
+                (dist, reg(redist.base.raw(), size), "arm,gic-v3")
+            }
+            Self::V2 { dist, cpu } => (dist, reg(cpu.base.raw(), cpu.size), "arm,cortex-a15-gic"),
+        };
+        let node = begin(fdt, "intc", dist.base.raw())?;
+        fdt.property_string_list("compatible", vec![compatible.into()])?;
         fdt.property_u32("#interrupt-cells", 3)?;
         fdt.property_null("interrupt-controller")?;
         fdt.property_u32("#address-cells", 2)?;
         fdt.property_u32("#size-cells", 2)?;
         fdt.property_null("ranges")?;
-        let redist_size = (u64::from(cpus) * GICR_SIZE_PER_CPU).min(self.redist.size);
-        let dist = reg(self.dist.base.raw(), self.dist.size);
-        let redist = reg(self.redist.base.raw(), redist_size);
-        fdt.property_array_u64("reg", &[dist, redist].concat())?;
+        let dist = reg(dist.base.raw(), dist.size);
+        fdt.property_array_u64("reg", &[dist, second].concat())?;
         fdt.property_phandle(GIC_PHANDLE)?;
         Ok(fdt.end_node(node)?)
     }
+
+    /// The CPU-mask part of a PPI's flags cell: for a GICv2, bits \[15:8\] name the CPU
+    /// interfaces the PPI is wired to (`arm,gic` binding), here every vCPU's; a GICv3's is 0.
+    fn ppi_cpu_mask(&self, cpus: u32) -> u32 {
+        match self {
+            Self::V3 { .. } => 0,
+            Self::V2 { .. } => ((1 << cpus.min(8)) - 1) << 8,
+        }
+    }
 }
 
-/// The architected timer, `always-on` as in QEMU virt (its comparators keep running).
-fn timer_node(fdt: &mut FdtWriter) -> Result<(), GuestDtbError> {
+/// The architected timer, `always-on` as in QEMU virt (its comparators keep running); its
+/// PPIs' flags carry `cpu_mask` (see `Gic::ppi_cpu_mask`).
+fn timer_node(fdt: &mut FdtWriter, cpu_mask: u32) -> Result<(), GuestDtbError> {
     let node = fdt.begin_node("timer")?;
     let compatible = vec!["arm,armv8-timer".into(), "arm,armv7-timer".into()];
     fdt.property_string_list("compatible", compatible)?;
     let interrupts: Vec<u32> = TIMER_PPIS
         .iter()
-        .flat_map(|&ppi| [GIC_PPI, ppi, IRQ_LEVEL_HIGH])
+        .flat_map(|&ppi| [GIC_PPI, ppi, IRQ_LEVEL_HIGH | cpu_mask])
         .collect();
     fdt.property_array_u32("interrupts", &interrupts)?;
     fdt.property_null("always-on")?;

@@ -210,6 +210,21 @@ fn gic_reg_is_the_distributor_and_one_128k_redistributor_per_vcpu() {
 }
 
 #[test]
+fn a_gicv2_vm_sees_an_arm_cortex_a15_gic_with_its_distributor_and_8k_cpu_interface() {
+    let mut vm = VmConfig::default_virt();
+    vm.cpus = 2;
+    vm.use_gic_v2();
+    let blob = dtb_with_gic(&vm);
+    let fdt = Fdt::new(&blob).unwrap();
+    let intc = fdt.find_node("/intc@8000000").unwrap();
+    assert_eq!(strings(intc, "compatible"), ["arm,cortex-a15-gic"]);
+    assert_eq!(regs(intc), [(0x0800_0000, 0x1_0000), (0x0801_0000, 0x2000)]);
+    // The timer's PPIs name both vCPUs' interfaces in the flags cell's CPU mask.
+    let timer = fdt.find_node("/timer").unwrap();
+    assert_eq!(u32s(timer, "interrupts")[..3], [1, 13, 0x304]);
+}
+
+#[test]
 fn timer_has_the_four_ppis_of_qemu_virt_level_high() {
     let blob = dtb_with_gic(&VmConfig::default_virt());
     let fdt = Fdt::new(&blob).unwrap();

@@ -29,6 +29,11 @@ pub const VIRT_GICD_BASE: Ipa = Ipa(0x0800_0000);
 pub const GICD_SIZE: u64 = 0x1_0000;
 /// QEMU virt's GICv3 redistributor region.
 pub const VIRT_GICR_BASE: Ipa = Ipa(0x080A_0000);
+/// QEMU virt's GICv2 CPU interface (`gic-version=2`), where a GICv2 VM's guest finds its GICC.
+pub const VIRT_GICC_BASE: Ipa = Ipa(0x0801_0000);
+/// The size of a GICv2 CPU interface (IHI 0048B, 4.4: `GICC_DIR` at 0x1000): 8 KiB, which the
+/// hardware's virtual CPU interface (`GICV`) backs page for page.
+pub const GICC_SIZE: u64 = 0x2000;
 /// The most vCPUs a VM may have.
 pub const MAX_CPUS: u32 = 8;
 /// One redistributor per vCPU: its RD_base and SGI_base frames, 64 KiB each (GICv3 IHI 0069).
@@ -197,6 +202,12 @@ pub enum DeviceKind {
     GicV3Distributor,
     /// The GICv3 redistributors of all vCPUs, one after another (`GICR_*`, IHI 0069).
     GicV3Redistributors,
+    /// A GICv2 distributor (`GICD_*`, IHI 0048B), emulated.
+    GicV2Distributor,
+    /// A GICv2 CPU interface (`GICC_*`, IHI 0048B): the hardware's virtual CPU interface
+    /// (`GICV_*`) mapped here at stage 2, so the guest's accesses never trap. Needs a machine
+    /// with a GICv2 and its virtualization extension.
+    GicV2CpuInterface,
     /// A virtio network device on the virtio-mmio transport (virtio 1.2 §4.2, §5.1), one end
     /// of a link to another VM ([`DeviceWindow::link`]).
     VirtioNet,
@@ -204,10 +215,12 @@ pub enum DeviceKind {
 
 impl DeviceKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::Pl011,
         Self::GicV3Distributor,
         Self::GicV3Redistributors,
+        Self::GicV2Distributor,
+        Self::GicV2CpuInterface,
         Self::VirtioNet,
     ];
 
@@ -218,6 +231,8 @@ impl DeviceKind {
             Self::Pl011 => "pl011",
             Self::GicV3Distributor => "gicv3-dist",
             Self::GicV3Redistributors => "gicv3-redist",
+            Self::GicV2Distributor => "gicv2-dist",
+            Self::GicV2CpuInterface => "gicv2-cpu",
             Self::VirtioNet => "virtio-net",
         }
     }
@@ -232,6 +247,24 @@ impl DeviceKind {
     /// controller, but may have several UARTs.
     #[must_use]
     pub const fn is_singleton(self) -> bool {
+        matches!(
+            self,
+            Self::GicV3Distributor
+                | Self::GicV3Redistributors
+                | Self::GicV2Distributor
+                | Self::GicV2CpuInterface
+        )
+    }
+
+    /// Whether the window belongs to a GICv2 (whose VM needs a machine with a GICv2).
+    #[must_use]
+    pub const fn is_gic_v2(self) -> bool {
+        matches!(self, Self::GicV2Distributor | Self::GicV2CpuInterface)
+    }
+
+    /// Whether the window belongs to a GICv3.
+    #[must_use]
+    pub const fn is_gic_v3(self) -> bool {
         matches!(self, Self::GicV3Distributor | Self::GicV3Redistributors)
     }
 }
@@ -368,6 +401,35 @@ impl VmConfig {
                 window.size = window.size.max(needed);
             }
         }
+    }
+
+    /// Gives the VM a GICv2 instead of its GICv3, at QEMU virt's `gic-version=2` addresses: the
+    /// distributor where the GICv3's was, the CPU interface at [`VIRT_GICC_BASE`]; the
+    /// redistributors' window goes.
+    pub fn use_gic_v2(&mut self) {
+        self.devices.retain(|d| !d.kind.is_gic_v3());
+        let window = |kind, base, size| DeviceWindow {
+            kind,
+            base,
+            size,
+            link: None,
+        };
+        self.devices.push(window(
+            DeviceKind::GicV2Distributor,
+            VIRT_GICD_BASE,
+            GICD_SIZE,
+        ));
+        self.devices.push(window(
+            DeviceKind::GicV2CpuInterface,
+            VIRT_GICC_BASE,
+            GICC_SIZE,
+        ));
+    }
+
+    /// Whether the VM's GIC is a GICv2.
+    #[must_use]
+    pub fn has_gic_v2(&self) -> bool {
+        self.devices.iter().any(|d| d.kind.is_gic_v2())
     }
 
     /// The names of the VMs this VM's virtio-net devices link to, in configuration order.

@@ -36,7 +36,7 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::schema::{
-    DEFAULT_IPA_BITS, DeviceKind, DeviceWindow, GICD_SIZE, GICR_SIZE_PER_CPU, GuestArch,
+    DEFAULT_IPA_BITS, DeviceKind, DeviceWindow, GICC_SIZE, GICD_SIZE, GICR_SIZE_PER_CPU, GuestArch,
     HolePolicy, OnPowerOff, OnReset, PL011_SIZE, ParangeMode, RamRegion, VIRTIO_NET_SIZE, VmConfig,
     first_cpus,
 };
@@ -304,6 +304,8 @@ fn default_window_size(kind: DeviceKind, cpus: u32) -> u64 {
         DeviceKind::Pl011 => PL011_SIZE,
         DeviceKind::GicV3Distributor => GICD_SIZE,
         DeviceKind::GicV3Redistributors => GICR_SIZE_PER_CPU * u64::from(cpus.max(1)),
+        DeviceKind::GicV2Distributor => GICD_SIZE,
+        DeviceKind::GicV2CpuInterface => GICC_SIZE,
         DeviceKind::VirtioNet => VIRTIO_NET_SIZE,
     }
 }

@@ -13,7 +13,8 @@ use moat_pci::Bdf;
 use crate::hex::Hex;
 pub use crate::schema::MAX_CPUS;
 use crate::schema::{
-    DeviceKind, GICR_SIZE_PER_CPU, MAX_NET_LINKS, SMMU_IPA_BITS, VIRTIO_NET_FIRST_INTID, VmConfig,
+    DeviceKind, GICC_SIZE, GICR_SIZE_PER_CPU, MAX_NET_LINKS, SMMU_IPA_BITS, VIRTIO_NET_FIRST_INTID,
+    VmConfig,
 };
 
 /// The smallest IPA size Moat gives a VM: the smallest PARange encoding (32 bits).
@@ -182,13 +183,32 @@ pub enum ConfigError {
         /// The second one.
         second: Region,
     },
-    /// One of the GICv3's two windows without the other.
-    #[error("{present} has no {} window beside it: a GICv3 is its distributor and its redistributors, and a VM has both or neither", missing.name())]
+    /// One of a GIC's two windows without the other.
+    #[error("{present} has no {} window beside it: a GICv3 is its distributor and its redistributors, a GICv2 its distributor and its CPU interface, and a VM has both or neither", missing.name())]
     IncompleteGic {
         /// The window the VM has.
         present: Region,
         /// The kind it lacks.
         missing: DeviceKind,
+    },
+    /// Windows of a GICv3 and of a GICv2 in one VM.
+    #[error(
+        "{v2} is a GICv2 window beside the GICv3 window {v3}: a VM has one interrupt controller"
+    )]
+    MixedGic {
+        /// A GICv3 window.
+        v3: Region,
+        /// A GICv2 window.
+        v2: Region,
+    },
+    /// A GICv2 CPU interface window that is not the 8 KiB the hardware's virtual CPU
+    /// interface backs.
+    #[error(
+        "{region} is not 8 KiB (0x2000): a GICv2 CPU interface is the hardware's 8 KiB virtual CPU interface, GICC_DIR at 0x1000"
+    )]
+    GicV2CpuInterfaceSize {
+        /// The window.
+        region: Region,
     },
     /// A virtio-net device that names no peer.
     #[error(
@@ -370,6 +390,22 @@ impl VmConfig {
         Ok(())
     }
 
+    /// Both windows of a GIC, `first` and `second`, or neither.
+    fn check_gic_pair(&self, first: DeviceKind, second: DeviceKind) -> Result<(), ConfigError> {
+        let find = |kind| self.regions().find(|r| is_device_of(r, kind));
+        match (find(first), find(second)) {
+            (Some(present), None) => Err(ConfigError::IncompleteGic {
+                present,
+                missing: second,
+            }),
+            (None, Some(present)) => Err(ConfigError::IncompleteGic {
+                present,
+                missing: first,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn check_devices(&self) -> Result<(), ConfigError> {
         self.check_links()?;
         for kind in DeviceKind::ALL.into_iter().filter(|k| k.is_singleton()) {
@@ -382,26 +418,21 @@ impl VmConfig {
                 });
             }
         }
-        let dist = self
+        self.check_gic_pair(
+            DeviceKind::GicV3Distributor,
+            DeviceKind::GicV3Redistributors,
+        )?;
+        self.check_gic_pair(DeviceKind::GicV2Distributor, DeviceKind::GicV2CpuInterface)?;
+        let v3 = self.regions().find(|r| is_gic(r, DeviceKind::is_gic_v3));
+        let v2 = self.regions().find(|r| is_gic(r, DeviceKind::is_gic_v2));
+        if let (Some(v3), Some(v2)) = (v3, v2) {
+            return Err(ConfigError::MixedGic { v3, v2 });
+        }
+        let cpu_v2 = self
             .regions()
-            .find(|r| is_device_of(r, DeviceKind::GicV3Distributor));
-        let redist = self
-            .regions()
-            .find(|r| is_device_of(r, DeviceKind::GicV3Redistributors));
-        match (dist, redist) {
-            (Some(present), None) => {
-                return Err(ConfigError::IncompleteGic {
-                    present,
-                    missing: DeviceKind::GicV3Redistributors,
-                });
-            }
-            (None, Some(present)) => {
-                return Err(ConfigError::IncompleteGic {
-                    present,
-                    missing: DeviceKind::GicV3Distributor,
-                });
-            }
-            _ => {}
+            .find(|r| is_device_of(r, DeviceKind::GicV2CpuInterface));
+        if let Some(region) = cpu_v2.filter(|r| r.size != GICC_SIZE) {
+            return Err(ConfigError::GicV2CpuInterfaceSize { region });
         }
         let needed = u64::from(self.cpus) * GICR_SIZE_PER_CPU;
         let redists = self
@@ -416,6 +447,10 @@ impl VmConfig {
             None => Ok(()),
         }
     }
+}
+
+fn is_gic(region: &Region, of: fn(DeviceKind) -> bool) -> bool {
+    matches!(region.id, RegionId::Device { kind, .. } if of(kind))
 }
 
 fn is_device_of(region: &Region, kind: DeviceKind) -> bool {

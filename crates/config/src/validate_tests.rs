@@ -332,6 +332,46 @@ fn redistributors_without_a_distributor_are_refused() {
     ));
 }
 
+#[test]
+fn a_gicv2_is_its_distributor_and_its_8k_cpu_interface() {
+    let mut vm = vm();
+    vm.use_gic_v2();
+    assert!(vm.validate(None).is_ok());
+    let cpu = vm
+        .devices
+        .iter_mut()
+        .find(|d| d.kind == DeviceKind::GicV2CpuInterface)
+        .unwrap();
+    cpu.size = 0x1000;
+    let (err, message) = refusal(&vm, None);
+    assert!(matches!(err, ConfigError::GicV2CpuInterfaceSize { .. }));
+    assert!(message.contains("gicv2-cpu"), "{message}");
+    vm.devices
+        .retain(|d| d.kind != DeviceKind::GicV2CpuInterface);
+    let (err, _) = refusal(&vm, None);
+    assert!(matches!(
+        err,
+        ConfigError::IncompleteGic {
+            missing: DeviceKind::GicV2CpuInterface,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_gicv2_beside_a_gicv3_is_refused() {
+    let mut vm = vm();
+    vm.use_gic_v2();
+    let mut v3 = VmConfig::default_virt();
+    v3.devices.retain(|d| d.kind.is_gic_v3());
+    for d in &mut v3.devices {
+        d.base = Ipa(d.base.0 + 0x1000_0000);
+    }
+    vm.devices.extend(v3.devices);
+    let (err, message) = refusal(&vm, None);
+    assert!(matches!(err, ConfigError::MixedGic { .. }), "{message}");
+}
+
 fn with_net(link: Option<&str>) -> VmConfig {
     let mut vm = VmConfig::default_virt();
     vm.devices.push(DeviceWindow {

@@ -23,6 +23,12 @@ pub enum ModelKind {
     GicDistributor,
     /// The GICv3 redistributors (`GICR_*`) of the bus's GIC, one per vCPU.
     GicRedistributors,
+    /// The GICv2 distributor (`GICD_*`, banked per vCPU) of the bus's GIC.
+    GicV2Distributor,
+    /// A GICv2 CPU interface: the hardware's virtual CPU interface (`GICV_*`), mapped at
+    /// stage 2 by the hypervisor, so the bus never sees an access to it (one it is handed
+    /// reads as zero and is ignored).
+    GicV2CpuInterface,
     /// A virtio-net device reporting `mac`, its interrupt line wired to INTID `intid`.
     VirtioNet {
         /// The INTID of its interrupt (an SPI).
@@ -38,6 +44,8 @@ enum Model {
     Pl011(Pl011),
     GicDistributor,
     GicRedistributors,
+    GicV2Distributor,
+    GicV2CpuInterface,
     VirtioNet { net: VirtioNet, intid: u32 },
 }
 
@@ -72,7 +80,8 @@ impl BusEffects {
 pub enum BusError {
     /// The GIC model refused the VM's vCPU count.
     Gic(GicError),
-    /// A GICv3 window without the other one (a distributor needs redistributors).
+    /// A GICv3 window without the other one (a distributor needs redistributors), a GICv2
+    /// distributor without its CPU interface or the other way round, or windows of both.
     IncompleteGic,
 }
 
@@ -89,7 +98,7 @@ impl core::fmt::Display for BusError {
             Self::IncompleteGic => {
                 write!(
                     f,
-                    "a GICv3 needs both its distributor and its redistributors"
+                    "a GICv3 needs both its distributor and its redistributors, a GICv2 its distributor and its CPU interface, and a VM has one GIC"
                 )
             }
         }
@@ -127,7 +136,7 @@ impl Bus {
             uart_intid,
             sent: Vec::new(),
         };
-        let (mut dist, mut redist) = (false, false);
+        let (mut dist, mut redist, mut dist_v2, mut cpu_v2) = (false, false, false, false);
         for kind in kinds {
             bus.models.push(match kind {
                 ModelKind::Pl011 => Model::Pl011(Pl011::new()),
@@ -139,17 +148,27 @@ impl Bus {
                     redist = true;
                     Model::GicRedistributors
                 }
+                ModelKind::GicV2Distributor => {
+                    dist_v2 = true;
+                    Model::GicV2Distributor
+                }
+                ModelKind::GicV2CpuInterface => {
+                    cpu_v2 = true;
+                    Model::GicV2CpuInterface
+                }
                 ModelKind::VirtioNet { intid, mac } => Model::VirtioNet {
                     net: VirtioNet::new(mac),
                     intid,
                 },
             });
         }
-        match (dist, redist) {
-            (true, true) => bus.gic = Some(Box::new(VirtGic::new(vcpus).map_err(BusError::Gic)?)),
-            (false, false) => {}
+        let gic = match (dist, redist, dist_v2, cpu_v2) {
+            (true, true, false, false) => VirtGic::new(vcpus),
+            (false, false, true, true) => VirtGic::new_v2(vcpus),
+            (false, false, false, false) => return Ok(bus),
             _ => return Err(BusError::IncompleteGic),
-        }
+        };
+        bus.gic = Some(Box::new(gic.map_err(BusError::Gic)?));
         Ok(bus)
     }
 
@@ -172,6 +191,8 @@ impl Bus {
             Model::Pl011(_) => ModelKind::Pl011,
             Model::GicDistributor => ModelKind::GicDistributor,
             Model::GicRedistributors => ModelKind::GicRedistributors,
+            Model::GicV2Distributor => ModelKind::GicV2Distributor,
+            Model::GicV2CpuInterface => ModelKind::GicV2CpuInterface,
             Model::VirtioNet { net, intid } => ModelKind::VirtioNet {
                 intid: *intid,
                 mac: net.mac(),
@@ -211,12 +232,24 @@ impl Bus {
         }
     }
 
-    /// One access to window `index` (an index past the last window reads as zero and ignores
-    /// writes: the caller's decision named a window this bus has, so that is a caller bug the
-    /// guest cannot cause). A UART's or network device's new interrupt level goes to the GIC
-    /// here; a network device reaches the VM's RAM through `mem`.
+    /// One access to window `index` by vCPU 0 (see [`Bus::access_by`]).
     pub fn access(
         &mut self,
+        index: usize,
+        access: Access,
+        mem: &mut impl GuestMemory,
+    ) -> (u64, BusEffects) {
+        self.access_by(0, index, access, mem)
+    }
+
+    /// One access of vCPU `vcpu` to window `index` (an index past the last window reads as
+    /// zero and ignores writes: the caller's decision named a window this bus has, so that is
+    /// a caller bug the guest cannot cause). A UART's or network device's new interrupt level
+    /// goes to the GIC here; a network device reaches the VM's RAM through `mem`. Only a GICv2
+    /// distributor's answer depends on `vcpu` (its banked registers).
+    pub fn access_by(
+        &mut self,
+        vcpu: usize,
         index: usize,
         access: Access,
         mem: &mut impl GuestMemory,
@@ -234,8 +267,10 @@ impl Bus {
             (Model::Pl011(uart), _) => uart.access(access),
             (Model::GicDistributor, Some(gic)) => gic.distributor_access(access),
             (Model::GicRedistributors, Some(gic)) => gic.redistributor_access(access),
+            (Model::GicV2Distributor, Some(gic)) => gic.distributor_v2_access(vcpu, access),
+            (Model::GicV2CpuInterface, _) => (0, DeviceEffects::default()),
             // `new` builds the GIC whenever one of its windows exists.
-            (Model::GicDistributor | Model::GicRedistributors, None) => {
+            (Model::GicDistributor | Model::GicRedistributors | Model::GicV2Distributor, None) => {
                 unreachable!("a GIC window without its GIC")
             }
             (Model::VirtioNet { .. }, _) => unreachable!("served above"),

@@ -1,6 +1,6 @@
 //! Moat on the ZCU102 board model (`board.rs`, issue 13 item 2): its device tree, its Cadence
-//! UART as Moat's console, RAM from address 0, and a guest greeting there. The board's GIC-400
-//! is not driven yet, so the guest runs without interrupts (the greeting guest needs none).
+//! UART as Moat's console, RAM from address 0, its GIC-400 driven by Moat (the VM gets a
+//! GICv2), and a guest greeting there.
 //!
 //! And what a board's firmware may reserve: on `virt`, QEMU's own tree with a memory
 //! reservation added (as firmware in DDR, TF-A or OP-TEE, would have it) must keep the VM's
@@ -20,7 +20,12 @@ const CPU: &str = "cortex-a53";
 
 /// `zcu102_moat_reports_on_the_cadence_uart_and_the_guest_powers_off`.
 pub(super) fn zcu102_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
-    let vm = vm::describe(&VmRequest::default(), CPU)?;
+    // The board's GIC-400 is a GICv2: so is the VM's.
+    let request = VmRequest {
+        gic_v2: true,
+        ..VmRequest::default()
+    };
+    let vm = vm::describe(&request, CPU)?;
     let dir = Scratch::new("test")?;
     let bundle = dir.join("hello.bundle");
     vm::write_bundle(&vm, &artifacts.guest("moat-guest-hello"), &bundle)?;
@@ -36,6 +41,7 @@ pub(super) fn zcu102_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<
         .and_then(|()| expect_line(&outcome, "CPU: Arm Cortex-A53"))
         .and_then(|()| expect_line(&outcome, "memory: [0x0, 0x80000000)"))
         .and_then(|()| expect_line(&outcome, "console: Cadence UART at 0xff000000"))
+        .and_then(|()| expect_line(&outcome, "the machine's GICV at 0xf906f000"))
         .and_then(|()| expect_line(&outcome, "Hello from a Moat guest!"))
         .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
     tally.record(

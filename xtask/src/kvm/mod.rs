@@ -149,6 +149,7 @@ pub fn run_on(
         initrd: Some(initramfs.clone()),
         append: Some(boot::kernel_cmdline(mode)),
         el2: true,
+        gic_version: 3,
         smp: vm.cpus,
     };
     let icount = ["-icount".to_string(), "shift=0,sleep=off".into()];

@@ -13,13 +13,12 @@
 //! (Linux's `cpu_relax()` is a `YIELD`). The vCPUs share only one word in memory, written with
 //! plain stores (no exclusives: with the MMU off, memory is Device-nGnRnE).
 
-use core::arch::{asm, global_asm};
-use core::cell::UnsafeCell;
+use core::arch::asm;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::gic;
 use crate::ops::Sample;
-use moat_guest_rt::psci;
+use moat_guest_rt::{psci, secondary};
 
 /// The ping-pong SGI whose target waits by spinning.
 pub const SGI_SPIN: u32 = 1;
@@ -28,8 +27,7 @@ pub const SGI_WFI: u32 = 2;
 /// The SGI that ends the ping-pong.
 pub const SGI_STOP: u32 = 3;
 
-/// PSCI `CPU_ON` (SMC64 function ID 0xC400_0003) and `CPU_OFF` (0x8400_0002).
-const CPU_ON: u32 = 0xC400_0003;
+/// PSCI `CPU_OFF` (0x8400_0002).
 const CPU_OFF: u32 = 0x8400_0002;
 /// vCPU 1's `MPIDR_EL1` affinity: Aff0 = 1 on QEMU `virt` (CPU `n` has Aff0 `n` up to 16) and
 /// under Moat (`VMPIDR_EL2` = the vCPU's index).
@@ -43,38 +41,6 @@ const DONE: u32 = 2;
 /// vCPU 1 could not bring its GIC up.
 const FAILED: u32 = 3;
 
-/// vCPU 1's stack.
-#[repr(C, align(16))]
-struct Stack(UnsafeCell<[u8; 16 * 1024]>);
-// SAFETY: only vCPU 1 uses it, as its stack, through the stack pointer alone.
-unsafe impl Sync for Stack {}
-static STACK: Stack = Stack(UnsafeCell::new([0; 16 * 1024]));
-
-global_asm!(
-    r#"
-    .pushsection .text.exitbench_secondary, "ax"
-    .global exitbench_secondary_entry
-exitbench_secondary_entry:          // PSCI CPU_ON: EL1, MMU off, X0 = context_id = stack top
-    msr     daifset, #0xf
-    msr     spsel, #1
-    mov     sp, x0
-    adrp    x1, moat_rt_vectors
-    add     x1, x1, :lo12:moat_rt_vectors
-    msr     vbar_el1, x1
-    isb
-    mov     x29, xzr
-    mov     x30, xzr
-    bl      exitbench_secondary_main
-1:  wfe
-    b       1b
-    .popsection
-"#
-);
-
-unsafe extern "C" {
-    fn exitbench_secondary_entry();
-}
-
 /// Starts vCPU 1 and waits until it is ready for SGIs.
 ///
 /// # Errors
@@ -82,10 +48,7 @@ unsafe extern "C" {
 /// When `CPU_ON` fails or vCPU 1 does not come up.
 pub fn start_partner() -> Result<(), &'static str> {
     PARTNER.store(OFFLINE, Ordering::SeqCst);
-    let entry = exitbench_secondary_entry as *const () as u64;
-    let stack_top = STACK.0.get() as u64 + size_of::<Stack>() as u64;
-    let status = psci::smccc_call(CPU_ON, &[u64::from(PARTNER_AFF0), entry, stack_top])[0];
-    if status != 0 {
+    if secondary::cpu_on(u64::from(PARTNER_AFF0), exitbench_secondary_main) != 0 {
         return Err("PSCI CPU_ON of vCPU 1 failed");
     }
     match wait_partner(|s| s != OFFLINE) {
@@ -128,7 +91,6 @@ fn send(sgi1r: u64) {
 }
 
 /// vCPU 1: its GIC, then the answering loop, then `CPU_OFF`.
-#[unsafe(no_mangle)]
 extern "C" fn exitbench_secondary_main() -> ! {
     if gic::init_cpu(PARTNER_AFF0 as usize, &[SGI_SPIN, SGI_WFI, SGI_STOP]).is_err() {
         PARTNER.store(FAILED, Ordering::SeqCst);

@@ -2,13 +2,18 @@
 //! redistributor brought up by MMIO, the CPU interface by `ICC_*` system registers, the EL1
 //! virtual timer's PPI 27 (`CNTV_*`, Arm ARM "The Generic Timer") and an SGI to itself
 //! (`ICC_SGI1R_EL1`). Under Moat this exercises the virtual GIC model, the list registers, the
-//! timer forwarding and the SGI trap; bare, the same test runs against QEMU's GIC.
+//! timer forwarding and the SGI trap; bare, the same test runs against QEMU's GIC. On a CPU
+//! without the GICv3 system registers the same tests drive a GICv2 (`gicv2.rs`): its
+//! distributor by MMIO, its CPU interface by MMIO (under Moat, the hardware's GICV), the SGI
+//! through `GICD_SGIR`.
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use moat_guest_rt::exception::with_exception_hook;
 use moat_guest_rt::{ExceptionFrame, ExceptionRecord, Resume, TestResult, check_eq, println};
+
+use crate::gicv2;
 
 const GICD: usize = 0x0800_0000;
 const GICR: usize = 0x080A_0000;
@@ -47,6 +52,10 @@ fn read32(addr: usize) -> u32 {
 /// Brings up the distributor, this CPU's redistributor and CPU interface, and enables `intid`
 /// (an SGI or PPI) in Group 1.
 fn enable_private_interrupt(intid: u32) -> TestResult {
+    if gicv2::is_gicv2() {
+        gicv2::enable_private_interrupt(intid);
+        return Ok(());
+    }
     write32(GICD, GICD_CTLR_ARE_GRP1);
     write32(
         GICR + GICR_WAKER,
@@ -87,14 +96,24 @@ fn take_irq(record: &ExceptionRecord, _frame: &mut ExceptionFrame) -> Resume {
     if record.vector.0 != IRQ_CURRENT_EL_SPX {
         return Resume::No;
     }
-    let iar: u64;
-    // SAFETY: acknowledges the pending interrupt, masks the timer, ends the interrupt; system
-    // registers only.
-    unsafe {
-        asm!("mrs {}, S3_0_C12_C12_0", out(reg) iar, options(nomem, nostack)); // ICC_IAR1_EL1
-        asm!("msr cntv_ctl_el0, {}", in(reg) 0b11u64, options(nomem, nostack)); // ENABLE|IMASK
-        asm!("msr S3_0_C12_C12_1, {}", in(reg) iar, options(nomem, nostack)); // ICC_EOIR1_EL1
+    let mask_timer = || {
+        // SAFETY: masks the virtual timer (ENABLE | IMASK); a system register write.
+        unsafe { asm!("msr cntv_ctl_el0, {}", in(reg) 0b11u64, options(nomem, nostack)) };
+    };
+    if gicv2::is_gicv2() {
+        // GICC_IAR's InterruptID and CPUID (the source of an SGI).
+        let iar = gicv2::acknowledge();
+        mask_timer();
+        gicv2::end(iar);
+        TAKEN.store(iar & 0x1FFF, Ordering::SeqCst);
+        return Resume::Yes;
     }
+    let iar: u64;
+    // SAFETY: acknowledges the pending interrupt, then ends it; system registers only.
+    unsafe { asm!("mrs {}, S3_0_C12_C12_0", out(reg) iar, options(nomem, nostack)) }; // ICC_IAR1_EL1
+    mask_timer();
+    // SAFETY: as above.
+    unsafe { asm!("msr S3_0_C12_C12_1, {}", in(reg) iar, options(nomem, nostack)) }; // ICC_EOIR1_EL1
     TAKEN.store((iar & 0xFF_FFFF) as u32, Ordering::SeqCst);
     Resume::Yes
 }
@@ -125,15 +144,20 @@ pub fn virtual_timer_interrupt_arrives_through_the_gic() -> TestResult {
 }
 
 /// An SGI the guest sends itself (`ICC_SGI1R_EL1`: INTID in bits \[27:24\], TargetList bit 0 =
-/// Aff0 0) arrives as that INTID.
+/// Aff0 0; on a GICv2 `GICD_SGIR` with `TargetListFilter` = 2) arrives as that INTID (on a
+/// GICv2 with `GICC_IAR.CPUID` 0, its own).
 pub fn sgi_to_self_arrives_through_the_gic() -> TestResult {
     enable_private_interrupt(TEST_SGI)?;
     let sgi1r = (u64::from(TEST_SGI) << 24) | 1;
     let (intid, _) = with_exception_hook(take_irq, || {
         TAKEN.store(SPURIOUS, Ordering::SeqCst);
-        // SAFETY: generates an SGI to this CPU; a system register write. Not `nomem`: the
-        // interrupt's handler writes `TAKEN`, which the compiler must not move past it.
-        unsafe { asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) sgi1r, options(nostack)) };
+        if gicv2::is_gicv2() {
+            gicv2::send_sgi_to_self(TEST_SGI);
+        } else {
+            // SAFETY: generates an SGI to this CPU; a system register write. Not `nomem`: the
+            // interrupt's handler writes `TAKEN`, which the compiler must not move past it.
+            unsafe { asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) sgi1r, options(nostack)) };
+        }
         wait_for_irq_pending()
     });
     check_eq!(intid, TEST_SGI, "the SGI did not arrive")

@@ -6,6 +6,7 @@
 
 mod aborts;
 mod exceptions;
+mod gicv2;
 mod idregs;
 mod interrupts;
 mod psci;
@@ -18,6 +19,7 @@ use aborts::{
     misaligned_load_from_a_device_is_an_alignment_fault,
 };
 use exceptions::{brk_is_taken_by_guest_vectors, svc_is_taken_by_guest_vectors};
+use gicv2::gicv2_sgis_between_two_vcpus_carry_their_source;
 use idregs::{
     moat_hides_sve_sme_and_el2, parange_is_the_vm_parange, sve_is_undefined_as_the_id_registers_say,
 };
@@ -40,6 +42,7 @@ moat_guest_rt::tests![
     sve_is_undefined_as_the_id_registers_say,
     virtual_timer_interrupt_arrives_through_the_gic,
     sgi_to_self_arrives_through_the_gic,
+    gicv2_sgis_between_two_vcpus_carry_their_source,
     misaligned_load_from_a_device_is_an_alignment_fault,
     misaligned_access_to_a_hole_is_an_alignment_fault,
     branch_to_a_misaligned_address_is_a_pc_alignment_fault,

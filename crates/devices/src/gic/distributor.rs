@@ -128,6 +128,12 @@ impl<const SPIS: usize> Gic<SPIS> {
 
     /// `GICD_CTLR` as the guest reads it.
     fn gicd_ctlr(&self) -> u32 {
+        self.group_enable_bits() | ctlr::ARE | ctlr::DS
+    }
+
+    /// `GICD_CTLR.EnableGrp0` (bit 0) and `EnableGrp1` (bit 1): where a GICv3 with
+    /// `GICD_CTLR.DS` = 1 and a GICv2 without the Security Extensions both keep them.
+    pub(crate) fn group_enable_bits(&self) -> u32 {
         let grp0 = if self.enables.grp0 {
             ctlr::ENABLE_GRP0
         } else {
@@ -138,7 +144,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         } else {
             0
         };
-        grp0 | grp1 | ctlr::ARE | ctlr::DS
+        grp0 | grp1
     }
 
     fn gicd(&mut self, access: Access) -> Option<(u64, VcpuSet)> {
@@ -174,10 +180,10 @@ impl<const SPIS: usize> Gic<SPIS> {
         }
     }
 
-    /// Writes `GICD_CTLR`: only the group enables are writable. A change may make interrupts
-    /// deliverable or withdraw them: every vCPU's list registers are stale, and every vCPU with
-    /// work is kicked.
-    fn write_gicd_ctlr(&mut self, value: u32) -> VcpuSet {
+    /// Writes `GICD_CTLR`: only the group enables are writable (bits 0 and 1, see
+    /// [`Gic::group_enable_bits`]). A change may make interrupts deliverable or withdraw them:
+    /// every vCPU's list registers are stale, and every vCPU with work is kicked.
+    pub(crate) fn write_gicd_ctlr(&mut self, value: u32) -> VcpuSet {
         let before = self.enables;
         self.enables.grp0 = value & ctlr::ENABLE_GRP0 != 0;
         self.enables.grp1 = value & ctlr::ENABLE_GRP1 != 0;

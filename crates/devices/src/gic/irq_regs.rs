@@ -39,6 +39,10 @@ pub(crate) enum Bank {
     Distributor,
     /// The redistributor of a vCPU: its SGIs and PPIs.
     Redistributor(usize),
+    /// A GICv2 distributor as vCPU `n` accesses it: its own (banked) SGIs and PPIs, and the
+    /// SPIs. An SGI's pending bit is read-only here (IHI 0048B, `GICD_ISPENDRn`: SGIs are made
+    /// pending by `GICD_SGIR` and `GICD_SPENDSGIRn`).
+    BankedDistributor(usize),
 }
 
 /// The one-bit-per-interrupt registers.
@@ -87,6 +91,13 @@ const fn icfgr_edge_bit(slot: u32) -> u32 {
     1 << (2 * slot + 1)
 }
 
+/// Whether `which` is an SGI's pending bit in a GICv2 distributor, read-only there.
+fn sgi_pending_read_only(bank: Bank, which: BitReg, intid: u32) -> bool {
+    matches!(bank, Bank::BankedDistributor(_))
+        && matches!(which, BitReg::SetPending | BitReg::ClearPending)
+        && intid < SGI_COUNT
+}
+
 impl<const SPIS: usize> Gic<SPIS> {
     /// The interrupt that INTID `intid` names in `bank`, if the bank reaches it.
     pub(crate) fn lookup(&self, bank: Bank, intid: u32) -> Option<IrqRef> {
@@ -96,6 +107,10 @@ impl<const SPIS: usize> Gic<SPIS> {
                 Some(IrqRef::Private { vcpu, intid })
             }
             Bank::Redistributor(_) => None,
+            Bank::BankedDistributor(vcpu) if intid < PRIVATE_COUNT && vcpu < self.vcpus => {
+                Some(IrqRef::Private { vcpu, intid })
+            }
+            Bank::BankedDistributor(_) => self.spi_ref(intid),
         }
     }
 
@@ -148,6 +163,7 @@ impl<const SPIS: usize> Gic<SPIS> {
             };
             match write {
                 None => value |= u32::from(self.read_bit(which, irq)) << bit,
+                Some(_) if sgi_pending_read_only(bank, which, first + bit) => {}
                 Some(data) => {
                     let set = data & (1 << bit) != 0;
                     if set || which == BitReg::Group {

@@ -62,8 +62,9 @@
 //! On an exit that changed nothing, the sync compares the live list registers with what was
 //! loaded (none when none is live) and the fill checks one flag.
 
-use super::{Gic, Irq, IrqRef, PRIVATE_COUNT, VcpuSet};
+use super::{Gic, GicArch, Irq, IrqRef, PRIVATE_COUNT, SGI_COUNT, VcpuSet};
 
+pub mod gich;
 mod registers;
 
 pub use registers::{IchVtr, ListRegister, LrState};
@@ -330,8 +331,9 @@ impl<const SPIS: usize> Gic<SPIS> {
             let Some(irq) = self.vcpu_irq(vcpu, loaded.vintid) else {
                 continue;
             };
+            let source = self.sgi_source_bit(&loaded);
             kick |= self.update(irq, |record| {
-                record.fold(vcpu, now.state.pending(), now.state.active());
+                record.fold(vcpu, now.state.pending(), now.state.active(), source);
                 // Invalid now, loaded with `HW` = 1: the guest's deactivation deactivated the
                 // physical interrupt (a list register goes invalid no other way).
                 if loaded.hw && now.state == LrState::Invalid {
@@ -342,13 +344,13 @@ impl<const SPIS: usize> Gic<SPIS> {
         kick.without(vcpu)
     }
 
-    /// The state the list register holding `irq` was loaded with, if one does.
-    fn held_state(&self, irq: IrqRef) -> Option<(usize, LrState)> {
+    /// The list register holding `irq` as it was loaded, and whose it is, if one holds it.
+    fn held_state(&self, irq: IrqRef) -> Option<(usize, ListRegister)> {
         let holder = self.irq(irq).lr_of()?;
         let intid = Self::intid_of(irq);
         self.shadows[holder].loaded().iter().find_map(|&value| {
             let lr = ListRegister::decode(value);
-            (lr.vintid == intid).then_some((holder, lr.state))
+            (lr.vintid == intid).then_some((holder, lr))
         })
     }
 
@@ -356,10 +358,21 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// (the record itself when no list register holds it).
     pub(crate) fn visible(&self, irq: IrqRef) -> Irq {
         let mut record = *self.irq(irq);
-        if let Some((holder, state)) = self.held_state(irq) {
-            record.fold(holder, state.pending(), state.active());
+        if let Some((holder, lr)) = self.held_state(irq) {
+            let source = self.sgi_source_bit(&lr);
+            record.fold(holder, lr.state.pending(), lr.state.active(), source);
         }
         record
+    }
+
+    /// The `Irq::sgi_sources` bit of the SGI source `lr` was loaded with: bit `CPUID` for a
+    /// GICv2 SGI, 0 for any other interrupt and for every GICv3 one.
+    fn sgi_source_bit(&self, lr: &ListRegister) -> u8 {
+        if self.arch == GicArch::V2 && lr.vintid < SGI_COUNT && !lr.hw {
+            1 << lr.source
+        } else {
+            0
+        }
     }
 
     /// Whether vCPU `vcpu`'s list registers hold an interrupt that, taken back as loaded,
@@ -417,8 +430,19 @@ impl<const SPIS: usize> Gic<SPIS> {
         let pending = self.pending_enabled(irq);
         let intid = Self::intid_of(irq);
         self.move_wanted(irq, Some(vcpu), None);
+        let v2_sgi = self.arch == GicArch::V2 && intid < SGI_COUNT;
         let record = self.irq_mut(irq);
-        if pending && record.edge {
+        // A GICv2 SGI is loaded for one source at a time (`GICH_LR<n>.CPUID`); the latch
+        // stays set while another source's SGI waits.
+        let mut source = 0;
+        if pending && v2_sgi && record.sgi_sources != 0 {
+            // Truncation impossible: the index of a bit of a byte.
+            #[allow(clippy::cast_possible_truncation)]
+            let lowest = record.sgi_sources.trailing_zeros() as u8;
+            source = lowest;
+            record.sgi_sources &= !(1 << lowest);
+            record.latch = record.sgi_sources != 0;
+        } else if pending && record.edge {
             record.latch = false;
         }
         record.set_lr_of(Some(vcpu));
@@ -436,6 +460,7 @@ impl<const SPIS: usize> Gic<SPIS> {
             #[allow(clippy::cast_possible_truncation)]
             pintid: if hw { intid as u16 } else { 0 },
             eoi_maintenance: !hw && !record.edge,
+            source,
             priority: record.priority & priority_mask,
             group1: record.group1,
             hw,

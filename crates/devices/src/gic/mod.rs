@@ -31,6 +31,17 @@
 //! An interrupt made active by `ISACTIVER` that no vCPU acknowledged wants no list register: it
 //! never starves a pending interrupt out of them.
 //!
+//! The same model is a GICv2 (IHI 0048B) for a VM on a GICv2 machine ([`Gic::new_v2`],
+//! [`GicArch::V2`]): its distributor (`distributor_v2`, banked per vCPU) replaces the GICv3's
+//! distributor and redistributors, SPIs are routed by `GICD_ITARGETSR<n>`, SGIs come from
+//! `GICD_SGIR` and keep their source CPU (`GICD_SPENDSGIR<n>`, one source per list register,
+//! in `GICH_LR<n>.CPUID`), and the hypervisor writes the list registers as `GICH_LR<n>`
+//! (`list_regs::gich` translates). The interrupts' state machine, the per-vCPU summary and the
+//! list-register scheduling are shared. Not modelled for GICv2: the Security Extensions,
+//! `GICD_SGIR.NSATT`, an SGI active from one source and pending from another at once (the
+//! list register shows one source's), and an SPI targeting several vCPUs is offered to the
+//! lowest (the others do not see it pending).
+//!
 //! Not modelled: LPIs and ITS, the extended SPI and PPI ranges, GICv4 direct injection,
 //! hardware-mapped list registers (`HW` = 1; the encoding is there, the fill never uses it),
 //! more simultaneously active interrupts on one vCPU than it has list registers (the excess
@@ -40,10 +51,12 @@
 //! state it was loaded with, updated at that vCPU's next sync that finds it changed.
 
 mod distributor;
+mod distributor_v2;
 mod irq;
 mod irq_regs;
 pub mod list_regs;
 mod redistributor;
+pub mod regs_v2;
 pub mod sgi;
 mod summary;
 
@@ -55,6 +68,7 @@ mod linux_tests;
 mod proptests;
 
 pub use distributor::irouter_for;
+pub use distributor_v2::{DISTRIBUTOR_V2_SIZE, sgir_targets};
 pub use redistributor::REDISTRIBUTOR_STRIDE;
 
 use crate::{Access, DeviceEffects, MmioDevice};
@@ -120,6 +134,12 @@ impl VcpuSet {
         } else {
             Self::EMPTY
         }
+    }
+
+    /// The set whose bit `n` is vCPU `n`, without bits at or above [`MAX_VCPUS`].
+    #[must_use]
+    pub const fn from_bits(bits: u32) -> Self {
+        Self(bits & ((1 << MAX_VCPUS) - 1))
     }
 
     /// The first `count` vCPUs.
@@ -275,6 +295,20 @@ impl<const SPIS: usize> MmioDevice for RedistributorWindow<'_, SPIS> {
     }
 }
 
+/// The GIC architecture a VM's guest sees. Both share the interrupts' state machine, the
+/// per-vCPU summary and the list-register scheduling; they differ in the register maps the
+/// guest programs and in how an SPI names its target and an SGI its source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicArch {
+    /// GICv3 (IHI 0069): a distributor, one redistributor per vCPU, `GICD_IROUTER<n>` affinity
+    /// routing, SGIs from `ICC_SGI1R_EL1` without a source.
+    V3,
+    /// GICv2 (IHI 0048B): one distributor whose SGI and PPI registers are banked per vCPU,
+    /// `GICD_ITARGETSR<n>` CPU-mask targets, SGIs from `GICD_SGIR` that carry their source
+    /// CPU (`GICD_SPENDSGIR<n>`), and a memory-mapped CPU interface (the hardware's `GICV`).
+    V2,
+}
+
 /// Why a GIC could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GicError {
@@ -321,11 +355,13 @@ pub(crate) struct RedistState {
 /// 32 + `SPIS` - 1; at most [`MAX_SPIS`]).
 #[derive(Clone, Debug)]
 pub struct Gic<const SPIS: usize = DEFAULT_SPIS> {
+    arch: GicArch,
     vcpus: usize,
     enables: GroupEnables,
     private: [[Irq; PRIVATE_COUNT as usize]; MAX_VCPUS],
     spis: [Irq; SPIS],
-    /// `GICD_IROUTER<n>` of each SPI, as stored (reserved bits clear).
+    /// `GICD_IROUTER<n>` of each SPI, as stored (reserved bits clear); for a GICv2, its
+    /// `GICD_ITARGETSR<n>` byte (bit `n` targets vCPU `n`).
     routes: [u64; SPIS],
     redists: [RedistState; MAX_VCPUS],
     /// Per vCPU, what its list registers were loaded with and whether they are stale.
@@ -345,11 +381,26 @@ impl<const SPIS: usize> Gic<SPIS> {
     ///
     /// [`GicError::VcpuCount`] when `vcpus` is 0 or above [`MAX_VCPUS`].
     pub fn new(vcpus: usize) -> Result<Self, GicError> {
+        Self::of_arch(GicArch::V3, vcpus)
+    }
+
+    /// A GICv2 in its reset state for a VM of `vcpus` vCPUs: as [`Gic::new`], with every SPI
+    /// targeting no vCPU (`GICD_ITARGETSR<n>` = 0) and no SGI pending from any source.
+    ///
+    /// # Errors
+    ///
+    /// [`GicError::VcpuCount`] when `vcpus` is 0 or above [`MAX_VCPUS`].
+    pub fn new_v2(vcpus: usize) -> Result<Self, GicError> {
+        Self::of_arch(GicArch::V2, vcpus)
+    }
+
+    fn of_arch(arch: GicArch, vcpus: usize) -> Result<Self, GicError> {
         let () = Self::SPI_COUNT_IS_VALID;
         if vcpus == 0 || vcpus > MAX_VCPUS {
             return Err(GicError::VcpuCount(vcpus));
         }
         Ok(Self {
+            arch,
             vcpus,
             enables: GroupEnables::default(),
             private: [Irq::private_reset(); MAX_VCPUS],
@@ -367,6 +418,12 @@ impl<const SPIS: usize> Gic<SPIS> {
     #[must_use]
     pub const fn vcpus(&self) -> usize {
         self.vcpus
+    }
+
+    /// The architecture the guest sees.
+    #[must_use]
+    pub const fn arch(&self) -> GicArch {
+        self.arch
     }
 
     /// One past the largest INTID the distributor implements.
@@ -501,8 +558,15 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// The vCPU an SPI's `GICD_IROUTER` names: with `Interrupt_Routing_Mode` = 1 (1 of N), the
     /// first awake vCPU (`GICR_WAKER.ProcessorSleep` = 0), else vCPU 0; otherwise the vCPU
     /// whose affinity matches, or none.
+    /// For a GICv2, the lowest vCPU its `GICD_ITARGETSR<n>` names, or none: GICv2 makes an
+    /// SPI targeting several CPUs pending on each, and the first to acknowledge takes it; the
+    /// model offers it to the first.
     fn route_target(&self, index: usize) -> Option<usize> {
         let route = self.routes[index];
+        if self.arch == GicArch::V2 {
+            let vcpu = (route & 0xFF).trailing_zeros() as usize;
+            return (vcpu < self.vcpus).then_some(vcpu);
+        }
         if distributor::irouter_irm(route) {
             let awake = (0..self.vcpus).find(|&v| !self.redists[v].processor_sleep);
             return Some(awake.unwrap_or(0));

@@ -11,6 +11,10 @@ mod lr {
     pub const PINTID_MASK: u64 = 0x1FFF;
     /// `EOI`, bit 41, when `HW` = 0: a maintenance interrupt on deactivation.
     pub const EOI: u64 = 1 << 41;
+    /// Bits \[34:32\] when `HW` = 0: RES0 in `ICH_LR<n>_EL2`; the model keeps a GICv2 SGI's
+    /// source CPU there, where `GICH_LR<n>.CPUID` sits in the same `PhysicalID` field (see
+    /// [`super::gich`]). Always 0 for a GICv3 guest.
+    pub const SOURCE_MASK: u64 = 0b111;
     /// `Priority`, bits \[55:48\].
     pub const PRIORITY_SHIFT: u32 = 48;
     pub const PRIORITY_MASK: u64 = 0xFF;
@@ -93,6 +97,9 @@ pub struct ListRegister {
     pub pintid: u16,
     /// `EOI` (only without `hw`): a maintenance interrupt when the guest deactivates it.
     pub eoi_maintenance: bool,
+    /// A GICv2 SGI's source CPU (only without `hw`; 0 otherwise and for a GICv3 guest): what
+    /// `GICH_LR<n>.CPUID` gives the guest in `GICC_IAR.CPUID`.
+    pub source: u8,
     /// `Priority`.
     pub priority: u8,
     /// `Group`: Group 1 when set.
@@ -109,6 +116,7 @@ impl ListRegister {
         vintid: 0,
         pintid: 0,
         eoi_maintenance: false,
+        source: 0,
         priority: 0,
         group1: false,
         hw: false,
@@ -135,6 +143,11 @@ impl ListRegister {
                 0
             },
             eoi_maintenance: !hw && value & lr::EOI != 0,
+            source: if hw {
+                0
+            } else {
+                ((value >> lr::PINTID_SHIFT) & lr::SOURCE_MASK) as u8
+            },
             priority: ((value >> lr::PRIORITY_SHIFT) & lr::PRIORITY_MASK) as u8,
             group1: value & lr::GROUP != 0,
             hw,
@@ -149,6 +162,7 @@ impl ListRegister {
             ((self.pintid as u64) & lr::PINTID_MASK) << lr::PINTID_SHIFT
         } else {
             flag(self.eoi_maintenance, lr::EOI)
+                | (((self.source as u64) & lr::SOURCE_MASK) << lr::PINTID_SHIFT)
         };
         (self.vintid as u64)
             | hw_part
