@@ -90,13 +90,19 @@ impl SystemFile {
     /// `cpus` that is not a list, naming no image or both a kernel and a guest, or a built-in
     /// kernel name other than `"linux"`.
     pub fn from_toml_str(text: &str, dir: &Path) -> Result<Self, TomlError> {
-        let table: ::toml::Table = parse(text)?;
+        let single = |vm| Self {
+            system: SystemConfig::single(vm),
+            images: None,
+        };
+        // The untyped table only tells the forms apart. It holds integers as i64, where the
+        // typed reader takes an address as u64, so a file it cannot hold is read as a single
+        // VM, or refused with the table's error (found by the `config` fuzz target).
+        let table: ::toml::Table = match parse(text) {
+            Ok(table) => table,
+            Err(e) => return VmConfig::from_toml_str(text).map(single).map_err(|_| e),
+        };
         if !table.contains_key("vm") {
-            let vm = VmConfig::from_toml_str(text)?;
-            return Ok(Self {
-                system: SystemConfig::single(vm),
-                images: None,
-            });
+            return VmConfig::from_toml_str(text).map(single);
         }
         let others: Vec<&str> = table
             .keys()

@@ -301,3 +301,18 @@ fn linux_and_bare_puts_linux_on_cpus_0_and_1_and_the_greeting_guest_on_cpu_2() {
     assert_eq!(images[1].guest, GuestSource::Builtin("hello".into()));
     assert_eq!(file.system.machine_cpus_needed(), 3);
 }
+
+/// The `config` fuzz target's finding: a base above `i64::MAX` (here in octal), which the
+/// single-VM reader takes as a `u64` and the untyped table cannot hold, is read the same by
+/// both readers (and left to validation, which refuses it as beyond the IPA space).
+#[test]
+fn a_single_vm_file_with_an_integer_beyond_i64_is_read_as_the_single_vm_reader_reads_it() {
+    let text = "\n\n[[ram]]\nbase = 0o1_0000_00001_00001_0000_000\nsize = \"4G\"";
+    let single = VmConfig::from_toml_str(text).expect("the single-VM reader takes it");
+    let file = read(text).expect("so does the system reader");
+    assert_eq!(file.system.vms, [single]);
+    assert!(file.images.is_none());
+    // In a file of [[vm]] tables the same integer is refused, with the table's error.
+    let tables = "[[vm]]\nname = \"a\"\ncpus = [0]\nguest = \"hello\"\n\n[[vm.ram]]\nbase = 0o1_0000_00001_00001_0000_000\nsize = \"4G\"\n";
+    assert!(read(tables).is_err());
+}
