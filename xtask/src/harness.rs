@@ -87,6 +87,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     race::cpu_on_race(&artifacts, &mut tally)?;
     boot_chain::uboot_cases(&artifacts, &mut tally)?;
     board::zcu102_cases(&artifacts, &mut tally)?;
+    board::zcu102_linux_case(&artifacts, &mut tally)?;
     board::reservation_case(&artifacts, &mut tally)?;
     pci::scan_at_boot(&artifacts, &mut tally)?;
     pci::absent_function_refused(&artifacts, &mut tally)?;

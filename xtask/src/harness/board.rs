@@ -6,11 +6,14 @@
 //! reservation added (as firmware in DDR, TF-A or OP-TEE, would have it) must keep the VM's
 //! RAM out of that range.
 
-use super::{BOOT_LIMIT, Tally, expect_exit, expect_line, moat_machine};
+use super::{
+    BOOT_LIMIT, LINUX_LIMIT, Tally, expect_exit, expect_line, ipis_counted, moat_machine,
+    timer_ticked,
+};
 use crate::board::{self, Zcu102};
 use crate::build::{Artifacts, run_step};
 use crate::error::{XResult, failed};
-use crate::qemu::{ConsoleMode, Machine, MoatExit, Outcome};
+use crate::qemu::{ConsoleMode, Machine, MoatExit, Outcome, ScriptStep};
 use crate::scratch::Scratch;
 use crate::vm::{self, VmRequest};
 use std::process::Command;
@@ -46,6 +49,52 @@ pub(super) fn zcu102_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<
         .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
     tally.record(
         "zcu102_moat_reports_on_the_cadence_uart_and_the_guest_powers_off",
+        CPU,
+        Some(&outcome),
+        verdict,
+    );
+    Ok(())
+}
+
+/// The console script of [`zcu102_linux_case`]: the shell counts its CPUs and shows the
+/// interrupt counts, then powers off.
+const BOARD_LINUX_SCRIPT: &[ScriptStep] = &[
+    ScriptStep {
+        wait_for: "Moat guest: Linux up",
+        send: "echo cpus=$(nproc); cat /proc/interrupts; echo listed-$((6*7))\n",
+    },
+    ScriptStep {
+        wait_for: "listed-42",
+        send: "poweroff -f\n",
+    },
+];
+
+/// Debian's Linux on the ZCU102 model under Moat, on 4 vCPUs (the board's four Cortex-A53s):
+/// the VM's GICv2 is emulated by Moat with its CPU interface the GIC-400's GICV, the timer
+/// ticks through it (`GIC-0`), IPIs reach the vCPUs through `GICD_SGIR`, the shell answers on
+/// the VM's PL011 while Moat's own console is the board's Cadence UART, and `poweroff -f` ends
+/// the machine.
+pub(super) fn zcu102_linux_case(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let mut vm = vm::linux_vm(4, 512);
+    vm.use_gic_v2();
+    let linux = crate::linux::default_linux()?;
+    let dir = Scratch::new("test")?;
+    let bundle = dir.join("linux.bundle");
+    vm::write_bundle_with_initrd(&vm, &linux.kernel, Some(&linux.initramfs), &bundle)?;
+    let dtb = board::zcu102_dtb();
+    let machine = Zcu102 {
+        moat: &artifacts.moat,
+        bundle: &bundle,
+        dtb: &dtb,
+    };
+    let outcome = machine.run(ConsoleMode::Scripted(BOARD_LINUX_SCRIPT), Some(LINUX_LIMIT))?;
+    let verdict = expect_line(&outcome, "console: Cadence UART at 0xff000000")
+        .and_then(|()| expect_line(&outcome, "cpus=4"))
+        .and_then(|()| timer_ticked(&outcome, "GIC-0"))
+        .and_then(|()| ipis_counted(&outcome))
+        .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
+    tally.record(
+        "zcu102_linux_boots_on_4_vcpus_to_a_shell_with_a_gicv2_timer_ticks_and_ipis",
         CPU,
         Some(&outcome),
         verdict,
