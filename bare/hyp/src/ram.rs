@@ -19,7 +19,9 @@ impl Backing {
     /// The machine address of `ipa`, when `len` bytes from it lie inside this region.
     pub fn pa_of(&self, ipa: Ipa, len: u64) -> Option<u64> {
         let offset = ipa.0.checked_sub(self.ipa.0)?;
-        (offset.checked_add(len)? <= self.size).then_some(self.pa.0 + offset)
+        // Lazily: `offset` may be anything a guest's descriptor names until it is known to
+        // lie inside the region.
+        (offset.checked_add(len)? <= self.size).then(|| self.pa.0 + offset)
     }
 }
 

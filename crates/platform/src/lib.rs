@@ -373,7 +373,9 @@ fn find_initrd(fdt: &Tree<'_>) -> Option<PhysRange> {
     let chosen = fdt.find("/chosen")?;
     let start = chosen.property("linux,initrd-start")?.as_u64()?;
     let end = chosen.property("linux,initrd-end")?.as_u64()?;
-    (end > start).then_some(PhysRange {
+    // `then`, not `then_some`: the size is computed only for a range that has one (a tree
+    // whose initrd ends before it starts has none; found by the `platform` fuzz target).
+    (end > start).then(|| PhysRange {
         base: start,
         size: end - start,
     })

@@ -524,3 +524,18 @@ fn ecam_buses_are_the_bus_range_cut_to_the_region() {
     };
     assert_eq!(backwards.ecam_buses(), None);
 }
+
+/// The `platform` fuzz target's finding: a `/chosen` whose initrd ends before it starts has no
+/// initrd (before, the size was computed, and overflowed, whatever the comparison said).
+#[test]
+fn an_initrd_that_ends_before_it_starts_is_no_initrd() {
+    let mut f = FdtWriter::new().unwrap();
+    let root = f.begin_node("").unwrap();
+    let chosen = f.begin_node("chosen").unwrap();
+    f.property_u64("linux,initrd-start", 0x4800_0000).unwrap();
+    f.property_u64("linux,initrd-end", 0x4000_0000).unwrap();
+    f.end_node(chosen).unwrap();
+    f.end_node(root).unwrap();
+    let dtb = f.finish().unwrap();
+    assert_eq!(parse(&dtb).initrd, None);
+}
