@@ -132,17 +132,6 @@ pub struct Verdict {
     pub problems: Vec<String>,
 }
 
-/// What VM `name` wrote, its lines joined without their ends: a line another VM's output
-/// interrupted continues on a later line of the shared console, so a word is found whole
-/// here whatever interleaving the console had.
-fn joined_stream(console: &str, name: &str) -> String {
-    let prefix = format!("[{name}] ");
-    console
-        .lines()
-        .filter_map(|line| line.strip_prefix(&prefix))
-        .collect()
-}
-
 /// Reads the console of a run of `rounds` rounds.
 pub fn judge(console: &str, rounds: u32, exit: Option<MoatExit>) -> Verdict {
     let mut v = Verdict::default();
@@ -167,7 +156,7 @@ pub fn judge(console: &str, rounds: u32, exit: Option<MoatExit>) -> Verdict {
     }
     // The words Linux prints are made by its shell's arithmetic, so the echo of the typed
     // command (which has `$((6*7))`) never matches them.
-    let linux = joined_stream(console, "linux");
+    let linux = crate::system::joined_stream(console, "linux");
     v.same = linux.matches("nb-same-42").count() as u32;
     if linux.contains("nb-changed-42") {
         v.problems

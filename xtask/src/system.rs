@@ -36,6 +36,18 @@ kind = "gicv3-redist"
 base = 0x080A_0000
 "#;
 
+/// What VM `name` wrote to a shared console (its lines prefixed `[name] `), those lines joined
+/// without their ends. A line another VM's output interrupted continues on a later line of
+/// the console (the `\r` the console marks that with is gone from a run's captured text), so
+/// a word the VM printed is found whole here whatever the interleaving was.
+pub fn joined_stream(console: &str, name: &str) -> String {
+    let prefix = format!("[{name}] ");
+    console
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .collect()
+}
+
 /// The options of `./x run` that describe one VM, each with whether it was given.
 pub struct SingleVmOptions {
     /// `(option, given)` pairs, in the order `./x run --help` lists them.

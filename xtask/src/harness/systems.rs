@@ -545,13 +545,18 @@ fn linux_network(console: &str) -> Result<(), String> {
         if let Some(line) = stream.lines().find(|l| l.contains(NET_FAILED)) {
             return Err(format!("{name}: {line}"));
         }
-        in_order(stream, &[&format!("{NET_UP} {address}\n")])
-            .map_err(|e| format!("{name}: {e}"))?;
+        // The words are looked for in the VM's output joined without line ends: the shared
+        // console's `\r` that marks a line another VM interrupted is gone from a run's
+        // captured console, so a word may be split over two of its lines. Each word ends in
+        // a character its continuation cannot extend (the exit status plus 100 has three
+        // digits; the prompt follows).
+        let joined = crate::system::joined_stream(console, name);
+        in_order(&joined, &[&format!("{NET_UP} {address}")]).map_err(|e| format!("{name}: {e}"))?;
         in_order(
-            stream,
+            &joined,
             &[
                 "3 packets transmitted, 3 packets received",
-                &format!("{name}-ping=100\n"),
+                &format!("{name}-ping=100"),
             ],
         )
         .map_err(|e| format!("{name} pinging {peer}: {e}"))?;
@@ -561,8 +566,14 @@ fn linux_network(console: &str) -> Result<(), String> {
             line_with(stream, "round-trip").unwrap_or("no round trips")
         );
     }
-    in_order(&alpha, &["alpha-sent=100\n"])?;
-    in_order(&beta, &["beta-got=100\n"])?;
+    in_order(
+        &crate::system::joined_stream(console, "alpha"),
+        &["alpha-sent=100"],
+    )?;
+    in_order(
+        &crate::system::joined_stream(console, "beta"),
+        &["beta-got=100"],
+    )?;
     let sent = crate::netbench::md5_of(&alpha, "/tmp/f")
         .ok_or("alpha printed no MD5 of the file it sent")?;
     let got = crate::netbench::md5_of(&beta, "/tmp/r")
