@@ -940,15 +940,7 @@ fn irq_probe(rng: &mut Rng, layout: &Layout) -> Record {
             options(nostack),
         );
     }
-    if iar < 1020 {
-        // SAFETY: ends the acknowledged interrupt (EOImode 1: priority drop, then deactivate).
-        unsafe {
-            core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) iar, options(nostack));
-            if ctlr & 2 != 0 {
-                core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) iar, options(nostack));
-            }
-        }
-    }
+    end_interrupt(iar, ctlr);
     Record {
         tag: tag(Kind::IrqProbe, u8::from(by_sgi1r), u8::from(enable))
             | intid << 24
@@ -1022,8 +1014,7 @@ fn timer_irq(rng: &mut Rng, layout: &Layout) -> Record {
     let ctx = exec::exec(layout.cpu, entry, input);
     let (iar, ctlr): (u64, u64);
     // SAFETY: acknowledges the pending interrupt, disables the virtual timer (its output
-    // drops), ends what was acknowledged (EOImode 1: priority drop, then deactivate); reads
-    // ICC_CTLR_EL1. No memory.
+    // drops), reads ICC_CTLR_EL1. No memory.
     unsafe {
         core::arch::asm!(
             "mrs {i}, S3_0_C12_C12_0",
@@ -1033,13 +1024,8 @@ fn timer_irq(rng: &mut Rng, layout: &Layout) -> Record {
             i = out(reg) iar, c = out(reg) ctlr,
             options(nostack),
         );
-        if iar < 1020 {
-            core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) iar, options(nostack));
-            if ctlr & 2 != 0 {
-                core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) iar, options(nostack));
-            }
-        }
     }
+    end_interrupt(iar, ctlr);
     Record {
         tag: tag(Kind::TimerIrq, 0, 0) | ticks << 24,
         status: ctx.taken,
@@ -1048,6 +1034,22 @@ fn timer_irq(rng: &mut Rng, layout: &Layout) -> Record {
         elr: ctx.elr.wrapping_sub(entry),
         spsr: ctx.spsr,
         vector: ctx.vector,
+    }
+}
+
+/// Ends the interrupt `ICC_IAR1_EL1` returned as `iar`, if it is one (not a special INTID
+/// 1020..1023): `ICC_EOIR1_EL1`, and `ICC_DIR_EL1` when `ICC_CTLR_EL1` (`ctlr`) has `EOImode`
+/// = 1 (priority drop, then deactivation).
+fn end_interrupt(iar: u64, ctlr: u64) {
+    if iar >= 1020 {
+        return;
+    }
+    // SAFETY: ends the acknowledged interrupt at the CPU interface; no memory.
+    unsafe {
+        core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) iar, options(nostack));
+        if ctlr & 2 != 0 {
+            core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) iar, options(nostack));
+        }
     }
 }
 
