@@ -262,6 +262,19 @@ impl CpuInterface {
         }
     }
 
+    /// No vCPU runs on this CPU any more (for now or for good): its virtual CPU interface is
+    /// switched off (`ICH_HCR_EL2`/`GICH_HCR` = 0: `En` = 0 and no maintenance condition
+    /// enabled), so the maintenance interrupt cannot stay asserted at a CPU that waits (an
+    /// underflow request, `UIE`, with its list registers drained would wake its `WFI` at once,
+    /// forever). The vCPU that starts here next has its model told
+    /// (`interface_switched_off`), so its first fill writes `En` again.
+    pub fn switch_off_virtual(&mut self) {
+        match self.hw {
+            Hw::V3 => v3::write_hcr(0),
+            Hw::V2(frames) => frames.write_hcr(0),
+        }
+    }
+
     fn write_lr(&self, n: usize, value: u64) {
         match self.hw {
             Hw::V3 => v3::write_lr(n, value),

@@ -73,7 +73,7 @@ pub use registers::{IchVtr, ListRegister, LrState};
 pub const MAX_LIST_REGS: usize = 16;
 
 /// `ICH_HCR_EL2` fields.
-mod hcr {
+pub(crate) mod hcr {
     /// `En`: the virtual CPU interface is enabled.
     pub const EN: u64 = 1 << 0;
     /// `UIE`: maintenance interrupt when at most one list register holds a valid interrupt.
@@ -307,6 +307,15 @@ impl<const SPIS: usize> Gic<SPIS> {
             hcr::EN
         };
         (ich_hcr_el2, kick)
+    }
+
+    /// vCPU `vcpu` starts on a CPU whose virtual CPU interface was switched off while no vCPU
+    /// ran there (`ICH_HCR_EL2.En` = 0, so that the list registers' maintenance conditions,
+    /// `ICH_MISR_EL2`, raise no interrupt while the CPU waits): its next fill writes the list
+    /// registers and `ICH_HCR_EL2` again, whatever the model held loaded (IHI 0069,
+    /// `ICH_HCR_EL2.En`: with it 0 the virtual CPU interface signals nothing to the guest).
+    pub fn interface_switched_off(&mut self, vcpu: usize) {
+        self.mark_stale(vcpu);
     }
 
     /// Marks vCPU `vcpu`'s list registers stale: its next fill writes them.
