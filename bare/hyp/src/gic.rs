@@ -28,7 +28,7 @@ mod v3;
 
 use crate::platform::{Gic, PhysRange};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use moat_devices::gic::list_regs::IchVtr;
 use moat_devices::gic::{HwPpi, VcpuSet, VirtGic};
 
@@ -47,6 +47,9 @@ static CONSOLE_INTID: AtomicU32 = AtomicU32::new(NO_INTID);
 /// node (`interrupts`: PPI 9, INTID 25, on QEMU virt and the ZynqMP); [`NO_INTID`]
 /// until [`init`] sets it.
 static MAINTENANCE_INTID: AtomicU32 = AtomicU32::new(NO_INTID);
+/// The priority bits of the machine's virtual CPU interface (`ICH_VTR_EL2.PRIbits` or
+/// `GICH_VTR.PRIbits`, plus one), from the boot CPU's at [`init`]; 0 before.
+static VIRTUAL_PRIORITY_BITS: AtomicU8 = AtomicU8::new(0);
 /// Whether [`init`] took the machine's GIC.
 static DRIVEN: AtomicBool = AtomicBool::new(false);
 /// No interrupt: an INTID no GIC delivers (1023 is the spurious INTID).
@@ -76,6 +79,13 @@ pub fn console_intid() -> u32 {
 /// [`init`]).
 pub fn maintenance_intid() -> u32 {
     MAINTENANCE_INTID.load(Ordering::Relaxed)
+}
+
+/// The priority bits of the machine's virtual CPU interface, which a guest's GICv2
+/// distributor implements too (`VirtGic::set_priority_bits`); `None` before [`init`] took the
+/// GIC.
+pub fn virtual_priority_bits() -> Option<u8> {
+    Some(VIRTUAL_PRIORITY_BITS.load(Ordering::Relaxed)).filter(|&bits| bits != 0)
 }
 
 /// The device ranges Moat maps for itself to drive `gic`.
@@ -125,7 +135,9 @@ pub unsafe fn init(
         CONSOLE_INTID.store(intid, Ordering::Relaxed);
     }
     DRIVEN.store(true, Ordering::Relaxed);
-    Ok(CpuInterface::new(hw))
+    let cpu = CpuInterface::new(hw);
+    VIRTUAL_PRIORITY_BITS.store(cpu.vtr.priority_bits, Ordering::Relaxed);
+    Ok(cpu)
 }
 
 /// Brings up physical CPU `cpu`'s part of the GIC (run on that CPU) and enables the private

@@ -139,6 +139,8 @@ fn run_vm(
         return EndStatus::ConfigError;
     }
     let cpus = &platform.cpus[..platform.cpu_count];
+    // The GIC first: the VMs' GIC models take the priority bits of its virtual CPU interface.
+    let irq = take_interrupts(platform);
     let mut vms = Vec::new();
     for (id, source) in bundle.into_vms().into_iter().enumerate() {
         let name = source.config().name.clone();
@@ -159,7 +161,6 @@ fn run_vm(
             None => log!("self-test: stop-vm:{index} names no VM; nothing is stopped"),
         }
     }
-    let irq = take_interrupts(platform);
     vms.iter().for_each(vm::Vm::report);
     vms.iter().for_each(vm::Vm::check_confinement);
     let marked = isolation::place(phys);

@@ -156,6 +156,52 @@ impl<const SPIS: usize> Gic<SPIS> {
             self.mark_stale(v);
             kick |= VcpuSet::single(v);
         }
+        let record = self.irq(irq);
+        let business = record.active != before.active || record.active_on() != before.active_on();
+        if business && !self.multi_target.is_empty() {
+            kick |= self.replace_multi_target(irq);
+        }
+        kick
+    }
+
+    /// After a vCPU may have become busy or idle (an interrupt's active state or the vCPU
+    /// that acknowledged it changed): every GICv2 SPI targeting several vCPUs, whose place
+    /// follows which of them are busy (`Gic::route_target`), is placed again, but `except`
+    /// (placed by its own change). One a list register holds for a vCPU that is no longer its
+    /// home makes that vCPU's list registers stale and the vCPU kicked: it gives the SPI back
+    /// at its next sync. Returns the vCPUs to kick.
+    fn replace_multi_target(&mut self, except: IrqRef) -> VcpuSet {
+        let mut kick = VcpuSet::EMPTY;
+        let spis = self.multi_target;
+        for intid in spis.iter(Self::intid_limit()) {
+            let Some(irq) = self.spi_ref(intid) else {
+                continue;
+            };
+            if irq == except {
+                continue;
+            }
+            let record = *self.irq(irq);
+            if let Some(holder) = record.lr_of() {
+                if self.home(irq, &record) != Some(holder) {
+                    self.mark_stale(holder);
+                    kick |= VcpuSet::single(holder);
+                }
+                continue;
+            }
+            let was = self.summarised_at(irq);
+            let now = self.wanting_vcpu(irq);
+            if was == now {
+                continue;
+            }
+            self.move_wanted(irq, was, now);
+            if let Some(v) = was {
+                self.mark_stale(v);
+            }
+            if let Some(v) = now {
+                self.mark_stale(v);
+                kick |= VcpuSet::single(v);
+            }
+        }
         kick
     }
 
