@@ -21,7 +21,7 @@
 //! interrupt wanted a list register of before or after. The property tests hold the sets to a
 //! full recomputation after any sequence of operations.
 
-use super::{Gic, Irq, IrqRef, MAX_VCPUS, PRIVATE_COUNT, VcpuSet};
+use super::{Gic, GicArch, Irq, IrqRef, MAX_VCPUS, PRIVATE_COUNT, VcpuSet};
 
 /// 64-bit words in an [`IntidSet`]: INTIDs 0–1023 (the last SPI is INTID 1019).
 const WORDS: usize = 16;
@@ -156,9 +156,10 @@ impl<const SPIS: usize> Gic<SPIS> {
             self.mark_stale(v);
             kick |= VcpuSet::single(v);
         }
+        // Only a GICv2's SPIs follow which vCPUs are busy: a GICv3's exits pay one comparison.
         let record = self.irq(irq);
         let business = record.active != before.active || record.active_on() != before.active_on();
-        if business && !self.multi_target.is_empty() {
+        if business && self.arch == GicArch::V2 && !self.multi_target.is_empty() {
             kick |= self.replace_multi_target(irq);
         }
         kick
