@@ -436,7 +436,7 @@ impl<const SPIS: usize> Gic<SPIS> {
 
     /// Hands `irq` to a list register of `vcpu` and returns the register's value.
     fn load(&mut self, irq: IrqRef, vcpu: usize, priority_mask: u8) -> u64 {
-        let pending = self.pending_enabled(irq);
+        let mut pending = self.pending_enabled(irq);
         let intid = Self::intid_of(irq);
         self.move_wanted(irq, Some(vcpu), None);
         let v2_sgi = self.arch == GicArch::V2 && intid < SGI_COUNT;
@@ -444,7 +444,23 @@ impl<const SPIS: usize> Gic<SPIS> {
         // A GICv2 SGI is loaded for one source at a time (`GICH_LR<n>.CPUID`); the latch
         // stays set while another source's SGI waits.
         let mut source = 0;
-        if pending && v2_sgi && record.sgi_sources != 0 {
+        if v2_sgi && record.active && record.active_source != 0 {
+            // Active from one source: the list register keeps that source, which the guest's
+            // `GICC_EOIR`/`GICC_DIR` name (IHI 0048B, 3.2.3: an SGI's pending state is kept per
+            // source; the source is part of the interrupt's identity in `GICC_IAR`). It is
+            // pending and active only when that same source sent it again; another source's
+            // waits in `GICD_SPENDSGIR<n>` until this one is deactivated (at the same priority
+            // it could not preempt it before then anyway).
+            // Truncation impossible: the index of a bit of a byte.
+            #[allow(clippy::cast_possible_truncation)]
+            let active_cpu = record.active_source.trailing_zeros() as u8;
+            source = active_cpu;
+            pending = pending && record.sgi_sources & record.active_source != 0;
+            if pending {
+                record.sgi_sources &= !record.active_source;
+                record.latch = record.sgi_sources != 0;
+            }
+        } else if pending && v2_sgi && record.sgi_sources != 0 {
             // Truncation impossible: the index of a bit of a byte.
             #[allow(clippy::cast_possible_truncation)]
             let lowest = record.sgi_sources.trailing_zeros() as u8;
