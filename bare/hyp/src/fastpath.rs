@@ -22,60 +22,89 @@ use crate::console;
 use crate::exits::with_interrupts;
 use crate::gic::CpuInterface;
 use crate::guest;
+use crate::machine;
 use crate::outcome::Next;
+use crate::switch::Resident;
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use moat_arm::esr::{CallIss, Esr, ExceptionClass};
 use moat_arm::pstate::is_aarch32;
 use moat_devices::gic::VcpuSet;
-use moat_vcpu::frame::ExitVector;
+use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::mmio::SyndromeAccess;
 use moat_vcpu::plain_abort::{PlainOutcome, decide_plain};
 use moat_vcpu::smccc::answer_without_vm;
 
-/// Serves the exit in `vcpu`'s frame if it is a call answered without the VM; `true` when it
-/// was (the guest resumes at once).
-pub fn serve(vcpu: &mut Vcpu, vector: ExitVector) -> bool {
-    if vector != ExitVector::Synchronous {
-        return false;
-    }
+/// Serves the synchronous exit in `resident`'s vCPU frame in place, called by the exit vector
+/// (`switch.rs`) before it returns to the run loop: the calls of [`call`], then the plain
+/// aborts of [`abort`] with the VM locked, if its run is still the vCPU's generation. Returns
+/// the frame the guest resumes from, or null when the exit is the run loop's (nothing was done
+/// then: the general path, which makes every check, takes it from the start). Console input
+/// deferred by a focus switch is handed over after the exit, as the run loop does.
+pub extern "C" fn in_place(resident: &mut Resident) -> *mut TrapFrame {
+    // SAFETY: the run loop made `resident` from its exclusive borrows of the vCPU and of this
+    // CPU's GIC interface for the guest's run (`switch::enter_guest`), and nothing else
+    // touches them until the vector returns to it.
+    let vcpu = unsafe { &mut *resident.vcpu };
     let esr = Esr::new(vcpu.frame.esr);
     // HVC: ELR_EL2 points after the instruction; a trapped SMC64 (HCR_EL2.TSC): at the SMC.
     // An AArch32 SMC may carry a failed condition (`CCKNOWNPASS`): the general path has it.
-    let is_smc = match esr.ec() {
-        ExceptionClass::Hvc64 | ExceptionClass::Hvc32 => false,
-        ExceptionClass::Smc64 => true,
-        _ => return false,
+    let served = match esr.ec() {
+        ExceptionClass::Hvc64 | ExceptionClass::Hvc32 => call(&mut vcpu.frame, esr, false),
+        ExceptionClass::Smc64 => call(&mut vcpu.frame, esr, true),
+        ExceptionClass::DataAbortLower => plain_abort(resident),
+        _ => false,
     };
-    let f = &mut vcpu.frame;
-    let aarch32 = is_aarch32(f.pstate);
-    let Some(x) = f.x.first_chunk_mut::<4>() else {
+    if served {
+        // SAFETY: a place computation through the vCPU pointer, as `enter_guest` made it.
+        unsafe { &raw mut (*resident.vcpu).frame }
+    } else {
+        core::ptr::null_mut()
+    }
+}
+
+/// Answers the SMCCC call (an `SMC` when `is_smc`) in `frame` if no VM state is needed;
+/// `true` when it was (the guest resumes at once).
+#[inline(never)]
+fn call(frame: &mut TrapFrame, esr: Esr, is_smc: bool) -> bool {
+    let aarch32 = is_aarch32(frame.pstate);
+    let Some(x) = frame.x.first_chunk_mut::<4>() else {
         return false;
     };
     if !answer_without_vm(x, CallIss::decode(esr.iss()).imm16, aarch32) {
         return false;
     }
     if is_smc {
-        f.advance_pc(true);
+        frame.advance_pc(true);
     }
     true
 }
 
-/// Serves the exit in `vcpu`'s frame if it is a plain abort (`vm` locked by the caller; `irq`
-/// this CPU's GIC interface); `None` for every other exit, which the general path takes.
-pub fn abort(
-    vm: &mut Vm,
-    vcpu: &mut Vcpu,
-    irq: Option<&mut CpuInterface>,
-    vector: ExitVector,
-) -> Option<Next> {
-    let esr = Esr::new(vcpu.frame.esr);
-    // Every other exit pays only this test.
-    if vector != ExitVector::Synchronous || esr.ec() != ExceptionClass::DataAbortLower {
-        return None;
+/// Serves the plain abort in `resident`'s vCPU frame with its VM locked, if the VM's run is
+/// still the vCPU's generation; `true` when it was.
+#[inline(never)]
+fn plain_abort(resident: &mut Resident) -> bool {
+    // SAFETY: as in `in_place`, whose borrow of the vCPU has ended.
+    let (vcpu, irq) = unsafe { (&mut *resident.vcpu, resident.irq.as_mut()) };
+    let served = machine::with_run(resident.vm, resident.generation, |vm| abort(vm, vcpu, irq));
+    if served != Some(true) {
+        return false;
     }
-    let plain = decide_plain(&vcpu.frame, &vm.layout())?;
-    Some(match plain {
+    if console::take_deferred_input() {
+        machine::hand_over_input();
+    }
+    true
+}
+
+/// Serves the synchronous exit in `vcpu`'s frame if it is a plain abort (`vm` locked by the
+/// caller; `irq` this CPU's GIC interface); `true` when it was (the guest resumes at once),
+/// `false`, with nothing done, for every other exit, which the general path takes.
+fn abort(vm: &mut Vm, vcpu: &mut Vcpu, irq: Option<&mut CpuInterface>) -> bool {
+    let esr = Esr::new(vcpu.frame.esr);
+    let Some(plain) = decide_plain(&vcpu.frame, &vm.layout()) else {
+        return false;
+    };
+    let next = match plain {
         PlainOutcome::Device {
             device,
             offset,
@@ -88,7 +117,13 @@ pub fn abort(
         },
         PlainOutcome::ReadAsZero { access } => aborts::nothing_there(vcpu, esr, &access),
         PlainOutcome::Inject(fault) => aborts::inject_plain(vm, vcpu, &fault),
-    })
+    };
+    // Every plain outcome completes or injects: the guest resumes.
+    assert!(
+        matches!(next, Next::Resume),
+        "a plain abort's outcome is not to resume"
+    );
+    true
 }
 
 /// The one-register `access` at `offset` of device window `device` when it is a UART;

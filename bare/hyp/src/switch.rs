@@ -9,8 +9,10 @@
 //! Exceptions taken from EL2 itself are Moat bugs: their vectors save Moat's registers and call
 //! [`el2_fault`], which prints a diagnostic and powers the machine off.
 
+use crate::gic::CpuInterface;
 use crate::power::{self, EndStatus};
 use crate::stacks;
+use crate::vcpu::Vcpu;
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable, SP_EL0, SPSR_EL2};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -20,32 +22,57 @@ use moat_vcpu::frame::{ExitVector, OFFSET_ESR, OFFSET_HPFAR, OFFSET_PC, TrapFram
 unsafe extern "C" {
     /// The vector table (`VBAR_EL2`), 2 KiB aligned.
     pub fn moat_el2_vectors();
-    fn moat_guest_enter(frame: *mut TrapFrame) -> u64;
+    fn moat_guest_enter(frame: *mut TrapFrame, resident: *mut core::ffi::c_void) -> u64;
 }
 
-/// Runs the guest described by `frame` until it traps to EL2; `frame` then holds the guest's
-/// state and the trap's syndrome.
-pub fn enter_guest(frame: &mut TrapFrame) -> ExitVector {
+/// The vCPU a physical CPU runs, as the exit vector finds it to serve a synchronous exit in
+/// place (`fastpath::in_place`) without returning to the run loop. Raw pointers: the run loop
+/// builds one from its own exclusive borrows for each [`enter_guest`], and nothing else uses
+/// those borrows until it returns.
+#[repr(C)]
+pub struct Resident {
+    /// The vCPU, its frame the one the guest runs from.
+    pub vcpu: *mut Vcpu,
+    /// This CPU's GIC interface, or null without one.
+    pub irq: *mut CpuInterface,
+    /// The VM's index (`machine::with_run`).
+    pub vm: usize,
+    /// The generation of the VM's run the vCPU belongs to.
+    pub generation: u32,
+}
+
+/// Runs the guest of `resident`'s vCPU until it takes an exit that is not served in place
+/// (`fastpath::in_place`); its frame then holds the guest's state and the trap's syndrome.
+pub fn enter_guest(resident: &mut Resident) -> ExitVector {
     // SAFETY: `moat_guest_enter` saves and restores every callee-saved register and the stack
-    // pointer around the guest's run, and writes only through `frame`, which is exclusively
-    // borrowed for the call. The stage-2 and trap configuration that confines the guest is in
+    // pointer around the guest's run, and writes only through the frame, derived from the
+    // `Resident`'s vCPU pointer, which the run loop made from its exclusive borrow of the vCPU
+    // for this call; the in-place service it calls uses the `Resident`'s pointers in turn and
+    // returns the same frame. The stage-2 and trap configuration that confines the guest is in
     // place before the first entry (`vm::Vm::run`).
-    let raw = unsafe { moat_guest_enter(frame) };
+    let raw = unsafe {
+        let frame = core::ptr::addr_of_mut!((*resident.vcpu).frame);
+        moat_guest_enter(frame, core::ptr::from_mut(resident).cast())
+    };
     ExitVector::from_raw(raw).unwrap_or_else(|| panic!("world switch returned vector kind {raw}"))
 }
 
 global_asm!(
-    // x0 = the frame. Save Moat's callee-saved registers (AAPCS64: x19..x29, x30 = return).
+    // x0 = the frame, x1 = the `Resident`. Save Moat's callee-saved registers (AAPCS64:
+    // x19..x29, x30 = return) and the `Resident` (at sp + 96) where the exit finds them.
     ".section .text.switch, \"ax\"",
     ".global moat_guest_enter",
     "moat_guest_enter:",
-    "stp x19, x20, [sp, #-96]!",
+    "stp x19, x20, [sp, #-{saved}]!",
     "stp x21, x22, [sp, #16]",
     "stp x23, x24, [sp, #32]",
     "stp x25, x26, [sp, #48]",
     "stp x27, x28, [sp, #64]",
     "stp x29, x30, [sp, #80]",
+    "str x1, [sp, #96]",
     "msr tpidr_el2, x0",
+    // x0 = the frame: load the guest's registers and enter it (also the in-place return).
+    "moat_guest_resume:",
     "ldp x1, x2, [x0, #{pc}]",
     "msr elr_el2, x1",
     "msr spsr_el2, x2",
@@ -98,13 +125,22 @@ global_asm!(
     "stp x2, x3, [x0, #{esr}]",
     "mrs x2, hpfar_el2",
     "str x2, [x0, #{hpfar}]",
+    // A synchronous exit may be served in place (`fastpath::in_place`, an AAPCS64 function on
+    // Moat's stack below the saved registers: the guest's x19..x29, already in the frame, are
+    // what it preserves): it returns the frame to enter again, or 0 for the run loop.
     "mov x0, x30",
+    "cbnz x30, 1f",
+    "ldr x0, [sp, #96]",
+    "bl {in_place}",
+    "cbnz x0, moat_guest_resume",
+    // Not served: x0 = 0, the synchronous kind.
+    "1:",
     "ldp x21, x22, [sp, #16]",
     "ldp x23, x24, [sp, #32]",
     "ldp x25, x26, [sp, #48]",
     "ldp x27, x28, [sp, #64]",
     "ldp x29, x30, [sp, #80]",
-    "ldp x19, x20, [sp], #96",
+    "ldp x19, x20, [sp], #{saved}",
     "ret",
     // An exception from EL2 itself: save x0..x30 and call `el2_fault(kind, regs)`.
     "moat_el2_fault_entry:",
@@ -180,6 +216,8 @@ global_asm!(
     pc = const OFFSET_PC,
     esr = const OFFSET_ESR,
     hpfar = const OFFSET_HPFAR,
+    saved = const 112,
+    in_place = sym crate::fastpath::in_place,
     fault = sym el2_fault,
     slot_shift = const stacks::SLOT_SHIFT,
     cpu_mask = const stacks::CPUS - 1,
