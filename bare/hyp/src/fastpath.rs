@@ -1,6 +1,8 @@
-//! The exits served without reading back or loading the list registers:
+//! The exits served without reading back or loading the list registers, in place: the exit
+//! vector (`switch.rs`) calls [`in_place_call`] or [`in_place_abort`] for their exception
+//! classes and enters the guest again without returning to the run loop.
 //!
-//! - [`serve`]: the guest's SMCCC calls whose answer depends on no VM state (`PSCI_VERSION`,
+//! - [`call`]: the guest's SMCCC calls whose answer depends on no VM state (`PSCI_VERSION`,
 //!   `PSCI_FEATURES`, `SMCCC_VERSION`, `MIGRATE_INFO_TYPE`, an unimplemented function's
 //!   `NOT_SUPPORTED`; `moat_vcpu::smccc::answer_without_vm` decides which), before the VM is
 //!   locked;
@@ -35,37 +37,50 @@ use moat_vcpu::mmio::SyndromeAccess;
 use moat_vcpu::plain_abort::{PlainOutcome, decide_plain};
 use moat_vcpu::smccc::answer_without_vm;
 
-/// Serves the synchronous exit in `resident`'s vCPU frame in place, called by the exit vector
-/// (`switch.rs`) before it returns to the run loop: the calls of [`call`], then the plain
-/// aborts of [`abort`] with the VM locked, if its run is still the vCPU's generation. Returns
-/// the frame the guest resumes from, or null when the exit is the run loop's (nothing was done
-/// then: the general path, which makes every check, takes it from the start). Console input
-/// deferred by a focus switch is handed over after the exit, as the run loop does.
-pub extern "C" fn in_place(resident: &mut Resident) -> *mut TrapFrame {
-    // SAFETY: the run loop made `resident` from its exclusive borrows of the vCPU and of this
-    // CPU's GIC interface for the guest's run (`switch::enter_guest`), and nothing else
-    // touches them until the vector returns to it.
-    let vcpu = unsafe { &mut *resident.vcpu };
-    let esr = Esr::new(vcpu.frame.esr);
+/// Serves the SMCCC call (`HVC`, `SMC64`) in `resident`'s vCPU frame in place, called by the
+/// exit vector (`switch.rs`) for those exception classes before it returns to the run loop, if
+/// [`call`] answers it without the VM. Returns the frame the guest resumes from, or null when
+/// the exit is the run loop's (nothing was done then: the general path, which makes every
+/// check, takes it from the start).
+pub extern "C" fn in_place_call(resident: &mut Resident) -> *mut TrapFrame {
+    // SAFETY: the run loop made `resident` from its exclusive borrow of the vCPU for the
+    // guest's run (`switch::enter_guest`), and nothing else touches it until the vector
+    // returns to the run loop.
+    let frame = unsafe { &mut (*resident.vcpu).frame };
+    let esr = Esr::new(frame.esr);
     // HVC: ELR_EL2 points after the instruction; a trapped SMC64 (HCR_EL2.TSC): at the SMC.
     // An AArch32 SMC may carry a failed condition (`CCKNOWNPASS`): the general path has it.
     let served = match esr.ec() {
-        ExceptionClass::Hvc64 | ExceptionClass::Hvc32 => call(&mut vcpu.frame, esr, false),
-        ExceptionClass::Smc64 => call(&mut vcpu.frame, esr, true),
-        ExceptionClass::DataAbortLower => plain_abort(resident),
+        ExceptionClass::Hvc64 | ExceptionClass::Hvc32 => call(frame, esr, false),
+        ExceptionClass::Smc64 => call(frame, esr, true),
         _ => false,
     };
-    if served {
-        // SAFETY: a place computation through the vCPU pointer, as `enter_guest` made it.
-        unsafe { &raw mut (*resident.vcpu).frame }
-    } else {
-        core::ptr::null_mut()
+    if served { frame } else { core::ptr::null_mut() }
+}
+
+/// Serves the lower-EL data abort in `resident`'s vCPU frame in place, called by the exit
+/// vector for that exception class, if it is a plain abort ([`abort`]) and the VM's run is
+/// still the vCPU's generation, with the VM locked; returns the frame the guest resumes from,
+/// or null when the exit is the run loop's (nothing was done then). Console input deferred by
+/// a focus switch is handed over after the exit, as the run loop does.
+pub extern "C" fn in_place_abort(resident: &mut Resident) -> *mut TrapFrame {
+    // SAFETY: the run loop made `resident` from its exclusive borrows of the vCPU and of this
+    // CPU's GIC interface for the guest's run (`switch::enter_guest`), and nothing else
+    // touches them until the vector returns to the run loop.
+    let (vcpu, irq) = unsafe { (&mut *resident.vcpu, resident.irq.as_mut()) };
+    let served = machine::with_run(resident.vm, resident.generation, |vm| abort(vm, vcpu, irq));
+    if served != Some(true) {
+        return core::ptr::null_mut();
     }
+    if console::take_deferred_input() {
+        machine::hand_over_input();
+    }
+    &raw mut vcpu.frame
 }
 
 /// Answers the SMCCC call (an `SMC` when `is_smc`) in `frame` if no VM state is needed;
 /// `true` when it was (the guest resumes at once).
-#[inline(never)]
+#[inline(always)]
 fn call(frame: &mut TrapFrame, esr: Esr, is_smc: bool) -> bool {
     let aarch32 = is_aarch32(frame.pstate);
     let Some(x) = frame.x.first_chunk_mut::<4>() else {
@@ -80,24 +95,8 @@ fn call(frame: &mut TrapFrame, esr: Esr, is_smc: bool) -> bool {
     true
 }
 
-/// Serves the plain abort in `resident`'s vCPU frame with its VM locked, if the VM's run is
-/// still the vCPU's generation; `true` when it was.
-#[inline(never)]
-fn plain_abort(resident: &mut Resident) -> bool {
-    // SAFETY: as in `in_place`, whose borrow of the vCPU has ended.
-    let (vcpu, irq) = unsafe { (&mut *resident.vcpu, resident.irq.as_mut()) };
-    let served = machine::with_run(resident.vm, resident.generation, |vm| abort(vm, vcpu, irq));
-    if served != Some(true) {
-        return false;
-    }
-    if console::take_deferred_input() {
-        machine::hand_over_input();
-    }
-    true
-}
-
-/// Serves the synchronous exit in `vcpu`'s frame if it is a plain abort (`vm` locked by the
-/// caller; `irq` this CPU's GIC interface); `true` when it was (the guest resumes at once),
+/// Serves the exit in `vcpu`'s frame if it is a plain abort (`vm` locked by the caller; `irq`
+/// this CPU's GIC interface); `true` when it was (the guest resumes at once),
 /// `false`, with nothing done, for every other exit, which the general path takes.
 fn abort(vm: &mut Vm, vcpu: &mut Vcpu, irq: Option<&mut CpuInterface>) -> bool {
     let esr = Esr::new(vcpu.frame.esr);

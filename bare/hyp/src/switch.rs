@@ -26,7 +26,7 @@ unsafe extern "C" {
 }
 
 /// The vCPU a physical CPU runs, as the exit vector finds it to serve a synchronous exit in
-/// place (`fastpath::in_place`) without returning to the run loop. Raw pointers: the run loop
+/// place (`fastpath`) without returning to the run loop. Raw pointers: the run loop
 /// builds one from its own exclusive borrows for each [`enter_guest`], and nothing else uses
 /// those borrows until it returns.
 #[repr(C)]
@@ -42,7 +42,7 @@ pub struct Resident {
 }
 
 /// Runs the guest of `resident`'s vCPU until it takes an exit that is not served in place
-/// (`fastpath::in_place`); its frame then holds the guest's state and the trap's syndrome.
+/// (`fastpath`); its frame then holds the guest's state and the trap's syndrome.
 pub fn enter_guest(resident: &mut Resident) -> ExitVector {
     // SAFETY: `moat_guest_enter` saves and restores every callee-saved register and the stack
     // pointer around the guest's run, and writes only through the frame, derived from the
@@ -123,17 +123,31 @@ global_asm!(
     "mrs x2, esr_el2",
     "mrs x3, far_el2",
     "stp x2, x3, [x0, #{esr}]",
-    "mrs x2, hpfar_el2",
-    "str x2, [x0, #{hpfar}]",
-    // A synchronous exit may be served in place (`fastpath::in_place`, an AAPCS64 function on
-    // Moat's stack below the saved registers: the guest's x19..x29, already in the frame, are
-    // what it preserves): it returns the frame to enter again, or 0 for the run loop.
+    "mrs x3, hpfar_el2",
+    "str x3, [x0, #{hpfar}]",
+    // A synchronous exit of the classes `fastpath` serves in place (`ESR_EL2.EC`: a lower-EL
+    // data abort, HVC, SMC64) goes to its AAPCS64 function on Moat's stack below the saved
+    // registers (the guest's x19..x29, already in the frame, are what it preserves), which
+    // returns the frame to enter again, or 0 for the run loop (x0 = 0: the synchronous kind).
     "mov x0, x30",
     "cbnz x30, 1f",
+    "ubfx x2, x2, #26, #6",
     "ldr x0, [sp, #96]",
-    "bl {in_place}",
+    "cmp x2, #{ec_dabt}",
+    "b.eq 2f",
+    "cmp x2, #{ec_hvc64}",
+    "ccmp x2, #{ec_smc64}, #4, ne",
+    "ccmp x2, #{ec_hvc32}, #4, ne",
+    "b.ne 3f",
+    "bl {in_place_call}",
     "cbnz x0, moat_guest_resume",
-    // Not served: x0 = 0, the synchronous kind.
+    "b 1f",
+    "2:",
+    "bl {in_place_abort}",
+    "cbnz x0, moat_guest_resume",
+    "b 1f",
+    "3:",
+    "mov x0, xzr",
     "1:",
     "ldp x21, x22, [sp, #16]",
     "ldp x23, x24, [sp, #32]",
@@ -217,7 +231,12 @@ global_asm!(
     esr = const OFFSET_ESR,
     hpfar = const OFFSET_HPFAR,
     saved = const 112,
-    in_place = sym crate::fastpath::in_place,
+    in_place_call = sym crate::fastpath::in_place_call,
+    in_place_abort = sym crate::fastpath::in_place_abort,
+    ec_dabt = const ExceptionClass::DataAbortLower.code(),
+    ec_hvc64 = const ExceptionClass::Hvc64.code(),
+    ec_hvc32 = const ExceptionClass::Hvc32.code(),
+    ec_smc64 = const ExceptionClass::Smc64.code(),
     fault = sym el2_fault,
     slot_shift = const stacks::SLOT_SHIFT,
     cpu_mask = const stacks::CPUS - 1,
