@@ -60,7 +60,8 @@ pub extern "C" fn in_place_call(resident: &mut Resident) -> *mut TrapFrame {
 
 /// Serves the lower-EL data abort in `resident`'s vCPU frame in place, called by the exit
 /// vector for that exception class, if it is a plain abort ([`abort`]) and the VM's run is
-/// still the vCPU's generation, with the VM locked; returns the frame the guest resumes from,
+/// still the vCPU's generation, with the VM locked. It reads and writes no general-purpose
+/// register of the frame but the syndrome's `SRT` (the exit vector relies on it); returns the frame the guest resumes from,
 /// or null when the exit is the run loop's (nothing was done then). Console input deferred by
 /// a focus switch is handed over after the exit, as the run loop does.
 pub extern "C" fn in_place_abort(resident: &mut Resident) -> *mut TrapFrame {
@@ -115,6 +116,10 @@ fn abort(vm: &mut Vm, vcpu: &mut Vcpu, irq: Option<&mut CpuInterface>) -> bool {
             }),
         },
         PlainOutcome::ReadAsZero { access } => aborts::nothing_there(vcpu, esr, &access),
+        // An AArch32 EL1's exception entry writes the new mode's banked LR into the frame
+        // (`R14_abt` is `X20`), which the exit vector does not reload after an in-place exit:
+        // the general path, with the whole frame, injects it. Nothing was done yet.
+        PlainOutcome::Inject(_) if vm.features.el1_aarch32 => return false,
         PlainOutcome::Inject(fault) => aborts::inject_plain(vm, vcpu, &fault),
     };
     // Every plain outcome completes or injects: the guest resumes.

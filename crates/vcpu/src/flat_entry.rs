@@ -175,21 +175,8 @@ pub const fn external_data_abort(wnr: bool, far: u64) -> Abort {
 mod tests {
     use super::*;
     use crate::entry::Entry;
+    use crate::entry::tests_props::features;
     use proptest::prelude::*;
-
-    fn features() -> impl Strategy<Value = CpuFeatures> {
-        prop::array::uniform9(any::<bool>()).prop_map(|f| CpuFeatures {
-            has_pan: f[0],
-            has_ssbs: f[1],
-            has_mte: f[2],
-            has_ras: f[3],
-            has_uao: f[4],
-            has_bti: f[5],
-            has_nmi: f[6],
-            el1_aarch32: f[7],
-            has_ebep: f[8],
-        })
-    }
 
     /// A PSTATE: any bits, often with a guest's own mode (EL0t, EL1t, EL1h, AArch32 EL0).
     fn pstate() -> impl Strategy<Value = u64> {
