@@ -108,11 +108,27 @@ fn inject_abort(vm: &mut Vm, vcpu: &mut Vcpu, el1: &El1Regs, fault: &Abort) -> N
     Next::Resume
 }
 
-/// Injects `fault` (of a plain abort), reading only the EL1 registers exception entry needs.
-/// Inlined into the fast path: the entry then reads the VM's CPU features where it tests them
-/// rather than copying them all into its context first.
+/// Injects `fault` (of a plain abort), reading only the EL1 registers exception entry needs:
+/// the external data abort of an AArch64 guest through the VM's flattened entry
+/// (`moat_vcpu::flat_entry`, held to the general injection by its tests), any other through
+/// the general one.
 #[inline(always)]
 pub fn inject_plain(vm: &Vm, vcpu: &mut Vcpu, fault: &Abort) -> Next {
+    if let Some(flat) = &vm.flat_abort
+        && let (AbortAccess::Data { wnr, cm: false }, AbortCause::External) =
+            (fault.access, fault.cause)
+        && let Some(e) = flat.external_data_abort(
+            vcpu.frame.pc,
+            vcpu.frame.pstate,
+            guest::sctlr_el1(),
+            guest::vbar_el1(),
+            fault.va.0,
+            wnr,
+        )
+    {
+        guest::enter_aarch64(&mut vcpu.frame, &e);
+        return Next::Resume;
+    }
     let entry = inject::inject_abort(&guest::entry_context(&vcpu.frame, vm.features), fault);
     guest::enter(&mut vcpu.frame, &entry);
     Next::Resume

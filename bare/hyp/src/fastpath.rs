@@ -1,6 +1,8 @@
-//! The exits served without reading back or loading the list registers:
+//! The exits served without reading back or loading the list registers, in place: the exit
+//! vector (`switch.rs`) calls [`in_place_call`] or [`in_place_abort`] for their exception
+//! classes and enters the guest again without returning to the run loop.
 //!
-//! - [`serve`]: the guest's SMCCC calls whose answer depends on no VM state (`PSCI_VERSION`,
+//! - [`call`]: the guest's SMCCC calls whose answer depends on no VM state (`PSCI_VERSION`,
 //!   `PSCI_FEATURES`, `SMCCC_VERSION`, `MIGRATE_INFO_TYPE`, an unimplemented function's
 //!   `NOT_SUPPORTED`; `moat_vcpu::smccc::answer_without_vm` decides which), before the VM is
 //!   locked;
@@ -22,60 +24,87 @@ use crate::console;
 use crate::exits::with_interrupts;
 use crate::gic::CpuInterface;
 use crate::guest;
+use crate::machine;
 use crate::outcome::Next;
+use crate::switch::Resident;
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use moat_arm::esr::{CallIss, Esr, ExceptionClass};
 use moat_arm::pstate::is_aarch32;
 use moat_devices::gic::VcpuSet;
-use moat_vcpu::frame::ExitVector;
+use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::mmio::SyndromeAccess;
 use moat_vcpu::plain_abort::{PlainOutcome, decide_plain};
 use moat_vcpu::smccc::answer_without_vm;
 
-/// Serves the exit in `vcpu`'s frame if it is a call answered without the VM; `true` when it
-/// was (the guest resumes at once).
-pub fn serve(vcpu: &mut Vcpu, vector: ExitVector) -> bool {
-    if vector != ExitVector::Synchronous {
-        return false;
-    }
-    let esr = Esr::new(vcpu.frame.esr);
+/// Serves the SMCCC call (`HVC`, `SMC64`) in `resident`'s vCPU frame in place, called by the
+/// exit vector (`switch.rs`) for those exception classes before it returns to the run loop, if
+/// [`call`] answers it without the VM. Returns the frame the guest resumes from, or null when
+/// the exit is the run loop's (nothing was done then: the general path, which makes every
+/// check, takes it from the start).
+pub extern "C" fn in_place_call(resident: &mut Resident) -> *mut TrapFrame {
+    // SAFETY: the run loop made `resident` from its exclusive borrow of the vCPU for the
+    // guest's run (`switch::enter_guest`), and nothing else touches it until the vector
+    // returns to the run loop.
+    let frame = unsafe { &mut (*resident.vcpu).frame };
+    let esr = Esr::new(frame.esr);
     // HVC: ELR_EL2 points after the instruction; a trapped SMC64 (HCR_EL2.TSC): at the SMC.
     // An AArch32 SMC may carry a failed condition (`CCKNOWNPASS`): the general path has it.
-    let is_smc = match esr.ec() {
-        ExceptionClass::Hvc64 | ExceptionClass::Hvc32 => false,
-        ExceptionClass::Smc64 => true,
-        _ => return false,
+    let served = match esr.ec() {
+        ExceptionClass::Hvc64 | ExceptionClass::Hvc32 => call(frame, esr, false),
+        ExceptionClass::Smc64 => call(frame, esr, true),
+        _ => false,
     };
-    let f = &mut vcpu.frame;
-    let aarch32 = is_aarch32(f.pstate);
-    let Some(x) = f.x.first_chunk_mut::<4>() else {
+    if served { frame } else { core::ptr::null_mut() }
+}
+
+/// Serves the lower-EL data abort in `resident`'s vCPU frame in place, called by the exit
+/// vector for that exception class, if it is a plain abort ([`abort`]) and the VM's run is
+/// still the vCPU's generation, with the VM locked. It reads and writes no general-purpose
+/// register of the frame but the syndrome's `SRT` (the exit vector relies on it); returns the frame the guest resumes from,
+/// or null when the exit is the run loop's (nothing was done then). Console input deferred by
+/// a focus switch is handed over after the exit, as the run loop does.
+pub extern "C" fn in_place_abort(resident: &mut Resident) -> *mut TrapFrame {
+    // SAFETY: the run loop made `resident` from its exclusive borrows of the vCPU and of this
+    // CPU's GIC interface for the guest's run (`switch::enter_guest`), and nothing else
+    // touches them until the vector returns to the run loop.
+    let (vcpu, irq) = unsafe { (&mut *resident.vcpu, resident.irq.as_mut()) };
+    let served = machine::with_run(resident.vm, resident.generation, |vm| abort(vm, vcpu, irq));
+    if served != Some(true) {
+        return core::ptr::null_mut();
+    }
+    if console::take_deferred_input() {
+        machine::hand_over_input();
+    }
+    &raw mut vcpu.frame
+}
+
+/// Answers the SMCCC call (an `SMC` when `is_smc`) in `frame` if no VM state is needed;
+/// `true` when it was (the guest resumes at once).
+#[inline(always)]
+fn call(frame: &mut TrapFrame, esr: Esr, is_smc: bool) -> bool {
+    let aarch32 = is_aarch32(frame.pstate);
+    let Some(x) = frame.x.first_chunk_mut::<4>() else {
         return false;
     };
     if !answer_without_vm(x, CallIss::decode(esr.iss()).imm16, aarch32) {
         return false;
     }
     if is_smc {
-        f.advance_pc(true);
+        frame.advance_pc(true);
     }
     true
 }
 
 /// Serves the exit in `vcpu`'s frame if it is a plain abort (`vm` locked by the caller; `irq`
-/// this CPU's GIC interface); `None` for every other exit, which the general path takes.
-pub fn abort(
-    vm: &mut Vm,
-    vcpu: &mut Vcpu,
-    irq: Option<&mut CpuInterface>,
-    vector: ExitVector,
-) -> Option<Next> {
+/// this CPU's GIC interface); `true` when it was (the guest resumes at once),
+/// `false`, with nothing done, for every other exit, which the general path takes.
+fn abort(vm: &mut Vm, vcpu: &mut Vcpu, irq: Option<&mut CpuInterface>) -> bool {
     let esr = Esr::new(vcpu.frame.esr);
-    // Every other exit pays only this test.
-    if vector != ExitVector::Synchronous || esr.ec() != ExceptionClass::DataAbortLower {
-        return None;
-    }
-    let plain = decide_plain(&vcpu.frame, &vm.layout())?;
-    Some(match plain {
+    let Some(plain) = decide_plain(&vcpu.frame, &vm.layout()) else {
+        return false;
+    };
+    let next = match plain {
         PlainOutcome::Device {
             device,
             offset,
@@ -87,8 +116,18 @@ pub fn abort(
             }),
         },
         PlainOutcome::ReadAsZero { access } => aborts::nothing_there(vcpu, esr, &access),
+        // An AArch32 EL1's exception entry writes the new mode's banked LR into the frame
+        // (`R14_abt` is `X20`), which the exit vector does not reload after an in-place exit:
+        // the general path, with the whole frame, injects it. Nothing was done yet.
+        PlainOutcome::Inject(_) if vm.features.el1_aarch32 => return false,
         PlainOutcome::Inject(fault) => aborts::inject_plain(vm, vcpu, &fault),
-    })
+    };
+    // Every plain outcome completes or injects: the guest resumes.
+    assert!(
+        matches!(next, Next::Resume),
+        "a plain abort's outcome is not to resume"
+    );
+    true
 }
 
 /// The one-register `access` at `offset` of device window `device` when it is a UART;

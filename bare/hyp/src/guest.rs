@@ -14,7 +14,7 @@ use moat_arm::parange::PaRange;
 use moat_config::GuestArch;
 use moat_vcpu::abort::{GuestView, IpaRange};
 use moat_vcpu::align::El1Controls;
-use moat_vcpu::entry::{CpuFeatures, Entry, GuestContext, SysregWrites};
+use moat_vcpu::entry::{Aarch64Entry, CpuFeatures, Entry, GuestContext, SysregWrites};
 use moat_vcpu::frame::TrapFrame;
 pub use moat_vcpu::insn::memop::Instruction;
 use moat_vcpu::s1walk::{
@@ -108,18 +108,23 @@ pub fn entry_context(frame: &TrapFrame, features: CpuFeatures) -> GuestContext {
 /// entry: the most frequent case, every injected abort of an AArch64 guest).
 pub fn enter(frame: &mut TrapFrame, entry: &Entry) {
     if let Entry::Aarch64(e) = entry {
-        frame.pc = e.elr_el2;
-        frame.pstate = e.spsr_el2;
-        ESR_EL1.set(e.esr_el1);
-        if let Some(far) = e.far_el1 {
-            FAR_EL1.set(far);
-        }
-        ELR_EL1.set(e.elr_el1);
-        SPSR_EL1.set(e.spsr_el1);
-        return;
+        return enter_aarch64(frame, e);
     }
     entry.apply_to_frame(frame);
     write_el1(&entry.sysreg_writes());
+}
+
+/// Carries out the exception entry `e` into an AArch64 EL1 of the guest trapped in `frame`.
+#[inline]
+pub fn enter_aarch64(frame: &mut TrapFrame, e: &Aarch64Entry) {
+    frame.pc = e.elr_el2;
+    frame.pstate = e.spsr_el2;
+    ESR_EL1.set(e.esr_el1);
+    if let Some(far) = e.far_el1 {
+        FAR_EL1.set(far);
+    }
+    ELR_EL1.set(e.elr_el1);
+    SPSR_EL1.set(e.spsr_el1);
 }
 
 /// `MSR` to an AArch32 EL1 register's AArch64 home, which `aarch64-cpu` does not name.
@@ -159,6 +164,11 @@ fn write_el1(writes: &SysregWrites) {
 /// `SCTLR_EL1` of the trapped guest (its data endianness, for an access Moat completes).
 pub fn sctlr_el1() -> u64 {
     SCTLR_EL1.get()
+}
+
+/// The guest's `VBAR_EL1`.
+pub fn vbar_el1() -> u64 {
+    VBAR_EL1.get()
 }
 
 /// Writes `PAR_EL1`, the result of a guest `AT` that Moat completed.

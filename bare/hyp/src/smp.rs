@@ -11,6 +11,7 @@
 //! is in the [`Vm`]; the vCPU's own state is in the [`Vcpu`] the loop holds.
 
 use crate::console::{self, log};
+use crate::exits;
 use crate::gic::{self, CpuInterface};
 use crate::machine::{self, Left, Seat};
 use crate::outcome::Next;
@@ -18,7 +19,6 @@ use crate::power;
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use crate::{boot, mm, stacks, switch};
-use crate::{exits, fastpath};
 use alloc::vec::Vec;
 use core::arch::global_asm;
 
@@ -117,14 +117,18 @@ fn run_until_left(
         return Left::Superseded;
     }
     loop {
-        let vector = switch::enter_guest(&mut vcpu.frame);
-        if fastpath::serve(vcpu, vector) {
-            continue;
-        }
+        // The fast exits are served in place, inside the exit vector (`fastpath::in_place`):
+        // what comes back here is for the general path.
+        let mut resident = switch::Resident {
+            vcpu: &raw mut *vcpu,
+            irq: irq
+                .as_deref_mut()
+                .map_or(core::ptr::null_mut(), |irq| &raw mut *irq),
+            vm: seat.vm,
+            generation,
+        };
+        let vector = switch::enter_guest(&mut resident);
         let next = machine::with_run(seat.vm, generation, |vm| {
-            if let Some(next) = fastpath::abort(vm, vcpu, irq.as_deref_mut(), vector) {
-                return next;
-            }
             exits::with_interrupts(vm, vcpu, irq.as_deref_mut(), |vm, vcpu, irq| {
                 exits::handle(vm, vcpu, irq, vector)
             })

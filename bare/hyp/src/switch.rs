@@ -9,8 +9,10 @@
 //! Exceptions taken from EL2 itself are Moat bugs: their vectors save Moat's registers and call
 //! [`el2_fault`], which prints a diagnostic and powers the machine off.
 
+use crate::gic::CpuInterface;
 use crate::power::{self, EndStatus};
 use crate::stacks;
+use crate::vcpu::Vcpu;
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable, SP_EL0, SPSR_EL2};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -20,32 +22,65 @@ use moat_vcpu::frame::{ExitVector, OFFSET_ESR, OFFSET_HPFAR, OFFSET_PC, TrapFram
 unsafe extern "C" {
     /// The vector table (`VBAR_EL2`), 2 KiB aligned.
     pub fn moat_el2_vectors();
-    fn moat_guest_enter(frame: *mut TrapFrame) -> u64;
+    fn moat_guest_enter(frame: *mut TrapFrame, resident: *mut core::ffi::c_void) -> u64;
 }
 
-/// Runs the guest described by `frame` until it traps to EL2; `frame` then holds the guest's
-/// state and the trap's syndrome.
-pub fn enter_guest(frame: &mut TrapFrame) -> ExitVector {
+/// The vCPU a physical CPU runs, as the exit vector finds it to serve a synchronous exit in
+/// place (`fastpath`) without returning to the run loop. Raw pointers: the run loop
+/// builds one from its own exclusive borrows for each [`enter_guest`], and nothing else uses
+/// those borrows until it returns.
+#[repr(C)]
+pub struct Resident {
+    /// The vCPU, its frame the one the guest runs from.
+    pub vcpu: *mut Vcpu,
+    /// This CPU's GIC interface, or null without one.
+    pub irq: *mut CpuInterface,
+    /// The VM's index (`machine::with_run`).
+    pub vm: usize,
+    /// The generation of the VM's run the vCPU belongs to.
+    pub generation: u32,
+}
+
+/// Runs the guest of `resident`'s vCPU until it takes an exit that is not served in place
+/// (`fastpath`); its frame then holds the guest's state and the trap's syndrome.
+pub fn enter_guest(resident: &mut Resident) -> ExitVector {
     // SAFETY: `moat_guest_enter` saves and restores every callee-saved register and the stack
-    // pointer around the guest's run, and writes only through `frame`, which is exclusively
-    // borrowed for the call. The stage-2 and trap configuration that confines the guest is in
+    // pointer around the guest's run, and writes only through the frame, derived from the
+    // `Resident`'s vCPU pointer, which the run loop made from its exclusive borrow of the vCPU
+    // for this call; the in-place service it calls uses the `Resident`'s pointers in turn and
+    // returns the same frame. The stage-2 and trap configuration that confines the guest is in
     // place before the first entry (`vm::Vm::run`).
-    let raw = unsafe { moat_guest_enter(frame) };
+    let raw = unsafe {
+        let frame = core::ptr::addr_of_mut!((*resident.vcpu).frame);
+        moat_guest_enter(frame, core::ptr::from_mut(resident).cast())
+    };
     ExitVector::from_raw(raw).unwrap_or_else(|| panic!("world switch returned vector kind {raw}"))
 }
 
 global_asm!(
-    // x0 = the frame. Save Moat's callee-saved registers (AAPCS64: x19..x29, x30 = return).
+    // x0 = the frame, x1 = the `Resident`. Save Moat's callee-saved registers (AAPCS64:
+    // x19..x29, x30 = return) and the `Resident` (at sp + 96) where the exit finds them.
     ".section .text.switch, \"ax\"",
     ".global moat_guest_enter",
     "moat_guest_enter:",
-    "stp x19, x20, [sp, #-96]!",
+    "stp x19, x20, [sp, #-{saved}]!",
     "stp x21, x22, [sp, #16]",
     "stp x23, x24, [sp, #32]",
     "stp x25, x26, [sp, #48]",
     "stp x27, x28, [sp, #64]",
     "stp x29, x30, [sp, #80]",
+    "str x1, [sp, #96]",
     "msr tpidr_el2, x0",
+    // x0 = the frame: load the guest's registers and enter it (also the in-place return).
+    "moat_guest_resume:",
+    "ldp x19, x20, [x0, #152]",
+    "ldp x21, x22, [x0, #168]",
+    "ldp x23, x24, [x0, #184]",
+    "ldp x25, x26, [x0, #200]",
+    "ldp x27, x28, [x0, #216]",
+    "ldr x29, [x0, #232]",
+    // x0 = the frame of a guest whose x19..x29 are in the CPU: reload the rest and enter it.
+    "moat_guest_resume_partial:",
     "ldp x1, x2, [x0, #{pc}]",
     "msr elr_el2, x1",
     "msr spsr_el2, x2",
@@ -57,12 +92,7 @@ global_asm!(
     "ldp x12, x13, [x0, #96]",
     "ldp x14, x15, [x0, #112]",
     "ldp x16, x17, [x0, #128]",
-    "ldp x18, x19, [x0, #144]",
-    "ldp x20, x21, [x0, #160]",
-    "ldp x22, x23, [x0, #176]",
-    "ldp x24, x25, [x0, #192]",
-    "ldp x26, x27, [x0, #208]",
-    "ldp x28, x29, [x0, #224]",
+    "ldr x18, [x0, #144]",
     "ldr x30, [x0, #240]",
     "ldp x0, x1, [x0, #0]",
     "eret",
@@ -80,12 +110,7 @@ global_asm!(
     "stp x12, x13, [x0, #96]",
     "stp x14, x15, [x0, #112]",
     "stp x16, x17, [x0, #128]",
-    "stp x18, x19, [x0, #144]",
-    "stp x20, x21, [x0, #160]",
-    "stp x22, x23, [x0, #176]",
-    "stp x24, x25, [x0, #192]",
-    "stp x26, x27, [x0, #208]",
-    "stp x28, x29, [x0, #224]",
+    "str x18, [x0, #144]",
     "str x30, [x0, #240]",
     "mov x30, x1",
     "ldp x2, x3, [sp], #16",
@@ -96,15 +121,68 @@ global_asm!(
     "mrs x2, esr_el2",
     "mrs x3, far_el2",
     "stp x2, x3, [x0, #{esr}]",
-    "mrs x2, hpfar_el2",
-    "str x2, [x0, #{hpfar}]",
-    "mov x0, x30",
+    "mrs x3, hpfar_el2",
+    "str x3, [x0, #{hpfar}]",
+    // The frame holds all but x19..x29, which still hold the guest's values. A synchronous
+    // exit of the classes `fastpath` serves in place (`ESR_EL2.EC`: HVC, SMC64, a lower-EL
+    // data abort) goes to its AAPCS64 function on Moat's stack below the saved registers,
+    // which preserves x19..x29 and returns the frame to enter again, or 0 for the run loop.
+    // `in_place_call` reads and writes no register but x0..x3; `in_place_abort` none but the
+    // syndrome's SRT (it refuses the injections that write an AArch32 EL1's banked LR), so where SRT is not one of x19..x29 (`ESR_EL2.ISV` = 1, SRT in bits
+    // [20:16]) they stay in the CPU, otherwise they go to the frame first. A served exit then
+    // reloads only what the frame holds (`moat_guest_resume_partial`) or everything.
+    "cbnz x30, 4f",
+    "ubfx x3, x2, #26, #6",
+    "cmp x3, #{ec_dabt}",
+    "b.eq 2f",
+    "cmp x3, #{ec_hvc64}",
+    "ccmp x3, #{ec_smc64}, #4, ne",
+    "ccmp x3, #{ec_hvc32}, #4, ne",
+    "b.ne 4f",
+    "ldr x0, [sp, #96]",
+    "bl {in_place_call}",
+    "cbnz x0, moat_guest_resume_partial",
+    "mov x30, xzr",
+    "b 4f",
+    "2:",
+    "tbz x2, #24, 5f",
+    "ubfx x3, x2, #16, #5",
+    "sub x3, x3, #19",
+    "cmp x3, #11",
+    "b.lo 5f",
+    "ldr x0, [sp, #96]",
+    "bl {in_place_abort}",
+    "cbnz x0, moat_guest_resume_partial",
+    "mov x30, xzr",
+    "b 4f",
+    "5:",
+    "bl 6f",
+    "ldr x0, [sp, #96]",
+    "bl {in_place_abort}",
+    "cbnz x0, moat_guest_resume",
+    "mov x30, xzr",
+    // For the run loop (x30 = the vector kind): the frame gets x19..x29 (again, after a
+    // refusal that saved them: the same values), Moat's registers come back.
+    "4:",
+    "mov x1, x30",
+    "mrs x0, tpidr_el2",
+    "bl 6f",
+    "mov x0, x1",
     "ldp x21, x22, [sp, #16]",
     "ldp x23, x24, [sp, #32]",
     "ldp x25, x26, [sp, #48]",
     "ldp x27, x28, [sp, #64]",
     "ldp x29, x30, [sp, #80]",
-    "ldp x19, x20, [sp], #96",
+    "ldp x19, x20, [sp], #{saved}",
+    "ret",
+    // x0 = the frame: the guest's x19..x29 into it (x0 and x1 kept).
+    "6:",
+    "stp x19, x20, [x0, #152]",
+    "stp x21, x22, [x0, #168]",
+    "stp x23, x24, [x0, #184]",
+    "stp x25, x26, [x0, #200]",
+    "stp x27, x28, [x0, #216]",
+    "str x29, [x0, #232]",
     "ret",
     // An exception from EL2 itself: save x0..x30 and call `el2_fault(kind, regs)`.
     "moat_el2_fault_entry:",
@@ -180,6 +258,13 @@ global_asm!(
     pc = const OFFSET_PC,
     esr = const OFFSET_ESR,
     hpfar = const OFFSET_HPFAR,
+    saved = const 112,
+    in_place_call = sym crate::fastpath::in_place_call,
+    in_place_abort = sym crate::fastpath::in_place_abort,
+    ec_dabt = const ExceptionClass::DataAbortLower.code(),
+    ec_hvc64 = const ExceptionClass::Hvc64.code(),
+    ec_hvc32 = const ExceptionClass::Hvc32.code(),
+    ec_smc64 = const ExceptionClass::Smc64.code(),
     fault = sym el2_fault,
     slot_shift = const stacks::SLOT_SHIFT,
     cpu_mask = const stacks::CPUS - 1,

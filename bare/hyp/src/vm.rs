@@ -30,6 +30,7 @@ use moat_devices::gic::VcpuSet;
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaLayout, IpaRange, VmView, effective_pa_bits};
 use moat_vcpu::entry::CpuFeatures;
+use moat_vcpu::flat_entry::FlatAbortEntry;
 use moat_vcpu::idregs::IdPolicy;
 use moat_vcpu::power::{PowerStates, Start};
 
@@ -160,6 +161,9 @@ pub struct Vm {
     pub bus: Bus,
     /// The CPU features exception entry follows (the hardware's).
     pub features: CpuFeatures,
+    /// The plain abort's external data abort entry, flattened for `features` (`None` for an
+    /// AArch32 EL1).
+    pub flat_abort: Option<FlatAbortEntry>,
     /// What the guest's ID registers show.
     pub id_policy: IdPolicy,
     /// The PA size its accesses are checked against (`moat_vcpu::abort::effective_pa_bits`
@@ -302,6 +306,10 @@ impl Vm {
             .and_then(PaRange::covering)
             .unwrap_or_else(|| panic!("no PARange encoding covers {guest_pa_bits} bits"));
         let config_cpus = config.cpus as usize;
+        let features = CpuFeatures {
+            el1_aarch32: aarch32,
+            ..cpu::features()
+        };
         let mut vm = Self {
             id,
             generation: 0,
@@ -314,10 +322,8 @@ impl Vm {
             ram_windows,
             device_windows,
             bus,
-            features: CpuFeatures {
-                el1_aarch32: aarch32,
-                ..cpu::features()
-            },
+            features,
+            flat_abort: FlatAbortEntry::new(features),
             id_policy: IdPolicy { parange },
             pa_bits: effective_pa_bits(u32::from(parange.bits().unwrap_or(48)), aarch32),
             scxtnum: !aarch32 && guest_shows_scxtnum(&IdPolicy { parange }),

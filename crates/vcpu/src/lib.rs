@@ -11,6 +11,7 @@ pub mod abort;
 pub mod align;
 pub mod cond;
 pub mod entry;
+pub mod flat_entry;
 pub mod frame;
 pub mod idregs;
 pub mod inject;

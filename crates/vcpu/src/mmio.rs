@@ -13,7 +13,7 @@ use moat_arm::esr::DataAbortIss;
 /// A data access decoded from a valid instruction syndrome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyndromeAccess {
-    /// Access size in bytes (`SAS`).
+    /// Access size in bytes (`SAS`): 1, 2, 4 or 8.
     pub size: u8,
     /// The value a store writes (already truncated to `size`), or `None` for a load.
     pub write: Option<u64>,
@@ -57,14 +57,16 @@ pub const fn size_mask(size: u8) -> u64 {
 /// Writes a load's `data` into its register: sign- or zero-extended from the access size to
 /// the register size, a 32-bit register's upper half cleared.
 pub fn complete_load(frame: &mut TrapFrame, access: &SyndromeAccess, data: u64) {
-    let bits = 8 * u32::from(access.size);
-    let data = data & size_mask(access.size);
-    let extended = if access.sign_extend && bits < 64 {
-        let shift = 64 - bits;
+    // The access's bytes moved to the top of the register, then back down: arithmetically
+    // (replicating the access's sign bit) or logically (the bits above it cleared). `size` is
+    // 1, 2, 4 or 8, so the shift is 56, 48, 32 or 0, never 64.
+    let shift = 64 - 8 * u32::from(access.size);
+    let top = data << shift;
+    let extended = if access.sign_extend {
         // Reinterpretation intended: an arithmetic shift replicates the access's sign bit.
-        (((data << shift) as i64) >> shift) as u64
+        ((top as i64) >> shift) as u64
     } else {
-        data
+        top >> shift
     };
     let value = if access.sixty_four {
         extended
@@ -136,6 +138,34 @@ mod tests {
         let access = decode_syndrome_access(&iss(esr), &frame).unwrap();
         complete_load(&mut frame, &access, 0x1_8000_0000);
         assert_eq!(frame.x[3], 0x8000_0000);
+    }
+
+    proptest::proptest! {
+        /// Every size, extension and register width against the definition: the value cut to
+        /// the access size, sign- or zero-extended, cut again to a W register.
+        #[test]
+        fn a_load_is_extended_as_its_syndrome_says(
+            data: u64,
+            sas in 0u8..4,
+            sign_extend: bool,
+            sixty_four: bool,
+            register in 0u8..32,
+        ) {
+            let size = 1u8 << sas;
+            let access = SyndromeAccess { size, write: None, register, sign_extend, sixty_four };
+            let mut frame = TrapFrame { x: [0x5a5a; 31], ..TrapFrame::default() };
+            complete_load(&mut frame, &access, data);
+            let bits = 8 * u32::from(size);
+            let cut = data & size_mask(size);
+            let sign = bits < 64 && cut >> (bits - 1) & 1 == 1;
+            let extended = if sign_extend && sign { cut | !size_mask(size) } else { cut };
+            let want = if sixty_four { extended } else { extended & 0xFFFF_FFFF };
+            if register < 31 {
+                proptest::prop_assert_eq!(frame.x[usize::from(register)], want);
+            } else {
+                proptest::prop_assert!(frame.x.iter().all(|&x| x == 0x5a5a));
+            }
+        }
     }
 
     #[test]

@@ -141,4 +141,4 @@ mod tests_aarch32;
 #[cfg(test)]
 mod tests_aarch64;
 #[cfg(test)]
-mod tests_props;
+pub(crate) mod tests_props;

@@ -7,7 +7,8 @@ use moat_arm::pstate::{Aarch32Mode, Aarch64Mode, Spsr32, Spsr64};
 use moat_arm::vector::VectorKind;
 use proptest::prelude::*;
 
-fn features() -> impl Strategy<Value = CpuFeatures> {
+/// Any combination of features (shared with `flat_entry`'s tests).
+pub(crate) fn features() -> impl Strategy<Value = CpuFeatures> {
     prop::array::uniform9(any::<bool>()).prop_map(|f| CpuFeatures {
         has_pan: f[0],
         has_ssbs: f[1],
