@@ -54,6 +54,10 @@ enum Command {
     /// target/moat/linux-cache) and build the initramfs; prints the paths `./x run --linux`
     /// boots. Without `--refresh`, a complete cache is used without network access.
     LinuxFetch(LinuxFetchArgs),
+    /// Fetch QEMU 10 from Debian's bookworm-backports into the cache (unpacked, not installed)
+    /// and print where it is: the PCI cases need its SMMUv3 with stage 2 (Debian 12's QEMU 7.2
+    /// has stage 1 only). `./x test` and `./x run` fetch it themselves when they need it.
+    QemuFetch,
     /// Run a benchmark and print its figures: `exits` (instructions per exit-causing operation
     /// under `-icount`, Moat and bare, per CPU model), `stage2` (Moat's stage-2 tables against
     /// google's aarch64-paging on the same work), `boot` (Linux's virtual time to `/init` under
@@ -395,6 +399,11 @@ impl Cli {
                     guest.kernel_package
                 );
                 println!("initramfs {}", guest.initramfs.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::QemuFetch => {
+                let qemu = crate::qemu10::qemu()?;
+                println!("qemu {} ({})", qemu.binary().display(), qemu.version);
                 Ok(ExitCode::SUCCESS)
             }
             Command::Sweep(args) => sweep(&args),

@@ -139,7 +139,11 @@ pub fn parse_exit(console: &str) -> Option<MoatExit> {
 
 impl Machine {
     fn command(&self, mode: ConsoleMode) -> Command {
-        let mut cmd = Command::new("qemu-system-aarch64");
+        self.command_of(Command::new("qemu-system-aarch64"), mode)
+    }
+
+    /// The machine's arguments added to `cmd` (a QEMU and its own first arguments).
+    fn command_of(&self, mut cmd: Command, mode: ConsoleMode) -> Command {
         // highmem=off: nothing above RAM (no high PCIe window, no high redistributors), so that
         // a bare guest's access there is an architectural abort (SPEC §6), and Moat's machine
         // is the same board.
@@ -181,6 +185,26 @@ impl Machine {
         limit: Option<Duration>,
     ) -> XResult<Outcome> {
         self.run_until(extra, mode, limit, None)
+    }
+
+    /// [`Machine::run_with`] on the QEMU 10 of the cache ([`crate::qemu10`]) instead of the
+    /// installed one: the machines whose SMMUv3 must translate at stage 2.
+    ///
+    /// # Errors
+    ///
+    /// When that QEMU cannot be fetched or started.
+    pub fn run_on_qemu10(
+        &self,
+        extra: &[String],
+        mode: ConsoleMode,
+        limit: Option<Duration>,
+    ) -> XResult<Outcome> {
+        let qemu = crate::qemu10::qemu()?;
+        let mut cmd = Command::new(qemu.binary());
+        cmd.args(qemu.base_args());
+        let mut cmd = self.command_of(cmd, mode);
+        cmd.args(extra);
+        run_command(cmd, mode, limit, None)
     }
 
     /// [`Machine::run_with`] that also ends the run [`END_GRACE`] after the console first shows

@@ -38,6 +38,7 @@ mod power;
 mod ram;
 mod s2hw;
 mod smccc;
+mod smmu;
 mod smp;
 mod stacks;
 mod switch;
@@ -138,6 +139,7 @@ fn run_vm(
         log!("error: {e}");
         return EndStatus::ConfigError;
     }
+    let smmu_intids = pci.take_smmu(phys);
     let cpus = &platform.cpus[..platform.cpu_count];
     let mut vms = Vec::new();
     for (id, source) in bundle.into_vms().into_iter().enumerate() {
@@ -160,6 +162,12 @@ fn run_vm(
         }
     }
     let irq = take_interrupts(platform);
+    // The SMMU's event queue and global error interrupts (edge: IHI 0070, 3.18) come to Moat.
+    for intid in smmu_intids.into_iter().flatten() {
+        if !gic::enable_spi(intid, true) {
+            log!("SMMUv3: interrupt {intid} not taken: events and global errors go unreported");
+        }
+    }
     vms.iter().for_each(vm::Vm::report);
     vms.iter().for_each(vm::Vm::check_confinement);
     let marked = isolation::place(phys);

@@ -14,6 +14,7 @@ use moat_pci::{Bdf, ConfigSpace, ecam};
 use moat_platform::{PciHost, PhysRange, SmmuV3};
 
 use crate::console::log;
+use crate::mm::PhysAllocator;
 
 /// `SMMU_IDR0`, `SMMU_IDR1` and `SMMU_IDR5`: offsets in register page 0 (IHI 0070, 6.2
 /// "SMMU registers").
@@ -72,6 +73,7 @@ pub struct Found {
     host: Option<PciHost>,
     functions: Vec<Function>,
     smmu: Option<SmmuFeatures>,
+    smmu_regs: Option<SmmuV3>,
 }
 
 impl Found {
@@ -106,6 +108,30 @@ impl Found {
     }
 }
 
+impl Found {
+    /// Takes the SMMU for Moat (`smmu::take`): every stream aborts until a function is given
+    /// to a VM. The table covers the stream IDs of the host bridge's buses (through its
+    /// `iommu-map`; all of `SIDSIZE`, within Moat's bound, without one). Returns the SMMU's
+    /// event queue and global error interrupts, to be enabled once the GIC is Moat's.
+    pub fn take_smmu(&self, phys: &mut PhysAllocator) -> [Option<u32>; 2] {
+        let (Some(regs), Some(features)) = (self.smmu_regs, self.smmu) else {
+            return [None; 2];
+        };
+        let last_rid = self
+            .host
+            .and_then(|h| h.ecam_buses())
+            .and_then(|(_, last)| Bdf::new(last, 31, 7))
+            .map(Bdf::requester_id);
+        let max_stream_id = last_rid
+            .and_then(|rid| self.host?.stream_id(rid))
+            .unwrap_or(u32::MAX);
+        match crate::smmu::take(regs, &features, max_stream_id, phys) {
+            Ok(intids) => intids,
+            Err(e) => panic!("SMMUv3: no memory for its tables and queues: {e}"),
+        }
+    }
+}
+
 /// Reports the host bridge, the functions found on it and the SMMU, and returns them. Needs
 /// [`device_ranges`] mapped.
 pub fn report(host: Option<PciHost>, smmu: Option<SmmuV3>) -> Found {
@@ -113,6 +139,7 @@ pub fn report(host: Option<PciHost>, smmu: Option<SmmuV3>) -> Found {
         host,
         functions: Vec::new(),
         smmu: smmu.map(report_smmu),
+        smmu_regs: smmu,
     };
     let Some(host) = host else {
         log!("PCIe: no host bridge in the device tree");

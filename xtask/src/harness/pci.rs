@@ -35,10 +35,10 @@ pub(super) fn scan_at_boot(artifacts: &Artifacts, tally: &mut Tally) -> XResult<
     let hello = artifacts.guest("moat-guest-hello");
     let (_dir, machine) = moat_machine(artifacts, &hello, CPU, &VmRequest::default(), "pci")?;
     let extra: Vec<String> = QEMU_ARGS.iter().map(|a| (*a).into()).collect();
-    let outcome = machine.run_with(&extra, ConsoleMode::Captured, Some(BOOT_LIMIT))?;
+    let outcome = machine.run_on_qemu10(&extra, ConsoleMode::Captured, Some(BOOT_LIMIT))?;
     // QEMU virt (highmem=off): the low ECAM, 16 buses; INTA of slot d on SPI 3 + d mod 4
-    // (INTID 35 + d); requester ID = stream ID. The SMMU's features depend on QEMU's version
-    // (7.2: stage 1 only; 10.0.2: both stages), its OAS is 44 bits in both.
+    // (INTID 35 + d); requester ID = stream ID. QEMU 10's SMMU translates at both stages
+    // (7.2's at stage 1 only), its OAS is 44 bits.
     let verdict = expect_line(&outcome, "PCIe: ECAM [0x3f000000, 0x40000000), buses 00-0f")
         .and_then(|()| expect_line(&outcome, "PCI 00:00.0: 1b36:0008 class 060000, no INTx"))
         .and_then(|()| {
@@ -57,11 +57,18 @@ pub(super) fn scan_at_boot(artifacts: &Artifacts, tally: &mut Tally) -> XResult<
         .and_then(|()| {
             expect_line(
                 &outcome,
-                "SMMUv3: registers [0x9050000, 0x9070000), stage 1",
+                "SMMUv3: registers [0x9050000, 0x9070000), stage 1 yes, stage 2 yes, OAS 44 bits, 16-bit stream IDs",
             )
         })
-        .and_then(|()| expect_line(&outcome, "OAS 44 bits, 16-bit stream IDs"))
-        .and_then(|()| expect_line(&outcome, "SMMUv3: can"))
+        .and_then(|()| expect_line(&outcome, "SMMUv3: can confine assigned devices at stage 2"))
+        // Moat takes the SMMU: a stream table for the 16 buses' stream IDs, every one aborting.
+        .and_then(|()| expect_line(&outcome, "SMMUv3: enabled: 4096 STEs at "))
+        .and_then(|()| {
+            expect_line(
+                &outcome,
+                "(all abort), command queue 256 entries, event queue 256 entries",
+            )
+        })
         .and_then(|()| expect_line(&outcome, "Hello from a Moat guest!"))
         .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
     tally.record(
@@ -83,7 +90,7 @@ pub(super) fn absent_function_refused(artifacts: &Artifacts, tally: &mut Tally) 
     let hello = artifacts.guest("moat-guest-hello");
     let machine = vm::moat_machine(&vm, &artifacts.moat, &hello, CPU, &bundle)?;
     let extra: Vec<String> = QEMU_ARGS.iter().map(|a| (*a).into()).collect();
-    let outcome = machine.run_with(&extra, ConsoleMode::Captured, Some(BOOT_LIMIT))?;
+    let outcome = machine.run_on_qemu10(&extra, ConsoleMode::Captured, Some(BOOT_LIMIT))?;
     let verdict = expect_line(
         &outcome,
         "error: VM 'default' is given PCI function 00:06.0, but the machine's PCI scan found no function there",
