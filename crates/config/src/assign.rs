@@ -24,7 +24,35 @@ use moat_pci::smmu::SmmuFeatures;
 pub use crate::schema::SMMU_IPA_BITS;
 use crate::schema::VmConfig;
 use crate::system::{SystemConfig, SystemError};
-use crate::validate::ConfigError;
+use crate::validate::{ConfigError, Region, RegionId};
+use moat_arm::addr::Ipa;
+
+/// The VM's PCIe host bridge, as its device tree shows it (a `pci-host-ecam-generic` node laid
+/// out as QEMU `virt` lays out its own, so that a guest made for that board finds it where it
+/// looks): the ECAM window of buses 0..=[`GUEST_LAST_BUS`] at IPA [`GUEST_ECAM_IPA`], trapped
+/// by Moat, and one 32-bit memory window whose bus addresses equal its IPAs.
+pub const GUEST_ECAM_IPA: u64 = 0x3f00_0000;
+/// The last bus of the VM's bridge: 16 buses, 1 MiB of ECAM each.
+pub const GUEST_LAST_BUS: u8 = 15;
+/// The VM's memory window: IPAs (= bus addresses) `[0x1000_0000, 0x3eff_0000)`.
+pub const GUEST_PCI_MEMORY_IPA: u64 = 0x1000_0000;
+/// Its length.
+pub const GUEST_PCI_MEMORY_SIZE: u64 = 0x2eff_0000;
+/// The INTID of the VM's INTx line 0 (INTA of slot 0): SPI 3, as on QEMU `virt`; line `l`
+/// is INTID `GUEST_INTX_INTID + l`.
+pub const GUEST_INTX_INTID: u32 = 35;
+
+/// The ECAM window of a VM with PCI functions: IPA and length.
+#[must_use]
+pub const fn guest_ecam() -> (u64, u64) {
+    (GUEST_ECAM_IPA, (GUEST_LAST_BUS as u64 + 1) << 20)
+}
+
+/// The memory window of a VM with PCI functions: IPA (= bus address) and length.
+#[must_use]
+pub const fn guest_pci_memory() -> (u64, u64) {
+    (GUEST_PCI_MEMORY_IPA, GUEST_PCI_MEMORY_SIZE)
+}
 
 /// The INTx line, 0..4, that pin `pin` (1 = INTA .. 4 = INTD) of `bdf` drives on its host
 /// bridge: `(device + pin − 1) mod 4`.
@@ -44,6 +72,9 @@ impl VmConfig {
             if self.pci[..i].contains(&bdf) {
                 return Err(ConfigError::PciFunctionTwice { bdf });
             }
+            if bdf.bus > GUEST_LAST_BUS {
+                return Err(ConfigError::PciBusBeyondBridge { bdf });
+            }
         }
         if !self.pci.is_empty() && self.ipa_bits > SMMU_IPA_BITS {
             return Err(ConfigError::PciIpaBits {
@@ -51,6 +82,27 @@ impl VmConfig {
             });
         }
         Ok(())
+    }
+}
+
+impl VmConfig {
+    /// The PCIe host bridge's windows in the VM's IPA space, when it has PCI functions:
+    /// checked like its other regions (inside `2^S`, overlapping nothing).
+    pub(crate) fn pci_regions(&self) -> impl Iterator<Item = Region> + '_ {
+        let (ecam, ecam_size) = guest_ecam();
+        let (memory, memory_size) = guest_pci_memory();
+        let windows = [
+            (RegionId::PciEcam, ecam, ecam_size),
+            (RegionId::PciMemory, memory, memory_size),
+        ];
+        windows
+            .into_iter()
+            .filter(|_| !self.pci.is_empty())
+            .map(|(id, base, size)| Region {
+                id,
+                base: Ipa(base),
+                size,
+            })
     }
 }
 

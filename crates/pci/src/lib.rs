@@ -20,6 +20,7 @@ pub mod bar;
 pub mod ecam;
 pub mod filter;
 pub mod header;
+pub mod place;
 pub mod scan;
 pub mod smmu;
 
