@@ -318,6 +318,12 @@ struct RunArgs {
     /// for; `moat.self-test=el2-stack-overflow` overflows Moat's stack (a Moat bug's report).
     #[arg(long, value_name = "ARGS")]
     moat_append: Option<String>,
+    /// One more argument for QEMU (repeat it for several), e.g. the PCI device a description's
+    /// `pci = ["00:01.0"]` assigns: `--qemu-arg=-device --qemu-arg=virtio-blk-pci,addr=01.0,
+    /// disable-legacy=on,iommu_platform=on,drive=d`. A description with PCI functions runs on
+    /// QEMU 10 (fetched into the cache, `./x qemu-fetch`) with `-M iommu=smmuv3 -nic none`.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    qemu_arg: Vec<String>,
     /// The machine Moat runs on: QEMU's `virt` (GICv3, PL011), `virt-gicv2` (the same with a
     /// GICv2 and its virtualization extension, `gic-version=2`: the VM gets a GICv2, its CPU
     /// interface the hardware's), or QEMU's model of the Xilinx ZCU102 board (4 Cortex-A53s,
@@ -603,6 +609,7 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
                 cpu: &args.cpu,
                 timeout: args.timeout,
                 moat_append: args.moat_append.as_deref(),
+                qemu_args: &args.qemu_arg,
             };
             return run.run();
         }
@@ -698,7 +705,12 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
     drop(bundle_bytes);
     let limit = args.timeout.map(Duration::from_secs);
     let outcome = match args.board {
-        Board::Virt | Board::VirtGicv2 => machine.run(ConsoleMode::Interactive, limit)?,
+        Board::Virt | Board::VirtGicv2 => machine.run_for_pci(
+            !config.pci.is_empty(),
+            &args.qemu_arg,
+            ConsoleMode::Interactive,
+            limit,
+        )?,
         Board::Zcu102 => {
             let dtb = crate::board::zcu102_dtb();
             let board = crate::board::Zcu102 {

@@ -207,6 +207,28 @@ impl Machine {
         run_command(cmd, mode, limit, None)
     }
 
+    /// [`Machine::run_with`] for a machine whose VMs are given PCI functions (`pci`): QEMU 10
+    /// ([`Machine::run_on_qemu10`]) with the SMMUv3 in front of the host bridge and no default
+    /// NIC (which would take slot 1), then `extra`; without, the installed QEMU with `extra`.
+    ///
+    /// # Errors
+    ///
+    /// When QEMU cannot be fetched or started.
+    pub fn run_for_pci(
+        &self,
+        pci: bool,
+        extra: &[String],
+        mode: ConsoleMode,
+        limit: Option<Duration>,
+    ) -> XResult<Outcome> {
+        if !pci {
+            return self.run_with(extra, mode, limit);
+        }
+        let mut args: Vec<String> = PCI_MACHINE_ARGS.iter().map(|a| (*a).into()).collect();
+        args.extend_from_slice(extra);
+        self.run_on_qemu10(&args, mode, limit)
+    }
+
     /// [`Machine::run_with`] that also ends the run [`END_GRACE`] after the console first shows
     /// `end` (a guest's last line, for guests whose power-off may not end QEMU): such an end
     /// is no time-out.
@@ -226,6 +248,10 @@ impl Machine {
         run_command(cmd, mode, limit, end)
     }
 }
+
+/// What a machine whose VMs are given PCI functions adds to `virt`: its SMMUv3 in front of
+/// the host bridge, and no default NIC (QEMU would put a virtio-net-pci at 00:01.0).
+pub const PCI_MACHINE_ARGS: [&str; 4] = ["-M", "iommu=smmuv3", "-nic", "none"];
 
 /// The console arguments of `mode`: the user's terminal, or the first serial port on stdout.
 pub fn console_args(mode: ConsoleMode) -> &'static [&'static str] {

@@ -46,6 +46,7 @@ mod sysregs;
 mod uart;
 mod vcpu;
 mod vm;
+mod vmpci;
 
 use alloc::vec::Vec;
 use console::log;
@@ -140,11 +141,28 @@ fn run_vm(
         return EndStatus::ConfigError;
     }
     let smmu_intids = pci.take_smmu(phys);
+    let mut functions = match pci.prepare(&bundle.system()) {
+        Ok(functions) => functions.into_iter(),
+        Err(e) => {
+            log!("error: {e}");
+            return EndStatus::ConfigError;
+        }
+    };
     let cpus = &platform.cpus[..platform.cpu_count];
     let mut vms = Vec::new();
     for (id, source) in bundle.into_vms().into_iter().enumerate() {
         let name = source.config().name.clone();
-        match vm::Vm::create(id, source, phys, ipa_limit, cpus, platform.gic) {
+        let own = functions.next().unwrap_or_default();
+        match vm::Vm::create(
+            id,
+            source,
+            phys,
+            ipa_limit,
+            cpus,
+            platform.gic,
+            own,
+            pci.smmu(),
+        ) {
             Ok(vm) => vms.push(vm),
             Err(e) => {
                 log!("error: VM '{name}' refused: {e}");

@@ -279,6 +279,35 @@ pub fn take(
     Ok(intids)
 }
 
+/// Gives stream `stream` the entry `ste` and makes the SMMU forget what it cached of it (and
+/// of the VMID `vmid`'s translations, if any).
+///
+/// # Panics
+///
+/// When no SMMU was taken or `stream` is beyond the table: the caller checked both (a Moat
+/// bug).
+pub fn set_ste(stream: u32, ste: &Ste, vmid: Option<u16>) {
+    let mut guard = SMMU.lock();
+    let s = guard.as_mut().expect("an SMMU was taken");
+    assert!(
+        u64::from(stream) < s.layout.stream_count(),
+        "stream {stream:#x} beyond the stream table"
+    );
+    s.write_ste(u64::from(stream), ste);
+    match vmid {
+        Some(vmid) => s.issue(&[Command::cfgi_ste(stream), Command::tlbi_s12_vmall(vmid)]),
+        None => s.issue(&[Command::cfgi_ste(stream)]),
+    }
+}
+
+/// Makes the SMMU forget its cached translations of VMID `vmid` (after a stage-2 unmap;
+/// `CMD_TLBI_S12_VMALL`); nothing without an SMMU.
+pub fn invalidate_vm(vmid: u16) {
+    if let Some(s) = SMMU.lock().as_mut() {
+        s.issue(&[Command::tlbi_s12_vmall(vmid)]);
+    }
+}
+
 /// Serves `intid` if it is one of the SMMU's: the event queue drained and reported, or the
 /// global errors reported and acknowledged. Returns whether it was.
 pub fn serve(intid: u32) -> bool {

@@ -21,6 +21,7 @@ pub mod ecam;
 pub mod filter;
 pub mod header;
 pub mod place;
+pub mod quiesce;
 pub mod scan;
 pub mod smmu;
 

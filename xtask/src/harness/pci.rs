@@ -80,8 +80,8 @@ pub(super) fn scan_at_boot(artifacts: &Artifacts, tally: &mut Tally) -> XResult<
     Ok(())
 }
 
-/// `pci_function_the_scan_did_not_find_is_refused_at_boot`: the host tool refuses PCI
-/// functions before boot (assignment is not built), so the bundle is written directly.
+/// `pci_function_the_scan_did_not_find_is_refused_at_boot`: the description is valid (the
+/// host tool cannot know the machine's functions); Moat's scan refuses it.
 pub(super) fn absent_function_refused(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
     let mut vm = vm::describe(&VmRequest::default(), CPU)?;
     vm.pci = vec!["00:06.0".parse().expect("a function address")];
