@@ -7,7 +7,11 @@
 //! value at run time), the lower half a tag — `MOAT` for Moat's own memory, `FREE` for free
 //! memory.
 
+use crate::console::log;
+use crate::lock::Lock;
 use crate::mm::PhysAllocator;
+use crate::platform::PhysRange;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The upper half of every canary.
@@ -26,6 +30,10 @@ struct OwnPage([AtomicU64; 512]);
 
 static OWN: OwnPage = OwnPage([const { AtomicU64::new(0) }; 512]);
 
+/// The free ranges [`place`] marked: no allocation after boot takes from them (stage 2's
+/// later frames come from per-VM pools taken before).
+static MARKED: Lock<Vec<PhysRange>> = Lock::new(Vec::new());
+
 const fn canary(tag: u32) -> u64 {
     ((CANARY_HI as u64) << 32) | tag as u64
 }
@@ -37,6 +45,7 @@ pub fn place(phys: &PhysAllocator) -> u64 {
     for word in &OWN.0 {
         word.store(canary(TAG_MOAT), Ordering::Relaxed);
     }
+    *MARKED.lock() = phys.free_ranges().to_vec();
     let mut pages = 0;
     for range in phys.free_ranges() {
         let mut at = range.base.next_multiple_of(PAGE);
@@ -49,4 +58,46 @@ pub fn place(phys: &PhysAllocator) -> u64 {
         }
     }
     pages
+}
+
+/// The physical address of Moat's canary page, for the report (a DMA-isolation case aims a
+/// device at it).
+pub fn own_page() -> u64 {
+    core::ptr::addr_of!(OWN) as u64
+}
+
+/// Checks every canary [`place`] put down, at the machine's end: Moat's page and the first
+/// doubleword of every page that was free when they were placed. Reports
+/// the first changed one, or that all are intact.
+pub fn verify() {
+    let own_changed = OWN
+        .0
+        .iter()
+        .position(|w| w.load(Ordering::Relaxed) != canary(TAG_MOAT));
+    if let Some(i) = own_changed {
+        log!(
+            "isolation: Moat's canary at {:#x} changed",
+            own_page() + 8 * i as u64
+        );
+        return;
+    }
+    let mut pages = 0;
+    for range in MARKED.lock().iter() {
+        let mut at = range.base.next_multiple_of(PAGE);
+        while at + 8 <= range.end() {
+            // SAFETY: as in `place`: a free page's first doubleword, identity-mapped RAM no VM
+            // maps and Moat does not use.
+            let word = unsafe { (at as *const u64).read_volatile() };
+            if word != canary(TAG_FREE) {
+                log!("isolation: the canary of free page {at:#x} changed to {word:#x}");
+                return;
+            }
+            pages += 1;
+            at += PAGE;
+        }
+    }
+    log!(
+        "isolation: canaries intact: Moat's page at {:#x} and {pages} free pages",
+        own_page()
+    );
 }

@@ -214,6 +214,7 @@ fn ended(seat: Seat, generation: u32, status: EndStatus) {
                 console::status_line(format_args!("MOAT-VM: {} machine-off", other.config.name));
             }
         }
+        crate::isolation::verify();
         power::end(match machine_end {
             VmEnd::PowerOff => EndStatus::PowerOff,
             VmEnd::Reset => EndStatus::Reset,

@@ -189,7 +189,10 @@ fn run_vm(
     vms.iter().for_each(vm::Vm::report);
     vms.iter().for_each(vm::Vm::check_confinement);
     let marked = isolation::place(phys);
-    log!("isolation: canaries in a page of Moat's own data and in {marked} free pages");
+    log!(
+        "isolation: canaries in a page of Moat's own data at {:#x} and in {marked} free pages",
+        isolation::own_page()
+    );
     smp::run(vms, cpus, irq)
 }
 

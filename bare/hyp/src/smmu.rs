@@ -138,9 +138,21 @@ impl Smmu {
         });
     }
 
-    /// Reports and consumes every record in the event queue, and an overflow.
+    /// Reports and consumes every record in the event queue, and an overflow. Records of the
+    /// same fault as the one before (`Event::same_fault`: one transfer's many bus writes) are
+    /// counted, not printed one by one.
     fn drain_events(&mut self) {
         let log2 = self.layout.eventq_log2;
+        let mut last: Option<(Event, u32)> = None;
+        let flush = |last: &mut Option<(Event, u32)>| {
+            if let Some((event, more)) = last.take().filter(|(_, more)| *more > 0) {
+                log!(
+                    "SMMUv3: {more} more {} events of stream {:#x} in the same page",
+                    event.kind.name(),
+                    event.stream_id
+                );
+            }
+        };
         loop {
             let prod_reg = self.read32(regs::EVENTQ_PROD);
             let overflow = regs::EVENTQ_OVFLG.is_set(u64::from(prod_reg));
@@ -151,6 +163,7 @@ impl Smmu {
             let prod = QueueIndex::from_register(log2, prod_reg);
             if prod.is_empty(self.event_cons) {
                 self.write_event_cons();
+                flush(&mut last);
                 return;
             }
             let at = self.eventq + u64::from(self.event_cons.slot()) * regs::EVENT_BYTES;
@@ -160,7 +173,15 @@ impl Smmu {
                 // the SMMU filled before advancing PROD past it.
                 *w = unsafe { (at as *const u64).add(i).read_volatile() };
             }
-            log!("SMMUv3 event: {}", Event::decode(&record));
+            let event = Event::decode(&record);
+            match &mut last {
+                Some((first, more)) if first.same_fault(&event) => *more += 1,
+                _ => {
+                    flush(&mut last);
+                    log!("SMMUv3 event: {event}");
+                    last = Some((event, 0));
+                }
+            }
             self.event_cons = self.event_cons.next();
             self.write_event_cons();
         }

@@ -104,3 +104,150 @@ pub(super) fn absent_function_refused(artifacts: &Artifacts, tally: &mut Tally) 
     );
     Ok(())
 }
+
+/// The marker the DMA cases write at the start of the disk image's sector 0.
+const DISK_MARKER: &str = "MOAT-PCI-DISK-SECTOR-0";
+
+/// One boot of the `pcidma` guest with `target` in its bootargs, the virtio-blk at 00:01.0
+/// (behind the SMMU, `iommu_platform=on`) backed by a 1 MiB image holding [`DISK_MARKER`],
+/// assigned to the VM.
+fn dma_boot(artifacts: &Artifacts, target: &str) -> XResult<crate::qemu::Outcome> {
+    let request = VmRequest {
+        bootargs: Some(format!("console=ttyAMA0 pcidma.target={target}")),
+        ..VmRequest::default()
+    };
+    let mut vm = vm::describe(&request, CPU)?;
+    vm.pci = vec!["00:01.0".parse().expect("a function address")];
+    let dir = Scratch::new("test")?;
+    let disk = dir.join("pci-disk.img");
+    let mut image = vec![0u8; 1 << 20];
+    image[..DISK_MARKER.len()].copy_from_slice(DISK_MARKER.as_bytes());
+    vm::write_file(&disk, &image)?;
+    let guest = artifacts.guest("moat-guest-pcidma");
+    let machine = vm::moat_machine(
+        &vm,
+        &artifacts.moat,
+        &guest,
+        CPU,
+        &dir.join("pcidma.bundle"),
+    )?;
+    let extra = [
+        "-drive".to_string(),
+        format!("file={},format=raw,if=none,id=pcidisk", disk.display()),
+        "-device".into(),
+        "virtio-blk-pci,drive=pcidisk,addr=01.0,disable-legacy=on,iommu_platform=on".into(),
+    ];
+    machine.run_for_pci(true, &extra, ConsoleMode::Captured, Some(BOOT_LIMIT))
+}
+
+/// The hexadecimal number after `prefix` on the console's first line holding it.
+fn hex_after(outcome: &crate::qemu::Outcome, prefix: &str) -> Result<u64, String> {
+    let rest = outcome
+        .lines()
+        .find_map(|l| Some(&l[l.find(prefix)? + prefix.len()..]))
+        .ok_or_else(|| format!("console lacks {prefix:?}"))?;
+    let digits: String = rest
+        .trim_start_matches("0x")
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    u64::from_str_radix(&digits, 16).map_err(|_| format!("no address after {prefix:?}"))
+}
+
+/// The DMA cases of issue 12, one behaviour each, on QEMU 10 (its SMMUv3 translates at stage
+/// 2): the positive control, then a read the guest aims beyond its RAM, at the physical address
+/// of Moat's canary page, and at free machine memory.
+pub(super) fn dma_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    // (a) Positive control: the sector lands where the guest's IPA says, the VM's RAM at a
+    // PA other than its IPA (the SMMU translated through the VM's stage 2).
+    let control = dma_boot(artifacts, "ram")?;
+    let ram_pa = hex_after(&control, "RAM IPA [0x40000000, 0x48000000) at PA ");
+    let own_page = hex_after(&control, "canaries in a page of Moat's own data at ");
+    let verdict = expect_line(
+        &control,
+        "VM 'default': PCI 00:01.0 (stream 0x8) translated by the SMMU through its stage 2",
+    )
+    .and_then(|()| expect_line(&control, "VIRTIO_F_ACCESS_PLATFORM accepted"))
+    .and_then(|()| expect_line(&control, "pcidma: sector 0 read into IPA 0x4"))
+    .and_then(|()| expect_line(&control, &format!(": \"{DISK_MARKER}\"")))
+    .and_then(|()| match &ram_pa {
+        Ok(pa) if *pa != 0x4000_0000 => Ok(()),
+        Ok(_) => Err("the VM's RAM is at PA = IPA: the control proves nothing".into()),
+        Err(e) => Err(e.clone()),
+    })
+    .and_then(|()| expect_line(&control, "isolation: canaries intact"))
+    .and_then(|()| expect_exit(&control, MoatExit::PowerOff));
+    tally.record(
+        "pci_dma_lands_at_the_pa_the_vms_stage_2_gives_its_ipa",
+        CPU,
+        Some(&control),
+        verdict,
+    );
+    // (b) Beyond the VM's RAM: the SMMU refuses the write (F_TRANSLATION at stage 2), Moat
+    // reports it. QEMU 10.0.2's virtio-blk then completes the request anyway (measured: its
+    // data write fails at the SMMU, the status byte reaches RAM as OK, and the device does not
+    // set DEVICE_NEEDS_RESET): the guest sees a completed read whose data went nowhere.
+    let beyond = dma_boot(artifacts, "0x48001000")?;
+    let verdict = expect_line(
+        &beyond,
+        "SMMUv3 event: F_TRANSLATION stream 0x8: stage 2 write at 0x48001000 (IPA 0x48001000)",
+    )
+    .and_then(|()| expect_line(&beyond, "pcidma: the read completed"))
+    .and_then(|()| expect_line(&beyond, "isolation: canaries intact"))
+    .and_then(|()| expect_exit(&beyond, MoatExit::PowerOff));
+    tally.record(
+        "pci_dma_beyond_the_vms_ram_is_stopped_by_the_smmu_and_reported",
+        CPU,
+        Some(&beyond),
+        verdict,
+    );
+    // (c) At the IPA equal to the PA of Moat's canary page: that IPA is the VM's own RAM
+    // (Moat's image lies inside [0x40000000, 0x48000000)), so the write lands there, in the
+    // VM's memory, and Moat's page keeps its canaries.
+    let outcome = match own_page {
+        Ok(pa) => Some((pa, dma_boot(artifacts, &format!("{pa:#x}"))?)),
+        Err(_) => None,
+    };
+    let verdict = match (&outcome, &own_page) {
+        (Some((pa, o)), _) => expect_line(
+            o,
+            &format!("pcidma: IPA {pa:#x} (own RAM) now holds \"{DISK_MARKER}\""),
+        )
+        .and_then(|()| expect_line(o, &format!("canaries intact: Moat's page at {pa:#x}")))
+        .and_then(|()| expect_exit(o, MoatExit::PowerOff)),
+        (None, Err(e)) => Err(e.clone()),
+        (None, Ok(_)) => Err("no run".into()),
+    };
+    tally.record(
+        "pci_dma_at_the_pa_of_moats_memory_lands_in_the_vms_own_ram",
+        CPU,
+        outcome.as_ref().map(|(_, o)| o),
+        verdict,
+    );
+    // (d) At free machine memory 64 MiB below the VM's RAM (canary-marked by Moat; as an IPA
+    // beyond the VM's RAM): stopped and reported, the canaries unchanged.
+    let outcome = match &ram_pa {
+        Ok(pa) => {
+            let free = pa - (64 << 20);
+            Some((free, dma_boot(artifacts, &format!("{free:#x}"))?))
+        }
+        Err(_) => None,
+    };
+    let verdict = match (&outcome, &ram_pa) {
+        (Some((free, o)), _) => expect_line(
+            o,
+            &format!("SMMUv3 event: F_TRANSLATION stream 0x8: stage 2 write at {free:#x}"),
+        )
+        .and_then(|()| expect_line(o, "isolation: canaries intact"))
+        .and_then(|()| expect_exit(o, MoatExit::PowerOff)),
+        (None, Err(e)) => Err(e.clone()),
+        (None, Ok(_)) => Err("no run".into()),
+    };
+    tally.record(
+        "pci_dma_at_the_pa_of_free_memory_is_stopped_and_its_canaries_kept",
+        CPU,
+        outcome.as_ref().map(|(_, o)| o),
+        verdict,
+    );
+    Ok(())
+}

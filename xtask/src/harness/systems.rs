@@ -367,7 +367,7 @@ fn isolation_scan(tally: &mut Tally) -> XResult<()> {
     ) + &partner("neighbour", 3, "partner.canary", "");
     let console = run_system("isolation", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
-        in_order(c, &["isolation: canaries in a page of Moat's own data and in "])?;
+        in_order(c, &["isolation: canaries in a page of Moat's own data at "])?;
         in_order(
             c,
             &["[neighbour] partner: 8 MiB marked with canaries; reading its RAM finds 1048576 of 1048576"],

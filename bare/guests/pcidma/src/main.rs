@@ -18,6 +18,7 @@
 mod hal;
 mod platform;
 
+use moat_guest_rt::boot::Region;
 use moat_guest_rt::test::bootarg;
 use moat_guest_rt::{BootInfo, println};
 use platform::AccessPlatform;
@@ -67,7 +68,7 @@ fn main(boot: &BootInfo) {
     match target {
         "ram" => read_to_ram(&mut blk, &mut sector),
         ipa => match parse_hex(ipa) {
-            Some(ipa) => read_to(&mut blk, &mut sector, ipa),
+            Some(ipa) => read_to(&mut blk, &mut sector, ipa, boot.ram.unwrap_or(ram)),
             None => println!("pcidma: pcidma.target={ipa} is neither ram nor an 0x address"),
         },
     }
@@ -80,12 +81,10 @@ fn read_to_ram(
 ) {
     let ipa = sector.as_ptr() as u64;
     match blk.read_blocks(0, sector) {
-        Ok(()) => {
-            let text: &[u8] = &sector[..32];
-            let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-            let text = core::str::from_utf8(&text[..end]).unwrap_or("(not text)");
-            println!("pcidma: sector 0 read into IPA {ipa:#x}: \"{text}\"");
-        }
+        Ok(()) => println!(
+            "pcidma: sector 0 read into IPA {ipa:#x}: \"{}\"",
+            text_at(ipa)
+        ),
         Err(e) => println!("pcidma: reading sector 0 into IPA {ipa:#x} failed: {e}"),
     }
 }
@@ -96,6 +95,7 @@ fn read_to(
     blk: &mut VirtIOBlk<hal::GuestHal, AccessPlatform<PciTransport>>,
     sector: &mut [u8],
     target: u64,
+    ram: Region,
 ) {
     let mut request = BlkReq::default();
     let mut response = BlkResp::default();
@@ -116,6 +116,12 @@ fn read_to(
             // SAFETY: as above: the same buffers, the request the device completed.
             let done = unsafe { blk.complete_read_blocks(token, &request, sector, &mut response) };
             println!("pcidma: the read completed ({done:?})");
+            if ram.contains(&Region::new(target as usize, 32)) {
+                println!(
+                    "pcidma: IPA {target:#x} (own RAM) now holds \"{}\"",
+                    text_at(target)
+                );
+            }
             return;
         }
         let status = platform::status();
@@ -179,6 +185,15 @@ fn place_bars(root: &mut PciRoot<MmioCam<'_>>, function: DeviceFunction) -> Opti
         index += if two { 2 } else { 1 };
     }
     Some(placed)
+}
+
+/// The text at the start of the 32 bytes of RAM at `ipa`, up to its first NUL.
+fn text_at(ipa: u64) -> &'static str {
+    // SAFETY: `ipa` is 32 bytes of the guest's RAM (the callers check), identity-mapped with
+    // the MMU off; read only.
+    let bytes = unsafe { core::slice::from_raw_parts(ipa as *const u8, 32) };
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    core::str::from_utf8(&bytes[..end]).unwrap_or("(not text)")
 }
 
 fn parse_hex(text: &str) -> Option<u64> {

@@ -373,3 +373,34 @@ fn queue_indexes_wrap_with_their_flag_and_tell_empty_from_full() {
     assert_eq!(q(0b110).slot(), 2);
     assert_eq!(regs::command_error_name(1), "CERROR_ILL");
 }
+
+#[test]
+fn events_of_one_transfer_into_one_page_are_the_same_fault() {
+    let write_at = |addr: u64| {
+        Event::decode(&[
+            0x0000_0008_0000_0010,
+            0x0000_0280_0000_0000,
+            addr,
+            addr & !0xfff,
+        ])
+    };
+    let first = write_at(0x4800_11e8);
+    assert!(first.same_fault(&write_at(0x4800_11fc)));
+    assert!(!first.same_fault(&write_at(0x4800_2000)), "another page");
+    let other_stream = Event::decode(&[
+        0x0000_0010_0000_0010,
+        0x0000_0280_0000_0000,
+        0x4800_11e8,
+        0x4800_1000,
+    ]);
+    assert!(!first.same_fault(&other_stream));
+    let read = Event::decode(&[
+        0x0000_0008_0000_0010,
+        0x0000_0288_0000_0000,
+        0x4800_11e8,
+        0x4800_1000,
+    ]);
+    assert!(!first.same_fault(&read), "a read is another access");
+    let bad_ste = Event::decode(&[0x0000_0008_0000_0004, 0, 0, 0]);
+    assert!(bad_ste.same_fault(&bad_ste) && !bad_ste.same_fault(&first));
+}
