@@ -204,50 +204,53 @@ pub(super) fn dma_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()>
     // (c) At the IPA equal to the PA of Moat's canary page: that IPA is the VM's own RAM
     // (Moat's image lies inside [0x40000000, 0x48000000)), so the write lands there, in the
     // VM's memory, and Moat's page keeps its canaries.
-    let outcome = match own_page {
-        Ok(pa) => Some((pa, dma_boot(artifacts, &format!("{pa:#x}"))?)),
-        Err(_) => None,
-    };
-    let verdict = match (&outcome, &own_page) {
-        (Some((pa, o)), _) => expect_line(
-            o,
-            &format!("pcidma: IPA {pa:#x} (own RAM) now holds \"{DISK_MARKER}\""),
-        )
-        .and_then(|()| expect_line(o, &format!("canaries intact: Moat's page at {pa:#x}")))
-        .and_then(|()| expect_exit(o, MoatExit::PowerOff)),
-        (None, Err(e)) => Err(e.clone()),
-        (None, Ok(_)) => Err("no run".into()),
-    };
-    tally.record(
+    aimed_case(
+        artifacts,
+        tally,
         "pci_dma_at_the_pa_of_moats_memory_lands_in_the_vms_own_ram",
-        CPU,
-        outcome.as_ref().map(|(_, o)| o),
-        verdict,
-    );
+        own_page,
+        |pa, o| {
+            expect_line(
+                o,
+                &format!("pcidma: IPA {pa:#x} (own RAM) now holds \"{DISK_MARKER}\""),
+            )
+            .and_then(|()| expect_line(o, &format!("canaries intact: Moat's page at {pa:#x}")))
+        },
+    )?;
     // (d) At free machine memory 64 MiB below the VM's RAM (canary-marked by Moat; as an IPA
     // beyond the VM's RAM): stopped and reported, the canaries unchanged.
-    let outcome = match &ram_pa {
-        Ok(pa) => {
-            let free = pa - (64 << 20);
-            Some((free, dma_boot(artifacts, &format!("{free:#x}"))?))
-        }
-        Err(_) => None,
-    };
-    let verdict = match (&outcome, &ram_pa) {
-        (Some((free, o)), _) => expect_line(
-            o,
-            &format!("SMMUv3 event: F_TRANSLATION stream 0x8: stage 2 write at {free:#x}"),
-        )
-        .and_then(|()| expect_line(o, "isolation: canaries intact"))
-        .and_then(|()| expect_exit(o, MoatExit::PowerOff)),
-        (None, Err(e)) => Err(e.clone()),
-        (None, Ok(_)) => Err("no run".into()),
-    };
-    tally.record(
+    aimed_case(
+        artifacts,
+        tally,
         "pci_dma_at_the_pa_of_free_memory_is_stopped_and_its_canaries_kept",
-        CPU,
-        outcome.as_ref().map(|(_, o)| o),
-        verdict,
-    );
+        ram_pa.map(|pa| pa - (64 << 20)),
+        |free, o| {
+            expect_line(
+                o,
+                &format!("SMMUv3 event: F_TRANSLATION stream 0x8: stage 2 write at {free:#x}"),
+            )
+            .and_then(|()| expect_line(o, "isolation: canaries intact"))
+        },
+    )
+}
+
+/// One DMA case aimed at `target` (found on an earlier console, or why not): the guest's read
+/// aimed there, `check`ed, and the machine powered off.
+fn aimed_case(
+    artifacts: &Artifacts,
+    tally: &mut Tally,
+    name: &str,
+    target: Result<u64, String>,
+    check: impl Fn(u64, &crate::qemu::Outcome) -> Result<(), String>,
+) -> XResult<()> {
+    let outcome = match target {
+        Ok(at) => Ok((at, dma_boot(artifacts, &format!("{at:#x}"))?)),
+        Err(e) => Err(e),
+    };
+    let verdict = match &outcome {
+        Ok((at, o)) => check(*at, o).and_then(|()| expect_exit(o, MoatExit::PowerOff)),
+        Err(e) => Err(e.clone()),
+    };
+    tally.record(name, CPU, outcome.as_ref().ok().map(|(_, o)| o), verdict);
     Ok(())
 }
