@@ -20,6 +20,10 @@ const CANARY_HI: u32 = 0xA5A5_5A5A ^ 0x6102_4407;
 const TAG_MOAT: u32 = 0x4D4F_4154;
 /// The tag of free memory, "FREE".
 const TAG_FREE: u32 = 0x4652_4545;
+/// The tag the `partner` guest's `partner.canary` fills its own free RAM with, "NEIG": a VM's
+/// pages that begin with it are checked whole at the machine's end (a DMA-isolation case aims
+/// a device at them).
+const TAG_NEIGHBOUR: u32 = 0x4E45_4947;
 /// The granule stage 2 maps at the finest: a page of free memory mapped by mistake holds a
 /// canary in its first doubleword.
 const PAGE: u64 = 4096;
@@ -66,10 +70,11 @@ pub fn own_page() -> u64 {
     core::ptr::addr_of!(OWN) as u64
 }
 
-/// Checks every canary [`place`] put down, at the machine's end: Moat's page and the first
-/// doubleword of every page that was free when they were placed. Reports
-/// the first changed one, or that all are intact.
-pub fn verify() {
+/// Checks every canary at the machine's end: Moat's page and the first doubleword of every
+/// page that was free when [`place`] marked them, and every doubleword of each page of the VMs'
+/// RAM (`vm_ram`: physical base and size) that begins with the neighbour canary. Reports the
+/// first changed one, or that all are intact.
+pub fn verify(vm_ram: &[(u64, u64)]) {
     let own_changed = OWN
         .0
         .iter()
@@ -96,8 +101,29 @@ pub fn verify() {
             at += PAGE;
         }
     }
+    let neighbour = canary(TAG_NEIGHBOUR);
+    let mut marked = 0;
+    for &(base, size) in vm_ram {
+        for page in (base..base + size).step_by(PAGE as usize) {
+            // SAFETY: a page of a VM's backing RAM, identity-mapped Normal memory; the machine
+            // is ending, its VMs' writes are done or do not matter; read only.
+            let words = unsafe { core::slice::from_raw_parts(page as *const u64, 512) };
+            if words[0] != neighbour {
+                continue;
+            }
+            if let Some(i) = words.iter().position(|&w| w != neighbour) {
+                log!(
+                    "isolation: a VM's canary at {:#x} changed to {:#x}",
+                    page + 8 * i as u64,
+                    words[i]
+                );
+                return;
+            }
+            marked += 1;
+        }
+    }
     log!(
-        "isolation: canaries intact: Moat's page at {:#x} and {pages} free pages",
+        "isolation: canaries intact: Moat's page at {:#x}, {pages} free pages and {marked} pages its VMs marked",
         own_page()
     );
 }

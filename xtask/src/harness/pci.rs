@@ -1,8 +1,9 @@
-//! PCIe at boot (issue 12, the first EL2 step): QEMU `virt` with its SMMUv3 in front of the
-//! host bridge and two virtio-pci functions at chosen slots; Moat scans ECAM and reports each
-//! function with its INTx route and stream ID, and reads what the SMMU implements. The VM (the
-//! greeting guest) is given nothing and runs as ever; a VM given a function the scan did not
-//! find is refused at boot.
+//! PCIe (issue 12), on QEMU 10 (`crate::qemu10`: its SMMUv3 translates at stage 2) with the
+//! SMMU in front of the host bridge. At boot: Moat scans ECAM and reports each function with
+//! its INTx route and stream ID, reads what the SMMU implements and takes it (every stream
+//! aborting); a VM given a function the scan did not find is refused. Assignment: the
+//! `pcidma` guest drives the virtio-blk-pci Moat gives its VM, and the DMA cases check where
+//! its reads land and that the SMMU stops those aimed outside the VM's RAM.
 
 use super::{BOOT_LIMIT, Tally, expect_exit, expect_line, moat_machine};
 use crate::build::Artifacts;
@@ -142,7 +143,12 @@ fn dma_boot(artifacts: &Artifacts, target: &str) -> XResult<crate::qemu::Outcome
 
 /// The hexadecimal number after `prefix` on the console's first line holding it.
 fn hex_after(outcome: &crate::qemu::Outcome, prefix: &str) -> Result<u64, String> {
-    let rest = outcome
+    hex_in(&outcome.console, prefix)
+}
+
+/// The hexadecimal number after `prefix` on the first line of `console` holding it.
+fn hex_in(console: &str, prefix: &str) -> Result<u64, String> {
+    let rest = console
         .lines()
         .find_map(|l| Some(&l[l.find(prefix)? + prefix.len()..]))
         .ok_or_else(|| format!("console lacks {prefix:?}"))?;
@@ -252,5 +258,70 @@ fn aimed_case(
         Err(e) => Err(e.clone()),
     };
     tally.record(name, CPU, outcome.as_ref().ok().map(|(_, o)| o), verdict);
+    Ok(())
+}
+
+/// The two-VM description of the neighbour case: VM 'disk' (the `pcidma` guest aiming at
+/// `target`, given 00:01.0; its power-off ends the machine) beside VM 'other' (the `partner`
+/// guest marking its free RAM with canaries).
+fn neighbour_description(target: &str) -> String {
+    let disk = format!(
+        "[[vm]]\nname = \"disk\"\ncpus = [0]\nguest = \"pcidma\"\nbootargs = \"console=ttyAMA0 pcidma.target={target}\"\npci = [\"00:01.0\"]\non-poweroff = \"power-off-machine\"\n{}{}\n",
+        super::systems::VIRT_RAM,
+        crate::system::VIRT_DEVICES
+    );
+    disk + &super::systems::partner("other", 1, "partner.canary", "")
+}
+
+/// `pci_dma_at_the_pa_of_another_vms_ram_is_stopped_and_its_canaries_kept`: a first boot
+/// finds where VM 'other''s RAM is and which part the partner marks, a second has VM 'disk''s
+/// device write a sector at a PA inside it (2 MiB and 2 KiB in: away from the page's first
+/// doubleword, by which Moat recognises a marked page). The SMMU stops it — as an IPA
+/// it is beyond 'disk''s RAM — Moat reports it, and at the machine's end every page 'other'
+/// marked still holds its canaries.
+pub(super) fn dma_at_another_vm(tally: &mut Tally) -> XResult<()> {
+    let dir = Scratch::new("test")?;
+    let disk = dir.join("pci-disk.img");
+    let mut image = vec![0u8; 1 << 20];
+    image[..DISK_MARKER.len()].copy_from_slice(DISK_MARKER.as_bytes());
+    vm::write_file(&disk, &image)?;
+    let qemu_args = [
+        "--qemu-arg=-drive".to_string(),
+        format!(
+            "--qemu-arg=file={},format=raw,if=none,id=pcidisk",
+            disk.display()
+        ),
+        "--qemu-arg=-device".into(),
+        "--qemu-arg=virtio-blk-pci,drive=pcidisk,addr=01.0,disable-legacy=on,iommu_platform=on"
+            .into(),
+    ];
+    let extra: Vec<&str> = qemu_args.iter().map(String::as_str).collect();
+    let name = "pci_dma_at_the_pa_of_another_vms_ram_is_stopped_and_its_canaries_kept";
+    let first =
+        super::systems::run_system_with("pci-neighbour", &neighbour_description("ram"), &extra, 0)?;
+    // Where 'other''s RAM is, and which part of it the partner marked.
+    let other = first.and_then(|c| {
+        let pa = hex_in(&c, "VM 'other': RAM IPA [0x40000000, 0x41000000) at PA ")?;
+        let marked = hex_in(&c, "[other] partner: canaries at IPA [")?;
+        Ok(pa + (marked - 0x4000_0000))
+    });
+    let verdict = match other {
+        Ok(marked_pa) => {
+            let target = marked_pa + (2 << 20) + 0x800;
+            let second = super::systems::run_system_with(
+                "pci-neighbour",
+                &neighbour_description(&format!("{target:#x}")),
+                &extra,
+                0,
+            )?;
+            second.and_then(|c| {
+                let event =
+                    format!("SMMUv3 event: F_TRANSLATION stream 0x8: stage 2 write at {target:#x}");
+                super::systems::in_order(&c, &[&event, "isolation: canaries intact: "])
+            })
+        }
+        Err(e) => Err(e),
+    };
+    tally.record(name, CPU, None, verdict);
     Ok(())
 }
