@@ -10,12 +10,11 @@ use core::fmt;
 use moat_arm::addr::Ipa;
 use moat_pci::Bdf;
 
-use crate::assign::GUEST_LAST_BUS;
 use crate::hex::Hex;
 pub use crate::schema::MAX_CPUS;
 use crate::schema::{
-    DeviceKind, GICC_SIZE, GICR_SIZE_PER_CPU, MAX_NET_LINKS, SMMU_IPA_BITS, VIRTIO_NET_FIRST_INTID,
-    VmConfig,
+    DeviceKind, GICC_SIZE, GICR_SIZE_PER_CPU, GUEST_LAST_BUS, MAX_NET_LINKS, SMMU_IPA_BITS,
+    VIRTIO_NET_FIRST_INTID, VmConfig,
 };
 
 /// The smallest IPA size Moat gives a VM: the smallest PARange encoding (32 bits).
