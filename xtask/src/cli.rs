@@ -37,7 +37,7 @@ enum Command {
     Test(TestArgs),
     /// The differential suite (SPEC §6): the probe guest bare on QEMU and under Moat, every
     /// recorded exception field compared; ends with an `N passed, N failed` line.
-    Difftest,
+    Difftest(DifftestArgs),
     /// The system-register sweep (issue 10): every `op0` 1..3 encoding read and written by the
     /// `sysregsweep` guest, bare on QEMU and under Moat, compared encoding by encoding; prints
     /// per CPU the accesses, those equal, and those differing by category.
@@ -340,6 +340,22 @@ enum Board {
     Zcu102,
 }
 
+/// Options of `./x difftest`.
+#[derive(Args, Debug)]
+struct DifftestArgs {
+    /// The machine Moat runs on: QEMU's `virt` (every configuration, AArch64 and AArch32),
+    /// or the ZCU102 model (`xlnx-zcu102,virtualization=on`: the probe in a GICv2 VM on the
+    /// board's Cortex-A53s, PARange 40, against bare `virt -cpu cortex-a53`).
+    #[arg(long, value_enum, default_value = "virt")]
+    board: DifftestBoard,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum DifftestBoard {
+    Virt,
+    Zcu102,
+}
+
 /// Options of `./x test`.
 #[derive(Args, Debug)]
 struct TestArgs {
@@ -437,8 +453,12 @@ impl Cli {
                     ExitCode::FAILURE
                 })
             }
-            Command::Difftest => {
-                let totals = crate::difftest::run(&build::build_bare()?)?;
+            Command::Difftest(args) => {
+                let board = match args.board {
+                    DifftestBoard::Virt => crate::difftest::Board::Virt,
+                    DifftestBoard::Zcu102 => crate::difftest::Board::Zcu102,
+                };
+                let totals = crate::difftest::run(&build::build_bare()?, board)?;
                 println!("{} passed, {} failed", totals.passed, totals.failed);
                 Ok(if totals.failed == 0 {
                     ExitCode::SUCCESS

@@ -121,6 +121,37 @@ pub fn configurations() -> Vec<Config> {
     configs
 }
 
+/// The configurations on the ZCU102 model's cores (issue 13): the probe under Moat on
+/// `-M xlnx-zcu102,virtualization=on` (Cortex-A53, PARange 40, so L = 40) against bare `virt
+/// -cpu cortex-a53`, the same core, so no cross-core rule applies. The VM's address map is
+/// Moat's on either machine (RAM at 1 GiB, the holes above it), so the probe's targets fall in
+/// the same classes on both sides: the hole, `2^S` and `2^P` boundaries, beyond `P`.
+pub fn zcu102_configurations() -> Vec<Config> {
+    use ParangeMode::{Max, Tight};
+    const A53: &str = "cortex-a53";
+    let mut configs = Vec::new();
+    for s in [32, 36, 39, 40] {
+        configs.push(Config::new(A53, A53, s, Max, 40, None));
+    }
+    configs.push(Config::new(A53, A53, 40, Max, 40, Some(40)));
+    configs.push(Config::new(A53, A53, 37, Tight, 40, None));
+    for config in &mut configs {
+        config.name = format!("zcu102 {}", config.name);
+    }
+    configs
+}
+
+/// The machine Moat runs on in the suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Board {
+    /// QEMU `virt` with a GICv3: every configuration of [`configurations`] and the AArch32
+    /// half.
+    Virt,
+    /// QEMU's ZCU102 model: [`zcu102_configurations`], the VM given a GICv2 as the board's
+    /// GIC-400 is one.
+    Zcu102,
+}
+
 /// One recorded case: the fields after `MOAT-PROBE <kind> <addr>`.
 pub type Record = BTreeMap<String, String>;
 
@@ -347,24 +378,37 @@ pub struct Totals {
 /// # Errors
 ///
 /// When a boot cannot be started.
-pub fn run(artifacts: &Artifacts) -> XResult<Totals> {
+pub fn run(artifacts: &Artifacts, board: Board) -> XResult<Totals> {
     let mut totals = Totals::default();
     let mut table = String::new();
     let probe = artifacts.guest("moat-guest-probe");
     println!(
-        "{:<62} {:>6} {:>6} {:>8} {:>6}",
+        "{:<69} {:>6} {:>6} {:>8} {:>6}",
         "configuration", "cases", "same", "allowed", "differ"
     );
-    for config in configurations() {
+    let configs = match board {
+        Board::Virt => configurations(),
+        Board::Zcu102 => zcu102_configurations(),
+    };
+    for config in configs {
         let bare = boot_bare(artifacts, &config)?;
-        let moat = boot_moat(artifacts, &probe, &config)?;
+        let moat = match board {
+            Board::Virt => boot_moat(artifacts, &probe, &config)?,
+            Board::Zcu102 => boot_moat_on_zcu102(artifacts, &probe, &config)?,
+        };
         let row = compare_runs(&config, &bare, &moat, &mut table);
         print_row(&config.name, &row);
         totals.passed += row.same + row.allowed;
         totals.failed += row.differ + row.broken;
     }
-    run32(artifacts, &mut totals, &mut table)?;
-    let path = build::out_dir().join("difftest-table.txt");
+    let name = match board {
+        Board::Virt => {
+            run32(artifacts, &mut totals, &mut table)?;
+            "difftest-table.txt"
+        }
+        Board::Zcu102 => "difftest-table-zcu102.txt",
+    };
+    let path = build::out_dir().join(name);
     // Renamed into place: a difftest running beside this one never leaves half a table.
     build::replace(&path, |partial| {
         std::fs::write(partial, &table).map_err(|e| failed(format!("{}: {e}", path.display())))
@@ -452,15 +496,42 @@ fn boot_bare(artifacts: &Artifacts, config: &Config) -> XResult<Outcome> {
     machine.run(ConsoleMode::Captured, Some(LIMIT))
 }
 
-fn boot_moat(artifacts: &Artifacts, probe: &std::path::Path, config: &Config) -> XResult<Outcome> {
-    let request = VmRequest {
+/// The probe's VM for `config`.
+fn probe_request(config: &Config) -> VmRequest {
+    VmRequest {
         ipa_bits: Some(config.ipa_bits),
         parange: Some(config.parange),
         mem: Some(RAM_MIB << 20),
         bootargs: Some(config.bootargs()),
         ..VmRequest::default()
+    }
+}
+
+/// The probe under Moat on the ZCU102 model, its VM given a GICv2.
+fn boot_moat_on_zcu102(
+    artifacts: &Artifacts,
+    probe: &std::path::Path,
+    config: &Config,
+) -> XResult<Outcome> {
+    let request = VmRequest {
+        gic_v2: true,
+        ..probe_request(config)
     };
     let vm = vm::describe(&request, config.moat_cpu)?;
+    let scratch = Scratch::new("difftest")?;
+    let bundle = scratch.join("probe.bundle");
+    vm::write_bundle(&vm, probe, &bundle)?;
+    let dtb = crate::board::zcu102_dtb();
+    crate::board::Zcu102 {
+        moat: &artifacts.moat,
+        bundle: &bundle,
+        dtb: &dtb,
+    }
+    .run(ConsoleMode::Captured, Some(LIMIT))
+}
+
+fn boot_moat(artifacts: &Artifacts, probe: &std::path::Path, config: &Config) -> XResult<Outcome> {
+    let vm = vm::describe(&probe_request(config), config.moat_cpu)?;
     let scratch = Scratch::new("difftest")?;
     let bundle = scratch.join("probe.bundle");
     vm::moat_machine(&vm, &artifacts.moat, probe, config.moat_cpu, &bundle)?
@@ -627,7 +698,7 @@ fn run32(artifacts: &Artifacts, totals: &mut Totals, table: &mut String) -> XRes
 
 fn print_row(name: &str, row: &Row) {
     println!(
-        "{name:<62} {:>6} {:>6} {:>8} {:>6}",
+        "{name:<69} {:>6} {:>6} {:>8} {:>6}",
         row.cases, row.same, row.allowed, row.differ
     );
     for line in &row.report {

@@ -87,6 +87,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     race::cpu_on_race(&artifacts, &mut tally)?;
     boot_chain::uboot_cases(&artifacts, &mut tally)?;
     board::zcu102_cases(&artifacts, &mut tally)?;
+    board::zcu102_selftest_cases(&artifacts, &mut tally)?;
     board::zcu102_linux_case(&artifacts, &mut tally)?;
     board::reservation_case(&artifacts, &mut tally)?;
     pci::scan_at_boot(&artifacts, &mut tally)?;
@@ -111,7 +112,13 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     config_cases(&mut tally)?;
     fuzz_cases(&mut tally)?;
     println!("differential suite (SPEC §6): every case's exception state, bare QEMU vs Moat");
-    let diff = crate::difftest::run(&artifacts)?;
+    let diff = crate::difftest::run(&artifacts, crate::difftest::Board::Virt)?;
+    tally.passed += diff.passed;
+    tally.failed += diff.failed;
+    println!(
+        "differential suite on the ZCU102 model's Cortex-A53s against bare virt -cpu cortex-a53"
+    );
+    let diff = crate::difftest::run(&artifacts, crate::difftest::Board::Zcu102)?;
     tally.passed += diff.passed;
     tally.failed += diff.failed;
     Ok(tally.summary(start))
@@ -325,17 +332,13 @@ fn guest_suite(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<(
         &with_bootargs("moat.test=list"),
         "list",
     )?;
-    let names: Vec<String> = listing
-        .lines()
-        .filter_map(|l| l.strip_prefix("MOAT-TEST list "))
-        .map(|n| n.trim().to_owned())
-        .collect();
-    let listed = if names.is_empty() {
-        Err("the selftest guest listed no tests".into())
-    } else {
-        Ok(())
-    };
-    tally.record("selftest_lists_its_tests", cpu, Some(&listing), listed);
+    let names = selftest_names(&listing);
+    tally.record(
+        "selftest_lists_its_tests",
+        cpu,
+        Some(&listing),
+        listed(&names),
+    );
     // The default VM shows P = L (SPEC §1).
     let parange = crate::qemu::cpu_pa_bits(cpu).map_or(0, |b| b.min(48));
     // The `gicv2_` tests need a GICv2 machine: `gicv2_cases` runs them.
@@ -346,6 +349,24 @@ fn guest_suite(artifacts: &Artifacts, cpu: &str, tally: &mut Tally) -> XResult<(
         tally.record(&format!("guest::{name}"), cpu, Some(&outcome), verdict);
     }
     Ok(())
+}
+
+/// The tests the selftest guest lists (`moat.test=list`), in its order.
+fn selftest_names(listing: &Outcome) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("MOAT-TEST list "))
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+/// The verdict on a listing: it names at least one test.
+fn listed(names: &[String]) -> Result<(), String> {
+    if names.is_empty() {
+        Err("the selftest guest listed no tests".into())
+    } else {
+        Ok(())
+    }
 }
 
 /// The prefix of the selftest guest's tests that need a GICv2 machine.

@@ -135,20 +135,23 @@ pub struct Verdict {
 /// Reads the console of a run of `rounds` rounds.
 pub fn judge(console: &str, rounds: u32, exit: Option<MoatExit>) -> Verdict {
     let mut v = Verdict::default();
-    for line in console.lines() {
-        if let Some(rest) = line.strip_prefix("[chaos] CHAOS-START seed=") {
+    for line in crate::system::vm_stream(console, "chaos").lines() {
+        if let Some(rest) = line.strip_prefix("CHAOS-START seed=") {
             v.seeds
                 .push(rest.split_whitespace().next().unwrap_or("").to_owned());
-        } else if let Some(rest) = line.strip_prefix("[chaos] CHAOS-DONE ") {
+        } else if let Some(rest) = line.strip_prefix("CHAOS-DONE ") {
             v.ops_done += rest
                 .split_whitespace()
                 .nth(1)
                 .and_then(|n| n.parse::<u64>().ok())
                 .unwrap_or(0);
-        } else if line.starts_with("[chaos] CHAOS-HANG") || line.starts_with("[chaos] CHAOS-ERROR")
-        {
+        } else if line.starts_with("CHAOS-HANG") || line.starts_with("CHAOS-ERROR") {
             v.problems.push(format!("chaos VM: {line}"));
-        } else if line.contains("MOAT-VM: chaos restart") {
+        }
+    }
+    // Moat's own lines.
+    for line in console.lines() {
+        if line.contains("MOAT-VM: chaos restart") {
             v.restarts += 1;
         } else if line.contains("vm-stopped") || line.contains("VM 'chaos' stopped") {
             v.problems.push(format!("a VM was stopped: {line}"));
@@ -156,7 +159,7 @@ pub fn judge(console: &str, rounds: u32, exit: Option<MoatExit>) -> Verdict {
     }
     // The words Linux prints are made by its shell's arithmetic, so the echo of the typed
     // command (which has `$((6*7))`) never matches them.
-    let linux = crate::system::joined_stream(console, "linux");
+    let linux = crate::system::vm_stream(console, "linux");
     v.same = linux.matches("nb-same-42").count() as u32;
     if linux.contains("nb-changed-42") {
         v.problems

@@ -149,27 +149,25 @@ pub fn run() -> XResult<ExitCode> {
 ///
 /// The first thing missing or wrong, in the order the script goes.
 pub fn figures(console: &str) -> Result<Figures, String> {
-    let line = |needle: &str| {
-        console
+    let [alpha, beta] = ["alpha", "beta"].map(|vm| crate::system::vm_stream(console, vm));
+    let line = |vm: &str, stream: &'_ str, needle: &str| -> Result<String, String> {
+        stream
             .lines()
             .find(|l| l.contains(needle))
-            .ok_or_else(|| format!("the console has no {needle:?}"))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{vm} printed no {needle:?}"))
     };
-    let boot = ["alpha", "beta"].map(|vm| banner_uptime(console, vm));
-    for done in [
-        "bench-ping=100",
-        "bench-made=100",
-        "bench-sent=100",
-        "bench-got=100",
-    ] {
-        line(done)?;
+    let boot = [&alpha, &beta].map(|stream| banner_uptime(stream));
+    for done in ["bench-ping=100", "bench-made=100", "bench-sent=100"] {
+        line("alpha", &alpha, done)?;
     }
-    let rtt = line("round-trip")?;
+    line("beta", &beta, "bench-got=100")?;
+    let rtt = line("alpha", &alpha, "round-trip")?;
     let rtt = rtt[rtt.find("round-trip").unwrap_or(0)..].to_string();
-    let sent = line("bench-sent=100 uptime ")?;
-    let seconds = uptimes(sent).ok_or_else(|| format!("no two uptimes in {sent:?}"))?;
-    let sums = ["/tmp/f", "/tmp/r"].map(|path| md5_of(console, path));
-    let [Some(sent_md5), Some(got_md5)] = sums else {
+    let sent = line("alpha", &alpha, "bench-sent=100 uptime ")?;
+    let seconds = uptimes(&sent).ok_or_else(|| format!("no two uptimes in {sent:?}"))?;
+    let (Some(sent_md5), Some(got_md5)) = (md5_of(&alpha, "/tmp/f"), md5_of(&beta, "/tmp/r"))
+    else {
         return Err("the console lacks the MD5 of the file sent or of the file received".into());
     };
     if sent_md5 != got_md5 {
@@ -185,11 +183,11 @@ pub fn figures(console: &str) -> Result<Figures, String> {
     })
 }
 
-/// The uptime on VM `vm`'s banner line, `[vm] Moat guest: Linux up (uptime 3.21 s)`.
-fn banner_uptime(console: &str, vm: &str) -> Option<f64> {
-    let prefix = format!("[{vm}] Moat guest: Linux up (uptime ");
-    console.lines().find_map(|l| {
-        let rest = l.trim().strip_prefix(&prefix)?;
+/// The uptime on a VM's banner line, `Moat guest: Linux up (uptime 3.21 s)`, in its output
+/// (`crate::system::vm_stream`).
+fn banner_uptime(stream: &str) -> Option<f64> {
+    stream.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("Moat guest: Linux up (uptime ")?;
         rest.split_whitespace().next()?.parse().ok()
     })
 }
@@ -202,15 +200,11 @@ fn uptimes(line: &str) -> Option<f64> {
     (b > a).then_some(b - a)
 }
 
-/// The checksum `md5sum` printed for `path` (`<32 hex digits>  <path>`, after a VM prefix).
-pub fn md5_of<'a>(console: &'a str, path: &str) -> Option<&'a str> {
-    console.lines().find_map(|line| {
-        let line = line.trim();
-        let line = match line.strip_prefix('[') {
-            Some(rest) => rest.split_once("] ")?.1,
-            None => line,
-        };
-        let (sum, name) = line.split_once("  ")?;
+/// The checksum `md5sum` printed for `path` (`<32 hex digits>  <path>`) in a VM's output
+/// (`crate::system::vm_stream`).
+pub fn md5_of<'a>(stream: &'a str, path: &str) -> Option<&'a str> {
+    stream.lines().find_map(|line| {
+        let (sum, name) = line.trim().split_once("  ")?;
         let hex = sum.len() == 32 && sum.bytes().all(|b| b.is_ascii_hexdigit());
         (hex && name == path).then_some(sum)
     })
@@ -245,6 +239,15 @@ mod tests {
     }
 
     #[test]
+    fn a_line_interrupted_by_the_other_vm_is_read_whole() {
+        let split = CONSOLE.replace(
+            "[alpha] bench-sent=100 uptime 20.50 36.50\n",
+            "[alpha] bench-sent=100 upt\n[beta] Moat guest: eth0 up\n[alpha]+ ime 20.50 36.50\n",
+        );
+        assert_eq!(figures(&split).unwrap().seconds, 16.0);
+    }
+
+    #[test]
     fn the_script_makes_a_file_of_the_size_reported() {
         let made = SCRIPT
             .iter()
@@ -264,7 +267,7 @@ mod tests {
         let refused = CONSOLE.replace("bench-sent=100 uptime", "bench-sent=101 uptime");
         assert_eq!(
             figures(&refused).unwrap_err(),
-            "the console has no \"bench-sent=100\""
+            "alpha printed no \"bench-sent=100\""
         );
         let backwards = CONSOLE.replace("20.50 36.50", "36.50 20.50");
         assert!(figures(&backwards).unwrap_err().contains("no two uptimes"));

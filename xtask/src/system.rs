@@ -36,16 +36,29 @@ kind = "gicv3-redist"
 base = 0x080A_0000
 "#;
 
-/// What VM `name` wrote to a shared console (its lines prefixed `[name] `), those lines joined
-/// without their ends. A line another VM's output interrupted continues on a later line of
-/// the console (the `\r` the console marks that with is gone from a run's captured text), so
-/// a word the VM printed is found whole here whatever the interleaving was.
-pub fn joined_stream(console: &str, name: &str) -> String {
+/// What VM `name` wrote, taken back out of a shared console: its lines, each prefixed
+/// `[name] ` on the console, where the rest of a line that another VM's output or Moat's log
+/// interrupted came on a later console line prefixed `[name]+ ` (`moat_devices::console`)
+/// and is joined to its start again. Lines end in `\n` alone, whether the console was raw
+/// (`\r\n`) or captured.
+pub fn vm_stream(console: &str, name: &str) -> String {
     let prefix = format!("[{name}] ");
-    console
-        .lines()
-        .filter_map(|line| line.strip_prefix(&prefix))
-        .collect()
+    let continuation = format!("[{name}]+ ");
+    let mut stream = String::new();
+    for line in console.lines() {
+        if let Some(text) = line.strip_prefix(&prefix) {
+            if !stream.is_empty() {
+                stream.push('\n');
+            }
+            stream.push_str(text);
+        } else if let Some(rest) = line.strip_prefix(&continuation) {
+            stream.push_str(rest);
+        }
+    }
+    if !stream.is_empty() {
+        stream.push('\n');
+    }
+    stream
 }
 
 /// The options of `./x run` that describe one VM, each with whether it was given.
@@ -313,4 +326,26 @@ fn load(
             }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vm_stream;
+
+    #[test]
+    fn a_vms_stream_is_its_lines_with_interrupted_ones_joined_again() {
+        let console = "[a] one\n[b] x\nmoat: log\n[a] tw\n[b] y\n[a]+ o\n[ab] z\n[a] three\n";
+        assert_eq!(vm_stream(console, "a"), "one\ntwo\nthree\n");
+        assert_eq!(vm_stream(console, "b"), "x\ny\n");
+        assert_eq!(vm_stream(console, "c"), "");
+    }
+
+    #[test]
+    fn a_guests_own_line_ends_do_not_join_lines() {
+        // Linux's terminal ends lines with `\r\n`; a run's captured console has lost the `\r`,
+        // and raw output keeps it: either way only the `[a]+ ` prefix joins.
+        for console in ["[a] p\r\n[a] q\r\n", "[a] p\n[a] q\n"] {
+            assert_eq!(vm_stream(console, "a"), "p\nq\n");
+        }
+    }
 }

@@ -28,13 +28,10 @@ mod v3;
 
 use crate::platform::{Gic, PhysRange};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use moat_devices::gic::list_regs::IchVtr;
 use moat_devices::gic::{HwPpi, VcpuSet, VirtGic};
 
-/// The GIC maintenance interrupt (PPI 9, INTID 25, as on QEMU virt, SBSA systems and the
-/// ZynqMP).
-pub const MAINTENANCE_INTID: u32 = 25;
 /// The EL1 virtual timer's interrupt (PPI 11, INTID 27).
 pub const VIRTUAL_TIMER_INTID: u32 = 27;
 /// The EL1 physical timer's interrupt (PPI 14, INTID 30).
@@ -44,21 +41,31 @@ pub const PHYSICAL_TIMER_INTID: u32 = 30;
 pub const KICK_SGI: u32 = 8;
 /// The INTID of Moat's console's receive interrupt, from the device tree's UART node
 /// (`platform.console.intid`: SPI 1, INTID 33, on QEMU virt; SPI 21, INTID 53, for the
-/// ZCU102's UART0); [`NO_CONSOLE_INTID`] until [`init`] sets it, or when the tree gives none.
-static CONSOLE_INTID: AtomicU32 = AtomicU32::new(NO_CONSOLE_INTID);
+/// ZCU102's UART0); [`NO_INTID`] until [`init`] sets it, or when the tree gives none.
+static CONSOLE_INTID: AtomicU32 = AtomicU32::new(NO_INTID);
+/// The INTID of the virtual CPU interface's maintenance interrupt, from the device tree's GIC
+/// node (`interrupts`: PPI 9, INTID 25, on QEMU virt and the ZynqMP); [`NO_INTID`]
+/// until [`init`] sets it.
+static MAINTENANCE_INTID: AtomicU32 = AtomicU32::new(NO_INTID);
+/// The priority bits of the machine's virtual CPU interface (`ICH_VTR_EL2.PRIbits` or
+/// `GICH_VTR.PRIbits`, plus one), from the boot CPU's at [`init`]; 0 before.
+static VIRTUAL_PRIORITY_BITS: AtomicU8 = AtomicU8::new(0);
 /// Whether [`init`] took the machine's GIC.
 static DRIVEN: AtomicBool = AtomicBool::new(false);
-/// No console interrupt: an INTID no GIC delivers (1023 is the spurious INTID).
-const NO_CONSOLE_INTID: u32 = 1023;
+/// No interrupt: an INTID no GIC delivers (1023 is the spurious INTID).
+const NO_INTID: u32 = 1023;
 /// The timers whose interrupts Moat forwards, with their control registers' names.
 const TIMERS: [u32; 2] = [VIRTUAL_TIMER_INTID, PHYSICAL_TIMER_INTID];
-/// The private interrupts Moat enables on every CPU.
-const PRIVATE: [u32; 4] = [
-    MAINTENANCE_INTID,
-    VIRTUAL_TIMER_INTID,
-    PHYSICAL_TIMER_INTID,
-    KICK_SGI,
-];
+/// The private interrupts Moat enables on every CPU: the maintenance interrupt
+/// (`maintenance`), the timers' and the kick SGI.
+const fn private(maintenance: u32) -> [u32; 4] {
+    [
+        maintenance,
+        VIRTUAL_TIMER_INTID,
+        PHYSICAL_TIMER_INTID,
+        KICK_SGI,
+    ]
+}
 /// The priority Moat gives the interrupts it takes (all equal: Moat never nests them).
 const PRIORITY: u8 = 0x80;
 
@@ -66,6 +73,19 @@ const PRIORITY: u8 = 0x80;
 /// the machine's tree gives none).
 pub fn console_intid() -> u32 {
     CONSOLE_INTID.load(Ordering::Relaxed)
+}
+
+/// The INTID of the maintenance interrupt (never equal to an acknowledged INTID before
+/// [`init`]).
+pub fn maintenance_intid() -> u32 {
+    MAINTENANCE_INTID.load(Ordering::Relaxed)
+}
+
+/// The priority bits of the machine's virtual CPU interface, which a guest's GICv2
+/// distributor implements too (`VirtGic::set_priority_bits`); `None` before [`init`] took the
+/// GIC.
+pub fn virtual_priority_bits() -> Option<u8> {
+    Some(VIRTUAL_PRIORITY_BITS.load(Ordering::Relaxed)).filter(|&bits| bits != 0)
 }
 
 /// The device ranges Moat maps for itself to drive `gic`.
@@ -79,28 +99,45 @@ pub fn ranges(gic: Option<Gic>) -> [PhysRange; 3] {
 
 /// Takes the machine's GIC `gic` (of a machine of `cpus` CPUs), sets it up from CPU 0 and
 /// enables the interrupts Moat handles there, its console's receive interrupt `console` (an
-/// SPI) among them; `None` when it cannot be driven (a GICv2 without the virtualization
-/// extension cannot).
+/// SPI) among them, and the maintenance interrupt its node gives; `Err` with why when it
+/// cannot be driven (a GIC node without a maintenance PPI, a GICv2 without the virtualization
+/// extension).
 ///
 /// # Safety
 ///
 /// `gic` must be the machine's GIC from the device tree, its frames identity-mapped as device
 /// memory ([`ranges`]), driven by nothing else.
-pub unsafe fn init(gic: Gic, cpus: usize, console: Option<u32>) -> Option<CpuInterface> {
+pub unsafe fn init(
+    gic: Gic,
+    cpus: usize,
+    console: Option<u32>,
+) -> Result<CpuInterface, &'static str> {
     let console = console.filter(|&intid| intid >= 32);
+    let maintenance = gic
+        .maintenance()
+        .ok_or("the GIC node's `interrupts` gives no maintenance PPI")?;
+    MAINTENANCE_INTID.store(maintenance, Ordering::Relaxed);
+    let private = private(maintenance);
     let hw = match gic {
         Gic::V3(v3) => {
             // SAFETY: the caller's guarantee, for the GICv3's two regions.
-            let taken = unsafe { v3::init(v3.dist, v3.redist, cpus, console, &PRIVATE, PRIORITY) };
-            taken.then_some(Hw::V3)?
+            let taken = unsafe { v3::init(v3.dist, v3.redist, cpus, console, &private, PRIORITY) };
+            taken
+                .then_some(Hw::V3)
+                .ok_or("the GICv3 could not be set up")?
         }
-        Gic::V2(v2) => Hw::V2(v2::init(&v2, console, &PRIVATE, PRIORITY)?),
+        Gic::V2(v2) => Hw::V2(
+            v2::init(&v2, console, &private, PRIORITY)
+                .ok_or("the GICv2 has no virtualization extension (GICH, GICV)")?,
+        ),
     };
     if let Some(intid) = console {
         CONSOLE_INTID.store(intid, Ordering::Relaxed);
     }
     DRIVEN.store(true, Ordering::Relaxed);
-    Some(CpuInterface::new(hw))
+    let cpu = CpuInterface::new(hw);
+    VIRTUAL_PRIORITY_BITS.store(cpu.vtr.priority_bits, Ordering::Relaxed);
+    Ok(cpu)
 }
 
 /// Enables the SPI `intid` for Moat (edge-triggered when `edge`, else level), at Moat's
@@ -116,10 +153,11 @@ pub fn enable_spi(intid: u32, edge: bool) -> bool {
 /// interrupts Moat handles there; `None` when the machine has no GIC Moat drives, or this
 /// CPU's part cannot be set up.
 pub fn init_cpu(cpu: usize) -> Option<CpuInterface> {
-    if let Some(frames) = v2::init_cpu(cpu, &PRIVATE, PRIORITY) {
+    let private = private(maintenance_intid());
+    if let Some(frames) = v2::init_cpu(cpu, &private, PRIORITY) {
         return Some(CpuInterface::new(Hw::V2(frames)));
     }
-    v3::init_cpu(cpu, &PRIVATE, PRIORITY).then(|| CpuInterface::new(Hw::V3))
+    v3::init_cpu(cpu, &private, PRIORITY).then(|| CpuInterface::new(Hw::V3))
 }
 
 /// Which GIC a CPU drives, and a GICv2's frames.
@@ -268,6 +306,19 @@ impl CpuInterface {
         match self.hw {
             Hw::V3 => v3::reset_vcpu_state(),
             Hw::V2(frames) => frames.reset_vcpu_state(),
+        }
+    }
+
+    /// No vCPU runs on this CPU any more (for now or for good): its virtual CPU interface is
+    /// switched off (`ICH_HCR_EL2`/`GICH_HCR` = 0: `En` = 0 and no maintenance condition
+    /// enabled), so the maintenance interrupt cannot stay asserted at a CPU that waits (an
+    /// underflow request, `UIE`, with its list registers drained would wake its `WFI` at once,
+    /// forever). The vCPU that starts here next has its model told
+    /// (`interface_switched_off`), so its first fill writes `En` again.
+    pub fn switch_off_virtual(&mut self) {
+        match self.hw {
+            Hw::V3 => v3::write_hcr(0),
+            Hw::V2(frames) => frames.write_hcr(0),
         }
     }
 

@@ -2,8 +2,8 @@
 //! `WFI`.
 
 use crate::gic::{
-    CpuInterface, KICK_SGI, MAINTENANCE_INTID, PHYSICAL_TIMER_INTID, VIRTUAL_TIMER_INTID,
-    console_intid,
+    CpuInterface, KICK_SGI, PHYSICAL_TIMER_INTID, VIRTUAL_TIMER_INTID, console_intid,
+    maintenance_intid,
 };
 use crate::outcome::Next;
 use crate::vcpu::Vcpu;
@@ -19,6 +19,7 @@ const MAX_PER_EXIT: usize = 8;
 /// model's new pending interrupts reach the list registers before the next entry).
 pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
     let console = console_intid();
+    let maintenance = maintenance_intid();
     for _ in 0..MAX_PER_EXIT {
         let Some(intid) = cpu.acknowledge() else {
             break;
@@ -42,7 +43,7 @@ pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
         cpu.end(intid);
         // The maintenance interrupt (an EOI or underflow in the list registers) is level: it
         // stays asserted until the registers are read back and refilled around the next entry.
-        if intid == MAINTENANCE_INTID {
+        if intid == maintenance {
             break;
         }
     }

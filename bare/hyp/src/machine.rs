@@ -128,6 +128,10 @@ pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu, irq: Option<&Cpu
     loop {
         let started = with_vm(seat.vm, |vm| {
             let start = vm.power.take_start(seat.vcpu)?;
+            // `left` switched this CPU's virtual interface off.
+            if let Some(gic) = vm.bus.gic() {
+                gic.interface_switched_off(seat.vcpu);
+            }
             vm.enter_at(vcpu, start);
             vm.configure_el2(vcpu);
             vm.in_guest = vm
@@ -169,10 +173,11 @@ fn serve(irq: &CpuInterface) {
 /// is one, is carried out. Returns when this CPU should wait for its vCPU's next start; does
 /// not return when the machine powers off.
 pub fn left(seat: Seat, generation: u32, why: Left, irq: Option<&mut CpuInterface>) {
-    if !matches!(why, Left::Off)
-        && let Some(irq) = irq
-    {
-        irq.release();
+    if let Some(irq) = irq {
+        if !matches!(why, Left::Off) {
+            irq.release();
+        }
+        irq.switch_off_virtual();
     }
     with_vm(seat.vm, |vm| {
         vm.in_guest = vm.in_guest.without(seat.vcpu);

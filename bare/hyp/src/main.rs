@@ -81,7 +81,7 @@ extern "C" fn moat_main(dtb: u64) -> ! {
         log!("error: Moat must be entered at EL2 (a hypervisor needs virtualization=on)");
         power::end(EndStatus::ConfigError);
     }
-    let mut phys = PhysAllocator::new(&platform, &boot_reservations(&platform));
+    let mut phys = PhysAllocator::new(&platform, mm::image_range());
     if let Err(e) = mm::init_heap(&mut phys) {
         panic!("heap: {e}");
     }
@@ -149,6 +149,14 @@ fn run_vm(
         }
     };
     let cpus = &platform.cpus[..platform.cpu_count];
+    // The GIC first: the VMs' GIC models take the priority bits of its virtual CPU interface.
+    let irq = take_interrupts(platform);
+    // The SMMU's event queue and global error interrupts (edge: IHI 0070, 3.18) come to Moat.
+    for intid in smmu_intids.into_iter().flatten() {
+        if !gic::enable_spi(intid, true) {
+            log!("SMMUv3: interrupt {intid} not taken: events and global errors go unreported");
+        }
+    }
     let mut vms = Vec::new();
     for (id, source) in bundle.into_vms().into_iter().enumerate() {
         let name = source.config().name.clone();
@@ -179,13 +187,6 @@ fn run_vm(
             None => log!("self-test: stop-vm:{index} names no VM; nothing is stopped"),
         }
     }
-    let irq = take_interrupts(platform);
-    // The SMMU's event queue and global error interrupts (edge: IHI 0070, 3.18) come to Moat.
-    for intid in smmu_intids.into_iter().flatten() {
-        if !gic::enable_spi(intid, true) {
-            log!("SMMUv3: interrupt {intid} not taken: events and global errors go unreported");
-        }
-    }
     vms.iter().for_each(vm::Vm::report);
     vms.iter().for_each(vm::Vm::check_confinement);
     let marked = isolation::place(phys);
@@ -204,31 +205,13 @@ fn take_interrupts(platform: &Platform) -> Option<gic::CpuInterface> {
     let console = platform.console.and_then(|uart| uart.intid);
     // SAFETY: the device tree names these as the GIC's registers; Moat is the only software
     // driving them, and `device_ranges` identity-mapped them as device memory.
-    let irq = unsafe { gic::init(machine_gic, platform.cpu_count, console) };
-    if irq.is_none() {
-        log!("the GIC could not be initialised: the guest gets no interrupts");
+    match unsafe { gic::init(machine_gic, platform.cpu_count, console) } {
+        Ok(irq) => Some(irq),
+        Err(why) => {
+            log!("the GIC could not be initialised ({why}): the guest gets no interrupts");
+            None
+        }
     }
-    irq
-}
-
-/// Memory in use at boot: Moat's image, the device tree, the bundle, and the loader's area
-/// between RAM's start and Moat (QEMU's boot stub, U-Boot's spin tables).
-fn boot_reservations(platform: &Platform) -> [PhysRange; 4] {
-    let image = mm::image_range();
-    let below_image = platform
-        .memory()
-        .iter()
-        .find(|r| r.base <= image.base && image.base < r.end())
-        .map_or(PhysRange::default(), |r| PhysRange {
-            base: r.base,
-            size: image.base - r.base,
-        });
-    [
-        image,
-        platform.dtb,
-        platform.initrd.unwrap_or_default(),
-        below_image,
-    ]
 }
 
 /// Device ranges Moat maps for itself: its console, the GIC's frames, the PCIe host bridge's

@@ -1,9 +1,9 @@
 //! Moat's memory: the physical page allocator, the heap, and Moat's own EL2 translation.
 //!
 //! Physical RAM from the device tree, less what is in use at boot (Moat's image, the device
-//! tree, the VM bundle, and the loader's area below Moat) and what the tree reserves for the
-//! firmware (its memory reservation block, `/reserved-memory`), is handed out top-down in aligned
-//! blocks: guest RAM, stage-2 tables and the heap all come from here. Moat's EL2 stage 1 is an
+//! tree, the VM bundle) and what the tree reserves for the firmware (its memory reservation
+//! block, `/reserved-memory`), is handed out top-down in aligned blocks by
+//! `moat_platform::PhysAllocator`: guest RAM, stage-2 tables and the heap all come from there. Moat's EL2 stage 1 is an
 //! identity map built with `aarch64-paging` (RAM normal write-back, devices nGnRE), so
 //! physical addresses can be used as pointers everywhere in Moat.
 
@@ -16,13 +16,11 @@ use aarch64_paging::descriptor::El23Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{El2, MemoryRegion};
 use buddy_system_allocator::LockedHeap;
-use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
+pub use moat_platform::{OutOfMemory, PhysAllocator};
 
 /// The heap's size: tables of `aarch64-paging` and small bookkeeping only.
 const HEAP_SIZE: u64 = 4 << 20;
-/// Upper bound on distinct free ranges after reservations are cut out.
-const MAX_FREE_RANGES: usize = 32;
 /// The smallest unit handed out.
 pub const PAGE_SIZE: u64 = 4096;
 
@@ -42,110 +40,6 @@ pub fn image_range() -> PhysRange {
     PhysRange {
         base: start,
         size: end - start,
-    }
-}
-
-/// Physical memory left after the boot reservations, handed out top-down.
-pub struct PhysAllocator {
-    free: [PhysRange; MAX_FREE_RANGES],
-    count: usize,
-}
-
-/// Why physical memory could not be had.
-#[derive(Clone, Copy, Debug)]
-pub struct OutOfMemory {
-    /// Bytes asked for.
-    pub size: u64,
-    /// Alignment asked for.
-    pub align: u64,
-}
-
-impl fmt::Display for OutOfMemory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "no free {:#x} bytes of RAM aligned to {:#x}",
-            self.size, self.align
-        )
-    }
-}
-
-impl PhysAllocator {
-    /// All RAM of `platform` minus `reserved` ranges and the firmware's.
-    pub fn new(platform: &Platform, reserved: &[PhysRange]) -> Self {
-        let mut this = Self {
-            free: [PhysRange::default(); MAX_FREE_RANGES],
-            count: 0,
-        };
-        for ram in platform.memory() {
-            this.add(*ram);
-        }
-        for r in reserved.iter().chain(platform.reserved()) {
-            this.remove(*r);
-        }
-        this
-    }
-
-    fn add(&mut self, range: PhysRange) {
-        if range.size != 0 && self.count < MAX_FREE_RANGES {
-            self.free[self.count] = range;
-            self.count += 1;
-        }
-    }
-
-    /// Cuts `hole` out of every free range (splitting one in two where needed).
-    fn remove(&mut self, hole: PhysRange) {
-        let mut kept = [PhysRange::default(); MAX_FREE_RANGES];
-        let mut n = 0;
-        for r in &self.free[..self.count] {
-            let lower_end = hole.base.clamp(r.base, r.end());
-            let upper_base = hole.end().clamp(r.base, r.end());
-            let lower = PhysRange {
-                base: r.base,
-                size: lower_end - r.base,
-            };
-            let upper = PhysRange {
-                base: upper_base,
-                size: r.end() - upper_base,
-            };
-            for piece in [lower, upper] {
-                if piece.size != 0 && n < MAX_FREE_RANGES {
-                    kept[n] = piece;
-                    n += 1;
-                }
-            }
-        }
-        self.free = kept;
-        self.count = n;
-    }
-
-    /// `size` bytes aligned to `align` (a power of two), from the top of the highest range
-    /// that fits.
-    ///
-    /// # Errors
-    ///
-    /// [`OutOfMemory`] when no free range holds such a block.
-    pub fn alloc(&mut self, size: u64, align: u64) -> Result<u64, OutOfMemory> {
-        let best = self.free[..self.count]
-            .iter()
-            .filter_map(|r| {
-                let base = r.end().checked_sub(size)? & !(align - 1);
-                (base >= r.base).then_some(base)
-            })
-            .max()
-            .ok_or(OutOfMemory { size, align })?;
-        self.remove(PhysRange { base: best, size });
-        Ok(best)
-    }
-
-    /// The free ranges.
-    pub fn free_ranges(&self) -> &[PhysRange] {
-        &self.free[..self.count]
-    }
-
-    /// Total free bytes.
-    pub fn free_bytes(&self) -> u64 {
-        self.free[..self.count].iter().map(|r| r.size).sum()
     }
 }
 

@@ -948,7 +948,13 @@ fn new_bus(config: &VmConfig, id: usize) -> Result<Bus, VmError> {
                 mac: net_mac(id),
             },
         });
-    Bus::new(kinds, config.cpus as usize, GUEST_UART_INTID).map_err(VmError::Devices)
+    let mut bus =
+        Bus::new(kinds, config.cpus as usize, GUEST_UART_INTID).map_err(VmError::Devices)?;
+    // A GICv2 guest's distributor has the priority bits of the GICV it gets (a GIC-400's 5).
+    if let (Some(gic), Some(bits)) = (bus.gic(), gic::virtual_priority_bits()) {
+        gic.set_priority_bits(bits);
+    }
+    Ok(bus)
 }
 
 /// Where a VM's GIC meets the machine's: a GICv3 VM needs a GICv3 machine (or one without a

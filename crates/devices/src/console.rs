@@ -5,8 +5,10 @@
 //! shell's echo and prompt appear as they are typed; the others are held until their line is
 //! complete, or until the VM goes idle (a prompt waits for input), or their buffer is full.
 //! When a line of one VM must be written while another VM's partial line is open on the
-//! console, the open line is ended first, and the interrupted VM's next byte starts a new,
-//! prefixed line. With one VM there is nothing to tell apart: its bytes go out unchanged,
+//! console, the open line is ended first, and the interrupted VM's next byte starts a new
+//! console line with the continuation prefix `[name]+ `: a reader (a person, or the test
+//! harness rebuilding each VM's output) can tell a VM's new line from the rest of one that was
+//! interrupted, which the line ends cannot (a guest's own lines may end in `\r\n`). With one VM there is nothing to tell apart: its bytes go out unchanged,
 //! without prefix or buffering.
 //!
 //! Input ([`FocusSwitch`]): bytes received on the console go to the VM with the focus;
@@ -32,6 +34,8 @@ pub const LINE_BUFFER: usize = 4096;
 struct Stream {
     /// `[name] `.
     prefix: String,
+    /// `[name]+ `: the prefix of the rest of an interrupted line.
+    continuation: String,
     /// Bytes of a line not yet written (VMs without the focus).
     held: Vec<u8>,
     /// The VM's own output is in the middle of a line (its last byte was not `\n`).
@@ -57,6 +61,7 @@ impl ConsoleMux {
             .into_iter()
             .map(|name| Stream {
                 prefix: alloc::format!("[{name}] "),
+                continuation: alloc::format!("[{name}]+ "),
                 held: Vec::with_capacity(LINE_BUFFER),
                 mid_line: false,
             })
@@ -187,15 +192,20 @@ impl ConsoleMux {
             return;
         }
         let mut continues = self.open == Some(vm) && stream.mid_line;
+        // The VM's line was ended on the console by another's output: its rest is marked.
+        let mut resumes = !continues && stream.mid_line;
         if !continues && !self.at_line_start {
             out(b"\r\n");
         }
         for line in stream.held[..len].split_inclusive(|&b| b == b'\n') {
-            if !continues {
+            if resumes {
+                out(stream.continuation.as_bytes());
+            } else if !continues {
                 out(stream.prefix.as_bytes());
             }
             out(line);
             continues = false;
+            resumes = false;
         }
         let ends_line = stream.held[len - 1] == b'\n';
         stream.held.drain(..len);
@@ -328,8 +338,30 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "\r\n[b] up\n");
         assert_eq!(
             run(&mut mux, &[(0, "x")]),
-            "[a] x",
-            "typing resumes on a new line"
+            "[a]+ x",
+            "typing resumes on a new console line, marked as the rest of the prompt's line"
+        );
+        assert_eq!(run(&mut mux, &[(0, "\n"), (0, "y")]), "\n[a] y");
+    }
+
+    #[test]
+    fn the_rest_of_a_line_another_vm_interrupted_is_marked_as_its_continuation() {
+        let mut mux = ConsoleMux::new(["a", "b"]);
+        let mut out = Vec::new();
+        let mut sink = |bytes: &[u8]| out.extend_from_slice(bytes);
+        for &b in b"~ # " {
+            mux.guest_byte(1, b, &mut sink);
+        }
+        mux.idle(1, &mut sink);
+        for &b in b"one\n" {
+            mux.guest_byte(0, b, &mut sink);
+        }
+        for &b in b"ok\nnext\n" {
+            mux.guest_byte(1, b, &mut sink);
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[b] ~ # \r\n[a] one\n[b]+ ok\n[b] next\n"
         );
     }
 
@@ -370,7 +402,7 @@ mod tests {
         mux.guest_byte(0, b'x', &mut sink);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "[a] $ \r\nmoat: hi\r\n[a] x"
+            "[a] $ \r\nmoat: hi\r\n[a]+ x"
         );
     }
 

@@ -100,6 +100,21 @@ pub fn find(tree: &Tree<'_>) -> Option<Gic> {
     }))
 }
 
+/// The maintenance interrupt of a GIC node: the first specifier of its `interrupts`, which
+/// must name a PPI (INTID 16–31: the virtual CPU interface signals it to its own PE, IHI 0048B
+/// 5.3.1 and IHI 0069 "Maintenance interrupts"); anything else gives none.
 fn maintenance(node: Node<'_>) -> Option<u32> {
     gic_intid(&mut cells(node.property("interrupts")?.value))
+        .filter(|intid| (16..32).contains(intid))
+}
+
+impl Gic {
+    /// The virtual CPU interface's maintenance interrupt (a PPI's INTID), as the GIC node's
+    /// `interrupts` gives it.
+    pub fn maintenance(&self) -> Option<u32> {
+        match self {
+            Self::V3(v3) => v3.maintenance,
+            Self::V2(v2) => v2.maintenance,
+        }
+    }
 }

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fdt;
+mod free;
 mod gic;
 pub mod pci;
 mod read;
@@ -29,6 +30,7 @@ mod tests;
 use core::fmt;
 use fdt::{Node, Tree, cells};
 
+pub use free::{MAX_FREE_RANGES, OutOfMemory, PhysAllocator};
 pub use gic::{Gic, GicV2, GicV3};
 pub use pci::{PciHost, SmmuV3};
 use read::{first_reg, gic_intid, is_compatible, is_enabled, nth_reg};

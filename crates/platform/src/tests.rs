@@ -539,3 +539,153 @@ fn an_initrd_that_ends_before_it_starts_is_no_initrd() {
     let dtb = f.finish().unwrap();
     assert_eq!(parse(&dtb).initrd, None);
 }
+
+/// A tree like [`synthetic`]'s but with a GIC-400 whose node gives the maintenance interrupt
+/// `interrupts` (type, number, flags).
+fn gic_400_with_interrupts(interrupts: [u32; 3]) -> Vec<u8> {
+    let mut f = FdtWriter::new().unwrap();
+    let root = f.begin_node("").unwrap();
+    f.property_u32("#address-cells", 2).unwrap();
+    f.property_u32("#size-cells", 2).unwrap();
+    let gic = f.begin_node("interrupt-controller@f9010000").unwrap();
+    f.property_string_list("compatible", vec!["arm,gic-400".into()])
+        .unwrap();
+    f.property_array_u64(
+        "reg",
+        &[
+            0xf901_0000,
+            0x1_0000,
+            0xf902_0000,
+            0x2_0000,
+            0xf904_0000,
+            0x2_0000,
+            0xf906_0000,
+            0x2_0000,
+        ],
+    )
+    .unwrap();
+    f.property_array_u32("interrupts", &interrupts).unwrap();
+    f.end_node(gic).unwrap();
+    f.end_node(root).unwrap();
+    f.finish().unwrap()
+}
+
+#[test]
+fn the_maintenance_interrupt_is_the_gic_nodes_first_interrupt_on_virt_and_the_zcu102() {
+    // QEMU virt (GICv3 and GICv2) and the ZynqMP: <GIC_PPI 9 ...>, INTID 25.
+    for dtb in [VIRT_GICV3, VIRT_GICV2, ZCU102, ZCU102_QEMU] {
+        let gic = parse(dtb).gic.expect("a GIC");
+        assert_eq!(gic.maintenance(), Some(25));
+    }
+    // Read, not assumed: PPI 4 (flags: level, all CPUs) is INTID 20.
+    let gic = parse(&gic_400_with_interrupts([1, 4, 0xf04])).gic;
+    assert_eq!(gic.and_then(|g| g.maintenance()), Some(20));
+}
+
+#[test]
+fn a_maintenance_interrupt_that_is_no_ppi_is_none() {
+    // An SPI (type 0), a PPI number beyond the 16 PPIs, an unknown type.
+    for interrupts in [[0, 9, 4], [1, 16, 4], [2, 9, 4]] {
+        let gic = parse(&gic_400_with_interrupts(interrupts)).gic;
+        assert!(matches!(gic, Some(Gic::V2(_))), "{interrupts:?}");
+        assert_eq!(gic.and_then(|g| g.maintenance()), None, "{interrupts:?}");
+    }
+}
+
+/// Moat's image as a loader places it: `base` and a size like the release build's.
+fn image_at(base: u64) -> PhysRange {
+    range(base, 0x6_0000)
+}
+
+/// The free ranges as `(base, end)` pairs, for readable failures.
+fn free_spans(a: &PhysAllocator) -> Vec<(u64, u64)> {
+    a.free_ranges().iter().map(|r| (r.base, r.end())).collect()
+}
+
+#[test]
+fn on_virt_all_ram_is_free_but_the_image_the_tree_and_the_bundle() {
+    // QEMU virt's `-kernel`: the tree at RAM's base, Moat at base + 2 MiB, the initrd above.
+    let p = parse(VIRT_GICV3);
+    let dtb_end = 0x4000_0000 + VIRT_GICV3.len() as u64;
+    let a = PhysAllocator::new(&p, image_at(0x4020_0000));
+    assert_eq!(
+        free_spans(&a),
+        [
+            (dtb_end, 0x4020_0000),
+            (0x4026_0000, 0x4800_0000),
+            (0x4801_6942, 0x6000_0000),
+        ]
+    );
+    assert_eq!(
+        a.free_bytes(),
+        0x2000_0000 - 0x6_0000 - VIRT_GICV3.len() as u64 - 0x1_6942
+    );
+}
+
+#[test]
+fn an_image_loaded_high_keeps_no_ram_below_it() {
+    // U-Boot's `booti` at 0x4c200000: the 194 MiB between RAM's base and Moat are free.
+    let p = parse(VIRT_GICV3);
+    let a = PhysAllocator::new(&p, image_at(0x4c20_0000));
+    let dtb_end = 0x4000_0000 + VIRT_GICV3.len() as u64;
+    assert_eq!(
+        free_spans(&a),
+        [
+            (dtb_end, 0x4800_0000),
+            (0x4801_6942, 0x4c20_0000),
+            (0x4c26_0000, 0x6000_0000),
+        ]
+    );
+}
+
+#[test]
+fn on_the_zcu102_ram_from_address_0_is_free_up_to_the_image() {
+    // QEMU's `xlnx-zcu102` with `-m 2G`: Moat at 0x200000 (RAM base + text_offset), the
+    // initrd at 0x8000000; the tree where a loader put it, here at 0x7fe0_0000.
+    let p = Platform::parse(ZCU102_QEMU, 0x7fe0_0000).expect("a valid device tree");
+    let a = PhysAllocator::new(&p, image_at(0x20_0000));
+    let dtb_end = 0x7fe0_0000 + ZCU102_QEMU.len() as u64;
+    assert_eq!(
+        free_spans(&a),
+        [
+            (0, 0x20_0000),
+            (0x26_0000, 0x800_0000),
+            (0x801_6942, 0x7fe0_0000),
+            (dtb_end, 0x8000_0000),
+        ]
+    );
+}
+
+#[test]
+fn the_firmwares_reservations_are_kept_out_and_nothing_else() {
+    // RAM [0x8000_0000, 0x9000_0000), a /memreserve/ of its first 64 KiB, TF-A's no-map
+    // node at 0x8ff0_0000; the tree itself outside RAM; no initrd.
+    let p = parse(&synthetic());
+    let a = PhysAllocator::new(&p, image_at(0x8020_0000));
+    assert_eq!(
+        free_spans(&a),
+        [(0x8001_0000, 0x8020_0000), (0x8026_0000, 0x8ff0_0000)]
+    );
+    assert_eq!(
+        p.boot_reservations(image_at(0x8020_0000)),
+        [image_at(0x8020_0000), p.dtb, PhysRange::default()]
+    );
+}
+
+#[test]
+fn blocks_come_from_the_top_aligned_and_a_block_too_large_is_refused() {
+    let p = Platform::parse(ZCU102_QEMU, 0x7fe0_0000).expect("a valid device tree");
+    let mut a = PhysAllocator::new(&p, image_at(0x20_0000));
+    // The last page of RAM, above the tree; then a 2 MiB block, which fits only below it.
+    assert_eq!(a.alloc(0x1000, 0x1000), Ok(0x7fff_f000));
+    assert_eq!(a.alloc(0x20_0000, 0x20_0000), Ok(0x7fc0_0000));
+    let before = a.free_bytes();
+    assert_eq!(
+        a.alloc(0x8000_0000, 0x1000),
+        Err(OutOfMemory {
+            size: 0x8000_0000,
+            align: 0x1000
+        })
+    );
+    assert_eq!(a.free_bytes(), before);
+}

@@ -7,8 +7,8 @@
 //! RAM out of that range.
 
 use super::{
-    BOOT_LIMIT, LINUX_LIMIT, Tally, expect_exit, expect_line, ipis_counted, moat_machine,
-    timer_ticked,
+    BOOT_LIMIT, GICV2_PREFIX, LINUX_LIMIT, Tally, expect_exit, expect_line, guest_verdict,
+    ipis_counted, listed, moat_machine, selftest_names, timer_ticked,
 };
 use crate::board::{self, Zcu102};
 use crate::build::{Artifacts, run_step};
@@ -21,24 +21,34 @@ use std::process::Command;
 /// The board's cores.
 const CPU: &str = "cortex-a53";
 
-/// `zcu102_moat_reports_on_the_cadence_uart_and_the_guest_powers_off`.
-pub(super) fn zcu102_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
-    // The board's GIC-400 is a GICv2: so is the VM's.
+/// Boots `guest` in a VM of `request` (given a GICv2, as the board's GIC-400 is one) under
+/// Moat on the ZCU102 model.
+fn boot_on_zcu102(
+    artifacts: &Artifacts,
+    guest: &std::path::Path,
+    request: VmRequest,
+) -> XResult<Outcome> {
     let request = VmRequest {
         gic_v2: true,
-        ..VmRequest::default()
+        ..request
     };
     let vm = vm::describe(&request, CPU)?;
     let dir = Scratch::new("test")?;
-    let bundle = dir.join("hello.bundle");
-    vm::write_bundle(&vm, &artifacts.guest("moat-guest-hello"), &bundle)?;
+    let bundle = dir.join("guest.bundle");
+    vm::write_bundle(&vm, guest, &bundle)?;
     let dtb = board::zcu102_dtb();
     let machine = Zcu102 {
         moat: &artifacts.moat,
         bundle: &bundle,
         dtb: &dtb,
     };
-    let outcome = machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))?;
+    machine.run(ConsoleMode::Captured, Some(BOOT_LIMIT))
+}
+
+/// `zcu102_moat_reports_on_the_cadence_uart_and_the_guest_powers_off`.
+pub(super) fn zcu102_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let hello = artifacts.guest("moat-guest-hello");
+    let outcome = boot_on_zcu102(artifacts, &hello, VmRequest::default())?;
     let verdict = expect_line(&outcome, "starting at EL2")
         .and_then(|()| expect_line(&outcome, "image: [0x200000, "))
         .and_then(|()| expect_line(&outcome, "CPU: Arm Cortex-A53"))
@@ -53,6 +63,37 @@ pub(super) fn zcu102_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<
         Some(&outcome),
         verdict,
     );
+    Ok(())
+}
+
+/// Every test of the selftest guest on the ZCU102 model, one boot each (`zcu102::<test>`):
+/// the guest in a GICv2 VM under Moat on the board's Cortex-A53s (PARange 40, so the VM's
+/// `P` is 40), its interrupts through the GIC-400's virtual CPU interface. The `gicv2_` tests
+/// get 2 vCPUs, the others 1.
+pub(super) fn zcu102_selftest_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let guest = artifacts.guest("moat-guest-selftest");
+    let with_args = |args: String, cpus: u32| VmRequest {
+        bootargs: Some(args),
+        cpus: Some(cpus),
+        ..VmRequest::default()
+    };
+    let listing = boot_on_zcu102(artifacts, &guest, with_args("moat.test=list".into(), 1))?;
+    let names = selftest_names(&listing);
+    tally.record(
+        "zcu102::selftest_lists_its_tests",
+        CPU,
+        Some(&listing),
+        listed(&names),
+    );
+    let parange = crate::qemu::cpu_pa_bits(CPU).unwrap_or(0);
+    for name in names {
+        let cpus = if name.starts_with(GICV2_PREFIX) { 2 } else { 1 };
+        let args = format!("moat.test={name} moat.parange={parange}");
+        let outcome = boot_on_zcu102(artifacts, &guest, with_args(args, cpus))?;
+        let verdict = guest_verdict(&outcome, &name)
+            .and_then(|()| expect_line(&outcome, "console: Cadence UART at 0xff000000"));
+        tally.record(&format!("zcu102::{name}"), CPU, Some(&outcome), verdict);
+    }
     Ok(())
 }
 

@@ -87,27 +87,6 @@ pub(super) fn in_order(console: &str, needles: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// What VM `name` wrote, taken back out of the shared console: its lines (prefixed
-/// `[name] `), where a line that another VM's line or Moat's log interrupted (the console ends
-/// it with `\r\n`; the partner guest itself ends lines with `\n` alone) is joined again with its
-/// continuation.
-fn vm_stream(console: &str, name: &str) -> String {
-    let prefix = format!("[{name}] ");
-    let mut stream = String::new();
-    for line in console.split('\n') {
-        if let Some(text) = line.strip_prefix(&prefix) {
-            match text.strip_suffix('\r') {
-                Some(interrupted) => stream.push_str(interrupted),
-                None => {
-                    stream.push_str(text);
-                    stream.push('\n');
-                }
-            }
-        }
-    }
-    stream
-}
-
 fn record(
     tally: &mut Tally,
     name: &str,
@@ -162,7 +141,7 @@ fn side_by_side(tally: &mut Tally) -> XResult<()> {
         )?;
         // The ticker went on after its neighbour halted.
         let halted = c.find("MOAT-VM: quick poweroff").unwrap_or(0);
-        if vm_stream(&c[halted..], "ticker").contains("partner: tick") {
+        if crate::system::vm_stream(&c[halted..], "ticker").contains("partner: tick") {
             Ok(())
         } else {
             Err("the ticker printed nothing after its neighbour halted".into())
@@ -209,7 +188,7 @@ pub(super) fn stopped_alone(tally: &mut Tally) -> XResult<()> {
             ],
         )?;
         let stopped = c.find("MOAT-VM: stopped vm-stopped").unwrap_or(0);
-        if vm_stream(&c[stopped..], "ticker").contains("partner: tick") {
+        if crate::system::vm_stream(&c[stopped..], "ticker").contains("partner: tick") {
             Ok(())
         } else {
             Err("the ticker printed nothing after its neighbour was stopped".into())
@@ -240,13 +219,13 @@ fn restart_alone(tally: &mut Tally) -> XResult<()> {
         // The ticker has the focus, so its lines go out as written, and Moat's log of the
         // resetter's restart may cut one in two: its own stream joins them again.
         let ticks: Vec<String> = (1..=100).map(|i| format!("partner: tick {i}\n")).collect();
-        let ticker = vm_stream(c, "ticker");
+        let ticker = crate::system::vm_stream(c, "ticker");
         in_order(
             &ticker,
             &ticks.iter().map(String::as_str).collect::<Vec<_>>(),
         )?;
         let restarts = c.matches("MOAT-VM: resetter restart").count();
-        let clean = vm_stream(c, "resetter")
+        let clean = crate::system::vm_stream(c, "resetter")
             .matches("partner: boot, RAM clean")
             .count();
         if restarts == 0 || clean < 2 {
@@ -299,14 +278,14 @@ fn virtio_net_link(tally: &mut Tally) -> XResult<()> {
         in_order(c, &["VM 'ping': virtio-net at IPA 0xa000000"])?;
         // Each VM's own stream: Moat's log may cut the focused VM's line in two.
         in_order(
-            &vm_stream(c, "pong"),
+            &crate::system::vm_stream(c, "pong"),
             &[
                 "partner: net up, mac 02:4d:4f:41:54:02\n",
                 "partner: net ping from 02:4d:4f:41:54:01, 60 bytes\n",
             ],
         )?;
         in_order(
-            &vm_stream(c, "ping"),
+            &crate::system::vm_stream(c, "ping"),
             &[
                 "partner: net up, mac 02:4d:4f:41:54:01\n",
                 "partner: net pong from 02:4d:4f:41:54:02 after ",
@@ -333,7 +312,7 @@ fn virtio_net_needs_reset(tally: &mut Tally) -> XResult<()> {
     let console = run_system("virtio-net-reset", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
         in_order(
-            &vm_stream(c, "resetter"),
+            &crate::system::vm_stream(c, "resetter"),
             &[
                 "partner: net up, mac 02:4d:4f:41:54:01\n",
                 "partner: net receive buffer [0x40ffffc0, 0x410007c0) past RAM's end 0x41000000: after ",
@@ -536,8 +515,8 @@ fn two_linux(tally: &mut Tally) -> XResult<()> {
 /// pings were answered, and the MD5 of the file beta received is that of the file alpha sent.
 /// Prints each VM's boot-to-shell time and round trips.
 fn linux_network(console: &str) -> Result<(), String> {
-    let alpha = vm_stream(console, "alpha");
-    let beta = vm_stream(console, "beta");
+    let alpha = crate::system::vm_stream(console, "alpha");
+    let beta = crate::system::vm_stream(console, "beta");
     for (name, stream, address, peer) in [
         ("alpha", &alpha, "10.0.0.1/24", "10.0.0.2"),
         ("beta", &beta, "10.0.0.2/24", "10.0.0.1"),
@@ -545,15 +524,9 @@ fn linux_network(console: &str) -> Result<(), String> {
         if let Some(line) = stream.lines().find(|l| l.contains(NET_FAILED)) {
             return Err(format!("{name}: {line}"));
         }
-        // The words are looked for in the VM's output joined without line ends: the shared
-        // console's `\r` that marks a line another VM interrupted is gone from a run's
-        // captured console, so a word may be split over two of its lines. Each word ends in
-        // a character its continuation cannot extend (the exit status plus 100 has three
-        // digits; the prompt follows).
-        let joined = crate::system::joined_stream(console, name);
-        in_order(&joined, &[&format!("{NET_UP} {address}")]).map_err(|e| format!("{name}: {e}"))?;
+        in_order(stream, &[&format!("{NET_UP} {address}")]).map_err(|e| format!("{name}: {e}"))?;
         in_order(
-            &joined,
+            stream,
             &[
                 "3 packets transmitted, 3 packets received",
                 &format!("{name}-ping=100"),
@@ -566,14 +539,8 @@ fn linux_network(console: &str) -> Result<(), String> {
             line_with(stream, "round-trip").unwrap_or("no round trips")
         );
     }
-    in_order(
-        &crate::system::joined_stream(console, "alpha"),
-        &["alpha-sent=100"],
-    )?;
-    in_order(
-        &crate::system::joined_stream(console, "beta"),
-        &["beta-got=100"],
-    )?;
+    in_order(&alpha, &["alpha-sent=100"])?;
+    in_order(&beta, &["beta-got=100"])?;
     let sent = crate::netbench::md5_of(&alpha, "/tmp/f")
         .ok_or("alpha printed no MD5 of the file it sent")?;
     let got = crate::netbench::md5_of(&beta, "/tmp/r")

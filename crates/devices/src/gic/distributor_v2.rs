@@ -146,6 +146,7 @@ impl<const SPIS: usize> Gic<SPIS> {
             let mask = u64::from((data >> shift) & 0xFF & implemented);
             if mask != self.routes[index] {
                 self.routes[index] = mask;
+                self.multi_target.set(intid, mask.count_ones() > 1);
                 let irq = IrqRef::Spi(index);
                 let record = *self.irq(irq);
                 kick |= self.changed(irq, &record, true);

@@ -53,6 +53,11 @@ pub(crate) struct Irq {
     /// the latch is set while any is. A list register holds one source's SGI at a time
     /// (`GICH_LR<n>.CPUID`); the others wait here. Always 0 for a GICv3 guest.
     pub sgi_sources: u8,
+    /// A GICv2 SGI's source while it is active: bit `n` when the vCPU acknowledged vCPU `n`'s
+    /// SGI (`GICC_IAR.CPUID`) and has not deactivated it, which its list register keeps
+    /// carrying; 0 otherwise, and always 0 for a GICv3 guest. Another source's SGI stays in
+    /// `sgi_sources` meanwhile.
+    pub active_source: u8,
     /// The physical PPI of the same INTID is active and owes its deactivation to this
     /// interrupt (raised by `Gic::raise_hw_ppi`): loaded with `ICH_LR<n>_EL2.HW` = 1, so that
     /// the guest's deactivation deactivates the physical interrupt too; cleared when a list
@@ -77,6 +82,7 @@ impl Irq {
             pending_written: false,
             active_written: false,
             sgi_sources: 0,
+            active_source: 0,
             hw_active: false,
         }
     }
@@ -151,6 +157,7 @@ impl Irq {
         if !self.active_written {
             self.active = active;
             self.set_active_on(active.then_some(vcpu));
+            self.active_source = if active { source } else { 0 };
         }
         if !self.pending_written {
             if self.edge {
@@ -173,6 +180,7 @@ impl Irq {
     pub fn write_active(&mut self, active: bool) {
         self.active = active;
         self.active_on = NO_VCPU;
+        self.active_source = 0;
         self.active_written |= self.lr_of != NO_VCPU;
     }
 }

@@ -224,7 +224,7 @@ impl<const SPIS: usize> Gic<SPIS> {
             match write {
                 None => value |= u32::from(self.irq(irq).priority) << (8 * index),
                 Some(data) => {
-                    let priority = data.to_le_bytes()[index as usize];
+                    let priority = data.to_le_bytes()[index as usize] & self.priority_mask();
                     kick |= self.update(irq, |state| state.priority = priority);
                 }
             }

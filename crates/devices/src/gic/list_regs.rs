@@ -73,7 +73,7 @@ pub use registers::{IchVtr, ListRegister, LrState};
 pub const MAX_LIST_REGS: usize = 16;
 
 /// `ICH_HCR_EL2` fields.
-mod hcr {
+pub(crate) mod hcr {
     /// `En`: the virtual CPU interface is enabled.
     pub const EN: u64 = 1 << 0;
     /// `UIE`: maintenance interrupt when at most one list register holds a valid interrupt.
@@ -309,6 +309,15 @@ impl<const SPIS: usize> Gic<SPIS> {
         (ich_hcr_el2, kick)
     }
 
+    /// vCPU `vcpu` starts on a CPU whose virtual CPU interface was switched off while no vCPU
+    /// ran there (`ICH_HCR_EL2.En` = 0, so that the list registers' maintenance conditions,
+    /// `ICH_MISR_EL2`, raise no interrupt while the CPU waits): its next fill writes the list
+    /// registers and `ICH_HCR_EL2` again, whatever the model held loaded (IHI 0069,
+    /// `ICH_HCR_EL2.En`: with it 0 the virtual CPU interface signals nothing to the guest).
+    pub fn interface_switched_off(&mut self, vcpu: usize) {
+        self.mark_stale(vcpu);
+    }
+
     /// Marks vCPU `vcpu`'s list registers stale: its next fill writes them.
     pub(crate) fn mark_stale(&mut self, vcpu: usize) {
         if let Some(shadow) = self.shadows.get_mut(vcpu) {
@@ -427,7 +436,7 @@ impl<const SPIS: usize> Gic<SPIS> {
 
     /// Hands `irq` to a list register of `vcpu` and returns the register's value.
     fn load(&mut self, irq: IrqRef, vcpu: usize, priority_mask: u8) -> u64 {
-        let pending = self.pending_enabled(irq);
+        let mut pending = self.pending_enabled(irq);
         let intid = Self::intid_of(irq);
         self.move_wanted(irq, Some(vcpu), None);
         let v2_sgi = self.arch == GicArch::V2 && intid < SGI_COUNT;
@@ -435,7 +444,23 @@ impl<const SPIS: usize> Gic<SPIS> {
         // A GICv2 SGI is loaded for one source at a time (`GICH_LR<n>.CPUID`); the latch
         // stays set while another source's SGI waits.
         let mut source = 0;
-        if pending && v2_sgi && record.sgi_sources != 0 {
+        if v2_sgi && record.active && record.active_source != 0 {
+            // Active from one source: the list register keeps that source, which the guest's
+            // `GICC_EOIR`/`GICC_DIR` name (IHI 0048B, 3.2.3: an SGI's pending state is kept per
+            // source; the source is part of the interrupt's identity in `GICC_IAR`). It is
+            // pending and active only when that same source sent it again; another source's
+            // waits in `GICD_SPENDSGIR<n>` until this one is deactivated (at the same priority
+            // it could not preempt it before then anyway).
+            // Truncation impossible: the index of a bit of a byte.
+            #[allow(clippy::cast_possible_truncation)]
+            let active_cpu = record.active_source.trailing_zeros() as u8;
+            source = active_cpu;
+            pending = pending && record.sgi_sources & record.active_source != 0;
+            if pending {
+                record.sgi_sources &= !record.active_source;
+                record.latch = record.sgi_sources != 0;
+            }
+        } else if pending && v2_sgi && record.sgi_sources != 0 {
             // Truncation impossible: the index of a bit of a byte.
             #[allow(clippy::cast_possible_truncation)]
             let lowest = record.sgi_sources.trailing_zeros() as u8;

@@ -37,10 +37,12 @@
 //! `GICD_SGIR` and keep their source CPU (`GICD_SPENDSGIR<n>`, one source per list register,
 //! in `GICH_LR<n>.CPUID`), and the hypervisor writes the list registers as `GICH_LR<n>`
 //! (`list_regs::gich` translates). The interrupts' state machine, the per-vCPU summary and the
-//! list-register scheduling are shared. Not modelled for GICv2: the Security Extensions,
-//! `GICD_SGIR.NSATT`, an SGI active from one source and pending from another at once (the
-//! list register shows one source's), and an SPI targeting several vCPUs is offered to the
-//! lowest (the others do not see it pending).
+//! list-register scheduling are shared. An SGI active from one source keeps that source in its
+//! list register while another source's waits pending in the distributor (`GICD_SPENDSGIR<n>`)
+//! until the active one is deactivated; an SPI targeting several vCPUs is offered to one that
+//! is not busy (`route_target`); the distributor implements the priority bits of the virtual
+//! CPU interface (5, a GIC-400's, by default). Not modelled for GICv2: the Security
+//! Extensions (so `GICD_SGIR.NSATT` and `GICD_IGROUPR<n>` as seen by a Secure guest).
 //!
 //! Not modelled: LPIs and ITS, the extended SPI and PPI ranges, GICv4 direct injection,
 //! hardware-mapped list registers (`HW` = 1; the encoding is there, the fill never uses it),
@@ -98,6 +100,15 @@ pub const DEFAULT_SPIS: usize = 96;
 /// The PPI of the EL1 virtual timer (Arm's Server Base System Architecture number, as QEMU
 /// `virt`'s device tree gives it to the guest).
 pub const VIRTUAL_TIMER_PPI: u32 = 27;
+
+/// The priority bits of a GIC-400 (Arm CoreLink GIC-400 TRM: 32 priority levels), the
+/// GICv2 a guest sees unless told otherwise.
+pub const GIC_400_PRIORITY_BITS: u8 = 5;
+
+/// The top `bits` of a priority byte.
+const fn priority_mask(bits: u8) -> u8 {
+    !(0xFFu8 >> bits)
+}
 
 /// The virtual GIC of QEMU `virt` with the default number of SPIs.
 pub type VirtGic = Gic<DEFAULT_SPIS>;
@@ -368,6 +379,13 @@ pub struct Gic<const SPIS: usize = DEFAULT_SPIS> {
     shadows: [LrShadow; MAX_VCPUS],
     /// Per vCPU, the interrupts that want one of its list registers (see `summary`).
     wanted: [IntidSet; MAX_VCPUS],
+    /// The implemented bits of an `IPRIORITYR` byte (the unimplemented low ones read as zero):
+    /// all 8 for a GICv3; for a GICv2, the GIC-400's 5 unless [`Gic::set_priority_bits`]
+    /// says otherwise.
+    priority_mask: u8,
+    /// A GICv2's SPIs whose `GICD_ITARGETSR<n>` names more than one of the VM's vCPUs (by
+    /// INTID): those whose target follows which vCPUs are busy ([`Gic::route_target`]).
+    multi_target: IntidSet,
 }
 
 impl<const SPIS: usize> Gic<SPIS> {
@@ -411,7 +429,39 @@ impl<const SPIS: usize> Gic<SPIS> {
             }; MAX_VCPUS],
             shadows: [LrShadow::UNKNOWN; MAX_VCPUS],
             wanted: [IntidSet::EMPTY; MAX_VCPUS],
+            priority_mask: match arch {
+                GicArch::V3 => 0xFF,
+                GicArch::V2 => priority_mask(GIC_400_PRIORITY_BITS),
+            },
+            multi_target: IntidSet::EMPTY,
         })
+    }
+
+    /// For a GICv2: the number of priority bits the guest's distributor implements, that of
+    /// the virtual CPU interface the guest gets (`GICH_VTR.PRIbits` + 1), so that
+    /// `GICD_IPRIORITYR<n>` and the guest's `GICC_PMR` agree (IHI 0048B, 3.3 "Interrupt
+    /// prioritization": the unimplemented low bits of a priority field are RAZ/WI). Between
+    /// 4 (the fewest GICv2 allows without the Security Extensions) and 8; the GIC-400 has 5, the
+    /// default. Priorities already written lose the bits no longer implemented. A GICv3
+    /// keeps its 8.
+    pub fn set_priority_bits(&mut self, bits: u8) {
+        if self.arch != GicArch::V2 {
+            return;
+        }
+        self.priority_mask = priority_mask(bits.clamp(4, 8));
+        let mask = self.priority_mask;
+        let private = self.private.iter_mut().flatten();
+        for irq in private.chain(self.spis.iter_mut()) {
+            irq.priority &= mask;
+        }
+        for vcpu in 0..self.vcpus {
+            self.mark_stale(vcpu);
+        }
+    }
+
+    /// The implemented bits of an `IPRIORITYR` byte.
+    pub(crate) const fn priority_mask(&self) -> u8 {
+        self.priority_mask
     }
 
     /// The number of vCPUs the GIC serves.
@@ -558,14 +608,30 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// The vCPU an SPI's `GICD_IROUTER` names: with `Interrupt_Routing_Mode` = 1 (1 of N), the
     /// first awake vCPU (`GICR_WAKER.ProcessorSleep` = 0), else vCPU 0; otherwise the vCPU
     /// whose affinity matches, or none.
-    /// For a GICv2, the lowest vCPU its `GICD_ITARGETSR<n>` names, or none: GICv2 makes an
-    /// SPI targeting several CPUs pending on each, and the first to acknowledge takes it; the
-    /// model offers it to the first.
+    ///
+    /// For a GICv2, a vCPU its `GICD_ITARGETSR<n>` names, or none. With one named, that one.
+    /// With several, GICv2 uses the 1-of-N model (IHI 0048B, 3.1.2 and 4.3.12: the SPI is
+    /// pending on every targeted CPU interface, and when one acknowledges it, it is no longer
+    /// pending on the others). A list register cannot be offered to several vCPUs at once
+    /// without two of them acknowledging it, so the model offers it to one: the first
+    /// targeted vCPU that is not busy — that holds no interrupt it acknowledged and has not
+    /// deactivated, so that its running priority is idle and it can take the SPI at once,
+    /// as the first CPU interface to acknowledge on hardware would be an idle one — else, all
+    /// being busy, the first targeted. A targeted vCPU busy with an interrupt never holds the
+    /// SPI back while another targeted one is idle: when it becomes busy, the SPI moves
+    /// (`replace_multi_target`). What the guest's CPU interface masks (`GICC_PMR`,
+    /// `GICC_CTLR`) is the hardware's and not seen here.
     fn route_target(&self, index: usize) -> Option<usize> {
         let route = self.routes[index];
         if self.arch == GicArch::V2 {
-            let vcpu = (route & 0xFF).trailing_zeros() as usize;
-            return (vcpu < self.vcpus).then_some(vcpu);
+            let targets =
+                VcpuSet::from_bits((route & 0xFF) as u32 & VcpuSet::first(self.vcpus).bits());
+            let mut named = targets.iter();
+            let first = named.next()?;
+            if named.next().is_none() {
+                return Some(first);
+            }
+            return targets.iter().find(|&v| !self.busy(v)).or(Some(first));
         }
         if distributor::irouter_irm(route) {
             let awake = (0..self.vcpus).find(|&v| !self.redists[v].processor_sleep);
@@ -573,6 +639,13 @@ impl<const SPIS: usize> Gic<SPIS> {
         }
         let affinity = Affinity::from_mpidr(route);
         (0..self.vcpus).find(|&v| Affinity::of_vcpu(v) == affinity)
+    }
+
+    /// Whether vCPU `vcpu` holds an interrupt it acknowledged and has not deactivated (as the
+    /// model last saw its list registers): its running priority is not idle.
+    fn busy(&self, vcpu: usize) -> bool {
+        let acknowledged = |irq: &Irq| irq.active && irq.active_on() == Some(vcpu);
+        self.private[vcpu].iter().any(acknowledged) || self.spis.iter().any(acknowledged)
     }
 
     /// The vCPU that deals with `irq` now: the one whose list registers hold it, else its

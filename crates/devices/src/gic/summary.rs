@@ -21,7 +21,7 @@
 //! interrupt wanted a list register of before or after. The property tests hold the sets to a
 //! full recomputation after any sequence of operations.
 
-use super::{Gic, Irq, IrqRef, MAX_VCPUS, PRIVATE_COUNT, VcpuSet};
+use super::{Gic, GicArch, Irq, IrqRef, MAX_VCPUS, PRIVATE_COUNT, VcpuSet};
 
 /// 64-bit words in an [`IntidSet`]: INTIDs 0–1023 (the last SPI is INTID 1019).
 const WORDS: usize = 16;
@@ -155,6 +155,53 @@ impl<const SPIS: usize> Gic<SPIS> {
         if let Some(v) = now {
             self.mark_stale(v);
             kick |= VcpuSet::single(v);
+        }
+        // Only a GICv2's SPIs follow which vCPUs are busy: a GICv3's exits pay one comparison.
+        let record = self.irq(irq);
+        let business = record.active != before.active || record.active_on() != before.active_on();
+        if business && self.arch == GicArch::V2 && !self.multi_target.is_empty() {
+            kick |= self.replace_multi_target(irq);
+        }
+        kick
+    }
+
+    /// After a vCPU may have become busy or idle (an interrupt's active state or the vCPU
+    /// that acknowledged it changed): every GICv2 SPI targeting several vCPUs, whose place
+    /// follows which of them are busy (`Gic::route_target`), is placed again, but `except`
+    /// (placed by its own change). One a list register holds for a vCPU that is no longer its
+    /// home makes that vCPU's list registers stale and the vCPU kicked: it gives the SPI back
+    /// at its next sync. Returns the vCPUs to kick.
+    fn replace_multi_target(&mut self, except: IrqRef) -> VcpuSet {
+        let mut kick = VcpuSet::EMPTY;
+        let spis = self.multi_target;
+        for intid in spis.iter(Self::intid_limit()) {
+            let Some(irq) = self.spi_ref(intid) else {
+                continue;
+            };
+            if irq == except {
+                continue;
+            }
+            let record = *self.irq(irq);
+            if let Some(holder) = record.lr_of() {
+                if self.home(irq, &record) != Some(holder) {
+                    self.mark_stale(holder);
+                    kick |= VcpuSet::single(holder);
+                }
+                continue;
+            }
+            let was = self.summarised_at(irq);
+            let now = self.wanting_vcpu(irq);
+            if was == now {
+                continue;
+            }
+            self.move_wanted(irq, was, now);
+            if let Some(v) = was {
+                self.mark_stale(v);
+            }
+            if let Some(v) = now {
+                self.mark_stale(v);
+                kick |= VcpuSet::single(v);
+            }
         }
         kick
     }

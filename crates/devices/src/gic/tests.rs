@@ -253,3 +253,35 @@ fn vcpu_set_iterates_exactly_its_members_lowest_first() {
         assert_eq!(set.iter().collect::<Vec<_>>(), members, "{mask:#x}");
     }
 }
+
+/// A vCPU leaving its CPU (`CPU_OFF`, its VM's end) has that CPU's virtual interface switched
+/// off (`ICH_HCR_EL2.En` = 0): otherwise an underflow request left in `ICH_HCR_EL2.UIE` keeps
+/// the maintenance interrupt asserted at a CPU that only waits, which then never waits. When
+/// the vCPU starts again the fill must rewrite `ICH_HCR_EL2` (with `En`) even though nothing
+/// the model holds changed; before `interface_switched_off` it wrote nothing.
+#[test]
+fn a_vcpu_starting_on_a_switched_off_interface_gets_its_list_registers_and_hcr_written() {
+    use super::list_regs::{IchVtr, hcr};
+    let mut gic = linux_gic(1);
+    let vtr = IchVtr::decode(0x90b8_0003);
+    // Five pending SPIs for four list registers: the fill asks for an underflow interrupt.
+    for intid in 40..45 {
+        enable(&mut gic, 0, intid);
+        let _ = route(&mut gic, intid, 0);
+        let _ = gic.set_spi_level(intid, true);
+    }
+    let first = gic.fill_list_registers(0, vtr);
+    let first = first.writes().expect("the first fill writes");
+    assert_eq!(first.ich_hcr_el2(), hcr::EN | hcr::UIE);
+    assert!(
+        gic.fill_list_registers(0, vtr).writes().is_none(),
+        "nothing changed: nothing to write"
+    );
+    gic.interface_switched_off(0);
+    let again = gic.fill_list_registers(0, vtr);
+    let again = again
+        .writes()
+        .expect("the switched-off interface is written again");
+    assert_eq!(again.ich_hcr_el2(), hcr::EN | hcr::UIE);
+    assert_eq!(again.values(), first.values());
+}

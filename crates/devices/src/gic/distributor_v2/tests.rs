@@ -211,3 +211,162 @@ fn a_loaded_sgi_reads_back_as_loaded_through_the_gich_translation() {
     let _ = gic.sync_from_list_registers(0, &[from_gich_lr(lrs[0])]);
     assert!(fill(&mut gic, 0).is_empty());
 }
+
+const GICD_ISACTIVER0: u64 = 0x300;
+const GICD_IPRIORITYR0: u64 = 0x400;
+
+/// `lr` with its `State` field replaced by `state` (0b01 pending, 0b10 active), as the
+/// hardware's `GICH_LR<n>` would hold it after the guest's work, in the model's layout.
+fn with_state(lr: u32, state: u32) -> u64 {
+    from_gich_lr((lr & !(0b11 << 28)) | state << 28)
+}
+
+/// vCPU `vcpu` takes SGI `sgi` from vCPU `from` and leaves it active (acknowledged, not yet
+/// deactivated): its list register comes back active.
+fn acknowledge_sgi(gic: &mut VirtGic, vcpu: usize, from: usize, sgi: u64) {
+    let _ = write(gic, from, GICD_SGIR, 4, (1 << vcpu) << 16 | sgi);
+    let lrs = fill(gic, vcpu);
+    let n = lrs
+        .iter()
+        .position(|&lr| u64::from(lr & 0x3FF) == sgi)
+        .expect("the SGI is loaded");
+    let back: Vec<u64> = lrs
+        .iter()
+        .enumerate()
+        .map(|(i, &lr)| {
+            if i == n {
+                with_state(lr, 0b10)
+            } else {
+                from_gich_lr(lr)
+            }
+        })
+        .collect();
+    let _ = gic.sync_from_list_registers(vcpu, &back);
+}
+
+/// A GICv2 whose SPI `spi` is enabled and targets the vCPUs of `mask`.
+fn spi_to(vcpus: usize, spi: u32, mask: u64) -> VirtGic {
+    let mut gic = linux_v2(vcpus);
+    let _ = write(&mut gic, 0, GICD_ISENABLER0 + 4, 4, 1 << (spi - 32));
+    let _ = write(&mut gic, 0, GICD_ITARGETSR0 + u64::from(spi), 1, mask);
+    gic
+}
+
+#[test]
+fn an_spi_targeting_several_vcpus_goes_to_the_first_that_is_not_busy() {
+    let spi = 40;
+    let mut gic = spi_to(3, spi, 0b011);
+    // vCPU 0 is handling an SGI (acknowledged, active): busy.
+    acknowledge_sgi(&mut gic, 0, 2, 1);
+    let kick = gic.set_spi_level(spi, true);
+    assert_eq!(
+        kick,
+        VcpuSet::single(1),
+        "offered to vCPU 1, not the busy vCPU 0"
+    );
+    assert_eq!(sgi_of(fill(&mut gic, 1)[0]), (spi, 0, 0b01));
+    let on_0: Vec<_> = fill(&mut gic, 0).into_iter().map(sgi_of).collect();
+    assert!(!on_0.iter().any(|&(id, _, _)| id == spi), "{on_0:?}");
+}
+
+#[test]
+fn an_spi_offered_to_a_vcpu_that_becomes_busy_moves_to_an_idle_target() {
+    let spi = 41;
+    let mut gic = spi_to(2, spi, 0b011);
+    let _ = gic.set_spi_level(spi, true);
+    let lrs = fill(&mut gic, 0);
+    assert_eq!(
+        sgi_of(lrs[0]),
+        (spi, 0, 0b01),
+        "both idle: the first target"
+    );
+    // vCPU 0 now acknowledges an SGI sent to it; its list registers hold the SPI, still
+    // pending. The sync that sees it busy takes the SPI back and offers it to vCPU 1.
+    let _ = write(&mut gic, 1, GICD_SGIR, 4, 0b01 << 16 | 2);
+    let lrs = fill(&mut gic, 0);
+    let back: Vec<u64> = lrs
+        .iter()
+        .map(|&lr| {
+            if lr & 0x3FF == 2 {
+                with_state(lr, 0b10)
+            } else {
+                from_gich_lr(lr)
+            }
+        })
+        .collect();
+    let kick = gic.sync_from_list_registers(0, &back);
+    assert!(kick.contains(1), "vCPU 1 is kicked to take the SPI");
+    assert_eq!(sgi_of(fill(&mut gic, 1)[0]), (spi, 0, 0b01));
+    let on_0: Vec<_> = fill(&mut gic, 0)
+        .into_iter()
+        .filter(|&lr| lr != 0)
+        .map(sgi_of)
+        .collect();
+    assert_eq!(on_0, [(2, 1, 0b10)], "vCPU 0 keeps only its active SGI");
+}
+
+#[test]
+fn an_spi_whose_targets_are_all_busy_goes_to_the_first_and_one_target_is_kept_busy_or_not() {
+    let spi = 42;
+    let mut gic = spi_to(2, spi, 0b011);
+    acknowledge_sgi(&mut gic, 0, 1, 1);
+    acknowledge_sgi(&mut gic, 1, 0, 1);
+    assert_eq!(gic.set_spi_level(spi, true), VcpuSet::single(0));
+    // A single target is the target, busy or not.
+    let _ = write(&mut gic, 0, GICD_ITARGETSR0 + u64::from(spi), 1, 0b10);
+    let _ = fill(&mut gic, 0);
+    let on_1: Vec<_> = fill(&mut gic, 1).into_iter().map(sgi_of).collect();
+    assert!(on_1.contains(&(spi, 0, 0b01)), "{on_1:?}");
+}
+
+#[test]
+fn an_sgi_active_from_one_source_and_pending_from_another_shows_both() {
+    let mut gic = linux_v2(3);
+    // vCPU 1 acknowledged SGI 5 from vCPU 0; then vCPU 2 sends SGI 5 too.
+    acknowledge_sgi(&mut gic, 1, 0, 5);
+    let _ = write(&mut gic, 2, GICD_SGIR, 4, 0b010 << 16 | 5);
+    assert_eq!(read(&mut gic, 1, GICD_ISACTIVER0, 4), 1 << 5, "active");
+    assert_eq!(
+        read(&mut gic, 1, GICD_SPENDSGIR0 + 4, 4) >> 8,
+        0b100,
+        "pending from vCPU 2 only"
+    );
+    // The list register keeps the active SGI's own source, which the guest's EOI names; the
+    // other source's waits until it is deactivated.
+    let lrs = fill(&mut gic, 1);
+    assert_eq!(lrs.len(), 1);
+    assert_eq!(sgi_of(lrs[0]), (5, 0, 0b10));
+    let _ = gic.sync_from_list_registers(1, &[with_state(lrs[0], 0b00)]);
+    assert_eq!(read(&mut gic, 1, GICD_ISACTIVER0, 4), 0);
+    assert_eq!(sgi_of(fill(&mut gic, 1)[0]), (5, 2, 0b01), "then vCPU 2's");
+}
+
+#[test]
+fn an_sgi_sent_again_by_its_active_source_is_pending_and_active_with_that_source() {
+    let mut gic = linux_v2(2);
+    acknowledge_sgi(&mut gic, 1, 0, 3);
+    let _ = write(&mut gic, 0, GICD_SGIR, 4, 0b10 << 16 | 3);
+    let lrs = fill(&mut gic, 1);
+    assert_eq!(sgi_of(lrs[0]), (3, 0, 0b11));
+    assert_eq!(read(&mut gic, 1, GICD_SPENDSGIR0, 4) >> 24, 0b01);
+}
+
+#[test]
+fn priority_fields_keep_the_gic_400s_five_bits_or_the_virtual_interfaces() {
+    let mut gic = linux_v2(2);
+    // IHI 0048B 3.3: the unimplemented low bits of a priority field are RAZ/WI.
+    let _ = write(&mut gic, 1, GICD_IPRIORITYR0 + 24, 4, 0xFFA7_5F03);
+    assert_eq!(read(&mut gic, 1, GICD_IPRIORITYR0 + 24, 4), 0xF8A0_5800);
+    let _ = write(&mut gic, 0, GICD_IPRIORITYR0 + 40, 1, 0x4F);
+    assert_eq!(read(&mut gic, 0, GICD_IPRIORITYR0 + 40, 1), 0x48);
+    // A virtual CPU interface of 4 priority bits: the distributor follows it.
+    gic.set_priority_bits(4);
+    assert_eq!(read(&mut gic, 1, GICD_IPRIORITYR0 + 24, 4), 0xF0A0_5000);
+    let _ = write(&mut gic, 0, GICD_IPRIORITYR0 + 40, 1, 0x4F);
+    assert_eq!(read(&mut gic, 0, GICD_IPRIORITYR0 + 40, 1), 0x40);
+    // A GICv3 keeps all 8 (QEMU virt's distributor implements them).
+    let mut v3 = VirtGic::new(1).unwrap();
+    v3.set_priority_bits(4);
+    let _ = v3.distributor_access(Access::write(0x400 + 40, 1, 0x4F));
+    assert_eq!(v3.distributor_access(Access::read(0x400 + 40, 1)).0, 0x4F);
+}
