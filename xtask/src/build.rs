@@ -19,7 +19,7 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// The test guests built from `bare/guests/`, by binary name.
-pub const GUESTS: [&str; 8] = [
+pub const GUESTS: [&str; 9] = [
     "moat-guest-hello",
     "moat-guest-partner",
     "moat-guest-selftest",
@@ -28,6 +28,7 @@ pub const GUESTS: [&str; 8] = [
     "moat-guest-shim32",
     "moat-guest-sysregsweep",
     "moat-guest-chaos",
+    "moat-guest-pcidma",
 ];
 
 /// The AArch32 guests are built for this target.

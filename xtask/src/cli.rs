@@ -54,6 +54,10 @@ enum Command {
     /// target/moat/linux-cache) and build the initramfs; prints the paths `./x run --linux`
     /// boots. Without `--refresh`, a complete cache is used without network access.
     LinuxFetch(LinuxFetchArgs),
+    /// Fetch QEMU 10 from Debian's bookworm-backports into the cache (unpacked, not installed)
+    /// and print where it is: the PCI cases need its SMMUv3 with stage 2 (Debian 12's QEMU 7.2
+    /// has stage 1 only). `./x test` and `./x run` fetch it themselves when they need it.
+    QemuFetch,
     /// Run a benchmark and print its figures: `exits` (instructions per exit-causing operation
     /// under `-icount`, Moat and bare, per CPU model), `stage2` (Moat's stage-2 tables against
     /// google's aarch64-paging on the same work), `boot` (Linux's virtual time to `/init` under
@@ -314,6 +318,12 @@ struct RunArgs {
     /// for; `moat.self-test=el2-stack-overflow` overflows Moat's stack (a Moat bug's report).
     #[arg(long, value_name = "ARGS")]
     moat_append: Option<String>,
+    /// One more argument for QEMU (repeat it for several), e.g. the PCI device a description's
+    /// `pci = ["00:01.0"]` assigns: `--qemu-arg=-device --qemu-arg=virtio-blk-pci,addr=01.0,
+    /// disable-legacy=on,iommu_platform=on,drive=d`. A description with PCI functions runs on
+    /// QEMU 10 (fetched into the cache, `./x qemu-fetch`) with `-M iommu=smmuv3 -nic none`.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    qemu_arg: Vec<String>,
     /// The machine Moat runs on: QEMU's `virt` (GICv3, PL011), `virt-gicv2` (the same with a
     /// GICv2 and its virtualization extension, `gic-version=2`: the VM gets a GICv2, its CPU
     /// interface the hardware's), or QEMU's model of the Xilinx ZCU102 board (4 Cortex-A53s,
@@ -411,6 +421,11 @@ impl Cli {
                     guest.kernel_package
                 );
                 println!("initramfs {}", guest.initramfs.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::QemuFetch => {
+                let qemu = crate::qemu10::qemu()?;
+                println!("qemu {} ({})", qemu.binary().display(), qemu.version);
                 Ok(ExitCode::SUCCESS)
             }
             Command::Sweep(args) => sweep(&args),
@@ -614,6 +629,7 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
                 cpu: &args.cpu,
                 timeout: args.timeout,
                 moat_append: args.moat_append.as_deref(),
+                qemu_args: &args.qemu_arg,
             };
             return run.run();
         }
@@ -709,7 +725,12 @@ fn run(args: &RunArgs) -> XResult<ExitCode> {
     drop(bundle_bytes);
     let limit = args.timeout.map(Duration::from_secs);
     let outcome = match args.board {
-        Board::Virt | Board::VirtGicv2 => machine.run(ConsoleMode::Interactive, limit)?,
+        Board::Virt | Board::VirtGicv2 => machine.run_for_pci(
+            !config.pci.is_empty(),
+            &args.qemu_arg,
+            ConsoleMode::Interactive,
+            limit,
+        )?,
         Board::Zcu102 => {
             let dtb = crate::board::zcu102_dtb();
             let board = crate::board::Zcu102 {

@@ -92,6 +92,8 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     board::reservation_case(&artifacts, &mut tally)?;
     pci::scan_at_boot(&artifacts, &mut tally)?;
     pci::absent_function_refused(&artifacts, &mut tally)?;
+    pci::dma_cases(&artifacts, &mut tally)?;
+    pci::dma_at_another_vm(&mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     linux_gicv2_case(&artifacts, &mut tally)?;
     kvm_cases(&mut tally)?;

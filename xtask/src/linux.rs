@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod modules;
-mod sources;
+pub(crate) mod sources;
 
 /// The Debian release the guest's kernel and busybox come from.
 pub const SUITE: &str = "bookworm";
@@ -167,9 +167,9 @@ fn guest(cache: &Path, fetched: &Fetched) -> XResult<LinuxGuest> {
 
 /// A Debian package at one version.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Package {
-    name: String,
-    version: String,
+pub(crate) struct Package {
+    pub(crate) name: String,
+    pub(crate) version: String,
 }
 
 impl Package {
@@ -312,36 +312,47 @@ fn kernel_image(tree: &Path) -> XResult<Vec<u8>> {
     Ok(image)
 }
 
-/// `apt-get`/`apt-cache` with private state under `<cache>/apt`.
-struct Apt {
+/// `apt-get`/`apt-cache` with private state under `<cache>/apt` (or another folder of the
+/// cache), for one architecture.
+pub(crate) struct Apt {
     cache: PathBuf,
     root: PathBuf,
+    arch: String,
 }
 
 impl Apt {
-    /// Creates the private state folders and writes the source list.
+    /// The arm64 guest packages' apt: [`SUITE`] and its security suite, state in `<cache>/apt`.
     fn prepare(cache: &Path) -> XResult<Self> {
-        let root = cache.join("apt");
+        let mirrors = sources::system_mirrors()?;
+        Self::prepare_in(cache, "apt", "arm64", &mirrors.source_list(SUITE))
+    }
+
+    /// Creates the private state folders under `<cache>/<state>` and writes `source_list`;
+    /// `arch` is the only architecture apt then sees.
+    pub(crate) fn prepare_in(
+        cache: &Path,
+        state: &str,
+        arch: &str,
+        source_list: &str,
+    ) -> XResult<Self> {
+        let root = cache.join(state);
         for dir in ["lists/partial", "cache/archives/partial", "sources.list.d"] {
             create_dir(&root.join(dir))?;
         }
         write(&root.join("status"), b"")?;
-        let mirrors = sources::system_mirrors()?;
-        write(
-            &root.join("sources.list"),
-            mirrors.source_list(SUITE).as_bytes(),
-        )?;
+        write(&root.join("sources.list"), source_list.as_bytes())?;
         Ok(Self {
             cache: cache.into(),
             root,
+            arch: arch.into(),
         })
     }
 
     fn options(&self) -> Vec<String> {
         let dir = |name: &str| self.root.join(name).display().to_string();
         [
-            "APT::Architecture=arm64".to_string(),
-            "APT::Architectures=arm64".into(),
+            format!("APT::Architecture={}", self.arch),
+            format!("APT::Architectures={}", self.arch),
             format!("Dir::State::Lists={}", dir("lists")),
             format!("Dir::State::status={}", dir("status")),
             format!("Dir::Cache={}", dir("cache")),
@@ -375,8 +386,12 @@ impl Apt {
         self.run_in(&self.cache, tool, args, what)
     }
 
-    fn update(&self) -> XResult<()> {
-        let what = "apt-get update of the private Debian arm64 lists (is the network up?)";
+    pub(crate) fn update(&self) -> XResult<()> {
+        let what = format!(
+            "apt-get update of the private Debian {} lists (is the network up?)",
+            self.arch
+        );
+        let what = what.as_str();
         self.run("apt-get", &["update", "--error-on=any", "-q"], what)
             .map(|_| ())
     }
@@ -395,7 +410,7 @@ impl Apt {
     }
 
     /// The package at its candidate (newest) version.
-    fn candidate(&self, name: &str) -> XResult<Package> {
+    pub(crate) fn candidate(&self, name: &str) -> XResult<Package> {
         let show = self.show(name)?;
         let version = field(&show, "Version")
             .ok_or_else(|| failed(format!("apt-cache show {name} gave no Version")))?;
@@ -412,6 +427,15 @@ impl Apt {
 
     /// Downloads the package's `.deb` and unpacks it; returns the unpacked tree.
     fn download_and_unpack(&self, package: &Package) -> XResult<PathBuf> {
+        let (work, deb) = self.download(package)?;
+        let tree = work.join("tree");
+        unpack(&deb, &tree)?;
+        Ok(tree)
+    }
+
+    /// Downloads the package's `.deb` into `<cache>/unpack/<name>/`; returns that folder and
+    /// the file.
+    pub(crate) fn download(&self, package: &Package) -> XResult<(PathBuf, PathBuf)> {
         let work = self.cache.join("unpack").join(&package.name);
         remove_dir(&work)?;
         create_dir(&work)?;
@@ -420,13 +444,20 @@ impl Apt {
         let what = format!("downloading {spec}");
         self.run_in(&work, "apt-get", &["download", "-q", &spec], &what)?;
         let deb = find_deb(&work)?;
-        let tree = work.join("tree");
-        build::run_step(
-            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree),
-            &format!("unpacking {}", deb.display()),
-        )?;
-        Ok(tree)
+        Ok((work, deb))
     }
+}
+
+/// Unpacks `deb`'s files into `tree` (`dpkg-deb -x`: no scripts run, nothing installed).
+///
+/// # Errors
+///
+/// When `dpkg-deb` fails.
+pub(crate) fn unpack(deb: &Path, tree: &Path) -> XResult<()> {
+    build::run_step(
+        Command::new("dpkg-deb").arg("-x").arg(deb).arg(tree),
+        &format!("unpacking {}", deb.display()),
+    )
 }
 
 /// The one `.deb` in `dir`.
@@ -467,18 +498,18 @@ fn read(path: &Path) -> XResult<Vec<u8>> {
     fs::read(path).map_err(|e| failed(format!("reading {}: {e}", path.display())))
 }
 
-fn write(path: &Path, bytes: &[u8]) -> XResult<()> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> XResult<()> {
     if let Some(dir) = path.parent() {
         create_dir(dir)?;
     }
     fs::write(path, bytes).map_err(|e| failed(format!("writing {}: {e}", path.display())))
 }
 
-fn create_dir(dir: &Path) -> XResult<()> {
+pub(crate) fn create_dir(dir: &Path) -> XResult<()> {
     fs::create_dir_all(dir).map_err(|e| failed(format!("creating {}: {e}", dir.display())))
 }
 
-fn remove_dir(dir: &Path) -> XResult<()> {
+pub(crate) fn remove_dir(dir: &Path) -> XResult<()> {
     match fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(failed(format!("removing {}: {e}", dir.display())))
@@ -505,6 +536,7 @@ Version: 6.1.176-1
         let apt = Apt {
             cache: "/c".into(),
             root: "/c/apt".into(),
+            arch: "arm64".into(),
         };
         let options = apt.options();
         assert!(options.chunks(2).all(|pair| pair[0] == "-o"));

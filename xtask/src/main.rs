@@ -24,6 +24,7 @@ mod linux;
 mod neighbour;
 mod netbench;
 mod qemu;
+mod qemu10;
 mod relocs;
 mod scratch;
 mod sweep;

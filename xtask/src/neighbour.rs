@@ -221,6 +221,7 @@ pub fn command(params: &Params) -> XResult<ExitCode> {
         cpu: &params.cpu,
         timeout: None,
         moat_append: None,
+        qemu_args: &[],
     };
     let (machine, machine_scratch) = run.machine()?;
     println!(

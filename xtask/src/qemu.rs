@@ -139,7 +139,11 @@ pub fn parse_exit(console: &str) -> Option<MoatExit> {
 
 impl Machine {
     fn command(&self, mode: ConsoleMode) -> Command {
-        let mut cmd = Command::new("qemu-system-aarch64");
+        self.command_of(Command::new("qemu-system-aarch64"), mode)
+    }
+
+    /// The machine's arguments added to `cmd` (a QEMU and its own first arguments).
+    fn command_of(&self, mut cmd: Command, mode: ConsoleMode) -> Command {
         // highmem=off: nothing above RAM (no high PCIe window, no high redistributors), so that
         // a bare guest's access there is an architectural abort (SPEC §6), and Moat's machine
         // is the same board.
@@ -183,6 +187,48 @@ impl Machine {
         self.run_until(extra, mode, limit, None)
     }
 
+    /// [`Machine::run_with`] on the QEMU 10 of the cache ([`crate::qemu10`]) instead of the
+    /// installed one: the machines whose SMMUv3 must translate at stage 2.
+    ///
+    /// # Errors
+    ///
+    /// When that QEMU cannot be fetched or started.
+    pub fn run_on_qemu10(
+        &self,
+        extra: &[String],
+        mode: ConsoleMode,
+        limit: Option<Duration>,
+    ) -> XResult<Outcome> {
+        let qemu = crate::qemu10::qemu()?;
+        let mut cmd = Command::new(qemu.binary());
+        cmd.args(qemu.base_args());
+        let mut cmd = self.command_of(cmd, mode);
+        cmd.args(extra);
+        run_command(cmd, mode, limit, None)
+    }
+
+    /// [`Machine::run_with`] for a machine whose VMs are given PCI functions (`pci`): QEMU 10
+    /// ([`Machine::run_on_qemu10`]) with the SMMUv3 in front of the host bridge and no default
+    /// NIC (which would take slot 1), then `extra`; without, the installed QEMU with `extra`.
+    ///
+    /// # Errors
+    ///
+    /// When QEMU cannot be fetched or started.
+    pub fn run_for_pci(
+        &self,
+        pci: bool,
+        extra: &[String],
+        mode: ConsoleMode,
+        limit: Option<Duration>,
+    ) -> XResult<Outcome> {
+        if !pci {
+            return self.run_with(extra, mode, limit);
+        }
+        let mut args: Vec<String> = PCI_MACHINE_ARGS.iter().map(|a| (*a).into()).collect();
+        args.extend_from_slice(extra);
+        self.run_on_qemu10(&args, mode, limit)
+    }
+
     /// [`Machine::run_with`] that also ends the run [`END_GRACE`] after the console first shows
     /// `end` (a guest's last line, for guests whose power-off may not end QEMU): such an end
     /// is no time-out.
@@ -202,6 +248,10 @@ impl Machine {
         run_command(cmd, mode, limit, end)
     }
 }
+
+/// What a machine whose VMs are given PCI functions adds to `virt`: its SMMUv3 in front of
+/// the host bridge, and no default NIC (QEMU would put a virtio-net-pci at 00:01.0).
+pub const PCI_MACHINE_ARGS: [&str; 4] = ["-M", "iommu=smmuv3", "-nic", "none"];
 
 /// The console arguments of `mode`: the user's terminal, or the first serial port on stdout.
 pub fn console_args(mode: ConsoleMode) -> &'static [&'static str] {

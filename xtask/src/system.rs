@@ -83,6 +83,8 @@ pub struct SystemRun<'a> {
     pub timeout: Option<u64>,
     /// `--moat-append`: Moat's own command line.
     pub moat_append: Option<&'a str>,
+    /// `--qemu-arg`s: more of QEMU's arguments (the devices the VMs' `pci` name).
+    pub qemu_args: &'a [String],
 }
 
 /// Refuses the options a system description makes ambiguous.
@@ -134,9 +136,6 @@ impl SystemRun<'_> {
         self.system
             .validate(Some(LARGEST_MACHINE), limit)
             .map_err(|e| usage(format!("--config {}: {e}", self.path.display())))?;
-        for vm in &self.system.vms {
-            crate::vm::refuse_pci(vm)?;
-        }
         let mut debian = None;
         let resolved = self
             .system
@@ -204,7 +203,8 @@ impl SystemRun<'_> {
     pub fn run(&self) -> XResult<ExitCode> {
         let (machine, scratch) = self.machine()?;
         let limit = self.timeout.map(Duration::from_secs);
-        let outcome = machine.run(ConsoleMode::Interactive, limit)?;
+        let pci = self.system.vms.iter().any(|vm| !vm.pci.is_empty());
+        let outcome = machine.run_for_pci(pci, self.qemu_args, ConsoleMode::Interactive, limit)?;
         drop(scratch);
         Ok(outcome.run_exit_code(self.timeout))
     }
@@ -234,6 +234,7 @@ pub fn shipped_machine(name: &str, cpu: &str) -> XResult<(Machine, Scratch)> {
         cpu,
         timeout: None,
         moat_append: None,
+        qemu_args: &[],
     };
     run.machine()
 }

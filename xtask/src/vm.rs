@@ -73,25 +73,7 @@ pub fn describe(request: &VmRequest, cpu: &str) -> XResult<VmConfig> {
         )),
         None => usage(format!("VM '{}': {e}", vm.name)),
     })?;
-    refuse_pci(&vm)?;
     Ok(vm)
-}
-
-/// PCI assignment is described, checked and bundled, but Moat does not give VMs PCI
-/// functions yet (issue 12): a description that asks for them is refused, not run without
-/// them.
-///
-/// # Errors
-///
-/// A usage error naming the VM and its first function.
-pub fn refuse_pci(vm: &VmConfig) -> XResult<()> {
-    match vm.pci.first() {
-        Some(bdf) => Err(usage(format!(
-            "VM '{}' is given PCI function {bdf}: Moat does not assign PCI functions to VMs yet (the description is valid)",
-            vm.name
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// Which loader a guest file takes.

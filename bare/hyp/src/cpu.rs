@@ -99,3 +99,14 @@ pub fn send_event() {
     // accessed and no state changes besides the event registers.
     unsafe { core::arch::asm!("dsb ish", "sev", options(nomem, nostack)) };
 }
+
+/// Waits `ms` milliseconds by the physical counter (`CNTPCT_EL0` at `CNTFRQ_EL0` ticks a
+/// second), e.g. the 100 ms a function needs after a Function Level Reset.
+pub fn delay_ms(ms: u64) {
+    use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
+    let ticks = CNTFRQ_EL0.get() * ms / 1000;
+    let start = CNTPCT_EL0.get();
+    while CNTPCT_EL0.get().wrapping_sub(start) < ticks {
+        core::hint::spin_loop();
+    }
+}

@@ -140,6 +140,15 @@ pub unsafe fn init(
     Ok(cpu)
 }
 
+/// Enables the SPI `intid` for Moat (edge-triggered when `edge`, else level), at Moat's
+/// priority, targeting the boot CPU; false when Moat drives no GIC or the GIC refused it.
+pub fn enable_spi(intid: u32, edge: bool) -> bool {
+    if !driven() || intid < 32 {
+        return false;
+    }
+    v2::enable_spi(intid, edge, PRIORITY) || v3::enable_spi(intid, edge, PRIORITY)
+}
+
 /// Brings up physical CPU `cpu`'s part of the GIC (run on that CPU) and enables the private
 /// interrupts Moat handles there; `None` when the machine has no GIC Moat drives, or this
 /// CPU's part cannot be set up.

@@ -34,6 +34,8 @@ pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
             _ if intid == console => vm.console_input(vcpu.index),
             // A kick may also say that frames wait for this VM (`net`).
             KICK_SGI => vm.receive_frames(vcpu.index),
+            // The SMMU's event queue or global errors: reported on Moat's console.
+            spi if spi >= 32 && crate::smmu::serve(spi) => {}
             // The kick SGI has done its work by making this CPU exit; the maintenance
             // interrupt is answered by the sync and fill around the next entry.
             _ => {}

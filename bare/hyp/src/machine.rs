@@ -219,6 +219,21 @@ fn ended(seat: Seat, generation: u32, status: EndStatus) {
                 console::status_line(format_args!("MOAT-VM: {} machine-off", other.config.name));
             }
         }
+        let vm_ram: alloc::vec::Vec<(u64, u64)> = VMS
+            .iter()
+            .filter_map(|slot| {
+                let guard = slot.lock();
+                let vm = guard.as_ref()?;
+                Some(
+                    vm.ram
+                        .iter()
+                        .map(|b| (b.pa.0, b.size))
+                        .collect::<alloc::vec::Vec<_>>(),
+                )
+            })
+            .flatten()
+            .collect();
+        crate::isolation::verify(&vm_ram);
         power::end(match machine_end {
             VmEnd::PowerOff => EndStatus::PowerOff,
             VmEnd::Reset => EndStatus::Reset,

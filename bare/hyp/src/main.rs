@@ -38,6 +38,7 @@ mod power;
 mod ram;
 mod s2hw;
 mod smccc;
+mod smmu;
 mod smp;
 mod stacks;
 mod switch;
@@ -45,6 +46,7 @@ mod sysregs;
 mod uart;
 mod vcpu;
 mod vm;
+mod vmpci;
 
 use alloc::vec::Vec;
 use console::log;
@@ -138,13 +140,37 @@ fn run_vm(
         log!("error: {e}");
         return EndStatus::ConfigError;
     }
+    let smmu_intids = pci.take_smmu(phys);
+    let mut functions = match pci.prepare(&bundle.system()) {
+        Ok(functions) => functions.into_iter(),
+        Err(e) => {
+            log!("error: {e}");
+            return EndStatus::ConfigError;
+        }
+    };
     let cpus = &platform.cpus[..platform.cpu_count];
     // The GIC first: the VMs' GIC models take the priority bits of its virtual CPU interface.
     let irq = take_interrupts(platform);
+    // The SMMU's event queue and global error interrupts (edge: IHI 0070, 3.18) come to Moat.
+    for intid in smmu_intids.into_iter().flatten() {
+        if !gic::enable_spi(intid, true) {
+            log!("SMMUv3: interrupt {intid} not taken: events and global errors go unreported");
+        }
+    }
     let mut vms = Vec::new();
     for (id, source) in bundle.into_vms().into_iter().enumerate() {
         let name = source.config().name.clone();
-        match vm::Vm::create(id, source, phys, ipa_limit, cpus, platform.gic) {
+        let own = functions.next().unwrap_or_default();
+        match vm::Vm::create(
+            id,
+            source,
+            phys,
+            ipa_limit,
+            cpus,
+            platform.gic,
+            own,
+            pci.smmu(),
+        ) {
             Ok(vm) => vms.push(vm),
             Err(e) => {
                 log!("error: VM '{name}' refused: {e}");
@@ -164,7 +190,10 @@ fn run_vm(
     vms.iter().for_each(vm::Vm::report);
     vms.iter().for_each(vm::Vm::check_confinement);
     let marked = isolation::place(phys);
-    log!("isolation: canaries in a page of Moat's own data and in {marked} free pages");
+    log!(
+        "isolation: canaries in a page of Moat's own data at {:#x} and in {marked} free pages",
+        isolation::own_page()
+    );
     smp::run(vms, cpus, irq)
 }
 

@@ -1,19 +1,27 @@
 //! The machine's PCIe host bridge and SMMUv3, as Moat finds them at boot (issue 12, its first
 //! EL2 steps): the ECAM region scanned for functions, the SMMU's ID registers read for what it
 //! can translate, both reported on the console; the VMs' PCI functions checked against them.
-//! Nothing is assigned to a VM yet: a description that names functions is refused.
+//! The functions given to VMs are readied here: decode and bus mastering off, BARs placed
+//! (`Found::prepare`); the VM's side is `vmpci`.
 //!
 //! The hardware side only: [`Ecam`] is the `moat_pci::ConfigSpace` over the ECAM window; the
 //! scan, the decoding and the report's contents come from `moat-pci` and `moat-platform`.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use moat_config::{SystemConfig, SystemError};
+use moat_pci::bar::{self, Bar};
+use moat_pci::filter::{Assigned, HostBar};
+use moat_pci::header::{BAR0, COMMAND};
+use moat_pci::place::{HostWindow, Placed, place_bars};
 use moat_pci::scan::{Function, scan};
 use moat_pci::smmu::SmmuFeatures;
-use moat_pci::{Bdf, ConfigSpace, ecam};
+use moat_pci::{Bdf, ConfigSpace, Width, ecam};
+use moat_platform::pci::WindowKind;
 use moat_platform::{PciHost, PhysRange, SmmuV3};
 
 use crate::console::log;
+use crate::mm::PhysAllocator;
 
 /// `SMMU_IDR0`, `SMMU_IDR1` and `SMMU_IDR5`: offsets in register page 0 (IHI 0070, 6.2
 /// "SMMU registers").
@@ -22,7 +30,8 @@ const SMMU_IDR1: usize = 0x04;
 const SMMU_IDR5: usize = 0x14;
 
 /// An ECAM window: configuration space of buses `first..=last` from `base`.
-struct Ecam {
+#[derive(Clone, Copy, Debug)]
+pub struct Ecam {
     base: usize,
     first: u8,
     last: u8,
@@ -35,6 +44,30 @@ impl Ecam {
             .then(|| ecam::offset(self.first, bdf, offset))
             .flatten()
             .map(|at| self.base + at as usize)
+    }
+}
+
+impl Ecam {
+    /// Writes `value` at `offset` of `bdf`, `width` wide (an ECAM access of that size:
+    /// PCIe 4.0, 7.2.2, so that a write to `Command` leaves the RW1C bits of `Status` alone).
+    pub fn write(&mut self, bdf: Bdf, offset: u16, width: Width, value: u32) {
+        let Some(at) = self
+            .address(bdf, offset & !3)
+            .map(|a| a + usize::from(offset & 3))
+        else {
+            return;
+        };
+        // SAFETY: `at` lies in the DWORD `Ecam::address` found inside the ECAM region,
+        // identity-mapped as device memory; the caller's `offset` is `width`-aligned (the
+        // filter passes only aligned accesses), so the access stays in the DWORD. Moat owns the
+        // function; the write is what the VM that owns it asked for, filtered.
+        unsafe {
+            match width {
+                Width::Byte => core::ptr::write_volatile(at as *mut u8, value as u8),
+                Width::Word => core::ptr::write_volatile(at as *mut u16, value as u16),
+                Width::Dword => core::ptr::write_volatile(at as *mut u32, value),
+            }
+        }
     }
 }
 
@@ -58,6 +91,32 @@ impl ConfigSpace for Ecam {
     }
 }
 
+/// A function ready to be given to a VM: its BARs as placed, its stream ID at the SMMU, the
+/// ECAM window it is reached through.
+#[derive(Clone, Debug)]
+pub struct HostFunction {
+    /// The function and its placed BARs.
+    pub assigned: Assigned,
+    /// Its BARs as placed, with their bus addresses.
+    pub placed: Vec<Placed>,
+    /// Its stream ID (through the host bridge's `iommu-map`; the requester ID without one).
+    pub stream: u32,
+    /// The machine's ECAM window.
+    pub ecam: Ecam,
+}
+
+/// Writes the placed BARs' bus addresses into their registers (at boot, and again after a
+/// Function Level Reset cleared them).
+pub fn program_bars(ecam: &mut Ecam, placed: &[Placed]) {
+    for p in placed {
+        let at = BAR0 + 4 * u16::from(p.index);
+        ecam.write32(p.bdf, at, p.pci as u32 | p.kind.flags());
+        if p.kind.is_64bit() {
+            ecam.write32(p.bdf, at + 4, (p.pci >> 32) as u32);
+        }
+    }
+}
+
 /// The ranges Moat maps for itself to reach the bridge and the SMMU: the ECAM region and the
 /// SMMU's register pages (empty where the machine has none).
 pub fn device_ranges(host: Option<PciHost>, smmu: Option<SmmuV3>) -> [PhysRange; 2] {
@@ -70,18 +129,20 @@ pub fn device_ranges(host: Option<PciHost>, smmu: Option<SmmuV3>) -> [PhysRange;
 /// What Moat found at boot.
 pub struct Found {
     host: Option<PciHost>,
+    ecam: Option<Ecam>,
     functions: Vec<Function>,
     smmu: Option<SmmuFeatures>,
+    smmu_regs: Option<SmmuV3>,
 }
 
 impl Found {
     /// Checks the VMs' PCI functions against the machine
-    /// (`SystemConfig::check_pci_at_boot`), then refuses any: assignment is not built yet.
+    /// (`SystemConfig::check_pci_at_boot`).
     ///
     /// # Errors
     ///
     /// The line to report.
-    pub fn check(&self, system: &SystemConfig) -> Result<(), alloc::string::String> {
+    pub fn check(&self, system: &SystemConfig) -> Result<(), String> {
         let pin_of = |bdf: Bdf| {
             let f = self.functions.iter().find(|f| f.bdf == bdf)?;
             Some(f.interrupt_pin)
@@ -92,16 +153,111 @@ impl Found {
         };
         system
             .check_pci_at_boot(self.smmu, pin_of, intid_of)
-            .map_err(|e: SystemError| alloc::format!("{e}"))?;
-        let first = system
+            .map_err(|e: SystemError| alloc::format!("{e}"))
+    }
+
+    /// Readies the VMs' functions for assignment: each one's decode and bus mastering off,
+    /// its memory BARs placed in the host bridge's memory windows (`moat_pci::place`) and
+    /// programmed. Returns each VM's functions, in description order, with their stream IDs,
+    /// and the ECAM window they are reached through. Needs [`Found::check`] passed.
+    ///
+    /// # Errors
+    ///
+    /// The line to report when the BARs do not fit the windows.
+    pub fn prepare(&self, system: &SystemConfig) -> Result<Vec<Vec<HostFunction>>, String> {
+        let (Some(host), Some(mut ecam)) = (self.host, self.ecam) else {
+            return Ok(system.vms.iter().map(|_| Vec::new()).collect());
+        };
+        let mut bars: Vec<(Bdf, Bar)> = Vec::new();
+        for vm in &system.vms {
+            for &bdf in &vm.pci {
+                // Nothing decodes or masters until the VM's guest says so.
+                ecam.write(bdf, COMMAND, Width::Word, 0);
+                bars.extend(
+                    bar::probe(&mut ecam, bdf)
+                        .into_iter()
+                        .flatten()
+                        .map(|b| (bdf, b)),
+                );
+            }
+        }
+        let windows: Vec<HostWindow> = host
+            .windows()
+            .filter_map(|w| {
+                let wide = match w.kind {
+                    WindowKind::Io => return None,
+                    WindowKind::Mem32 { .. } => false,
+                    WindowKind::Mem64 { .. } => true,
+                };
+                Some(HostWindow {
+                    pci: w.pci,
+                    cpu: w.cpu.base,
+                    size: w.cpu.size,
+                    wide,
+                })
+            })
+            .collect();
+        let placed = place_bars(&windows, &bars).map_err(|e| alloc::format!("{e}"))?;
+        program_bars(&mut ecam, &placed);
+        for p in &placed {
+            log!(
+                "PCI {} BAR {}: {:#x} bytes at {:#x}",
+                p.bdf,
+                p.index,
+                p.size,
+                p.pa
+            );
+        }
+        let function = |bdf: Bdf| {
+            let mut bars = [None; moat_pci::header::BAR_COUNT];
+            for p in placed.iter().filter(|p| p.bdf == bdf) {
+                bars[usize::from(p.index)] = Some(HostBar {
+                    kind: p.kind,
+                    size: p.size,
+                    pa: p.pa,
+                });
+            }
+            let rid = bdf.requester_id();
+            HostFunction {
+                assigned: Assigned { bdf, bars },
+                placed: placed.iter().filter(|p| p.bdf == bdf).copied().collect(),
+                stream: host.stream_id(rid).unwrap_or(u32::from(rid)),
+                ecam,
+            }
+        };
+        Ok(system
             .vms
             .iter()
-            .find_map(|vm| Some((&vm.name, vm.pci.first()?)));
-        match first {
-            Some((vm, bdf)) => Err(alloc::format!(
-                "VM '{vm}' is given PCI function {bdf}: Moat does not assign PCI functions to VMs yet"
-            )),
-            None => Ok(()),
+            .map(|vm| vm.pci.iter().map(|&bdf| function(bdf)).collect())
+            .collect())
+    }
+}
+
+impl Found {
+    /// The SMMU's features, if the machine has one.
+    pub fn smmu(&self) -> Option<SmmuFeatures> {
+        self.smmu
+    }
+
+    /// Takes the SMMU for Moat (`smmu::take`): every stream aborts until a function is given
+    /// to a VM. The table covers the stream IDs of the host bridge's buses (through its
+    /// `iommu-map`; all of `SIDSIZE`, within Moat's bound, without one). Returns the SMMU's
+    /// event queue and global error interrupts, to be enabled once the GIC is Moat's.
+    pub fn take_smmu(&self, phys: &mut PhysAllocator) -> [Option<u32>; 2] {
+        let (Some(regs), Some(features)) = (self.smmu_regs, self.smmu) else {
+            return [None; 2];
+        };
+        let last_rid = self
+            .host
+            .and_then(|h| h.ecam_buses())
+            .and_then(|(_, last)| Bdf::new(last, 31, 7))
+            .map(Bdf::requester_id);
+        let max_stream_id = last_rid
+            .and_then(|rid| self.host?.stream_id(rid))
+            .unwrap_or(u32::MAX);
+        match crate::smmu::take(regs, &features, max_stream_id, phys) {
+            Ok(intids) => intids,
+            Err(e) => panic!("SMMUv3: no memory for its tables and queues: {e}"),
         }
     }
 }
@@ -111,8 +267,10 @@ impl Found {
 pub fn report(host: Option<PciHost>, smmu: Option<SmmuV3>) -> Found {
     let mut found = Found {
         host,
+        ecam: None,
         functions: Vec::new(),
         smmu: smmu.map(report_smmu),
+        smmu_regs: smmu,
     };
     let Some(host) = host else {
         log!("PCIe: no host bridge in the device tree");
@@ -135,6 +293,7 @@ pub fn report(host: Option<PciHost>, smmu: Option<SmmuV3>) -> Found {
         report_function(&host, &function);
         found.functions.push(function);
     }
+    found.ecam = Some(ecam);
     let count = found.functions.len();
     log!("PCI: {count} functions on buses {first:02x}-{last:02x}");
     found

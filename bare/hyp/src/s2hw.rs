@@ -4,6 +4,7 @@
 
 use crate::mm::{PAGE_SIZE, PhysAllocator};
 use aarch64_cpu::registers::{Readable, VTTBR_EL2, Writeable};
+use alloc::vec::Vec;
 use moat_arm::addr::{Ipa, Pa};
 use moat_stage2::{FrameAllocator, TableMemory, TlbMaintenance};
 
@@ -37,6 +38,52 @@ impl FrameAllocator for Frames<'_> {
     fn free_table(&mut self, _table: Pa) {}
 
     fn free_tables(&mut self, _first: Pa, _count: usize) {}
+}
+
+/// Table frames taken from the physical allocator ahead of time, for stage-2 changes made
+/// after boot (a guest placing its PCI BARs), when the allocator is no longer at hand. Freed
+/// frames come back to the pool.
+pub struct FramePool(pub Vec<Pa>);
+
+impl FramePool {
+    /// A pool of `count` frames.
+    ///
+    /// # Errors
+    ///
+    /// When the allocator has not enough memory.
+    pub fn new(phys: &mut PhysAllocator, count: usize) -> Result<Self, crate::mm::OutOfMemory> {
+        let mut frames = Vec::with_capacity(count);
+        for _ in 0..count {
+            frames.push(Pa(phys.alloc(PAGE_SIZE, PAGE_SIZE)?));
+        }
+        Ok(Self(frames))
+    }
+}
+
+impl FrameAllocator for FramePool {
+    fn alloc_zeroed_table(&mut self) -> Option<Pa> {
+        let frame = self.0.pop()?;
+        // SAFETY: a frame of the pool: taken from the allocator for stage-2 tables, linked in
+        // no table now (freed ones come back only once unreachable), identity-mapped RAM.
+        unsafe { core::ptr::write_bytes(frame.0 as *mut u8, 0, PAGE_SIZE as usize) };
+        // SAFETY: a barrier; no memory is accessed.
+        unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
+        Some(frame)
+    }
+
+    fn alloc_zeroed_tables(&mut self, _count: usize, _align: u64) -> Option<Pa> {
+        // Only a VM's root needs contiguous frames, and it exists before any pool does.
+        None
+    }
+
+    fn free_table(&mut self, table: Pa) {
+        self.0.push(table);
+    }
+
+    fn free_tables(&mut self, first: Pa, count: usize) {
+        self.0
+            .extend((0..count as u64).map(|i| Pa(first.0 + i * PAGE_SIZE)));
+    }
 }
 
 /// Descriptors live in identity-mapped RAM.

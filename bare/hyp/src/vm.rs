@@ -9,11 +9,13 @@ use crate::guest::El1Regs;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::mmio::Port;
 use crate::net;
+use crate::pci::HostFunction;
 use crate::platform::MAX_CPUS;
 use crate::platform::{Gic, PhysRange};
 use crate::ram::{Backing, VmRam};
 use crate::s2hw::{Frames, IdentityTables, Tlb};
 use crate::vcpu::Vcpu;
+use crate::vmpci::VmPci;
 use aarch64_cpu::registers::{
     CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, MDCR_EL2, MIDR_EL1, Readable, VMPIDR_EL2,
     VTCR_EL2, VTTBR_EL2, Writeable,
@@ -27,6 +29,7 @@ use moat_config::{ConfigError, DeviceKind, GuestArch, VmBundle, VmConfig};
 use moat_devices::Access;
 use moat_devices::bus::{Bus, BusEffects, BusError, ModelKind};
 use moat_devices::gic::VcpuSet;
+use moat_pci::smmu::{SmmuFeatures, SteError};
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaLayout, IpaRange, VmView, effective_pa_bits};
 use moat_vcpu::entry::CpuFeatures;
@@ -188,6 +191,8 @@ pub struct Vm {
     /// A GICv2 VM's CPU interface window and the machine's virtual CPU interface (`GICV`)
     /// mapped there at stage 2.
     pub gicv: Option<(Ipa, PhysRange)>,
+    /// Its PCI functions, their ECAM window the last of `device_windows`.
+    pub pci: Option<VmPci>,
 }
 
 /// The other end of a virtio-net link, as the sending VM finds it without taking the
@@ -217,6 +222,8 @@ pub enum VmError {
     Memory(OutOfMemory),
     /// The VM asks for something Moat does not offer yet.
     Unsupported(&'static str),
+    /// The SMMU cannot translate the VM's DMA through its stage 2.
+    Smmu(SteError),
     /// The VM names a physical CPU the machine does not have.
     AbsentCpu {
         /// The CPU it names.
@@ -243,6 +250,7 @@ impl fmt::Display for VmError {
             Self::Devices(e) => write!(f, "devices: {e}"),
             Self::Memory(e) => write!(f, "{e}"),
             Self::Unsupported(what) => write!(f, "{what} is not supported yet"),
+            Self::Smmu(e) => write!(f, "the SMMU cannot confine its PCI functions: {e:?}"),
             Self::AbsentCpu { physical, machine } => write!(
                 f,
                 "it names CPU {physical}, but the machine has {machine} CPUs (0-{})",
@@ -265,6 +273,7 @@ impl Vm {
     /// # Errors
     ///
     /// [`VmError`] when the configuration does not fit this machine or memory runs out.
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         id: usize,
         bundle: VmBundle<'static>,
@@ -272,6 +281,8 @@ impl Vm {
         ipa_limit: u32,
         cpus: &[u64],
         machine_gic: Option<Gic>,
+        functions: Vec<HostFunction>,
+        smmu: Option<SmmuFeatures>,
     ) -> Result<Self, VmError> {
         let config = bundle.config().clone();
         let (entry, dtb_ipa) = (bundle.entry().0, bundle.dtb_ipa().0);
@@ -298,7 +309,22 @@ impl Vm {
         let stage2 = Stage2::new(geometry, vmid(id), &mut Frames(phys)).map_err(VmError::Stage2)?;
         let gicv = guest_cpu_interface(&config, machine_gic)?;
         let bus = new_bus(&config, id)?;
-        let device_windows = ranges(config.devices.iter().map(|w| (w.base, w.size)));
+        let mut device_windows = ranges(config.devices.iter().map(|w| (w.base, w.size)));
+        let pci = if functions.is_empty() {
+            None
+        } else {
+            let (ecam, size) = moat_config::assign::guest_ecam();
+            device_windows.push(IpaRange {
+                base: Ipa(ecam),
+                size,
+            });
+            let pci =
+                VmPci::new(functions, device_windows.len() - 1, phys).map_err(VmError::Memory)?;
+            let smmu = smmu.expect("functions pass the boot check only with an SMMU");
+            pci.attach(&stage2, vmid(id), &smmu)
+                .map_err(VmError::Smmu)?;
+            Some(pci)
+        };
         let ram_windows = ranges(config.ram.iter().map(|r| (r.base, r.size)));
         let guest_pa_bits = guest_parange_bits(config.parange, config.ipa_bits, ipa_limit);
         let parange = u8::try_from(guest_pa_bits)
@@ -333,6 +359,7 @@ impl Vm {
             links: Vec::new(),
             stop_at_next_exit: false,
             gicv,
+            pci,
         };
         vm.back_ram(phys)?;
         vm.map_gicv(phys)?;
@@ -352,6 +379,7 @@ impl Vm {
     /// Ends the VM's current run: a new generation, every vCPU off, nothing to start. Its
     /// vCPUs leave their guests at their next exit; the caller kicks them.
     pub fn halt(&mut self) {
+        self.quiesce_pci();
         self.generation = self.generation.wrapping_add(1);
         self.power = PowerStates::all_off(self.config.cpus as usize);
     }
@@ -369,6 +397,8 @@ impl Vm {
                 self.config.name
             ),
         };
+        // No DMA of its functions into the RAM about to be scrubbed and reloaded.
+        self.quiesce_pci();
         for backing in &self.ram {
             // SAFETY: the VM's own backing memory, identity-mapped Normal RAM; none of its
             // vCPUs runs (`in_guest` is empty), so nothing else uses it while it is zeroed.
@@ -381,6 +411,13 @@ impl Vm {
             );
         }
         self.power = PowerStates::power_on(self.config.cpus as usize);
+    }
+
+    /// Stops the VM's PCI functions (`VmPci::quiesce`), if it has any.
+    fn quiesce_pci(&mut self) {
+        if let Some(pci) = &mut self.pci {
+            pci.quiesce(&mut self.stage2, &self.config.name);
+        }
     }
 
     /// Gives every RAM region zeroed machine memory and maps it at stage 2.
@@ -465,6 +502,8 @@ impl Vm {
         let mut owned: Vec<(Pa, u64)> = self.ram.iter().map(|b| (b.pa, b.size)).collect();
         // A GICv2 VM's own window on the machine's virtual CPU interface.
         owned.extend(self.gicv.map(|(_, frame)| (Pa(frame.base), frame.size)));
+        // Its PCI functions' BARs (mapped only while the guest enables them).
+        owned.extend(self.pci.iter().flat_map(VmPci::owned));
         match self.stage2.confined_to(&IdentityTables, &owned) {
             Ok(mapped) => log!(
                 "VM '{}': stage 2 maps {} MiB, all of it its own RAM{} (every leaf checked)",
@@ -520,9 +559,25 @@ impl Vm {
                     continue;
                 }
                 Some(ModelKind::VirtioNet { .. }) => "virtio-net",
+                None if self.pci.as_ref().is_some_and(|p| p.ecam_index == index) => {
+                    log!(
+                        "VM '{}': PCIe ECAM at IPA {} (trapped, filtered)",
+                        c.name,
+                        window.base
+                    );
+                    continue;
+                }
                 None => "no device",
             };
             log!("VM '{}': {name} at IPA {} (emulated)", c.name, window.base);
+        }
+        for f in self.pci.iter().flat_map(VmPci::functions) {
+            log!(
+                "VM '{}': PCI {} (stream {:#x}) translated by the SMMU through its stage 2",
+                c.name,
+                f.assigned.bdf,
+                f.stream
+            );
         }
         let state = match c.arch {
             GuestArch::Aarch64 => "AArch64 EL1h",
@@ -612,6 +667,14 @@ impl Vm {
 
     /// One access to device window `index`, its effects carried out; returns the read data.
     pub fn device_access(&mut self, index: usize, request: Access, me: usize) -> u64 {
+        if let Some(pci) = self.pci.as_mut().filter(|p| p.ecam_index == index) {
+            return pci.access(
+                &mut self.stage2,
+                request.offset,
+                request.size,
+                request.write,
+            );
+        }
         let (data, effects) = self
             .bus
             .access_by(me, index, request, &mut VmRam(&self.ram));
@@ -636,6 +699,10 @@ impl Vm {
         fault_ipa: u64,
         far: u64,
     ) -> Port<'_> {
+        // The ECAM window takes one-register accesses (`device_access`); one without a
+        // syndrome (a pair, a writeback form) is read-as-zero/write-ignore there.
+        let ecam = self.pci.as_ref().map(|p| p.ecam_index);
+        let index = index.filter(|&i| Some(i) != ecam);
         let window = index
             .and_then(|i| self.device_windows.get(i))
             .map_or((0, 0), |w| (w.base.0, w.size));

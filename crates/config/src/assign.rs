@@ -21,10 +21,26 @@ use alloc::string::String;
 use moat_pci::Bdf;
 use moat_pci::smmu::SmmuFeatures;
 
-pub use crate::schema::SMMU_IPA_BITS;
 use crate::schema::VmConfig;
+pub use crate::schema::{
+    GUEST_ECAM_IPA, GUEST_INTX_INTID, GUEST_LAST_BUS, GUEST_PCI_MEMORY_IPA, GUEST_PCI_MEMORY_SIZE,
+    SMMU_IPA_BITS,
+};
 use crate::system::{SystemConfig, SystemError};
-use crate::validate::ConfigError;
+use crate::validate::{ConfigError, Region, RegionId};
+use moat_arm::addr::Ipa;
+
+/// The ECAM window of a VM with PCI functions: IPA and length.
+#[must_use]
+pub const fn guest_ecam() -> (u64, u64) {
+    (GUEST_ECAM_IPA, (GUEST_LAST_BUS as u64 + 1) << 20)
+}
+
+/// The memory window of a VM with PCI functions: IPA (= bus address) and length.
+#[must_use]
+pub const fn guest_pci_memory() -> (u64, u64) {
+    (GUEST_PCI_MEMORY_IPA, GUEST_PCI_MEMORY_SIZE)
+}
 
 /// The INTx line, 0..4, that pin `pin` (1 = INTA .. 4 = INTD) of `bdf` drives on its host
 /// bridge: `(device + pin − 1) mod 4`.
@@ -44,6 +60,9 @@ impl VmConfig {
             if self.pci[..i].contains(&bdf) {
                 return Err(ConfigError::PciFunctionTwice { bdf });
             }
+            if bdf.bus > GUEST_LAST_BUS {
+                return Err(ConfigError::PciBusBeyondBridge { bdf });
+            }
         }
         if !self.pci.is_empty() && self.ipa_bits > SMMU_IPA_BITS {
             return Err(ConfigError::PciIpaBits {
@@ -51,6 +70,27 @@ impl VmConfig {
             });
         }
         Ok(())
+    }
+}
+
+impl VmConfig {
+    /// The PCIe host bridge's windows in the VM's IPA space, when it has PCI functions:
+    /// checked like its other regions (inside `2^S`, overlapping nothing).
+    pub(crate) fn pci_regions(&self) -> impl Iterator<Item = Region> + '_ {
+        let (ecam, ecam_size) = guest_ecam();
+        let (memory, memory_size) = guest_pci_memory();
+        let windows = [
+            (RegionId::PciEcam, ecam, ecam_size),
+            (RegionId::PciMemory, memory, memory_size),
+        ];
+        windows
+            .into_iter()
+            .filter(|_| !self.pci.is_empty())
+            .map(|(id, base, size)| Region {
+                id,
+                base: Ipa(base),
+                size,
+            })
     }
 }
 

@@ -206,3 +206,28 @@ fn at_boot_vms_without_functions_need_nothing() {
     let s = system(&[vm("a", 0, &[]), vm("b", 1, &[])]);
     assert_eq!(at_boot(&s, None), Ok(()));
 }
+
+#[test]
+fn a_vm_with_functions_has_its_bridge_windows_checked_as_regions() {
+    use crate::validate::RegionId;
+    let mut vm = VmConfig::default_virt();
+    assert!(vm.regions().all(|r| !matches!(r.id, RegionId::PciEcam)));
+    vm.pci = vec!["00:01.0".parse().unwrap()];
+    vm.validate(None).unwrap();
+    let ids: Vec<RegionId> = vm.regions().map(|r| r.id).collect();
+    assert!(ids.contains(&RegionId::PciEcam) && ids.contains(&RegionId::PciMemory));
+    // RAM moved onto the memory window: refused as an overlap, naming the window.
+    vm.ram[0].base = moat_arm::addr::Ipa(0x2000_0000);
+    let e = vm.validate(None).unwrap_err().to_string();
+    assert!(e.contains("the PCIe host bridge's memory window"), "{e}");
+}
+
+#[test]
+fn a_function_on_a_bus_the_vms_bridge_lacks_is_refused() {
+    let mut vm = VmConfig::default_virt();
+    vm.pci = vec!["10:01.0".parse().unwrap()];
+    assert_eq!(
+        vm.validate(None).unwrap_err().to_string(),
+        "PCI function 10:01.0 is on a bus above 0x0f: the VM's host bridge has buses 00-0f"
+    );
+}

@@ -92,6 +92,9 @@ fn generate(
     for (index, device) in vm.devices.iter().enumerate() {
         device_node(&mut fdt, device, vm.virtio_net_intid(index), gic.is_some())?;
     }
+    if !vm.pci.is_empty() {
+        pci_node(&mut fdt, gic.is_some())?;
+    }
     chosen_node(&mut fdt, vm, initrd)?;
     fdt.end_node(root)?;
     Ok(fdt.finish()?)
@@ -272,6 +275,56 @@ impl<'a> Gic<'a> {
             Self::V2 { .. } => ((1 << cpus.min(8)) - 1) << 8,
         }
     }
+}
+
+/// The VM's PCIe host bridge (`pci-host-ecam-generic`; Linux
+/// `Documentation/devicetree/bindings/pci/host-generic-pci.yaml`), laid out as QEMU `virt`'s:
+/// `reg` its ECAM window ([`crate::assign::guest_ecam`]), `bus-range` 0..=15, one `ranges`
+/// entry of 32-bit non-prefetchable memory whose bus addresses are its IPAs, and, with the
+/// GIC, an `interrupt-map` of the standard swizzle: pin p (1..=4) of slot d drives INTx line
+/// (d + p − 1) mod 4, SPI 3 + line, level-high (`interrupt-map-mask` keeps the slot's low two
+/// bits and the pin).
+fn pci_node(fdt: &mut FdtWriter, with_irq: bool) -> Result<(), GuestDtbError> {
+    use crate::assign::{GUEST_INTX_INTID, GUEST_LAST_BUS, guest_ecam, guest_pci_memory};
+    /// `phys.hi` of a `ranges` entry: space code 0b10, 32-bit memory.
+    const MEM32: u32 = 0x0200_0000;
+    let (ecam, ecam_size) = guest_ecam();
+    let (memory, memory_size) = guest_pci_memory();
+    let node = begin(fdt, "pcie", ecam)?;
+    fdt.property_string("compatible", "pci-host-ecam-generic")?;
+    fdt.property_string("device_type", "pci")?;
+    fdt.property_u32("#address-cells", 3)?;
+    fdt.property_u32("#size-cells", 2)?;
+    fdt.property_u32("linux,pci-domain", 0)?;
+    fdt.property_array_u32("bus-range", &[0, u32::from(GUEST_LAST_BUS)])?;
+    fdt.property_null("dma-coherent")?;
+    fdt.property_array_u64("reg", &reg(ecam, ecam_size))?;
+    let hi = |v: u64| (v >> 32) as u32;
+    let lo = |v: u64| v as u32;
+    let ranges = [
+        MEM32,
+        hi(memory),
+        lo(memory),
+        hi(memory),
+        lo(memory),
+        hi(memory_size),
+        lo(memory_size),
+    ];
+    fdt.property_array_u32("ranges", &ranges)?;
+    if with_irq {
+        fdt.property_u32("#interrupt-cells", 1)?;
+        fdt.property_array_u32("interrupt-map-mask", &[0x1800, 0, 0, 7])?;
+        let mut map = Vec::new();
+        for slot in 0..4u32 {
+            for pin in 1..=4u32 {
+                let spi = GUEST_INTX_INTID - 32 + (slot + pin - 1) % 4;
+                map.extend([slot << 11, 0, 0, pin, GIC_PHANDLE, 0, 0]);
+                map.extend([GIC_SPI, spi, IRQ_LEVEL_HIGH]);
+            }
+        }
+        fdt.property_array_u32("interrupt-map", &map)?;
+    }
+    Ok(fdt.end_node(node)?)
 }
 
 /// The architected timer, `always-on` as in QEMU virt (its comparators keep running); its

@@ -293,3 +293,38 @@ fn a_virtio_net_device_is_a_virtio_mmio_node_with_spi_16_and_up() {
         assert!(node.property("dma-coherent").is_some());
     }
 }
+
+#[test]
+fn a_vm_with_pci_functions_gets_a_generic_ecam_bridge_with_qemu_virts_windows_and_swizzle() {
+    let mut vm = VmConfig::default_virt();
+    assert!(
+        Fdt::new(&dtb(&vm))
+            .unwrap()
+            .find_node("/pcie@3f000000")
+            .is_none(),
+        "no functions, no bridge"
+    );
+    vm.pci = vec!["00:01.0".parse().unwrap()];
+    let blob = dtb(&vm);
+    let fdt = Fdt::new(&blob).unwrap();
+    let pcie = fdt.find_node("/pcie@3f000000").unwrap();
+    assert_eq!(strings(pcie, "compatible"), ["pci-host-ecam-generic"]);
+    assert_eq!(strings(pcie, "device_type"), ["pci"]);
+    assert_eq!(regs(pcie), [(0x3f00_0000, 0x100_0000)]);
+    assert_eq!(u32s(pcie, "bus-range"), [0, 15]);
+    // 32-bit memory, bus address 0x1000_0000 at IPA 0x1000_0000, 0x2eff_0000 bytes.
+    assert_eq!(
+        u32s(pcie, "ranges"),
+        [0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0x2eff_0000]
+    );
+    assert_eq!(u32s(pcie, "interrupt-map-mask"), [0x1800, 0, 0, 7]);
+    let map = u32s(pcie, "interrupt-map");
+    assert_eq!(map.len(), 16 * 10);
+    // Slot 1 INTA (entry 4): line 1, SPI 4 (INTID 36), level-high, through the GIC.
+    assert_eq!(map[40..50], [1 << 11, 0, 0, 1, GIC_PHANDLE, 0, 0, 0, 4, 4]);
+    // Slot 3 INTD: line (3 + 3) mod 4 = 2, SPI 5.
+    assert_eq!(
+        map[150..160],
+        [3 << 11, 0, 0, 4, GIC_PHANDLE, 0, 0, 0, 5, 4]
+    );
+}

@@ -281,6 +281,21 @@ pub const MAX_NET_LINKS: usize = 8;
 /// whether an access traps.
 pub const VIRTIO_NET_SIZE: u64 = 0x1000;
 
+/// The VM's PCIe host bridge, as its device tree shows it (a `pci-host-ecam-generic` node laid
+/// out as QEMU `virt` lays out its own, so that a guest made for that board finds it where it
+/// looks): the ECAM window of buses 0..=[`GUEST_LAST_BUS`] at IPA [`GUEST_ECAM_IPA`], trapped
+/// by Moat, and one 32-bit memory window whose bus addresses equal its IPAs.
+pub const GUEST_ECAM_IPA: u64 = 0x3f00_0000;
+/// The last bus of the VM's bridge: 16 buses, 1 MiB of ECAM each.
+pub const GUEST_LAST_BUS: u8 = 15;
+/// The VM's memory window: IPAs (= bus addresses) `[0x1000_0000, 0x3eff_0000)`.
+pub const GUEST_PCI_MEMORY_IPA: u64 = 0x1000_0000;
+/// Its length.
+pub const GUEST_PCI_MEMORY_SIZE: u64 = 0x2eff_0000;
+/// The INTID of the VM's INTx line 0 (INTA of slot 0): SPI 3, as on QEMU `virt`; line `l`
+/// is INTID `GUEST_INTX_INTID + l`.
+pub const GUEST_INTX_INTID: u32 = 35;
+
 /// The largest IPA size of a VM with PCI functions: the input address size of QEMU's SMMUv3
 /// (its OAS, 44 bits; IHI 0070, 3.4 "Address sizes": `STE.S2T0SZ` ≥ 64 − IAS). Moat checks
 /// the real SMMU's at boot.

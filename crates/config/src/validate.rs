@@ -13,8 +13,8 @@ use moat_pci::Bdf;
 use crate::hex::Hex;
 pub use crate::schema::MAX_CPUS;
 use crate::schema::{
-    DeviceKind, GICC_SIZE, GICR_SIZE_PER_CPU, MAX_NET_LINKS, SMMU_IPA_BITS, VIRTIO_NET_FIRST_INTID,
-    VmConfig,
+    DeviceKind, GICC_SIZE, GICR_SIZE_PER_CPU, GUEST_LAST_BUS, MAX_NET_LINKS, SMMU_IPA_BITS,
+    VIRTIO_NET_FIRST_INTID, VmConfig,
 };
 
 /// The smallest IPA size Moat gives a VM: the smallest PARange encoding (32 bits).
@@ -37,6 +37,12 @@ pub enum RegionId {
         /// Its kind, named in messages.
         kind: DeviceKind,
     },
+    /// The configuration window of the VM's PCIe host bridge (ECAM), which Moat traps
+    /// ([`crate::assign::guest_ecam`]).
+    PciEcam,
+    /// The memory window of the VM's PCIe host bridge, where the guest places its functions'
+    /// BARs ([`crate::assign::guest_pci_memory`]).
+    PciMemory,
 }
 
 impl fmt::Display for RegionId {
@@ -44,6 +50,8 @@ impl fmt::Display for RegionId {
         match self {
             Self::Ram(index) => write!(f, "RAM region {index}"),
             Self::Device { index, kind } => write!(f, "device {index} ({})", kind.name()),
+            Self::PciEcam => f.write_str("the PCIe host bridge's ECAM window"),
+            Self::PciMemory => f.write_str("the PCIe host bridge's memory window"),
         }
     }
 }
@@ -236,6 +244,14 @@ pub enum ConfigError {
         /// The function.
         bdf: Bdf,
     },
+    /// A PCI function on a bus the VM's host bridge does not have.
+    #[error(
+        "PCI function {bdf} is on a bus above {GUEST_LAST_BUS:#04x}: the VM's host bridge has buses 00-0f"
+    )]
+    PciBusBeyondBridge {
+        /// The function.
+        bdf: Bdf,
+    },
     /// A VM with PCI functions whose IPA space the SMMU cannot translate.
     #[error(
         "ipa-bits = {ipa_bits} is above {SMMU_IPA_BITS} for a VM with PCI functions: the SMMU translates their DMA through the VM's stage 2 and takes input addresses of at most {SMMU_IPA_BITS} bits (QEMU's SMMUv3)"
@@ -272,7 +288,7 @@ impl VmConfig {
             base: d.base,
             size: d.size,
         });
-        ram.chain(devices)
+        ram.chain(devices).chain(self.pci_regions())
     }
 
     /// Checks every rule of SPEC §1 and of Moat's limits. `ipa_limit` is the machine's `L`

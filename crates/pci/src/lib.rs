@@ -20,6 +20,8 @@ pub mod bar;
 pub mod ecam;
 pub mod filter;
 pub mod header;
+pub mod place;
+pub mod quiesce;
 pub mod scan;
 pub mod smmu;
 

@@ -19,6 +19,7 @@ pub mod cmd;
 pub mod event;
 pub mod gerror;
 pub mod idr;
+pub mod regs;
 pub mod ste;
 
 pub use cmd::{CmdSync, Command, CompletionSignal};

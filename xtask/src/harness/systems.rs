@@ -16,7 +16,7 @@ use std::time::Duration;
 /// The RAM every VM of these cases has, at `virt`'s RAM base; its devices are
 /// [`crate::system::VIRT_DEVICES`] (each VM its own IPA space, so all of them use the same
 /// addresses).
-const VIRT_RAM: &str = r#"
+pub(super) const VIRT_RAM: &str = r#"
 [[vm.ram]]
 base = 0x4000_0000
 size = "16M"
@@ -39,7 +39,7 @@ pub(super) fn all(tally: &mut Tally) -> XResult<()> {
 }
 
 /// One `[[vm]]` table running the `partner` guest with `bootargs` on physical CPU `cpu`.
-fn partner(name: &str, cpu: u32, bootargs: &str, extra: &str) -> String {
+pub(super) fn partner(name: &str, cpu: u32, bootargs: &str, extra: &str) -> String {
     format!(
         "[[vm]]\nname = \"{name}\"\ncpus = [{cpu}]\nguest = \"partner\"\nbootargs = \"{bootargs}\"\n{extra}\n{VIRT_RAM}{}\n",
         crate::system::VIRT_DEVICES
@@ -54,7 +54,7 @@ fn run_system(name: &str, description: &str) -> XResult<Result<String, String>> 
 
 /// Runs `./x run --config` on `description` with the options `extra`; returns its console
 /// (stdout) after checking the exit status is `status`.
-fn run_system_with(
+pub(super) fn run_system_with(
     name: &str,
     description: &str,
     extra: &[&str],
@@ -72,7 +72,7 @@ fn run_system_with(
 }
 
 /// Every needle appears in `console`, in order.
-fn in_order(console: &str, needles: &[&str]) -> Result<(), String> {
+pub(super) fn in_order(console: &str, needles: &[&str]) -> Result<(), String> {
     let mut from = 0;
     for needle in needles {
         match console[from..].find(needle) {
@@ -346,7 +346,7 @@ fn isolation_scan(tally: &mut Tally) -> XResult<()> {
     ) + &partner("neighbour", 3, "partner.canary", "");
     let console = run_system("isolation", &description)?;
     let verdict = console.as_ref().map_err(Clone::clone).and_then(|c| {
-        in_order(c, &["isolation: canaries in a page of Moat's own data and in "])?;
+        in_order(c, &["isolation: canaries in a page of Moat's own data at "])?;
         in_order(
             c,
             &["[neighbour] partner: 8 MiB marked with canaries; reading its RAM finds 1048576 of 1048576"],

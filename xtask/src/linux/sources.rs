@@ -15,7 +15,7 @@ pub(super) struct Source {
 
 /// The mirror of the release and the one of its security suite.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Mirrors {
+pub(crate) struct Mirrors {
     pub(super) main: Source,
     pub(super) security: Option<Source>,
 }
@@ -46,8 +46,21 @@ impl Mirrors {
     }
 }
 
+impl Mirrors {
+    /// The private `sources.list` of the release's backports suite (`suite-backports`) for
+    /// `arch`, main only: the release mirror carries it.
+    pub(crate) fn backports_list(&self, arch: &str, suite: &str) -> String {
+        let s = &self.main;
+        let key = s.signed_by.as_deref().unwrap_or(DEFAULT_KEYRING);
+        format!(
+            "deb [arch={arch} signed-by={key}] {} {suite}-backports main\n",
+            s.uri
+        )
+    }
+}
+
 /// The mirrors of this machine's apt sources.
-pub(super) fn system_mirrors() -> XResult<Mirrors> {
+pub(crate) fn system_mirrors() -> XResult<Mirrors> {
     let mut sources = Vec::new();
     if let Ok(text) = std::fs::read_to_string("/etc/apt/sources.list") {
         sources.extend(parse_one_line(&text));
@@ -174,5 +187,15 @@ Components: main
         assert!(lines[0].starts_with("deb [arch=arm64 signed-by=/usr/share/keyrings/"));
         assert!(lines[0].ends_with("http://mirror.example/debian bookworm main"));
         assert!(lines[1].ends_with("/debian-security bookworm-security main"));
+    }
+
+    #[test]
+    fn the_backports_list_names_the_release_mirror_for_the_host() {
+        let mirrors = Mirrors::pick(&parse_deb822(DEB822)).unwrap();
+        assert_eq!(
+            mirrors.backports_list("amd64", "bookworm"),
+            "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
+             http://mirror.example/debian bookworm-backports main\n"
+        );
     }
 }

@@ -146,6 +146,11 @@ fn fill_with_canaries(boot: &BootInfo) {
         // SAFETY: `free` is this VM's RAM that nothing of the guest uses; one CPU.
         unsafe { base.add(i).write_volatile(canary) };
     }
+    println!(
+        "partner: canaries at IPA [{:#x}, {:#x})",
+        free.base,
+        free.base + free.size
+    );
     // The scan's own check, on memory that does hold canaries: it must count every one.
     println!(
         "partner: {} MiB marked with canaries; reading its RAM finds {} of {}",

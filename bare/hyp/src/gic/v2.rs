@@ -89,6 +89,18 @@ impl Frames {
     }
 
     /// This CPU's interface bit, as `GICD_ITARGETSR0` (banked) reads.
+    /// Enables SPI `intid` at `priority`, edge-triggered or level-sensitive
+    /// (`GICD_ICFGR<n>.Int_config[1]`), targeting the calling CPU.
+    fn enable_spi(self, intid: u32, edge: bool, priority: u8) {
+        self.set_dist_byte(gicd::IPRIORITYR, intid, priority);
+        self.set_dist_byte(gicd::ITARGETSR, intid, self.own_target());
+        let offset = gicd::ICFGR + 4 * u64::from(intid / 16);
+        let bit = 0b10 << (2 * (intid % 16));
+        let cfg = Self::read(self.dist, offset);
+        Self::write(self.dist, offset, if edge { cfg | bit } else { cfg & !bit });
+        self.enable(intid);
+    }
+
     fn own_target(self) -> u8 {
         Self::read(self.dist, gicd::ITARGETSR).to_le_bytes()[0]
     }
@@ -148,17 +160,7 @@ pub fn init(gic: &GicV2, console: Option<u32>, private: &[u32], priority: u8) ->
     let frames = Frames::of(gic)?;
     Frames::write(frames.dist, gicd::CTLR, 0);
     if let Some(intid) = console {
-        frames.set_dist_byte(gicd::IPRIORITYR, intid, priority);
-        frames.set_dist_byte(gicd::ITARGETSR, intid, frames.own_target());
-        // GICD_ICFGRn Int_config[1] = 0: level-sensitive.
-        let offset = gicd::ICFGR + 4 * u64::from(intid / 16);
-        let edge = 0b10 << (2 * (intid % 16));
-        Frames::write(
-            frames.dist,
-            offset,
-            Frames::read(frames.dist, offset) & !edge,
-        );
-        frames.enable(intid);
+        frames.enable_spi(intid, false, priority);
     }
     Frames::write(
         frames.dist,
@@ -169,6 +171,22 @@ pub fn init(gic: &GicV2, console: Option<u32>, private: &[u32], priority: u8) ->
     HYP_FRAME.store(frames.hyp, Ordering::Relaxed);
     DIST.store(frames.dist, Ordering::Release);
     init_cpu(0, private, priority)
+}
+
+/// Enables the SPI `intid` (edge or level) at `priority`, targeting the boot CPU; false when
+/// Moat drives no GICv2.
+pub fn enable_spi(intid: u32, edge: bool, priority: u8) -> bool {
+    let dist = DIST.load(Ordering::Acquire);
+    if dist == 0 {
+        return false;
+    }
+    let frames = Frames {
+        dist,
+        cpu: CPU_FRAME.load(Ordering::Relaxed),
+        hyp: HYP_FRAME.load(Ordering::Relaxed),
+    };
+    frames.enable_spi(intid, edge, priority);
+    true
 }
 
 /// Sets up this CPU's banked interrupts `private` (priority `priority`, enabled), its CPU

@@ -59,6 +59,21 @@ pub unsafe fn init(
     setup().is_some()
 }
 
+/// Enables the SPI `intid` (edge or level) at `priority`; false when Moat drives no GICv3 or
+/// the driver refused. The SPI is routed as `gic.setup` left `GICD_IROUTER<n>`: to the CPU of
+/// affinity 0.0.0.0, the boot CPU.
+pub fn enable_spi(intid: u32, edge: bool, priority: u8) -> bool {
+    let mut guard = MACHINE_GIC.lock();
+    let Some(gic) = guard.as_mut() else {
+        return false;
+    };
+    let id = int_id(intid);
+    let trigger = if edge { Trigger::Edge } else { Trigger::Level };
+    gic.set_interrupt_priority(id, None, priority).is_ok()
+        && gic.set_trigger(id, None, trigger).is_ok()
+        && gic.enable_interrupt(id, None, true).is_ok()
+}
+
 /// Brings up physical CPU `cpu`'s redistributor and CPU interface (run on that CPU) and
 /// enables `private` there; false when the machine has no GICv3 Moat drives, or this CPU's
 /// part cannot be set up.

@@ -305,3 +305,102 @@ fn ias_is_40_bits_at_least_where_aarch32_tables_are_read() {
     let f = SmmuFeatures::decode(1 | 0b11 << 2, 16, 0b001 | 1 << 4);
     assert_eq!((f.oas_bits, f.ias_bits()), (Some(36), Some(40)));
 }
+
+/// QEMU's SMMUv3: 16-bit stream IDs, queues of up to 2^19 entries.
+fn qemu_smmu() -> SmmuFeatures {
+    SmmuFeatures::decode(
+        1 | 1 << 1 | 0b10 << 2,
+        16 | 19 << 16 | 19 << 21,
+        0b100 | 1 << 4,
+    )
+}
+
+#[test]
+fn the_stream_table_covers_the_bridges_stream_ids_within_sidsize_and_moats_bound() {
+    use regs::Layout;
+    // QEMU virt, 16 buses: stream IDs up to 0x0fff → 12 bits, 4096 STEs, 256 KiB.
+    let l = Layout::new(&qemu_smmu(), 0x0fff);
+    assert_eq!(
+        (l.stream_table_log2, l.cmdq_log2, l.eventq_log2),
+        (12, 8, 8)
+    );
+    assert_eq!(l.stream_table_bytes(), 256 << 10);
+    assert_eq!((l.cmdq_bytes(), l.eventq_bytes()), (4096, 8192));
+    // 256 buses: all 16 bits. One bus: 8 bits.
+    assert_eq!(Layout::new(&qemu_smmu(), 0xffff).stream_table_log2, 16);
+    assert_eq!(Layout::new(&qemu_smmu(), 0xff).stream_table_log2, 8);
+    // An SMMU of 32-bit stream IDs behind a bridge that sends more: Moat's bound.
+    let mut wide = qemu_smmu();
+    wide.sid_bits = 32;
+    assert_eq!(Layout::new(&wide, u32::MAX).stream_table_log2, 16);
+    // An SMMU of 6-bit stream IDs and tiny queues: its limits.
+    let mut small = qemu_smmu();
+    (small.sid_bits, small.cmdq_log2, small.eventq_log2) = (6, 1, 0);
+    let l = Layout::new(&small, 0xfff);
+    assert_eq!((l.stream_table_log2, l.cmdq_log2, l.eventq_log2), (6, 1, 0));
+    assert_eq!(l.cmdq_bytes(), 32, "at least 32 bytes");
+}
+
+#[test]
+fn base_registers_place_address_size_and_allocation_hints() {
+    let l = regs::Layout::new(&qemu_smmu(), 0x0fff);
+    // STRTAB_BASE: ADDR [51:6] = the address's bits, RA (62).
+    assert_eq!(l.strtab_base(0x4100_0000), 1 << 62 | 0x4100_0000);
+    // STRTAB_BASE_CFG: FMT [17:16] = 0 (linear), LOG2SIZE [5:0] = 12.
+    assert_eq!(l.strtab_base_cfg(), 12);
+    // CMDQ_BASE: RA (62), ADDR [51:5], LOG2SIZE [4:0] = 8.
+    assert_eq!(l.cmdq_base(0x4200_0000), 1 << 62 | 0x4200_0000 | 8);
+    assert_eq!(l.eventq_base(0x4200_2000), 1 << 62 | 0x4200_2000 | 8);
+    // CR1: every IC/OC 0b01, SH 0b11: 0b11_01_01_11_01_01.
+    assert_eq!(regs::cr1(), 0b1101_0111_0101);
+}
+
+#[test]
+fn queue_indexes_wrap_with_their_flag_and_tell_empty_from_full() {
+    use regs::QueueIndex;
+    let q = |v| QueueIndex::from_register(2, v);
+    // Four entries: index bits [1:0], wrap bit 2; OVFLG (31) and other bits dropped.
+    assert_eq!(q(1 << 31 | 0b101).value, 0b101);
+    assert_eq!(
+        q(0b011).next(),
+        q(0b100),
+        "index 3 wraps to 0 with the flag set"
+    );
+    assert_eq!(q(0b111).next(), q(0b000));
+    assert!(q(0b010).is_empty(q(0b010)));
+    assert!(q(0b110).is_full(q(0b010)));
+    assert!(!q(0b011).is_full(q(0b010)) && !q(0b011).is_empty(q(0b010)));
+    assert_eq!(q(0b110).slot(), 2);
+    assert_eq!(regs::command_error_name(1), "CERROR_ILL");
+}
+
+#[test]
+fn events_of_one_transfer_into_one_page_are_the_same_fault() {
+    let write_at = |addr: u64| {
+        Event::decode(&[
+            0x0000_0008_0000_0010,
+            0x0000_0280_0000_0000,
+            addr,
+            addr & !0xfff,
+        ])
+    };
+    let first = write_at(0x4800_11e8);
+    assert!(first.same_fault(&write_at(0x4800_11fc)));
+    assert!(!first.same_fault(&write_at(0x4800_2000)), "another page");
+    let other_stream = Event::decode(&[
+        0x0000_0010_0000_0010,
+        0x0000_0280_0000_0000,
+        0x4800_11e8,
+        0x4800_1000,
+    ]);
+    assert!(!first.same_fault(&other_stream));
+    let read = Event::decode(&[
+        0x0000_0008_0000_0010,
+        0x0000_0288_0000_0000,
+        0x4800_11e8,
+        0x4800_1000,
+    ]);
+    assert!(!first.same_fault(&read), "a read is another access");
+    let bad_ste = Event::decode(&[0x0000_0008_0000_0004, 0, 0, 0]);
+    assert!(bad_ste.same_fault(&bad_ste) && !bad_ste.same_fault(&first));
+}
