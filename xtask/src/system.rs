@@ -191,7 +191,18 @@ impl SystemRun<'_> {
     pub fn run(&self) -> XResult<ExitCode> {
         let (machine, scratch) = self.machine()?;
         let limit = self.timeout.map(Duration::from_secs);
-        let outcome = machine.run(ConsoleMode::Interactive, limit)?;
+        // `kernel = "debian"` boots from the Debian root file system's disk, with a network
+        // card, both PCI functions of the machine (crate::debian).
+        let debian = self
+            .images
+            .iter()
+            .any(|images| images.guest == GuestSource::DebianRoot);
+        let extra = if debian {
+            crate::debian::device_args(&linux::rootfs::image()?, "writeback")
+        } else {
+            Vec::new()
+        };
+        let outcome = machine.run_with(&extra, ConsoleMode::Interactive, limit)?;
         drop(scratch);
         Ok(outcome.run_exit_code(self.timeout))
     }
@@ -269,6 +280,14 @@ fn resolve(
             Resolved::File {
                 path: linux.kernel.clone(),
                 initrd: Some(initrd.unwrap_or_else(|| linux.initramfs.clone())),
+                kind: GuestKind::LinuxKernel,
+            }
+        }
+        GuestSource::DebianRoot => {
+            let linux = linux::root_linux()?;
+            Resolved::File {
+                path: linux.kernel.clone(),
+                initrd: Some(initrd.unwrap_or(linux.initramfs)),
                 kind: GuestKind::LinuxKernel,
             }
         }
