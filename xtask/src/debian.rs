@@ -337,12 +337,35 @@ pub fn failure(command: &str, outcome: &Outcome, e: &str) -> crate::error::XErro
     failed(format!("{command}{timed_out}: {e}"))
 }
 
+/// The console without terminal control sequences (CSI: `ESC [`, parameters, one final byte
+/// in `@`..`~`). bash's readline wraps each command in bracketed-paste switches, and the one
+/// that ends it lands, once `\r` is dropped, at the start of the command's first line of
+/// output.
+pub fn plain(console: &str) -> String {
+    let mut out = String::with_capacity(console.len());
+    let mut chars = console.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// What a run of [`check`] shows: its report, or the first thing missing.
 ///
 /// # Errors
 ///
 /// The first expected line the console lacks, in the order of the script.
 pub fn verdict(console: &str, served: &str, written: &str) -> Result<String, String> {
+    let console = plain(console);
     let lines: Vec<&str> = console.lines().map(str::trim).collect();
     let mut at = 0;
     let mut expect = |what: &str, matches: &dyn Fn(&str) -> bool| {
@@ -409,9 +432,20 @@ moat-served-1
 moat-fetch=100
 moat-wrote=100
 moat-debian login: root
-moat-written-1
+\u{1b}[?2004lmoat-written-1
 moat-read=100
 ";
+
+    #[test]
+    fn control_sequences_are_dropped_from_the_console() {
+        assert_eq!(
+            plain(
+                "\u{1b}[?2004hroot@moat-debian:~# cat f\n\u{1b}[?2004lmoat-1\n\u{1b}[0;32m OK \u{1b}[0m"
+            ),
+            "root@moat-debian:~# cat f\nmoat-1\n OK "
+        );
+        assert_eq!(plain("a\u{1b}b"), "a\u{1b}b");
+    }
 
     #[test]
     fn a_run_passes_only_with_every_step_in_order() {

@@ -119,6 +119,7 @@ pub struct Figures {
 ///
 /// The first thing missing, in the order the script goes.
 pub fn figures(console: &str) -> Result<Figures, String> {
+    let console = &debian::plain(console);
     let line = |needle: &str| {
         console
             .lines()
@@ -293,7 +294,7 @@ mod tests {
     #[test]
     fn a_run_gives_every_figure_or_says_what_is_missing() {
         let console = format!(
-            "Startup finished in 4s (kernel) + 30s (userspace) = 34s\nmoat-net=100\n{SEQ}\n\
+            "Startup finished in 4s (kernel) + 30s (userspace) = 34s\nmoat-net=100\n\u{1b}[?2004l{SEQ}\n\
              moat-seq=100\n{RAND}\nmoat-rand=100\n\
              [  5]   0.00-4.21   sec  64.0 MBytes   127 Mbits/sec    0             sender\n\
              [  5]   0.00-4.30   sec  64.0 MBytes   125 Mbits/sec                  receiver\n\
