@@ -433,7 +433,9 @@ impl Cli {
             Command::Debian(args) => {
                 let side = side(args.moat);
                 if args.interactive {
-                    let outcome = crate::debian::boot(side, ConsoleMode::Interactive, None, false)?;
+                    let mode = crate::debian::DiskMode::Persistent;
+                    let outcome =
+                        crate::debian::boot(side, ConsoleMode::Interactive, None, mode, false)?;
                     return Ok(if side == crate::debian::Side::Moat {
                         outcome.run_exit_code(None)
                     } else {

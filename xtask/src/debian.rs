@@ -66,17 +66,42 @@ pub fn bootargs(uart: u64) -> String {
     format!("{} root=/dev/vda rw", linux::default_append(uart))
 }
 
-/// The QEMU arguments of the VM's two PCI functions: the disk image `disk` (host cache mode
-/// `cache`) as virtio-blk-pci and a virtio-net-pci card on QEMU's user network, and no default
+/// How QEMU opens the disk image (`-drive` options).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskMode {
+    /// Writes reach the image (the host's page cache in between).
+    Persistent,
+    /// Writes go to a temporary overlay QEMU drops when it ends (`snapshot=on`): the tests and
+    /// benchmarks leave the cached image as it was, so every run starts from the same disk and
+    /// several may run at once. A guest reboot keeps the overlay (one QEMU run).
+    Snapshot,
+    /// Host flushes ignored (`cache=unsafe`): for the image's second stage, whose disk is thrown
+    /// away if anything fails.
+    Unsafe,
+}
+
+impl DiskMode {
+    fn options(self) -> &'static str {
+        match self {
+            Self::Persistent => "cache=writeback",
+            Self::Snapshot => "cache=writeback,snapshot=on",
+            Self::Unsafe => "cache=unsafe",
+        }
+    }
+}
+
+/// The QEMU arguments of the VM's two PCI functions: the disk image `disk` (opened as `mode`
+/// says) as virtio-blk-pci and a virtio-net-pci card on QEMU's user network, and no default
 /// network card.
-pub fn device_args(disk: &Path, cache: &str) -> Vec<String> {
+pub fn device_args(disk: &Path, mode: DiskMode) -> Vec<String> {
     let virtio = "disable-legacy=on,iommu_platform=on";
     [
         "-nic".to_string(),
         "none".into(),
         "-drive".into(),
         format!(
-            "if=none,id=root,format=raw,cache={cache},file={}",
+            "if=none,id=root,format=raw,{},file={}",
+            mode.options(),
             disk.display()
         ),
         "-device".into(),
@@ -101,8 +126,8 @@ pub struct BareDebian<'a> {
     pub disk: &'a Path,
     /// The kernel command line.
     pub append: &'a str,
-    /// QEMU's host cache mode for the disk.
-    pub disk_cache: &'a str,
+    /// How QEMU opens the disk.
+    pub disk_mode: DiskMode,
     /// Whether a guest reboot restarts the machine (else it ends QEMU).
     pub reboot: bool,
     /// Whether to run under [`ICOUNT`].
@@ -129,14 +154,15 @@ impl BareDebian<'_> {
         if self.icount {
             cmd.args(ICOUNT);
         }
-        cmd.args(device_args(self.disk, self.disk_cache));
+        cmd.args(device_args(self.disk, self.disk_mode));
         cmd.args(qemu::console_args(mode));
         qemu::run_command(cmd, mode, limit, None)
     }
 }
 
-/// Boots the Debian VM on `side` with the console handled by `mode`, under [`ICOUNT`] when
-/// `icount`; the root file system is made first if the cache has none.
+/// Boots the Debian VM on `side` with the console handled by `mode`, its disk opened as
+/// `disk_mode`, under [`ICOUNT`] when `icount`; the root file system is made first if the
+/// cache has none.
 ///
 /// # Errors
 ///
@@ -146,6 +172,7 @@ pub fn boot(
     side: Side,
     mode: ConsoleMode,
     limit: Option<Duration>,
+    disk_mode: DiskMode,
     icount: bool,
 ) -> XResult<Outcome> {
     match side {
@@ -157,7 +184,7 @@ pub fn boot(
                 linux: &linux,
                 disk: &disk,
                 append: &append,
-                disk_cache: "writeback",
+                disk_mode,
                 reboot: true,
                 icount,
             }
@@ -168,7 +195,7 @@ pub fn boot(
             // functions, before the image is made.
             let (machine, scratch) = crate::system::shipped_machine("debian.toml", CPU)?;
             let disk = linux::rootfs::image()?;
-            let mut extra = device_args(&disk, "writeback");
+            let mut extra = device_args(&disk, disk_mode);
             if icount {
                 extra.extend(ICOUNT.map(String::from));
             }
@@ -307,6 +334,7 @@ pub fn check(side: Side) -> XResult<ExitCode> {
         side,
         ConsoleMode::Scripted(script),
         Some(CHECK_LIMIT),
+        DiskMode::Snapshot,
         false,
     )?;
     drop(http);
@@ -400,7 +428,7 @@ mod tests {
 
     #[test]
     fn the_devices_sit_where_the_description_lists_them() {
-        let args = device_args(Path::new("/c/root.img"), "writeback").join(" ");
+        let args = device_args(Path::new("/c/root.img"), DiskMode::Snapshot).join(" ");
         assert!(args.contains("-nic none"));
         assert!(args.contains("virtio-blk-pci,drive=root,addr=0x2.0,"));
         assert!(args.contains("virtio-net-pci,netdev=net,addr=0x1.0,"));
@@ -408,7 +436,7 @@ mod tests {
             args.matches("disable-legacy=on,iommu_platform=on").count(),
             2
         );
-        assert!(args.contains("file=/c/root.img"));
+        assert!(args.contains("format=raw,cache=writeback,snapshot=on,file=/c/root.img"));
         let text =
             std::fs::read_to_string(crate::build::repo_root().join("configs/debian.toml")).unwrap();
         for bdf in [

@@ -18,7 +18,7 @@
 //! the device cost in instructions (the driver, interrupts, and under Moat its exits), not a
 //! disk's or a network's speed.
 
-use crate::debian::{self, HostServer, PROMPT, STARTUP, Side, WAIT_FOR_NETWORK};
+use crate::debian::{self, DiskMode, HostServer, PROMPT, STARTUP, Side, WAIT_FOR_NETWORK};
 use crate::error::XResult;
 use crate::qemu::ConsoleMode;
 use std::process::ExitCode;
@@ -210,7 +210,8 @@ pub fn run(side: Side) -> XResult<ExitCode> {
         "x: booting Debian {} under -icount (TCG: many minutes)",
         side.name()
     );
-    let outcome = debian::boot(side, ConsoleMode::Scripted(script), Some(LIMIT), true)?;
+    let mode = ConsoleMode::Scripted(script);
+    let outcome = debian::boot(side, mode, Some(LIMIT), DiskMode::Snapshot, true)?;
     drop(iperf);
     let figures =
         figures(&outcome.console).map_err(|e| debian::failure("./x bench pci", &outcome, &e))?;

@@ -198,7 +198,8 @@ impl SystemRun<'_> {
             .iter()
             .any(|images| images.guest == GuestSource::DebianRoot);
         let extra = if debian {
-            crate::debian::device_args(&linux::rootfs::image()?, "writeback")
+            let disk = linux::rootfs::image()?;
+            crate::debian::device_args(&disk, crate::debian::DiskMode::Persistent)
         } else {
             Vec::new()
         };

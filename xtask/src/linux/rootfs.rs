@@ -208,8 +208,7 @@ fn second_stage(disk: &Path) -> XResult<()> {
         linux: &linux,
         disk,
         append: &append,
-        // The disk is thrown away if anything fails, so host flushes are not needed.
-        disk_cache: "unsafe",
+        disk_mode: crate::debian::DiskMode::Unsafe,
         reboot: false,
         icount: false,
     };
