@@ -97,7 +97,8 @@ pub const SETUP_SCRIPT: &str = "moat-setup";
 /// devices appear, wait for the `root=` block device, then either (with
 /// [`STAGE2_PARAMETER`]) mount it read-write, run `debootstrap --second-stage` and
 /// [`SETUP_SCRIPT`] in a `chroot`, unmount and power off, or mount it (`ro` unless the command
-/// line says `rw`) and `switch_root` to its `/sbin/init` (systemd). Anything that fails prints
+/// line says `rw`) and `switch_root` to its `/sbin/init` (systemd; in Debian 12 a symbolic link
+/// to `/lib/systemd/systemd`, which only resolves inside the new root). Anything that fails prints
 /// [`ROOT_FAILED`] with what and powers off: a run that waits for a login prompt then ends
 /// instead of hanging.
 pub fn root_init_script(modules: &[&str]) -> String {
@@ -150,7 +151,7 @@ if [ -n \"$stage2\" ]; then
 \tpoweroff -f
 fi
 mount -t ext4 -o \"$mode\" \"$root\" /newroot || fail \"mount $root\"
-[ -x /newroot/sbin/init ] || fail \"$root has no /sbin/init\"
+[ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail \"$root has no /sbin/init\"
 [ -e /newroot/{SETUP_SCRIPT} ] && fail \"$root is half made: its second stage has not run\"
 umount /proc /sys
 mount --move /dev /newroot/dev

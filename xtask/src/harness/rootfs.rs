@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-/// The disk's `/sbin/init`: says which process it is and what `/` is, then powers off.
+/// The disk's init: says which process it is and what `/` is, then powers off.
 const INIT: &str = "#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 echo \"rootfs-test: pid $$\"
@@ -24,7 +24,8 @@ const LIMIT: Duration = Duration::from_secs(180);
 
 /// The root initramfs loads `virtio_pci` and `virtio_blk` (in `.modinfo` order, beside
 /// `virtio_net`), finds `/dev/vda` on virtio-blk-pci, mounts it read-write as ext4 (made by
-/// `mke2fs -d`, as the Debian image is) and `switch_root`s to its `/sbin/init` as PID 1, on the
+/// `mke2fs -d`, as the Debian image is) and `switch_root`s to its `/sbin/init` (an absolute
+/// symbolic link, as Debian's) as PID 1, on the
 /// same machine as the Debian VM's.
 pub fn root_initramfs_case(tally: &mut Tally) -> XResult<()> {
     let linux = crate::linux::root_linux()?;
@@ -59,19 +60,25 @@ pub fn root_initramfs_case(tally: &mut Tally) -> XResult<()> {
     Ok(())
 }
 
-/// A 16 MiB ext4 image holding busybox and [`INIT`].
+/// A 16 MiB ext4 image holding busybox and [`INIT`], `/sbin/init` an absolute symbolic link to
+/// it.
 fn make_disk(tree: &Path, disk: &Path) -> XResult<()> {
     let busybox = crate::linux::busybox()?;
     for dir in ["bin", "sbin", "proc", "dev", "sys"] {
         let dir = tree.join(dir);
         std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     }
-    for (path, data) in [("bin/busybox", busybox), ("sbin/init", INIT.into())] {
+    for (path, data) in [("bin/busybox", busybox), ("bin/moat-init", INIT.into())] {
         let path = tree.join(path);
         std::fs::write(&path, data)
             .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
             .map_err(|e| failed(format!("{}: {e}", path.display())))?;
     }
+    // As in Debian 12, whose /sbin/init is a link to /lib/systemd/systemd: absolute, so it
+    // resolves only inside the new root.
+    let init = tree.join("sbin/init");
+    std::os::unix::fs::symlink("/bin/moat-init", &init)
+        .map_err(|e| failed(format!("{}: {e}", init.display())))?;
     crate::build::run_step(
         std::process::Command::new("mke2fs")
             .args(["-q", "-F", "-t", "ext4", "-d"])
