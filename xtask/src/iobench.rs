@@ -11,12 +11,15 @@
 //! - `iperf3` to a server the host runs on its loopback (10.0.2.2 from the guest, through
 //!   QEMU's user network): [`IPERF_MIB`] MiB sent by the guest, then as much received.
 //!
-//! The figures are the guest's own (fio's bandwidth and IOPS, iperf3's sender figure), read
-//! from its clock, which under `-icount` is virtual time. QEMU then performs the device's I/O
-//! (the disk read, the host's TCP stack) while the guest's clock does not move: an I/O wait
-//! takes no virtual time, so these figures measure what the guest and what is between it and
-//! the device cost in instructions (the driver, interrupts, and under Moat its exits), not a
-//! disk's or a network's speed.
+//! The figures are the guest's own (fio's bandwidth and IOPS, iperf3's figure of the guest's
+//! end), read from its clock, which under `-icount` is virtual time. QEMU performs the device's
+//! I/O (the disk read, the host's TCP stack) outside the guest's instructions: a wait costs no
+//! instructions, but with `sleep=off` a vCPU that idles makes the virtual clock jump to the next
+//! timer deadline at once (QEMU's `-icount` documentation, whose `sleep=on`/`off` wording was
+//! reversed until QEMU 10.1). So a wait costs nothing while the guest has no timer armed, and
+//! the time to its next deadlines when it has: the figures count the CPU's work per I/O (the
+//! driver, interrupts, under Moat its exits) plus those jumps, not a disk's or a network's
+//! speed, and they vary from run to run with how long the host takes.
 
 use crate::debian::{self, DiskMode, HostServer, PROMPT, STARTUP, Side, WAIT_FOR_NETWORK};
 use crate::error::XResult;
@@ -223,7 +226,8 @@ fn print(side: Side, f: &Figures, elapsed: Duration) {
     println!(
         "Debian 12 ({side}: virtio-blk-pci and virtio-net-pci, INTx, {} vCPUs, {} MiB, Debian's \
          cloud kernel 6.1), -icount shift=0,sleep=off (1 ns of virtual time per instruction), \
-         -cpu {}. An I/O wait takes no virtual time: the figures measure the CPU's work per I/O.",
+         -cpu {}. An I/O wait executes no instructions; an idle vCPU's clock jumps to its next timer \
+         deadline: the figures are the CPU's work per I/O plus those jumps.",
         debian::SMP,
         debian::MEM_MIB,
         debian::CPU,
