@@ -101,6 +101,42 @@ pub fn iperf_summary(line: &str) -> Option<(End, f64)> {
     Some((end, rate))
 }
 
+/// `command` between two readings of the CPUs' time (`/proc/stat`'s `cpu` line), printed as
+/// `moat-busy-<name> cpu ... / cpu ...`, then `moat-<name>=` its exit status plus 100.
+fn measured(name: &str, command: &str) -> String {
+    format!(
+        "a=$(grep '^cpu ' /proc/stat); {command}; r=$?; echo moat-busy-{name} $a / $(grep '^cpu ' /proc/stat); echo moat-{name}=$((100+r))\n"
+    )
+}
+
+/// `/proc/stat`'s time unit (`USER_HZ`), in ms.
+const TICK_MS: f64 = 10.0;
+
+/// The busy time of all CPUs between the two readings of a `moat-busy-<name>` line, in ms:
+/// user, nice, system, irq, softirq and steal (not idle, not iowait). Under `-icount` busy
+/// virtual time is executed instructions (1 ns each), sampled by the kernel's tick: the jumps of
+/// an idle vCPU's clock to its next timer deadline land in idle time and are left out.
+pub fn busy_ms(console: &str, name: &str) -> Option<f64> {
+    let prefix = format!("moat-busy-{name} ");
+    let line = console
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))?;
+    let (before, after) = line.split_once(" / ")?;
+    let busy = |reading: &str| -> Option<u64> {
+        let fields: Vec<u64> = reading
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        // user nice system idle iowait irq softirq steal ...
+        let at = |i: usize| fields.get(i).copied();
+        Some(at(0)? + at(1)? + at(2)? + at(5)? + at(6)? + at(7)?)
+    };
+    let ticks = busy(after)?.checked_sub(busy(before)?)?;
+    Some(ticks as f64 * TICK_MS)
+}
+
 /// What one run measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figures {
@@ -114,6 +150,8 @@ pub struct Figures {
     pub send_mbit: f64,
     /// Mbit/s the guest received (`-R`: its receiver line).
     pub recv_mbit: f64,
+    /// CPU-busy ms of each test ([`busy_ms`]): seq, rand, send, recv.
+    pub busy_ms: [f64; 4],
 }
 
 /// The figures of a run's console, or what shows it failed.
@@ -160,12 +198,16 @@ pub fn figures(console: &str) -> Result<Figures, String> {
             "iperf3 summary lines {summaries:?}: not a sending and a receiving test"
         ));
     };
+    let busy = |name: &str| {
+        busy_ms(console, name).ok_or_else(|| format!("no readable moat-busy-{name} line"))
+    };
     Ok(Figures {
         startup,
         seq: job("seq")?,
         rand: job("rand")?,
         send_mbit,
         recv_mbit,
+        busy_ms: [busy("seq")?, busy("rand")?, busy("send")?, busy("recv")?],
     })
 }
 
@@ -186,26 +228,20 @@ pub fn run(side: Side) -> XResult<ExitCode> {
     let mut steps = debian::login();
     steps.push((PROMPT.into(), STARTUP.into()));
     steps.push(("moat-up=".into(), WAIT_FOR_NETWORK.into()));
-    steps.push((
-        "moat-net=1".into(),
-        format!(
-            "{FIO} --name=seq --rw=read --bs=1M --size={SEQ_MIB}M; echo moat-seq=$((100+$?))\n"
-        ),
-    ));
-    steps.push((
-        "moat-seq=1".into(),
-        format!(
-            "{FIO} --name=rand --rw=randread --bs=4k --size=1G --io_size={RAND_MIB}M --randrepeat=1; echo moat-rand=$((100+$?))\n"
-        ),
-    ));
-    steps.push((
-        "moat-rand=1".into(),
-        format!("iperf3 -c 10.0.2.2 -p {port} -f m -n {IPERF_MIB}M; echo moat-send=$((100+$?))\n"),
-    ));
+    let seq = format!("{FIO} --name=seq --rw=read --bs=1M --size={SEQ_MIB}M");
+    let rand = format!(
+        "{FIO} --name=rand --rw=randread --bs=4k --size=1G --io_size={RAND_MIB}M --randrepeat=1"
+    );
+    let send = format!("iperf3 -c 10.0.2.2 -p {port} -f m -n {IPERF_MIB}M");
+    let recv = format!("{send} -R");
+    steps.push(("moat-net=1".into(), measured("seq", &seq)));
+    steps.push(("moat-seq=1".into(), measured("rand", &rand)));
+    steps.push(("moat-rand=1".into(), measured("send", &send)));
     steps.push((
         "moat-send=1".into(),
         format!(
-            "iperf3 -c 10.0.2.2 -p {port} -f m -n {IPERF_MIB}M -R; echo moat-recv=$((100+$?)); systemctl poweroff\n"
+            "{}; systemctl poweroff\n",
+            measured("recv", &recv).trim_end()
         ),
     ));
     let script = debian::leak_script(steps);
@@ -251,6 +287,16 @@ fn print(side: Side, f: &Figures, elapsed: Duration) {
         "iperf3 TCP to the host's loopback through QEMU's user network, {IPERF_MIB} MiB each \
          way: guest sends {:.0} Mbit/s, receives {:.0} Mbit/s",
         f.send_mbit, f.recv_mbit
+    );
+    let [seq, rand, send, recv] = f.busy_ms;
+    println!(
+        "CPU busy time (all vCPUs, /proc/stat, = instructions under -icount; the clock's jumps \
+         while idle left out): sequential {:.0} us per 1 MiB read, random {:.1} us per 4 KiB \
+         read, iperf3 {:.0} us per MiB sent, {:.0} us per MiB received",
+        seq * 1000.0 / f64::from(SEQ_MIB),
+        rand * 1000.0 / f64::from(RAND_MIB * 256),
+        send * 1000.0 / f64::from(IPERF_MIB),
+        recv * 1000.0 / f64::from(IPERF_MIB)
     );
     println!(
         "({:.0} s of wall time for the whole run)",
@@ -300,7 +346,11 @@ mod tests {
     fn a_run_gives_every_figure_or_says_what_is_missing() {
         let console = format!(
             "Startup finished in 4s (kernel) + 30s (userspace) = 34s\nmoat-net=100\n\u{1b}[?2004l{SEQ}\n\
-             moat-seq=100\n{RAND}\nmoat-rand=100\n\
+             moat-busy-seq cpu 10 0 20 500 0 1 2 0 0 0 / cpu 40 0 60 900 0 3 4 0 0 0\nmoat-seq=100\n\
+             {RAND}\nmoat-busy-rand cpu 1 1 1 1 1 1 1 1 0 0 / cpu 2 2 2 9 9 2 2 2 0 0\n\
+             moat-busy-send cpu 0 0 0 0 0 0 0 0 0 0 / cpu 0 0 5 0 0 0 0 0 0 0\n\
+             moat-busy-recv cpu 0 0 0 0 0 0 0 0 0 0 / cpu 0 0 7 0 0 0 0 0 0 0\n\
+             moat-rand=100\n\
              [  5]   0.00-4.21   sec  64.0 MBytes   127 Mbits/sec    0             sender\n\
              [  5]   0.00-4.30   sec  64.0 MBytes   125 Mbits/sec                  receiver\n\
              moat-send=100\n\
@@ -311,6 +361,8 @@ mod tests {
         let f = figures(&console).unwrap();
         assert_eq!((f.seq.kib_per_s, f.rand.iops), (51_200, 2000.0));
         assert_eq!((f.send_mbit, f.recv_mbit), (127.0, 107.0));
+        // (30 + 40 + 2 + 2) ticks of 10 ms; idle and iowait left out.
+        assert_eq!(f.busy_ms, [740.0, 60.0, 50.0, 70.0]);
         let failed = console.replace("moat-rand=100", "moat-rand=101");
         assert!(figures(&failed).unwrap_err().contains("moat-rand=100"));
     }
