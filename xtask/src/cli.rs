@@ -52,12 +52,19 @@ enum Command {
     Neighbour(NeighbourArgs),
     /// Fetch Debian's arm64 cloud kernel and busybox into the cache (`$MOAT_CACHE`, else
     /// target/moat/linux-cache) and build the initramfs; prints the paths `./x run --linux`
-    /// boots. Without `--refresh`, a complete cache is used without network access.
+    /// boots. Without `--refresh`, a complete cache is used without network access. With
+    /// `--rootfs`, also the Debian 12 root file system image (made once; long).
     LinuxFetch(LinuxFetchArgs),
     /// Fetch QEMU 10 from Debian's bookworm-backports into the cache (unpacked, not installed)
     /// and print where it is: the PCI cases need its SMMUv3 with stage 2 (Debian 12's QEMU 7.2
     /// has stage 1 only). `./x test` and `./x run` fetch it themselves when they need it.
     QemuFetch,
+    /// Boot Debian 12 from its disk (the image of `./x linux-fetch --rootfs`, made first if
+    /// missing) with virtio-blk-pci and virtio-net-pci, and test it on the console: log in as
+    /// root, DHCP on QEMU's user network, fetch a file from an HTTP server on the host's
+    /// loopback, write a file, reboot, read it back. On bare QEMU; `--moat` boots
+    /// configs/debian.toml under Moat instead (refused until Moat assigns PCI functions).
+    Debian(DebianArgs),
     /// Run a benchmark and print its figures: `exits` (instructions per exit-causing operation
     /// under `-icount`, Moat and bare, per CPU model), `stage2` (Moat's stage-2 tables against
     /// google's aarch64-paging on the same work), `boot` (Linux's virtual time to `/init` under
@@ -154,6 +161,21 @@ struct LinuxFetchArgs {
     /// Look for newer packages even when the cache is complete.
     #[arg(long)]
     refresh: bool,
+    /// Also make the Debian 12 arm64 root file system image when the cache has none:
+    /// debootstrap on the host, its second stage in bare QEMU (tens of minutes under TCG).
+    #[arg(long)]
+    rootfs: bool,
+}
+
+/// Options of `./x debian`.
+#[derive(Args, Debug)]
+struct DebianArgs {
+    /// Under Moat (configs/debian.toml, the two PCI functions assigned) instead of bare QEMU.
+    #[arg(long)]
+    moat: bool,
+    /// Attach the console instead of running the test (Ctrl-A X quits QEMU).
+    #[arg(long)]
+    interactive: bool,
 }
 
 /// Options of `./x sweep`.
@@ -245,6 +267,9 @@ struct BenchArgs {
     /// running the same guest through Moat's KVM runner (`./x bench` always includes it).
     #[arg(long)]
     kvm: bool,
+    /// `pci`: under Moat (configs/debian.toml) instead of bare QEMU.
+    #[arg(long)]
+    moat: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -254,6 +279,9 @@ enum Bench {
     Boot,
     /// 64 MiB through busybox nc between the two Linux VMs of configs/two-linux.toml.
     Net,
+    /// fio and iperf3 in Debian 12 on virtio-blk-pci and virtio-net-pci (bare QEMU, or
+    /// `--moat`); not part of `./x bench` without a name (it needs the root file system image).
+    Pci,
 }
 
 /// Options of `./x run`.
@@ -421,12 +449,31 @@ impl Cli {
                     guest.kernel_package
                 );
                 println!("initramfs {}", guest.initramfs.display());
+                if args.rootfs {
+                    let root = linux::root_linux()?;
+                    println!("root initramfs {}", root.initramfs.display());
+                    println!("rootfs {}", linux::rootfs::image()?.display());
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Command::QemuFetch => {
                 let qemu = crate::qemu10::qemu()?;
                 println!("qemu {} ({})", qemu.binary().display(), qemu.version);
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::Debian(args) => {
+                let side = side(args.moat);
+                if args.interactive {
+                    let mode = crate::debian::DiskMode::Persistent;
+                    let outcome =
+                        crate::debian::boot(side, ConsoleMode::Interactive, None, mode, false)?;
+                    return Ok(if side == crate::debian::Side::Moat {
+                        outcome.run_exit_code(None)
+                    } else {
+                        ExitCode::SUCCESS
+                    });
+                }
+                crate::debian::check(side)
             }
             Command::Sweep(args) => sweep(&args),
             Command::Chaos(args) => chaos(&args),
@@ -555,6 +602,15 @@ fn chaos(args: &ChaosArgs) -> XResult<ExitCode> {
     })
 }
 
+/// The side `--moat` picks for the Debian VM.
+fn side(moat: bool) -> crate::debian::Side {
+    if moat {
+        crate::debian::Side::Moat
+    } else {
+        crate::debian::Side::Bare
+    }
+}
+
 fn bench(args: &BenchArgs) -> XResult<ExitCode> {
     let which = match args.which {
         None => return crate::benchmarks::run_all(),
@@ -562,6 +618,7 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
         Some(Bench::Stage2) => "stage2",
         Some(Bench::Boot) => return crate::bootbench::run(),
         Some(Bench::Net) => return crate::netbench::run(),
+        Some(Bench::Pci) => return crate::iobench::run(side(args.moat)),
     };
     let reps = args.reps.to_string();
     build::run_step(

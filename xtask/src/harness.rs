@@ -30,6 +30,9 @@ mod board;
 #[path = "harness/pci.rs"]
 mod pci;
 
+#[path = "harness/rootfs.rs"]
+mod rootfs;
+
 /// The CPU models every guest test runs on: a 44-bit-PARange core and QEMU's `max` (52-bit
 /// PARange, so the IPA limit is the 48 of the 4K granule); pointer authentication uses QEMU's
 /// fast implementation-defined algorithm.
@@ -96,6 +99,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
     pci::dma_at_another_vm(&mut tally)?;
     linux_case(&artifacts, &mut tally)?;
     linux_gicv2_case(&artifacts, &mut tally)?;
+    rootfs::root_initramfs_case(&mut tally)?;
     kvm_cases(&mut tally)?;
     tally.record(
         "bench_boot_init_reads_the_virtual_counter_first",

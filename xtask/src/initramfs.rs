@@ -80,6 +80,86 @@ poweroff -f
     )
 }
 
+/// The line the root file system's `/init` prints when the second stage of `debootstrap` and
+/// the image's set-up are done and the disk is unmounted (the image builder waits for it).
+pub const ROOT_READY: &str = "Moat guest: root file system ready";
+/// The start of the line the root file system's `/init` prints when it cannot go on.
+pub const ROOT_FAILED: &str = "Moat guest: root FAILED";
+/// The kernel command-line word that makes the root file system's `/init` run the second stage
+/// of `debootstrap` on the disk and power off, instead of booting it.
+pub const STAGE2_PARAMETER: &str = "moat.stage2";
+/// The script the image builder leaves at the root of the file system, run (in a `chroot`) after
+/// the second stage and removed.
+pub const SETUP_SCRIPT: &str = "moat-setup";
+
+/// The `/init` of a Debian root file system on a virtio-blk disk. busybox runs it as PID 1:
+/// mount the kernel's file systems, load `modules` (dependency order) so that the virtio PCI
+/// devices appear, wait for the `root=` block device, then either (with
+/// [`STAGE2_PARAMETER`]) mount it read-write, run `debootstrap --second-stage` and
+/// [`SETUP_SCRIPT`] in a `chroot`, unmount and power off, or mount it (`ro` unless the command
+/// line says `rw`) and `switch_root` to its `/sbin/init` (systemd; in Debian 12 a symbolic link
+/// to `/lib/systemd/systemd`, which only resolves inside the new root). Anything that fails prints
+/// [`ROOT_FAILED`] with what and powers off: a run that waits for a login prompt then ends
+/// instead of hanging.
+pub fn root_init_script(modules: &[&str]) -> String {
+    let modules = modules.join(" ");
+    format!(
+        "#!/bin/busybox sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+/bin/busybox mkdir -p /proc /sys /dev /newroot
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox --install -s
+fail() {{
+\techo \"{ROOT_FAILED}: $*\"
+\tsync
+\tpoweroff -f
+}}
+for m in {modules}; do
+\tinsmod /{MODULE_DIR}/$m.ko || fail \"insmod $m\"
+done
+root=
+mode=ro
+stage2=
+for arg in $(cat /proc/cmdline); do
+\tcase \"$arg\" in
+\troot=*) root=\"${{arg#root=}}\";;
+\trw) mode=rw;;
+\tro) mode=ro;;
+\t{STAGE2_PARAMETER}) stage2=1;;
+\tesac
+done
+[ -n \"$root\" ] || fail \"no root= on the kernel command line\"
+tries=0
+while [ ! -b \"$root\" ]; do
+\ttries=$((tries + 1))
+\t[ $tries -le 30 ] || fail \"no block device $root\"
+\tsleep 1
+done
+if [ -n \"$stage2\" ]; then
+\tmount -t ext4 -o rw \"$root\" /newroot || fail \"mount $root\"
+\tmount -t devtmpfs devtmpfs /newroot/dev || fail \"devtmpfs in $root\"
+\techo \"Moat guest: debootstrap --second-stage on $root\"
+\tchroot /newroot /debootstrap/debootstrap --second-stage || fail \"debootstrap --second-stage\"
+\tchroot /newroot /bin/sh -e /{SETUP_SCRIPT} || fail \"/{SETUP_SCRIPT}\"
+\trm -f /newroot/{SETUP_SCRIPT}
+\tumount /newroot/dev
+\tumount /newroot || fail \"umount $root\"
+\tsync
+\techo \"{ROOT_READY}\"
+\tpoweroff -f
+fi
+mount -t ext4 -o \"$mode\" \"$root\" /newroot || fail \"mount $root\"
+[ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail \"$root has no /sbin/init\"
+[ -e /newroot/{SETUP_SCRIPT} ] && fail \"$root is half made: its second stage has not run\"
+umount /proc /sys
+mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/init
+"
+    )
+}
+
 /// One file-system object in the archive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
@@ -111,6 +191,21 @@ pub enum Entry {
 /// The entries of the guest's initramfs around `busybox` (an arm64 static busybox) and the
 /// kernel `modules`, given in load order.
 pub fn entries(busybox: Vec<u8>, modules: &[Module]) -> Vec<Entry> {
+    let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+    let init = init_script(&names);
+    with_init(busybox, modules, init)
+}
+
+/// The entries of the initramfs that boots (or finishes making) a Debian root file system on a
+/// virtio-blk disk: as [`entries`], with [`root_init_script`] as `/init`.
+pub fn root_entries(busybox: Vec<u8>, modules: &[Module]) -> Vec<Entry> {
+    let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+    let init = root_init_script(&names);
+    with_init(busybox, modules, init)
+}
+
+/// busybox, the directories, `/dev/console`, the modules and `init` as `/init`.
+fn with_init(busybox: Vec<u8>, modules: &[Module], init: String) -> Vec<Entry> {
     let dir = |path: &str| Entry::Dir { path: path.into() };
     let mut entries: Vec<Entry> = ["dev", "proc", "sys", "bin", "sbin", "usr", "usr/bin"]
         .into_iter()
@@ -122,7 +217,6 @@ pub fn entries(busybox: Vec<u8>, modules: &[Module]) -> Vec<Entry> {
         perm: 0o644,
         data: m.object.clone(),
     }));
-    let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
     entries.push(Entry::CharDev {
         path: "dev/console".into(),
         major: 5,
@@ -136,7 +230,7 @@ pub fn entries(busybox: Vec<u8>, modules: &[Module]) -> Vec<Entry> {
     entries.push(Entry::File {
         path: "init".into(),
         perm: 0o755,
-        data: init_script(&names).into_bytes(),
+        data: init.into_bytes(),
     });
     entries
 }
@@ -374,6 +468,42 @@ mod tests {
             net < script.find(BANNER).unwrap(),
             "eth0 is up before the banner"
         );
+    }
+
+    #[test]
+    fn the_root_init_loads_its_modules_then_boots_the_disk_or_finishes_making_it() {
+        let modules = ["virtio", "virtio_pci", "virtio_blk"].map(|name| Module {
+            name: name.into(),
+            object: name.as_bytes().to_vec(),
+        });
+        let records = read_archive(&newc_archive(&root_entries(b"bb".to_vec(), &modules)));
+        let init = find(&records, "init");
+        assert_eq!(init.mode(), 0o100_755);
+        let script = String::from_utf8(init.data.clone()).unwrap();
+        let at = |needle: &str| {
+            script
+                .find(needle)
+                .unwrap_or_else(|| panic!("no {needle:?} in\n{script}"))
+        };
+        assert!(at("for m in virtio virtio_pci virtio_blk; do") < at("root=*)"));
+        assert!(at("insmod /lib/modules/$m.ko || fail") < at("while [ ! -b \"$root\" ]"));
+        // The second stage: debootstrap, then the set-up script, then the disk unmounted before
+        // the line the builder waits for.
+        let stage2 = at("if [ -n \"$stage2\" ]");
+        assert!(stage2 < at("debootstrap --second-stage ||"));
+        assert!(at("debootstrap --second-stage ||") < at("/bin/sh -e /moat-setup"));
+        assert!(at("umount /newroot ||") < at(&format!("echo \"{ROOT_READY}\"")));
+        assert!(at(&format!("echo \"{ROOT_READY}\"")) < at("exec switch_root"));
+        assert!(script.contains("moat.stage2) stage2=1;;"));
+        assert!(script.contains("mount -t ext4 -o \"$mode\" \"$root\" /newroot"));
+        assert!(
+            script
+                .trim_end()
+                .ends_with("exec switch_root /newroot /sbin/init")
+        );
+        // Every failure says so and powers off.
+        assert!(script.contains(&format!("echo \"{ROOT_FAILED}: $*\"")));
+        assert!(!script.contains("setsid cttyhack sh"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod modules;
+pub mod rootfs;
 pub(crate) mod sources;
 
 /// The Debian release the guest's kernel and busybox come from.
@@ -149,20 +150,48 @@ pub fn arm64_package(name: &str, version: &str) -> XResult<PathBuf> {
 /// never see half a file.
 fn guest(cache: &Path, fetched: &Fetched) -> XResult<LinuxGuest> {
     let busybox = read(&fetched.busybox_path(cache))?;
-    let modules = modules::load(&fetched.modules_dir(cache))?;
-    let archive = initramfs::newc_archive(&initramfs::entries(busybox, &modules));
-    let compressed =
-        initramfs::gzip(&archive).map_err(|e| failed(format!("compressing the initramfs: {e}")))?;
-    let initramfs = cache.join("initramfs.cpio.gz");
-    let partial = cache.join(format!("initramfs.cpio.gz.{}", std::process::id()));
-    write(&partial, &compressed)?;
-    fs::rename(&partial, &initramfs)
-        .map_err(|e| failed(format!("writing {}: {e}", initramfs.display())))?;
+    let modules = modules::load(&fetched.modules_dir(cache), &modules::WANTED)?;
+    let entries = initramfs::entries(busybox, &modules);
+    let initramfs = write_initramfs(&cache.join("initramfs.cpio.gz"), &entries)?;
     Ok(LinuxGuest {
         kernel: fetched.kernel_path(cache),
         initramfs,
         kernel_package: format!("{} {}", fetched.kernel.name, fetched.kernel.version),
     })
+}
+
+/// Debian's cloud kernel with the initramfs that boots a Debian root file system from a
+/// virtio-blk disk on PCI (or, with `moat.stage2` on the command line, finishes making it):
+/// [`initramfs::root_entries`] with the modules of [`modules::ROOT_WANTED`]. Fetched as
+/// [`default_linux`] fetches.
+///
+/// # Errors
+///
+/// As [`default_linux`].
+pub fn root_linux() -> XResult<LinuxGuest> {
+    let cache = cache_dir();
+    let guest = default_linux()?;
+    let fetched = Fetched::load(&cache).ok_or_else(|| {
+        failed(format!(
+            "{}: the Linux cache is incomplete",
+            cache.display()
+        ))
+    })?;
+    let busybox = read(&fetched.busybox_path(&cache))?;
+    let modules = modules::load(&fetched.modules_dir(&cache), &modules::ROOT_WANTED)?;
+    let entries = initramfs::root_entries(busybox, &modules);
+    let initramfs = write_initramfs(&cache.join("initramfs-root.cpio.gz"), &entries)?;
+    Ok(LinuxGuest { initramfs, ..guest })
+}
+
+/// Writes the gzip-compressed archive of `entries` to `path` through a file of this process's
+/// own, renamed into place.
+fn write_initramfs(path: &Path, entries: &[initramfs::Entry]) -> XResult<PathBuf> {
+    let archive = initramfs::newc_archive(entries);
+    let compressed =
+        initramfs::gzip(&archive).map_err(|e| failed(format!("compressing the initramfs: {e}")))?;
+    crate::build::replace(path, |partial| write(partial, &compressed))?;
+    Ok(path.to_path_buf())
 }
 
 /// A Debian package at one version.

@@ -204,7 +204,20 @@ impl SystemRun<'_> {
         let (machine, scratch) = self.machine()?;
         let limit = self.timeout.map(Duration::from_secs);
         let pci = self.system.vms.iter().any(|vm| !vm.pci.is_empty());
-        let outcome = machine.run_for_pci(pci, self.qemu_args, ConsoleMode::Interactive, limit)?;
+        // `kernel = "debian"` boots from the Debian root file system's disk, with a network
+        // card, both PCI functions of the machine (crate::debian).
+        let debian = self
+            .images
+            .iter()
+            .any(|images| images.guest == GuestSource::DebianRoot);
+        let mut extra = if debian {
+            let disk = linux::rootfs::image()?;
+            crate::debian::device_args(&disk, crate::debian::DiskMode::Persistent)
+        } else {
+            Vec::new()
+        };
+        extra.extend_from_slice(self.qemu_args);
+        let outcome = machine.run_for_pci(pci, &extra, ConsoleMode::Interactive, limit)?;
         drop(scratch);
         Ok(outcome.run_exit_code(self.timeout))
     }
@@ -283,6 +296,14 @@ fn resolve(
             Resolved::File {
                 path: linux.kernel.clone(),
                 initrd: Some(initrd.unwrap_or_else(|| linux.initramfs.clone())),
+                kind: GuestKind::LinuxKernel,
+            }
+        }
+        GuestSource::DebianRoot => {
+            let linux = linux::root_linux()?;
+            Resolved::File {
+                path: linux.kernel.clone(),
+                initrd: Some(initrd.unwrap_or(linux.initramfs)),
                 kind: GuestKind::LinuxKernel,
             }
         }

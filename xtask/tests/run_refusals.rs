@@ -459,7 +459,7 @@ fn images_are_looked_up_relative_to_the_file_and_named_with_their_vm() {
     );
     refused(
         &["--config", s(&file)],
-        &["kernel = \"Image\" is neither a path nor the built-in \"linux\""],
+        &["kernel = \"Image\" is neither a path nor a built-in kernel (\"linux\", \"debian\";"],
     );
     f.file("vmlinux", b"not an arm64 Image");
     let file = f.file(

@@ -13,6 +13,8 @@
 //! kernel = "linux"             # Debian's kernel and busybox initramfs (./x linux-fetch),
 //!                              # or an arm64 Image: kernel = "path/to/Image"
 //! initrd = "path/to/initrd"    # optional: replaces the busybox initramfs of "linux"
+//!                              # (kernel = "debian": the kernel booting the Debian root
+//!                              # file system of ./x linux-fetch --rootfs from its disk)
 //! bootargs = "console=ttyAMA0"
 //! on-poweroff = "halt-vm"      # or "power-off-machine" (the default)
 //! on-reset = "restart"         # the default; or "halt-vm", "power-off-machine"
@@ -45,6 +47,8 @@ use crate::toml_file::{SystemToml, TomlError, VmKeys, parse};
 
 /// The built-in kernel of `kernel = "linux"`.
 pub const BUILTIN_LINUX: &str = "linux";
+/// The built-in kernel of `kernel = "debian"`.
+pub const BUILTIN_DEBIAN: &str = "debian";
 
 /// A VM's guest, as its `[[vm]]` table names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +58,11 @@ pub enum GuestSource {
     /// `kernel = "linux"`: Debian's cloud kernel that `./x linux-fetch` provides, with the
     /// project's busybox initramfs unless the table gives an `initrd`.
     DebianLinux,
+    /// `kernel = "debian"`: the same kernel with the initramfs that mounts the Debian root file
+    /// system of `./x linux-fetch --rootfs` from a virtio-blk disk and starts its systemd; the
+    /// host tool gives the machine that disk and a virtio-net card on QEMU's user network as
+    /// PCI functions (`configs/debian.toml` assigns them to the VM).
+    DebianRoot,
     /// `guest = "path"`: an ELF file, an arm64 `Image` or a raw binary, as `--guest` takes.
     File(PathBuf),
     /// `guest = "name"`: the project's guest `bare/guests/<name>`, as built by `./x build`.
@@ -88,7 +97,7 @@ impl SystemFile {
     /// [`TomlError`] as [`VmConfig::from_toml_str`] for either form, and for a file mixing
     /// top-level VM keys with `[[vm]]` tables, a `[[vm]]` table without a `name`, with a
     /// `cpus` that is not a list, naming no image or both a kernel and a guest, or a built-in
-    /// kernel name other than `"linux"`.
+    /// kernel name other than `"linux"` and `"debian"`.
     pub fn from_toml_str(text: &str, dir: &Path) -> Result<Self, TomlError> {
         let single = |vm| Self {
             system: SystemConfig::single(vm),
@@ -165,11 +174,12 @@ fn images(keys: &VmKeys, name: &str, text: &str, dir: &Path) -> Result<VmImages,
         }
         (Some(kernel), None) => match kernel.get_ref().as_str() {
             BUILTIN_LINUX => GuestSource::DebianLinux,
+            BUILTIN_DEBIAN => GuestSource::DebianRoot,
             word if is_builtin_name(word) => {
                 return Err(refuse(
                     kernel,
                     format!(
-                        "kernel = {word:?} is neither a path nor the built-in \"linux\" (write \"./{word}\" for a file beside the description)"
+                        "kernel = {word:?} is neither a path nor a built-in kernel (\"linux\", \"debian\"; write \"./{word}\" for a file beside the description)"
                     ),
                 ));
             }

@@ -141,6 +141,7 @@ fn image_paths_are_relative_to_the_files_directory_unless_absolute() {
         vm("guest = \"guests/probe.elf\""),
         GuestSource::File("/etc/moat/guests/probe.elf".into())
     );
+    assert_eq!(vm("kernel = \"debian\""), GuestSource::DebianRoot);
 }
 
 #[test]
@@ -156,10 +157,12 @@ fn a_vm_table_with_two_images_or_none_is_refused_by_name() {
 }
 
 #[test]
-fn a_kernel_name_other_than_linux_is_refused() {
+fn a_kernel_name_other_than_linux_and_debian_is_refused() {
     let message = refused("[[vm]]\nname = \"a\"\ncpus = [0]\nkernel = \"Image\"\n");
     assert!(
-        message.contains("kernel = \"Image\" is neither a path nor the built-in \"linux\""),
+        message.contains(
+            "kernel = \"Image\" is neither a path nor a built-in kernel (\"linux\", \"debian\";"
+        ),
         "{message}"
     );
     assert!(message.contains("\"./Image\""), "{message}");

@@ -1,5 +1,6 @@
-//! The kernel modules a Linux guest needs for Moat's virtio-net links, taken from Debian's
-//! kernel package and loaded by the initramfs's `/init` in dependency order.
+//! The kernel modules a Linux guest needs for Moat's virtio-net links ([`WANTED`]) and for the
+//! Debian root file system on virtio-pci devices ([`ROOT_WANTED`]), taken from Debian's kernel
+//! package and loaded by the initramfs's `/init` in dependency order.
 //!
 //! Debian's cloud kernel builds the virtio transport and network driver as modules
 //! (`virtio_mmio`, `virtio_net` and what they need) and its package ships no `modules.dep`
@@ -17,8 +18,21 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The modules the guest asks for; their dependencies come along.
+/// The modules the busybox guest asks for (Moat's virtio-mmio links); their dependencies come
+/// along.
 pub const WANTED: [&str; 2] = ["virtio_mmio", "virtio_net"];
+
+/// The modules the Debian root file system's initramfs asks for: the virtio PCI transport, the
+/// disk and the network card (their dependencies come along: `virtio`, `virtio_ring`,
+/// `virtio_pci_modern_dev`, `virtio_pci_legacy_dev`, `net_failover`, `failover` in Debian's
+/// 6.1 cloud kernel). ext4 and the generic ECAM host bridge are built in
+/// (`CONFIG_EXT4_FS=y`, `CONFIG_PCI_HOST_GENERIC=y` in its `config-*`), so they are not here.
+pub const ROOT_WANTED: [&str; 3] = ["virtio_pci", "virtio_blk", "virtio_net"];
+
+/// Every module the cache keeps.
+fn all_wanted() -> impl Iterator<Item = &'static str> {
+    WANTED.into_iter().chain(ROOT_WANTED)
+}
 
 /// One kernel module: its name and its uncompressed ELF object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,7 +182,7 @@ pub fn load_order(modules: Vec<Module>) -> Result<Vec<Module>, String> {
     Ok(ordered)
 }
 
-/// [`WANTED`] and every module they need, transitively, from the unpacked kernel package
+/// [`WANTED`], [`ROOT_WANTED`] and every module they need, transitively, from the unpacked kernel package
 /// `tree` (`lib/modules/<release>/kernel/**`), uncompressed.
 ///
 /// # Errors
@@ -183,7 +197,7 @@ pub fn from_package(tree: &Path) -> XResult<Vec<Module>> {
         index.extend(index_objects(root)?);
     }
     let mut found: Vec<Module> = Vec::new();
-    let mut wanted: Vec<String> = WANTED.iter().map(|w| (*w).to_string()).collect();
+    let mut wanted: Vec<String> = all_wanted().map(String::from).collect();
     while let Some(name) = wanted.pop() {
         if found.iter().any(|m| m.name == name) {
             continue;
@@ -262,12 +276,14 @@ pub fn store(dir: &Path, modules: &[Module]) -> XResult<()> {
     Ok(())
 }
 
-/// The modules kept in `dir` (every `<name>.ko`), in load order.
+/// The modules kept in `dir` that `wanted` needs (each of them and, transitively, what its
+/// `depends=` names), in load order.
 ///
 /// # Errors
 ///
-/// When the folder cannot be read, one of [`WANTED`] is missing, or [`load_order`] fails.
-pub fn load(dir: &Path) -> XResult<Vec<Module>> {
+/// When the folder cannot be read, one of `wanted` or of their dependencies is missing, or
+/// [`load_order`] fails.
+pub fn load(dir: &Path, wanted: &[&str]) -> XResult<Vec<Module>> {
     let entries = fs::read_dir(dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -275,25 +291,36 @@ pub fn load(dir: &Path) -> XResult<Vec<Module>> {
         .filter(|p| p.extension().is_some_and(|x| x == "ko"))
         .collect();
     paths.sort();
-    let mut modules = Vec::new();
+    let mut kept = BTreeMap::new();
     for path in paths {
         let object =
             fs::read(&path).map_err(|e| failed(format!("reading {}: {e}", path.display())))?;
         let name = module_stem(&path).map(module_name).unwrap_or_default();
+        kept.insert(name, object);
+    }
+    let mut modules: Vec<Module> = Vec::new();
+    let mut pending: Vec<String> = wanted.iter().map(|w| (*w).to_string()).collect();
+    while let Some(name) = pending.pop() {
+        if modules.iter().any(|m| m.name == name) {
+            continue;
+        }
+        let object = kept
+            .get(&name)
+            .ok_or_else(|| failed(format!("{}: no {name}.ko", dir.display())))?
+            .clone();
+        let info = modinfo(&object).map_err(|e| failed(format!("{name}.ko: {e}")))?;
+        pending.extend(info.depends);
         modules.push(Module { name, object });
     }
-    if let Some(missing) = WANTED
-        .iter()
-        .find(|w| !modules.iter().any(|m| m.name == **w))
-    {
-        return Err(failed(format!("{}: no {missing}.ko", dir.display())));
-    }
+    // The order found is that of the search; load_order keeps the given order among modules
+    // whose dependencies are loaded, so sort by name first for a stable result.
+    modules.sort_by(|a, b| a.name.cmp(&b.name));
     load_order(modules).map_err(|e| failed(format!("{}: {e}", dir.display())))
 }
 
-/// Whether `dir` holds every module of [`WANTED`].
+/// Whether `dir` holds every module of [`WANTED`] and [`ROOT_WANTED`].
 pub fn complete(dir: &Path) -> bool {
-    WANTED.iter().all(|w| dir.join(format!("{w}.ko")).is_file())
+    all_wanted().all(|w| dir.join(format!("{w}.ko")).is_file())
 }
 
 #[cfg(test)]
@@ -447,6 +474,27 @@ mod tests {
             ),
             ("drivers/net/net_failover.ko", "net_failover", "failover"),
             ("drivers/net/dummy.ko", "dummy", ""),
+            // As linux-image-6.1.0-57-cloud-arm64 6.1.192-3 has them.
+            (
+                "drivers/virtio/virtio_pci.ko",
+                "virtio_pci",
+                "virtio_ring,virtio_pci_modern_dev,virtio_pci_legacy_dev,virtio",
+            ),
+            (
+                "drivers/virtio/virtio_pci_modern_dev.ko",
+                "virtio_pci_modern_dev",
+                "",
+            ),
+            (
+                "drivers/virtio/virtio_pci_legacy_dev.ko",
+                "virtio_pci_legacy_dev",
+                "",
+            ),
+            (
+                "drivers/block/virtio_blk.ko",
+                "virtio_blk",
+                "virtio,virtio_ring",
+            ),
         ] {
             put(path, &module(name, depends));
         }
@@ -464,19 +512,40 @@ mod tests {
                 "failover",
                 "net_failover",
                 "virtio",
+                "virtio_blk",
                 "virtio_mmio",
                 "virtio_net",
+                "virtio_pci",
+                "virtio_pci_legacy_dev",
+                "virtio_pci_modern_dev",
                 "virtio_ring"
             ]
         );
         let kept = tree.join("kept");
         store(&kept, &found).unwrap();
         assert!(complete(&kept));
-        let loaded = load(&kept).unwrap();
+        let loaded = load(&kept, &WANTED).unwrap();
         let position = |n: &str| loaded.iter().position(|m| m.name == n).unwrap();
         assert!(position("failover") < position("net_failover"));
         assert!(position("net_failover") < position("virtio_net"));
         assert!(position("virtio_ring") < position("virtio_mmio"));
+        assert!(!loaded.iter().any(|m| m.name.starts_with("virtio_pci")));
+        // The root file system's set: the PCI transport after its two halves, no virtio_mmio.
+        let root = load(&kept, &ROOT_WANTED).unwrap();
+        assert_eq!(
+            names(&root),
+            [
+                "failover",
+                "net_failover",
+                "virtio",
+                "virtio_pci_legacy_dev",
+                "virtio_pci_modern_dev",
+                "virtio_ring",
+                "virtio_blk",
+                "virtio_net",
+                "virtio_pci"
+            ]
+        );
         fs::remove_file(kept.join("virtio_net.ko")).unwrap();
         assert!(!complete(&kept));
         fs::remove_dir_all(&tree).unwrap();
