@@ -39,6 +39,7 @@
 //! whether `ELR_EL1` was in the window, `HPPIR1`, the words read in variant 5, and for
 //! variant 6 the exact `ELR_EL1` (the IRQ is taken at a fixed instruction there).
 
+use crate::counter;
 use crate::exec::{self, Ctx, MAX_CPUS};
 use crate::ops::{GICD, GICR, Kind, Layout, Record, Rng, chaos_suspend_wait, end_interrupt, tag};
 use core::arch::{asm, global_asm};
@@ -211,23 +212,14 @@ fn stamp(index: u64, phase: u64) -> u64 {
     (index + 1) << 2 | phase
 }
 
-fn counter() -> u64 {
-    let now: u64;
-    // SAFETY: reads the virtual counter; no memory.
-    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) now, options(nomem, nostack)) };
-    now
-}
-
 /// The end of a wait: [`TIMEOUT_S`] from now, or a tenth of it on a vCPU that has already
 /// broken an invariant (its run is failed already; the rest of it should not take the run's
 /// time limit).
 fn deadline() -> u64 {
-    let freq: u64;
-    // SAFETY: reads CNTFRQ_EL0; no memory.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) freq, options(nomem, nostack)) };
+    let (now, freq) = counter();
     let broken = VIOLATIONS.iter().any(|v| v.load(Ordering::SeqCst) != 0);
-    let ticks = TIMEOUT_S * freq.max(1);
-    counter() + if broken { ticks / 10 } else { ticks }
+    let ticks = TIMEOUT_S * freq;
+    now + if broken { ticks / 10 } else { ticks }
 }
 
 /// Arrives at barrier `(index, phase)` and waits, IRQs masked, until every vCPU has; false on
@@ -243,7 +235,7 @@ fn barrier(cpu: usize, n: usize, index: u64, phase: u64) -> bool {
         {
             return true;
         }
-        if counter() > end {
+        if counter().0 > end {
             return false;
         }
         // SAFETY: a hint; no memory.

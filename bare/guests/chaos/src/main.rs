@@ -171,7 +171,8 @@ pub fn cpu_index() -> usize {
     (mpidr & 0xff) as usize
 }
 
-fn counter() -> (u64, u64) {
+/// The virtual counter and its frequency (at least 1).
+pub fn counter() -> (u64, u64) {
     let (now, freq): (u64, u64);
     // SAFETY: reads the virtual counter and its frequency; no memory.
     unsafe {

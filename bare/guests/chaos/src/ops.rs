@@ -626,6 +626,13 @@ fn sysreg(rng: &mut Rng, layout: &Layout) -> Record {
         return read;
     }
     let value = read.value;
+    if ACKNOWLEDGE.contains(&(op1, crn, crm, op2)) {
+        // The read acknowledged an interrupt (made it active, the running priority its
+        // priority): end it, so that no op leaves the CPU interface at a raised running
+        // priority that would mask every later interrupt of equal or lower priority (a timer
+        // op would then wait for ever).
+        end_acknowledged(crm, value);
+    }
     let write = !never_written((op1, crn, crm, op2)) && rng.below(2) == 0;
     if (op1, crn) == (0, 0) || UNCOMPARED.contains(&(op1, crn, crm, op2)) {
         // The ID registers (Moat shows the sanitised values, by design) and volatile values.
@@ -642,6 +649,30 @@ fn sysreg(rng: &mut Rng, layout: &Layout) -> Record {
         0,
     );
     if wrote.status == 0 { read } else { wrote }
+}
+
+/// `ICC_IAR0_EL1` and `ICC_IAR1_EL1` (`op1`, `CRn`, `CRm`, `op2` of `op0` 3): a read
+/// acknowledges the highest-priority pending interrupt of the group.
+const ACKNOWLEDGE: [(u8, u8, u8, u8); 2] = [(0, 12, 8, 0), (0, 12, 12, 0)];
+
+/// Ends the interrupt a read of `ICC_IAR0_EL1` (`crm` 8) or `ICC_IAR1_EL1` (`crm` 12)
+/// returned: `ICC_EOIR0_EL1` or `ICC_EOIR1_EL1` (through [`end_interrupt`]), and `ICC_DIR_EL1`
+/// under `EOImode` 1.
+fn end_acknowledged(crm: u8, iar: u64) {
+    let ctlr: u64;
+    // SAFETY: reads ICC_CTLR_EL1; no memory.
+    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_4", out(reg) ctlr, options(nostack)) };
+    if crm == 12 {
+        end_interrupt(iar, ctlr);
+    } else if iar < 1020 {
+        // SAFETY: ends the acknowledged Group 0 interrupt at the CPU interface; no memory.
+        unsafe {
+            core::arch::asm!("msr S3_0_C12_C8_1, {}", "isb", in(reg) iar, options(nostack));
+            if ctlr & 2 != 0 {
+                core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) iar, options(nostack));
+            }
+        }
+    }
 }
 
 /// PSCI function numbers never called: they end, suspend or freeze the caller or the system
