@@ -41,10 +41,13 @@
 
 use crate::counter;
 use crate::exec::{self, Ctx, MAX_CPUS};
-use crate::ops::{GICD, GICR, Kind, Layout, Record, Rng, chaos_suspend_wait, end_interrupt, tag};
+use crate::ops::{GICD, GICR, Layout, Record, Rng, chaos_suspend_wait, end_interrupt};
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicU64, Ordering};
 
+/// A round's kind in its record's tag (`kind << 16 | variant << 8 | role`), after the kinds
+/// of `ops::run`.
+pub const KIND: u64 = 10;
 /// Rounds per 100 op indices.
 const ROUNDS_PER_100: u64 = 3;
 /// The generator stream of the rounds' plans (a `cpu` no vCPU has).
@@ -528,7 +531,9 @@ pub fn round(seed: u64, layout: &Layout, index: u64) -> Record {
     let in_window = u64::from((lo..hi).contains(&elr));
     let role = u8::from(cpu == p.sender) | u8::from(mine) << 1;
     Record {
-        tag: tag(Kind::Cross, p.variant, role)
+        tag: KIND << 16
+            | u64::from(p.variant) << 8
+            | u64::from(role)
             | p.intid << 24
             | (p.sender as u64) << 40
             | p.targets << 44

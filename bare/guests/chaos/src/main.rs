@@ -364,7 +364,11 @@ fn run_ops(cpu: usize) {
                 (*exec::ctx(cpu)).entry = 0;
                 (*exec::ctx(cpu)).input = [0; 8];
             }
-            let record = ops::run(p.seed, &layout, index);
+            let record = if p.irq && cross::is_round(p.seed, index) {
+                cross::round(p.seed, &layout, index)
+            } else {
+                ops::run(p.seed, &layout, index)
+            };
             hash = fnv1a(hash, &record.words());
             counts[block] += 1;
             if keep && *detail_len < DETAIL_CAP {

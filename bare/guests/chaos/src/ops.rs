@@ -195,7 +195,7 @@ const UNCOMPARED: [(u8, u8, u8, u8); 17] = [
 /// Operation kinds.
 #[derive(Clone, Copy)]
 #[repr(u8)]
-pub enum Kind {
+enum Kind {
     Load = 0,
     Store = 1,
     Fetch = 2,
@@ -206,15 +206,11 @@ pub enum Kind {
     GicWrite = 7,
     IrqProbe = 8,
     TimerIrq = 9,
-    /// A round every vCPU takes part in (`crate::cross`).
-    Cross = 10,
+    // 10: a round every vCPU takes part in (`crate::cross::KIND`), chosen before `run`.
 }
 
 /// Runs operation `index` of this vCPU and returns its record.
 pub fn run(seed: u64, layout: &Layout, index: u64) -> Record {
-    if layout.irq && crate::cross::is_round(seed, index) {
-        return crate::cross::round(seed, layout, index);
-    }
     let mut rng = Rng::new(seed, layout.cpu, index);
     let kind = match rng.below(100) {
         0..20 => Kind::Load,
@@ -241,7 +237,6 @@ pub fn run(seed: u64, layout: &Layout, index: u64) -> Record {
         Kind::GicWrite => gic_write(&mut rng, layout),
         Kind::IrqProbe => irq_probe(&mut rng, layout),
         Kind::TimerIrq => timer_irq(&mut rng, layout),
-        Kind::Cross => crate::cross::round(seed, layout, index),
     }
 }
 
@@ -902,7 +897,7 @@ fn gic_write(rng: &mut Rng, layout: &Layout) -> Record {
     record
 }
 
-pub const fn tag(kind: Kind, class: u8, variant: u8) -> u64 {
+const fn tag(kind: Kind, class: u8, variant: u8) -> u64 {
     (kind as u64) << 16 | (class as u64) << 8 | variant as u64
 }
 
