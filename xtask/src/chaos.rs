@@ -520,9 +520,39 @@ pub fn describe_tag(tag: u64) -> String {
             }
         ),
         9 => format!(
-            "virtual timer interrupt after {} ticks, from WFI",
-            (tag >> 24) & 0xffff
+            "virtual timer interrupt after {} ticks, from {}",
+            (tag >> 24) & 0xffff,
+            if variant == 1 {
+                "PSCI CPU_SUSPEND"
+            } else {
+                "WFI"
+            }
         ),
+        10 => {
+            let what = [
+                "an SGI to itself",
+                "an SGI to another vCPU",
+                "an SGI to all but itself (IRM)",
+                "an SGI to a TargetList",
+                "an SPI routed to its target",
+                "GICD enable/pending/active writes to the target's SPIs",
+                "an SGI waking the target from CPU_SUSPEND",
+            ];
+            format!(
+                "cross-vCPU round: vCPU {} sends {} (INTID {}, priority {:#x}, receivers {:#b}); this vCPU {}",
+                (tag >> 40) & 0xf,
+                what.get(class as usize).copied().unwrap_or("?"),
+                (tag >> 24) & 0xffff,
+                (tag >> 48) & 0xff,
+                (tag >> 44) & 0xf,
+                match variant {
+                    0 => "only watches",
+                    1 => "sends",
+                    2 => "receives",
+                    _ => "sends and receives",
+                }
+            )
+        }
         _ => format!("tag {tag:#x}"),
     }
 }
@@ -543,6 +573,15 @@ pub fn describe_record(record: Option<OpRecord>) -> String {
         Some([tag, 0, intid, ..]) if (tag >> 16) & 0xff == 9 => {
             format!("no interrupt taken; ICC_IAR1_EL1 {intid}")
         }
+        Some([tag, broken, value, far, elr, spsr, vector]) if (tag >> 16) & 0xff == 10 => format!(
+            "round: invariant {broken} broken (0: none), took its INTID {}×, others {}×, HPPIR1 after {}, CPU_SUSPEND {:#x}; GICD read {far:#x}/{elr:#x}; vector {vector:#x} SPSR {:#x} DAIF on entry {:#x}",
+            value & 0xff,
+            (value >> 8) & 0xff,
+            (value >> 16) & 0xffff,
+            value >> 32,
+            spsr & 0xffff,
+            spsr >> 16
+        ),
         Some([_, 0, value, ..]) => format!("completed, value {value:#x}"),
         Some([_, 1, esr, far, elr, spsr, vector]) => format!(
             "exception EC {:#04x} ESR {esr:#x} FAR-addr {:#x} ELR-pc {:#x} SPSR {spsr:#x} vector {vector:#x}",

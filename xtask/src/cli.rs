@@ -238,7 +238,9 @@ struct ChaosArgs {
     #[arg(long)]
     full: bool,
     /// Enable the GIC and put interrupt probes among the ops (an own SGI, PPI or SPI made
-    /// pending, then ICC_HPPIR1_EL1/ICC_IAR1_EL1 read and the interrupt ended).
+    /// pending, then ICC_HPPIR1_EL1/ICC_IAR1_EL1 read and the interrupt ended), timer
+    /// interrupts woken from WFI or PSCI CPU_SUSPEND, and rounds that cross vCPUs (SGIs, SPIs,
+    /// shared distributor state) checked by invariant: docs/chaos.md.
     #[arg(long)]
     irq: bool,
 }

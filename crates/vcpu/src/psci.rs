@@ -6,7 +6,7 @@
 //! come from the `smccc` crate.
 
 use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
-use smccc::psci::error::NOT_SUPPORTED;
+use smccc::psci::error::{INVALID_PARAMETERS, NOT_SUPPORTED};
 use smccc::psci::{
     PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF, PSCI_CPU_ON_32, PSCI_CPU_ON_64,
     PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64, PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE,
@@ -129,6 +129,15 @@ pub fn handle_call(args: [u64; 4]) -> CallOutcome {
             target: args[1],
             level: args[2],
         },
+        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 if !valid_power_state(args[1]) => {
+            // Reinterpretation intended: a negative status is returned sign-extended.
+            CallOutcome::Return([
+                i64::from(INVALID_PARAMETERS) as u64,
+                args[1],
+                args[2],
+                args[3],
+            ])
+        }
         PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => CallOutcome::Suspend,
         // `value_call` answers every function not matched above.
         _ => {
@@ -137,6 +146,24 @@ pub fn handle_call(args: [u64; 4]) -> CallOutcome {
             CallOutcome::Return([value as u64, args[1], args[2], args[3]])
         }
     }
+}
+
+/// The fields of `CPU_SUSPEND`'s `power_state` in the original format (DEN 0022, "power_state
+/// parameter"), which `PSCI_FEATURES(CPU_SUSPEND)` = 0 (bit 1, the extended format, clear)
+/// announces: `StateID` [15:0], `StateType` [16], `PowerLevel` [25:24]; bits [23:17] and
+/// [31:26] are reserved, must be zero.
+const POWER_STATE_FIELDS: u32 = 0xffff | 1 << 16 | 0b11 << 24;
+
+/// Whether `CPU_SUSPEND`'s `power_state` (`W1`: a 32-bit parameter for both calling
+/// conventions) is one this implementation accepts: no reserved bit set. A `power_state` with
+/// a reserved bit set is not a valid state, which PSCI answers with `INVALID_PARAMETERS`
+/// ("the power_state parameter is invalid"); every valid one is entered as a standby.
+#[must_use]
+pub fn valid_power_state(x1: u64) -> bool {
+    // Truncation intended: power_state is a 32-bit parameter.
+    #[allow(clippy::cast_possible_truncation)]
+    let state = x1 as u32;
+    state & !POWER_STATE_FIELDS == 0
 }
 
 /// The `X0` result of function `function` (with `X1` = `arg1`) when the call only returns a
@@ -267,6 +294,31 @@ mod tests {
             handle_call([u64::from(PSCI_CPU_SUSPEND_64), 0, 0, 0]),
             CallOutcome::Suspend
         );
+    }
+
+    #[test]
+    fn cpu_suspend_with_a_reserved_power_state_bit_is_invalid_parameters() {
+        for fid in [PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64] {
+            for bit in (17..24).chain(26..32) {
+                assert_eq!(
+                    handle_call([u64::from(fid), 1 << bit, 0x4000_0000, 7]),
+                    CallOutcome::Return([(-2i64) as u64, 1 << bit, 0x4000_0000, 7]),
+                    "power_state bit {bit}"
+                );
+            }
+            // StateID, StateType (powerdown, entered as a standby) and PowerLevel are fields.
+            for state in [0, 0xffff, 1 << 16, 3 << 24, 0x0301_ffff] {
+                assert_eq!(
+                    handle_call([u64::from(fid), state, 0, 0]),
+                    CallOutcome::Suspend
+                );
+            }
+            // The upper half of X1 is not part of the 32-bit parameter.
+            assert_eq!(
+                handle_call([u64::from(fid), 0xffff_ffff_0000_0000, 0, 0]),
+                CallOutcome::Suspend
+            );
+        }
     }
 
     #[test]

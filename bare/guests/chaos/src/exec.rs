@@ -41,6 +41,8 @@ pub struct Ctx {
     pub elr: u64,
     /// Its `SPSR_EL1`.
     pub spsr: u64,
+    /// `PSTATE.{D,A,I,F}` (`DAIF`) on entry to the vector: the exception masked them.
+    pub daif: u64,
     /// Exceptions taken, by `ESR_EL1.EC` (interrupts in [`INTERRUPT_EC`]).
     pub ec_counts: [u64; 64],
     /// A stray exception: vector offset, `ESR_EL1`, `FAR_EL1`, `ELR_EL1`.
@@ -68,6 +70,7 @@ const EMPTY: Ctx = Ctx {
     far: 0,
     elr: 0,
     spsr: 0,
+    daif: 0,
     ec_counts: [0; 64],
     stray: [0; 4],
     entry: 0,
@@ -146,6 +149,8 @@ chaos_exception_common:
     str     x1, [x0, #{ELR}]
     mrs     x1, spsr_el1
     str     x1, [x0, #{SPSR}]
+    mrs     x2, daif
+    str     x2, [x0, #{DAIF}]
     orr     x1, x1, #0xc0                 // resume with IRQ and FIQ masked, as ops run
     msr     spsr_el1, x1
     mov     x1, #1
@@ -212,6 +217,7 @@ chaos_exec:                               // X0 = Ctx, X1 = the words' address
     FAR = const offset_of!(Ctx, far),
     ELR = const offset_of!(Ctx, elr),
     SPSR = const offset_of!(Ctx, spsr),
+    DAIF = const offset_of!(Ctx, daif),
     TAKEN = const offset_of!(Ctx, taken),
     STRAY = const offset_of!(Ctx, stray),
     SAVED_SP = const offset_of!(Ctx, saved_sp),

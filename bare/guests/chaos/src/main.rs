@@ -12,7 +12,9 @@
 //! 1024), `chaos.detail=b,b,..` (at most 4 blocks whose every record is printed) or
 //! `chaos.detail=all`, `chaos.only=a-b,c,..` (run only these op indices: the reducer's list),
 //! `chaos.full=1` (also the operations that differ by design, left out of the default mix:
-//! `ops.rs`), `chaos.irq=1` (the GIC enabled and interrupt probes: `ops::irq_probe`).
+//! `ops.rs`), `chaos.irq=1` (the GIC enabled, interrupt probes (`ops::irq_probe`), timer
+//! interrupts woken from `WFI` or PSCI `CPU_SUSPEND` (`ops::timer_irq`), and rounds that cross
+//! vCPUs, checked by invariant (`cross.rs`)).
 //! `chaos.seed=clock` takes the seed from the virtual counter at start (printed on the
 //! `CHAOS-START` line, so the run can be repeated with `./x chaos --seed`), and
 //! `chaos.end=reset` ends the run with PSCI `SYSTEM_RESET` instead of `SYSTEM_OFF`: with
@@ -23,11 +25,13 @@
 //! `CHAOS-BLOCK <cpu> <block> <hash> <ops>` (FNV-1a over the block's records),
 //! `CHAOS-OP <cpu> <index> <tag> <status> <value> <far> <elr> <spsr> <vector>` (hex, detail
 //! blocks only), `CHAOS-EC <cpu> <ec> <count>` (exceptions taken, by class),
+//! `CHAOS-ERROR <cpu> invariant: ...` for a vCPU that broke an invariant of the rounds,
 //! `CHAOS-DONE <cpu> <ops>`, or `CHAOS-HANG <cpu> <ops done>` for a vCPU that stopped making
 //! progress, then `CHAOS-END`.
 #![no_std]
 #![no_main]
 
+mod cross;
 mod exec;
 mod ops;
 
@@ -167,7 +171,8 @@ pub fn cpu_index() -> usize {
     (mpidr & 0xff) as usize
 }
 
-fn counter() -> (u64, u64) {
+/// The virtual counter and its frequency (at least 1).
+pub fn counter() -> (u64, u64) {
     let (now, freq): (u64, u64);
     // SAFETY: reads the virtual counter and its frequency; no memory.
     unsafe {
@@ -359,7 +364,11 @@ fn run_ops(cpu: usize) {
                 (*exec::ctx(cpu)).entry = 0;
                 (*exec::ctx(cpu)).input = [0; 8];
             }
-            let record = ops::run(p.seed, &layout, index);
+            let record = if p.irq && cross::is_round(p.seed, index) {
+                cross::round(p.seed, &layout, index)
+            } else {
+                ops::run(p.seed, &layout, index)
+            };
             hash = fnv1a(hash, &record.words());
             counts[block] += 1;
             if keep && *detail_len < DETAIL_CAP {
@@ -447,6 +456,12 @@ fn report(hung: &[bool; MAX_CPUS]) {
             if *n > 0 {
                 println!("CHAOS-EC {cpu} {ec:#04x} {n}");
             }
+        }
+        if let Some((count, index, code)) = cross::violations(cpu) {
+            println!(
+                "CHAOS-ERROR {cpu} invariant: {count} rounds broken, the first op {index}: {}",
+                cross::Broken::describe(code)
+            );
         }
         println!("CHAOS-DONE {cpu} {total}");
     }

@@ -118,8 +118,8 @@ pub struct Layout {
 /// The data area's size.
 pub const DATA_SIZE: u64 = 64 * 1024;
 /// The GIC distributor and redistributors on `virt` (the VM uses the same map).
-const GICD: u64 = 0x0800_0000;
-const GICR: u64 = 0x080a_0000;
+pub const GICD: u64 = 0x0800_0000;
+pub const GICR: u64 = 0x080a_0000;
 /// Holes on both sides: above the redistributors of up to 4 vCPUs up to the PL011; after
 /// `virt`'s GPIO, secure UART, SMMU and ACPI devices up to virtio-mmio; RAM's end (128 MiB) up
 /// to `2^32`.
@@ -206,6 +206,7 @@ enum Kind {
     GicWrite = 7,
     IrqProbe = 8,
     TimerIrq = 9,
+    // 10: a round every vCPU takes part in (`crate::cross::KIND`), chosen before `run`.
 }
 
 /// Runs operation `index` of this vCPU and returns its record.
@@ -620,6 +621,13 @@ fn sysreg(rng: &mut Rng, layout: &Layout) -> Record {
         return read;
     }
     let value = read.value;
+    if ACKNOWLEDGE.contains(&(op1, crn, crm, op2)) {
+        // The read acknowledged an interrupt (made it active, the running priority its
+        // priority): end it, so that no op leaves the CPU interface at a raised running
+        // priority that would mask every later interrupt of equal or lower priority (a timer
+        // op would then wait for ever).
+        end_acknowledged(crm, value);
+    }
     let write = !never_written((op1, crn, crm, op2)) && rng.below(2) == 0;
     if (op1, crn) == (0, 0) || UNCOMPARED.contains(&(op1, crn, crm, op2)) {
         // The ID registers (Moat shows the sanitised values, by design) and volatile values.
@@ -638,10 +646,40 @@ fn sysreg(rng: &mut Rng, layout: &Layout) -> Record {
     if wrote.status == 0 { read } else { wrote }
 }
 
+/// `ICC_IAR0_EL1` and `ICC_IAR1_EL1` (`op1`, `CRn`, `CRm`, `op2` of `op0` 3): a read
+/// acknowledges the highest-priority pending interrupt of the group.
+const ACKNOWLEDGE: [(u8, u8, u8, u8); 2] = [(0, 12, 8, 0), (0, 12, 12, 0)];
+
+/// Ends the interrupt a read of `ICC_IAR0_EL1` (`crm` 8) or `ICC_IAR1_EL1` (`crm` 12)
+/// returned: `ICC_EOIR0_EL1` or `ICC_EOIR1_EL1` (through [`end_interrupt`]), and `ICC_DIR_EL1`
+/// under `EOImode` 1.
+fn end_acknowledged(crm: u8, iar: u64) {
+    let ctlr: u64;
+    // SAFETY: reads ICC_CTLR_EL1; no memory.
+    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_4", out(reg) ctlr, options(nostack)) };
+    if crm == 12 {
+        end_interrupt(iar, ctlr);
+    } else if iar < 1020 {
+        // SAFETY: ends the acknowledged Group 0 interrupt at the CPU interface; no memory.
+        unsafe {
+            core::arch::asm!("msr S3_0_C12_C8_1, {}", "isb", in(reg) iar, options(nostack));
+            if ctlr & 2 != 0 {
+                core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) iar, options(nostack));
+            }
+        }
+    }
+}
+
 /// PSCI function numbers never called: they end, suspend or freeze the caller or the system
-/// (`CPU_SUSPEND` 1, `CPU_OFF` 2, `SYSTEM_OFF` 8, `SYSTEM_RESET` 9, `CPU_FREEZE` 0xB,
-/// `CPU_DEFAULT_SUSPEND` 0xC, `SYSTEM_SUSPEND` 0xE, `SYSTEM_RESET2` 0x12, `MEM_PROTECT` 0x13).
-const PSCI_NEVER: [u32; 9] = [1, 2, 8, 9, 0xb, 0xc, 0xe, 0x12, 0x13];
+/// (`CPU_OFF` 2, `SYSTEM_OFF` 8, `SYSTEM_RESET` 9, `CPU_FREEZE` 0xB, `CPU_DEFAULT_SUSPEND`
+/// 0xC, `SYSTEM_SUSPEND` 0xE, `SYSTEM_RESET2` 0x12, `MEM_PROTECT` 0x13). `CPU_SUSPEND` (1) is
+/// called only with a `power_state` that has a reserved bit set ([`INVALID_POWER_STATE_BITS`]),
+/// which PSCI refuses (`INVALID_PARAMETERS`); the timer op and the rounds suspend for real.
+const PSCI_NEVER: [u32; 8] = [2, 8, 9, 0xb, 0xc, 0xe, 0x12, 0x13];
+
+/// `CPU_SUSPEND`'s `power_state` bits reserved in the original format (DEN 0022): [23:17],
+/// [31:26].
+const INVALID_POWER_STATE_BITS: [u32; 13] = [17, 18, 19, 20, 21, 22, 23, 26, 27, 28, 29, 30, 31];
 
 /// HVC or SMC with a random function ID and arguments, compared by SMCCC meaning:
 ///
@@ -692,6 +730,12 @@ fn smccc(rng: &mut Rng, layout: &Layout) -> Record {
         if !wide {
             *arg &= 0xffff_ffff;
         }
+    }
+    if fid & 0xbfff_ffff == 0x8400_0001 {
+        // CPU_SUSPEND: never a valid power_state (it would wait for an interrupt that,
+        // without `--irq`, never comes).
+        let bit = INVALID_POWER_STATE_BITS[rng.below(13) as usize];
+        args[1] |= 1 << bit;
     }
     let tag = tag(Kind::Smccc, u8::from(smc), 0) | u64::from(fid) << 24 | u64::from(imm) << 56;
     let hvc = call(layout, tag, 0xd400_0002 | imm << 5, args, fid);
@@ -966,6 +1010,34 @@ chaos_timer_wait:                         // X0 = ticks; IRQs masked (PSTATE.I =
     isb
     msr     daifset, #2                   // not reached: the exception resumes the executor
     ret
+
+    .global chaos_timer_suspend
+chaos_timer_suspend:                      // X0 = ticks; IRQs masked
+    msr     cntv_tval_el0, x0
+    mov     x1, #1
+    msr     cntv_ctl_el0, x1
+    isb
+    // Falls through: waits in PSCI CPU_SUSPEND instead of WFI.
+
+    .global chaos_suspend_wait
+chaos_suspend_wait:                       // IRQs masked (PSTATE.I = 1)
+    mov     x4, xzr                       // the OR of every CPU_SUSPEND result
+1:  movz    x0, #0x0001
+    movk    x0, #0xc400, lsl #16          // PSCI CPU_SUSPEND, SMC64
+    mov     x1, xzr                       // power_state 0: standby (StateType 0), level 0
+    mov     x2, xzr                       // entry_point_address: unused by a standby state
+    mov     x3, xzr                       // context_id: likewise
+    hvc     #0
+    orr     x4, x4, x0
+    mrs     x1, isr_el1
+    tbz     x1, #7, 1b                    // ISR_EL1.I: returned with an IRQ pending
+    mov     x3, x4                        // X3 at the exception: the executor's output[3]
+    msr     daifclr, #2                   // the IRQ is taken here
+    .global chaos_suspend_unmasked
+chaos_suspend_unmasked:
+    isb
+    msr     daifset, #2                   // not reached: the exception resumes the executor
+    ret
     .popsection
 "#
 );
@@ -974,13 +1046,22 @@ unsafe extern "C" {
     /// The timer operation's words (above): arms the virtual timer, waits for its interrupt
     /// with IRQs masked, then unmasks them.
     fn chaos_timer_wait();
+    /// The same, waiting in PSCI `CPU_SUSPEND` (a standby power state) instead of `WFI`.
+    fn chaos_timer_suspend();
+    /// Waits in PSCI `CPU_SUSPEND` with IRQs masked until an IRQ is pending (`ISR_EL1.I`),
+    /// then unmasks them: the interrupt is taken at a fixed instruction, with X3 = the OR of
+    /// every `CPU_SUSPEND` result (0: `SUCCESS` each time).
+    pub fn chaos_suspend_wait();
+    /// The instruction after its `MSR DAIFClr`.
+    pub static chaos_suspend_unmasked: u8;
 }
 
 /// The virtual timer's PPI (`arm,armv8-timer`'s third interrupt on `virt`).
 const VTIMER_PPI: u64 = 27;
 
-/// An interrupt delivered as an exception, woken from `WFI`: the vCPU's virtual timer fires
-/// after 1..200 ticks. First everything this vCPU's own interrupts left pending is cleared
+/// An interrupt delivered as an exception, woken from `WFI` or (one time in two) from PSCI
+/// `CPU_SUSPEND` with a standby power state, which PSCI (DEN0022, 5.4) makes return `SUCCESS`
+/// when the core wakes, as from `WFI`: the vCPU's virtual timer fires after 1..200 ticks. First everything this vCPU's own interrupts left pending is cleared
 /// (`GICR_ICPENDR0`, and `GICD_ICPENDR<n>` of its SPIs) and PPI 27 made deliverable (Group 1,
 /// priority 0x80, not active, enabled), so that the timer's is the only interrupt that can
 /// wake it: then `chaos_timer_wait` arms the timer, waits in `WFI` (with `PSTATE.I` set; a wake
@@ -995,6 +1076,7 @@ fn timer_irq(rng: &mut Rng, layout: &Layout) -> Record {
     let sgi_frame = GICR + 0x2_0000 * cpu + 0x1_0000;
     let bit = 1u32 << VTIMER_PPI;
     let ticks = 1 + rng.below(200);
+    let suspend = rng.below(2) == 1;
     // SAFETY: the vCPU's own GIC registers (its redistributor's SGI frame, the distributor's
     // clear-pending word of its own SPIs), 32-bit and byte accesses the GIC supports.
     unsafe {
@@ -1008,10 +1090,16 @@ fn timer_irq(rng: &mut Rng, layout: &Layout) -> Record {
         ((sgi_frame + 0x380) as *mut u32).write_volatile(bit);
         ((sgi_frame + 0x100) as *mut u32).write_volatile(bit);
     }
-    let entry = chaos_timer_wait as *const () as u64;
+    let entry = if suspend {
+        chaos_timer_suspend as *const () as u64
+    } else {
+        chaos_timer_wait as *const () as u64
+    };
     let mut input = [0; 8];
     input[0] = ticks;
     let ctx = exec::exec(layout.cpu, entry, input);
+    // The CPU_SUSPEND results (X3 where the IRQ was taken), 0 when all were SUCCESS.
+    let status = if suspend { ctx.output[3] } else { 0 };
     let (iar, ctlr): (u64, u64);
     // SAFETY: acknowledges the pending interrupt, disables the virtual timer (its output
     // drops), reads ICC_CTLR_EL1. No memory.
@@ -1027,9 +1115,9 @@ fn timer_irq(rng: &mut Rng, layout: &Layout) -> Record {
     }
     end_interrupt(iar, ctlr);
     Record {
-        tag: tag(Kind::TimerIrq, 0, 0) | ticks << 24,
+        tag: tag(Kind::TimerIrq, 0, u8::from(suspend)) | ticks << 24,
         status: ctx.taken,
-        value: iar & 0xff_ffff,
+        value: iar & 0xff_ffff | status << 32,
         far: 0,
         elr: ctx.elr.wrapping_sub(entry),
         spsr: ctx.spsr,
@@ -1040,7 +1128,7 @@ fn timer_irq(rng: &mut Rng, layout: &Layout) -> Record {
 /// Ends the interrupt `ICC_IAR1_EL1` returned as `iar`, if it is one (not a special INTID
 /// 1020..1023): `ICC_EOIR1_EL1`, and `ICC_DIR_EL1` when `ICC_CTLR_EL1` (`ctlr`) has `EOImode`
 /// = 1 (priority drop, then deactivation).
-fn end_interrupt(iar: u64, ctlr: u64) {
+pub fn end_interrupt(iar: u64, ctlr: u64) {
     if iar >= 1020 {
         return;
     }

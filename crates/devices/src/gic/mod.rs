@@ -544,8 +544,11 @@ impl<const SPIS: usize> Gic<SPIS> {
         if record.lr_of().is_some() || record.active || (record.pending() && asserted) {
             return (HwPpi::Held, VcpuSet::EMPTY);
         }
-        if !record.latch && !record.hw_active {
-            // The guest deactivated it through its list register: nothing to change.
+        if !record.hw_active {
+            // The guest deactivated it through its list register: nothing to change. A pending
+            // state set since is the guest's own (`GICR_ISPENDR0`), not the source's line: its
+            // latch holds until the interrupt is activated or `GICR_ICPENDR0` clears it (IHI
+            // 0069, `GICR_ISPENDR0`), whatever the timer does.
             return (HwPpi::Released { deactivate: false }, VcpuSet::EMPTY);
         }
         let kick = self.update(irq, |record| {

@@ -731,6 +731,26 @@ fn a_hardware_ppi_the_guest_deactivated_is_released_without_a_deactivation() {
 }
 
 #[test]
+fn a_software_pend_of_a_hardware_ppi_the_guest_deactivated_outlives_its_source() {
+    let (mut gic, lrs) = with_hw_timer_loaded();
+    gic.sync_from_list_registers(0, &guest_sets(&lrs, VIRTUAL_TIMER, LrState::Invalid));
+    // GICR_ISPENDR0 by the guest, the timer now off: a level interrupt's pending latch holds
+    // until the interrupt is activated or GICR_ICPENDR0 clears it (IHI 0069, GICR_ISPENDR0).
+    // Found by `./x chaos --irq --cpu max --seed 0x5eed --ops 355372 --only
+    // 355284,355289,355296`.
+    poke(&mut gic, 0, VIRTUAL_TIMER, |irq| irq.write_latch(true));
+    assert_eq!(
+        gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0,
+        HwPpi::Released { deactivate: false }
+    );
+    assert_eq!(
+        loaded(&gic.fill_list_registers(0, qemu())),
+        vec![(VIRTUAL_TIMER, LrState::Pending)],
+        "the guest's own pend is no hardware line that fell"
+    );
+}
+
+#[test]
 fn a_hardware_ppi_whose_pending_state_the_guest_cleared_is_deactivated_by_the_hypervisor() {
     let (mut gic, lrs) = with_hw_timer_loaded();
     // GICR_ICPENDR0 while the list register holds it pending: the write wins at the sync.
