@@ -212,7 +212,7 @@ impl SystemRun<'_> {
             .any(|images| images.guest == GuestSource::DebianRoot);
         let mut extra = if debian {
             let disk = linux::rootfs::image()?;
-            crate::debian::device_args(&disk, crate::debian::DiskMode::Persistent)
+            crate::debian::machine::device_args(&disk, crate::debian::machine::DiskMode::Persistent)
         } else {
             Vec::new()
         };

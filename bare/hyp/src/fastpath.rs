@@ -26,7 +26,6 @@ use crate::gic::CpuInterface;
 use crate::guest;
 use crate::machine;
 use crate::outcome::Next;
-use crate::switch::Resident;
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use moat_arm::esr::{CallIss, Esr, ExceptionClass};
@@ -36,6 +35,22 @@ use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::mmio::SyndromeAccess;
 use moat_vcpu::plain_abort::{PlainOutcome, decide_plain};
 use moat_vcpu::smccc::answer_without_vm;
+
+/// The vCPU a physical CPU runs, as the exit vector finds it to serve a synchronous exit in
+/// place (this module) without returning to the run loop. Raw pointers: the run loop
+/// builds one from its own exclusive borrows for each `switch::enter_guest`, and nothing else uses
+/// those borrows until it returns.
+#[repr(C)]
+pub struct Resident {
+    /// The vCPU, its frame the one the guest runs from.
+    pub vcpu: *mut Vcpu,
+    /// This CPU's GIC interface, or null without one.
+    pub irq: *mut CpuInterface,
+    /// The VM's index (`machine::with_run`).
+    pub vm: usize,
+    /// The generation of the VM's run the vCPU belongs to.
+    pub generation: u32,
+}
 
 /// Serves the SMCCC call (`HVC`, `SMC64`) in `resident`'s vCPU frame in place, called by the
 /// exit vector (`switch.rs`) for those exception classes before it returns to the run loop, if

@@ -119,7 +119,7 @@ fn run_until_left(
     loop {
         // The fast exits are served in place, inside the exit vector (`fastpath::in_place`):
         // what comes back here is for the general path.
-        let mut resident = switch::Resident {
+        let mut resident = crate::fastpath::Resident {
             vcpu: &raw mut *vcpu,
             irq: irq
                 .as_deref_mut()

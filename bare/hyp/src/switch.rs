@@ -9,10 +9,9 @@
 //! Exceptions taken from EL2 itself are Moat bugs: their vectors save Moat's registers and call
 //! [`el2_fault`], which prints a diagnostic and powers the machine off.
 
-use crate::gic::CpuInterface;
+use crate::fastpath::Resident;
 use crate::power::{self, EndStatus};
 use crate::stacks;
-use crate::vcpu::Vcpu;
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable, SP_EL0, SPSR_EL2};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -23,22 +22,6 @@ unsafe extern "C" {
     /// The vector table (`VBAR_EL2`), 2 KiB aligned.
     pub fn moat_el2_vectors();
     fn moat_guest_enter(frame: *mut TrapFrame, resident: *mut core::ffi::c_void) -> u64;
-}
-
-/// The vCPU a physical CPU runs, as the exit vector finds it to serve a synchronous exit in
-/// place (`fastpath`) without returning to the run loop. Raw pointers: the run loop
-/// builds one from its own exclusive borrows for each [`enter_guest`], and nothing else uses
-/// those borrows until it returns.
-#[repr(C)]
-pub struct Resident {
-    /// The vCPU, its frame the one the guest runs from.
-    pub vcpu: *mut Vcpu,
-    /// This CPU's GIC interface, or null without one.
-    pub irq: *mut CpuInterface,
-    /// The VM's index (`machine::with_run`).
-    pub vm: usize,
-    /// The generation of the VM's run the vCPU belongs to.
-    pub generation: u32,
 }
 
 /// Runs the guest of `resident`'s vCPU until it takes an exit that is not served in place

@@ -202,13 +202,13 @@ fn second_stage(disk: &Path) -> XResult<()> {
     let linux = super::root_linux()?;
     let append = format!(
         "{} {STAGE2_PARAMETER}",
-        crate::debian::bootargs(crate::debian::UART)
+        crate::debian::machine::bootargs(crate::debian::machine::UART)
     );
-    let machine = crate::debian::BareDebian {
+    let machine = crate::debian::machine::BareDebian {
         linux: &linux,
         disk,
         append: &append,
-        disk_mode: crate::debian::DiskMode::Unsafe,
+        disk_mode: crate::debian::machine::DiskMode::Unsafe,
         reboot: false,
         icount: false,
     };
