@@ -322,6 +322,17 @@ impl CpuInterface {
         }
     }
 
+    /// Whether the guest's `WFI` on vCPU `vcpu` ends: the model has an interrupt for it that
+    /// this CPU's virtual CPU interface, in the state the guest left it (priority mask, group
+    /// enables, running priority), signals once loaded (`VirtGic::wakes_from_wfi`).
+    pub fn wfi_ends(&self, gic: &VirtGic, vcpu: usize) -> bool {
+        let interface = match self.hw {
+            Hw::V3 => v3::virtual_interface(self.vtr),
+            Hw::V2(frames) => frames.virtual_interface(self.vtr),
+        };
+        gic.wakes_from_wfi(vcpu, &interface, self.vtr)
+    }
+
     fn write_lr(&self, n: usize, value: u64) {
         match self.hw {
             Hw::V3 => v3::write_lr(n, value),

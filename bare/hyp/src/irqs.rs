@@ -50,14 +50,17 @@ pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
     Next::Resume
 }
 
-/// The guest's `WFI` (`HCR_EL2.TWI`): it waits unless it has an interrupt to take. It then
-/// waits at EL2 for a physical interrupt (its timer, the console, a kick from another vCPU),
-/// which the next entry turns into the exit that delivers it. A guest that waits with nothing
-/// armed waits, as on hardware. Without a GIC model, or without the machine's GIC to wake
-/// this CPU, there is nothing to wait for: it completes at once.
+/// The guest's `WFI` (`HCR_EL2.TWI`): it waits unless it has an interrupt its virtual CPU
+/// interface would signal (`CpuInterface::wfi_ends`: one its priority mask, group enables or
+/// running priority hold back does not end a `WFI` on hardware either, and resuming the guest
+/// would only have it execute its `WFI` again, for ever). It then waits at EL2 for a physical
+/// interrupt (its timer, the console, a kick from another vCPU), which the next entry turns
+/// into the exit that delivers it. A guest that waits with nothing armed waits, as on
+/// hardware. Without a GIC model, or without the machine's GIC to wake this CPU, there is
+/// nothing to wait for: it completes at once.
 pub fn wfi(vm: &Vm, vcpu: &Vcpu, cpu: Option<&CpuInterface>) -> Next {
-    match vm.bus.gic_ref() {
-        Some(gic) if cpu.is_some() && !gic.has_deliverable(vcpu.index) => Next::Wait,
+    match (vm.bus.gic_ref(), cpu) {
+        (Some(gic), Some(cpu)) if !cpu.wfi_ends(gic, vcpu.index) => Next::Wait,
         _ => Next::Resume,
     }
 }

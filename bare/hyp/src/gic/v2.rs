@@ -14,8 +14,8 @@
 use crate::platform::{GicV2, PhysRange};
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use moat_devices::gic::list_regs::IchVtr;
 use moat_devices::gic::list_regs::gich::{from_gich_lr, gich_vtr, to_gich_lr};
+use moat_devices::gic::list_regs::{IchVtr, VirtualInterface};
 use moat_devices::gic::regs_v2::{gicc, gicd, gich};
 
 /// The machine GICv2's frames Moat drives, as identity-mapped addresses.
@@ -143,6 +143,14 @@ impl Frames {
         // Truncation intended: the fill sets only En and UIE.
         #[allow(clippy::cast_possible_truncation)]
         Self::write(self.hyp, gich::HCR, value as u32);
+    }
+
+    /// The guest's side of the virtual CPU interface: `GICH_VMCR` and the running priority
+    /// from `GICH_APR` (32 preemption levels at most, IHI 0048B 5.3.5).
+    pub fn virtual_interface(self, vtr: IchVtr) -> VirtualInterface {
+        let active = Self::read(self.hyp, gich::APR);
+        let running = VirtualInterface::running_priority(&[active], vtr.preemption_bits);
+        VirtualInterface::from_gich_vmcr(Self::read(self.hyp, gich::VMCR), running)
     }
 
     /// Returns the virtual CPU interface's guest state to its reset values: `GICH_VMCR` (the

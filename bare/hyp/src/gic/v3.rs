@@ -5,11 +5,14 @@
 
 use crate::lock::Lock;
 use crate::platform::PhysRange;
-use aarch64_cpu::registers::{ICH_HCR_EL2, ICH_VTR_EL2, Readable, Writeable};
+use aarch64_cpu::registers::{
+    ICH_AP0R0_EL2, ICH_AP0R1_EL2, ICH_AP0R2_EL2, ICH_AP0R3_EL2, ICH_AP1R0_EL2, ICH_AP1R1_EL2,
+    ICH_AP1R2_EL2, ICH_AP1R3_EL2, ICH_HCR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2, Readable, Writeable,
+};
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{InterruptGroup, Trigger};
 use core::ptr::NonNull;
-use moat_devices::gic::list_regs::IchVtr;
+use moat_devices::gic::list_regs::{IchVtr, VirtualInterface};
 use safe_mmio::UniqueMmioPointer;
 
 use super::int_id;
@@ -96,6 +99,26 @@ pub fn init_cpu(cpu: usize, private: &[u32], priority: u8) -> bool {
 /// The virtual interface's list registers and priority bits (`ICH_VTR_EL2`).
 pub fn vtr() -> IchVtr {
     IchVtr::decode(ICH_VTR_EL2.get())
+}
+
+/// The guest's side of this CPU's virtual CPU interface (`ICH_VMCR_EL2`, and the running
+/// priority from the `vtr.active_priority_registers()` implemented `ICH_AP0R<n>_EL2` and
+/// `ICH_AP1R<n>_EL2`).
+pub fn virtual_interface(vtr: IchVtr) -> VirtualInterface {
+    let registers = vtr.active_priority_registers();
+    let mut active = [0u32; 4];
+    // Truncations intended: the active priorities registers' bits [63:32] are RES0.
+    #[allow(clippy::cast_possible_truncation)]
+    for (n, word) in active.iter_mut().enumerate().take(registers) {
+        *word = match n {
+            0 => ICH_AP0R0_EL2.get() | ICH_AP1R0_EL2.get(),
+            1 => ICH_AP0R1_EL2.get() | ICH_AP1R1_EL2.get(),
+            2 => ICH_AP0R2_EL2.get() | ICH_AP1R2_EL2.get(),
+            _ => ICH_AP0R3_EL2.get() | ICH_AP1R3_EL2.get(),
+        } as u32;
+    }
+    let running = VirtualInterface::running_priority(&active[..registers], vtr.preemption_bits);
+    VirtualInterface::from_ich_vmcr(ICH_VMCR_EL2.get(), running)
 }
 
 /// The highest-priority pending Group 1 interrupt, acknowledged (`ICC_IAR1_EL1`).

@@ -65,8 +65,10 @@
 use super::{Gic, GicArch, Irq, IrqRef, PRIVATE_COUNT, SGI_COUNT, VcpuSet};
 
 pub mod gich;
+mod interface;
 mod registers;
 
+pub use interface::VirtualInterface;
 pub use registers::{IchVtr, ListRegister, LrState};
 
 /// The most list registers an implementation can have (`ICH_VTR_EL2.ListRegs` + 1 ≤ 16).
@@ -387,11 +389,17 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// Whether vCPU `vcpu`'s list registers hold an interrupt that, taken back as loaded,
     /// would be deliverable on `vcpu`.
     pub(crate) fn holds_deliverable(&self, vcpu: usize) -> bool {
+        self.holds_matching(vcpu, |record| self.deliverable(record))
+    }
+
+    /// Whether vCPU `vcpu`'s list registers hold an interrupt that, taken back as loaded,
+    /// would be its own and in a state for which `wanted` holds.
+    pub(crate) fn holds_matching(&self, vcpu: usize, wanted: impl Fn(&Irq) -> bool) -> bool {
         self.shadows[vcpu].loaded().iter().any(|&value| {
             let lr = ListRegister::decode(value);
             self.vcpu_irq(vcpu, lr.vintid).is_some_and(|irq| {
                 let record = self.visible(irq);
-                self.home(irq, &record) == Some(vcpu) && self.deliverable(&record)
+                self.home(irq, &record) == Some(vcpu) && wanted(&record)
             })
         })
     }

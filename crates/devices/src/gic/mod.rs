@@ -16,7 +16,8 @@
 //! [`Gic::live_list_registers`] read back) and [`Gic::fill_list_registers`] (before it runs),
 //! which writes nothing when nothing changed. Every input returns the set of vCPUs that must
 //! look at their list registers again ([`VcpuSet`]): the hypervisor kicks those out of the
-//! guest or out of WFI. [`Gic::has_deliverable`] says whether a vCPU's WFI may wait.
+//! guest or out of WFI. [`Gic::wakes_from_wfi`] says whether a vCPU's WFI ends: an interrupt
+//! [`Gic::has_deliverable`] counts that the guest's virtual CPU interface would signal.
 //!
 //! The protocol the hypervisor follows for a vCPU (in full in [`list_regs`]): on every exit,
 //! read back the live list registers and `sync_from_list_registers` first; then handle the
@@ -75,7 +76,7 @@ pub use redistributor::REDISTRIBUTOR_STRIDE;
 
 use crate::{Access, DeviceEffects, MmioDevice};
 use irq::Irq;
-use list_regs::LrShadow;
+use list_regs::{IchVtr, LrShadow, VirtualInterface};
 use summary::IntidSet;
 
 /// The size of the distributor's window (`GICD_*`): 64 KiB.
@@ -576,6 +577,29 @@ impl<const SPIS: usize> Gic<SPIS> {
         self.wanted_irqs(vcpu)
             .any(|irq| self.deliverable(self.irq(irq)))
             || self.holds_deliverable(vcpu)
+    }
+
+    /// Whether vCPU `vcpu`'s `WFI` ends: it has an interrupt [`Gic::has_deliverable`] counts
+    /// that its virtual CPU interface, in the guest's state `interface` read from the
+    /// hardware, signals once loaded in a list register (`vtr` gives the priority bits a list
+    /// register keeps). A `WFI` completes when an interrupt is signalled to the PE, whatever
+    /// `PSTATE.I` (Arm ARM, "Wait for Interrupt"); one that the guest's priority mask, group
+    /// enables or running priority hold back does not end it (IHI 0069, "Preemption"), so the
+    /// hypervisor waits instead of resuming a guest that would only execute its `WFI` again.
+    /// Nothing but the hypervisor's loading of new interrupts changes what the interface
+    /// signals while the vCPU waits: the guest's registers are its own, and it runs no
+    /// instruction then.
+    #[must_use]
+    pub fn wakes_from_wfi(&self, vcpu: usize, interface: &VirtualInterface, vtr: IchVtr) -> bool {
+        if vcpu >= self.vcpus {
+            return false;
+        }
+        let mask = vtr.priority_mask();
+        let signalled = |record: &Irq| {
+            self.deliverable(record) && interface.signals(record.priority & mask, record.group1)
+        };
+        self.wanted_irqs(vcpu).any(|irq| signalled(self.irq(irq)))
+            || self.holds_matching(vcpu, signalled)
     }
 
     /// Drives `irq`'s line; a vCPU is kicked only when the pending state changed. (The level

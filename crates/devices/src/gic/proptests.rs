@@ -8,7 +8,7 @@ use super::invariants::{
     check_list_register_ownership, check_summary, deliverable_by_scan, vcpu_irqs,
     wants_list_register,
 };
-use super::list_regs::IchVtr;
+use super::list_regs::{IchVtr, VirtualInterface};
 use super::*;
 use crate::Access;
 use proptest::prelude::*;
@@ -88,14 +88,24 @@ proptest! {
     fn random_inputs_never_panic_and_never_load_an_interrupt_twice(
         vcpus in 1usize..=MAX_VCPUS,
         inputs in prop::collection::vec(input(), 0..200),
+        vmcr in any::<u64>(),
+        running in any::<u8>(),
     ) {
         let mut gic = VirtGic::new(vcpus).unwrap();
+        let guest = VirtualInterface::from_ich_vmcr(vmcr, running);
         for input in inputs {
             apply(&mut gic, input);
             check_list_register_ownership(&gic);
             check_summary(&gic);
             for vcpu in 0..vcpus {
                 prop_assert_eq!(gic.has_deliverable(vcpu), deliverable_by_scan(&gic, vcpu));
+                // A virtual CPU interface that masks nothing (both groups on, priority mask
+                // 0xff above every 5-bit priority, nothing active) signals exactly what the
+                // model counts as deliverable.
+                let open = VirtualInterface::from_ich_vmcr(0xFF << 24 | 0b11, 0xFF);
+                prop_assert_eq!(gic.wakes_from_wfi(vcpu, &open, qemu_vtr()), gic.has_deliverable(vcpu));
+                // Whatever the guest's interface, what it signals is deliverable.
+                prop_assert!(!gic.wakes_from_wfi(vcpu, &guest, qemu_vtr()) || gic.has_deliverable(vcpu));
             }
         }
     }
@@ -769,4 +779,9 @@ fn simulate(mut gic: VirtGic, vcpus: usize, steps: Vec<Step>, vtr: u64) {
             cpus[v].kicked = true;
         }
     }
+}
+
+/// QEMU's `ICH_VTR_EL2`: 4 list registers, 5 priority and preemption bits.
+fn qemu_vtr() -> IchVtr {
+    IchVtr::decode(0x90b8_0003)
 }

@@ -91,6 +91,11 @@ pub const fn gich_vtr(value: u32) -> IchVtr {
         } else {
             GICH_PRIORITY_BITS
         },
+        preemption_bits: if decoded.preemption_bits < GICH_PRIORITY_BITS {
+            decoded.preemption_bits
+        } else {
+            GICH_PRIORITY_BITS
+        },
     }
 }
 

@@ -39,6 +39,9 @@ mod vtr {
     /// `PRIbits`, bits \[31:29\]: the number of virtual priority bits minus 1.
     pub const PRI_BITS_SHIFT: u32 = 29;
     pub const PRI_BITS_MASK: u64 = 0b111;
+    /// `PREbits`, bits \[28:26\]: the number of virtual preemption bits minus 1.
+    pub const PRE_BITS_SHIFT: u32 = 26;
+    pub const PRE_BITS_MASK: u64 = 0b111;
 }
 
 /// The `State` field of a list register.
@@ -180,6 +183,10 @@ pub struct IchVtr {
     pub list_regs: usize,
     /// The number of virtual priority bits (`PRIbits` + 1).
     pub priority_bits: u8,
+    /// The number of virtual preemption bits (`PREbits` + 1): the active priorities registers
+    /// (`ICH_AP0R<n>_EL2`, `ICH_AP1R<n>_EL2`) hold one bit per preemption level, 32 per
+    /// register.
+    pub preemption_bits: u8,
 }
 
 impl IchVtr {
@@ -191,7 +198,17 @@ impl IchVtr {
         Self {
             list_regs: (value & vtr::LIST_REGS_MASK) as usize + 1,
             priority_bits: ((value >> vtr::PRI_BITS_SHIFT) & vtr::PRI_BITS_MASK) as u8 + 1,
+            preemption_bits: ((value >> vtr::PRE_BITS_SHIFT) & vtr::PRE_BITS_MASK) as u8 + 1,
         }
+    }
+
+    /// How many active priorities registers of each group the virtual CPU interface has:
+    /// `ICH_AP0R<n>_EL2`/`ICH_AP1R<n>_EL2` for `n` below this (1 for 5 preemption bits, 2 for
+    /// 6, 4 for 7).
+    #[must_use]
+    pub const fn active_priority_registers(self) -> usize {
+        let levels = 1usize << self.preemption_bits;
+        if levels <= 32 { 1 } else { levels / 32 }
     }
 
     /// The implemented bits of an 8-bit priority: the top `priority_bits`.
