@@ -163,14 +163,8 @@ fn never_written(enc: (u8, u8, u8, u8)) -> bool {
 }
 
 /// Encodings not read either: `RVBAR_EL1` exists only at the highest EL (bare, not under Moat:
-/// the sweep's "EL1 not the highest EL" category); `ICC_IAR0_EL1`, `ICC_IAR1_EL1` and
-/// `ICC_NMIAR1_EL1`, whose read acknowledges the highest-priority pending interrupt (with
-/// `chaos.irq=1` one the probes or GIC writes left pending): the op never ends it, so its
-/// priority stays the running priority and no interrupt of that priority or lower is
-/// signalled again (IHI 0069, "Preemption"): a later timer op's `WFI` would wait for ever,
-/// bare as under Moat (`./x neighbour`, about one run in eight).
-const NEVER_READ: [(u8, u8, u8, u8); 4] =
-    [(0, 12, 0, 1), (0, 12, 8, 0), (0, 12, 12, 0), (0, 12, 9, 5)];
+/// the sweep's "EL1 not the highest EL" category).
+const NEVER_READ: [(u8, u8, u8, u8); 1] = [(0, 12, 0, 1)];
 /// Values that follow time or chance (the sweep's `VOLATILE`), the registers whose reset
 /// value is UNKNOWN and differs (`SCTLR_EL1`), and those that hold the last exception's or
 /// `AT`'s address (`FAR_EL1`, `ELR_EL1`, `PAR_EL1`), which the per-side mapping of the
