@@ -10,7 +10,8 @@
 //! [`Side::Bare`] boots it on bare QEMU `virt` (`its=off`: no MSI, so the devices interrupt by
 //! INTx as they will under Moat, which has no ITS yet); [`Side::Moat`] boots
 //! `configs/debian.toml` under Moat with those functions assigned, which `./x run` refuses until
-//! Moat assigns PCI functions (issue 12's EL2 half) — then the same scripts run under Moat with
+//! Moat routes the functions' INTx interrupts to the VM (issue 12: Moat assigns them, with
+//! SMMUv3 isolation, but a guest must poll them) — then the same scripts run under Moat with
 //! no other change.
 //!
 //! `./x debian` logs in on the console (as `root`, no password), waits for the default route
@@ -58,7 +59,7 @@ pub use machine::{
 /// # Errors
 ///
 /// When the image cannot be made, the kernel fetched, or QEMU started; under Moat, while Moat
-/// does not assign PCI functions, `./x run`'s refusal of `configs/debian.toml`.
+/// does not route INTx to a VM, `./x run`'s refusal of `configs/debian.toml`.
 pub fn boot(
     side: Side,
     mode: ConsoleMode,
@@ -82,8 +83,8 @@ pub fn boot(
             .run(mode, limit)
         }
         Side::Moat => {
-            // The description first: it is refused at once while Moat does not assign PCI
-            // functions, before the image is made.
+            // The description first: it is refused at once while Moat does not route INTx to
+            // a VM, before the image is made.
             let (machine, scratch) = crate::system::shipped_machine("debian.toml", CPU)?;
             let disk = linux::rootfs::image()?;
             let mut extra = device_args(&disk, disk_mode);
