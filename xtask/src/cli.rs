@@ -396,6 +396,10 @@ struct TestArgs {
     /// isolation, virtio-net links, the shipped two-VM configurations): no static checks.
     #[arg(long, conflicts_with = "guests_only")]
     systems_only: bool,
+    /// Only the PCI cases on QEMU 10 (the scan, assignment, DMA isolation, INTx): no static
+    /// checks.
+    #[arg(long, conflicts_with_all = ["guests_only", "systems_only"])]
+    pci_only: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -419,6 +423,7 @@ impl Cli {
             Command::Build => build::build_bare().map(|_| ExitCode::SUCCESS),
             Command::Run(args) => run(&args),
             Command::Test(args) if args.systems_only => harness::test_systems(),
+            Command::Test(args) if args.pci_only => harness::test_pci(),
             Command::Test(args) => harness::test_all(args.guests_only),
             Command::Bench(args) => bench(&args),
             Command::Explain(args) => crate::explain::run(&args),

@@ -23,14 +23,17 @@
 //! The run loop sees one [`CpuInterface`] whatever the GIC: each of its operations is one
 //! `match` on the version found at boot, no indirect call.
 
+mod lines;
 mod v2;
 mod v3;
 
+pub use lines::{deactivate_spi, disable_spi, spi_pending, take_spi_here};
+
 use crate::platform::{Gic, PhysRange};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use moat_devices::gic::list_regs::IchVtr;
-use moat_devices::gic::{HwPpi, VcpuSet, VirtGic};
+use moat_devices::gic::{HwIrq, VcpuSet, VirtGic};
 
 /// The EL1 virtual timer's interrupt (PPI 11, INTID 27).
 pub const VIRTUAL_TIMER_INTID: u32 = 27;
@@ -52,6 +55,9 @@ static MAINTENANCE_INTID: AtomicU32 = AtomicU32::new(NO_INTID);
 static VIRTUAL_PRIORITY_BITS: AtomicU8 = AtomicU8::new(0);
 /// Whether [`init`] took the machine's GIC.
 static DRIVEN: AtomicBool = AtomicBool::new(false);
+/// The machine's distributor, identity-mapped (0 before [`init`]): its one-bit-per-interrupt
+/// registers, which GICv3 and GICv2 place alike, reach an SPI from any CPU (`lines`).
+static DISTRIBUTOR: AtomicUsize = AtomicUsize::new(0);
 /// No interrupt: an INTID no GIC delivers (1023 is the spurious INTID).
 const NO_INTID: u32 = 1023;
 /// The timers whose interrupts Moat forwards, with their control registers' names.
@@ -134,6 +140,11 @@ pub unsafe fn init(
     if let Some(intid) = console {
         CONSOLE_INTID.store(intid, Ordering::Relaxed);
     }
+    let dist = match gic {
+        Gic::V3(v3) => v3.dist.base,
+        Gic::V2(v2) => v2.dist.base,
+    };
+    DISTRIBUTOR.store(usize::try_from(dist).unwrap_or(0), Ordering::Release);
     DRIVEN.store(true, Ordering::Relaxed);
     let cpu = CpuInterface::new(hw);
     VIRTUAL_PRIORITY_BITS.store(cpu.vtr.priority_bits, Ordering::Relaxed);
@@ -213,12 +224,19 @@ impl CpuInterface {
             .iter()
             .position(|&t| t == intid)
             .is_some_and(|slot| self.timer_held[slot]);
+        self.end_leaving_active(intid);
+        if !handed_over {
+            self.deactivate(intid);
+        }
+    }
+
+    /// Ends a physical interrupt Moat handed to a guest with `HW` = 1 (a VM's INTx line):
+    /// drops the running priority only (`EOImode` = 1), leaving it active until the guest's
+    /// deactivation of the virtual interrupt deactivates it, or Moat does (`deactivate_spi`).
+    pub fn end_leaving_active(&self, intid: u32) {
         match self.hw {
             Hw::V3 => v3::end(intid),
             Hw::V2(frames) => frames.end(self.iar_of(intid)),
-        }
-        if !handed_over {
-            self.deactivate(intid);
         }
     }
 
@@ -266,7 +284,7 @@ impl CpuInterface {
             }
             let (settled, k) = gic.settle_hw_ppi(vcpu, intid, timer_asserted(intid));
             kick |= k;
-            if let HwPpi::Released { deactivate: owed } = settled {
+            if let HwIrq::Released { deactivate: owed } = settled {
                 self.timer_held[slot] = false;
                 if owed {
                     self.deactivate(intid);

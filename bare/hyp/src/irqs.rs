@@ -24,6 +24,12 @@ pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
         let Some(intid) = cpu.acknowledge() else {
             break;
         };
+        // One of the VM's INTx lines (`vmpci::IntxLines`): left active for the guest, whose
+        // deactivation of the virtual SPI (`HW` = 1) deactivates it.
+        if intid >= 32 && vm.intx_fired(intid, vcpu.index) {
+            cpu.end_leaving_active(intid);
+            continue;
+        }
         match intid {
             VIRTUAL_TIMER_INTID | PHYSICAL_TIMER_INTID => {
                 if let Some(gic) = vm.bus.gic() {

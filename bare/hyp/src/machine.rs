@@ -132,6 +132,9 @@ pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu, irq: Option<&Cpu
             if let Some(gic) = vm.bus.gic() {
                 gic.interface_switched_off(seat.vcpu);
             }
+            if seat.vcpu == 0 {
+                vm.take_intx_here();
+            }
             vm.enter_at(vcpu, start);
             vm.configure_el2(vcpu);
             vm.in_guest = vm
@@ -147,19 +150,29 @@ pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu, irq: Option<&Cpu
                 // SAFETY: waits for an interrupt; PSTATE.I is set at EL2, so a pending IRQ
                 // wakes the CPU without being taken, and is served below. No memory.
                 unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
-                serve(irq);
+                serve(irq, Some(seat));
             }
             None => aarch64_cpu::asm::wfe(),
         }
     }
 }
 
-/// Acknowledges and ends the physical interrupts pending at this CPU while it runs no guest:
-/// the console's receive interrupt hands the input over; a kick has done its work by waking.
-fn serve(irq: &CpuInterface) {
+/// Acknowledges and ends the physical interrupts pending at this CPU while it runs no guest
+/// (of `seat`'s VM, if it has a seat): the console's receive interrupt hands the input over; a
+/// kick has done its work by waking; one of the seat's VM's INTx lines (its vCPU 0 is off,
+/// the VM runs on) goes to the vCPUs its guest routes it to, left active for the guest to
+/// deactivate.
+fn serve(irq: &CpuInterface, seat: Option<Seat>) {
     while let Some(intid) = irq.acknowledge() {
         if intid == gic::console_intid() {
             hand_over_input();
+        }
+        let forwarded = seat
+            .filter(|_| intid >= 32)
+            .is_some_and(|seat| with_vm(seat.vm, |vm| vm.intx_fired(intid, seat.vcpu)));
+        if forwarded {
+            irq.end_leaving_active(intid);
+            continue;
         }
         irq.end(intid);
     }
@@ -279,7 +292,7 @@ pub fn idle(irq: Option<CpuInterface>) -> ! {
         // CPU without being taken, and is acknowledged below. No memory is accessed.
         unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
         if let Some(irq) = irq.as_ref() {
-            serve(irq);
+            serve(irq, None);
         }
     }
 }

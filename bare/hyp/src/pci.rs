@@ -9,6 +9,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use moat_config::assign::IntxRoute;
 use moat_config::{SystemConfig, SystemError};
 use moat_pci::bar::{self, Bar};
 use moat_pci::filter::{Assigned, HostBar};
@@ -105,6 +106,15 @@ pub struct HostFunction {
     pub ecam: Ecam,
 }
 
+/// A VM's PCI functions as Moat readied them, and its INTx lines.
+#[derive(Default)]
+pub struct VmFunctions {
+    /// The functions, in description order.
+    pub functions: Vec<HostFunction>,
+    /// Each physical INTx line the functions interrupt on, with the guest's SPI for it.
+    pub intx: Vec<IntxRoute>,
+}
+
 /// Writes the placed BARs' bus addresses into their registers (at boot, and again after a
 /// Function Level Reset cleared them).
 pub fn program_bars(ecam: &mut Ecam, placed: &[Placed]) {
@@ -143,30 +153,34 @@ impl Found {
     ///
     /// The line to report.
     pub fn check(&self, system: &SystemConfig) -> Result<(), String> {
-        let pin_of = |bdf: Bdf| {
-            let f = self.functions.iter().find(|f| f.bdf == bdf)?;
-            Some(f.interrupt_pin)
-        };
-        let intid_of = |bdf: Bdf, pin: u8| {
-            let host = self.host?;
-            host.intx_intid(bdf.bus, bdf.device, u32::from(pin))
-        };
         system
-            .check_pci_at_boot(self.smmu, pin_of, intid_of)
+            .check_pci_at_boot(self.smmu, |b| self.pin_of(b), |b, p| self.intid_of(b, p))
             .map_err(|e: SystemError| alloc::format!("{e}"))
+    }
+
+    /// The `Interrupt Pin` of the scanned function `bdf`; `None` when the scan found none.
+    fn pin_of(&self, bdf: Bdf) -> Option<u8> {
+        let f = self.functions.iter().find(|f| f.bdf == bdf)?;
+        Some(f.interrupt_pin)
+    }
+
+    /// The physical INTID pin `pin` of `bdf` reaches through the host bridge's `interrupt-map`.
+    fn intid_of(&self, bdf: Bdf, pin: u8) -> Option<u32> {
+        self.host?.intx_intid(bdf.bus, bdf.device, u32::from(pin))
     }
 
     /// Readies the VMs' functions for assignment: each one's decode and bus mastering off,
     /// its memory BARs placed in the host bridge's memory windows (`moat_pci::place`) and
     /// programmed. Returns each VM's functions, in description order, with their stream IDs,
-    /// and the ECAM window they are reached through. Needs [`Found::check`] passed.
+    /// the ECAM window they are reached through, and the VM's INTx lines
+    /// (`VmConfig::intx_routes`). Needs [`Found::check`] passed.
     ///
     /// # Errors
     ///
     /// The line to report when the BARs do not fit the windows.
-    pub fn prepare(&self, system: &SystemConfig) -> Result<Vec<Vec<HostFunction>>, String> {
+    pub fn prepare(&self, system: &SystemConfig) -> Result<Vec<VmFunctions>, String> {
         let (Some(host), Some(mut ecam)) = (self.host, self.ecam) else {
-            return Ok(system.vms.iter().map(|_| Vec::new()).collect());
+            return Ok(system.vms.iter().map(|_| VmFunctions::default()).collect());
         };
         let mut bars: Vec<(Bdf, Bar)> = Vec::new();
         for vm in &system.vms {
@@ -225,11 +239,19 @@ impl Found {
                 ecam,
             }
         };
-        Ok(system
+        system
             .vms
             .iter()
-            .map(|vm| vm.pci.iter().map(|&bdf| function(bdf)).collect())
-            .collect())
+            .map(|vm| {
+                let intx = vm
+                    .intx_routes(|b| self.pin_of(b), |b, p| self.intid_of(b, p))
+                    .map_err(|e| alloc::format!("{e}"))?;
+                Ok(VmFunctions {
+                    functions: vm.pci.iter().map(|&bdf| function(bdf)).collect(),
+                    intx,
+                })
+            })
+            .collect()
     }
 }
 

@@ -9,7 +9,7 @@ use crate::guest::El1Regs;
 use crate::mm::{OutOfMemory, PAGE_SIZE, PhysAllocator};
 use crate::mmio::Port;
 use crate::net;
-use crate::pci::HostFunction;
+use crate::pci::VmFunctions;
 use crate::platform::MAX_CPUS;
 use crate::platform::{Gic, PhysRange};
 use crate::ram::{Backing, VmRam};
@@ -28,7 +28,7 @@ use moat_config::guest_parange_bits;
 use moat_config::{ConfigError, DeviceKind, GuestArch, VmBundle, VmConfig};
 use moat_devices::Access;
 use moat_devices::bus::{Bus, BusEffects, BusError, ModelKind};
-use moat_devices::gic::VcpuSet;
+use moat_devices::gic::{HwMapError, VcpuSet};
 use moat_pci::smmu::{SmmuFeatures, SteError};
 use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaLayout, IpaRange, VmView, effective_pa_bits};
@@ -224,6 +224,8 @@ pub enum VmError {
     Unsupported(&'static str),
     /// The SMMU cannot translate the VM's DMA through its stage 2.
     Smmu(SteError),
+    /// The VM's GIC cannot forward its INTx lines.
+    Intx(HwMapError),
     /// The VM names a physical CPU the machine does not have.
     AbsentCpu {
         /// The CPU it names.
@@ -251,6 +253,7 @@ impl fmt::Display for VmError {
             Self::Memory(e) => write!(f, "{e}"),
             Self::Unsupported(what) => write!(f, "{what} is not supported yet"),
             Self::Smmu(e) => write!(f, "the SMMU cannot confine its PCI functions: {e:?}"),
+            Self::Intx(e) => write!(f, "its PCI functions' INTx lines: {e}"),
             Self::AbsentCpu { physical, machine } => write!(
                 f,
                 "it names CPU {physical}, but the machine has {machine} CPUs (0-{})",
@@ -281,7 +284,7 @@ impl Vm {
         ipa_limit: u32,
         cpus: &[u64],
         machine_gic: Option<Gic>,
-        functions: Vec<HostFunction>,
+        functions: VmFunctions,
         smmu: Option<SmmuFeatures>,
     ) -> Result<Self, VmError> {
         let config = bundle.config().clone();
@@ -310,7 +313,7 @@ impl Vm {
         let gicv = guest_cpu_interface(&config, machine_gic)?;
         let bus = new_bus(&config, id)?;
         let mut device_windows = ranges(config.devices.iter().map(|w| (w.base, w.size)));
-        let pci = if functions.is_empty() {
+        let pci = if functions.functions.is_empty() {
             None
         } else {
             let (ecam, size) = moat_config::assign::guest_ecam();
@@ -361,6 +364,7 @@ impl Vm {
             gicv,
             pci,
         };
+        vm.map_intx()?;
         vm.back_ram(phys)?;
         vm.map_gicv(phys)?;
         vm.load_images()?;
@@ -399,6 +403,12 @@ impl Vm {
         };
         // No DMA of its functions into the RAM about to be scrubbed and reloaded.
         self.quiesce_pci();
+        if let Err(e) = self.map_intx() {
+            panic!(
+                "VM '{}': its INTx lines were mapped once: {e:?}",
+                self.config.name
+            );
+        }
         for backing in &self.ram {
             // SAFETY: the VM's own backing memory, identity-mapped Normal RAM; none of its
             // vCPUs runs (`in_guest` is empty), so nothing else uses it while it is zeroed.
@@ -413,10 +423,53 @@ impl Vm {
         self.power = PowerStates::power_on(self.config.cpus as usize);
     }
 
-    /// Stops the VM's PCI functions (`VmPci::quiesce`), if it has any.
+    /// Stops the VM's PCI functions (`VmPci::quiesce`), if it has any, and switches their
+    /// INTx lines off (`IntxLines::release`).
     fn quiesce_pci(&mut self) {
         if let Some(pci) = &mut self.pci {
             pci.quiesce(&mut self.stage2, &self.config.name);
+            pci.intx.release();
+        }
+    }
+
+    /// Backs the guest SPIs of the VM's INTx lines by their physical SPIs in its GIC model
+    /// (`IntxLines::map`); a VM whose functions interrupt needs a GIC.
+    fn map_intx(&mut self) -> Result<(), VmError> {
+        let Some(pci) = &self.pci else {
+            return Ok(());
+        };
+        match self.bus.gic() {
+            Some(gic) => pci.intx.map(gic).map_err(VmError::Intx),
+            None if pci.intx.is_empty() => Ok(()),
+            None => Err(VmError::Unsupported(
+                "PCI functions with INTx lines in a VM without a GIC",
+            )),
+        }
+    }
+
+    /// Takes the VM's INTx lines on the calling CPU, that of its vCPU 0, as it starts.
+    pub fn take_intx_here(&self) {
+        if let Some(pci) = &self.pci {
+            pci.intx.take_here(&self.config.name);
+        }
+    }
+
+    /// The physical SPI `intid` fired at vCPU `me`'s CPU (acknowledged): when it is one of the
+    /// VM's INTx lines, its guest SPI is pended and the vCPUs it goes to kicked, and true is
+    /// returned: the caller leaves it active for the guest to deactivate.
+    pub fn intx_fired(&mut self, intid: u32, me: usize) -> bool {
+        let (Some(pci), Some(gic)) = (self.pci.as_mut(), self.bus.gic()) else {
+            return false;
+        };
+        if !self.running {
+            return false;
+        }
+        match pci.intx.fired(intid, gic) {
+            Some(kick) => {
+                self.kick(kick, me);
+                true
+            }
+            None => false,
         }
     }
 
@@ -800,11 +853,14 @@ impl Vm {
         let Some(gic) = self.bus.gic() else {
             return;
         };
-        let kick = if cpu.timer_held() {
+        let mut kick = if cpu.timer_held() {
             cpu.resample_timers(gic, vcpu.index)
         } else {
             VcpuSet::EMPTY
         };
+        if let Some(pci) = self.pci.as_mut().filter(|p| p.intx.holds_any()) {
+            kick |= pci.intx.settle(gic);
+        }
         let kick = kick.union(cpu.fill(gic, vcpu.index));
         self.kick(kick, vcpu.index);
     }

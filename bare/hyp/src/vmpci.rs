@@ -6,12 +6,14 @@
 //! The hardware side only: the filter, the STE and the quiesce sequence come from `moat_pci`.
 
 use crate::console::log;
+use crate::gic;
 use crate::mm::{OutOfMemory, PhysAllocator};
-use crate::pci::HostFunction;
+use crate::pci::{HostFunction, VmFunctions};
 use crate::s2hw::{FramePool, IdentityTables, Tlb};
 use alloc::vec::Vec;
 use moat_arm::addr::{Ipa, Pa};
-use moat_config::assign::guest_pci_memory;
+use moat_config::assign::{IntxRoute, guest_pci_memory};
+use moat_devices::gic::{HwIrq, HwMapError, VcpuSet, VirtGic};
 use moat_pci::filter::{Effect, GuestBridge, GuestWindow};
 use moat_pci::quiesce::{Quiesced, quiesce};
 use moat_pci::smmu::{SmmuFeatures, Stage2Ste, SteError};
@@ -27,6 +29,8 @@ const FRAMES_PER_BAR: usize = 2;
 /// A VM's PCI side.
 pub struct VmPci {
     functions: Vec<HostFunction>,
+    /// Its functions' INTx lines.
+    pub intx: IntxLines,
     bridge: GuestBridge,
     pool: FramePool,
     /// The index of the ECAM window among the VM's device windows.
@@ -40,10 +44,11 @@ impl VmPci {
     ///
     /// When there is no memory for the stage-2 frames its BARs may need.
     pub fn new(
-        functions: Vec<HostFunction>,
+        functions: VmFunctions,
         ecam_index: usize,
         phys: &mut PhysAllocator,
     ) -> Result<Self, OutOfMemory> {
+        let VmFunctions { functions, intx } = functions;
         let bars = functions
             .iter()
             .map(|f| f.assigned.bars.iter().flatten().count())
@@ -52,6 +57,10 @@ impl VmPci {
         Ok(Self {
             bridge: bridge(&functions),
             functions,
+            intx: IntxLines {
+                routes: intx,
+                held: 0,
+            },
             pool,
             ecam_index,
         })
@@ -233,4 +242,99 @@ fn bridge(functions: &[HostFunction]) -> GuestBridge {
         alloc::vec![window],
         functions.iter().map(|f| f.assigned.clone()).collect(),
     )
+}
+
+/// A VM's INTx lines (issue 12): each physical SPI its functions interrupt on, forwarded to the
+/// guest's SPI of the same line with `HW` = 1 (`gic::lines`). The CPU of vCPU 0 takes the
+/// physical SPIs; one that fires is acknowledged and left active while the model pends the
+/// virtual SPI ([`IntxLines::fired`]); the guest's deactivation deactivates it, and the device
+/// asserting its line still makes it fire again. Moat deactivates one itself only where the
+/// model says no guest deactivation will ([`IntxLines::settle`]).
+pub struct IntxLines {
+    routes: Vec<IntxRoute>,
+    /// Bit `n`: route `n`'s physical SPI fired and is active for the guest (`MAX_HW_SPIS`
+    /// routes at most, `map` checks).
+    held: u32,
+}
+
+impl IntxLines {
+    /// Backs each guest SPI by its physical SPI in the VM's (new) GIC model.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: more lines than it maps, or a pairing it already holds otherwise.
+    pub fn map(&self, gic: &mut VirtGic) -> Result<(), HwMapError> {
+        self.routes
+            .iter()
+            .try_for_each(|r| gic.map_hw_spi(r.guest, r.physical))
+    }
+
+    /// Whether the VM's functions have no INTx line.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Whether Moat holds any line active for the guest (one test on the entry path).
+    pub fn holds_any(&self) -> bool {
+        self.held != 0
+    }
+
+    /// Takes the physical SPIs on the calling CPU, that of vCPU 0, as that vCPU starts.
+    pub fn take_here(&self, vm: &str) {
+        for r in &self.routes {
+            if !gic::take_spi_here(r.physical) {
+                log!(
+                    "VM '{vm}': INTx INTID {} not taken: its guest SPI {} stays silent",
+                    r.physical,
+                    r.guest
+                );
+            }
+        }
+    }
+
+    /// The physical SPI `intid` fired (acknowledged, left active): when it is one of the VM's
+    /// lines, the model pends its guest SPI and Moat holds it; returns the vCPUs to kick, or
+    /// `None` when `intid` is no line of this VM.
+    pub fn fired(&mut self, intid: u32, model: &mut VirtGic) -> Option<VcpuSet> {
+        let n = self.routes.iter().position(|r| r.physical == intid)?;
+        self.held |= 1 << n;
+        Some(model.raise_hw_spi(self.routes[n].guest))
+    }
+
+    /// Lets the model settle each line Moat holds (`VirtGic::settle_hw_spi`), with the line's
+    /// level read from the distributor: one still in the guest's hands stays held; one the
+    /// guest deactivated is released; one no guest deactivation will reach (the guest cleared
+    /// its pending or active state, or its line fell before it was delivered) is deactivated
+    /// here. Returns the vCPUs to kick. One test when nothing is held.
+    pub fn settle(&mut self, model: &mut VirtGic) -> VcpuSet {
+        let mut kick = VcpuSet::EMPTY;
+        let mut held = self.held;
+        while held != 0 {
+            let n = held.trailing_zeros() as usize;
+            held &= held - 1;
+            let r = self.routes[n];
+            let (settled, k) = model.settle_hw_spi(r.guest, gic::spi_pending(r.physical));
+            kick |= k;
+            if let HwIrq::Released { deactivate } = settled {
+                self.held &= !(1 << n);
+                if deactivate {
+                    gic::deactivate_spi(r.physical);
+                }
+            }
+        }
+        kick
+    }
+
+    /// The VM halted or restarts: its lines are switched off at the distributor (its functions
+    /// are quiesced; a function without a reset may still assert its line) and those Moat held
+    /// deactivated. [`IntxLines::take_here`] takes them again when vCPU 0 starts.
+    pub fn release(&mut self) {
+        for (n, r) in self.routes.iter().enumerate() {
+            gic::disable_spi(r.physical);
+            if self.held & 1 << n != 0 {
+                gic::deactivate_spi(r.physical);
+            }
+        }
+        self.held = 0;
+    }
 }

@@ -49,6 +49,18 @@ pub fn intx_line(bdf: Bdf, pin: u8) -> u8 {
     (bdf.device + pin.wrapping_sub(1)) % 4
 }
 
+/// One INTx line of a VM's PCI functions: the physical SPI the functions' pins reach through
+/// the host bridge's `interrupt-map`, and the SPI the VM's guest sees for it
+/// ([`GUEST_INTX_INTID`] + [`intx_line`], the guest's own `interrupt-map`). Moat takes the
+/// physical one and forwards it to the guest's ([`VmConfig::intx_routes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntxRoute {
+    /// The physical SPI's INTID.
+    pub physical: u32,
+    /// The guest's SPI's INTID.
+    pub guest: u32,
+}
+
 /// The pin taken before boot, when the functions' `Interrupt Pin` is not known yet: INTA.
 const ASSUMED_PIN: u8 = 1;
 
@@ -188,7 +200,8 @@ impl SystemConfig {
     /// # Errors
     ///
     /// [`SystemError::AbsentPciFunction`] for the first function the scan did not find,
-    /// then [`SystemError::SharedIntxAtBoot`].
+    /// then [`SystemError::SharedIntxAtBoot`], then [`SystemError::IntxNotOneToOne`]
+    /// ([`VmConfig::intx_routes`]).
     pub fn check_pci_against_scan(
         &self,
         pin_of: impl Fn(Bdf) -> Option<u8>,
@@ -219,7 +232,60 @@ impl SystemConfig {
             }
             lines.push((vm, bdf, intid));
         }
+        for vm in &self.vms {
+            vm.intx_routes(&pin_of, &intid_of)?;
+        }
         Ok(())
+    }
+}
+
+impl VmConfig {
+    /// The VM's INTx lines, once each, in the order of their first function: for each
+    /// function with an interrupt pin (`pin_of`, 1–4) that reaches the machine's GIC
+    /// (`intid_of`, through the host bridge's `interrupt-map`), its physical SPI and the
+    /// guest's SPI of its line. One physical SPI is forwarded to one guest SPI, so the two
+    /// must pair one to one across the VM's functions: always so on a host bridge with the
+    /// standard swizzle, which the guest's bridge has.
+    ///
+    /// # Errors
+    ///
+    /// [`SystemError::IntxNotOneToOne`] when two of the VM's functions share a guest line but
+    /// not a physical SPI, or the reverse.
+    pub fn intx_routes(
+        &self,
+        pin_of: impl Fn(Bdf) -> Option<u8>,
+        intid_of: impl Fn(Bdf, u8) -> Option<u32>,
+    ) -> Result<alloc::vec::Vec<IntxRoute>, SystemError> {
+        let mut routes: alloc::vec::Vec<(Bdf, IntxRoute)> = alloc::vec::Vec::new();
+        for &bdf in &self.pci {
+            let Some(pin) = pin_of(bdf).filter(|pin| (1..=4).contains(pin)) else {
+                continue;
+            };
+            let Some(physical) = intid_of(bdf, pin) else {
+                continue;
+            };
+            let route = IntxRoute {
+                physical,
+                guest: GUEST_INTX_INTID + u32::from(intx_line(bdf, pin)),
+            };
+            match routes
+                .iter()
+                .find(|(_, r)| r.physical == physical || r.guest == route.guest)
+            {
+                Some((_, r)) if *r == route => {}
+                Some(&(first_bdf, first)) => {
+                    return Err(SystemError::IntxNotOneToOne {
+                        vm: self.name.clone(),
+                        first_bdf,
+                        first,
+                        second_bdf: bdf,
+                        second: route,
+                    });
+                }
+                None => routes.push((bdf, route)),
+            }
+        }
+        Ok(routes.into_iter().map(|(_, r)| r).collect())
     }
 }
 

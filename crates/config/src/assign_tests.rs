@@ -231,3 +231,59 @@ fn a_function_on_a_bus_the_vms_bridge_lacks_is_refused() {
         "PCI function 10:01.0 is on a bus above 0x0f: the VM's host bridge has buses 00-0f"
     );
 }
+
+#[test]
+fn intx_routes_pair_each_physical_line_with_the_guests_line_once() {
+    // On QEMU virt's swizzle: 00:01.0 INTA is line 1, 00:02.0 INTA line 2, 00:03.0 INTA
+    // line 3, 00:03.1 INTB line 0.
+    let a = vm("a", 0, &["00:01.0", "00:02.0", "00:03.0", "00:03.1"]);
+    let routes = a.intx_routes(scanned, virt_intid).unwrap();
+    let pairs: Vec<(u32, u32)> = routes.iter().map(|r| (r.physical, r.guest)).collect();
+    assert_eq!(
+        pairs,
+        [(36, 36), (37, 37), (38, 38), (35, 35)],
+        "one route per line, in the order of first use; physical = guest on virt"
+    );
+    // A bridge wired elsewhere (SPIs 100..104): forwarded to the guest's lines all the same.
+    let elsewhere = |bdf: Bdf, pin: u8| Some(100 + u32::from(intx_line(bdf, pin)));
+    let routes = vm("a", 0, &["00:01.0", "00:03.1"])
+        .intx_routes(scanned, elsewhere)
+        .unwrap();
+    assert_eq!(
+        routes,
+        [
+            IntxRoute {
+                physical: 101,
+                guest: 36
+            },
+            IntxRoute {
+                physical: 100,
+                guest: 35
+            }
+        ]
+    );
+    // No pin, or a pin the interrupt-map leaves out: no route.
+    let no_pin = |bdf: Bdf| scanned(bdf).map(|_| 0);
+    assert!(a.intx_routes(no_pin, virt_intid).unwrap().is_empty());
+    assert!(a.intx_routes(scanned, |_, _| None).unwrap().is_empty());
+}
+
+#[test]
+fn intx_lines_a_vm_cannot_forward_one_to_one_are_refused_at_boot() {
+    // Every function on one physical SPI, but on different guest lines.
+    let s = system(&[vm("a", 0, &["00:01.0", "00:02.0"])]);
+    assert_eq!(
+        s.check_pci_against_scan(scanned, |_, _| Some(40))
+            .unwrap_err()
+            .to_string(),
+        "VM 'a': PCI functions 00:01.0 and 00:02.0 interrupt on guest INTIDs 36 and 37 but on physical INTIDs 40 and 40: Moat forwards one physical INTx line to one guest line, and the host bridge's interrupt-map does not pair them so"
+    );
+    // One guest line (slots 1 and 5, INTA), two physical SPIs.
+    let split = |bdf: Bdf, _: u8| Some(40 + u32::from(bdf.device));
+    let both = |bdf: Bdf| Some(u8::from(bdf.device == 1 || bdf.device == 5));
+    let s = system(&[vm("a", 0, &["00:01.0", "00:05.0"])]);
+    assert!(matches!(
+        s.check_pci_against_scan(both, split),
+        Err(SystemError::IntxNotOneToOne { .. })
+    ));
+}

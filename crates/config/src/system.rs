@@ -209,6 +209,24 @@ pub enum SystemError {
         /// The INTID.
         intid: u32,
     },
+    /// Two functions of one VM whose INTx lines pair its guest's SPIs and the machine's
+    /// physical SPIs other than one to one (at boot; `VmConfig::intx_routes`).
+    #[error(
+        "VM '{vm}': PCI functions {first_bdf} and {second_bdf} interrupt on guest INTIDs {} and {} but on physical INTIDs {} and {}: Moat forwards one physical INTx line to one guest line, and the host bridge's interrupt-map does not pair them so",
+        first.guest, second.guest, first.physical, second.physical
+    )]
+    IntxNotOneToOne {
+        /// The VM.
+        vm: String,
+        /// The first function.
+        first_bdf: Bdf,
+        /// Its line.
+        first: crate::assign::IntxRoute,
+        /// The later function.
+        second_bdf: Bdf,
+        /// Its line.
+        second: crate::assign::IntxRoute,
+    },
     /// PCI functions on a machine without an SMMUv3 (at boot).
     #[error(
         "VM '{vm}' is given PCI function {bdf}, but the machine has no SMMUv3 to confine its DMA"

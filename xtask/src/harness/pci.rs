@@ -240,6 +240,33 @@ pub(super) fn dma_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()>
     )
 }
 
+/// `pci_intx_reaches_the_guest_and_its_deactivation_ends_the_physical_line`: the function's
+/// INTx (INTA of slot 1: line 1, INTID 36 on the machine and in the guest) is taken by Moat and
+/// forwarded to the guest's SPI with `HW` = 1. The guest waits in `WFI` for it, acknowledges
+/// it, reads the device's ISR (the line falls), completes its read and ends the interrupt;
+/// nothing is pending after it (no second delivery of one completion). The second round's
+/// interrupt can only arrive if the guest's deactivation of the first reached the physical
+/// SPI, which Moat left active.
+pub(super) fn intx_case(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
+    let outcome = dma_boot(artifacts, "intx")?;
+    let round = |n: u32| {
+        format!(
+            "pcidma: INTx round {n}: INTID 36 acknowledged, ISR 0x1, used true, read Ok(()), then ICC_HPPIR1_EL1 = 1023"
+        )
+    };
+    let verdict = expect_line(&outcome, "pcidma: INTx: waiting for INTID 36")
+        .and_then(|()| expect_line(&outcome, &round(1)))
+        .and_then(|()| expect_line(&outcome, &round(2)))
+        .and_then(|()| expect_exit(&outcome, MoatExit::PowerOff));
+    tally.record(
+        "pci_intx_reaches_the_guest_and_its_deactivation_ends_the_physical_line",
+        CPU,
+        Some(&outcome),
+        verdict,
+    );
+    Ok(())
+}
+
 /// One DMA case aimed at `target` (found on an earlier console, or why not): the guest's read
 /// aimed there, `check`ed, and the machine powered off.
 fn aimed_case(

@@ -8,6 +8,8 @@
 //!   VM's RAM, or an IPA equal to the physical address of Moat's or another VM's memory. The
 //!   guest then polls, a bounded number of times, until the request completes or the device
 //!   says it needs a reset (`DEVICE_NEEDS_RESET`, virtio 1.2 §2.1), and prints which.
+//! - `pcidma.target=intx`: reads into its own RAM, each read completed by the function's INTx
+//!   interrupt through the VM's GIC (`intx`).
 //!
 //! The MMU stays off (the runtime's state): guest physical addresses are IPAs, and the DMA
 //! addresses the driver hands the device are IPAs too, translated by the SMMU through the VM's
@@ -16,6 +18,7 @@
 #![no_main]
 
 mod hal;
+mod intx;
 mod platform;
 
 use moat_guest_rt::boot::Region;
@@ -49,7 +52,7 @@ fn main(boot: &BootInfo) {
         return;
     };
     hal::init(ram.base, ram.size);
-    let Some(transport) = find_block_device() else {
+    let Some((transport, device)) = find_block_device() else {
         println!("pcidma: no virtio-blk function on bus 0");
         return;
     };
@@ -67,6 +70,10 @@ fn main(boot: &BootInfo) {
     let mut sector = [0u8; SECTOR_SIZE];
     match target {
         "ram" => read_to_ram(&mut blk, &mut sector),
+        "intx" => match intx::intid(ECAM, device.device, device.function) {
+            Some(intid) => intx::read_by_interrupt(&mut blk, &mut sector, intid),
+            None => println!("pcidma: the function has no INTx pin"),
+        },
         ipa => match parse_hex(ipa) {
             Some(ipa) => read_to(&mut blk, &mut sector, ipa, boot.ram.unwrap_or(ram)),
             None => println!("pcidma: pcidma.target={ipa} is neither ram nor an 0x address"),
@@ -137,8 +144,8 @@ fn read_to(
 }
 
 /// The first virtio-blk function on bus 0, its memory BARs placed in the memory window, decode
-/// and bus mastering on.
-fn find_block_device() -> Option<PciTransport> {
+/// and bus mastering on; and where it is.
+fn find_block_device() -> Option<(PciTransport, DeviceFunction)> {
     // SAFETY: the ECAM window of the guest's device tree, mapped (trapped) by Moat; the guest
     // runs alone, nothing else accesses it.
     let cam = unsafe { MmioCam::new(ECAM as *mut u8, Cam::Ecam) };
@@ -156,6 +163,7 @@ fn find_block_device() -> Option<PciTransport> {
     PciTransport::new::<hal::GuestHal, _>(&mut root, function)
         .map_err(|e| println!("pcidma: no virtio-pci transport: {e}"))
         .ok()
+        .map(|transport| (transport, function))
 }
 
 /// Places the function's memory BARs in the memory window, each aligned to its size; returns

@@ -181,8 +181,8 @@ pub fn init(gic: &GicV2, console: Option<u32>, private: &[u32], priority: u8) ->
     init_cpu(0, private, priority)
 }
 
-/// Enables the SPI `intid` (edge or level) at `priority`, targeting the boot CPU; false when
-/// Moat drives no GICv2.
+/// Enables the SPI `intid` (edge or level) at `priority`, targeting the calling CPU (the boot
+/// CPU for Moat's own SPIs); false when Moat drives no GICv2.
 pub fn enable_spi(intid: u32, edge: bool, priority: u8) -> bool {
     let dist = DIST.load(Ordering::Acquire);
     if dist == 0 {

@@ -7,7 +7,8 @@ use crate::lock::Lock;
 use crate::platform::PhysRange;
 use aarch64_cpu::registers::{
     ICH_AP0R0_EL2, ICH_AP0R1_EL2, ICH_AP0R2_EL2, ICH_AP0R3_EL2, ICH_AP1R0_EL2, ICH_AP1R1_EL2,
-    ICH_AP1R2_EL2, ICH_AP1R3_EL2, ICH_HCR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2, Readable, Writeable,
+    ICH_AP1R2_EL2, ICH_AP1R3_EL2, ICH_HCR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2, MPIDR_EL1, Readable,
+    Writeable,
 };
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{InterruptGroup, Trigger};
@@ -75,6 +76,22 @@ pub fn enable_spi(intid: u32, edge: bool, priority: u8) -> bool {
     gic.set_interrupt_priority(id, None, priority).is_ok()
         && gic.set_trigger(id, None, trigger).is_ok()
         && gic.enable_interrupt(id, None, true).is_ok()
+}
+
+/// Routes the SPI `intid` to the calling CPU (`GICD_IROUTER<n>` = its affinity,
+/// `Interrupt_Routing_Mode` = 0), then enables it (edge or level) at `priority`; false when
+/// Moat drives no GICv3 or the driver refused.
+pub fn enable_spi_here(intid: u32, edge: bool, priority: u8) -> bool {
+    let routed = {
+        let mut guard = MACHINE_GIC.lock();
+        let Some(gic) = guard.as_mut() else {
+            return false;
+        };
+        gic.distributor()
+            .set_routing(int_id(intid), Some(MPIDR_EL1.get()))
+            .is_ok()
+    };
+    routed && enable_spi(intid, edge, priority)
 }
 
 /// Brings up physical CPU `cpu`'s redistributor and CPU interface (run on that CPU) and

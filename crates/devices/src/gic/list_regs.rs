@@ -448,6 +448,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         let intid = Self::intid_of(irq);
         self.move_wanted(irq, Some(vcpu), None);
         let v2_sgi = self.arch == GicArch::V2 && intid < SGI_COUNT;
+        let physical = self.physical_intid(intid);
         let record = self.irq_mut(irq);
         // A GICv2 SGI is loaded for one source at a time (`GICH_LR<n>.CPUID`); the latch
         // stays set while another source's SGI waits.
@@ -481,7 +482,8 @@ impl<const SPIS: usize> Gic<SPIS> {
         record.set_lr_of(Some(vcpu));
         let state = LrState::from_parts(pending, record.active);
         // A hardware-backed interrupt (IHI 0069, `ICH_LR<n>_EL2.HW`): the guest's deactivation
-        // deactivates physical INTID `pINTID` (the same INTID), so no maintenance interrupt is
+        // deactivates physical INTID `pINTID` (a PPI's own INTID, a mapped SPI's physical
+        // one: `Gic::map_hw_spi`), so no maintenance interrupt is
         // needed for it. Pending and active is not a state a hardware interrupt may be loaded
         // in (the physical one cannot be pending again while it is active): then it is loaded
         // as a virtual-only interrupt, with the EOI maintenance interrupt of a level one, and
@@ -491,7 +493,7 @@ impl<const SPIS: usize> Gic<SPIS> {
             vintid: intid,
             // Truncation impossible: an INTID below 1020.
             #[allow(clippy::cast_possible_truncation)]
-            pintid: if hw { intid as u16 } else { 0 },
+            pintid: if hw { physical as u16 } else { 0 },
             eoi_maintenance: !hw && !record.edge,
             source,
             priority: record.priority & priority_mask,

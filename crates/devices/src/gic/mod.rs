@@ -45,8 +45,13 @@
 //! CPU interface (5, a GIC-400's, by default). Not modelled for GICv2: the Security
 //! Extensions (so `GICD_SGIR.NSATT` and `GICD_IGROUPR<n>` as seen by a Secure guest).
 //!
+//! Hardware-backed interrupts: the timers' PPIs ([`Gic::raise_hw_ppi`]) and SPIs mapped to
+//! physical ones ([`Gic::map_hw_spi`]: a PCI function's INTx line) are pended by the physical
+//! interrupt the hypervisor acknowledged and left active, and loaded with `HW` = 1, so that the
+//! guest's deactivation reaches the physical interrupt without an exit; the hypervisor asks
+//! the model when it must deactivate one itself ([`Gic::settle_hw_ppi`], [`Gic::settle_hw_spi`]).
+//!
 //! Not modelled: LPIs and ITS, the extended SPI and PPI ranges, GICv4 direct injection,
-//! hardware-mapped list registers (`HW` = 1; the encoding is there, the fill never uses it),
 //! more simultaneously active interrupts on one vCPU than it has list registers (the excess
 //! waits in the model; `ICH_HCR_EL2.EOIcount`/`LRENPIE` are not used), and a sleeping
 //! redistributor (`GICR_WAKER.ProcessorSleep` = 1) still receives its interrupts. A guest that
@@ -118,7 +123,7 @@ pub type VirtGic = Gic<DEFAULT_SPIS>;
 /// ([`Gic::settle_hw_ppi`]).
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HwPpi {
+pub enum HwIrq {
     /// Keep watching: the virtual PPI is still in a list register, active, or pending with
     /// its source asserted.
     Held,
@@ -128,6 +133,44 @@ pub enum HwPpi {
         /// The physical interrupt is still active.
         deactivate: bool,
     },
+}
+
+/// The most SPIs a VM's GIC backs by physical ones ([`Gic::map_hw_spi`]): a host bridge's
+/// four INTx lines (a whole GIC must stay small enough to build on an EL2 stack).
+pub const MAX_HW_SPIS: usize = 4;
+
+/// The first INTID that is no SPI: 1020–1023 are special (IHI 0069, 2.2.1).
+const SPECIAL_INTIDS: u32 = 1020;
+
+/// Why [`Gic::map_hw_spi`] refused a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HwMapError {
+    /// The virtual INTID is no SPI this GIC implements.
+    NoSuchSpi(u32),
+    /// The physical INTID is no SPI (32–1019).
+    PhysicalNotAnSpi(u32),
+    /// The virtual or the physical SPI is mapped already, to another: the pair that holds it.
+    Taken {
+        /// The virtual SPI of the existing mapping.
+        intid: u32,
+        /// Its physical SPI.
+        pintid: u32,
+    },
+    /// [`MAX_HW_SPIS`] SPIs are mapped already.
+    Full,
+}
+
+impl core::fmt::Display for HwMapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoSuchSpi(intid) => write!(f, "INTID {intid} is no SPI of the VM's GIC"),
+            Self::PhysicalNotAnSpi(p) => write!(f, "physical INTID {p} is no SPI"),
+            Self::Taken { intid, pintid } => {
+                write!(f, "SPI {intid} is backed by physical SPI {pintid} already")
+            }
+            Self::Full => write!(f, "more than {MAX_HW_SPIS} SPIs backed by physical ones"),
+        }
+    }
 }
 
 /// A set of vCPUs, by index (bit `n` is vCPU `n`).
@@ -387,6 +430,10 @@ pub struct Gic<const SPIS: usize = DEFAULT_SPIS> {
     /// A GICv2's SPIs whose `GICD_ITARGETSR<n>` names more than one of the VM's vCPUs (by
     /// INTID): those whose target follows which vCPUs are busy ([`Gic::route_target`]).
     multi_target: IntidSet,
+    /// The SPIs backed by physical ones, as (virtual INTID, physical INTID), the first
+    /// `hw_spi_count` of them ([`Gic::map_hw_spi`]).
+    hw_spis: [(u16, u16); MAX_HW_SPIS],
+    hw_spi_count: u8,
 }
 
 impl<const SPIS: usize> Gic<SPIS> {
@@ -435,6 +482,8 @@ impl<const SPIS: usize> Gic<SPIS> {
                 GicArch::V2 => priority_mask(GIC_400_PRIORITY_BITS),
             },
             multi_target: IntidSet::EMPTY,
+            hw_spis: [(0, 0); MAX_HW_SPIS],
+            hw_spi_count: 0,
         })
     }
 
@@ -529,35 +578,127 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// the hypervisor does now, with `asserted` the level of its source sampled now (the
     /// timer's condition). While a list register holds the virtual PPI, or it is active, or
     /// pending with its source still asserting it, the hypervisor keeps watching it
-    /// ([`HwPpi::Held`]). Otherwise it stops ([`HwPpi::Released`]); a pending state whose
+    /// ([`HwIrq::Held`]). Otherwise it stops ([`HwIrq::Released`]); a pending state whose
     /// source no longer asserts it is cleared first, as a level-sensitive interrupt's is when
     /// its line falls; and when the physical interrupt is still active because no guest
     /// deactivation reached it (the guest cleared the virtual one's pending or active state
     /// with `ICPENDR`/`ICACTIVER`, or it was never delivered), the hypervisor deactivates it
     /// (`deactivate`). Also returns the vCPUs to kick.
-    pub fn settle_hw_ppi(&mut self, vcpu: usize, intid: u32, asserted: bool) -> (HwPpi, VcpuSet) {
+    pub fn settle_hw_ppi(&mut self, vcpu: usize, intid: u32, asserted: bool) -> (HwIrq, VcpuSet) {
         if vcpu >= self.vcpus || !(SGI_COUNT..PRIVATE_COUNT).contains(&intid) {
             // No virtual PPI took it (`raise_hw_ppi` ignored it): the hypervisor deactivates.
-            return (HwPpi::Released { deactivate: true }, VcpuSet::EMPTY);
+            return (HwIrq::Released { deactivate: true }, VcpuSet::EMPTY);
         }
-        let irq = IrqRef::Private { vcpu, intid };
+        self.settle_hw(IrqRef::Private { vcpu, intid }, asserted)
+    }
+
+    /// Backs SPI `intid` by the physical SPI `pintid` (a PCI function's INTx line, say, which
+    /// the hypervisor takes as a level-sensitive interrupt): from now on [`Gic::raise_hw_spi`]
+    /// pends it and its list registers carry `HW` = 1 and `pINTID` = `pintid`, so that the
+    /// guest's deactivation of the virtual SPI deactivates the physical one (IHI 0069,
+    /// `ICH_LR<n>_EL2`; IHI 0048B, `GICH_LR<n>.HW`). Mapping an SPI again to the same
+    /// physical INTID changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`HwMapError`] when `intid` is no SPI this GIC implements, `pintid` is no SPI INTID,
+    /// either is already mapped to another, or [`MAX_HW_SPIS`] are mapped.
+    pub fn map_hw_spi(&mut self, intid: u32, pintid: u32) -> Result<(), HwMapError> {
+        if self.spi_ref(intid).is_none() {
+            return Err(HwMapError::NoSuchSpi(intid));
+        }
+        let physical = u16::try_from(pintid)
+            .ok()
+            .filter(|&p| (PRIVATE_COUNT..SPECIAL_INTIDS).contains(&u32::from(p)))
+            .ok_or(HwMapError::PhysicalNotAnSpi(pintid))?;
+        // Truncation impossible: an implemented SPI's INTID is below 1020.
+        #[allow(clippy::cast_possible_truncation)]
+        let virtual_ = intid as u16;
+        let mapped = &self.hw_spis[..usize::from(self.hw_spi_count)];
+        if let Some(&(v, p)) = mapped
+            .iter()
+            .find(|&&(v, p)| v == virtual_ || p == physical)
+        {
+            return if (v, p) == (virtual_, physical) {
+                Ok(())
+            } else {
+                Err(HwMapError::Taken {
+                    intid: u32::from(v),
+                    pintid: u32::from(p),
+                })
+            };
+        }
+        let slot = self
+            .hw_spis
+            .get_mut(usize::from(self.hw_spi_count))
+            .ok_or(HwMapError::Full)?;
+        *slot = (virtual_, physical);
+        self.hw_spi_count += 1;
+        Ok(())
+    }
+
+    /// The physical INTID whose deactivation the virtual interrupt `intid` carries when it is
+    /// loaded with `HW` = 1: a PPI's own INTID, a mapped SPI's [`Gic::map_hw_spi`] gave.
+    pub(crate) fn physical_intid(&self, intid: u32) -> u32 {
+        self.hw_spis[..usize::from(self.hw_spi_count)]
+            .iter()
+            .find(|&&(v, _)| u32::from(v) == intid)
+            .map_or(intid, |&(_, p)| u32::from(p))
+    }
+
+    /// Whether SPI `intid` is backed by a physical SPI ([`Gic::map_hw_spi`]).
+    fn hw_mapped(&self, intid: u32) -> bool {
+        self.hw_spis[..usize::from(self.hw_spi_count)]
+            .iter()
+            .any(|&(v, _)| u32::from(v) == intid)
+    }
+
+    /// The physical SPI backing SPI `intid` ([`Gic::map_hw_spi`]) fired and the hypervisor
+    /// acknowledged it, leaving it active: as [`Gic::raise_hw_ppi`] for a PPI, the virtual SPI
+    /// becomes pending (as a `GICD_ISPENDR` write would make it) and is loaded with `HW` = 1
+    /// until the guest's deactivation reaches the physical one; it goes where the guest routes
+    /// it. Returns the vCPUs to kick; an SPI not mapped is ignored ([`Gic::settle_hw_spi`]
+    /// then tells the hypervisor to deactivate).
+    pub fn raise_hw_spi(&mut self, intid: u32) -> VcpuSet {
+        match self.spi_ref(intid).filter(|_| self.hw_mapped(intid)) {
+            Some(spi) => self.update(spi, |record| {
+                record.hw_active = true;
+                record.write_latch(true);
+            }),
+            None => VcpuSet::EMPTY,
+        }
+    }
+
+    /// As [`Gic::settle_hw_ppi`], for the physical SPI backing SPI `intid`, `asserted` its
+    /// line's level sampled now (a level-sensitive physical SPI that is active reads pending
+    /// in `GICD_ISPENDR<n>` while its line is high). An SPI not mapped is released and owes
+    /// its deactivation.
+    pub fn settle_hw_spi(&mut self, intid: u32, asserted: bool) -> (HwIrq, VcpuSet) {
+        match self.spi_ref(intid).filter(|_| self.hw_mapped(intid)) {
+            Some(spi) => self.settle_hw(spi, asserted),
+            None => (HwIrq::Released { deactivate: true }, VcpuSet::EMPTY),
+        }
+    }
+
+    /// [`Gic::settle_hw_ppi`] and [`Gic::settle_hw_spi`] for the interrupt `irq`.
+    fn settle_hw(&mut self, irq: IrqRef, asserted: bool) -> (HwIrq, VcpuSet) {
         let record = *self.irq(irq);
         if record.lr_of().is_some() || record.active || (record.pending() && asserted) {
-            return (HwPpi::Held, VcpuSet::EMPTY);
+            return (HwIrq::Held, VcpuSet::EMPTY);
         }
         if !record.hw_active {
             // The guest deactivated it through its list register: nothing to change. A pending
             // state set since is the guest's own (`GICR_ISPENDR0`), not the source's line: its
             // latch holds until the interrupt is activated or `GICR_ICPENDR0` clears it (IHI
             // 0069, `GICR_ISPENDR0`), whatever the timer does.
-            return (HwPpi::Released { deactivate: false }, VcpuSet::EMPTY);
+            return (HwIrq::Released { deactivate: false }, VcpuSet::EMPTY);
         }
         let kick = self.update(irq, |record| {
             record.write_latch(false);
             record.hw_active = false;
         });
         (
-            HwPpi::Released {
+            HwIrq::Released {
                 deactivate: record.hw_active,
             },
             kick,

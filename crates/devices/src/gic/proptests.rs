@@ -25,6 +25,9 @@ enum Input {
     Fill(usize, u64),
     RaiseHwPpi(usize, u32),
     SettleHwPpi(usize, u32, bool),
+    MapHwSpi(u32, u32),
+    RaiseHwSpi(u32),
+    SettleHwSpi(u32, bool),
 }
 
 fn access(window: u64) -> impl Strategy<Value = Access> {
@@ -51,6 +54,9 @@ fn input() -> impl Strategy<Value = Input> {
         (0usize..10, any::<u64>()).prop_map(|(v, vtr)| Input::Fill(v, vtr)),
         (0usize..10, 0u32..40).prop_map(|(v, i)| Input::RaiseHwPpi(v, i)),
         (0usize..10, 0u32..40, any::<bool>()).prop_map(|(v, i, a)| Input::SettleHwPpi(v, i, a)),
+        (30u32..45, 30u32..45).prop_map(|(v, p)| Input::MapHwSpi(v, p)),
+        (30u32..45).prop_map(Input::RaiseHwSpi),
+        (30u32..45, any::<bool>()).prop_map(|(i, a)| Input::SettleHwSpi(i, a)),
     ]
 }
 
@@ -66,6 +72,11 @@ fn apply(gic: &mut VirtGic, input: Input) {
         Input::RaiseHwPpi(vcpu, intid) => drop(gic.raise_hw_ppi(vcpu, intid)),
         Input::SettleHwPpi(vcpu, intid, asserted) => {
             let _ = gic.settle_hw_ppi(vcpu, intid, asserted);
+        }
+        Input::MapHwSpi(intid, pintid) => drop(gic.map_hw_spi(intid, pintid)),
+        Input::RaiseHwSpi(intid) => drop(gic.raise_hw_spi(intid)),
+        Input::SettleHwSpi(intid, asserted) => {
+            let _ = gic.settle_hw_spi(intid, asserted);
         }
     }
 }

@@ -13,6 +13,13 @@ pub mod gicd {
     pub const IIDR: u64 = 0x008;
     /// `GICD_ISENABLER`.
     pub const ISENABLER: u64 = 0x100;
+    /// `GICD_ICENABLER`. This and the other one-bit-per-interrupt registers sit at the same
+    /// offsets in a GICv3's distributor (IHI 0069, 12.9 "The GIC Distributor register map").
+    pub const ICENABLER: u64 = 0x180;
+    /// `GICD_ISPENDR`.
+    pub const ISPENDR: u64 = 0x200;
+    /// `GICD_ICACTIVER`.
+    pub const ICACTIVER: u64 = 0x380;
     /// `GICD_IPRIORITYR`.
     pub const IPRIORITYR: u64 = 0x400;
     /// `GICD_ITARGETSRn`, one byte per INTID 0–1019; bytes 0–31 read-only and banked.

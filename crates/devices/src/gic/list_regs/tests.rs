@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::gic::tests::{enable, linux_gic, poke, route};
-use crate::gic::{HwPpi, VirtGic};
+use crate::gic::{HwIrq, VirtGic};
 
 /// QEMU's `ICH_VTR_EL2`: 4 list registers, 5 priority bits.
 const QEMU_VTR: u64 = 0x90b8_0003;
@@ -710,12 +710,12 @@ fn a_hardware_ppi_is_loaded_with_hw_and_its_pintid_and_no_eoi_maintenance() {
 #[test]
 fn a_hardware_ppi_in_a_list_register_or_active_stays_held() {
     let (mut gic, lrs) = with_hw_timer_loaded();
-    assert_eq!(gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0, HwPpi::Held);
+    assert_eq!(gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0, HwIrq::Held);
     // The guest acknowledged it: active, then taken back on a stale refill.
     let acked = guest_sets(&lrs, VIRTUAL_TIMER, LrState::Active);
     gic.sync_from_list_registers(0, &acked);
     let _ = gic.fill_list_registers(0, qemu());
-    assert_eq!(gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0, HwPpi::Held);
+    assert_eq!(gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0, HwIrq::Held);
 }
 
 #[test]
@@ -725,7 +725,7 @@ fn a_hardware_ppi_the_guest_deactivated_is_released_without_a_deactivation() {
     gic.sync_from_list_registers(0, &guest_sets(&lrs, VIRTUAL_TIMER, LrState::Invalid));
     assert_eq!(
         gic.settle_hw_ppi(0, VIRTUAL_TIMER, true).0,
-        HwPpi::Released { deactivate: false },
+        HwIrq::Released { deactivate: false },
         "the hardware deactivated the physical PPI with the virtual one"
     );
     assert!(loaded(&gic.fill_list_registers(0, qemu())).is_empty());
@@ -742,7 +742,7 @@ fn a_software_pend_of_a_hardware_ppi_the_guest_deactivated_outlives_its_source()
     poke(&mut gic, 0, VIRTUAL_TIMER, |irq| irq.write_latch(true));
     assert_eq!(
         gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0,
-        HwPpi::Released { deactivate: false }
+        HwIrq::Released { deactivate: false }
     );
     assert_eq!(
         loaded(&gic.fill_list_registers(0, qemu())),
@@ -760,7 +760,7 @@ fn a_hardware_ppi_whose_pending_state_the_guest_cleared_is_deactivated_by_the_hy
     let _ = gic.fill_list_registers(0, qemu());
     assert_eq!(
         gic.settle_hw_ppi(0, VIRTUAL_TIMER, true).0,
-        HwPpi::Released { deactivate: true }
+        HwIrq::Released { deactivate: true }
     );
 }
 
@@ -769,10 +769,10 @@ fn a_pending_hardware_ppi_whose_source_fell_is_cleared_and_deactivated() {
     let mut gic = linux_gic(1);
     // Disabled: pending but never loaded.
     assert!(gic.raise_hw_ppi(0, VIRTUAL_TIMER).is_empty());
-    assert_eq!(gic.settle_hw_ppi(0, VIRTUAL_TIMER, true).0, HwPpi::Held);
+    assert_eq!(gic.settle_hw_ppi(0, VIRTUAL_TIMER, true).0, HwIrq::Held);
     assert_eq!(
         gic.settle_hw_ppi(0, VIRTUAL_TIMER, false).0,
-        HwPpi::Released { deactivate: true }
+        HwIrq::Released { deactivate: true }
     );
     enable(&mut gic, 0, VIRTUAL_TIMER);
     assert!(
@@ -808,11 +808,11 @@ fn a_hardware_ppi_no_virtual_ppi_took_is_deactivated_by_the_hypervisor() {
     assert!(gic.raise_hw_ppi(1, VIRTUAL_TIMER).is_empty(), "no vCPU 1");
     assert_eq!(
         gic.settle_hw_ppi(1, VIRTUAL_TIMER, true).0,
-        HwPpi::Released { deactivate: true }
+        HwIrq::Released { deactivate: true }
     );
     assert_eq!(
         gic.settle_hw_ppi(0, 5, true).0,
-        HwPpi::Released { deactivate: true },
+        HwIrq::Released { deactivate: true },
         "an SGI is no PPI"
     );
 }
@@ -861,4 +861,146 @@ fn wfi_waits_while_the_guests_priority_mask_or_group_enable_hold_back_its_interr
     assert!(!gic.wakes_from_wfi(0, &no_group1, qemu()));
     let open = VirtualInterface::from_ich_vmcr(CHAOS_VMCR, idle);
     assert!(gic.wakes_from_wfi(0, &open, qemu()));
+}
+
+/// A PCI function's INTx line as the VM sees it (SPI 3, INTID 35) and the physical SPI it is
+/// wired to on a host bridge whose `interrupt-map` differs from the guest's (INTID 41).
+const INTX: u32 = 35;
+const PHYSICAL_INTX: u32 = 41;
+
+/// A Linux-like GIC of two vCPUs whose SPI `INTX` is backed by `PHYSICAL_INTX`, enabled,
+/// routed to vCPU `target`, raised by the physical interrupt, and loaded on `target`.
+fn with_hw_spi_loaded(target: usize) -> (VirtGic, Vec<u64>) {
+    let mut gic = linux_gic(2);
+    gic.map_hw_spi(INTX, PHYSICAL_INTX).unwrap();
+    enable(&mut gic, 0, INTX);
+    let _ = route(&mut gic, INTX, target);
+    assert!(
+        gic.raise_hw_spi(INTX).contains(target),
+        "the routed vCPU is kicked"
+    );
+    let fill = gic.fill_list_registers(target, qemu());
+    let lrs = writes(&fill).values().to_vec();
+    (gic, lrs)
+}
+
+#[test]
+fn a_hardware_spi_is_loaded_on_its_routed_vcpu_with_hw_and_the_physical_intid() {
+    let (mut gic, lrs) = with_hw_spi_loaded(1);
+    let lr = ListRegister::decode(lrs[0]);
+    assert_eq!((lr.vintid, lr.state), (INTX, LrState::Pending));
+    assert!(
+        lr.hw,
+        "the guest's deactivation deactivates the physical SPI"
+    );
+    assert_eq!(
+        u32::from(lr.pintid),
+        PHYSICAL_INTX,
+        "pINTID is the physical SPI the line is wired to, not the virtual INTID"
+    );
+    assert!(
+        !lr.eoi_maintenance,
+        "no maintenance interrupt for a hardware interrupt"
+    );
+    assert!(
+        loaded(&gic.fill_list_registers(0, qemu())).is_empty(),
+        "not loaded on a vCPU it is not routed to"
+    );
+}
+
+#[test]
+fn a_hardware_spi_the_guest_deactivated_is_released_and_raised_again_by_its_line() {
+    let (mut gic, lrs) = with_hw_spi_loaded(0);
+    assert_eq!(
+        gic.settle_hw_spi(INTX, true).0,
+        HwIrq::Held,
+        "in a list register"
+    );
+    let active = guest_sets(&lrs, INTX, LrState::Active);
+    gic.sync_from_list_registers(0, &active);
+    let lrs = writes(&gic.fill_list_registers(0, qemu()))
+        .values()
+        .to_vec();
+    assert_eq!(gic.settle_hw_spi(INTX, true).0, HwIrq::Held, "active");
+    gic.sync_from_list_registers(0, &guest_sets(&lrs, INTX, LrState::Invalid));
+    assert_eq!(
+        gic.settle_hw_spi(INTX, true).0,
+        HwIrq::Released { deactivate: false },
+        "the guest's deactivation reached the physical SPI"
+    );
+    // The device still asserts its line: the physical SPI fires again at once.
+    assert!(gic.raise_hw_spi(INTX).contains(0));
+    assert_eq!(
+        loaded(&gic.fill_list_registers(0, qemu())),
+        vec![(INTX, LrState::Pending)]
+    );
+}
+
+#[test]
+fn a_hardware_spi_the_guest_cleared_or_disabled_with_its_line_low_is_deactivated_by_moat() {
+    // GICD_ICPENDR while loaded: the write wins at the sync, and no guest deactivation will
+    // reach the physical SPI.
+    let (mut gic, lrs) = with_hw_spi_loaded(0);
+    poke(&mut gic, 0, INTX, |irq| irq.write_latch(false));
+    gic.sync_from_list_registers(0, &lrs);
+    let _ = gic.fill_list_registers(0, qemu());
+    assert_eq!(
+        gic.settle_hw_spi(INTX, true).0,
+        HwIrq::Released { deactivate: true }
+    );
+    // Disabled by the guest: pending and held while the line is high; once it falls the
+    // pending state goes with it (a level-sensitive interrupt) and Moat deactivates.
+    let mut gic = linux_gic(1);
+    gic.map_hw_spi(INTX, PHYSICAL_INTX).unwrap();
+    assert!(
+        gic.raise_hw_spi(INTX).is_empty(),
+        "disabled: nobody to kick"
+    );
+    assert_eq!(gic.settle_hw_spi(INTX, true).0, HwIrq::Held);
+    assert_eq!(
+        gic.settle_hw_spi(INTX, false).0,
+        HwIrq::Released { deactivate: true }
+    );
+    enable(&mut gic, 0, INTX);
+    assert!(loaded(&gic.fill_list_registers(0, qemu())).is_empty());
+}
+
+#[test]
+fn an_spi_not_mapped_is_not_raised_and_is_deactivated_by_moat() {
+    let mut gic = linux_gic(1);
+    enable(&mut gic, 0, INTX);
+    assert!(gic.raise_hw_spi(INTX).is_empty());
+    assert!(loaded(&gic.fill_list_registers(0, qemu())).is_empty());
+    assert_eq!(
+        gic.settle_hw_spi(INTX, true).0,
+        HwIrq::Released { deactivate: true }
+    );
+}
+
+#[test]
+fn hardware_spi_mappings_are_one_to_one_between_implemented_spis() {
+    use crate::gic::{HwMapError, MAX_HW_SPIS};
+    let mut gic = linux_gic(1);
+    assert_eq!(gic.map_hw_spi(27, 41), Err(HwMapError::NoSuchSpi(27)));
+    assert_eq!(gic.map_hw_spi(128, 41), Err(HwMapError::NoSuchSpi(128)));
+    assert_eq!(
+        gic.map_hw_spi(35, 30),
+        Err(HwMapError::PhysicalNotAnSpi(30))
+    );
+    assert_eq!(
+        gic.map_hw_spi(35, 1020),
+        Err(HwMapError::PhysicalNotAnSpi(1020))
+    );
+    assert_eq!(gic.map_hw_spi(35, 41), Ok(()));
+    assert_eq!(gic.map_hw_spi(35, 41), Ok(()), "the same mapping again");
+    let taken = Err(HwMapError::Taken {
+        intid: 35,
+        pintid: 41,
+    });
+    assert_eq!(gic.map_hw_spi(35, 42), taken);
+    assert_eq!(gic.map_hw_spi(36, 41), taken);
+    for n in 1..MAX_HW_SPIS as u32 {
+        assert_eq!(gic.map_hw_spi(35 + n, 41 + n), Ok(()));
+    }
+    assert_eq!(gic.map_hw_spi(60, 60), Err(HwMapError::Full));
 }
