@@ -157,6 +157,7 @@ fn pci_cases(artifacts: &Artifacts, tally: &mut Tally) -> XResult<()> {
     pci::absent_function_refused(artifacts, tally)?;
     pci::dma_cases(artifacts, tally)?;
     pci::intx_case(artifacts, tally)?;
+    pci::intx_on_a_secondary_cpu(tally)?;
     pci::dma_at_another_vm(tally)
 }
 

@@ -162,7 +162,7 @@ fn at_boot_a_function_without_an_interrupt_pin_shares_nothing() {
 
 /// QEMU 10.0.2's SMMUv3 (both stages, OAS 44) and QEMU 7.2's (stage 1 only).
 fn smmu(stage2: bool) -> Option<SmmuFeatures> {
-    let idr0 = u32::from(stage2) | 1 << 1 | 0b10 << 2;
+    let idr0 = u32::from(stage2) | 1 << 1 | 0b10 << 2 | 1 << 4;
     Some(SmmuFeatures::decode(idr0, 16, 0b100 | 1 << 4))
 }
 
@@ -185,7 +185,11 @@ fn at_boot_functions_need_an_smmu_with_stage_2_and_the_vms_ipa_size() {
     );
     let mut big = vm("big", 0, &["00:01.0"]);
     big.ipa_bits = 44;
-    let small_smmu = Some(SmmuFeatures::decode(1 | 0b10 << 2, 16, 0b010 | 1 << 4));
+    let small_smmu = Some(SmmuFeatures::decode(
+        1 | 0b10 << 2 | 1 << 4,
+        16,
+        0b010 | 1 << 4,
+    ));
     assert_eq!(
         at_boot(&system(&[big]), small_smmu),
         Err("VM 'big' has PCI functions and ipa-bits = 44, but the SMMUv3 takes input addresses of 40 bits".into())

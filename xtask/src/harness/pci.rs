@@ -292,12 +292,67 @@ fn aimed_case(
 /// `target`, given 00:01.0; its power-off ends the machine) beside VM 'other' (the `partner`
 /// guest marking its free RAM with canaries).
 fn neighbour_description(target: &str) -> String {
+    neighbours(target, 0, 1)
+}
+
+/// [`neighbour_description`] with VM 'disk' on physical CPU `disk_cpu` and VM 'other' on
+/// `other_cpu`.
+fn neighbours(target: &str, disk_cpu: u32, other_cpu: u32) -> String {
     let disk = format!(
-        "[[vm]]\nname = \"disk\"\ncpus = [0]\nguest = \"pcidma\"\nbootargs = \"console=ttyAMA0 pcidma.target={target}\"\npci = [\"00:01.0\"]\non-poweroff = \"power-off-machine\"\n{}{}\n",
+        "[[vm]]\nname = \"disk\"\ncpus = [{disk_cpu}]\nguest = \"pcidma\"\nbootargs = \"console=ttyAMA0 pcidma.target={target}\"\npci = [\"00:01.0\"]\non-poweroff = \"power-off-machine\"\n{}{}\n",
         super::systems::VIRT_RAM,
         crate::system::VIRT_DEVICES
     );
-    disk + &super::systems::partner("other", 1, "partner.canary", "")
+    disk + &super::systems::partner("other", other_cpu, "partner.canary", "")
+}
+
+/// The QEMU options of a virtio-blk at 00:01.0 behind the SMMU backed by a 1 MiB image holding
+/// [`DISK_MARKER`], made in `dir`, as `./x run --qemu-arg` options.
+fn disk_args(dir: &Scratch) -> XResult<Vec<String>> {
+    let disk = dir.join("pci-disk.img");
+    let mut image = vec![0u8; 1 << 20];
+    image[..DISK_MARKER.len()].copy_from_slice(DISK_MARKER.as_bytes());
+    vm::write_file(&disk, &image)?;
+    Ok(vec![
+        "--qemu-arg=-drive".to_string(),
+        format!(
+            "--qemu-arg=file={},format=raw,if=none,id=pcidisk",
+            disk.display()
+        ),
+        "--qemu-arg=-device".into(),
+        "--qemu-arg=virtio-blk-pci,drive=pcidisk,addr=01.0,disable-legacy=on,iommu_platform=on"
+            .into(),
+    ])
+}
+
+/// `pci_intx_of_a_vm_on_a_secondary_cpu_is_routed_to_that_cpu`: VM 'disk' runs on physical
+/// CPU 1 beside VM 'other' on CPU 0; its function's INTx is routed to CPU 1 (its vCPU 0's,
+/// `GICD_IROUTER<n>`) and reaches its guest twice as on one CPU, while 'other' runs on.
+pub(super) fn intx_on_a_secondary_cpu(tally: &mut Tally) -> XResult<()> {
+    let dir = Scratch::new("test")?;
+    let qemu_args = disk_args(&dir)?;
+    let extra: Vec<&str> = qemu_args.iter().map(String::as_str).collect();
+    let name = "pci_intx_of_a_vm_on_a_secondary_cpu_is_routed_to_that_cpu";
+    let console =
+        super::systems::run_system_with("pci-intx-cpu1", &neighbours("intx", 1, 0), &extra, 0)?;
+    let round = |n: u32| {
+        format!(
+            "[disk] pcidma: INTx round {n}: INTID 36 acknowledged, ISR 0x1, used true, read Ok(()), then ICC_HPPIR1_EL1 = 1023"
+        )
+    };
+    let verdict = console.and_then(|c| {
+        super::systems::in_order(
+            &c,
+            &[
+                "[disk] pcidma: INTx: waiting for INTID 36",
+                &round(1),
+                &round(2),
+                "isolation: canaries intact",
+            ],
+        )
+    });
+    tally.record(name, CPU, None, verdict);
+    Ok(())
 }
 
 /// `pci_dma_at_the_pa_of_another_vms_ram_is_stopped_and_its_canaries_kept`: a first boot
@@ -308,20 +363,7 @@ fn neighbour_description(target: &str) -> String {
 /// marked still holds its canaries.
 pub(super) fn dma_at_another_vm(tally: &mut Tally) -> XResult<()> {
     let dir = Scratch::new("test")?;
-    let disk = dir.join("pci-disk.img");
-    let mut image = vec![0u8; 1 << 20];
-    image[..DISK_MARKER.len()].copy_from_slice(DISK_MARKER.as_bytes());
-    vm::write_file(&disk, &image)?;
-    let qemu_args = [
-        "--qemu-arg=-drive".to_string(),
-        format!(
-            "--qemu-arg=file={},format=raw,if=none,id=pcidisk",
-            disk.display()
-        ),
-        "--qemu-arg=-device".into(),
-        "--qemu-arg=virtio-blk-pci,drive=pcidisk,addr=01.0,disable-legacy=on,iommu_platform=on"
-            .into(),
-    ];
+    let qemu_args = disk_args(&dir)?;
     let extra: Vec<&str> = qemu_args.iter().map(String::as_str).collect();
     let name = "pci_dma_at_the_pa_of_another_vms_ram_is_stopped_and_its_canaries_kept";
     let first =

@@ -11,6 +11,9 @@ pub const IDR0_S2P: Field = Field::bit(0);
 pub const IDR0_S1P: Field = Field::bit(1);
 /// `SMMU_IDR0.TTF`, bits [3:2]: table formats, bit 0 VMSAv8-32 LPAE, bit 1 VMSAv8-64.
 pub const IDR0_TTF: Field = Field::new(2, 2);
+/// `SMMU_IDR0.COHACC`, bit [4]: the SMMU's accesses to translation tables, structures and
+/// queues are coherent with the PEs' caches.
+pub const IDR0_COHACC: Field = Field::bit(4);
 /// `SMMU_IDR0.VMID16`, bit [18]: 16-bit VMIDs.
 pub const IDR0_VMID16: Field = Field::bit(18);
 /// `SMMU_IDR0.ST_LEVEL`, bits [28:27]: 0b00 linear stream table only, 0b01 2-level too.
@@ -40,6 +43,8 @@ pub struct SmmuFeatures {
     pub aarch64_tables: bool,
     /// `TTF` bit 0: VMSAv8-32 LPAE tables.
     pub aarch32_tables: bool,
+    /// `COHACC`.
+    pub coherent: bool,
     /// `VMID16`.
     pub vmid16: bool,
     /// `ST_LEVEL` = 0b01: 2-level stream tables.
@@ -67,6 +72,7 @@ impl SmmuFeatures {
             stage2: IDR0_S2P.is_set(idr0),
             aarch64_tables: ttf & 0b10 != 0,
             aarch32_tables: ttf & 0b01 != 0,
+            coherent: IDR0_COHACC.is_set(idr0),
             vmid16: IDR0_VMID16.is_set(idr0),
             two_level_stream_table: IDR0_ST_LEVEL.get(idr0) == 0b01,
             sid_bits: IDR1_SIDSIZE.get(idr1) as u32,
@@ -90,7 +96,9 @@ impl SmmuFeatures {
     }
 
     /// Why Moat cannot confine a VM's devices with this SMMU, if it cannot: Moat's STEs
-    /// translate at stage 2 only, through VMSAv8-64 tables of 4 KiB pages.
+    /// translate at stage 2 only, through VMSAv8-64 tables of 4 KiB pages; and Moat writes its
+    /// stream table, queues and the VMs' stage-2 tables through the caches without cleaning
+    /// them to the point of coherency, which an SMMU without coherent access would read stale.
     #[must_use]
     pub fn cannot_assign(&self) -> Option<&'static str> {
         if !self.stage2 {
@@ -101,6 +109,10 @@ impl SmmuFeatures {
             Some("it has no 4 KiB granule (SMMU_IDR5.GRAN4K = 0)")
         } else if self.oas_bits.is_none() {
             Some("its output size is a reserved SMMU_IDR5.OAS value")
+        } else if !self.coherent {
+            Some(
+                "its accesses to tables and queues are not coherent with the CPUs' caches (SMMU_IDR0.COHACC = 0), and Moat does not clean them for it",
+            )
         } else {
             None
         }

@@ -253,8 +253,9 @@ fn global_errors_are_gerror_xor_gerrorn_named_as_in_smmu_gerror() {
 
 #[test]
 fn idr_fields_decode_to_features() {
-    // IDR0: S2P (0), S1P (1), TTF (3:2) = 0b10, VMID16 (18), ST_LEVEL (28:27) = 0b01.
-    let idr0 = 1 | 1 << 1 | 0b10 << 2 | 1 << 18 | 0b01 << 27;
+    // IDR0: S2P (0), S1P (1), TTF (3:2) = 0b10, COHACC (4), VMID16 (18), ST_LEVEL (28:27) =
+    // 0b01.
+    let idr0 = 1 | 1 << 1 | 0b10 << 2 | 1 << 4 | 1 << 18 | 0b01 << 27;
     // IDR1: SIDSIZE (5:0) = 16, EVENTQS (20:16) = 19, CMDQS (25:21) = 19.
     let idr1 = 16 | 19 << 16 | 19 << 21;
     // IDR5: OAS (2:0) = 0b100 (44 bits), GRAN4K (4).
@@ -267,6 +268,7 @@ fn idr_fields_decode_to_features() {
             stage2: true,
             aarch64_tables: true,
             aarch32_tables: false,
+            coherent: true,
             vmid16: true,
             two_level_stream_table: true,
             sid_bits: 16,
@@ -287,16 +289,25 @@ fn idr_fields_decode_to_features() {
 #[test]
 fn an_smmu_without_stage_2_cannot_take_a_vms_devices() {
     // QEMU 7.2's virt SMMUv3: stage 1 only (S1P, TTF AArch64).
-    let f = SmmuFeatures::decode(1 << 1 | 0b10 << 2, 16, 0b100 | 1 << 4);
+    let f = SmmuFeatures::decode(1 << 1 | 0b10 << 2 | 1 << 4, 16, 0b100 | 1 << 4);
     assert_eq!(
         f.cannot_assign(),
         Some("it has no stage 2 translation (SMMU_IDR0.S2P = 0)")
     );
-    let no_4k = SmmuFeatures::decode(1 | 0b10 << 2, 16, 0b100);
+    let no_4k = SmmuFeatures::decode(1 | 0b10 << 2 | 1 << 4, 16, 0b100);
     assert!(no_4k.cannot_assign().unwrap().contains("GRAN4K"));
-    let reserved = SmmuFeatures::decode(1 | 0b10 << 2, 16, 0b111 | 1 << 4);
+    let reserved = SmmuFeatures::decode(1 | 0b10 << 2 | 1 << 4, 16, 0b111 | 1 << 4);
     assert_eq!(reserved.oas_bits, None);
     assert!(reserved.cannot_assign().is_some());
+}
+
+#[test]
+fn an_smmu_that_does_not_snoop_the_caches_cannot_take_a_vms_devices() {
+    // Stage 2, VMSAv8-64, 4 KiB, OAS 44 bits, but COHACC = 0: it would walk stage-2 tables and
+    // read STEs and commands that Moat wrote through its caches, stale.
+    let f = SmmuFeatures::decode(1 | 0b10 << 2, 16, 0b100 | 1 << 4);
+    assert!(!f.coherent);
+    assert!(f.cannot_assign().unwrap().contains("SMMU_IDR0.COHACC = 0"));
 }
 
 #[test]
@@ -309,7 +320,7 @@ fn ias_is_40_bits_at_least_where_aarch32_tables_are_read() {
 /// QEMU's SMMUv3: 16-bit stream IDs, queues of up to 2^19 entries.
 fn qemu_smmu() -> SmmuFeatures {
     SmmuFeatures::decode(
-        1 | 1 << 1 | 0b10 << 2,
+        1 | 1 << 1 | 0b10 << 2 | 1 << 4,
         16 | 19 << 16 | 19 << 21,
         0b100 | 1 << 4,
     )
