@@ -157,20 +157,17 @@ fn run_vm(
             log!("SMMUv3: interrupt {intid} not taken: events and global errors go unreported");
         }
     }
+    let machine = vm::MachineShape {
+        ipa_limit,
+        cpus,
+        gic: platform.gic,
+        smmu: pci.smmu(),
+    };
     let mut vms = Vec::new();
     for (id, source) in bundle.into_vms().into_iter().enumerate() {
         let name = source.config().name.clone();
         let own = functions.next().unwrap_or_default();
-        match vm::Vm::create(
-            id,
-            source,
-            phys,
-            ipa_limit,
-            cpus,
-            platform.gic,
-            own,
-            pci.smmu(),
-        ) {
+        match vm::Vm::create(id, source, phys, &machine, own) {
             Ok(vm) => vms.push(vm),
             Err(e) => {
                 log!("error: VM '{name}' refused: {e}");

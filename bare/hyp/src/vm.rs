@@ -195,6 +195,20 @@ pub struct Vm {
     pub pci: Option<VmPci>,
 }
 
+/// What a VM is built for: the machine's IPA limit (bits), its CPUs' MPIDRs in the device
+/// tree's order, its GIC, and its SMMU's features.
+#[derive(Clone, Copy, Debug)]
+pub struct MachineShape<'a> {
+    /// The largest IPA size stage 2 takes on these CPUs.
+    pub ipa_limit: u32,
+    /// Each physical CPU's MPIDR.
+    pub cpus: &'a [u64],
+    /// The machine's GIC, if Moat found one.
+    pub gic: Option<Gic>,
+    /// The SMMUv3's features, if the machine has one.
+    pub smmu: Option<SmmuFeatures>,
+}
+
 /// The other end of a virtio-net link, as the sending VM finds it without taking the
 /// receiver's lock.
 #[derive(Clone, Copy, Debug)]
@@ -270,23 +284,24 @@ impl fmt::Display for VmError {
 }
 
 impl Vm {
-    /// Builds the VM of `bundle` on a machine whose IPA limit is `ipa_limit` bits and whose
-    /// GIC is `machine_gic`.
+    /// Builds the VM of `bundle` on `machine`, with its PCI functions `functions`.
     ///
     /// # Errors
     ///
     /// [`VmError`] when the configuration does not fit this machine or memory runs out.
-    #[allow(clippy::too_many_arguments)]
     pub fn create(
         id: usize,
         bundle: VmBundle<'static>,
         phys: &mut PhysAllocator,
-        ipa_limit: u32,
-        cpus: &[u64],
-        machine_gic: Option<Gic>,
+        machine: &MachineShape<'_>,
         functions: VmFunctions,
-        smmu: Option<SmmuFeatures>,
     ) -> Result<Self, VmError> {
+        let MachineShape {
+            ipa_limit,
+            cpus,
+            gic: machine_gic,
+            smmu,
+        } = *machine;
         let config = bundle.config().clone();
         let (entry, dtb_ipa) = (bundle.entry().0, bundle.dtb_ipa().0);
         config.validate(Some(ipa_limit)).map_err(VmError::Config)?;
