@@ -9,14 +9,20 @@
 //! its list registers' states in between (acknowledge, complete, deactivate). After every
 //! input the model's own invariants hold (`Gic::check_invariants`: per-vCPU summaries against
 //! a full recomputation, list-register ownership), kicks name only vCPUs the VM has, and no
-//! interrupt is valid in two vCPUs' simulated list registers. Some inputs sync arbitrary
+//! interrupt is valid in two vCPUs' simulated list registers. SPIs backed by physical ones are
+//! mapped, raised and settled as EL2 does for a PCI function's INTx line. A `WFI` ends
+//! (`wakes_from_wfi`, for an arbitrary state of the guest's virtual CPU interface) only when the
+//! vCPU has a deliverable interrupt, and always when it has one and the interface is open (every
+//! priority unmasked, both groups on, nothing active). Some inputs sync arbitrary
 //! list-register values (a CPU interface that misbehaves): the model must stay consistent, but
 //! the simulated registers then no longer mean anything and the last check is dropped.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use moat_devices::gic::list_regs::{IchVtr, ListRegister, LrFill, LrState, MAX_LIST_REGS};
+use moat_devices::gic::list_regs::{
+    IchVtr, ListRegister, LrFill, LrState, MAX_LIST_REGS, VirtualInterface,
+};
 use moat_devices::gic::{DISTRIBUTOR_SIZE, MAX_VCPUS, REDISTRIBUTOR_STRIDE, VcpuSet, VirtGic};
 use moat_devices::pl011::Pl011;
 use moat_devices::virtio_net::{GuestMemory, MAX_FRAME, OutsideRam, VirtioNet};
@@ -145,7 +151,7 @@ fn gic(u: &mut Unstructured<'_>) -> Result<()> {
     let redistributors = REDISTRIBUTOR_STRIDE * (MAX_VCPUS as u64 + 1);
     while !u.is_empty() {
         let vcpu = u.int_in_range(0..=MAX_VCPUS)?;
-        match u.int_in_range(0u8..=9)? {
+        match u.int_in_range(0u8..=12)? {
             0 | 1 => {
                 let a = access(u, DISTRIBUTOR_SIZE)?;
                 let (data, effects) = gic.distributor_access(a);
@@ -194,6 +200,17 @@ fn gic(u: &mut Unstructured<'_>) -> Result<()> {
                 check_kick(&gic, kick);
                 cpus.garbage = true;
             }
+            10 => {
+                // A PCI function's INTx line: a physical SPI backing a guest SPI.
+                let _ = gic.map_hw_spi(u.int_in_range(30..=45)?, u.int_in_range(30..=45)?);
+                let kick = gic.raise_hw_spi(u.int_in_range(30..=45)?);
+                check_kick(&gic, kick);
+            }
+            11 => {
+                let (_, kick) = gic.settle_hw_spi(u.int_in_range(30..=45)?, u.arbitrary()?);
+                check_kick(&gic, kick);
+            }
+            12 => wfi(u, &gic, vcpu, vtr)?,
             _ if vcpu < vcpus => exit_and_enter(&mut gic, &mut cpus, vcpu, vtr),
             _ => {
                 let _ = gic.has_deliverable(vcpu);
@@ -203,6 +220,32 @@ fn gic(u: &mut Unstructured<'_>) -> Result<()> {
         if !cpus.garbage {
             check_no_interrupt_twice(&cpus, &gic, lr_count);
         }
+    }
+    Ok(())
+}
+
+/// The guest's `WFI` on `vcpu` against an arbitrary state of its virtual CPU interface
+/// (`ICH_VMCR_EL2` and active priorities), or a fully open one.
+fn wfi(u: &mut Unstructured<'_>, gic: &VirtGic, vcpu: usize, vtr: IchVtr) -> Result<()> {
+    let open = u.arbitrary()?;
+    let interface = if open {
+        // VPMR 0xFF, VENG0 and VENG1 on, nothing active (running priority idle).
+        let idle = VirtualInterface::running_priority(&[], vtr.preemption_bits);
+        VirtualInterface::from_ich_vmcr(0xFF << 24 | 0b11, idle)
+    } else {
+        let aprs: Vec<u32> = (0..u.int_in_range(0..=4)?)
+            .map(|_| u.arbitrary())
+            .collect::<Result<_>>()?;
+        let running = VirtualInterface::running_priority(&aprs, vtr.preemption_bits);
+        VirtualInterface::from_ich_vmcr(u.arbitrary()?, running)
+    };
+    let wakes = gic.wakes_from_wfi(vcpu, &interface, vtr);
+    let deliverable = gic.has_deliverable(vcpu);
+    assert!(!wakes || deliverable, "WFI ended with nothing deliverable");
+    // With fewer than 8 priority bits every priority the list register keeps is below the
+    // open mask 0xFF.
+    if open && deliverable && vtr.priority_bits < 8 {
+        assert!(wakes, "WFI waits with a deliverable interrupt and an open interface");
     }
     Ok(())
 }
