@@ -30,6 +30,7 @@ use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use moat_arm::esr::{CallIss, Esr, ExceptionClass};
 use moat_arm::pstate::is_aarch32;
+use moat_devices::MmioDevice;
 use moat_devices::gic::VcpuSet;
 use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::mmio::SyndromeAccess;
@@ -157,13 +158,11 @@ fn uart<'a>(
     offset: u64,
     access: &SyndromeAccess,
 ) -> Result<Next, Option<&'a mut CpuInterface>> {
-    let swap = aborts::big_endian(&vcpu.frame, guest::sctlr_el1());
-    let Some((data, effects)) = vm
-        .bus
-        .uart_access(device, aborts::request(offset, access, swap))
-    else {
+    let Some(model) = vm.bus.uart_at(device) else {
         return Err(irq);
     };
+    let swap = aborts::big_endian(&vcpu.frame, guest::sctlr_el1());
+    let (data, effects) = model.access(aborts::request(offset, access, swap));
     if let Some(byte) = effects.console_out {
         console::guest_byte(vm.id, byte);
     }
