@@ -120,23 +120,21 @@ fn abort(vm: &mut Vm, vcpu: &mut Vcpu, irq: Option<&mut CpuInterface>) -> bool {
     let Some(plain) = decide_plain(&vcpu.frame, &vm.layout()) else {
         return false;
     };
-    let next = match plain {
-        PlainOutcome::Device {
-            device,
-            offset,
-            access,
-        } => match uart(vm, vcpu, irq, esr, device, offset, &access) {
-            Ok(next) => next,
-            Err(irq) => with_interrupts(vm, vcpu, irq, |vm, vcpu, _| {
-                aborts::carry_out_plain(vm, vcpu, esr, plain)
-            }),
-        },
-        PlainOutcome::ReadAsZero { access } => aborts::nothing_there(vcpu, esr, &access),
+    let next = match plain.outcome {
+        PlainOutcome::Device { device, offset } => {
+            match uart(vm, vcpu, irq, esr, device, offset, &plain.access) {
+                Ok(next) => next,
+                Err(irq) => with_interrupts(vm, vcpu, irq, |vm, vcpu, _| {
+                    aborts::carry_out_plain(vm, vcpu, esr, &plain)
+                }),
+            }
+        }
+        PlainOutcome::ReadAsZero => aborts::nothing_there(vcpu, esr, &plain.access),
         // An AArch32 EL1's exception entry writes the new mode's banked LR into the frame
         // (`R14_abt` is `X20`), which the exit vector does not reload after an in-place exit:
         // the general path, with the whole frame, injects it. Nothing was done yet.
-        PlainOutcome::Inject(_) if vm.features.el1_aarch32 => return false,
-        PlainOutcome::Inject(fault) => aborts::inject_plain(vm, vcpu, &fault),
+        PlainOutcome::Inject if vm.features.el1_aarch32 => return false,
+        PlainOutcome::Inject => aborts::inject_plain(vm, vcpu, &plain.external_abort()),
     };
     // Every plain outcome completes or injects: the guest resumes.
     assert!(
