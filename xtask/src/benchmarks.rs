@@ -26,7 +26,7 @@ pub fn run_all() -> XResult<ExitCode> {
     };
     let method = exitbench::method(ctx.params, true);
     println!("{method}\n");
-    let exits = exitbench::tables(&ctx);
+    let exits = exitbench::tables(&ctx, &exitbench::CPUS);
     let stage2 = child("stage2");
     let boot = child("boot");
     let net = child("net");

@@ -269,6 +269,10 @@ struct BenchArgs {
     /// running the same guest through Moat's KVM runner (`./x bench` always includes it).
     #[arg(long)]
     kvm: bool,
+    /// `exits`: this CPU model only (QEMU's `-cpu`, e.g. `cortex-a72`) instead of each of the
+    /// repository's; the tables are printed, `BENCHMARKS.md` is not touched.
+    #[arg(long, value_name = "MODEL")]
+    cpu: Option<String>,
     /// `pci`: under Moat (configs/debian.toml) instead of bare QEMU.
     #[arg(long)]
     moat: bool,
@@ -621,7 +625,9 @@ fn side(moat: bool) -> crate::debian::Side {
 fn bench(args: &BenchArgs) -> XResult<ExitCode> {
     let which = match args.which {
         None => return crate::benchmarks::run_all(),
-        Some(Bench::Exits) => return crate::exitbench::run(args.quick, args.kvm),
+        Some(Bench::Exits) => {
+            return crate::exitbench::run(args.quick, args.kvm, args.cpu.as_deref());
+        }
         Some(Bench::Stage2) => "stage2",
         Some(Bench::Boot) => return crate::bootbench::run(),
         Some(Bench::Net) => return crate::netbench::run(),

@@ -214,15 +214,16 @@ pub fn measure(side: &Side, ctx: &Context, cpu: &str, groups: &[Group]) -> XResu
     Ok(merged.unwrap_or_default())
 }
 
-/// The tables of every CPU model, as Markdown, with notes; printed as they are made.
+/// The tables of the CPU models `cpus` (for the repository's figures: [`CPUS`]), as Markdown,
+/// with notes; printed as they are made.
 ///
 /// # Errors
 ///
 /// As [`measure`].
-pub fn tables(ctx: &Context) -> XResult<String> {
+pub fn tables(ctx: &Context, cpus: &[&str]) -> XResult<String> {
     let mut out = String::new();
     let with_kvm = ctx.kvm.is_some();
-    for cpu in CPUS {
+    for &cpu in cpus {
         let mut columns = Vec::new();
         let mut side_notes = Vec::new();
         for side in sides(with_kvm) {
@@ -263,19 +264,20 @@ pub fn tables(ctx: &Context) -> XResult<String> {
     Ok(out)
 }
 
-/// `./x bench exits`.
+/// `./x bench exits`, on the CPU model `cpu` alone or on every one of [`CPUS`].
 ///
 /// # Errors
 ///
 /// When the build or a boot fails.
-pub fn run(quick: bool, with_kvm: bool) -> XResult<ExitCode> {
+pub fn run(quick: bool, with_kvm: bool, cpu: Option<&str>) -> XResult<ExitCode> {
     let ctx = Context {
         artifacts: build::build_bare()?,
         params: if quick { QUICK } else { FULL },
         kvm: with_kvm.then(crate::kvm::build::build).transpose()?,
     };
     println!("{}", method(ctx.params, with_kvm));
-    tables(&ctx)?;
+    let one = cpu.map(|c| [c]);
+    tables(&ctx, one.as_ref().map_or(&CPUS[..], |c| &c[..]))?;
     Ok(ExitCode::SUCCESS)
 }
 

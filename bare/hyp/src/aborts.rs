@@ -16,7 +16,7 @@ use moat_vcpu::inject::{self, Abort, AbortAccess, AbortCause};
 use moat_vcpu::insn::emulate::{A64Context, Aarch32Context};
 use moat_vcpu::insn::{self, A64FrameRegs, Aarch32FrameRegs};
 use moat_vcpu::mmio::{SyndromeAccess, complete_load, decode_syndrome_access, size_mask};
-use moat_vcpu::plain_abort::{PlainOutcome, decide_plain};
+use moat_vcpu::plain_abort::{PlainAbort, PlainOutcome, decide_plain};
 
 /// Handles an instruction or data abort the guest took to EL2.
 pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
@@ -24,7 +24,7 @@ pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
     // nothing, need nothing of the guest's EL1 registers or memory (`decide_plain` is held to
     // `decide` by its tests).
     if let Some(plain) = decide_plain(&vcpu.frame, &vm.layout()) {
-        return carry_out_plain(vm, vcpu, esr, plain);
+        return carry_out_plain(vm, vcpu, esr, &plain);
     }
     let f = &vcpu.frame;
     let Some(abort) = GuestAbort::from_trap(f.esr, f.far, f.hpfar, f.pstate) else {
@@ -66,18 +66,14 @@ pub fn handle(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr) -> Next {
 
 /// Carries out a plain abort's outcome: the device access (the PC advanced past it), the
 /// read-as-zero/write-ignore completion, or the injected external abort.
-pub fn carry_out_plain(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, plain: PlainOutcome) -> Next {
-    match plain {
-        PlainOutcome::Device {
-            device,
-            offset,
-            access,
-        } => {
+pub fn carry_out_plain(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, plain: &PlainAbort) -> Next {
+    match plain.outcome {
+        PlainOutcome::Device { device, offset } => {
             let swap = big_endian(&vcpu.frame, guest::sctlr_el1());
-            device_access(vm, vcpu, esr, device, offset, &access, swap)
+            device_access(vm, vcpu, esr, device, offset, &plain.access, swap)
         }
-        PlainOutcome::ReadAsZero { access } => nothing_there(vcpu, esr, &access),
-        PlainOutcome::Inject(fault) => inject_plain(vm, vcpu, &fault),
+        PlainOutcome::ReadAsZero => nothing_there(vcpu, esr, &plain.access),
+        PlainOutcome::Inject => inject_plain(vm, vcpu, &plain.external_abort()),
     }
 }
 

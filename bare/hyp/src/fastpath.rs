@@ -30,6 +30,7 @@ use crate::vcpu::Vcpu;
 use crate::vm::Vm;
 use moat_arm::esr::{CallIss, Esr, ExceptionClass};
 use moat_arm::pstate::is_aarch32;
+use moat_devices::MmioDevice;
 use moat_devices::gic::VcpuSet;
 use moat_vcpu::frame::TrapFrame;
 use moat_vcpu::mmio::SyndromeAccess;
@@ -119,23 +120,21 @@ fn abort(vm: &mut Vm, vcpu: &mut Vcpu, irq: Option<&mut CpuInterface>) -> bool {
     let Some(plain) = decide_plain(&vcpu.frame, &vm.layout()) else {
         return false;
     };
-    let next = match plain {
-        PlainOutcome::Device {
-            device,
-            offset,
-            access,
-        } => match uart(vm, vcpu, irq, esr, device, offset, &access) {
-            Ok(next) => next,
-            Err(irq) => with_interrupts(vm, vcpu, irq, |vm, vcpu, _| {
-                aborts::carry_out_plain(vm, vcpu, esr, plain)
-            }),
-        },
-        PlainOutcome::ReadAsZero { access } => aborts::nothing_there(vcpu, esr, &access),
+    let next = match plain.outcome {
+        PlainOutcome::Device { device, offset } => {
+            match uart(vm, vcpu, irq, esr, device, offset, &plain.access) {
+                Ok(next) => next,
+                Err(irq) => with_interrupts(vm, vcpu, irq, |vm, vcpu, _| {
+                    aborts::carry_out_plain(vm, vcpu, esr, &plain)
+                }),
+            }
+        }
+        PlainOutcome::ReadAsZero => aborts::nothing_there(vcpu, esr, &plain.access),
         // An AArch32 EL1's exception entry writes the new mode's banked LR into the frame
         // (`R14_abt` is `X20`), which the exit vector does not reload after an in-place exit:
         // the general path, with the whole frame, injects it. Nothing was done yet.
-        PlainOutcome::Inject(_) if vm.features.el1_aarch32 => return false,
-        PlainOutcome::Inject(fault) => aborts::inject_plain(vm, vcpu, &fault),
+        PlainOutcome::Inject if vm.features.el1_aarch32 => return false,
+        PlainOutcome::Inject => aborts::inject_plain(vm, vcpu, &plain.external_abort()),
     };
     // Every plain outcome completes or injects: the guest resumes.
     assert!(
@@ -157,13 +156,11 @@ fn uart<'a>(
     offset: u64,
     access: &SyndromeAccess,
 ) -> Result<Next, Option<&'a mut CpuInterface>> {
-    let swap = aborts::big_endian(&vcpu.frame, guest::sctlr_el1());
-    let Some((data, effects)) = vm
-        .bus
-        .uart_access(device, aborts::request(offset, access, swap))
-    else {
+    let Some(model) = vm.bus.uart_at(device) else {
         return Err(irq);
     };
+    let swap = aborts::big_endian(&vcpu.frame, guest::sctlr_el1());
+    let (data, effects) = model.access(aborts::request(offset, access, swap));
     if let Some(byte) = effects.console_out {
         console::guest_byte(vm.id, byte);
     }

@@ -211,19 +211,19 @@ impl Bus {
         self.gic.as_deref()
     }
 
-    /// One access to window `index` when it is a UART, its new interrupt level (if it
-    /// changed) returned rather than given to the GIC: the caller brings the GIC model up to
-    /// date with the guest first and then hands the level over with [`Bus::uart_line`]. `None`
-    /// for any other window (nothing is accessed). [`Bus::access`] is the two together.
+    /// Window `index`'s UART, when it is one (`None` for any other window), for an access made
+    /// by the caller: its new interrupt level (if it changed) is not given to the GIC, so that
+    /// the caller brings the GIC model up to date with the guest first and then hands the
+    /// level over with [`Bus::uart_line`]. [`Bus::access`] is the two together.
     #[inline]
-    pub fn uart_access(&mut self, index: usize, access: Access) -> Option<(u64, DeviceEffects)> {
+    pub fn uart_at(&mut self, index: usize) -> Option<&mut Pl011> {
         match self.models.get_mut(index)? {
-            Model::Pl011(uart) => Some(uart.access(access)),
+            Model::Pl011(uart) => Some(uart),
             _ => None,
         }
     }
 
-    /// Drives the UART's interrupt line to `level` in the GIC model (see [`Bus::uart_access`]);
+    /// Drives the UART's interrupt line to `level` in the GIC model (see [`Bus::uart_at`]);
     /// returns the vCPUs to kick.
     pub fn uart_line(&mut self, level: bool) -> VcpuSet {
         match self.gic.as_mut() {
@@ -482,7 +482,10 @@ mod tests {
             Access::write(UARTIMSC, 4, RXIM),
             Access::read(UARTDR, 4),
         ] {
-            let (data, effects) = split.uart_access(0, access).expect("window 0 is the UART");
+            let (data, effects) = split
+                .uart_at(0)
+                .expect("window 0 is the UART")
+                .access(access);
             let kick = effects
                 .irq_level
                 .map_or(VcpuSet::EMPTY, |l| split.uart_line(l));
@@ -491,10 +494,7 @@ mod tests {
             assert_eq!(effects.console_out, bus_effects.console_out);
             assert_eq!(effects.kick.union(kick), bus_effects.kick);
         }
-        assert!(
-            split.uart_access(1, Access::read(0x004, 4)).is_none(),
-            "the GIC is no UART"
-        );
+        assert!(split.uart_at(1).is_none(), "the GIC is no UART");
     }
 
     #[test]

@@ -727,7 +727,7 @@ mod decide_plain_agrees_with_decide {
     use super::*;
     use crate::frame::TrapFrame;
     use crate::mmio::decode_syndrome_access;
-    use crate::plain_abort::{PlainOutcome, decide_plain};
+    use crate::plain_abort::{PlainAbort, PlainOutcome, decide_plain};
     use proptest::prelude::*;
 
     fn frame(esr: u64, far: u64, hpfar: u64, spsr: u64, x: u64) -> TrapFrame {
@@ -794,12 +794,9 @@ mod decide_plain_agrees_with_decide {
                 Guest::mmu_off()
             };
             prop_assert_eq!(decide(&abort, &view, &guest), plain.decision());
-            let access = match plain {
-                PlainOutcome::Device { access, .. } | PlainOutcome::ReadAsZero { access } => access,
-                PlainOutcome::Inject(_) => return Ok(()),
-            };
+            prop_assert_eq!(plain.far, far);
             let iss = DataAbortIss::decode(Esr::new(esr).iss());
-            prop_assert_eq!(Some(access), decode_syndrome_access(&iss, &f));
+            prop_assert_eq!(Some(plain.access), decode_syndrome_access(&iss, &f));
         }
     }
 
@@ -815,10 +812,10 @@ mod decide_plain_agrees_with_decide {
         let view = vm(false, GuestFormat::Aarch64, HolePolicy::Abort);
         let uart = 0x0900_0018;
         let f = frame(ldr_w2(false), uart, (uart >> 12) << 4, EL1H, 0);
-        let Some(PlainOutcome::Device {
-            device,
-            offset,
+        let Some(PlainAbort {
             access,
+            outcome: PlainOutcome::Device { device, offset },
+            ..
         }) = decide_plain(&f, &view.layout())
         else {
             panic!("not a device access");
@@ -836,7 +833,12 @@ mod decide_plain_agrees_with_decide {
         let view = vm(false, GuestFormat::Aarch64, HolePolicy::Abort);
         let mut f = frame(ldr_w2(true), UART.base.0, (UART.base.0 >> 12) << 4, EL1H, 0);
         f.x[2] = 0x1234_5678_9abc_def0;
-        let Some(PlainOutcome::Device { access, .. }) = decide_plain(&f, &view.layout()) else {
+        let Some(PlainAbort {
+            access,
+            outcome: PlainOutcome::Device { .. },
+            ..
+        }) = decide_plain(&f, &view.layout())
+        else {
             panic!("not a device access");
         };
         assert_eq!(access.write, Some(0x9abc_def0));
@@ -851,9 +853,17 @@ mod decide_plain_agrees_with_decide {
                 &view.layout(),
             )
         };
-        let Some(PlainOutcome::Inject(abort)) = at(1 << S) else {
+        let Some(
+            plain @ PlainAbort {
+                outcome: PlainOutcome::Inject,
+                ..
+            },
+        ) = at(1 << S)
+        else {
             panic!("no external abort at 2^S");
         };
+        let abort = plain.external_abort();
+        assert_eq!(abort.va, Va(1 << S));
         assert_eq!(abort.cause, AbortCause::External);
         assert_eq!(
             abort.access,

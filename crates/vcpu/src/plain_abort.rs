@@ -26,35 +26,57 @@ use moat_arm::esr::{DataAbortIss, Esr, ExceptionClass};
 use moat_arm::fault_addr::fault_ipa;
 use moat_arm::fsc::Fsc;
 
-/// What to do with a plain abort.
+/// A plain abort, decided: the access the syndrome describes and what it reaches. The access is
+/// common to every outcome, so that a caller branches on [`PlainOutcome`] alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlainAbort {
+    /// The access, a store's value taken from the trapped register.
+    pub access: SyndromeAccess,
+    /// The virtual address accessed (`FAR_EL2`).
+    pub far: u64,
+    /// What to do with it.
+    pub outcome: PlainOutcome,
+}
+
+/// What to do with a plain abort's access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlainOutcome {
-    /// Perform `access` at `offset` in device window `device`, then advance the PC.
+    /// Perform the access at `offset` in device window `device`, then advance the PC.
     Device {
         /// Index into [`IpaLayout::devices`].
         device: usize,
         /// Offset of the access in the window.
         offset: u64,
-        /// The access, a store's value taken from the trapped register.
-        access: SyndromeAccess,
     },
     /// Complete the access as read-as-zero/write-ignore (a hole with that policy).
-    ReadAsZero {
-        /// The access.
-        access: SyndromeAccess,
-    },
-    /// Inject this abort (a synchronous external abort, data side).
-    Inject(Abort),
+    ReadAsZero,
+    /// Inject the synchronous external data abort of the access
+    /// ([`PlainAbort::external_abort`]).
+    Inject,
 }
 
-impl PlainOutcome {
+impl PlainAbort {
+    /// The synchronous external data abort on the access (`WnR` from the syndrome, at the
+    /// address accessed), which [`PlainOutcome::Inject`] injects.
+    #[must_use]
+    pub const fn external_abort(&self) -> Abort {
+        Abort {
+            access: AbortAccess::Data {
+                wnr: self.access.write.is_some(),
+                cm: false,
+            },
+            cause: AbortCause::External,
+            va: Va(self.far),
+        }
+    }
+
     /// The same outcome as a [`Decision`], for comparing with the general decision.
     #[must_use]
     pub const fn decision(&self) -> Decision {
-        match *self {
-            Self::Device { device, offset, .. } => Decision::Emulate { device, offset },
-            Self::ReadAsZero { .. } => Decision::ReadAsZeroWriteIgnore,
-            Self::Inject(abort) => Decision::Inject(abort),
+        match self.outcome {
+            PlainOutcome::Device { device, offset } => Decision::Emulate { device, offset },
+            PlainOutcome::ReadAsZero => Decision::ReadAsZeroWriteIgnore,
+            PlainOutcome::Inject => Decision::Inject(self.external_abort()),
         }
     }
 }
@@ -63,7 +85,7 @@ impl PlainOutcome {
 /// is a plain one; `None` sends it to the general decision.
 #[must_use]
 #[inline(always)]
-pub fn decide_plain(frame: &TrapFrame, layout: &IpaLayout<'_>) -> Option<PlainOutcome> {
+pub fn decide_plain(frame: &TrapFrame, layout: &IpaLayout<'_>) -> Option<PlainAbort> {
     let (esr, far) = (Esr::new(frame.esr), frame.far);
     if esr.ec() != ExceptionClass::DataAbortLower {
         return None;
@@ -86,27 +108,20 @@ pub fn decide_plain(frame: &TrapFrame, layout: &IpaLayout<'_>) -> Option<PlainOu
         sign_extend: iss.sse,
         sixty_four: iss.sf,
     };
-    let external = PlainOutcome::Inject(Abort {
-        access: AbortAccess::Data {
-            wnr: iss.wnr,
-            cm: false,
-        },
-        cause: AbortCause::External,
-        va: Va(far),
-    });
-    Some(match layout.place(ipa) {
+    let outcome = match layout.place(ipa) {
         // An Address Size Fault may need the guest's walk; RAM is mapped (a fault there is
         // the general path's to report).
         Place::BeyondPaRange | Place::Ram => return None,
-        Place::BeyondIpaSpace => external,
-        Place::Device { device, offset } => PlainOutcome::Device {
-            device,
-            offset,
-            access,
-        },
+        Place::BeyondIpaSpace => PlainOutcome::Inject,
+        Place::Device { device, offset } => PlainOutcome::Device { device, offset },
         Place::Hole => match layout.hole_policy {
-            HolePolicy::Abort => external,
-            HolePolicy::ReadAsZeroWriteIgnore => PlainOutcome::ReadAsZero { access },
+            HolePolicy::Abort => PlainOutcome::Inject,
+            HolePolicy::ReadAsZeroWriteIgnore => PlainOutcome::ReadAsZero,
         },
+    };
+    Some(PlainAbort {
+        access,
+        far,
+        outcome,
     })
 }
