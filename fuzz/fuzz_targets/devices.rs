@@ -245,7 +245,10 @@ fn wfi(u: &mut Unstructured<'_>, gic: &VirtGic, vcpu: usize, vtr: IchVtr) -> Res
     // With fewer than 8 priority bits every priority the list register keeps is below the
     // open mask 0xFF.
     if open && deliverable && vtr.priority_bits < 8 {
-        assert!(wakes, "WFI waits with a deliverable interrupt and an open interface");
+        assert!(
+            wakes,
+            "WFI waits with a deliverable interrupt and an open interface"
+        );
     }
     Ok(())
 }
