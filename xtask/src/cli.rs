@@ -63,7 +63,7 @@ enum Command {
     /// missing) with virtio-blk-pci and virtio-net-pci, and test it on the console: log in as
     /// root, DHCP on QEMU's user network, fetch a file from an HTTP server on the host's
     /// loopback, write a file, reboot, read it back. On bare QEMU; `--moat` boots
-    /// configs/debian.toml under Moat instead (refused until Moat routes INTx to a VM).
+    /// configs/debian.toml under Moat instead (on QEMU 10, the SMMUv3 in front of the functions).
     Debian(DebianArgs),
     /// Run a benchmark and print its figures: `exits` (instructions per exit-causing operation
     /// under `-icount`, Moat and bare, per CPU model), `stage2` (Moat's stage-2 tables against

@@ -8,11 +8,10 @@
 //! ([`bootargs`]), the same two PCI functions at the same addresses ([`device_args`]: the
 //! network card at 00:01.0, the disk at 00:02.0, both `disable-legacy=on,iommu_platform=on`).
 //! [`Side::Bare`] boots it on bare QEMU `virt` (`its=off`: no MSI, so the devices interrupt by
-//! INTx as they will under Moat, which has no ITS yet); [`Side::Moat`] boots
-//! `configs/debian.toml` under Moat with those functions assigned, which `./x run` refuses until
-//! Moat routes the functions' INTx interrupts to the VM (issue 12: Moat assigns them, with
-//! SMMUv3 isolation, but a guest must poll them) — then the same scripts run under Moat with
-//! no other change.
+//! INTx as they do under Moat, which has no ITS yet); [`Side::Moat`] boots
+//! `configs/debian.toml` under Moat on QEMU 10 with the SMMUv3 in front of the host bridge and
+//! those functions assigned to the VM (their DMA confined by the SMMU through the VM's stage 2,
+//! their INTx lines forwarded to its vGIC), and the same scripts run.
 //!
 //! `./x debian` logs in on the console (as `root`, no password), waits for the default route
 //! by DHCP, fetches a file from an HTTP server it starts on the host's loopback
@@ -58,8 +57,7 @@ pub use machine::{
 ///
 /// # Errors
 ///
-/// When the image cannot be made, the kernel fetched, or QEMU started; under Moat, while Moat
-/// does not route INTx to a VM, `./x run`'s refusal of `configs/debian.toml`.
+/// When the image cannot be made, the kernel fetched, or QEMU started.
 pub fn boot(
     side: Side,
     mode: ConsoleMode,
@@ -83,15 +81,14 @@ pub fn boot(
             .run(mode, limit)
         }
         Side::Moat => {
-            // The description first: it is refused at once while Moat does not route INTx to
-            // a VM, before the image is made.
+            // The description first: a refusal comes before the image is made.
             let (machine, scratch) = crate::system::shipped_machine("debian.toml", CPU)?;
             let disk = linux::rootfs::image()?;
             let mut extra = device_args(&disk, disk_mode);
             if icount {
                 extra.extend(ICOUNT.map(String::from));
             }
-            let outcome = machine.run_with(&extra, mode, limit);
+            let outcome = machine.run_for_pci(true, &extra, mode, limit);
             drop(scratch);
             outcome
         }

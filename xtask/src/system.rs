@@ -136,24 +136,6 @@ impl SystemRun<'_> {
         self.system
             .validate(Some(LARGEST_MACHINE), limit)
             .map_err(|e| usage(format!("--config {}: {e}", self.path.display())))?;
-        // Linux drives its assigned virtio-pci functions by interrupt (INTx: there is no MSI
-        // without an ITS), which Moat does not yet route to a VM's vGIC (issue 12): such a VM
-        // would wait for its disk for ever, so it is refused before anything is built.
-        if let Some((vm, _)) = self
-            .system
-            .vms
-            .iter()
-            .zip(&self.images)
-            .find(|(_, images)| images.guest == GuestSource::DebianRoot)
-        {
-            return Err(usage(format!(
-                "--config {}: VM '{}' boots Debian from its assigned virtio-blk-pci disk, whose \
-                 INTx interrupts Moat does not route to a VM yet (issue 12); ./x debian boots \
-                 the same VM on bare QEMU",
-                self.path.display(),
-                vm.name
-            )));
-        }
         let mut debian = None;
         let resolved = self
             .system
@@ -377,16 +359,6 @@ mod tests {
         assert_eq!(vm_stream(console, "a"), "one\ntwo\nthree\n");
         assert_eq!(vm_stream(console, "b"), "x\ny\n");
         assert_eq!(vm_stream(console, "c"), "");
-    }
-
-    #[test]
-    fn the_shipped_debian_vm_is_refused_until_moat_routes_intx() {
-        let Err(e) = super::shipped_machine("debian.toml", "max") else {
-            panic!("configs/debian.toml was accepted");
-        };
-        let message = e.to_string();
-        assert!(message.contains("VM 'debian'"), "{message}");
-        assert!(message.contains("INTx"), "{message}");
     }
 
     #[test]

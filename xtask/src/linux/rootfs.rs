@@ -13,8 +13,9 @@
 //!    virtio-blk-pci): Debian's cloud kernel and the root initramfs
 //!    ([`crate::initramfs::root_init_script`]) with `moat.stage2` on the command line, which
 //!    mounts the disk, runs the second stage and [`setup`] in a `chroot`, unmounts it and powers
-//!    off. Under Moat it would be a good workload, but Linux's virtio_pci needs the disk's INTx,
-//!    which Moat does not yet route to a VM (issue 12); bare QEMU is what works today.
+//!    off. It runs on bare QEMU so that the image Moat's Debian test boots does not depend on
+//!    the Moat being tested (under Moat it would be a good workload too: `./x debian --moat`
+//!    boots the same disk).
 //!
 //! The finished image is renamed into place in the cache (`$MOAT_CACHE`, else
 //! `target/moat/linux-cache`) as [`IMAGE_NAME`] and not made again while it is there (a change
