@@ -62,7 +62,7 @@ pub fn run() -> XResult<ExitCode> {
         let bundle = dir.join(format!("boot-{cpus}.bundle"));
         let moat_machine = moat_machine(&artifacts, &guest, cpus, &bundle)?;
         let dtb = dir.join(format!("boot-{cpus}.dtb"));
-        write_bundle_dtb(&bundle, &dtb)?;
+        crate::vm::write_bundle_dtb(&bundle, &dtb)?;
         let bare = seconds_to_init(&bare_boot(&guest, cpus, &dtb)?, "bare", cpus)?;
         let moat = seconds_to_init(
             &moat_machine.run_with(&icount(&[]), ConsoleMode::Captured, Some(LIMIT))?,
@@ -178,20 +178,6 @@ fn moat_machine(
     let mut machine = vm::linux_under_moat(&artifacts.moat, linux, cpus, RAM_MIB, bundle)?;
     machine.cpu = CPU.into();
     Ok(machine)
-}
-
-/// The device tree inside Moat's bundle, written to `dtb` for bare QEMU.
-fn write_bundle_dtb(bundle: &Path, dtb: &Path) -> XResult<()> {
-    let bytes = std::fs::read(bundle).map_err(|e| failed(format!("{}: {e}", bundle.display())))?;
-    let parsed = moat_config::Bundle::parse(&bytes)
-        .map_err(|e| failed(format!("{}: {e:?}", bundle.display())))?;
-    let [vm] = parsed.vms() else {
-        return Err(failed(format!(
-            "{}: not a single-VM bundle",
-            bundle.display()
-        )));
-    };
-    std::fs::write(dtb, vm.dtb()).map_err(|e| failed(format!("{}: {e}", dtb.display())))
 }
 
 fn bare_boot(linux: &crate::linux::LinuxGuest, cpus: u32, dtb: &Path) -> XResult<Outcome> {

@@ -8,7 +8,9 @@
 //! ([`bootargs`]), the same two PCI functions at the same addresses ([`device_args`]: the
 //! network card at 00:01.0, the disk at 00:02.0, both `disable-legacy=on,iommu_platform=on`).
 //! [`Side::Bare`] boots it on bare QEMU `virt` (`its=off`: no MSI, so the devices interrupt by
-//! INTx as they do under Moat, which has no ITS yet); [`Side::Moat`] boots
+//! INTx as they do under Moat, which has no ITS yet) — the QEMU 10 that runs Moat, and the
+//! device tree Moat gives the VM (`-dtb`), so that both sides run the same QEMU devices and the
+//! same guest sees the same machine; [`Side::Moat`] boots
 //! `configs/debian.toml` under Moat on QEMU 10 with the SMMUv3 in front of the host bridge and
 //! those functions assigned to the VM (their DMA confined by the SMMU through the VM's stage 2,
 //! their INTx lines forwarded to its vGIC), and the same scripts run.
@@ -67,6 +69,15 @@ pub fn boot(
 ) -> XResult<Outcome> {
     match side {
         Side::Bare => {
+            // Moat's tree for the VM, from the bundle Moat would boot: the bare guest sees the
+            // same machine.
+            let (machine, scratch) = crate::system::shipped_machine("debian.toml", CPU)?;
+            let dtb = scratch.join("debian-guest.dtb");
+            let bundle = machine
+                .initrd
+                .as_deref()
+                .ok_or_else(|| failed("the Debian system has no bundle"))?;
+            crate::vm::write_bundle_dtb(bundle, &dtb)?;
             let disk = linux::rootfs::image()?;
             let linux = linux::root_linux()?;
             let append = bootargs(UART);
@@ -77,6 +88,7 @@ pub fn boot(
                 disk_mode,
                 reboot: true,
                 icount,
+                moat_dtb: Some(&dtb),
             }
             .run(mode, limit)
         }

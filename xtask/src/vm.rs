@@ -350,6 +350,25 @@ pub fn linux_machine(
     })
 }
 
+/// The device tree Moat gives the one VM of `bundle`, written to `dtb`: for bare QEMU to boot
+/// the same guest on the same tree (like with like).
+///
+/// # Errors
+///
+/// When the bundle cannot be read or parsed, holds several VMs, or `dtb` cannot be written.
+pub fn write_bundle_dtb(bundle: &Path, dtb: &Path) -> XResult<()> {
+    let bytes = std::fs::read(bundle).map_err(|e| failed(format!("{}: {e}", bundle.display())))?;
+    let parsed = moat_config::Bundle::parse(&bytes)
+        .map_err(|e| failed(format!("{}: {e:?}", bundle.display())))?;
+    let [vm] = parsed.vms() else {
+        return Err(failed(format!(
+            "{}: not a single-VM bundle",
+            bundle.display()
+        )));
+    };
+    std::fs::write(dtb, vm.dtb()).map_err(|e| failed(format!("{}: {e}", dtb.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

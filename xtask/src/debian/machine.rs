@@ -98,6 +98,12 @@ pub struct BareDebian<'a> {
     pub reboot: bool,
     /// Whether to run under [`ICOUNT`].
     pub icount: bool,
+    /// The device tree Moat gives the VM (`configs/debian.toml`'s): with it, the machine is the
+    /// Moat side's, like with like — the same QEMU 10 binary, the guest booted on Moat's tree
+    /// (`-dtb`: no devices but the VM's, the same PCIe bridge and `interrupt-map`). Without it,
+    /// the installed QEMU and its own tree (the image's second stage, which must not depend on
+    /// Moat).
+    pub moat_dtb: Option<&'a Path>,
 }
 
 impl BareDebian<'_> {
@@ -107,7 +113,16 @@ impl BareDebian<'_> {
     ///
     /// When QEMU cannot be started.
     pub fn run(&self, mode: ConsoleMode, limit: Option<Duration>) -> XResult<Outcome> {
-        let mut cmd = Command::new("qemu-system-aarch64");
+        let mut cmd = match self.moat_dtb {
+            Some(dtb) => {
+                let qemu = crate::qemu10::qemu()?;
+                let mut cmd = Command::new(qemu.binary());
+                cmd.args(qemu.base_args());
+                cmd.arg("-dtb").arg(dtb);
+                cmd
+            }
+            None => Command::new("qemu-system-aarch64"),
+        };
         cmd.args(["-M", "virt,gic-version=3,highmem=off,its=off", "-cpu", CPU]);
         cmd.arg("-smp").arg(SMP.to_string());
         cmd.arg("-m").arg(format!("{MEM_MIB}M"));

@@ -40,6 +40,7 @@ pub fn root_initramfs_case(tally: &mut Tally) -> XResult<()> {
         disk_mode: DiskMode::Snapshot,
         reboot: false,
         icount: false,
+        moat_dtb: None,
     };
     let outcome = machine.run(ConsoleMode::Captured, Some(LIMIT))?;
     let verdict = expect_line(&outcome, "rootfs-test: pid 1\n")

@@ -212,6 +212,7 @@ fn second_stage(disk: &Path) -> XResult<()> {
         disk_mode: crate::debian::machine::DiskMode::Unsafe,
         reboot: false,
         icount: false,
+        moat_dtb: None,
     };
     let outcome = machine.run(ConsoleMode::Captured, Some(SECOND_STAGE_LIMIT))?;
     if outcome.console.contains(ROOT_READY) {
