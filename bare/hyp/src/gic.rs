@@ -224,7 +224,10 @@ impl CpuInterface {
             .iter()
             .position(|&t| t == intid)
             .is_some_and(|slot| self.timer_held[slot]);
-        self.end_leaving_active(intid);
+        match self.hw {
+            Hw::V3 => v3::end(intid),
+            Hw::V2(frames) => frames.end(self.iar_of(intid)),
+        }
         if !handed_over {
             self.deactivate(intid);
         }

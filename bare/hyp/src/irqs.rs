@@ -24,12 +24,6 @@ pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
         let Some(intid) = cpu.acknowledge() else {
             break;
         };
-        // One of the VM's INTx lines (`vmpci::IntxLines`): left active for the guest, whose
-        // deactivation of the virtual SPI (`HW` = 1) deactivates it.
-        if intid >= 32 && vm.intx_fired(intid, vcpu.index) {
-            cpu.end_leaving_active(intid);
-            continue;
-        }
         match intid {
             VIRTUAL_TIMER_INTID | PHYSICAL_TIMER_INTID => {
                 if let Some(gic) = vm.bus.gic() {
@@ -40,6 +34,12 @@ pub fn irq_exit(vm: &mut Vm, vcpu: &Vcpu, cpu: &mut CpuInterface) -> Next {
             _ if intid == console => vm.console_input(vcpu.index),
             // A kick may also say that frames wait for this VM (`net`).
             KICK_SGI => vm.receive_frames(vcpu.index),
+            // One of the VM's INTx lines (`vmpci::IntxLines`): left active for the guest, whose
+            // deactivation of the virtual SPI (`HW` = 1) deactivates it.
+            spi if spi >= 32 && vm.intx_fired(spi, vcpu.index) => {
+                cpu.end_leaving_active(spi);
+                continue;
+            }
             // The SMMU's event queue or global errors: reported on Moat's console.
             spi if spi >= 32 && crate::smmu::serve(spi) => {}
             // The kick SGI has done its work by making this CPU exit; the maintenance

@@ -193,6 +193,9 @@ pub struct Vm {
     pub gicv: Option<(Ipa, PhysRange)>,
     /// Its PCI functions, their ECAM window the last of `device_windows`.
     pub pci: Option<VmPci>,
+    /// Moat holds one of its INTx lines active for the guest (`IntxLines::holds_any`, kept
+    /// here as one flag that the entry path tests).
+    intx_held: bool,
 }
 
 /// What a VM is built for: the machine's IPA limit (bits), its CPUs' MPIDRs in the device
@@ -378,6 +381,7 @@ impl Vm {
             stop_at_next_exit: false,
             gicv,
             pci,
+            intx_held: false,
         };
         vm.map_intx()?;
         vm.back_ram(phys)?;
@@ -445,6 +449,7 @@ impl Vm {
             pci.quiesce(&mut self.stage2, &self.config.name);
             pci.intx.release();
         }
+        self.intx_held = false;
     }
 
     /// Backs the guest SPIs of the VM's INTx lines by their physical SPIs in its GIC model
@@ -481,6 +486,7 @@ impl Vm {
         }
         match pci.intx.fired(intid, gic) {
             Some(kick) => {
+                self.intx_held = true;
                 self.kick(kick, me);
                 true
             }
@@ -865,19 +871,34 @@ impl Vm {
     /// Interrupt state vCPU `vcpu` must see on entry: its held timers sampled, the model's
     /// pending interrupts in the list registers of this CPU's interface `cpu`.
     pub fn before_entry(&mut self, vcpu: &Vcpu, cpu: &mut CpuInterface) {
+        let intx_kick = if self.intx_held {
+            self.settle_intx()
+        } else {
+            VcpuSet::EMPTY
+        };
         let Some(gic) = self.bus.gic() else {
             return;
         };
-        let mut kick = if cpu.timer_held() {
+        let kick = if cpu.timer_held() {
             cpu.resample_timers(gic, vcpu.index)
         } else {
             VcpuSet::EMPTY
         };
-        if let Some(pci) = self.pci.as_mut().filter(|p| p.intx.holds_any()) {
-            kick |= pci.intx.settle(gic);
-        }
-        let kick = kick.union(cpu.fill(gic, vcpu.index));
+        let kick = kick.union(intx_kick).union(cpu.fill(gic, vcpu.index));
         self.kick(kick, vcpu.index);
+    }
+
+    /// Lets the model settle the INTx lines Moat holds for the guest (`IntxLines::settle`);
+    /// out of the entry path's line, which tests only [`Vm::intx_held`].
+    #[cold]
+    #[inline(never)]
+    fn settle_intx(&mut self) -> VcpuSet {
+        let kick = match (self.pci.as_mut(), self.bus.gic()) {
+            (Some(pci), Some(gic)) => pci.intx.settle(gic),
+            _ => VcpuSet::EMPTY,
+        };
+        self.intx_held = self.pci.as_ref().is_some_and(|p| p.intx.holds_any());
+        kick
     }
 
     /// Reads back what vCPU `vcpu` did with its virtual interrupts.

@@ -448,7 +448,6 @@ impl<const SPIS: usize> Gic<SPIS> {
         let intid = Self::intid_of(irq);
         self.move_wanted(irq, Some(vcpu), None);
         let v2_sgi = self.arch == GicArch::V2 && intid < SGI_COUNT;
-        let physical = self.physical_intid(intid);
         let record = self.irq_mut(irq);
         // A GICv2 SGI is loaded for one source at a time (`GICH_LR<n>.CPUID`); the latch
         // stays set while another source's SGI waits.
@@ -489,15 +488,21 @@ impl<const SPIS: usize> Gic<SPIS> {
         // as a virtual-only interrupt, with the EOI maintenance interrupt of a level one, and
         // goes back to `HW` = 1 on the fill after its deactivation.
         let hw = record.hw_active && state != LrState::PendingActive;
+        let (edge, priority, group1) = (record.edge, record.priority, record.group1);
+        // Truncation impossible: an INTID below 1020.
+        #[allow(clippy::cast_possible_truncation)]
+        let pintid = if hw {
+            self.physical_intid(intid) as u16
+        } else {
+            0
+        };
         ListRegister {
             vintid: intid,
-            // Truncation impossible: an INTID below 1020.
-            #[allow(clippy::cast_possible_truncation)]
-            pintid: if hw { physical as u16 } else { 0 },
-            eoi_maintenance: !hw && !record.edge,
+            pintid,
+            eoi_maintenance: !hw && !edge,
             source,
-            priority: record.priority & priority_mask,
-            group1: record.group1,
+            priority: priority & priority_mask,
+            group1,
             hw,
             state,
         }

@@ -408,32 +408,35 @@ pub(crate) struct RedistState {
 
 /// The virtual GICv3 of one VM, with `SPIS` shared peripheral interrupts (INTIDs 32 to
 /// 32 + `SPIS` - 1; at most [`MAX_SPIS`]).
+// `repr(C)`, the scalars first: every field the exit path reads by a fixed offset stays within
+// reach of a load's immediate offset, whatever fields are added after the arrays.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Gic<const SPIS: usize = DEFAULT_SPIS> {
     arch: GicArch,
-    vcpus: usize,
+    /// The implemented bits of an `IPRIORITYR` byte (the unimplemented low ones read as zero):
+    /// all 8 for a GICv3; for a GICv2, the GIC-400's 5 unless [`Gic::set_priority_bits`]
+    /// says otherwise.
+    priority_mask: u8,
     enables: GroupEnables,
-    private: [[Irq; PRIVATE_COUNT as usize]; MAX_VCPUS],
-    spis: [Irq; SPIS],
-    /// `GICD_IROUTER<n>` of each SPI, as stored (reserved bits clear); for a GICv2, its
-    /// `GICD_ITARGETSR<n>` byte (bit `n` targets vCPU `n`).
-    routes: [u64; SPIS],
+    hw_spi_count: u8,
+    vcpus: usize,
+    /// The SPIs backed by physical ones, as (virtual INTID, physical INTID), the first
+    /// `hw_spi_count` of them ([`Gic::map_hw_spi`]).
+    hw_spis: [(u16, u16); MAX_HW_SPIS],
+    /// A GICv2's SPIs whose `GICD_ITARGETSR<n>` names more than one of the VM's vCPUs (by
+    /// INTID): those whose target follows which vCPUs are busy ([`Gic::route_target`]).
+    multi_target: IntidSet,
     redists: [RedistState; MAX_VCPUS],
     /// Per vCPU, what its list registers were loaded with and whether they are stale.
     shadows: [LrShadow; MAX_VCPUS],
     /// Per vCPU, the interrupts that want one of its list registers (see `summary`).
     wanted: [IntidSet; MAX_VCPUS],
-    /// The implemented bits of an `IPRIORITYR` byte (the unimplemented low ones read as zero):
-    /// all 8 for a GICv3; for a GICv2, the GIC-400's 5 unless [`Gic::set_priority_bits`]
-    /// says otherwise.
-    priority_mask: u8,
-    /// A GICv2's SPIs whose `GICD_ITARGETSR<n>` names more than one of the VM's vCPUs (by
-    /// INTID): those whose target follows which vCPUs are busy ([`Gic::route_target`]).
-    multi_target: IntidSet,
-    /// The SPIs backed by physical ones, as (virtual INTID, physical INTID), the first
-    /// `hw_spi_count` of them ([`Gic::map_hw_spi`]).
-    hw_spis: [(u16, u16); MAX_HW_SPIS],
-    hw_spi_count: u8,
+    /// `GICD_IROUTER<n>` of each SPI, as stored (reserved bits clear); for a GICv2, its
+    /// `GICD_ITARGETSR<n>` byte (bit `n` targets vCPU `n`).
+    routes: [u64; SPIS],
+    spis: [Irq; SPIS],
+    private: [[Irq; PRIVATE_COUNT as usize]; MAX_VCPUS],
 }
 
 impl<const SPIS: usize> Gic<SPIS> {
@@ -639,7 +642,11 @@ impl<const SPIS: usize> Gic<SPIS> {
 
     /// The physical INTID whose deactivation the virtual interrupt `intid` carries when it is
     /// loaded with `HW` = 1: a PPI's own INTID, a mapped SPI's [`Gic::map_hw_spi`] gave.
+    #[inline]
     pub(crate) fn physical_intid(&self, intid: u32) -> u32 {
+        if intid < PRIVATE_COUNT {
+            return intid;
+        }
         self.hw_spis[..usize::from(self.hw_spi_count)]
             .iter()
             .find(|&&(v, _)| u32::from(v) == intid)
@@ -680,7 +687,9 @@ impl<const SPIS: usize> Gic<SPIS> {
         }
     }
 
-    /// [`Gic::settle_hw_ppi`] and [`Gic::settle_hw_spi`] for the interrupt `irq`.
+    /// [`Gic::settle_hw_ppi`] and [`Gic::settle_hw_spi`] for the interrupt `irq`. Inlined: the
+    /// timers' settling runs before every entry while one is held.
+    #[inline(always)]
     fn settle_hw(&mut self, irq: IrqRef, asserted: bool) -> (HwIrq, VcpuSet) {
         let record = *self.irq(irq);
         if record.lr_of().is_some() || record.active || (record.pending() && asserted) {
