@@ -276,6 +276,9 @@ struct BenchArgs {
     /// `pci`: under Moat (configs/debian.toml) instead of bare QEMU.
     #[arg(long)]
     moat: bool,
+    /// `pci`: bare QEMU and Moat alternately, RUNS boots each, then the means and Moat / bare.
+    #[arg(long, value_name = "RUNS", conflicts_with = "moat")]
+    compare: Option<u32>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -285,8 +288,9 @@ enum Bench {
     Boot,
     /// 64 MiB through busybox nc between the two Linux VMs of configs/two-linux.toml.
     Net,
-    /// fio and iperf3 in Debian 12 on virtio-blk-pci and virtio-net-pci (bare QEMU, or
-    /// `--moat`); not part of `./x bench` without a name (it needs the root file system image).
+    /// fio and iperf3 in Debian 12 on virtio-blk-pci and virtio-net-pci (bare QEMU, `--moat`,
+    /// or `--compare RUNS` for both); `./x bench` without a name runs `--compare 3` (making the
+    /// root file system image first if the cache has none).
     Pci,
 }
 
@@ -631,7 +635,12 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
         Some(Bench::Stage2) => "stage2",
         Some(Bench::Boot) => return crate::bootbench::run(),
         Some(Bench::Net) => return crate::netbench::run(),
-        Some(Bench::Pci) => return crate::iobench::run(side(args.moat)),
+        Some(Bench::Pci) => {
+            return match args.compare {
+                Some(runs) => crate::iobench::compare(runs.max(1)),
+                None => crate::iobench::run(side(args.moat)),
+            };
+        }
     };
     let reps = args.reps.to_string();
     build::run_step(
