@@ -10,6 +10,7 @@
 //! - [`console`]: PL011 output and the [`print!`]/[`println!`] macros;
 //! - [`psci`]: PSCI and generic SMCCC calls over the conduit the device tree names;
 //! - `secondary`: a second CPU started with PSCI `CPU_ON` on a stack of its own;
+//! - `gic`: a GICv3 guest driver (bring-up, SPI routing, polling the CPU interface);
 //! - [`exception`]: EL1 vectors that capture an [`ExceptionRecord`] and hand it to a hook a
 //!   test installs;
 //! - [`test`](mod@test): the test registry ([`tests!`]) and the `MOAT-TEST` result-line protocol that the
@@ -41,6 +42,8 @@ pub mod boot;
 pub mod console;
 mod dt;
 pub mod exception;
+#[cfg(target_os = "none")]
+pub mod gic;
 mod global;
 pub mod psci;
 mod running;

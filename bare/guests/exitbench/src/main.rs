@@ -30,7 +30,6 @@
 #![no_std]
 #![no_main]
 
-mod gic;
 mod mmu;
 mod ops;
 mod pair;
@@ -38,7 +37,7 @@ mod timer;
 mod vectors;
 
 use moat_guest_rt::test::bootarg;
-use moat_guest_rt::{BootInfo, print, println};
+use moat_guest_rt::{BootInfo, gic, print, println};
 use ops::{Sample, Targets};
 
 moat_guest_rt::entry!(main);

@@ -16,8 +16,8 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use crate::gic;
 use crate::ops::Sample;
+use moat_guest_rt::gic;
 use moat_guest_rt::{psci, secondary};
 
 /// The ping-pong SGI whose target waits by spinning.
