@@ -26,6 +26,7 @@ pub use crate::schema::{
     GUEST_ECAM_IPA, GUEST_INTX_INTID, GUEST_LAST_BUS, GUEST_PCI_MEMORY_IPA, GUEST_PCI_MEMORY_SIZE,
     SMMU_IPA_BITS,
 };
+pub use crate::system::IntxRoute;
 use crate::system::{SystemConfig, SystemError};
 use crate::validate::{ConfigError, Region, RegionId};
 use moat_arm::addr::Ipa;
@@ -47,18 +48,6 @@ pub const fn guest_pci_memory() -> (u64, u64) {
 #[must_use]
 pub fn intx_line(bdf: Bdf, pin: u8) -> u8 {
     (bdf.device + pin.wrapping_sub(1)) % 4
-}
-
-/// One INTx line of a VM's PCI functions: the physical SPI the functions' pins reach through
-/// the host bridge's `interrupt-map`, and the SPI the VM's guest sees for it
-/// ([`GUEST_INTX_INTID`] + [`intx_line`], the guest's own `interrupt-map`). Moat takes the
-/// physical one and forwards it to the guest's ([`VmConfig::intx_routes`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IntxRoute {
-    /// The physical SPI's INTID.
-    pub physical: u32,
-    /// The guest's SPI's INTID.
-    pub guest: u32,
 }
 
 /// The pin taken before boot, when the functions' `Interrupt Pin` is not known yet: INTA.

@@ -79,6 +79,18 @@ impl fmt::Display for CpuRange {
     }
 }
 
+/// One INTx line of a VM's PCI functions: the physical SPI the functions' pins reach through
+/// the host bridge's `interrupt-map`, and the SPI the VM's guest sees for it
+/// (`GUEST_INTX_INTID` + `intx_line`, the guest's own `interrupt-map`). Moat takes the
+/// physical one and forwards it to the guest's (`VmConfig::intx_routes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntxRoute {
+    /// The physical SPI's INTID.
+    pub physical: u32,
+    /// The guest's SPI's INTID.
+    pub guest: u32,
+}
+
 /// Why a system description was refused: one line naming the VMs and the resource.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SystemError {
@@ -221,11 +233,11 @@ pub enum SystemError {
         /// The first function.
         first_bdf: Bdf,
         /// Its line.
-        first: crate::assign::IntxRoute,
+        first: IntxRoute,
         /// The later function.
         second_bdf: Bdf,
         /// Its line.
-        second: crate::assign::IntxRoute,
+        second: IntxRoute,
     },
     /// PCI functions on a machine without an SMMUv3 (at boot).
     #[error(
