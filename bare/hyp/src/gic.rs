@@ -224,10 +224,7 @@ impl CpuInterface {
             .iter()
             .position(|&t| t == intid)
             .is_some_and(|slot| self.timer_held[slot]);
-        match self.hw {
-            Hw::V3 => v3::end(intid),
-            Hw::V2(frames) => frames.end(self.iar_of(intid)),
-        }
+        self.end_leaving_active(intid);
         if !handed_over {
             self.deactivate(intid);
         }
@@ -236,6 +233,7 @@ impl CpuInterface {
     /// Ends a physical interrupt Moat handed to a guest with `HW` = 1 (a VM's INTx line):
     /// drops the running priority only (`EOImode` = 1), leaving it active until the guest's
     /// deactivation of the virtual interrupt deactivates it, or Moat does (`deactivate_spi`).
+    #[inline]
     pub fn end_leaving_active(&self, intid: u32) {
         match self.hw {
             Hw::V3 => v3::end(intid),
