@@ -1,23 +1,28 @@
 //! The exits served without reading back or loading the list registers, in place: the exit
-//! vector (`switch.rs`) calls [`in_place_call`] or [`in_place_abort`] for their exception
-//! classes and enters the guest again without returning to the run loop.
+//! vector (`switch.rs`) calls [`in_place_call`], [`in_place_mrs`] or [`in_place_abort`] for
+//! their exception classes and enters the guest again without returning to the run loop.
 //!
 //! - [`call`]: the guest's SMCCC calls whose answer depends on no VM state (`PSCI_VERSION`,
 //!   `PSCI_FEATURES`, `SMCCC_VERSION`, `MIGRATE_INFO_TYPE`, an unimplemented function's
 //!   `NOT_SUPPORTED`; `moat_vcpu::smccc::answer_without_vm` decides which), before the VM is
 //!   locked;
+//! - a trapped `MRS` of an ID register (`HCR_EL2.TID3`), answered from the vCPU's table
+//!   (`sysregs::read_id_register`) before the VM is locked;
 //! - [`abort`]: the plain aborts (`moat_vcpu::plain_abort`: an aligned one-register access with
 //!   a valid syndrome) with the VM locked — the external abort injected for an access to
-//!   nothing, read-as-zero/write-ignore, and a UART access whose interrupt line did not change.
+//!   nothing, read-as-zero/write-ignore, a UART access whose interrupt line did not change, and
+//!   a read of a GIC register that reads the same before and after the list registers are read
+//!   back (`moat_devices::gic::GicWindow`: all but the pending and active registers).
 //!
 //! Skipping the list registers keeps every rule of the general path: such an exit changes
 //! nothing the GIC model holds, and whatever changes this vCPU's interrupts meanwhile (another
 //! vCPU's SGI or register write, a device line, its timer, the guest consuming a list register
 //! with a maintenance interrupt requested) makes this CPU take a physical interrupt, whose exit
 //! takes the general path and syncs. A UART access that changes its line, or finds console
-//! input waiting for room, syncs before the GIC model is told; an access to any other device
-//! (the GIC's windows, virtio-net), and every other exit, goes the general path (`exits.rs`),
-//! whose decisions are the same.
+//! input waiting for room, syncs before the GIC model is told; a GIC register read changes
+//! nothing; a write to the GIC, a read of its pending or active state, an access to any other
+//! device (virtio-net), and every other exit, go the general path (`exits.rs`), whose
+//! decisions are the same.
 
 use crate::aborts;
 use crate::console;
@@ -26,14 +31,15 @@ use crate::gic::CpuInterface;
 use crate::guest;
 use crate::machine;
 use crate::outcome::Next;
+use crate::sysregs;
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
-use moat_arm::esr::{CallIss, Esr, ExceptionClass};
+use moat_arm::esr::{CallIss, Esr, ExceptionClass, SysRegIss};
 use moat_arm::pstate::is_aarch32;
-use moat_devices::MmioDevice;
+use moat_devices::bus::InPlace;
 use moat_devices::gic::VcpuSet;
+use moat_devices::{Access, MmioDevice};
 use moat_vcpu::frame::TrapFrame;
-use moat_vcpu::mmio::SyndromeAccess;
 use moat_vcpu::plain_abort::{PlainOutcome, decide_plain};
 use moat_vcpu::smccc::answer_without_vm;
 
@@ -74,12 +80,32 @@ pub extern "C" fn in_place_call(resident: &mut Resident) -> *mut TrapFrame {
     if served { frame } else { core::ptr::null_mut() }
 }
 
+/// Serves the trapped `MRS` in `resident`'s vCPU frame in place, called by the exit vector
+/// for that exception class and direction, if it reads an ID register
+/// ([`sysregs::read_id_register`]: from the vCPU's table, without the VM). It writes no
+/// general-purpose register of the frame but `Rt` (the exit vector relies on it); returns the
+/// frame the guest resumes from, or null when the exit is the run loop's (nothing was done
+/// then).
+pub extern "C" fn in_place_mrs(resident: &mut Resident) -> *mut TrapFrame {
+    // SAFETY: the run loop made `resident` from its exclusive borrow of the vCPU for the
+    // guest's run (`switch::enter_guest`), and nothing else touches it until the vector
+    // returns to the run loop.
+    let vcpu = unsafe { &mut *resident.vcpu };
+    let esr = Esr::new(vcpu.frame.esr);
+    if sysregs::read_id_register(vcpu, esr, &SysRegIss::decode(esr.iss())) {
+        &raw mut vcpu.frame
+    } else {
+        core::ptr::null_mut()
+    }
+}
+
 /// Serves the lower-EL data abort in `resident`'s vCPU frame in place, called by the exit
 /// vector for that exception class, if it is a plain abort ([`abort`]) and the VM's run is
 /// still the vCPU's generation, with the VM locked. It reads and writes no general-purpose
-/// register of the frame but the syndrome's `SRT` (the exit vector relies on it); returns the frame the guest resumes from,
-/// or null when the exit is the run loop's (nothing was done then). Console input deferred by
-/// a focus switch is handed over after the exit, as the run loop does.
+/// register of the frame but the syndrome's `SRT` (the exit vector relies on it); returns the
+/// frame the guest resumes from, or null when the exit is the run loop's (nothing was done
+/// then). Console input deferred by a focus switch is handed over after the exit, as the run
+/// loop does.
 pub extern "C" fn in_place_abort(resident: &mut Resident) -> *mut TrapFrame {
     // SAFETY: the run loop made `resident` from its exclusive borrows of the vCPU and of this
     // CPU's GIC interface for the guest's run (`switch::enter_guest`), and nothing else
@@ -122,8 +148,10 @@ fn abort(vm: &mut Vm, vcpu: &mut Vcpu, irq: Option<&mut CpuInterface>) -> bool {
     };
     let next = match plain.outcome {
         PlainOutcome::Device { device, offset } => {
-            match uart(vm, vcpu, irq, esr, device, offset, &plain.access) {
-                Ok(next) => next,
+            let swap = aborts::big_endian(&vcpu.frame, guest::sctlr_el1());
+            let request = aborts::request(offset, &plain.access, swap);
+            match serve_device(vm, vcpu, irq, device, request) {
+                Ok(data) => aborts::complete(vcpu, esr, &plain.access, data, swap),
                 Err(irq) => with_interrupts(vm, vcpu, irq, |vm, vcpu, _| {
                     aborts::carry_out_plain(vm, vcpu, esr, &plain)
                 }),
@@ -144,23 +172,26 @@ fn abort(vm: &mut Vm, vcpu: &mut Vcpu, irq: Option<&mut CpuInterface>) -> bool {
     true
 }
 
-/// The one-register `access` at `offset` of device window `device` when it is a UART;
-/// otherwise nothing is accessed and `irq` is handed back. The list registers are read back
-/// and loaded only when the access changed the UART's line or console input waits for room.
-fn uart<'a>(
+/// The one-register `request` to device window `device`, when it is served here: any access
+/// to a UART, or a read of a GIC register that reads the same whether or not the list
+/// registers are read back first (`VirtGic::read_unsynced`). Otherwise nothing is accessed
+/// and `irq` is handed back for the general path. Returns the data a read gives. The list
+/// registers are read back and loaded only when a UART access changed the UART's line or
+/// console input waits for room.
+fn serve_device<'a>(
     vm: &mut Vm,
     vcpu: &mut Vcpu,
     irq: Option<&'a mut CpuInterface>,
-    esr: Esr,
     device: usize,
-    offset: u64,
-    access: &SyndromeAccess,
-) -> Result<Next, Option<&'a mut CpuInterface>> {
-    let Some(model) = vm.bus.uart_at(device) else {
-        return Err(irq);
+    request: Access,
+) -> Result<u64, Option<&'a mut CpuInterface>> {
+    let (data, effects) = match vm.bus.in_place(device) {
+        Some(InPlace::Uart(model)) => model.access(request),
+        Some(InPlace::Gic(gic, window)) => {
+            return gic.read_unsynced(window, vcpu.index, request).ok_or(irq);
+        }
+        None => return Err(irq),
     };
-    let swap = aborts::big_endian(&vcpu.frame, guest::sctlr_el1());
-    let (data, effects) = model.access(aborts::request(offset, access, swap));
     if let Some(byte) = effects.console_out {
         console::guest_byte(vm.id, byte);
     }
@@ -178,5 +209,5 @@ fn uart<'a>(
             Next::Resume
         });
     }
-    Ok(aborts::complete(vcpu, esr, access, data, swap))
+    Ok(data)
 }

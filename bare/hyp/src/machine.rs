@@ -137,6 +137,14 @@ pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu, irq: Option<&Cpu
             }
             vm.enter_at(vcpu, start);
             vm.configure_el2(vcpu);
+            if vm.stop_at_next_exit && irq.is_some() {
+                // The self-test stops the VM at its next exit that reaches the dispatcher, and
+                // the exits a guest makes may all be served in place (`fastpath`): the CPU
+                // kicks itself, so that the guest's first instruction is interrupted.
+                if let Some(&mpidr) = vm.cpu_mpidrs.get(seat.vcpu) {
+                    crate::gic::kick(mpidr);
+                }
+            }
             vm.in_guest = vm
                 .in_guest
                 .union(moat_devices::gic::VcpuSet::single(seat.vcpu));

@@ -108,12 +108,15 @@ global_asm!(
     "str x3, [x0, #{hpfar}]",
     // The frame holds all but x19..x29, which still hold the guest's values. A synchronous
     // exit of the classes `fastpath` serves in place (`ESR_EL2.EC`: HVC, SMC64, a lower-EL
-    // data abort) goes to its AAPCS64 function on Moat's stack below the saved registers,
-    // which preserves x19..x29 and returns the frame to enter again, or 0 for the run loop.
-    // `in_place_call` reads and writes no register but x0..x3; `in_place_abort` none but the
-    // syndrome's SRT (it refuses the injections that write an AArch32 EL1's banked LR), so where SRT is not one of x19..x29 (`ESR_EL2.ISV` = 1, SRT in bits
-    // [20:16]) they stay in the CPU, otherwise they go to the frame first. A served exit then
-    // reloads only what the frame holds (`moat_guest_resume_partial`) or everything.
+    // data abort, a trapped MRS) goes to its AAPCS64 function on Moat's stack below the
+    // saved registers, which preserves x19..x29 and returns the frame to enter again, or 0 for
+    // the run loop. `in_place_call` reads and writes no register but x0..x3; `in_place_abort`
+    // and `in_place_mrs` none but the one the syndrome names (a data abort's SRT, with
+    // `ESR_EL2.ISV` = 1, in bits [20:16], the abort refusing the injections that write an
+    // AArch32 EL1's banked LR; an MRS's `Rt`, bits [9:5]), so where that is not one of x19..x29
+    // they stay in the CPU, otherwise (or without a syndrome) they go to the frame first. A
+    // served exit then reloads only what the frame holds (`moat_guest_resume_partial`) or
+    // everything.
     "cbnz x30, 4f",
     "ubfx x3, x2, #26, #6",
     "cmp x3, #{ec_dabt}",
@@ -121,27 +124,41 @@ global_asm!(
     "cmp x3, #{ec_hvc64}",
     "ccmp x3, #{ec_smc64}, #4, ne",
     "ccmp x3, #{ec_hvc32}, #4, ne",
+    "b.eq 8f",
+    // A trapped MRS (`Direction` = 1, ISS bit 0) goes to `in_place_mrs`; an MSR or system
+    // instruction to the run loop.
+    "cmp x3, #{ec_sysreg}",
     "b.ne 4f",
+    "tbz x2, #0, 4f",
+    "adrp x4, {in_place_mrs}",
+    "add x4, x4, :lo12:{in_place_mrs}",
+    "ubfx x3, x2, #5, #5",
+    "b 7f",
+    "8:",
     "ldr x0, [sp, #96]",
     "bl {in_place_call}",
     "cbnz x0, moat_guest_resume_partial",
     "mov x30, xzr",
     "b 4f",
+    // x4 = the function that serves the exit, x3 = the register it writes.
     "2:",
+    "adrp x4, {in_place_abort}",
+    "add x4, x4, :lo12:{in_place_abort}",
     "tbz x2, #24, 5f",
     "ubfx x3, x2, #16, #5",
+    "7:",
     "sub x3, x3, #19",
     "cmp x3, #11",
     "b.lo 5f",
     "ldr x0, [sp, #96]",
-    "bl {in_place_abort}",
+    "blr x4",
     "cbnz x0, moat_guest_resume_partial",
     "mov x30, xzr",
     "b 4f",
     "5:",
     "bl 6f",
     "ldr x0, [sp, #96]",
-    "bl {in_place_abort}",
+    "blr x4",
     "cbnz x0, moat_guest_resume",
     "mov x30, xzr",
     // For the run loop (x30 = the vector kind): the frame gets x19..x29 (again, after a
@@ -244,7 +261,9 @@ global_asm!(
     saved = const 112,
     in_place_call = sym crate::fastpath::in_place_call,
     in_place_abort = sym crate::fastpath::in_place_abort,
+    in_place_mrs = sym crate::fastpath::in_place_mrs,
     ec_dabt = const ExceptionClass::DataAbortLower.code(),
+    ec_sysreg = const ExceptionClass::SysReg.code(),
     ec_hvc64 = const ExceptionClass::Hvc64.code(),
     ec_hvc32 = const ExceptionClass::Hvc32.code(),
     ec_smc64 = const ExceptionClass::Smc64.code(),

@@ -3,15 +3,15 @@
 //! (`CPTR_EL2.TCPAC`, see `cpacr.rs`), and the SGI registers (`ICC_SGI1R_EL1` and kin, trapped
 //! because `HCR_EL2.IMO` is set) sent through the GIC model.
 
+use crate::cpacr;
 use crate::outcome::{Next, stop};
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
-use crate::{cpacr, idregs as hw_idregs};
 use moat_arm::esr::{CopRegIss, CopRegPairIss, Direction, Esr, SysRegIss};
 use moat_arm::pstate::Spsr32;
 use moat_devices::gic::VcpuSet;
 use moat_vcpu::cond::trapped_instruction_executes;
-use moat_vcpu::idregs::{self, IdRegister};
+use moat_vcpu::idregs::IdRegister;
 use moat_vcpu::insn::{Aarch32FrameRegs, GuestRegs32};
 
 /// A trapped `MRS`/`MSR`.
@@ -39,20 +39,29 @@ pub fn system_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &SysRegIss) 
         vcpu.frame.advance_pc(esr.il());
         return Next::Resume;
     }
-    let id = IdRegister::from_encoding(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2);
-    match (id, iss.direction) {
-        (Some(reg), Direction::Read) => {
-            let value = idregs::guest_value(reg, hw_idregs::hardware_value(reg), &vm.id_policy);
-            vcpu.frame.set_reg(iss.rt, value);
-            vcpu.frame.advance_pc(esr.il());
-            Next::Resume
-        }
-        _ => stop(
-            &vm.config.name,
-            &vcpu.frame,
-            format_args!("unhandled system register access"),
-        ),
+    if read_id_register(vcpu, esr, iss) {
+        return Next::Resume;
     }
+    stop(
+        &vm.config.name,
+        &vcpu.frame,
+        format_args!("unhandled system register access"),
+    )
+}
+
+/// Completes the trapped `MRS` (`iss`) if it reads a register of the ID space
+/// (`HCR_EL2.TID3`): `Rt` gets the vCPU's value of it, the PC moves on. `false`, with nothing
+/// done, for every other access. Both the exit vector's in-place service (`fastpath`) and
+/// [`system_register`] use it.
+#[inline(always)]
+pub fn read_id_register(vcpu: &mut Vcpu, esr: Esr, iss: &SysRegIss) -> bool {
+    let id = IdRegister::from_encoding(iss.op0, iss.op1, iss.crn, iss.crm, iss.op2);
+    let (Some(reg), Direction::Read) = (id, iss.direction) else {
+        return false;
+    };
+    vcpu.frame.set_reg(iss.rt, vcpu.id_values.get(reg));
+    vcpu.frame.advance_pc(esr.il());
+    true
 }
 
 /// `ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`, `ICC_SGI0R_EL1` (`op0` 3, `op1` 0, `CRn` 12, `CRm` 11,
@@ -136,7 +145,7 @@ pub fn cp15_id_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &CopRegIss)
         None
     };
     match (id, iss.direction) {
-        (Some(reg), Direction::Read) => read_id_into_aarch32(vm, vcpu, esr, reg, iss.rt),
+        (Some(reg), Direction::Read) => read_id_into_aarch32(vcpu, esr, reg, iss.rt),
         _ => stop(
             &vm.config.name,
             &vcpu.frame,
@@ -158,12 +167,12 @@ pub fn vmrs_id_register(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, iss: &CopRegIss)
         5 => 2,
         _ => return stop(&vm.config.name, &vcpu.frame, format_args!("unhandled VMRS")),
     };
-    read_id_into_aarch32(vm, vcpu, esr, IdRegister { crm: 3, op2 }, iss.rt)
+    read_id_into_aarch32(vcpu, esr, IdRegister { crm: 3, op2 }, iss.rt)
 }
 
 /// Writes the sanitised value of `reg` to the AArch32 register `rt` of the guest's mode.
-fn read_id_into_aarch32(vm: &mut Vm, vcpu: &mut Vcpu, esr: Esr, reg: IdRegister, rt: u8) -> Next {
-    let value = idregs::guest_value(reg, hw_idregs::hardware_value(reg), &vm.id_policy);
+fn read_id_into_aarch32(vcpu: &mut Vcpu, esr: Esr, reg: IdRegister, rt: u8) -> Next {
+    let value = vcpu.id_values.get(reg);
     // Truncations intended: AArch32 registers and CPSR are 32 bits.
     let mode = Spsr32::new(vcpu.frame.pstate as u32).mode();
     Aarch32FrameRegs {

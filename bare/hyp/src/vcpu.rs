@@ -6,8 +6,12 @@
 //! takes both, so that one `Vm` can serve several `Vcpu`s, each run by its own physical CPU.
 
 use moat_vcpu::frame::TrapFrame;
+use moat_vcpu::idregs::IdValues;
 
 /// One vCPU.
+// `repr(C)`, the ID register table last: the fields the exit path reads stay within reach of
+// a load's immediate offset from the vCPU.
+#[repr(C)]
 pub struct Vcpu {
     /// Its index: MPIDR `Aff0` as the guest sees it, the GIC model's vCPU number.
     pub index: usize,
@@ -15,6 +19,9 @@ pub struct Vcpu {
     pub frame: TrapFrame,
     /// `CPACR_EL1` as the guest wrote it (see `cpacr.rs`).
     pub cpacr: u64,
+    /// What its trapped ID register reads return, read from its physical CPU when it starts
+    /// (`Vm::configure_el2`).
+    pub id_values: IdValues,
 }
 
 impl Vcpu {
@@ -24,6 +31,7 @@ impl Vcpu {
             index,
             frame: TrapFrame::default(),
             cpacr: 0,
+            id_values: IdValues::default(),
         }
     }
 }

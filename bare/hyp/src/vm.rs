@@ -34,7 +34,7 @@ use moat_stage2::{Geometry, S2Attrs, Stage2, Stage2Error};
 use moat_vcpu::abort::{GuestFormat, HolePolicy, IpaLayout, IpaRange, VmView, effective_pa_bits};
 use moat_vcpu::entry::CpuFeatures;
 use moat_vcpu::flat_entry::FlatAbortEntry;
-use moat_vcpu::idregs::IdPolicy;
+use moat_vcpu::idregs::{IdPolicy, IdValues};
 use moat_vcpu::power::{PowerStates, Start};
 
 /// `DCZID_EL0` (Arm ARM D19.2 "DCZID_EL0, Data Cache Zero ID register"): `BS`, bits \[3:0\], is
@@ -186,7 +186,8 @@ pub struct Vm {
     /// every VM).
     pub links: Vec<NetLink>,
     /// The self-test `moat.self-test=stop-vm:N` names this VM: its next exit that reaches the
-    /// trap dispatcher stops it (`exits::handle`).
+    /// trap dispatcher stops it (`exits::handle`); the CPU of a vCPU that starts kicks itself
+    /// (`machine::wait_for_start`), so that one comes at once.
     pub stop_at_next_exit: bool,
     /// A GICv2 VM's CPU interface window and the machine's virtual CPU interface (`GICV`)
     /// mapped there at stage 2.
@@ -942,6 +943,7 @@ impl Vm {
         let tcpac = if aarch32 { 0 } else { 1 << 31 };
         CPTR_EL2.set(0x33FF | tcpac);
         crate::cpacr::write_guest(vcpu, 0);
+        vcpu.id_values = IdValues::new(crate::idregs::hardware_value, &self.id_policy);
         // MDCR_EL2: no debug or PMU traps; HPMN = all counters to the guest.
         let pmcr_n = pmu_counters();
         MDCR_EL2.set(pmcr_n);

@@ -7,7 +7,7 @@
 //! again. Every set of vCPUs a model returns ends up there, so a vCPU waiting in `WFI` is
 //! woken by an interrupt another vCPU's access raised.
 
-use crate::gic::{GicError, VcpuSet, VirtGic};
+use crate::gic::{GicError, GicWindow, VcpuSet, VirtGic};
 use crate::pl011::Pl011;
 use crate::virtio_net::{GuestMemory, VirtioEffects, VirtioNet};
 use crate::{Access, DeviceEffects, MmioDevice};
@@ -73,6 +73,20 @@ impl BusEffects {
             frames_sent: self.frames_sent || later.frames_sent,
         }
     }
+}
+
+/// A window the exit path may serve in place ([`Bus::in_place`]).
+#[derive(Debug)]
+pub enum InPlace<'a> {
+    /// A UART, for an access made by the caller: its new interrupt level (if it changed) is
+    /// not given to the GIC, so that the caller brings the GIC model up to date with the guest
+    /// first and then hands the level over with [`Bus::uart_line`]. [`Bus::access`] is the
+    /// two together.
+    Uart(&'a mut Pl011),
+    /// A window of the GIC, whose reads of registers that do not depend on the list registers
+    /// are answered by [`VirtGic::read_unsynced`] as [`Bus::access_by`] would answer them
+    /// after the reading vCPU's sync.
+    Gic(&'a mut VirtGic, GicWindow),
 }
 
 /// Why a bus could not be built.
@@ -211,19 +225,21 @@ impl Bus {
         self.gic.as_deref()
     }
 
-    /// Window `index`'s UART, when it is one (`None` for any other window), for an access made
-    /// by the caller: its new interrupt level (if it changed) is not given to the GIC, so that
-    /// the caller brings the GIC model up to date with the guest first and then hands the
-    /// level over with [`Bus::uart_line`]. [`Bus::access`] is the two together.
+    /// Window `index`'s model when the exit path may serve an access to it in place, without
+    /// reading back the list registers first ([`InPlace`]); `None` for any other window.
     #[inline]
-    pub fn uart_at(&mut self, index: usize) -> Option<&mut Pl011> {
-        match self.models.get_mut(index)? {
-            Model::Pl011(uart) => Some(uart),
-            _ => None,
-        }
+    pub fn in_place(&mut self, index: usize) -> Option<InPlace<'_>> {
+        let window = match self.models.get_mut(index)? {
+            Model::Pl011(uart) => return Some(InPlace::Uart(uart)),
+            Model::GicDistributor => GicWindow::Distributor,
+            Model::GicRedistributors => GicWindow::Redistributors,
+            Model::GicV2Distributor => GicWindow::V2Distributor,
+            Model::GicV2CpuInterface | Model::VirtioNet { .. } => return None,
+        };
+        Some(InPlace::Gic(self.gic.as_deref_mut()?, window))
     }
 
-    /// Drives the UART's interrupt line to `level` in the GIC model (see [`Bus::uart_at`]);
+    /// Drives the UART's interrupt line to `level` in the GIC model (see [`InPlace::Uart`]);
     /// returns the vCPUs to kick.
     pub fn uart_line(&mut self, level: bool) -> VcpuSet {
         match self.gic.as_mut() {
@@ -482,10 +498,10 @@ mod tests {
             Access::write(UARTIMSC, 4, RXIM),
             Access::read(UARTDR, 4),
         ] {
-            let (data, effects) = split
-                .uart_at(0)
-                .expect("window 0 is the UART")
-                .access(access);
+            let Some(InPlace::Uart(uart)) = split.in_place(0) else {
+                panic!("window 0 is the UART");
+            };
+            let (data, effects) = uart.access(access);
             let kick = effects
                 .irq_level
                 .map_or(VcpuSet::EMPTY, |l| split.uart_line(l));
@@ -494,7 +510,27 @@ mod tests {
             assert_eq!(effects.console_out, bus_effects.console_out);
             assert_eq!(effects.kick.union(kick), bus_effects.kick);
         }
-        assert!(split.uart_at(1).is_none(), "the GIC is no UART");
+        assert!(
+            matches!(
+                split.in_place(1),
+                Some(InPlace::Gic(_, GicWindow::Distributor))
+            ),
+            "window 1 is the GIC's distributor"
+        );
+        let typer = Access::read(0x004, 4);
+        let Some(InPlace::Gic(gic, window)) = split.in_place(1) else {
+            unreachable!()
+        };
+        let unsynced = gic.read_unsynced(window, 0, typer);
+        assert_eq!(unsynced, Some(whole.access(1, typer, &mut NoRam).0));
+        let Some(InPlace::Gic(gic, window)) = split.in_place(1) else {
+            unreachable!()
+        };
+        assert_eq!(
+            gic.read_unsynced(window, 0, Access::read(0x200, 4)),
+            None,
+            "GICD_ISPENDR0 is pending state"
+        );
     }
 
     #[test]

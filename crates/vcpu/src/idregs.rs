@@ -35,6 +35,21 @@ impl IdRegister {
         }
     }
 
+    /// Its place in [`IdValues`].
+    const fn index(self) -> usize {
+        (self.crm as usize - 1) * 8 + self.op2 as usize
+    }
+
+    /// The register at `index` of [`IdValues`].
+    const fn at(index: usize) -> Self {
+        // Truncations impossible: `index` < 56.
+        #[allow(clippy::cast_possible_truncation)]
+        Self {
+            crm: (index / 8) as u8 + 1,
+            op2: (index % 8) as u8,
+        }
+    }
+
     const fn is(self, crm: u8, op2: u8) -> bool {
         self.crm == crm && self.op2 == op2
     }
@@ -136,6 +151,44 @@ pub fn guest_value(reg: IdRegister, hw: u64, policy: &IdPolicy) -> u64 {
     }
 }
 
+/// The number of registers in the ID space `HCR_EL2.TID3` traps: `CRm` 1..=7 × `op2` 0..=7.
+const ID_SPACE: usize = 7 * 8;
+
+/// What the guest reads from every register of the ID space on one CPU: [`guest_value`] of
+/// each, computed once when a vCPU starts, so that a trapped `MRS` (or its AArch32 forms) is a
+/// lookup. The hardware's ID registers and the VM's policy do not change while it runs; the
+/// hardware's are read on the physical CPU the vCPU runs on, which keeps a machine whose cores
+/// differ showing each vCPU its own core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdValues([u64; ID_SPACE]);
+
+impl IdValues {
+    /// The guest's values, reading the hardware's through `hardware`.
+    pub fn new(hardware: impl Fn(IdRegister) -> u64, policy: &IdPolicy) -> Self {
+        let mut values = [0; ID_SPACE];
+        for (index, value) in values.iter_mut().enumerate() {
+            let reg = IdRegister::at(index);
+            *value = guest_value(reg, hardware(reg), policy);
+        }
+        Self(values)
+    }
+
+    /// The value the guest reads from `reg`.
+    #[must_use]
+    #[inline]
+    pub fn get(&self, reg: IdRegister) -> u64 {
+        // `from_encoding` makes `crm` 1..=7 and `op2` 0..=7: always in the table.
+        self.0[reg.index()]
+    }
+}
+
+impl Default for IdValues {
+    /// Every register reads as zero (a vCPU not started yet).
+    fn default() -> Self {
+        Self([0; ID_SPACE])
+    }
+}
+
 /// Whether ID registers reading `pfr0` (`ID_AA64PFR0_EL1`) and `pfr1` (`ID_AA64PFR1_EL1`)
 /// say that `SCXTNUM_EL0` and `SCXTNUM_EL1` exist: FEAT_CSV2_2 (`CSV2` >= 0b0010) or
 /// FEAT_CSV2_1p2 (`CSV2` = 0b0001 and `CSV2_frac` >= 0b0010), the features the Arm ARM makes
@@ -209,6 +262,36 @@ mod tests {
 
     /// An `ID_AA64MMFR0_EL1` with PARange 52 bits (0b0110) and 16-bit ASIDs, as on `-cpu max`.
     const MAX_MMFR0: u64 = 0x0000_0000_0010_1126;
+
+    #[test]
+    fn the_table_holds_each_registers_guest_value() {
+        // A hardware value that names its own encoding, and every hidden field set.
+        let hardware =
+            |reg: IdRegister| u64::MAX << 8 | u64::from(reg.crm) << 4 | u64::from(reg.op2);
+        let policy = policy(40);
+        let values = IdValues::new(hardware, &policy);
+        let mut seen = 0;
+        for crm in 0..=15 {
+            for op2 in 0..=7 {
+                let Some(reg) = IdRegister::from_encoding(3, 0, 0, crm, op2) else {
+                    continue;
+                };
+                assert_eq!(
+                    values.get(reg),
+                    guest_value(reg, hardware(reg), &policy),
+                    "{reg:?}"
+                );
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 56, "CRm 1..=7 × op2 0..=7");
+        assert_eq!(
+            field::PFR0_SVE.get(values.get(ID_AA64PFR0_EL1)),
+            0,
+            "SVE hidden"
+        );
+        assert_eq!(values.get(ID_AA64MMFR0_EL1) & 0xF, 0b0010, "PARange 40");
+    }
 
     #[test]
     fn parange_field_shows_p_not_the_hardware_parange() {

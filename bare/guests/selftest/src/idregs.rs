@@ -102,3 +102,67 @@ pub fn sve_is_undefined_as_the_id_registers_say() -> TestResult {
         "UNDEFINED not taken at the current-EL SP_ELx vector"
     )
 }
+
+/// The registers `x19`..`x30` and the zero register, each the target of one `MRS`.
+const TARGETS: usize = 13;
+
+/// An `MRS` of an ID register writes exactly its target register, whichever it is: each of
+/// `x19`..`x30` (which Moat's exit vector keeps in the CPU while it serves a trap in place,
+/// and must save first when the trap writes one of them) and `xzr`, with every other of those
+/// registers holding a canary, reads what `x0` reads and leaves the canaries alone.
+pub fn id_register_reads_write_only_their_target() -> TestResult {
+    let expected = read_id!("ID_AA64MMFR0_EL1");
+    // Row `n`: x19..x30 after `MRS` into target `n` (x19 + n, the zero register last).
+    let mut rows = [[0u64; 12]; TARGETS];
+    let mut saved = [0u64; 12];
+    // SAFETY: saves x19..x30 to `saved` and restores them before the block ends, so the
+    // compiler's values in them (x19 LLVM's, x29 the frame pointer, x30 the link register)
+    // survive; between, it writes only `rows` (13 rows of 12 registers, through x0) and the
+    // registers it restores. No stack is used.
+    unsafe {
+        core::arch::asm!(
+            "stp x19, x20, [x1, #0]",
+            "stp x21, x22, [x1, #16]",
+            "stp x23, x24, [x1, #32]",
+            "stp x25, x26, [x1, #48]",
+            "stp x27, x28, [x1, #64]",
+            "stp x29, x30, [x1, #80]",
+            ".irp n, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, zr",
+            ".irp m, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30",
+            "mov x\\m, #(0xC00 + \\m)",
+            ".endr",
+            "mrs x\\n, ID_AA64MMFR0_EL1",
+            ".irp m, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30",
+            "str x\\m, [x0], #8",
+            ".endr",
+            ".endr",
+            "ldp x19, x20, [x1, #0]",
+            "ldp x21, x22, [x1, #16]",
+            "ldp x23, x24, [x1, #32]",
+            "ldp x25, x26, [x1, #48]",
+            "ldp x27, x28, [x1, #64]",
+            "ldp x29, x30, [x1, #80]",
+            inout("x0") rows.as_mut_ptr() => _,
+            in("x1") saved.as_mut_ptr(),
+            options(nostack)
+        );
+    }
+    println!("ID_AA64MMFR0_EL1 = {expected:#x}");
+    for (target, row) in rows.iter().enumerate() {
+        for (index, &value) in row.iter().enumerate() {
+            let want = if index == target {
+                expected
+            } else {
+                0xC00 + 19 + index as u64
+            };
+            if value != want {
+                println!(
+                    "MRS into target {target}: x{} = {value:#x}, not {want:#x}",
+                    19 + index
+                );
+                return Err("an MRS wrote other than its target register");
+            }
+        }
+    }
+    Ok(())
+}

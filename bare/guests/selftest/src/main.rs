@@ -21,7 +21,8 @@ use aborts::{
 use exceptions::{brk_is_taken_by_guest_vectors, svc_is_taken_by_guest_vectors};
 use gicv2::gicv2_sgis_between_two_vcpus_carry_their_source;
 use idregs::{
-    moat_hides_sve_sme_and_el2, parange_is_the_vm_parange, sve_is_undefined_as_the_id_registers_say,
+    id_register_reads_write_only_their_target, moat_hides_sve_sme_and_el2,
+    parange_is_the_vm_parange, sve_is_undefined_as_the_id_registers_say,
 };
 use interrupts::{
     sgi_to_self_arrives_through_the_gic, virtual_timer_interrupt_arrives_through_the_gic,
@@ -40,6 +41,7 @@ moat_guest_rt::tests![
     parange_is_the_vm_parange,
     moat_hides_sve_sme_and_el2,
     sve_is_undefined_as_the_id_registers_say,
+    id_register_reads_write_only_their_target,
     virtual_timer_interrupt_arrives_through_the_gic,
     sgi_to_self_arrives_through_the_gic,
     gicv2_sgis_between_two_vcpus_carry_their_source,

@@ -147,7 +147,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         grp0 | grp1
     }
 
-    fn gicd(&mut self, access: Access) -> Option<(u64, VcpuSet)> {
+    pub(super) fn gicd(&mut self, access: Access) -> Option<(u64, VcpuSet)> {
         let offset = access.offset;
         if !matches!(access.size, 1 | 4 | 8) || !offset.is_multiple_of(u64::from(access.size)) {
             return None;

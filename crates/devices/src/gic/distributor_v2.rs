@@ -66,7 +66,7 @@ impl<const SPIS: usize> Gic<SPIS> {
         (lines & reg::TYPER_IT_LINES_NUMBER_MASK) | (cpus << reg::TYPER_CPU_NUMBER_SHIFT)
     }
 
-    fn gicd_v2(&mut self, vcpu: usize, access: Access) -> Option<(u32, VcpuSet)> {
+    pub(super) fn gicd_v2(&mut self, vcpu: usize, access: Access) -> Option<(u32, VcpuSet)> {
         let offset = access.offset;
         let width = match access.size {
             1 => Width::Byte,

@@ -32,6 +32,13 @@ mod reg {
     pub const NSACR_END: u64 = 0x0F00;
 }
 
+/// Whether `offset` (from the distributor's base or from `SGI_base`) is in one of the pending
+/// or active registers (`ISPENDR` .. `ICACTIVER`): the state a guest changes in its list
+/// registers without an exit (`unsynced`).
+pub(crate) fn reads_pending_or_active(offset: u64) -> bool {
+    (reg::ISPENDR..reg::ICACTIVER + reg::BIT_REGISTER_LEN).contains(&offset)
+}
+
 /// Which interrupts a register word reaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Bank {

@@ -67,6 +67,7 @@ mod redistributor;
 pub mod regs_v2;
 pub mod sgi;
 mod summary;
+mod unsynced;
 
 #[cfg(any(test, feature = "invariants"))]
 mod invariants;
@@ -78,6 +79,7 @@ mod proptests;
 pub use distributor::irouter_for;
 pub use distributor_v2::{DISTRIBUTOR_V2_SIZE, sgir_targets};
 pub use redistributor::REDISTRIBUTOR_STRIDE;
+pub use unsynced::GicWindow;
 
 use crate::{Access, DeviceEffects, MmioDevice};
 use irq::Irq;

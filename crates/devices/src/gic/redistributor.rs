@@ -85,7 +85,7 @@ impl<const SPIS: usize> Gic<SPIS> {
             | last
     }
 
-    fn gicr(&mut self, access: Access) -> Option<(u64, VcpuSet)> {
+    pub(super) fn gicr(&mut self, access: Access) -> Option<(u64, VcpuSet)> {
         let vcpu = usize::try_from(access.offset / REDISTRIBUTOR_STRIDE).ok()?;
         let offset = access.offset % REDISTRIBUTOR_STRIDE;
         if vcpu >= self.vcpus
