@@ -41,6 +41,28 @@ pub fn enter_guest(resident: &mut Resident) -> ExitVector {
 }
 
 global_asm!(
+    // `serve_in_place handler`: x3 = the register the exit writes (19 for any). Calls
+    // `handler` (an in-place service of `fastpath`) with the `Resident`, after saving x19..x29
+    // to the frame where x3 is one of them, and enters the guest again if it served the exit
+    // (reloading only what the frame holds when they stayed in the CPU); else goes to the run
+    // loop.
+    ".macro serve_in_place handler",
+    "sub x3, x3, #19",
+    "cmp x3, #11",
+    "b.lo 9f",
+    "ldr x0, [sp, #96]",
+    "bl \\handler",
+    "cbnz x0, moat_guest_resume_partial",
+    "mov x30, xzr",
+    "b 4f",
+    "9:",
+    "bl 6f",
+    "ldr x0, [sp, #96]",
+    "bl \\handler",
+    "cbnz x0, moat_guest_resume",
+    "mov x30, xzr",
+    "b 4f",
+    ".endm",
     // x0 = the frame, x1 = the `Resident`. Save Moat's callee-saved registers (AAPCS64:
     // x19..x29, x30 = return) and the `Resident` (at sp + 96) where the exit finds them.
     ".section .text.switch, \"ax\"",
@@ -130,37 +152,22 @@ global_asm!(
     "cmp x3, #{ec_sysreg}",
     "b.ne 4f",
     "tbz x2, #0, 4f",
-    "adrp x4, {in_place_mrs}",
-    "add x4, x4, :lo12:{in_place_mrs}",
     "ubfx x3, x2, #5, #5",
-    "b 7f",
+    "serve_in_place {in_place_mrs}",
     "8:",
     "ldr x0, [sp, #96]",
     "bl {in_place_call}",
     "cbnz x0, moat_guest_resume_partial",
     "mov x30, xzr",
     "b 4f",
-    // x4 = the function that serves the exit, x3 = the register it writes.
     "2:",
-    "adrp x4, {in_place_abort}",
-    "add x4, x4, :lo12:{in_place_abort}",
-    "tbz x2, #24, 5f",
+    "tbz x2, #24, 1f",
     "ubfx x3, x2, #16, #5",
-    "7:",
-    "sub x3, x3, #19",
-    "cmp x3, #11",
-    "b.lo 5f",
-    "ldr x0, [sp, #96]",
-    "blr x4",
-    "cbnz x0, moat_guest_resume_partial",
-    "mov x30, xzr",
-    "b 4f",
-    "5:",
-    "bl 6f",
-    "ldr x0, [sp, #96]",
-    "blr x4",
-    "cbnz x0, moat_guest_resume",
-    "mov x30, xzr",
+    "serve_in_place {in_place_abort}",
+    // Without a syndrome the function may write any register: x19..x29 go to the frame.
+    "1:",
+    "mov x3, #19",
+    "serve_in_place {in_place_abort}",
     // For the run loop (x30 = the vector kind): the frame gets x19..x29 (again, after a
     // refusal that saved them: the same values), Moat's registers come back.
     "4:",

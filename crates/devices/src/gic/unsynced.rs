@@ -11,10 +11,9 @@
 //! `GICR_ICACTIVER0`, a GICv2's `GICD_CPENDSGIR<n>`/`GICD_SPENDSGIR<n>`) and for every write,
 //! which the caller serves after the sync, as usual.
 
-use super::distributor_v2::DISTRIBUTOR_V2_SIZE;
 use super::irq_regs::reads_pending_or_active;
 use super::regs_v2::gicd as v2;
-use super::{DISTRIBUTOR_SIZE, Gic, REDISTRIBUTOR_STRIDE, VcpuSet};
+use super::{Gic, REDISTRIBUTOR_STRIDE, VcpuSet};
 use crate::Access;
 
 /// A window of the GIC's registers, as a VM's bus maps it.
@@ -31,25 +30,6 @@ pub enum GicWindow {
 /// The start of a redistributor's `SGI_base` frame, from its `RD_base`.
 const SGI_BASE: u64 = 0x1_0000;
 
-impl GicWindow {
-    /// Whether a read at `offset` of this window reaches pending or active state, which the
-    /// guest changes in its list registers without an exit.
-    fn reads_list_register_state(self, offset: u64) -> bool {
-        match self {
-            Self::Distributor => offset < DISTRIBUTOR_SIZE && reads_pending_or_active(offset),
-            Self::Redistributors => {
-                let frame = offset % REDISTRIBUTOR_STRIDE;
-                frame >= SGI_BASE && reads_pending_or_active(frame - SGI_BASE)
-            }
-            Self::V2Distributor => {
-                offset < DISTRIBUTOR_V2_SIZE
-                    && (reads_pending_or_active(offset)
-                        || (v2::CPENDSGIR..v2::SPENDSGIR + v2::PENDSGIR_LEN).contains(&offset))
-            }
-        }
-    }
-}
-
 impl<const SPIS: usize> Gic<SPIS> {
     /// The data of the read `access` to `window` by vCPU `vcpu`, when it is the same whether
     /// or not the list registers of any vCPU have been read back since its guest last ran;
@@ -58,14 +38,28 @@ impl<const SPIS: usize> Gic<SPIS> {
     /// no effect, so nothing else is returned.
     #[inline]
     pub fn read_unsynced(&mut self, window: GicWindow, vcpu: usize, access: Access) -> Option<u64> {
-        if access.write.is_some() || window.reads_list_register_state(access.offset) {
+        if access.write.is_some() {
             return None;
         }
+        let offset = access.offset;
         // The windows' own accesses (`distributor_access` and kin) without their effects: a
         // register they do not answer reads as zero.
         let (data, kick) = match window {
+            GicWindow::Distributor if reads_pending_or_active(offset) => return None,
             GicWindow::Distributor => self.gicd(access),
+            GicWindow::Redistributors
+                if offset % REDISTRIBUTOR_STRIDE >= SGI_BASE
+                    && reads_pending_or_active(offset % REDISTRIBUTOR_STRIDE - SGI_BASE) =>
+            {
+                return None;
+            }
             GicWindow::Redistributors => self.gicr(access),
+            GicWindow::V2Distributor
+                if reads_pending_or_active(offset)
+                    || (v2::CPENDSGIR..v2::SPENDSGIR + v2::PENDSGIR_LEN).contains(&offset) =>
+            {
+                return None;
+            }
             GicWindow::V2Distributor => self
                 .gicd_v2(vcpu, access)
                 .map(|(data, kick)| (u64::from(data), kick)),
