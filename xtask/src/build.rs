@@ -44,6 +44,8 @@ const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";
 pub struct Artifacts {
     /// Moat's flat arm64 `Image`.
     pub moat: PathBuf,
+    /// Moat's ELF file, with its symbols and debug information.
+    pub moat_elf: PathBuf,
     /// The directory holding each guest's flat `Image` as `<name>.bin`.
     pub guests: PathBuf,
 }
@@ -118,7 +120,11 @@ pub fn build_bare() -> XResult<Artifacts> {
         objcopy(&elf_dir.join(guest), &guests.join(format!("{guest}.bin")))?;
     }
     build_aarch32_probe(&guests)?;
-    Ok(Artifacts { moat, guests })
+    Ok(Artifacts {
+        moat,
+        moat_elf: elf_dir.join("moat"),
+        guests,
+    })
 }
 
 /// Refuses a Moat ELF whose relocations its boot code cannot apply (`relocs.rs`).

@@ -273,6 +273,11 @@ struct BenchArgs {
     /// repository's; the tables are printed, `BENCHMARKS.md` is not touched.
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
+    /// `trace`: the operation whose exit is traced (hvc_psci_version, hvc_psci_features,
+    /// smc_psci_version, mmio_read_uartfr, mmio_write_uartdr, mmio_read_gicd_typer,
+    /// external_abort, mrs_id_register, sgi_send).
+    #[arg(long, value_name = "OP")]
+    op: Option<String>,
     /// `pci`: under Moat (configs/debian.toml) instead of bare QEMU.
     #[arg(long)]
     moat: bool,
@@ -292,6 +297,9 @@ enum Bench {
     /// or `--compare RUNS` for both); `./x bench` without a name runs `--compare 3` (making the
     /// root file system image first if the cache has none).
     Pci,
+    /// One exit of an `exits` operation (`--op`) traced instruction by instruction through
+    /// QEMU's gdb stub, by function (`--cpu`, default cortex-a72); not part of `./x bench`.
+    Trace,
 }
 
 /// Options of `./x run`.
@@ -631,6 +639,15 @@ fn bench(args: &BenchArgs) -> XResult<ExitCode> {
         None => return crate::benchmarks::run_all(),
         Some(Bench::Exits) => {
             return crate::exitbench::run(args.quick, args.kvm, args.cpu.as_deref());
+        }
+        Some(Bench::Trace) => {
+            let Some(op) = args.op.as_deref() else {
+                return Err(usage(format!(
+                    "bench trace needs --op (one of: {})",
+                    crate::exittrace::OPS.join(", ")
+                )));
+            };
+            return crate::exittrace::run(op, args.cpu.as_deref().unwrap_or("cortex-a72"));
         }
         Some(Bench::Stage2) => "stage2",
         Some(Bench::Boot) => return crate::bootbench::run(),

@@ -128,7 +128,7 @@ pub fn ratios(kvm: bool) -> Vec<(usize, usize)> {
 
 /// `-icount shift=0,sleep=off`: one instruction is 1 ns of virtual time, and idle time is
 /// skipped rather than slept.
-fn icount() -> Vec<String> {
+pub fn icount() -> Vec<String> {
     vec!["-icount".into(), "shift=0,sleep=off".into()]
 }
 
@@ -144,6 +144,15 @@ fn bootargs(params: Params, group: Group) -> String {
 /// The guest under Moat, in the default VM (40-bit IPA space, so `2^S` is the abort address)
 /// with `group`'s vCPUs.
 pub fn boot_moat(ctx: &Context, cpu: &str, group: Group) -> XResult<Outcome> {
+    moat_machine(ctx, cpu, group)?.run_with(&icount(), ConsoleMode::Captured, Some(LIMIT))
+}
+
+/// The machine [`boot_moat`] boots (without `-icount`), its bundle written.
+///
+/// # Errors
+///
+/// When the bundle cannot be made.
+pub fn moat_machine(ctx: &Context, cpu: &str, group: Group) -> XResult<crate::qemu::Machine> {
     let mut config = moat_config::VmConfig::default_virt();
     config.set_cpus(group.cpus());
     config.bootargs = bootargs(ctx.params, group);
@@ -155,8 +164,7 @@ pub fn boot_moat(ctx: &Context, cpu: &str, group: Group) -> XResult<Outcome> {
         &guest(&ctx.artifacts),
         cpu,
         &bundle,
-    )?
-    .run_with(&icount(), ConsoleMode::Captured, Some(LIMIT))
+    )
 }
 
 /// The guest on QEMU alone at EL1: QEMU answers PSCI on HVC itself, and the GIC, the UART and

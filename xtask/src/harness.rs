@@ -82,6 +82,12 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
             verdict,
         );
     }
+    tally.record(
+        "bench_trace_steps_an_hvc_exit_from_the_exit_path_to_its_eret",
+        "cortex-a72",
+        None,
+        crate::exittrace::smoke(&artifacts),
+    );
     gicv2_cases(&artifacts, &mut tally)?;
     parange_cases(&artifacts, &mut tally)?;
     moat_refuses_s_above_l(&artifacts, &mut tally)?;

@@ -14,6 +14,7 @@ mod debian;
 mod difftest;
 mod error;
 mod exitbench;
+mod exittrace;
 mod explain;
 mod fuzz;
 mod harness;
