@@ -30,6 +30,9 @@ mod reg {
     pub const SGI_BASE: u64 = 0x1_0000;
 }
 
+/// The start of a redistributor's `SGI_base` frame, from its `RD_base`.
+pub(super) const SGI_BASE: u64 = reg::SGI_BASE;
+
 /// `GICR_TYPER` fields.
 mod typer {
     /// `Last`: this is the last redistributor of the region.

@@ -12,6 +12,7 @@
 //! which the caller serves after the sync, as usual.
 
 use super::irq_regs::reads_pending_or_active;
+use super::redistributor::SGI_BASE;
 use super::regs_v2::gicd as v2;
 use super::{Gic, REDISTRIBUTOR_STRIDE, VcpuSet};
 use crate::Access;
@@ -26,9 +27,6 @@ pub enum GicWindow {
     /// The GICv2 distributor, banked per vCPU.
     V2Distributor,
 }
-
-/// The start of a redistributor's `SGI_base` frame, from its `RD_base`.
-const SGI_BASE: u64 = 0x1_0000;
 
 impl<const SPIS: usize> Gic<SPIS> {
     /// The data of the read `access` to `window` by vCPU `vcpu`, when it is the same whether
