@@ -243,6 +243,11 @@ struct ChaosArgs {
     /// shared distributor state) checked by invariant: docs/chaos.md.
     #[arg(long)]
     irq: bool,
+    /// Run a quarter of the loads, stores, branches, cache/AT, system-register, SMCCC and
+    /// instruction-word ops at EL0, under EL0 access controls drawn per op (SCTLR_EL1.UCI, UCT,
+    /// DZE, UMA; CNTKCTL_EL1; PMUSERENR_EL0; CPACR_EL1.FPEN): docs/chaos.md.
+    #[arg(long)]
+    el0: bool,
 }
 
 fn parse_seed(text: &str) -> Result<u64, String> {
@@ -602,6 +607,7 @@ fn chaos(args: &ChaosArgs) -> XResult<ExitCode> {
             only: only.clone(),
             full: args.full,
             irq: args.irq,
+            el0: args.el0,
         };
         println!(
             "chaos -cpu {}, {} vCPUs, seed {:#x}, {} ops per vCPU",

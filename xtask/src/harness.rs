@@ -69,7 +69,7 @@ pub fn test_all(guests_only: bool) -> XResult<ExitCode> {
             verdict,
         );
         tally.record(
-            "chaos_3000_ops_on_2_vcpus_with_and_without_interrupts_match_bare_qemu_without_a_vm_stop_or_hang",
+            "chaos_3000_ops_on_2_vcpus_with_and_without_interrupts_and_at_el0_match_bare_qemu_without_a_vm_stop_or_hang",
             cpu,
             None,
             crate::chaos::smoke(&artifacts, cpu)?,

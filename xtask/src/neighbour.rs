@@ -64,7 +64,7 @@ size = "256M"
 name = "chaos"
 cpus = [1, 2]
 guest = "chaos"
-bootargs = "chaos.seed=clock chaos.ops={ops} chaos.smp={CHAOS_VCPUS} chaos.block={BLOCK} chaos.irq=1 chaos.full=1 chaos.end=reset"
+bootargs = "chaos.seed=clock chaos.ops={ops} chaos.smp={CHAOS_VCPUS} chaos.block={BLOCK} chaos.irq=1 chaos.full=1 chaos.el0=1 chaos.end=reset"
 on-poweroff = "halt-vm"
 on-reset = "restart"
 

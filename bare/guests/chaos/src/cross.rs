@@ -346,7 +346,7 @@ fn wait(cpu: usize, n: usize, until: u64) -> &'static Ctx {
     input[1] = until;
     input[2] = n as u64;
     input[3] = deadline();
-    exec::exec(cpu, chaos_cross_wait as *const () as u64, input)
+    exec::exec(cpu, chaos_cross_wait as *const () as u64, input, false)
 }
 
 /// Where the IRQ of [`chaos_suspend_wait`] can be taken: once `MSR DAIFClr` has unmasked it,
@@ -443,7 +443,7 @@ pub fn round(seed: u64, layout: &Layout, index: u64) -> Record {
     }
     if mine && p.variant == 6 {
         let entry = chaos_suspend_wait as *const () as u64;
-        let ctx = exec::exec(cpu, entry, [0; 8]);
+        let ctx = exec::exec(cpu, entry, [0; 8], false);
         if ctx.taken == 0 {
             taken.flag(Broken::Count);
         } else {

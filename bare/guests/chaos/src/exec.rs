@@ -1,6 +1,7 @@
 //! The executor: every operation is a few instruction words written to the vCPU's own scratch
 //! page (or, for a fetch, a branch target) and called with `BLR`, X0..X7 loaded from the vCPU's
-//! [`Ctx`]. The chaos vectors ([`chaos_vectors`]) record any exception the words take into the
+//! [`Ctx`] — or, for an operation at EL0, entered by `ERET` to EL0t with X30 pointing at
+//! `chaos_el0_return`, whose `SVC` the vectors recognise as the words' return. The chaos vectors ([`chaos_vectors`]) record any exception the words take into the
 //! same [`Ctx`] (vector offset, `ESR_EL1`, `FAR_EL1`, `ELR_EL1`, `SPSR_EL1`), count it by
 //! exception class, and return to the executor's resume point, which restores the stack and
 //! the callee-saved registers whatever the words did.
@@ -127,7 +128,23 @@ chaos_exception_common:
     adrp    x1, CHAOS_CTX
     add     x1, x1, :lo12:CHAOS_CTX
     add     x0, x0, x1                    // X0 = this vCPU's Ctx
+    cmp     x2, #0x400                    // synchronous, from EL0 (AArch64)?
+    b.ne    4f
     mrs     x3, esr_el1
+    mov     x1, #{GATE_ESR_LO}
+    movk    x1, #{GATE_ESR_HI}, lsl #16
+    cmp     x3, x1
+    b.ne    4f
+    mrs     x3, elr_el1
+    adr     x1, chaos_el0_return + 4
+    cmp     x3, x1
+    b.ne    4f
+    ldr     x3, [x0, #{RESUME}]           // the EL0 words returned: resume at EL1, as ops run,
+    msr     elr_el1, x3                   // with X0..X3 as they left them; nothing is counted
+    mov     x1, #{EL1_RESUME}
+    msr     spsr_el1, x1
+    b       3f
+4:  mrs     x3, esr_el1
     ubfx    x3, x3, #26, #6               // ESR_EL1.EC
     and     x1, x2, #0x180                // IRQ (0x080) or FIQ (0x100) of its group?
     sub     x1, x1, #0x080                // 0 or 0x80 for those; SError 0x100, sync wraps
@@ -152,7 +169,10 @@ chaos_exception_common:
     mrs     x2, daif
     str     x2, [x0, #{DAIF}]
     orr     x1, x1, #0xc0                 // resume with IRQ and FIQ masked, as ops run
-    msr     spsr_el1, x1
+    tst     x1, #0xc                      // SPSR_EL1.M[3:2]: taken from EL0?
+    b.ne    5f
+    mov     x1, #{EL1_RESUME}             // then resume at EL1h, as ops run
+5:  msr     spsr_el1, x1
     mov     x1, #1
     str     x1, [x0, #{TAKEN}]
     str     xzr, [x0, #{RESUME}]          // a second exception before the resume is a stray
@@ -176,7 +196,7 @@ chaos_exception_common:
     eret
 
     .global chaos_exec
-chaos_exec:                               // X0 = Ctx, X1 = the words' address
+chaos_exec:                               // X0 = Ctx, X1 = the words' address, X2 = 1: at EL0
     stp     x29, x30, [sp, #-96]!
     stp     x19, x20, [sp, #16]
     stp     x21, x22, [sp, #32]
@@ -184,18 +204,26 @@ chaos_exec:                               // X0 = Ctx, X1 = the words' address
     stp     x25, x26, [sp, #64]
     stp     x27, x28, [sp, #80]
     mov     x19, x0
-    mov     x2, sp
-    str     x2, [x19, #{SAVED_SP}]
+    mov     x3, sp
+    str     x3, [x19, #{SAVED_SP}]
     str     xzr, [x19, #{TAKEN}]
-    adr     x2, 9f
-    str     x2, [x19, #{RESUME}]
+    adr     x3, 9f
+    str     x3, [x19, #{RESUME}]
     mov     x16, x1
+    cbnz    x2, 8f
     ldp     x0, x1, [x19, #0]
     ldp     x2, x3, [x19, #16]
     ldp     x4, x5, [x19, #32]
     ldp     x6, x7, [x19, #48]
     blr     x16
-9:  str     xzr, [x19, #{RESUME}]
+9:  mrs     x19, mpidr_el1                // the Ctx again: EL0 words with FP/SIMD open can
+    and     x19, x19, #0xff               // write any general register (FMOV, FCVTZS, ...)
+    mov     x16, #{CTX_SIZE}
+    mul     x19, x19, x16
+    adrp    x16, CHAOS_CTX
+    add     x16, x16, :lo12:CHAOS_CTX
+    add     x19, x19, x16
+    str     xzr, [x19, #{RESUME}]
     stp     x0, x1, [x19, #{OUTPUT}]
     stp     x2, x3, [x19, #{OUTPUT} + 16]
     ldr     x2, [x19, #{SAVED_SP}]
@@ -207,6 +235,19 @@ chaos_exec:                               // X0 = Ctx, X1 = the words' address
     ldp     x27, x28, [sp, #80]
     ldp     x29, x30, [sp], #96
     ret
+8:  msr     elr_el1, x16                  // at EL0: enter the words by ERET
+    mov     x3, #{EL0_ENTRY}
+    msr     spsr_el1, x3
+    adr     x30, chaos_el0_return         // for a branch target's RET (the words branch there)
+    ldp     x0, x1, [x19, #0]
+    ldp     x2, x3, [x19, #16]
+    ldp     x4, x5, [x19, #32]
+    ldp     x6, x7, [x19, #48]
+    eret
+
+    .global chaos_el0_return
+chaos_el0_return:                         // where the EL0 words' RET lands, still at EL0
+    svc     #{GATE_IMM}
     .popsection
 "#,
     CTX_SIZE = const CTX_SIZE,
@@ -223,20 +264,40 @@ chaos_exec:                               // X0 = Ctx, X1 = the words' address
     SAVED_SP = const offset_of!(Ctx, saved_sp),
     OUTPUT = const offset_of!(Ctx, output),
     INTERRUPT_EC = const INTERRUPT_EC,
+    GATE_IMM = const GATE_IMM,
+    GATE_ESR_LO = const GATE_ESR & 0xffff,
+    GATE_ESR_HI = const GATE_ESR >> 16,
+    EL0_ENTRY = const EL0_ENTRY,
+    EL1_RESUME = const EL1_RESUME,
 );
+
+/// The immediate of `chaos_el0_return`'s `SVC`.
+const GATE_IMM: u64 = 0xc4a0;
+/// `ESR_EL1` of that `SVC` taken from AArch64 EL0: EC 0x15, IL = 1, ISS = the immediate. A
+/// random `SVC` word of the same immediate is told apart by its `ELR_EL1`.
+const GATE_ESR: u64 = 0x15 << 26 | 1 << 25 | GATE_IMM;
+/// `SPSR_EL1` that enters an EL0 operation: `M` = EL0t, `D`, `A`, `I`, `F` set (interrupts stay
+/// masked, as at EL1).
+const EL0_ENTRY: u64 = 0x3c0;
+/// `SPSR_EL1` that resumes the executor after an EL0 operation: `M` = EL1h (the runtime runs
+/// on `SP_EL1`), `D`, `A`, `I`, `F` set, as ops run.
+const EL1_RESUME: u64 = 0x3c5;
 
 /// The `ec_counts` slot interrupts are counted in: EC 0x3F is unallocated (Arm ARM,
 /// `ESR_EL1.EC`), and an IRQ or FIQ has no syndrome of its own.
 pub const INTERRUPT_EC: usize = 0x3f;
 
 unsafe extern "C" {
-    fn chaos_exec(ctx: *mut Ctx, words: u64);
+    fn chaos_exec(ctx: *mut Ctx, words: u64, el0: u64);
+    /// Where EL0 words return to (an `SVC` the vectors recognise).
+    static chaos_el0_return: u32;
     /// The chaos vector table.
     pub static chaos_vectors: u8;
 }
 
-/// Calls the words at `entry` with X0..X7 = `input`; the outcome is in the vCPU's [`Ctx`].
-pub fn exec(cpu: usize, entry: u64, input: [u64; 8]) -> &'static Ctx {
+/// Calls the words at `entry` with X0..X7 = `input` (at EL0 when `el0`: entered by `ERET`,
+/// returning through `chaos_el0_return`); the outcome is in the vCPU's [`Ctx`].
+pub fn exec(cpu: usize, entry: u64, input: [u64; 8], el0: bool) -> &'static Ctx {
     let ctx = ctx(cpu);
     // SAFETY: `ctx` is this vCPU's own element; no reference to it is alive across the call.
     unsafe {
@@ -246,10 +307,18 @@ pub fn exec(cpu: usize, entry: u64, input: [u64; 8]) -> &'static Ctx {
     // SAFETY: `chaos_exec` saves and restores every callee-saved register and the stack
     // pointer itself, whatever the words do; the words are those the generator writes (no
     // store but to the addresses the module docs of `ops` allow). An exception returns to
-    // its resume point through the chaos vectors.
-    unsafe { chaos_exec(ctx, entry) };
+    // its resume point through the chaos vectors; words at EL0 run with interrupts masked and
+    // return through `chaos_el0_return`'s `SVC`, which the vectors turn into that same resume
+    // at EL1h.
+    unsafe { chaos_exec(ctx, entry, u64::from(el0)) };
     // SAFETY: the call is over; only this vCPU reads its element.
     unsafe { &*ctx }
+}
+
+/// The address EL0 words return to: their `RET`s become branches there ([`crate::ops`]), as
+/// an FP/SIMD word opened to EL0 may have written X30.
+pub fn el0_return() -> u64 {
+    &raw const chaos_el0_return as u64
 }
 
 /// Installs the chaos vectors on this vCPU.

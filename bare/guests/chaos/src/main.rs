@@ -12,7 +12,9 @@
 //! 1024), `chaos.detail=b,b,..` (at most 4 blocks whose every record is printed) or
 //! `chaos.detail=all`, `chaos.only=a-b,c,..` (run only these op indices: the reducer's list),
 //! `chaos.full=1` (also the operations that differ by design, left out of the default mix:
-//! `ops.rs`), `chaos.irq=1` (the GIC enabled, interrupt probes (`ops::irq_probe`), timer
+//! `ops.rs`), `chaos.el0=1` (a quarter of the loads, stores, branches, cache/`AT`,
+//! system-register, SMCCC and instruction-word ops run at EL0 under EL0 access controls drawn
+//! per op: `ops::el0_controls`), `chaos.irq=1` (the GIC enabled, interrupt probes (`ops::irq_probe`), timer
 //! interrupts woken from `WFI` or PSCI `CPU_SUSPEND` (`ops::timer_irq`), and rounds that cross
 //! vCPUs, checked by invariant (`cross.rs`)).
 //! `chaos.seed=clock` takes the seed from the virtual counter at start (printed on the
@@ -134,6 +136,9 @@ struct Params {
     pa_bits: u32,
     full: bool,
     irq: bool,
+    el0: bool,
+    pmu: bool,
+    scxtnum: bool,
     end_reset: bool,
 }
 
@@ -155,6 +160,9 @@ static PARAMS: Shared = Shared(UnsafeCell::new(Params {
     pa_bits: 40,
     full: false,
     irq: false,
+    el0: false,
+    pmu: false,
+    scxtnum: false,
     end_reset: false,
 }));
 
@@ -190,9 +198,20 @@ fn main(boot: &BootInfo) {
         return;
     }
     p.uart = boot.uart.unwrap_or(0x0900_0000) as u64;
-    let mmfr0: u64;
-    // SAFETY: reads ID_AA64MMFR0_EL1; no memory.
-    unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack)) };
+    let (mmfr0, dfr0, pfr0, pfr1): (u64, u64, u64, u64);
+    // SAFETY: reads ID_AA64MMFR0_EL1, ID_AA64DFR0_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1; no
+    // memory.
+    unsafe {
+        asm!("mrs {}, id_aa64mmfr0_el1", "mrs {}, id_aa64dfr0_el1", "mrs {}, id_aa64pfr0_el1",
+            "mrs {}, id_aa64pfr1_el1", out(reg) mmfr0, out(reg) dfr0, out(reg) pfr0,
+            out(reg) pfr1, options(nomem, nostack));
+    }
+    // ID_AA64DFR0_EL1.PMUVer, bits [11:8]: 0 none, 0xF IMPLEMENTATION DEFINED (not the Arm PMU).
+    p.pmu = !matches!((dfr0 >> 8) & 0xf, 0 | 0xf);
+    // ID_AA64PFR0_EL1.CSV2 [59:56] >= 2 (FEAT_CSV2_2), or 1 with ID_AA64PFR1_EL1.CSV2_frac
+    // [35:32] >= 2 (FEAT_CSV2_1p2): SCXTNUM_EL0 exists.
+    let csv2 = (pfr0 >> 56) & 0xf;
+    p.scxtnum = csv2 >= 2 || (csv2 == 1 && (pfr1 >> 32) & 0xf >= 2);
     p.pa_bits = match mmfr0 & 0xf {
         0 => 32,
         1 => 36,
@@ -334,6 +353,11 @@ fn run_ops(cpu: usize) {
         vcpus: p.smp,
         full: p.full,
         irq: p.irq,
+        el0: p.el0,
+        pmu: p.pmu,
+        scxtnum: p.scxtnum,
+        at_el0: false,
+        fpen: 0,
     };
     // SAFETY: this vCPU's own elements (see `PerCpu`).
     let (hashes, counts, detail, detail_len) = unsafe {
@@ -517,6 +541,7 @@ fn parse(bootargs: &'static str, p: &mut Params) -> Result<(), &'static str> {
             }
             "chaos.detail" if value == "all" => p.detail_all = true,
             "chaos.full" => p.full = value == "1",
+            "chaos.el0" => p.el0 = value == "1",
             "chaos.irq" => p.irq = value == "1",
             "chaos.detail" => {
                 for item in value.split(',') {

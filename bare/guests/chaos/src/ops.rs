@@ -20,6 +20,8 @@ use crate::exec::{self, Ctx};
 
 /// `ESR_EL1` of an UNDEFINED instruction (EC 0, IL = 1).
 const ESR_UNDEFINED: u64 = 1 << 25;
+/// `ESR_EL1` of a PC alignment fault (EC 0x22, IL = 1), from EL0 or EL1 alike.
+const ESR_PC_ALIGNMENT: u64 = 0x22 << 26 | 1 << 25;
 /// `RET`.
 const RET: u32 = 0xd65f_03c0;
 /// `ISB`.
@@ -42,7 +44,7 @@ pub struct Record {
     pub elr: u64,
     /// `SPSR_EL1`.
     pub spsr: u64,
-    /// The vector offset.
+    /// The vector offset, with `PSTATE.DAIF` on entry to the vector in bits [41:38].
     pub vector: u64,
 }
 
@@ -113,6 +115,20 @@ pub struct Layout {
     /// GIC ops are interrupt probes ([`irq_probe`]); SPIs are routed only to their own vCPU or
     /// to none.
     pub irq: bool,
+    /// `chaos.el0=1`: a quarter of the loads, stores, branches, cache/`AT`, system-register,
+    /// SMCCC and instruction-word ops run at EL0, under EL0 access controls drawn per op
+    /// ([`el0_controls`]).
+    pub el0: bool,
+    /// The PMU is implemented (`ID_AA64DFR0_EL1.PMUVer` neither 0 nor 0xF): its
+    /// `PMUSERENR_EL0` is among the EL0 controls.
+    pub pmu: bool,
+    /// `SCXTNUM_EL0` exists (FEAT_CSV2_2, or FEAT_CSV2_1p2): `SCTLR_EL1.TSCXT` is among the
+    /// EL0 controls.
+    pub scxtnum: bool,
+    /// The operation running now runs at EL0 (set per op by [`run`]).
+    pub at_el0: bool,
+    /// `CPACR_EL1.FPEN` for the EL0 operation running now ([`el0_controls`]).
+    pub fpen: u64,
 }
 
 /// The data area's size.
@@ -227,7 +243,21 @@ pub fn run(seed: u64, layout: &Layout, index: u64) -> Record {
         },
         _ => Kind::GicWrite,
     };
-    match kind {
+    // The draw is made only with `chaos.el0=1`, so that the default mix is unchanged by it.
+    let at_el0 = layout.el0
+        && !matches!(kind, Kind::GicWrite | Kind::IrqProbe | Kind::TimerIrq)
+        && rng.below(4) == 0;
+    let fpen = if at_el0 {
+        el0_controls(&mut rng, layout)
+    } else {
+        0
+    };
+    let layout = &Layout {
+        at_el0,
+        fpen,
+        ..*layout
+    };
+    let mut record = match kind {
         Kind::Load | Kind::Store => access(&mut rng, layout, kind),
         Kind::Fetch => fetch(&mut rng, layout),
         Kind::CacheOrAt => cache_or_at(&mut rng, layout),
@@ -237,15 +267,117 @@ pub fn run(seed: u64, layout: &Layout, index: u64) -> Record {
         Kind::GicWrite => gic_write(&mut rng, layout),
         Kind::IrqProbe => irq_probe(&mut rng, layout),
         Kind::TimerIrq => timer_irq(&mut rng, layout),
+    };
+    if at_el0 {
+        fp_trapped_again();
+        record.tag |= EL0_TAG;
+    }
+    record
+}
+
+/// The tag bit of an operation that ran at EL0 (the top bit of the kind's byte).
+pub const EL0_TAG: u64 = 1 << 23;
+
+/// The `SCTLR_EL1` bits that open an instruction to EL0: `UCI` (26, cache maintenance by VA),
+/// `UCT` (15, `CTR_EL0`), `DZE` (14, `DC ZVA`), `UMA` (9, `DAIF`). `nTWI`/`nTWE` stay as they
+/// are: no op executes `WFI` or `WFE` at EL0.
+const SCTLR_EL0_BITS: u64 = 1 << 26 | 1 << 15 | 1 << 14 | 1 << 9;
+/// The `CNTKCTL_EL1` bits that open the counters and timers to EL0: `EL0PCTEN` (0), `EL0VCTEN`
+/// (1), `EL0VTEN` (8), `EL0PTEN` (9).
+const CNTKCTL_EL0_BITS: u64 = 1 << 9 | 1 << 8 | 1 << 1 | 1;
+/// `SCTLR_EL1.TSCXT` (20): EL0's `SCXTNUM_EL0` trapped to EL1. Where `SCXTNUM_EL0` does not
+/// exist the bit is RES1, and it is left alone. Its reset value is UNKNOWN (bare QEMU's is 0,
+/// Moat's 1, as a v8.0 RES1 bit): drawn, it is the same on both sides.
+const SCTLR_TSCXT: u64 = 1 << 20;
+/// `PMUSERENR_EL0`: `ER` (3), `CR` (2), `SW` (1), `EN` (0).
+const PMUSERENR_EL0_BITS: u64 = 0xf;
+/// `CPACR_EL1.FPEN` (bits [21:20]).
+const CPACR_FPEN: u64 = 3 << 20;
+
+/// Sets the EL0 access controls for one EL0 operation, each bit drawn from the op's stream:
+/// the `SCTLR_EL1` bits of [`SCTLR_EL0_BITS`] (and [`SCTLR_TSCXT`]), the `CNTKCTL_EL1` bits of
+/// [`CNTKCTL_EL0_BITS`], `PMUSERENR_EL0` (where there is a PMU), and `CPACR_EL1.FPEN` (any of
+/// its four values: 0b01 traps EL0 only). What EL0 then gets — the instruction, or the trap to
+/// EL1 the control gives (EC 0x18, 0x07, UNDEFINED) — is what both sides are compared on;
+/// under Moat the `CPACR_EL1` write traps (`CPTR_EL2.TCPAC`) and switches `CPTR_EL2.TFP`.
+/// Returns the `FPEN` set.
+fn el0_controls(rng: &mut Rng, layout: &Layout) -> u64 {
+    let bits = rng.next();
+    let sctlr_bits = if layout.scxtnum {
+        SCTLR_EL0_BITS | SCTLR_TSCXT
+    } else {
+        SCTLR_EL0_BITS
+    };
+    let sctlr = bits & sctlr_bits;
+    let cntkctl = (bits >> 32) & CNTKCTL_EL0_BITS;
+    let fpen = (bits >> 40) & 3;
+    // SAFETY: EL1 control registers; only their EL0-access fields change (the MMU, alignment
+    // checking and endianness bits of SCTLR_EL1 are kept); no memory.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, sctlr_el1",
+            "bic {t}, {t}, {sm}",
+            "orr {t}, {t}, {s}",
+            "msr sctlr_el1, {t}",
+            "mrs {t}, cntkctl_el1",
+            "bic {t}, {t}, {km}",
+            "orr {t}, {t}, {k}",
+            "msr cntkctl_el1, {t}",
+            "mrs {t}, cpacr_el1",
+            "bic {t}, {t}, {fm}",
+            "orr {t}, {t}, {f}",
+            "msr cpacr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            sm = in(reg) sctlr_bits,
+            s = in(reg) sctlr,
+            km = in(reg) CNTKCTL_EL0_BITS,
+            k = in(reg) cntkctl,
+            fm = in(reg) CPACR_FPEN,
+            f = in(reg) fpen << 20,
+            options(nostack),
+        );
+    }
+    if layout.pmu {
+        let pmuserenr = (bits >> 48) & PMUSERENR_EL0_BITS;
+        // SAFETY: PMUSERENR_EL0 (the PMU is implemented): EL0 access to the PMU; no memory.
+        unsafe {
+            core::arch::asm!("msr pmuserenr_el0, {}", "isb", in(reg) pmuserenr, options(nostack));
+        }
+    }
+    fpen
+}
+
+/// `CPACR_EL1.FPEN` = 0b00 again after an EL0 operation: the EL1 operations run with FP/SIMD
+/// trapped.
+fn fp_trapped_again() {
+    // SAFETY: CPACR_EL1.FPEN only; no memory.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, cpacr_el1",
+            "bic {t}, {t}, {fm}",
+            "msr cpacr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            fm = in(reg) CPACR_FPEN,
+            options(nostack),
+        );
     }
 }
 
-/// Writes `words` to the vCPU's scratch page and makes them executable.
+/// Writes `words` to the vCPU's scratch page and makes them executable. At EL0 each `RET`
+/// becomes a `B` to `chaos_el0_return`: an FP/SIMD word that EL0 may execute can write X30.
 fn place(layout: &Layout, words: &[u32]) -> u64 {
     let at = layout.scratch;
     for (i, w) in words.iter().enumerate() {
+        let here = at + 4 * i as u64;
+        let word = if layout.at_el0 && *w == RET {
+            branch(here, exec::el0_return())
+        } else {
+            *w
+        };
         // SAFETY: the vCPU's own scratch page (4 KiB; at most 4 words here).
-        unsafe { core::ptr::write_volatile((at as *mut u32).add(i), *w) };
+        unsafe { core::ptr::write_volatile(here as *mut u32, word) };
     }
     // SAFETY: cache maintenance of the vCPU's own scratch page, then barriers: the new words
     // are what the next fetch of the page sees (Arm ARM "Concurrent modification and execution
@@ -260,10 +392,16 @@ fn place(layout: &Layout, words: &[u32]) -> u64 {
     at
 }
 
+/// `B target` at `from` (imm26: the offset in words, within ±128 MiB: the image is small).
+fn branch(from: u64, target: u64) -> u32 {
+    let words = (target.wrapping_sub(from) as i64) >> 2;
+    0x1400_0000 | (words as u32 & 0x03ff_ffff)
+}
+
 /// Runs `words` from the scratch page; `addr` is the address the operation names (for FAR).
 fn run_words(layout: &Layout, tag: u64, words: &[u32], input: [u64; 8], addr: u64) -> Record {
     let entry = place(layout, words);
-    let ctx = exec::exec(layout.cpu, entry, input);
+    let ctx = exec::exec(layout.cpu, entry, input, layout.at_el0);
     outcome(tag, ctx, entry, addr)
 }
 
@@ -297,7 +435,9 @@ fn outcome(tag: u64, ctx: &Ctx, pc: u64, addr: u64) -> Record {
         },
         elr: ctx.elr.wrapping_sub(pc),
         spsr: ctx.spsr,
-        vector: ctx.vector,
+        // PSTATE.DAIF on entry to the vector (all four set on any exception taken to EL1):
+        // under Moat, part of the exception it injects.
+        vector: ctx.vector | ctx.daif << 32,
     }
 }
 
@@ -432,7 +572,10 @@ fn access(rng: &mut Rng, layout: &Layout, kind: Kind) -> Record {
         record.value = 0;
     }
     let device = matches!(class, Class::Gicd | Class::Gicr | Class::Uart);
-    let external = record.status == 1 && record.value & 0xfc00_003f == 0x9400_0010;
+    // A synchronous external abort (DFSC 0x10), from EL1 (EC 0x25) or EL0 (EC 0x24).
+    let external = record.status == 1
+        && matches!(record.value >> 26, 0x24 | 0x25)
+        && record.value & 0x3f == 0x10;
     if device && (record.status == 0 || external) && !supported_size(layout, class, addr, variant) {
         // An access size the device does not support (GICv3 "GIC memory-mapped register
         // access": CONSTRAINED UNPREDICTABLE; the PL011 is a 32-bit APB peripheral): QEMU's
@@ -531,16 +674,17 @@ fn fetch(rng: &mut Rng, layout: &Layout) -> Record {
         _ => address(rng, layout, class, 4),
     };
     let tag = tag(Kind::Fetch, class as u8, (target & 3) as u8);
-    let ctx = exec::exec(layout.cpu, target, [0; 8]);
+    let ctx = exec::exec(layout.cpu, target, [0; 8], layout.at_el0);
     let mut record = outcome(tag, ctx, target, target);
     // QEMU translates the code page before its PC alignment check
     // (`docs/qemu-departures.md` §2): bare, a misaligned branch beyond the PA size gets the
     // address size fault (IFSC 0b0000xx); the Arm ARM checks the PC first
     // (`AArch64.CheckPCAlignment()`), and so does Moat on `max`, where the guest's P (48) is
     // below QEMU's 52 and the hardware check comes first. Compared as the PC alignment fault.
-    let address_size = record.status == 1 && record.value >> 26 == 0x21 && record.value & 0x3c == 0;
+    let address_size =
+        record.status == 1 && matches!(record.value >> 26, 0x20 | 0x21) && record.value & 0x3c == 0;
     if target & 3 != 0 && address_size {
-        record.value = 0x8a00_0000;
+        record.value = ESR_PC_ALIGNMENT;
     }
     record
 }
@@ -828,7 +972,26 @@ fn word(rng: &mut Rng, layout: &Layout) -> Record {
         }
     };
     let tag = tag(Kind::Word, 0, variant as u8) | u64::from(word) << 24;
-    run_words(layout, tag, &[word, RET], [0; 8], 0)
+    let record = run_words(layout, tag, &[word, RET], [0; 8], 0);
+    // An SVE- or SME-space word (op0 0b0010, or 0b0000 with bit 31 set) at EL0 while
+    // `CPACR_EL1.FPEN` = 0b01 (EL0 trapped, EL1 not): a core without SVE and SME makes the
+    // instruction UNDEFINED, bare `max` (with both) gives it the SVE or SME trap
+    // (`CPACR_EL1.ZEN`/`SMEN`), and under Moat, which hides both by opening `ZEN`/`SMEN` and
+    // trapping at EL2 (`CPTR_EL2.TZ`/`TSM`), the EL1 FP check that `CheckSVEEnabled()` and
+    // `CheckSMEEnabled()` make before the EL2 checks gives the FP access trap (EC 0x07): no
+    // control routes only EL0's FP trap to EL2 while leaving EL1's FP/SIMD open
+    // (`docs/trap-outcomes.md`, "SVE and SME hidden"). Not compared (status 5) when it trapped
+    // or was UNDEFINED.
+    let fp_trap = record.value >> 26 == 0x07 || record.value == ESR_UNDEFINED;
+    let sve_or_sme = variant == 2 || (variant == 0 && word >> 31 == 1);
+    if sve_or_sme && layout.at_el0 && layout.fpen == 0b01 && record.status == 1 && fp_trap {
+        return Record {
+            tag,
+            status: 5,
+            ..Record::default()
+        };
+    }
+    record
 }
 
 /// A write of the vCPU's own GIC state: its SPIs' enable, pending, active, group, priority,
@@ -1097,7 +1260,7 @@ fn timer_irq(rng: &mut Rng, layout: &Layout) -> Record {
     };
     let mut input = [0; 8];
     input[0] = ticks;
-    let ctx = exec::exec(layout.cpu, entry, input);
+    let ctx = exec::exec(layout.cpu, entry, input, false);
     // The CPU_SUSPEND results (X3 where the IRQ was taken), 0 when all were SUCCESS.
     let status = if suspend { ctx.output[3] } else { 0 };
     let (iar, ctlr): (u64, u64);
