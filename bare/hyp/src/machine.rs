@@ -128,10 +128,6 @@ pub fn wait_for_start(seat: Seat, vcpu: &mut crate::vcpu::Vcpu, irq: Option<&Cpu
     loop {
         let started = with_vm(seat.vm, |vm| {
             let start = vm.power.take_start(seat.vcpu)?;
-            // `left` switched this CPU's virtual interface off.
-            if let Some(gic) = vm.bus.gic() {
-                gic.interface_switched_off(seat.vcpu);
-            }
             if seat.vcpu == 0 {
                 vm.take_intx_here();
             }
@@ -194,6 +190,7 @@ fn serve(irq: &CpuInterface, seat: Option<Seat>) {
 /// is one, is carried out. Returns when this CPU should wait for its vCPU's next start; does
 /// not return when the machine powers off.
 pub fn left(seat: Seat, generation: u32, why: Left, irq: Option<&mut CpuInterface>) {
+    let switched_off = irq.is_some();
     if let Some(irq) = irq {
         if !matches!(why, Left::Off) {
             irq.release();
@@ -202,6 +199,11 @@ pub fn left(seat: Seat, generation: u32, why: Left, irq: Option<&mut CpuInterfac
     }
     with_vm(seat.vm, |vm| {
         vm.in_guest = vm.in_guest.without(seat.vcpu);
+        // The model learns of the switch-off with it, so that the vCPU's next fill, on
+        // whichever start, writes `En` again.
+        if let (true, Some(gic)) = (switched_off, vm.bus.gic()) {
+            gic.interface_switched_off(seat.vcpu);
+        }
     });
     cpu::send_event();
     if let Left::End(status) = why {
