@@ -1,10 +1,11 @@
 //! The executor: every operation is a few instruction words written to the vCPU's own scratch
 //! page (or, for a fetch, a branch target) and called with `BLR`, X0..X7 loaded from the vCPU's
-//! [`Ctx`] — or, for an operation at EL0, entered by `ERET` to EL0t with X30 pointing at
-//! `chaos_el0_return`, whose `SVC` the vectors recognise as the words' return. The chaos vectors ([`chaos_vectors`]) record any exception the words take into the
-//! same [`Ctx`] (vector offset, `ESR_EL1`, `FAR_EL1`, `ELR_EL1`, `SPSR_EL1`), count it by
-//! exception class, and return to the executor's resume point, which restores the stack and
-//! the callee-saved registers whatever the words did.
+//! [`Ctx`] — or, for an operation at EL0, entered by `ERET` to EL0t, returning by a branch to
+//! `chaos_el0_return`, whose `SVC` the vectors recognise as the words' return. The chaos
+//! vectors ([`chaos_vectors`]) record any exception the words take into the same [`Ctx`]
+//! (vector offset, `ESR_EL1`, `FAR_EL1`, `ELR_EL1`, `SPSR_EL1`), count it by exception class,
+//! and return to the executor's resume point, which restores the stack and the callee-saved
+//! registers whatever the words did.
 //!
 //! The per-vCPU state is found from `MPIDR_EL1.Aff0` (QEMU `virt` numbers CPUs 0.. in Aff0, and
 //! Moat gives vCPU `n` `VMPIDR_EL2.Aff0` = `n`), so the vectors need no memory shared between
@@ -89,6 +90,16 @@ pub fn ctx(cpu: usize) -> *mut Ctx {
 
 global_asm!(
     r#"
+    .macro this_ctx dst, tmp              // \dst = this vCPU's Ctx, by MPIDR_EL1.Aff0
+    mrs     \dst, mpidr_el1
+    and     \dst, \dst, #0xff
+    mov     \tmp, #{CTX_SIZE}
+    mul     \dst, \dst, \tmp
+    adrp    \tmp, CHAOS_CTX
+    add     \tmp, \tmp, :lo12:CHAOS_CTX
+    add     \dst, \dst, \tmp
+    .endm
+
     .macro chaos_vector offset
     .balign 0x80
     sub     sp, sp, #32
@@ -121,13 +132,7 @@ chaos_vectors:
 
     .balign 0x80
 chaos_exception_common:
-    mrs     x0, mpidr_el1
-    and     x0, x0, #0xff                 // Aff0: this vCPU's index
-    mov     x1, #{CTX_SIZE}
-    mul     x0, x0, x1
-    adrp    x1, CHAOS_CTX
-    add     x1, x1, :lo12:CHAOS_CTX
-    add     x0, x0, x1                    // X0 = this vCPU's Ctx
+    this_ctx x0, x1
     cmp     x2, #0x400                    // synchronous, from EL0 (AArch64)?
     b.ne    4f
     mrs     x3, esr_el1
@@ -216,13 +221,8 @@ chaos_exec:                               // X0 = Ctx, X1 = the words' address, 
     ldp     x4, x5, [x19, #32]
     ldp     x6, x7, [x19, #48]
     blr     x16
-9:  mrs     x19, mpidr_el1                // the Ctx again: EL0 words with FP/SIMD open can
-    and     x19, x19, #0xff               // write any general register (FMOV, FCVTZS, ...)
-    mov     x16, #{CTX_SIZE}
-    mul     x19, x19, x16
-    adrp    x16, CHAOS_CTX
-    add     x16, x16, :lo12:CHAOS_CTX
-    add     x19, x19, x16
+9:  this_ctx x19, x16                     // again: EL0 words with FP/SIMD open can write any
+                                          // general register (FMOV, FCVTZS, ...)
     str     xzr, [x19, #{RESUME}]
     stp     x0, x1, [x19, #{OUTPUT}]
     stp     x2, x3, [x19, #{OUTPUT} + 16]
