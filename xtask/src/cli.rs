@@ -278,10 +278,9 @@ struct BenchArgs {
     /// repository's; the tables are printed, `BENCHMARKS.md` is not touched.
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
-    /// `trace`: the operation whose exit is traced (hvc_psci_version, hvc_psci_features,
-    /// smc_psci_version, mmio_read_uartfr, mmio_write_uartdr, mmio_read_gicd_typer,
-    /// external_abort, mrs_id_register, sgi_send).
-    #[arg(long, value_name = "OP")]
+    /// `trace`: the operation whose exit is traced.
+    #[arg(long, value_name = "OP",
+        value_parser = clap::builder::PossibleValuesParser::new(crate::exittrace::OPS))]
     op: Option<String>,
     /// `pci`: under Moat (configs/debian.toml) instead of bare QEMU.
     #[arg(long)]

@@ -262,46 +262,32 @@ pub fn parse(text: &str) -> Result<Vec<Step>, String> {
 }
 
 /// A function's name without generic arguments and closure suffixes: `<a::B<96>>::f::<T>`
-/// becomes `a::B::f`.
+/// becomes `a::B::f`. One pass: what lies outside every `<>` is kept, and of a leading
+/// qualified type (`<a::B<96> as T>`) its own path, up to its first `<` or space.
 fn short_name(name: &str) -> String {
     let name = name.split("::{closure").next().unwrap_or(name);
     let mut out = String::new();
     let mut depth = 0u32;
     let mut previous = ' ';
+    let mut type_path = name.starts_with('<');
     for c in name.chars() {
         match c {
-            '<' => depth += 1,
+            '<' => {
+                type_path &= depth == 0;
+                depth += 1;
+            }
             // The arrow of a `fn(..) -> T` argument closes nothing.
-            '>' if previous != '-' => depth = depth.saturating_sub(1),
-            _ if depth == 0 => out.push(c),
+            '>' if previous != '-' => {
+                depth = depth.saturating_sub(1);
+                type_path &= depth > 0;
+            }
+            ' ' if depth == 1 => type_path = false,
+            _ if depth == 0 || (depth == 1 && type_path) => out.push(c),
             _ => {}
         }
         previous = c;
     }
-    // `<a::B>::f` leaves `::f` after its cut-off type: keep the type's path once.
-    let type_path: String = name
-        .strip_prefix('<')
-        .map(|rest| {
-            let mut depth = 1u32;
-            rest.chars()
-                .take_while(|&c| {
-                    match c {
-                        '<' => depth += 1,
-                        '>' => depth -= 1,
-                        _ => {}
-                    }
-                    depth > 0
-                })
-                .collect::<String>()
-        })
-        .map(|inner| inner.split('<').next().unwrap_or(&inner).to_string())
-        .unwrap_or_default();
-    let out = out.trim_end_matches("::").to_string();
-    if type_path.is_empty() {
-        out
-    } else {
-        format!("{type_path}{out}")
-    }
+    out.trim_end_matches("::").to_string()
 }
 
 /// The steps as runs of one function: (count, function), in order.
@@ -498,6 +484,10 @@ mod tests {
             "moat::machine::with_vm"
         );
         assert_eq!(short_name("moat_guest_exit"), "moat_guest_exit");
+        assert_eq!(
+            short_name("<moat::vm::Vm<4> as core::fmt::Debug>::fmt"),
+            "moat::vm::Vm::fmt"
+        );
         assert_eq!(
             short_name("core::option::Option::map<u64, u32, fn(u64) -> u32>"),
             "core::option::Option::map"
