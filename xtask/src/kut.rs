@@ -40,12 +40,33 @@ const ENVIRONMENT: &[u8] = b"QEMU_ACCEL=tcg\n";
 /// at 0x0a00_0000, which a Moat VM lacks; both sides read the PL011's UARTFR instead.
 const MICRO_BENCH_MMIO: &str = "mmio-addr=0x09000018";
 
-/// The suite's migration tests ask on the console for a migration and wait for a key: both
-/// sides answer at once (no migration happens; the test checks that state survived the pause).
-const MIGRATE: &[ScriptStep] = &[ScriptStep {
-    wait_for: "Now migrate the VM, then press a key to continue",
-    send: "\n",
-}];
+/// The suite's migration prompts (its `lib/migrate.c`), each waiting for a key: a test may
+/// migrate once, many times (quiet), continuously, or skip its migration and still wait. Both
+/// sides are answered at once, every time (no migration happens; the tests check that state
+/// survived the pause).
+const MIGRATE: &[ScriptStep] = &[
+    ScriptStep {
+        wait_for: "Now migrate the VM, then press a key to continue",
+        send: "\n",
+    },
+    ScriptStep {
+        wait_for: "Now migrate the VM (quiet)",
+        send: "\n",
+    },
+    ScriptStep {
+        wait_for: "Skipped VM migration (quiet)",
+        send: "\n",
+    },
+    ScriptStep {
+        wait_for: "Begin continuous migration",
+        send: "\n",
+    },
+    // Printed twice, plain and "(quiet)", for one key: the second is the one answered.
+    ScriptStep {
+        wait_for: "End continuous migration (quiet)",
+        send: "\n",
+    },
+];
 
 /// Tests known not to pass under Moat yet, each with the reason; this list shrinks as Moat
 /// grows the missing parts.
@@ -358,7 +379,7 @@ fn run_test(
         args = format!("{args} {MICRO_BENCH_MMIO}").trim().into();
     }
     let mode = if test.groups.iter().any(|g| g == "migration") {
-        ConsoleMode::Scripted(MIGRATE)
+        ConsoleMode::Answering(MIGRATE)
     } else {
         ConsoleMode::Captured
     };

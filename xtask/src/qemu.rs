@@ -40,6 +40,9 @@ pub enum ConsoleMode {
     /// Captured, and a script types into the console: each step waits until the console shows
     /// its pattern (after the previous step's match), then sends its text.
     Scripted(&'static [ScriptStep]),
+    /// Captured, and each step is a prompt answered every time the console shows it, in
+    /// whatever order and number the guest asks (kvm-unit-tests' migration tests).
+    Answering(&'static [ScriptStep]),
 }
 
 /// One step of a console script.
@@ -257,7 +260,7 @@ pub const PCI_MACHINE_ARGS: [&str; 4] = ["-M", "iommu=smmuv3", "-nic", "none"];
 pub fn console_args(mode: ConsoleMode) -> &'static [&'static str] {
     match mode {
         ConsoleMode::Interactive => &["-nographic"],
-        ConsoleMode::Captured | ConsoleMode::Scripted(_) => {
+        ConsoleMode::Captured | ConsoleMode::Scripted(_) | ConsoleMode::Answering(_) => {
             &["-display", "none", "-monitor", "none", "-serial", "stdio"]
         }
     }
@@ -279,7 +282,7 @@ pub fn run_command(
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     cmd.stdin(match mode {
         ConsoleMode::Interactive => Stdio::inherit(),
-        ConsoleMode::Scripted(_) => Stdio::piped(),
+        ConsoleMode::Scripted(_) | ConsoleMode::Answering(_) => Stdio::piped(),
         ConsoleMode::Captured => Stdio::null(),
     });
     let start = Instant::now();
@@ -353,9 +356,13 @@ pub fn run_command(
 /// How long [`Machine::run_until`] lets a guest run after its last line: time to power off.
 pub const END_GRACE: Duration = Duration::from_secs(3);
 
-/// A console script being played: the next step and where in the output to look for it.
+/// A console script being played: the next step (or, answering, every prompt) and where in
+/// the output to look for it.
 struct Script {
     steps: &'static [ScriptStep],
+    /// Every step answers each time its prompt shows ([`ConsoleMode::Answering`]).
+    answering: bool,
+    /// Steps taken (prompts answered).
     next: usize,
     searched_from: usize,
     input: Option<std::process::ChildStdin>,
@@ -363,33 +370,49 @@ struct Script {
 
 impl Script {
     fn new(mode: ConsoleMode, input: Option<std::process::ChildStdin>) -> Self {
-        let steps = match mode {
-            ConsoleMode::Scripted(steps) => steps,
-            _ => &[],
+        let (steps, answering) = match mode {
+            ConsoleMode::Scripted(steps) => (steps, false),
+            ConsoleMode::Answering(steps) => (steps, true),
+            _ => (&[][..], false),
         };
         Self {
             steps,
+            answering,
             next: 0,
             searched_from: 0,
             input,
         }
     }
 
-    /// Sends the next step's text once the console shows its pattern.
+    /// Sends the next step's text once the console shows its pattern; answering, sends the
+    /// answer to every prompt shown since the last call, in the order shown.
     fn advance(&mut self, console: &[u8]) {
-        let Some(step) = self.steps.get(self.next) else {
-            return;
-        };
-        let seen = &console[self.searched_from.min(console.len())..];
-        let Some(at) = find(seen, step.wait_for.as_bytes()) else {
-            return;
-        };
-        self.searched_from += at + step.wait_for.len();
-        if let Some(input) = self.input.as_mut() {
-            let _ = input.write_all(step.send.as_bytes());
-            let _ = input.flush();
+        loop {
+            let seen = &console[self.searched_from.min(console.len())..];
+            let found = |step: &'static ScriptStep| {
+                find(seen, step.wait_for.as_bytes()).map(|at| (at, step))
+            };
+            let hit = if self.answering {
+                self.steps
+                    .iter()
+                    .filter_map(found)
+                    .min_by_key(|&(at, _)| at)
+            } else {
+                self.steps.get(self.next).and_then(found)
+            };
+            let Some((at, step)) = hit else {
+                return;
+            };
+            self.searched_from += at + step.wait_for.len();
+            if let Some(input) = self.input.as_mut() {
+                let _ = input.write_all(step.send.as_bytes());
+                let _ = input.flush();
+            }
+            self.next += 1;
+            if !self.answering {
+                return;
+            }
         }
-        self.next += 1;
     }
 }
 
@@ -452,6 +475,39 @@ fn cpu_listed(help: &str, model: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PROMPTS: &[ScriptStep] = &[
+        ScriptStep {
+            wait_for: "first?",
+            send: "\n",
+        },
+        ScriptStep {
+            wait_for: "again?",
+            send: "\n",
+        },
+    ];
+
+    #[test]
+    fn a_script_takes_its_steps_in_order_once_each() {
+        let mut script = Script::new(ConsoleMode::Scripted(PROMPTS), None);
+        script.advance(b"again? first? again? first?");
+        assert_eq!(script.next, 1, "one step per look");
+        script.advance(b"again? first? again? first?");
+        assert_eq!(script.next, 2);
+        script.advance(b"again? first? again? first? again?");
+        assert_eq!(script.next, 2, "a script ends with its last step");
+    }
+
+    #[test]
+    fn answering_answers_every_prompt_each_time_it_shows() {
+        let mut script = Script::new(ConsoleMode::Answering(PROMPTS), None);
+        script.advance(b"again? x first? again?");
+        assert_eq!(script.next, 3);
+        script.advance(b"again? x first? again?");
+        assert_eq!(script.next, 3, "nothing new shown");
+        script.advance(b"again? x first? again? first?");
+        assert_eq!(script.next, 4);
+    }
 
     #[test]
     fn exit_line_is_found_among_console_output() {
