@@ -294,6 +294,29 @@ const PMUSERENR_EL0_BITS: u64 = 0xf;
 /// `CPACR_EL1.FPEN` (bits [21:20]).
 const CPACR_FPEN: u64 = 3 << 20;
 
+/// Sets the bits `$mask` of the EL1 control register `$reg` to `$value` (read, modify, write,
+/// `ISB`): only the fields an EL0 op's controls name.
+macro_rules! set_bits {
+    ($reg:literal, $mask:expr, $value:expr) => {
+        // SAFETY: changes only the named fields of an EL1 control register: EL0 access
+        // controls or FP/SIMD trap control, never the MMU, alignment checking or endianness
+        // bits; no memory.
+        unsafe {
+            core::arch::asm!(
+                concat!("mrs {t}, ", $reg),
+                "bic {t}, {t}, {m}",
+                "orr {t}, {t}, {v}",
+                concat!("msr ", $reg, ", {t}"),
+                "isb",
+                t = out(reg) _,
+                m = in(reg) $mask,
+                v = in(reg) $value,
+                options(nostack),
+            );
+        }
+    };
+}
+
 /// Sets the EL0 access controls for one EL0 operation, each bit drawn from the op's stream:
 /// the `SCTLR_EL1` bits of [`SCTLR_EL0_BITS`] (and [`SCTLR_TSCXT`]), the `CNTKCTL_EL1` bits of
 /// [`CNTKCTL_EL0_BITS`], `PMUSERENR_EL0` (where there is a PMU), and `CPACR_EL1.FPEN` (any of
@@ -311,33 +334,9 @@ fn el0_controls(rng: &mut Rng, layout: &Layout) -> u64 {
     let sctlr = bits & sctlr_bits;
     let cntkctl = (bits >> 32) & CNTKCTL_EL0_BITS;
     let fpen = (bits >> 40) & 3;
-    // SAFETY: EL1 control registers; only their EL0-access fields change (the MMU, alignment
-    // checking and endianness bits of SCTLR_EL1 are kept); no memory.
-    unsafe {
-        core::arch::asm!(
-            "mrs {t}, sctlr_el1",
-            "bic {t}, {t}, {sm}",
-            "orr {t}, {t}, {s}",
-            "msr sctlr_el1, {t}",
-            "mrs {t}, cntkctl_el1",
-            "bic {t}, {t}, {km}",
-            "orr {t}, {t}, {k}",
-            "msr cntkctl_el1, {t}",
-            "mrs {t}, cpacr_el1",
-            "bic {t}, {t}, {fm}",
-            "orr {t}, {t}, {f}",
-            "msr cpacr_el1, {t}",
-            "isb",
-            t = out(reg) _,
-            sm = in(reg) sctlr_bits,
-            s = in(reg) sctlr,
-            km = in(reg) CNTKCTL_EL0_BITS,
-            k = in(reg) cntkctl,
-            fm = in(reg) CPACR_FPEN,
-            f = in(reg) fpen << 20,
-            options(nostack),
-        );
-    }
+    set_bits!("sctlr_el1", sctlr_bits, sctlr);
+    set_bits!("cntkctl_el1", CNTKCTL_EL0_BITS, cntkctl);
+    set_bits!("cpacr_el1", CPACR_FPEN, fpen << 20);
     if layout.pmu {
         let pmuserenr = (bits >> 48) & PMUSERENR_EL0_BITS;
         // SAFETY: PMUSERENR_EL0 (the PMU is implemented): EL0 access to the PMU; no memory.
@@ -351,18 +350,7 @@ fn el0_controls(rng: &mut Rng, layout: &Layout) -> u64 {
 /// `CPACR_EL1.FPEN` = 0b00 again after an EL0 operation: the EL1 operations run with FP/SIMD
 /// trapped.
 fn fp_trapped_again() {
-    // SAFETY: CPACR_EL1.FPEN only; no memory.
-    unsafe {
-        core::arch::asm!(
-            "mrs {t}, cpacr_el1",
-            "bic {t}, {t}, {fm}",
-            "msr cpacr_el1, {t}",
-            "isb",
-            t = out(reg) _,
-            fm = in(reg) CPACR_FPEN,
-            options(nostack),
-        );
-    }
+    set_bits!("cpacr_el1", CPACR_FPEN, 0u64);
 }
 
 /// Writes `words` to the vCPU's scratch page and makes them executable. At EL0 each `RET`
