@@ -269,14 +269,16 @@ pub fn run(seed: u64, layout: &Layout, index: u64) -> Record {
         Kind::TimerIrq => timer_irq(&mut rng, layout),
     };
     if at_el0 {
-        fp_trapped_again();
+        if fpen != 0 {
+            fp_trapped_again();
+        }
         record.tag |= EL0_TAG;
     }
     record
 }
 
 /// The tag bit of an operation that ran at EL0 (the top bit of the kind's byte).
-pub const EL0_TAG: u64 = 1 << 23;
+const EL0_TAG: u64 = 1 << 23;
 
 /// The `SCTLR_EL1` bits that open an instruction to EL0: `UCI` (26, cache maintenance by VA),
 /// `UCT` (15, `CTR_EL0`), `DZE` (14, `DC ZVA`), `UMA` (9, `DAIF`). `nTWI`/`nTWE` stay as they
@@ -336,7 +338,10 @@ fn el0_controls(rng: &mut Rng, layout: &Layout) -> u64 {
     let fpen = (bits >> 40) & 3;
     set_bits!("sctlr_el1", sctlr_bits, sctlr);
     set_bits!("cntkctl_el1", CNTKCTL_EL0_BITS, cntkctl);
-    set_bits!("cpacr_el1", CPACR_FPEN, fpen << 20);
+    if fpen != 0 {
+        // EL1 ops leave `FPEN` at 0b00: a write of 0b00 (trapped under Moat) would change nothing.
+        set_bits!("cpacr_el1", CPACR_FPEN, fpen << 20);
+    }
     if layout.pmu {
         let pmuserenr = (bits >> 48) & PMUSERENR_EL0_BITS;
         // SAFETY: PMUSERENR_EL0 (the PMU is implemented): EL0 access to the PMU; no memory.
