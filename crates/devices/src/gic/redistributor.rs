@@ -31,7 +31,7 @@ mod reg {
 }
 
 /// The start of a redistributor's `SGI_base` frame, from its `RD_base`.
-pub(super) const SGI_BASE: u64 = reg::SGI_BASE;
+pub(super) use reg::SGI_BASE;
 
 /// `GICR_TYPER` fields.
 mod typer {
